@@ -54,36 +54,62 @@ def test_extraction_matches_direct_run_and_is_reused(tmp_path, loaded):
     assert (more.extracted, more.cached) == (1, 5)
     deeper = extract_to_cache(loaded, images, policy, [1], ["tokens"], cache, progress=False)
     assert deeper.extracted == 5
+    # one file per image, and writing a new block kept the blocks stored before
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 6
+    again = extract_to_cache(loaded, images, policy, [0, 1, 2], ["tokens"], cache, progress=False)
+    assert (again.extracted, again.cached) == (0, 5)
+    np.testing.assert_array_equal(load_block(loaded, images, policy, 2, "keys", cache)[0], patches)
 
 
 def test_cache_key_covers_everything_that_changes_features():
-    base = dict(model="m", weights="w", image="i", preprocessing="p", block=0, representation="keys")
+    base = dict(model="m", weights="w", image="i", preprocessing="p")
     keys = {FeatureCache.key(**base)}
-    for field, value in [("model", "m2"), ("weights", "w2"), ("image", "i2"), ("preprocessing", "p2"),
-                         ("block", 1), ("representation", "values")]:
+    for field, value in [("model", "m2"), ("weights", "w2"), ("image", "i2"), ("preprocessing", "p2")]:
         keys.add(FeatureCache.key(**{**base, field: value}))
-    assert len(keys) == 7
+    assert len(keys) == 5
 
 
 def test_atomic_write_and_corrupt_entries(tmp_path, monkeypatch):
+    import atlas.cache as cache_mod
+
     cache = FeatureCache(tmp_path)
-    key = FeatureCache.key(model="m", weights="w", image="i", preprocessing="p", block=0, representation="keys")
+    key = FeatureCache.key(model="m", weights="w", image="i", preprocessing="p")
+    tokens = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)  # 1 prefix token + a 2 x 2 grid
+
     # a write killed half way leaves no entry and no visible partial file
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", boom)
+    monkeypatch.setattr(cache_mod, "save_file", boom)
     with pytest.raises(KeyboardInterrupt):
-        cache.put(key, np.ones((2, 2, 3)), np.ones((1, 3)))
+        cache.put(key, {(0, "keys"): tokens}, n_prefix=1, grid=(2, 2))
     monkeypatch.undo()
-    assert not cache.has(key) and not list(tmp_path.rglob(".tmp-*"))
-    cache.put(key, np.ones((2, 2, 3)), np.ones((1, 3)))
-    patches, prefix = cache.get(key)
+    assert not cache.has(key, [(0, "keys")]) and not list(tmp_path.rglob(".tmp-*"))
+    cache.put(key, {(0, "keys"): tokens}, n_prefix=1, grid=(2, 2))
+    patches, prefix = cache.get(key, 0, "keys")
     assert patches.dtype == np.float16 and patches.shape == (2, 2, 3)
+    np.testing.assert_array_equal(prefix[0], tokens[0])
+    np.testing.assert_array_equal(patches.reshape(4, 3), tokens[1:])
+    assert cache.get(key, 0, "values") is None and cache.get(key, 1, "keys") is None
+    # a second write of other pairs merges with the stored ones
+    cache.put(key, {(3, "values"): -tokens}, n_prefix=1, grid=(2, 2))
+    assert cache.entries(key) == {(0, "keys"), (3, "values")}
+    with pytest.raises(ValueError, match="shape"):
+        cache.put(key, {(0, "keys"): tokens[:4]}, n_prefix=1, grid=(2, 2))
     # a truncated file (e.g. from another tool) reads as absent, not as garbage
     path = cache.path(key)
     path.write_bytes(path.read_bytes()[:20])
-    assert cache.get(key) is None
+    assert cache.get(key, 0, "keys") is None and cache.entries(key) == frozenset()
+    # so does a valid safetensors file that is not one of ours
+    from safetensors.numpy import save_file
+
+    save_file({"0/keys": tokens.astype(np.float16)}, str(path))
+    assert cache.get(key, 0, "keys") is None and not cache.has(key, [(0, "keys")])
+    # entries of the earlier per-(block, representation) .npz format are listed, never read
+    assert cache.stale_files() == []
+    old = path.parent / "0123.npz"
+    np.savez(old, patches=tokens)
+    assert cache.stale_files() == [old]
 
 
 def test_load_block_reports_missing_entries(tmp_path, loaded):
