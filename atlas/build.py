@@ -43,7 +43,7 @@ from .backbones import LoadedBackbone, WeightsUnavailableError, load_backbone, m
 from .cache import FeatureCache
 from .cluster import JointKMeans
 from .config import AtlasConfig, resolve_layers, slugify
-from .device import describe, pick_device
+from .device import describe, pick_device, torch_threads
 from .features import extract_to_cache, load_block
 from .images import AtlasImage, ResizePolicy, content_hash, load_embedded_set, load_image_folder, probe_images
 from .render import save_segmentation_pair, save_webp
@@ -53,7 +53,9 @@ from .results import (AtlasResults, ClusterRun, ComparisonResult, GalleryEntry, 
 log = logging.getLogger("atlas.build")
 
 SHIFTS = (1, 2, 3, 4)
-ANALYSIS_WORKERS = 2
+# (block, representation) pairs analysed at a time, one BLAS / torch thread each; capped because
+# every worker holds one block of features of all images in memory
+ANALYSIS_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 SHIFT_IMAGES = 16  # images used by the shift test (each costs 5 extra crops per model)
 MODEL_STATE_VERSION = "1"
 
@@ -233,7 +235,8 @@ class ModelBuilder:
     def kmeans(self, k: int) -> JointKMeans:
         """An unfitted joint k-means with the config's settings (shared with the evaluation stage)."""
         c = self.cfg.clustering
-        return JointKMeans(k, normalize=c.normalize, seed=self.cfg.atlas.seed, n_iter=c.n_iter, n_init=c.n_init)
+        return JointKMeans(k, normalize=c.normalize, seed=self.cfg.atlas.seed, n_iter=c.n_iter, n_init=c.n_init,
+                           max_train_tokens=c.train_tokens_per_cluster * k or None)
 
     def extract(self, timings: dict) -> dict:
         card = self.loaded.card
@@ -287,10 +290,10 @@ class ModelBuilder:
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
         pairs = [(b, r) for b in self.blocks for r in self.reps]
-        # (block, representation) pairs are independent: two at a time use both cores (numpy,
-        # faiss and torch release the GIL); results are gathered in a fixed order, so the output
-        # does not depend on scheduling.
-        with ThreadPoolExecutor(max_workers=ANALYSIS_WORKERS) as pool:
+        # (block, representation) pairs are independent: several at a time use the cores (numpy,
+        # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
+        # output does not depend on scheduling.
+        with ThreadPoolExecutor(max_workers=ANALYSIS_WORKERS) as pool, torch_threads(1):
             done = pool.map(lambda pair: self._analyse_pair(*pair, extra, last_gallery), pairs)
             for (b, r), out in tqdm(zip(pairs, done), total=len(pairs), desc=f"{card.display_name}: cluster + measure",
                                     disable=not self.progress, leave=False):
@@ -592,6 +595,9 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
             "L2-normalise before clustering": str(c.normalize),
             "K": ", ".join(map(str, c.ks)),
             "iterations": str(c.n_iter),
+            "training tokens": (f"centroids fitted on a seeded uniform sample of at most {c.train_tokens_per_cluster} tokens "
+                                "per cluster (K x that many), drawn from all images jointly; every token is then "
+                                "assigned to its nearest centroid" if c.train_tokens_per_cluster else "every token"),
             "cluster order": "clusters sorted by size; colours aligned across blocks (deep to shallow chain), "
                              "representations (to tokens at the deepest gallery block) and models (to the first model of "
                              "a comparison) by Hungarian matching of the co-occurrence matrix",
@@ -655,6 +661,11 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, docs_dir: 
     images, skipped = load_images(cfg)
     cache = FeatureCache(cfg.resolve_path(cfg.atlas.cache_dir))
     cache.clean_temporaries()
+    stale = cache.stale_files()
+    if stale:
+        size = sum(p.stat().st_size for p in stale) / 2**20
+        log.warning("feature cache: %d files (%.0f MiB) of an earlier cache format are no longer read; "
+                    "delete %s/*/*.npz to free the space", len(stale), size, cache.root)
     device = pick_device(cfg.features.device)
     log.info("device: %s; %d images; %d models", describe(device), len(images), len(backbones))
 

@@ -13,9 +13,10 @@ keys, queries and values jointly over all images, measure positional bias, local
 artifacts, evaluate against human masks when a labelled dataset is present, and publish it all as a
 static MkDocs site (site/index.html).
 
-Incremental: features are cached by content (model, weights, image, preprocessing, block,
-representation) and a model whose inputs are unchanged is not re-extracted or re-clustered, so
-adding a model to a config and re-running computes only that model and the comparisons with it.
+Incremental: features are cached by content (one file per model, weights, image and
+preprocessing, holding every extracted block and representation) and a model whose inputs are
+unchanged is not re-extracted or re-clustered, so adding a model to a config and re-running
+computes only that model and the comparisons with it.
 """
 
 EPILOG = """\

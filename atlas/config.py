@@ -112,6 +112,11 @@ class ClusteringSection(_Strict):
     # greedy k-means++ restarts; 1 is scikit-learn's default for k-means++ ("auto"), and the
     # atlas fits hundreds of small k-means per model
     n_init: int = Field(1, ge=1, le=20)
+    # Centroids are fitted on a seeded uniform sample of at most this many tokens per cluster,
+    # drawn from all images jointly; every token is then assigned. Lloyd passes over the tokens are
+    # memory-bound, so the fit costs in proportion to the tokens it sees (bench/bench_kmeans.py
+    # measures what the sample costs in objective and measures). 0 = fit on every token.
+    train_tokens_per_cluster: int = Field(512, ge=0)
 
 
 class AnalysesSection(_Strict):

@@ -25,6 +25,18 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch intra-op threads, restoring the previous count (the analyses run two
+    single-threaded pairs at a time; two 2-thread pools on 2 cores contend instead)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA (features are stored as float16 anyway); exact fp32 elsewhere."""
     if device.type == "cuda":

@@ -41,11 +41,12 @@ def _t(text: Any) -> str:
 
 def _title(text: str) -> str:
     """Escaped title; a long one breaks after its first " — " so the model label (and the
-    random-init label) stays visible on narrow screens instead of being clipped."""
+    random-init label) stays visible on narrow screens instead of being clipped, and a head
+    too long for one line breaks once more."""
     head, sep, tail = text.partition(" — ")
     if sep and len(text) > 48:
-        return f"{_t(head)}<br><span style=\"font-size:12px\">{_t(tail)}</span>"
-    return _t(text)
+        return f"{_axis_title(head, 64)}<br><span style=\"font-size:12px\">{_t(tail)}</span>"
+    return _axis_title(text, 64)
 
 
 def _axis_title(text: str, width: int = 28) -> str:
@@ -61,14 +62,15 @@ def _axis_title(text: str, width: int = 28) -> str:
 def _layout(fig: go.Figure, title: str, xaxis: str, yaxis: str) -> go.Figure:
     # Transparent backgrounds and neutral grid colours so one figure reads in light and dark
     # mode; atlas.js re-colours fonts and grids when the reader toggles the palette.
+    title_html = _title(title)
     fig.update_layout(
-        title={"text": _title(title), "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        title={"text": title_html, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
         xaxis_title=_t(xaxis),
         yaxis_title=_axis_title(yaxis),
         template="none",  # no 7 kB template per figure; the few styles we want are below
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
-        margin={"l": 60, "r": 20, "t": 70, "b": 60},
+        margin={"l": 60, "r": 20, "t": 52 + 18 * title_html.count("<br>"), "b": 60},  # room for every title line
         legend={"orientation": "h", "yanchor": "top", "y": -0.24, "x": 0.0},
         hoverlabel={"namelength": -1},
         font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
@@ -242,9 +244,10 @@ def heatmap_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_xaxes(constrain="domain")
     parts = [payload.get("title") or payload.get("id", "")]
-    if payload.get("block") is not None:
+    # block and representation, unless the title already names them
+    if payload.get("block") is not None and f"block {payload['block']} " not in parts[0]:
         parts.append(f"block {payload['block']}")
-    if payload.get("representation"):
+    if payload.get("representation") and f" {payload['representation']}" not in parts[0]:
         parts.append(str(payload["representation"]))
     title = " · ".join(str(p) for p in parts) + f" — {model_label}"
     if categorical:

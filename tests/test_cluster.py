@@ -216,3 +216,23 @@ def test_torch_onehot_sums_used_on_cuda_match_index_add():
     b, nb, _ = _lloyd_torch(X, init, 30, 0.0, "cpu", 500, onehot_sums=True)
     assert na == nb
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_cosine_assignment_matches_explicit_normalisation():
+    """predict() scales the product of the raw rows instead of normalising a copy: same labels and
+    squared distances as assigning the normalised rows, and a zero row sits at |c|^2 from every c."""
+    from atlas.cluster import _assign
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 24)).astype(np.float32) * rng.uniform(0.1, 50, size=(20_000, 1)).astype(np.float32)
+    X[7] = 0.0
+    centers = normalized(rng.normal(size=(5, 24))) * np.float32([[0.9], [0.5], [0.7], [0.3], [0.8]])  # means of unit rows
+    lab, sqd = _assign(X, centers, chunk=65_536, normalize=True)
+    Xn = normalized(X[np.arange(len(X)) != 7])
+    ref_lab, ref_sqd = _assign(Xn, centers, chunk=65_536, normalize=False)
+    keep = np.arange(len(X)) != 7
+    np.testing.assert_array_equal(lab[keep], ref_lab)
+    np.testing.assert_allclose(sqd[keep], ref_sqd, atol=1e-5)
+    c_sq = (centers.astype(np.float64) ** 2).sum(1)
+    assert lab[7] == np.argmin(c_sq) and sqd[7] == pytest.approx(c_sq.min(), abs=1e-5)
+    np.testing.assert_array_equal(X[7], 0.0)  # the caller's array is untouched

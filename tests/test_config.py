@@ -78,3 +78,18 @@ def test_slugify_is_stable_and_url_safe():
     assert slugify("DINOv2 ViT-S/14") == "dinov2-vit-s-14"
     assert slugify("DINOv3 ViT-S+/16") != slugify("DINOv3 ViT-S/16")
     assert slugify("<script>") == "script"
+
+
+def test_kmeans_training_sample_follows_the_config():
+    from types import SimpleNamespace
+
+    from atlas.build import ModelBuilder
+
+    def km(text, k):
+        return ModelBuilder.kmeans(SimpleNamespace(cfg=parse_config(text + MINIMAL)), k)
+
+    assert km("", 8).max_train_tokens == 512 * 8  # default: 512 tokens per cluster
+    assert km("[clustering]\ntrain_tokens_per_cluster = 100\n", 4).max_train_tokens == 400
+    assert km("[clustering]\ntrain_tokens_per_cluster = 0\n", 4).max_train_tokens is None  # every token
+    with pytest.raises(ConfigError, match="train_tokens_per_cluster"):
+        parse_config("[clustering]\ntrain_tokens_per_cluster = -1\n" + MINIMAL)

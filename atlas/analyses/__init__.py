@@ -1,4 +1,4 @@
-"""Quantitative measures of positional bias, locality and boundary artifacts (pure numpy).
+"""Quantitative measures of positional bias, locality and boundary artifacts (numpy; torch for one eigh).
 
 Every scalar the pipeline stores as a :class:`atlas.results.MeasureRow` is listed in
 :data:`MEASURES` with the function that computes it, the key of that function's result, a
@@ -72,8 +72,10 @@ MEASURES: dict[str, Measure] = {
     "position_r2": Measure(
         position_decodability,
         "How well a linear probe reads the (row, col) of a token, on held-out images.",
-        "mean of R^2(row) and R^2(col): ridge on z-scored tokens, GCV-chosen penalty, "
-        "GroupKFold over images, R^2 = 1 - SS_res / SS_tot on pooled out-of-fold predictions",
+        "mean of R^2(row) and R^2(col): ridge on z-scored tokens (at most 4000, equally many per image), "
+        "5-fold GroupKFold over images, penalty per target chosen from 33 values (trace(X^T X) / C * "
+        "10^[-4..4]) by the pooled out-of-fold error, R^2 = 1 - SS_res / SS_tot on the pooled out-of-fold "
+        "predictions",
         "r2",
         "features",
     ),

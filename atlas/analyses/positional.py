@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
+import torch
 from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.model_selection import GroupKFold
 
@@ -175,9 +175,11 @@ def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0
 def _ridge_path(gram: np.ndarray, xty: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigenbasis of ``X^T X`` for centred data: ridge coefficients for penalty ``a`` are
     ``vec @ (r / (lam + a))`` with ``r = vec^T X^T y``, so every penalty costs O(C T)."""
-    # float32 divide-and-conquer: ~2x faster than float64 and far more precise than a probe needs
-    lam, vec = scipy.linalg.eigh(gram.astype(np.float32), driver="evd", check_finite=False)
-    lam, vec = np.clip(lam.astype(np.float64), 0.0, None), vec.astype(np.float64)
+    # float32 divide-and-conquer: ~2x faster than float64 and far more precise than a probe needs.
+    # torch's rather than scipy's: scipy's LAPACK wrappers hold the GIL, which serialises the
+    # analyses that run two (block, representation) pairs at a time.
+    lam, vec = torch.linalg.eigh(torch.from_numpy(gram.astype(np.float32)))
+    lam, vec = np.clip(lam.numpy().astype(np.float64), 0.0, None), vec.numpy().astype(np.float64)
     return lam, vec, vec.T @ xty
 
 
@@ -245,8 +247,10 @@ def position_decodability(
     y = np.stack([(pos_idx // w) / (h - 1), (pos_idx % w) / (w - 1)], axis=-1).reshape(-1, 2)
     groups = np.repeat(np.arange(n), per_image)
 
-    std = x.std(axis=0, dtype=np.float64)
-    x = ((x - x.mean(axis=0, dtype=np.float64)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    # z-score in place (x is already a copy): moments accumulated in float64
+    x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    std = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64) / len(x))
+    x /= np.where(std > 0, std, 1.0).astype(np.float32)
     folds = list(GroupKFold(n_splits=min(n_splits, n)).split(x, y, groups))
     # per-fold sufficient statistics: a training fold is "all minus the test fold"
     # (float32 products of z-scored data, accumulated in float64)
@@ -267,9 +271,10 @@ def position_decodability(
         xx, sx, xy, sy, yy, m = (tot[j] - st[j] for j in range(6))
         mx, my = sx / m, sy / m
         lam, vec, r = _ridge_path(xx - m * np.outer(mx, mx), xy - m * np.outer(mx, my))
-        z = (x[te] - mx) @ vec  # test tokens in the eigenbasis
-        for i, a in enumerate(alphas):
-            pred[i][te] = z @ (r / (lam[:, None] + a)) + my
+        # coefficients of every penalty at once, back in the channel basis: (C, A * T)
+        coef = (vec @ (r[None] / (lam[None, :, None] + alphas[:, None, None])).transpose(1, 0, 2).reshape(c, -1))
+        out = (x[te] - mx.astype(np.float32)) @ coef.astype(np.float32)  # (test tokens, A * T)
+        pred[:, te] = out.reshape(len(te), len(alphas), -1).transpose(1, 0, 2) + my
     err = ((y[None] - pred) ** 2).sum(1)  # (A, T)
     best = np.argmin(err, axis=0)
     pred = pred[best, :, np.arange(y.shape[1])].T
