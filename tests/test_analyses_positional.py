@@ -234,3 +234,35 @@ def test_position_probe_control_with_smooth_image_content_stays_near_zero():
         feats = (fields / fields.std()) @ mix + 0.3 * rng.normal(size=(10, 14, 14, c))
         r2 = position_decodability(feats, seed=0)["r2"]
         assert -0.05 < r2 < 0.05, (c, r2)
+
+
+@pytest.mark.parametrize("case", ["positions", "border", "random", "one-cluster", "empty-rows", "tiny"])
+def test_ami_from_counts_equals_sklearn(case):
+    """The measures compute AMI from the contingency counts they already have; it must be the
+    value scikit-learn computes from the labelings themselves."""
+    from sklearn.metrics import adjusted_mutual_info_score
+    from sklearn.metrics.cluster import contingency_matrix
+
+    from atlas.analyses.positional import _ami_from_counts
+
+    rng = np.random.default_rng(0)
+    if case == "positions":  # every position holds one token per image, clusters partly positional
+        pos = np.tile(np.arange(49), 30)
+        lab = np.where(rng.random(pos.size) < 0.5, pos % 6, rng.integers(0, 6, pos.size))
+        x, y = lab, pos
+    elif case == "border":  # 2 x K, big counts
+        y = (rng.random(20_000) < 0.27).astype(int)
+        x = np.where(y == 1, rng.integers(0, 3, y.size), rng.integers(0, 8, y.size))
+    elif case == "random":
+        x, y = rng.integers(0, 7, 3000), rng.integers(0, 11, 3000)
+    elif case == "one-cluster":  # one side constant: AMI 0; both constant: 1 (sklearn's convention)
+        x, y = np.zeros(500, int), rng.integers(0, 4, 500)
+        assert _ami_from_counts(contingency_matrix(x, x)) == adjusted_mutual_info_score(x, x) == 1.0
+    elif case == "empty-rows":  # ids that never occur must not matter
+        x, y = rng.integers(0, 5, 800) * 2, rng.integers(0, 3, 800)
+    else:
+        x, y = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
+    counts = contingency_matrix(x, y)
+    if case == "empty-rows":
+        counts = np.insert(counts, [1, 3], 0, axis=0)  # zero rows, as a bincount over all ids gives
+    assert _ami_from_counts(counts) == pytest.approx(adjusted_mutual_info_score(x, y), abs=1e-10)

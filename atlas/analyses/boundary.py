@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import adjusted_mutual_info_score
-
-from .positional import _as_features, _as_labels
+from .positional import _ami_from_counts, _as_features, _as_labels
 
 __all__ = ["border_mask", "boundary_artifacts"]
 
@@ -83,7 +81,8 @@ def boundary_artifacts(
     of cluster ids and ``||f(i, p)||`` the L2 norm of a raw patch token.
 
     * ``ami`` = :func:`sklearn.metrics.adjusted_mutual_info_score` between ``c(i, p)`` and
-      ``b(p)`` over all tokens (0 = the border is not its own cluster, 1 = it is exactly).
+      ``b(p)`` over all tokens, computed from the border / interior counts (0 = the border is not
+      its own cluster, 1 = it is exactly).
     * ``enrichment[k] = ((n_kB + 1) / (n_B + K)) / ((n_kI + 1) / (n_I + K))``: how much more
       often cluster ``k`` occurs on the border than inside (add-one smoothed, so always finite);
       ``max_enrichment`` = its maximum over clusters with at least ``min_cluster_frac`` of the
@@ -132,7 +131,7 @@ def boundary_artifacts(
     if not big.any():
         big = sizes > 0
     # AMI is 0 by definition when all tokens share one cluster (nothing to explain)
-    ami = float(adjusted_mutual_info_score(labels.ravel(), border_all.ravel())) if sizes.astype(bool).sum() > 1 else 0.0
+    ami = _ami_from_counts(np.stack([cnt_b, cnt_i])) if sizes.astype(bool).sum() > 1 else 0.0
 
     # token norms and high-norm outliers
     norms = np.sqrt(np.einsum("...c,...c->...", feats, feats)).astype(np.float64)  # (N, h, w); float32 einsum: 5x np.linalg.norm
