@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from sklearn.decomposition import PCA
 
 from ..datasets import IGNORE_INDEX
@@ -116,19 +117,18 @@ def knn_predict(
     Q = _l2n(np.asarray(query_feats, np.float32))
     kmax = ks[-1]
     out = {k: np.empty(len(Q), dtype=np.int64) for k in ks}
+    St = torch.from_numpy(S).T  # torch's matmul uses its own threads (the build limits numpy's BLAS to one)
     for start in range(0, len(Q), chunk):
-        sim = Q[start:start + chunk] @ S.T
-        idx = np.argpartition(-sim, kmax - 1, axis=1)[:, :kmax]
-        top = np.take_along_axis(sim, idx, axis=1)
-        order = np.argsort(-top, axis=1, kind="stable")  # neighbours by decreasing similarity
-        idx, top = np.take_along_axis(idx, order, 1), np.take_along_axis(top, order, 1)
+        sim = torch.from_numpy(Q[start:start + chunk]) @ St
+        # neighbours by decreasing similarity (torch's top-k: ~7x numpy's argpartition of these
+        # rows, measured on 1024 x 9800 similarities)
+        top, idx = (t.numpy() for t in torch.topk(sim, kmax, dim=1, largest=True, sorted=True))
         lab = support_labels[idx]
-        rows = np.arange(len(idx))[:, None]
+        cell = np.arange(len(idx))[:, None] * n_classes + lab  # (query, class) bin of each neighbour
         for k in ks:
-            votes = np.zeros((len(idx), n_classes))
-            simsum = np.zeros((len(idx), n_classes))
-            np.add.at(votes, (rows, lab[:, :k]), 1.0)
-            np.add.at(simsum, (rows, lab[:, :k]), top[:, :k])
+            size = len(idx) * n_classes
+            votes = np.bincount(cell[:, :k].ravel(), minlength=size).reshape(-1, n_classes)
+            simsum = np.bincount(cell[:, :k].ravel(), weights=top[:, :k].ravel(), minlength=size).reshape(-1, n_classes)
             # votes first; summed similarity (shifted into [0, 2k], below one vote step) breaks ties
             score = votes * (2.0 * k + 2.0) + (simsum + k)
             out[k][start:start + chunk] = score.argmax(axis=1)
