@@ -985,10 +985,12 @@ def _protocol(results: AtlasResults) -> list[tuple[str, str]]:
     reps = list(dict.fromkeys(r for m in results.models for r in m.representations))
     ks = sorted({k for m in results.models for k in m.ks})
     nblocks = sorted({len(m.blocks) for m in results.models})
+    measured = sorted({len({r.block for r in m.measures if r.section == "positional"}) for m in results.models})
     return [
         ("images", f"{len(results.images)} (see Images)"),
         ("models", str(len(results.models))),
-        ("blocks per model", ", ".join(map(str, nblocks)) or "—"),
+        ("blocks per model in the gallery", ", ".join(map(str, nblocks)) or "—"),
+        ("blocks per model with measures (layer sweep)", ", ".join(map(str, measured)) or "—"),
         ("representations", ", ".join(reps) or "—"),
         ("K (clusters)", ", ".join(map(str, ks)) or "—"),
         ("clustering", "joint k-means over the patch tokens of all images (one cluster = one meaning in every image)"),
