@@ -36,9 +36,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .align import align_to_reference, apply_mapping, common_grid, resample_labels
-from .analyses import MEASURES, blank_input_structure, positional_clustering, shift_test, summarise
-from .analyses.boundary import boundary_artifacts
-from .analyses.locality import locality_curve
+from .analyses import MEASURES, blank_input_structure, shift_test, summarise
 from .backbones import LoadedBackbone, WeightsUnavailableError, load_backbone, missing_weights, weights_help
 from .cache import FeatureCache
 from .cluster import JointKMeans
@@ -325,14 +323,14 @@ class ModelBuilder:
         if b in self.sweep:
             km = fitted[self.k_measures]
             labels = km.labels_.reshape(n, h, w)
-            values = summarise(labels, patches, prefix, seed=self.cfg.atlas.seed)
+            values, results = summarise(labels, patches, prefix, seed=self.cfg.atlas.seed, return_results=True)
             values.update(self._probe_measures(km, b, r, extra, figures, b == last_gallery))
             for name, v in values.items():
                 k = self.k_measures if MEASURES[name].inputs in ("labels", "labels+features", "blank labels", "shift pairs") else None
                 measures.append(MeasureRow(block=b, rel_depth=_rel_depth(b, depth), representation=r, measure=name,
                                            value=float(v), k=k, section="positional"))
             if b == last_gallery and r in ("tokens", "keys"):
-                self._figures(figures, labels, patches, prefix, b, r)
+                self._figures(figures, results, b, r)
         return runs, labels_of, measures, figures
 
     def _probe_measures(self, km, b, r, extra, figures, show) -> dict[str, float]:
@@ -384,14 +382,15 @@ class ModelBuilder:
                     "xaxis": "shift s (patches)", "yaxis": "fraction of tokens", "section": "positional"})
         return out
 
-    def _figures(self, figures, labels, patches, prefix, b, r) -> None:
-        pc = positional_clustering(labels, seed=self.cfg.atlas.seed)
+    def _figures(self, figures, results: dict, b, r) -> None:
+        """Heatmaps and curves of the measures' maps (``results``: :func:`summarise`'s full results)."""
+        pc = results["positional_clustering"]
         dom = np.asarray(pc["dominant"])
         figures["heatmaps"].append({
             "id": f"dominant-{r}", "title": f"Block {b} {r}: how often each position's dominant cluster wins",
             "z": np.round(np.asarray(pc["dominant_freq"], dtype=float), 4).tolist(), "labels": dom.tolist(),
             "block": b, "representation": r, "colorscale": "Viridis", "zlabel": "win frequency", "section": "positional"})
-        ba = boundary_artifacts(labels, patches, prefix)
+        ba = results["boundary_artifacts"]
         figures["heatmaps"].append({
             "id": f"norm-{r}", "title": f"Block {b} {r}: token norm averaged over images",
             "z": np.round(np.asarray(ba["norm_map"], dtype=float), 4).tolist(), "block": b, "representation": r,
@@ -400,7 +399,7 @@ class ModelBuilder:
             "id": f"outliers-{r}", "title": f"Block {b} {r}: high-norm outlier tokens per position",
             "z": np.asarray(ba["outlier_count_map"]).astype(int).tolist(), "block": b, "representation": r,
             "colorscale": "Magma", "zlabel": "outlier count", "section": "positional"})
-        loc = locality_curve(patches)
+        loc = results["similarity_structure"]
         figures["curves"].append({
             "id": f"locality-{r}", "title": f"Block {b} {r}: similarity vs distance, within vs across images",
             "x": [int(x) for x in loc["distances"]],

@@ -218,6 +218,32 @@ def test_summarise_returns_plain_floats_matching_registry():
     assert "prefix_norm_ratio" not in summarise(labels, feats)
 
 
+def test_summarise_full_results_equal_the_public_functions():
+    """summarise validates the features once and calls the measures' cores; its full results
+    (which the pages draw maps and curves from) must be what each public function returns."""
+    from atlas.analyses import boundary_artifacts, position_decodability, positional_clustering, similarity_structure
+
+    rng = np.random.default_rng(1)
+    feats = planted(1.0)
+    labels = cluster(feats)
+    prefix = rng.normal(size=(N, 1, C))
+    values, results = summarise(labels, feats, prefix, seed=3, return_results=True)
+    assert values == summarise(labels, feats, prefix, seed=3)
+    expected = {
+        "positional_clustering": positional_clustering(labels, seed=3),
+        "position_decodability": position_decodability(feats, seed=3),
+        "similarity_structure": similarity_structure(feats),
+        "boundary_artifacts": boundary_artifacts(labels, feats, prefix),
+    }
+    assert set(results) == set(expected)
+    for name, want in expected.items():
+        assert set(results[name]) == set(want), name
+        for key, value in want.items():
+            np.testing.assert_array_equal(results[name][key], value, err_msg=f"{name}[{key}]")
+    with pytest.raises(ValueError, match="NaN"):
+        summarise(labels, np.where(feats > 3, np.nan, feats))
+
+
 def test_position_probe_control_with_smooth_image_content_stays_near_zero():
     """Control: each image has its own smooth content field (like photos) and no position code.
     Tokens of one image are then correlated; a probe whose penalty is chosen token by token learns
@@ -234,6 +260,24 @@ def test_position_probe_control_with_smooth_image_content_stays_near_zero():
         feats = (fields / fields.std()) @ mix + 0.3 * rng.normal(size=(10, 14, 14, c))
         r2 = position_decodability(feats, seed=0)["r2"]
         assert -0.05 < r2 < 0.05, (c, r2)
+
+
+@pytest.mark.parametrize("rows, cols, n", [(2, 8, 19_600), (2, 27, 1_000_000), (196, 8, 19_600), (3, 5, 40)])
+def test_expected_mutual_information_equals_sklearn(rows, cols, n):
+    """The expected MI sums only the n_ij near the hypergeometric mean (a tail bound drops the
+    rest); with large margins that skips most terms and must still equal sklearn's full sum."""
+    from sklearn.metrics.cluster._expected_mutual_info_fast import expected_mutual_information
+
+    from atlas.analyses.positional import _expected_mutual_information
+
+    rng = np.random.default_rng(rows * cols)
+    x = rng.integers(0, rows, n)
+    y = np.where(rng.random(n) < 0.5, x % cols, rng.integers(0, cols, n))
+    counts = np.zeros((rows, cols), dtype=np.int64)
+    np.add.at(counts, (x, y), 1)
+    counts = counts[counts.sum(1) > 0][:, counts.sum(0) > 0]
+    ours = _expected_mutual_information(counts.sum(1), counts.sum(0), n)
+    assert ours == pytest.approx(expected_mutual_information(counts, n), rel=1e-11)
 
 
 @pytest.mark.parametrize("case", ["positions", "border", "random", "one-cluster", "empty-rows", "tiny"])

@@ -14,9 +14,10 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .boundary import border_mask, boundary_artifacts
-from .locality import locality_curve, positional_effect, similarity_structure
-from .positional import blank_input_structure, position_decodability, positional_clustering
+from .boundary import _boundary_artifacts, border_mask, boundary_artifacts
+from .locality import _similarity_structure, locality_curve, positional_effect, similarity_structure
+from .positional import (_as_features, _as_labels, _position_probe, blank_input_structure, position_decodability,
+                         positional_clustering)
 from .shift import shift_boxes, shift_curve, shift_test
 
 __all__ = [
@@ -169,7 +170,7 @@ MEASURES: dict[str, Measure] = {
 }
 
 
-def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0) -> dict[str, float]:
+def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, return_results: bool = False):
     """All scalar measures of one (model, block, representation) as ``{name: value}``.
 
     Parameters
@@ -183,12 +184,18 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0) 
         Prefix tokens; adds ``prefix_norm_ratio`` (mean over prefix tokens) when T > 0.
     seed : int, default 0
         Seed of the permutations and token subsamples.
+    return_results : bool, default False
+        Also return the full result of every function (maps and curves as well as scalars).
 
     Returns
     -------
-    dict[str, float]
+    values : dict[str, float]
         One entry per :data:`MEASURES` name whose inputs are available (blank-input and shift
         measures are not included). Values are plain floats (NaN where undefined).
+    results : dict[str, dict]
+        Only with ``return_results``: the result of each function, keyed by its name
+        (``"positional_clustering"``, ``"position_decodability"``, ``"similarity_structure"``,
+        ``"boundary_artifacts"``).
 
     Examples
     --------
@@ -199,11 +206,13 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0) 
     >>> sorted(summarise(labels, feats))[:3]
     ['border_ami', 'border_max_enrichment', 'border_norm_ratio']
     """
+    # validated once here (a full pass over the features), not once per measure
+    labels, feats = _as_labels(labels), _as_features(features, min_images=2)
     results = {
         positional_clustering: positional_clustering(labels, seed=seed),
-        position_decodability: position_decodability(features, seed=seed),
-        similarity_structure: similarity_structure(features),
-        boundary_artifacts: boundary_artifacts(labels, features, prefix),
+        position_decodability: _position_probe(feats, n_splits=5, seed=seed, max_tokens=4000),
+        similarity_structure: _similarity_structure(feats),
+        boundary_artifacts: _boundary_artifacts(labels, feats, prefix),
     }
     has_prefix = prefix is not None and np.asarray(prefix).ndim == 3 and np.asarray(prefix).shape[1] > 0
     out: dict[str, float] = {}
@@ -212,4 +221,6 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0) 
             continue
         value = results[m.function][m.key]
         out[name] = float(np.mean(value))  # prefix_norm_ratio: mean over prefix tokens
+    if return_results:
+        return out, {f.__name__: r for f, r in results.items()}
     return out

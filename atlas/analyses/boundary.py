@@ -108,8 +108,13 @@ def boundary_artifacts(
     >>> round(out["ami"], 3), out["norm_ratio"] > 2
     (1.0, True)
     """
-    labels = _as_labels(labels)
-    feats = _as_features(features)
+    return _boundary_artifacts(_as_labels(labels), _as_features(features), prefix, ring, outlier_z=outlier_z,
+                               min_cluster_frac=min_cluster_frac)
+
+
+def _boundary_artifacts(labels: np.ndarray, feats: np.ndarray, prefix: Any = None, ring: int = 1, *,
+                        outlier_z: float = 5.0, min_cluster_frac: float = 0.01) -> dict[str, Any]:
+    """:func:`boundary_artifacts` of already validated labels and float32 features."""
     if feats.shape[:3] != labels.shape:
         raise ValueError(f"labels {labels.shape} and features {feats.shape[:3]} must share (N, h, w)")
     if outlier_z <= 0:

@@ -110,7 +110,13 @@ def similarity_structure(
     >>> out["positional_effect"] > 0.5, abs(out["locality_d1"]) < 0.05
     (True, True)
     """
-    feats = _as_features(features, min_images=2)
+    return _similarity_structure(_as_features(features, min_images=2), max_distance=max_distance, metric=metric,
+                                 slope_distance=slope_distance)
+
+
+def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None, metric: str = "chebyshev",
+                          slope_distance: int = 4) -> dict[str, Any]:
+    """:func:`similarity_structure` of already validated float32 features."""
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
     if slope_distance < 2:
