@@ -8,6 +8,7 @@ Usage::
 
     python bench/bench_analyses.py                 # ViT-S/16 random init, 100 images, 12 blocks x 4 representations
     python bench/bench_analyses.py --images 40
+    python bench/bench_analyses.py --breakdown     # also: single-thread time of each part per pair
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def main(argv=None) -> None:
     p.add_argument("--model", default="vit_small_patch16_224.dino")
     p.add_argument("--images", type=int, default=100)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time each part of one (block, representation) single-threaded, over 8 pairs")
     args = p.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -64,6 +67,7 @@ training = "random"
         with threadpool_limits(1, user_api="blas"):
             _, _, measures, _ = mb.analyse(extra)
         t_analyse = time.perf_counter() - t0
+        parts = _breakdown(mb, extra) if args.breakdown else None
     n_pairs = len(mb.blocks) * len(mb.reps)
     print(f"model {args.model} | {args.images} images | {len(mb.blocks)} blocks x {len(mb.reps)} representations | "
           f"device {describe(device)}")
@@ -73,6 +77,57 @@ training = "random"
           f"{len(measures)} numbers)")
     print(f"ratio analyses / extraction (images)        : {t_analyse / timings['extract_s']:6.3f}")
     print(f"ratio analyses / extraction (all it needs)  : {t_analyse / t_extract:6.3f}   (target: well under 1)")
+    if parts:
+        total = sum(parts.values())
+        print("single-thread time per block x representation (mean over 8 pairs):")
+        for name, ms in parts.items():
+            print(f"  {name:40s}: {ms:6.1f} ms  ({ms / total:4.0%})")
+        print(f"  {'total':40s}: {total:6.1f} ms")
+
+
+def _breakdown(mb, extra) -> dict[str, float]:
+    """Milliseconds per (block, representation) of each part of the analyses, one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from atlas.analyses import _as_features, _as_labels, _boundary_artifacts, _position_probe, _similarity_structure
+    from atlas.analyses import blank_input_structure, positional_clustering, shift_test
+    from atlas.build import SHIFTS, _flat
+    from atlas.device import torch_threads
+    from atlas.features import load_block
+
+    parts: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        parts[name] = parts.get(name, 0.0) + (time.perf_counter() - t0) * 1000 / len(pairs)
+        return out
+
+    pairs = [(b, r) for b in mb.blocks[:2] for r in mb.reps]
+    with threadpool_limits(1, user_api="blas"), torch_threads(1):
+        for b, r in pairs:
+            load = lambda imgs: load_block(mb.loaded, imgs, mb.policy, b, r, mb.cache)  # noqa: E731
+            patches, prefix = timed("cache reads (images)", lambda: load(mb.images))
+            km = timed("k-means fit + assignment", lambda: mb.kmeans(mb.k_measures).fit(_flat(patches)))
+            labels = _as_labels(km.labels_.reshape(patches.shape[:3]))
+            feats = timed("input validation", lambda: _as_features(patches, min_images=2))
+            timed("positional clustering (NCE, AMI)", lambda: positional_clustering(labels, seed=0))
+            timed("position probe (5 folds x eigh)", lambda: _position_probe(feats, n_splits=5, seed=0, max_tokens=4000))
+            timed("similarity / locality", lambda: _similarity_structure(feats))
+            timed("boundary artifacts", lambda: _boundary_artifacts(labels, feats, prefix))
+            if "probe" in extra:
+                blank, _ = timed("cache reads (blank probes, shift crops)", lambda: load(extra["probe"]))
+                lab = timed("blank probe + shift test", lambda: km.predict(_flat(blank)).reshape(blank.shape[:3]))
+                timed("blank probe + shift test", lambda: blank_input_structure(lab, seed=0))
+            if "shift0" in extra:
+                crops = {s: timed("cache reads (blank probes, shift crops)", lambda s=s: load(extra[f"shift{s}"])[0])
+                         for s in (0, *SHIFTS)}
+                la = timed("blank probe + shift test", lambda: km.predict(_flat(crops[0])).reshape(crops[0].shape[:3]))
+                for s in SHIFTS:
+                    lb = timed("blank probe + shift test",
+                               lambda s=s: km.predict(_flat(crops[s])).reshape(crops[s].shape[:3]))
+                    timed("blank probe + shift test", lambda s=s, lb=lb: shift_test(la, lb, s))
+    return parts
 
 
 if __name__ == "__main__":
