@@ -245,9 +245,9 @@ def heatmap_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
     fig.update_xaxes(constrain="domain")
     parts = [payload.get("title") or payload.get("id", "")]
     # block and representation, unless the title already names them
-    if payload.get("block") is not None and f"block {payload['block']} " not in parts[0]:
+    if payload.get("block") is not None and f"block {payload['block']} " not in parts[0].lower():
         parts.append(f"block {payload['block']}")
-    if payload.get("representation") and f" {payload['representation']}" not in parts[0]:
+    if payload.get("representation") and f" {payload['representation']}" not in parts[0].lower():
         parts.append(str(payload["representation"]))
     title = " · ".join(str(p) for p in parts) + f" — {model_label}"
     if categorical:

@@ -288,6 +288,19 @@ def test_heatmap_axis_labels(built):
     assert norm["layout"]["xaxis"]["title"]["text"] == "patch column"
 
 
+def test_heatmap_title_names_block_and_representation_once():
+    from atlas.figures import heatmap_figure
+
+    def title(text, block=11, rep="keys"):
+        payload = {"id": "x", "title": text, "z": [[0.0, 1.0]], "block": block, "representation": rep}
+        return heatmap_figure(payload, "M").layout.title.text.replace("<br>", " ")
+
+    assert title("Block 11 keys: how often each position's dominant cluster wins").count("lock 11") == 1
+    assert title("Blank-input probe (grey), block 11 keys: cluster map").count("lock 11") == 1
+    added = title("Token norm averaged over images")
+    assert "block 11" in added and "keys" in added
+
+
 def test_scaling_page(built):
     _, site = built
     page = _text(site / "compare/vit-scaling.html")
