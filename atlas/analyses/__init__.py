@@ -210,7 +210,7 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, 
     labels, feats = _as_labels(labels), _as_features(features, min_images=2)
     results = {
         positional_clustering: positional_clustering(labels, seed=seed),
-        position_decodability: _position_probe(feats, n_splits=5, seed=seed, max_tokens=4000),
+        position_decodability: _position_probe(feats, seed=seed),
         similarity_structure: _similarity_structure(feats),
         boundary_artifacts: _boundary_artifacts(labels, feats, prefix),
     }

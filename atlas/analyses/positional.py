@@ -283,7 +283,7 @@ def position_decodability(
     return _position_probe(_as_features(features, min_images=2), n_splits=n_splits, seed=seed, max_tokens=max_tokens)
 
 
-def _position_probe(feats: np.ndarray, *, n_splits: int, seed: int, max_tokens: int) -> dict[str, Any]:
+def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000) -> dict[str, Any]:
     """:func:`position_decodability` of already validated float32 features."""
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2; got {n_splits}")
