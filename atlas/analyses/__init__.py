@@ -170,7 +170,8 @@ MEASURES: dict[str, Measure] = {
 }
 
 
-def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, return_results: bool = False):
+def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0,
+              return_results: bool = False) -> dict[str, float] | tuple[dict[str, float], dict[str, dict]]:
     """All scalar measures of one (model, block, representation) as ``{name: value}``.
 
     Parameters
