@@ -112,7 +112,7 @@ def _breakdown(mb, extra) -> dict[str, float]:
             labels = _as_labels(km.labels_.reshape(patches.shape[:3]))
             feats = timed("input validation", lambda: _as_features(patches, min_images=2))
             timed("positional clustering (NCE, AMI)", lambda: positional_clustering(labels, seed=0))
-            timed("position probe (5 folds x eigh)", lambda: _position_probe(feats, n_splits=5, seed=0, max_tokens=4000))
+            timed("position probe (5 folds x eigh)", lambda: _position_probe(feats))
             timed("similarity / locality", lambda: _similarity_structure(feats))
             timed("boundary artifacts", lambda: _boundary_artifacts(labels, feats, prefix))
             if "probe" in extra:
