@@ -27,8 +27,8 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 @contextlib.contextmanager
 def torch_threads(n: int):
-    """Run with ``n`` torch intra-op threads, restoring the previous count (the analyses run two
-    single-threaded pairs at a time; two 2-thread pools on 2 cores contend instead)."""
+    """Run with ``n`` torch intra-op threads, restoring the previous count (the analyses run one
+    single-threaded (block, representation) pair per core; multi-threaded pools would contend)."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -226,7 +226,7 @@ def _ridge_path(gram: np.ndarray, xty: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ``vec @ (r / (lam + a))`` with ``r = vec^T X^T y``, so every penalty costs O(C T)."""
     # float32 divide-and-conquer: ~2x faster than float64 and far more precise than a probe needs.
     # torch's rather than scipy's: scipy's LAPACK wrappers hold the GIL, which serialises the
-    # analyses that run two (block, representation) pairs at a time.
+    # analyses that run several (block, representation) pairs at a time (build.ANALYSIS_WORKERS).
     lam, vec = torch.linalg.eigh(torch.from_numpy(gram.astype(np.float32)))
     lam, vec = np.clip(lam.numpy().astype(np.float64), 0.0, None), vec.numpy().astype(np.float64)
     return lam, vec, vec.T @ xty
