@@ -25,6 +25,7 @@ examples:
   python scripts/build_atlas.py                               the real SSL zoo (needs the weights)
   python scripts/build_atlas.py --models dinov2-vit-s-14,mae-vit-b-16
   python scripts/build_atlas.py --config configs/demo.toml --serve
+  python scripts/build_atlas.py --config configs/demo.toml --render-only   pages again from stored results
 
 weights: pretrained entries load through timm from the Hugging Face cache ($HF_HOME; set
 HF_HUB_OFFLINE=1 to never touch the network); a local file works with
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs-dir", default=str(root / "site_src"), help="MkDocs docs dir to render into (default: site_src)")
     p.add_argument("--site-dir", default=str(root / "site"), help="where the static site is written (default: site)")
     p.add_argument("--no-site", action="store_true", help="compute and render pages, but skip `mkdocs build`")
+    p.add_argument("--render-only", action="store_true", help="compute nothing: render the pages and the site again "
+                                                              "from the config's stored results (build/<config>/state)")
     p.add_argument("--serve", action="store_true", help="after the build, serve the site with live reload "
                                                         "(mkdocs serve on 127.0.0.1:8000)")
     p.add_argument("--check-weights", action="store_true", help="only report which models' weights are missing")
@@ -56,12 +59,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("timm").setLevel(logging.WARNING)
 
-    from .backbones import UnknownModelError, WeightsUnavailableError, download_weights, missing_weights, weights_help
-    from .build import BuildError, build_atlas, select_backbones
     from .config import ConfigError, load_config
+    from .pipeline import BuildError
+    from .pipeline.state import load_stored_atlas
 
     try:
         cfg = load_config(args.config)
+        if args.render_only:  # no model, no torch: the stored records alone
+            results = load_stored_atlas(cfg)
+            return _publish(args, root, results)
+    except (ConfigError, BuildError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from .features.backbones import (UnknownModelError, WeightsUnavailableError, download_weights, missing_weights,
+                                     weights_help)
+    from .pipeline.build import build_atlas, select_backbones
+
+    try:
         models = [m.strip() for m in args.models.split(",") if m.strip()] or None
         if args.download_only:
             done = download_weights(select_backbones(cfg, models))
@@ -73,21 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"missing: {b.display_name} [{b.timm_name}]: {why}")
             print(f"{len(missing)} model(s) without weights" + (f". {weights_help()}" if missing else ""))
             return 1 if missing else 0
-        results = build_atlas(cfg, models=models, docs_dir=args.docs_dir, progress=not args.quiet,
-                              build_date=args.build_date)
-        from .site import build_site, render_site
-
-        render_site(results, Path(args.docs_dir))
-        if args.no_site:
-            print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")
-            return 0
-        site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir)
-        print(f"atlas built: {site / 'index.html'}")
-        if args.serve:
-            from .site import serve_site
-
-            serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)
-        return 0
+        results = build_atlas(cfg, models=models, progress=not args.quiet, build_date=args.build_date)
+        return _publish(args, root, results)
     except (ConfigError, BuildError, UnknownModelError, WeightsUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -95,6 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: the feature cache is intact (entries are written atomically); re-run to continue",
               file=sys.stderr)
         return 130
+
+
+def _publish(args: argparse.Namespace, root: Path, results) -> int:
+    """Pages into the docs dir, then (unless --no-site) the static site, then (with --serve) serve it."""
+    from .site import build_site, render_site, serve_site
+
+    render_site(results, Path(args.docs_dir))
+    if args.no_site:
+        print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")
+        return 0
+    site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir)
+    print(f"atlas built: {site / 'index.html'}")
+    if args.serve:
+        serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ Every problem is reported as one line that names the file, the field and what to
 
     configs/my.toml: backbones[2].weights: input should be 'pretrained', 'checkpoint' or 'random' (got 'pretrain')
 
-Example
--------
->>> from atlas.config import load_config
->>> cfg = load_config("configs/demo.toml")       # doctest: +SKIP
->>> [b.slug for b in cfg.backbones]              # doctest: +SKIP
-['vit-s-16-learned-abs-cls', ...]
+Example::
+
+    from atlas.config import load_config
+    cfg = load_config("configs/demo.toml")
+    [b.slug for b in cfg.backbones]
+    # -> ['vit-s-16-learned-abs-cls', ...]
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPRESENTATIONS = ("tokens", "keys", "queries", "values")
-TRAINING_TYPES = ("contrastive", "masked-image-modelling", "both", "supervised", "random")
+Representation = Literal["tokens", "keys", "queries", "values"]
+Training = Literal["contrastive", "masked-image-modelling", "both", "supervised", "random"]
 
 
 class ConfigError(ValueError):
@@ -50,12 +51,11 @@ class AtlasSection(_Strict):
     site_url: str = ""  # e.g. https://example.org/atlas/ ; used in "Cite this page"
     output_dir: str = "build"  # relative to the config's project root
     cache_dir: str = ".cache/features"
-    description: str = ""
+    description: str = ""  # one paragraph under the title of the home page
 
 
 class FolderSet(_Strict):
-    folder: str
-    name: str = ""
+    folder: str  # relative to the project root; every image file under it (recursive)
 
 
 class ImagesSection(_Strict):
@@ -91,7 +91,7 @@ class FeaturesSection(_Strict):
     # Blocks whose numbers are computed (layer sweep) and blocks shown in the gallery.
     layers: LayerSpec = "all"
     gallery_layers: LayerSpec = [0.25, 0.5, 0.75, 1.0]
-    representations: list[Literal["tokens", "keys", "queries", "values"]] = list(REPRESENTATIONS)
+    representations: list[Representation] = list(REPRESENTATIONS)
     batch_size: int = Field(8, ge=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
@@ -120,7 +120,6 @@ class ClusteringSection(_Strict):
 
 
 class AnalysesSection(_Strict):
-    positional: bool = True
     shift_test: bool = True
     blank_probe: bool = True
     k: int = Field(8, ge=2, le=64)  # K used by the label-based measures
@@ -139,7 +138,7 @@ class Backbone(_Strict):
     weights: Literal["pretrained", "checkpoint", "random"] = "pretrained"
     checkpoint: str | None = None
     family: str = ""
-    training: Literal["contrastive", "masked-image-modelling", "both", "supervised", "random"]
+    training: Training
     group: str | None = None
     slug: str = ""
     overrides: dict[str, int | float | bool | str] = Field(default_factory=dict)  # extra timm kwargs
@@ -164,7 +163,7 @@ class Comparison(_Strict):
     title: str
     kind: Literal["models", "representations", "scaling"] = "models"
     models: list[str] = Field(default_factory=list)  # slugs or display names; empty = all
-    representation: Literal["tokens", "keys", "queries", "values"] = "tokens"
+    representation: Representation = "tokens"
     description: str = ""
     slug: str = ""
 
@@ -254,6 +253,15 @@ def load_config(path: str | Path) -> AtlasConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass --config configs/demo.toml or another TOML file")
     return parse_config(path.read_text(encoding="utf-8"), str(path))
+
+
+def rel_depth(block: int, depth: int) -> float:
+    """Relative depth of a block, ``(block + 1) / depth`` (the last block is 1.0), to 4 decimals.
+
+    >>> rel_depth(5, 12)
+    0.5
+    """
+    return round((block + 1) / depth, 4)
 
 
 def resolve_layers(spec: LayerSpec, depth: int) -> list[int]:

@@ -34,11 +34,11 @@ def main(argv=None) -> None:
 
     from threadpoolctl import threadpool_limits
 
-    from atlas.backbones import load_backbone
-    from atlas.build import ModelBuilder
-    from atlas.cache import FeatureCache
     from atlas.config import parse_config
-    from atlas.device import describe, pick_device
+    from atlas.features.backbones import load_backbone
+    from atlas.features.cache import FeatureCache
+    from atlas.features.device import describe, pick_device
+    from atlas.pipeline.model_run import ModelRun
     from bench_extraction import _images
 
     cfg = parse_config(f"""
@@ -58,7 +58,7 @@ training = "random"
     loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
     images = _images(args.images)
     with tempfile.TemporaryDirectory() as d:
-        mb = ModelBuilder(cfg, loaded, images, FeatureCache(d), device, Path(d) / "docs", False, None)
+        mb = ModelRun(cfg, loaded, images, FeatureCache(d), device)
         timings: dict = {}
         t0 = time.perf_counter()
         extra = mb.extract(timings)
@@ -89,11 +89,14 @@ def _breakdown(mb, extra) -> dict[str, float]:
     """Milliseconds per (block, representation) of each part of the analyses, one thread."""
     from threadpoolctl import threadpool_limits
 
-    from atlas.analyses import _as_features, _as_labels, _boundary_artifacts, _position_probe, _similarity_structure
-    from atlas.analyses import blank_input_structure, positional_clustering, shift_test
-    from atlas.build import SHIFTS, _flat
-    from atlas.device import torch_threads
-    from atlas.features import load_block
+    from atlas.clustering.kmeans import predict_features
+    from atlas.features.device import torch_threads
+    from atlas.measures.boundary import _boundary_artifacts
+    from atlas.measures.locality import _similarity_structure
+    from atlas.measures.positional import (_as_features, _as_labels, _position_probe, blank_input_structure,
+                                           positional_clustering)
+    from atlas.measures.shift import shift_curve
+    from atlas.pipeline.inputs import SHIFTS
 
     parts: dict[str, float] = {}
 
@@ -106,10 +109,10 @@ def _breakdown(mb, extra) -> dict[str, float]:
     pairs = [(b, r) for b in mb.blocks[:2] for r in mb.reps]
     with threadpool_limits(1, user_api="blas"), torch_threads(1):
         for b, r in pairs:
-            load = lambda imgs: load_block(mb.loaded, imgs, mb.policy, b, r, mb.cache)  # noqa: E731
+            load = lambda imgs: mb.load(imgs, b, r)  # noqa: E731
             patches, prefix = timed("cache reads (images)", lambda: load(mb.images))
-            km = timed("k-means fit + assignment", lambda: mb.kmeans(mb.k_measures).fit(_flat(patches)))
-            labels = _as_labels(km.labels_.reshape(patches.shape[:3]))
+            labels, km = timed("k-means fit + assignment", lambda: mb.cluster(patches, mb.k_measures))
+            labels = _as_labels(labels)
             feats = timed("input validation", lambda: _as_features(patches, min_images=2))
             timed("positional clustering (NCE, AMI)", lambda: positional_clustering(labels, seed=0))
             timed("position probe (5 folds x eigh)", lambda: _position_probe(feats))
@@ -117,16 +120,14 @@ def _breakdown(mb, extra) -> dict[str, float]:
             timed("boundary artifacts", lambda: _boundary_artifacts(labels, feats, prefix))
             if "probe" in extra:
                 blank, _ = timed("cache reads (blank probes, shift crops)", lambda: load(extra["probe"]))
-                lab = timed("blank probe + shift test", lambda: km.predict(_flat(blank)).reshape(blank.shape[:3]))
+                lab = timed("blank probe + shift test", lambda: predict_features(km, blank))
                 timed("blank probe + shift test", lambda: blank_input_structure(lab, seed=0))
             if "shift0" in extra:
                 crops = {s: timed("cache reads (blank probes, shift crops)", lambda s=s: load(extra[f"shift{s}"])[0])
                          for s in (0, *SHIFTS)}
-                la = timed("blank probe + shift test", lambda: km.predict(_flat(crops[0])).reshape(crops[0].shape[:3]))
-                for s in SHIFTS:
-                    lb = timed("blank probe + shift test",
-                               lambda s=s: km.predict(_flat(crops[s])).reshape(crops[s].shape[:3]))
-                    timed("blank probe + shift test", lambda s=s, lb=lb: shift_test(la, lb, s))
+                maps = {s: timed("blank probe + shift test", lambda s=s: predict_features(km, crops[s]))
+                        for s in (0, *SHIFTS)}
+                timed("blank probe + shift test", lambda: shift_curve({s: (maps[0], maps[s]) for s in SHIFTS}))
     return parts
 
 

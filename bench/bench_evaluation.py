@@ -35,13 +35,12 @@ def main(argv=None) -> None:
 
     from threadpoolctl import threadpool_limits
 
-    from atlas.backbones import load_backbone
-    from atlas.build import ModelBuilder
-    from atlas.cache import FeatureCache
     from atlas.config import parse_config
-    from atlas.device import describe, pick_device
-    from atlas.evaluate import EvaluationRunner
-    from atlas.features import extract_to_cache
+    from atlas.features.backbones import load_backbone
+    from atlas.features.cache import FeatureCache
+    from atlas.features.device import describe, pick_device
+    from atlas.pipeline.evaluation_run import EvaluationRun
+    from atlas.pipeline.model_run import ModelRun
 
     cfg = parse_config(f"""
 [evaluation]
@@ -54,14 +53,14 @@ timm_name = "{args.model}"
 weights = "random"
 training = "random"
 """)
-    ev = EvaluationRunner.from_config(cfg, [])
+    ev = EvaluationRun.from_config(cfg, [])
     device = pick_device("auto")
     loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
     with tempfile.TemporaryDirectory() as d:
-        mb = ModelBuilder(cfg, loaded, [], FeatureCache(d), device, Path(d), False, ev)
-        images = ev._atlas_images(mb.policy)
+        mb = ModelRun(cfg, loaded, [], FeatureCache(d), device, evaluation=ev)
+        images = ev._atlas_images()
         t0 = time.perf_counter()
-        extract_to_cache(loaded, images, mb.policy, mb.gallery_blocks, mb.reps, mb.cache, device=device, progress=False)
+        mb.extract_images(images, mb.gallery_blocks, mb.reps, "evaluation images")
         t_extract = time.perf_counter() - t0
         t0 = time.perf_counter()
         with threadpool_limits(1, user_api="blas"):

@@ -31,7 +31,7 @@ def _images(n: int, size=(240, 320)):
     import numpy as np
     from PIL import Image
 
-    from atlas.images import AtlasImage, content_hash
+    from atlas.inputs.images import memory_image
 
     rng = np.random.default_rng(0)
     out = []
@@ -39,16 +39,16 @@ def _images(n: int, size=(240, 320)):
         # smooth random photos-like content (cheap to make, distinct hashes)
         small = rng.integers(0, 255, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
         img = Image.fromarray(small).resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        out.append(AtlasImage(f"bench{i}", "bench", "-", "", content_hash(img), img.width, img.height, loader=img.copy))
+        out.append(memory_image(f"bench{i}", img, "bench"))
     return out
 
 
 def _setup(args):
     import torch
 
-    from atlas.backbones import load_backbone
     from atlas.config import Backbone, resolve_layers
-    from atlas.device import pick_device
+    from atlas.features.backbones import load_backbone
+    from atlas.features.device import pick_device
 
     torch.set_num_threads(args.threads) if args.threads else None
     spec = Backbone(display_name="bench", timm_name=args.model, weights="random", training="random")
@@ -59,15 +59,14 @@ def _setup(args):
 
 
 def run_pipeline(args, n_images: int, cache_dir: str) -> float:
-    from atlas.cache import FeatureCache
-    from atlas.features import extract_to_cache
-    from atlas.images import ResizePolicy
+    from atlas.features.cache import FeatureCache
+    from atlas.features.extract import extract_to_cache
 
     loaded, device, blocks = _setup(args)
     images = _images(n_images)
     reps = args.representations.split(",")
     t0 = time.perf_counter()
-    stats = extract_to_cache(loaded, images, ResizePolicy(args.size, args.size), blocks, reps, FeatureCache(cache_dir),
+    stats = extract_to_cache(loaded, images, blocks, reps, FeatureCache(cache_dir),
                              device=device, batch_size=args.batch, progress=False)
     dt = time.perf_counter() - t0
     assert stats.extracted == n_images
@@ -77,12 +76,12 @@ def run_pipeline(args, n_images: int, cache_dir: str) -> float:
 def run_raw(args, n_images: int) -> float:
     import torch
 
-    from atlas.device import autocast
-    from atlas.images import ResizePolicy, to_tensor
+    from atlas.features.device import autocast
+    from atlas.inputs.geometry import to_tensor
 
     loaded, device, _ = _setup(args)
     model = loaded.model.to(device)
-    policy = ResizePolicy(args.size, args.size)
+    policy = loaded.policy
     # preprocessing is done before the clock starts: this is the model alone
     xs = [to_tensor(policy.apply(im.load()), loaded.card.mean, loaded.card.std) for im in _images(n_images)]
     batches = [torch.stack(xs[i:i + args.batch]) for i in range(0, n_images, args.batch)]
@@ -133,7 +132,7 @@ def main(argv=None) -> None:
         print(json.dumps({"rss_mib": rss_kib / 1024}))
         return
 
-    from atlas.device import describe, pick_device
+    from atlas.features.device import describe, pick_device
 
     print(f"model {args.model} | batch {args.batch} | {args.size}px | blocks {args.blocks} | "
           f"representations {args.representations} | device {describe(pick_device(args.device))}")

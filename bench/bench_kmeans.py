@@ -69,8 +69,9 @@ def subsample_effect(k: int = 8, n_images: int = 100, grid: int = 14, dim: int =
     from sklearn.metrics import adjusted_rand_score
     from threadpoolctl import threadpool_limits
 
-    from atlas.analyses import boundary_artifacts, positional_clustering
-    from atlas.cluster import JointKMeans
+    from atlas.clustering.kmeans import JointKMeans
+    from atlas.measures.boundary import boundary_artifacts
+    from atlas.measures.positional import positional_clustering
 
     n_tok = n_images * grid * grid
     content = make_tokens(n_tok, dim, 40, seed=1).reshape(n_images, grid, grid, dim)
@@ -129,7 +130,7 @@ def main() -> None:
     from sklearn import __version__ as sk_version
     from sklearn.cluster import KMeans
 
-    from atlas.cluster import JointKMeans
+    from atlas.clustering.kmeans import JointKMeans
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpu, "
           f"torch threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}, sklearn {sk_version}")

@@ -11,25 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from atlas.results import (
+from atlas.records import (
     RANDOM_INIT_LABEL,
     AtlasResults,
     ClusterRun,
     ComparisonResult,
-    GalleryEntry,
     Highlight,
     ImageInfo,
     MeasureRow,
     ModelCard,
     ModelResult,
     SkippedItem,
+    map_key,
+    photo_key,
+    thumbnail_key,
 )
-
-_COLOURS = np.array(
-    [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-     [70, 240, 240], [240, 50, 230]], dtype=np.uint8)
 
 
 def _photo(seed: int, size: int = 112) -> np.ndarray:
@@ -43,34 +40,25 @@ def _photo(seed: int, size: int = 112) -> np.ndarray:
 
 def _labels(seed: int, block: int, k: int, grid: int = 14) -> np.ndarray:
     y, x = np.mgrid[0:grid, 0:grid]
-    return ((x * (block + 1) // grid + y * (seed + 1) // grid + seed) % k).astype(np.uint8)
+    return ((x * (block + 1) // grid + y * (seed + 1) // grid + seed) % k).astype(np.int16)
 
 
-def _write_maps(docs: Path, rel: str, photo: np.ndarray, labels: np.ndarray) -> tuple[str, str]:
-    size = photo.shape[0]
-    bare = Image.fromarray(_COLOURS[labels % len(_COLOURS)]).resize((size, size), Image.NEAREST)
-    overlay = Image.blend(Image.fromarray(photo), bare, 0.55)
-    (docs / rel).parent.mkdir(parents=True, exist_ok=True)
-    bare.save(docs / f"{rel}-bare.png")
-    overlay.save(docs / f"{rel}-overlay.webp", quality=70)
-    return f"{rel}-overlay.webp", f"{rel}-bare.png"
-
-
-def make_synthetic_results(docs: Path, *, display_names: dict[str, str] | None = None,
+def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str, str] | None = None,
                            build_date: str = "2025-01-02", comparisons: bool = True) -> AtlasResults:
-    """Synthetic AtlasResults whose gallery images are written under ``docs``."""
+    """Synthetic AtlasResults (label maps and photos in memory; the site draws the gallery).
+
+    ``docs`` is accepted for symmetry with the real build and not used.
+    """
     names = {"dino": "DINO ViT-S/16", "mae": "MAE ViT-B/16", "rand": "ViT-S/16"}
     names.update(display_names or {})
     image_names = ["sky-and-disc", "red waves", "blue_field", "dusk"]
-    photos = {n: _photo(i) for i, n in enumerate(image_names)}
-    images = []
-    for i, n in enumerate(image_names):
-        thumb = f"generated/images/{i}.webp"
-        (docs / thumb).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(photos[n]).save(docs / thumb, quality=70)
-        images.append(ImageInfo(name=n, source=f"synthetic://test/{i}", licence="CC0-1.0",
-                                credit="synthetic test image" if i else "", content_hash=f"{i:064x}",
-                                width=112, height=112, thumbnail=thumb))
+    images = [ImageInfo(name=n, source=f"synthetic://test/{i}", licence="CC0-1.0",
+                        credit="synthetic test image" if i else "", content_hash=f"{i:064x}", width=112, height=112)
+              for i, n in enumerate(image_names)]
+    photos = {}
+    for i, img in enumerate(images):  # 112-px photos stand in for the 224-px model inputs
+        photos[photo_key(img.content_hash, (224, 224))] = _photo(i)
+        photos[thumbnail_key(img.content_hash)] = _photo(i)
 
     specs = [
         ("dino-vit-s16", names["dino"], "dino", "contrastive", False),
@@ -89,38 +77,31 @@ def make_synthetic_results(docs: Path, *, display_names: dict[str, str] | None =
             weights_source="random" if random_init else "pretrained",
             provenance=RANDOM_INIT_LABEL if random_init else f"hf-hub:timm/{family}@abc123 sha256:{mi:08x}",
             is_random_init=random_init)
-        runs = []
+        runs, label_maps = [], {}
         for b in blocks:
             for rep in reps:
                 for k in ks:
-                    gallery = []
-                    for ii, n in enumerate(image_names):
-                        rel = f"generated/{slug}/b{b:02d}-{rep}-k{k}/{ii}"
-                        ov, bare = _write_maps(docs, rel, photos[n], _labels(ii + mi, b, k))
-                        gallery.append(GalleryEntry(image=n, overlay=ov, bare=bare))
+                    label_maps[map_key(b, rep, k)] = np.stack([_labels(ii + mi, b, k) for ii in range(len(images))])
                     sizes = [int(50 + 40 * math.sin(c + b + mi)) + 60 for c in range(k)]
                     runs.append(ClusterRun(block=b, rel_depth=(b + 1) / 12, representation=rep, k=k,
-                                           sizes=sizes, inertia=1000.0 / (b + 1), gallery=gallery))
+                                           sizes=sizes, inertia=1000.0 / (b + 1)))
         measures, figures, highlights = [], {}, []
         if slug != "mae-vit-b16":  # one model without measures: "not computed" sections
             for b in blocks:
                 for rep in reps:
                     d = (b + 1) / 12
                     measures.append(MeasureRow(b, d, rep, "position decodability (R²)",
-                                               0.9 - 0.5 * d + 0.05 * mi - 0.1 * (rep == "keys"),
-                                               section="positional"))
+                                               0.9 - 0.5 * d + 0.05 * mi - 0.1 * (rep == "keys")))
                     measures.append(MeasureRow(b, d, rep, "mIoU vs human masks", 0.2 + 0.3 * d * (1 - mi / 3) + 0.04 * (rep == "keys"),
-                                               k=8, section="evaluation"))
+                                               k=8))
                     for k in ks:
                         measures.append(MeasureRow(b, d, rep, "cluster size entropy", 0.5 + 0.1 * k * d - 0.1 * (rep == "keys") + 0.03 * mi, k=k))
                     # raw measure names with readable titles in AtlasResults.measure_info
-                    measures.append(MeasureRow(b, d, rep, "positional_nce", 0.6 - 0.4 * d + 0.1 * mi,
-                                               section="positional"))
+                    measures.append(MeasureRow(b, d, rep, "positional_nce", 0.6 - 0.4 * d + 0.1 * mi))
                     seg = 0.1 + 0.4 * d * (1 - mi / 3) + 0.05 * (rep == "keys")
-                    measures.append(MeasureRow(b, d, rep, "seg_miou", seg, k=8, section="evaluation"))
+                    measures.append(MeasureRow(b, d, rep, "seg_miou", seg, k=8))
                     if rep == "tokens":
-                        measures.append(MeasureRow(b, d, rep, "knn_miou_k10", 0.3 + 0.2 * d - 0.1 * mi,
-                                                   section="evaluation"))
+                        measures.append(MeasureRow(b, d, rep, "knn_miou_k10", 0.3 + 0.2 * d - 0.1 * mi))
             z = [[math.sin(r / 3) * math.cos(c / 4) for c in range(14)] for r in range(14)]
             figures = {
                 "heatmaps": [{"id": "token-norm", "title": "Mean token norm", "z": z, "block": 11,
@@ -141,23 +122,23 @@ def make_synthetic_results(docs: Path, *, display_names: dict[str, str] | None =
                                     anchor="fig-measure-position-decodability-r")]
         models.append(ModelResult(card=card, blocks=blocks, representations=reps, ks=ks, runs=runs,
                                   measures=measures, figures=figures, highlights=highlights,
-                                  timings={"extract": 1.5 + mi, "cluster": 0.5}))
+                                  timings={"extract": 1.5 + mi, "cluster": 0.5}, label_maps=label_maps))
 
     comps = []
     if comparisons:
-        panels = []
+        panels, comp_maps = [], {}
         for b in (2, 5, 11):
             cols = []
             for m in models:
-                run = next(r for r in m.runs if r.block == b and r.representation == "tokens" and r.k == 8)
-                cols.append({"model": m.card.slug, "representation": "tokens", "block": b,
-                             "entries": run.gallery})
+                key = f"d{b:03d}-{m.card.slug}"
+                comp_maps[key] = m.label_maps[map_key(b, "tokens", 8)]
+                cols.append({"model": m.card.slug, "representation": "tokens", "block": b, "maps": key})
             panels.append({"rel_depth": (b + 1) / 12, "columns": cols})
         comps.append(ComparisonResult(
             slug="ssl-vs-random", title="SSL vs random init", kind="models",
             description="Same images through every model, blocks matched by relative depth.",
             models=[m.card.slug for m in models], rel_depths=[p["rel_depth"] for p in panels],
-            representations=["tokens"], k=8, panels=panels))
+            representations=["tokens"], k=8, panels=panels, label_maps=comp_maps))
         comps.append(ComparisonResult(
             slug="vit-scaling", title="ViT scaling: S to B", kind="scaling",
             description="One family at growing sizes (synthetic), blocks matched by relative depth.",
@@ -192,16 +173,22 @@ def make_synthetic_results(docs: Path, *, display_names: dict[str, str] | None =
                     Highlight(text="SSL models differ most at the last blocks.", comparison="ssl-vs-random",
                               anchor="gallery")],
         measure_info={
-            "positional_nce": {"title": "Positional clustering (chance-corrected NCE)",
-                               "description": "How much of the clustering is explained by patch position alone."},
-            "seg_miou": {"title": "Cluster mIoU vs human masks",
-                         "description": "Mean IoU of Hungarian-matched clusters against human masks."},
-            "knn_miou_k10": {"title": "k-NN patch probe mIoU (k = 10)"},
+            "positional_nce": {"title": "Positional clustering (chance-corrected NCE)", "section": "positional",
+                               "definition": "How much of the clustering is explained by patch position alone.",
+                               "direction": "bias", "summary": 1},
+            "position decodability (R²)": {"section": "positional", "direction": "bias"},
+            "seg_miou": {"title": "Cluster mIoU vs human masks", "section": "evaluation", "direction": "quality",
+                         "definition": "Mean IoU of Hungarian-matched clusters against human masks.",
+                         "leaderboard": 1, "summary": 2},
+            "knn_miou_k10": {"title": "k-NN patch probe mIoU (k = 10)", "section": "evaluation",
+                             "direction": "quality", "leaderboard": 2, "summary": 3},
+            "mIoU vs human masks": {"section": "evaluation", "direction": "quality", "leaderboard": 3},
         },
+        photos=photos,
     )
 
 
 @pytest.fixture
 def synthetic_results(tmp_path: Path) -> AtlasResults:
-    """Synthetic AtlasResults; its images are in ``tmp_path / "site_src"`` (the docs dir)."""
+    """Synthetic AtlasResults (the site renders into ``tmp_path / "site_src"``)."""
     return make_synthetic_results(tmp_path / "site_src")

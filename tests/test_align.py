@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics.cluster import contingency_matrix
 
-from atlas.align import (
+from atlas.clustering.align import (
     align_chain,
     align_to_reference,
     apply_mapping,

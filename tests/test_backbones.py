@@ -5,10 +5,10 @@ import safetensors.torch
 import timm
 import torch
 
-from atlas.backbones import (UnknownModelError, WeightsUnavailableError, check_model_name, load_backbone,
+from atlas.features.backbones import (UnknownModelError, WeightsUnavailableError, check_model_name, load_backbone,
                              missing_weights, sha256_file)
 from atlas.config import Backbone
-from atlas.results import RANDOM_INIT_LABEL
+from atlas.records import RANDOM_INIT_LABEL
 
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 2}
 
@@ -41,7 +41,8 @@ def test_model_card_facts(name, patch, prefix, regs, pos, mean0):
     loaded = load_backbone(_spec(name), (224, 200), seed=0)
     card = loaded.card
     assert (card.patch_size, card.num_prefix_tokens, card.num_registers, card.pos_encoding) == (patch, prefix, regs, pos)
-    assert card.input_size == [round(224 / patch) * patch, round(200 / patch) * patch]
+    # snapped to the patch size, halves up (200 / 16 = 12.5 -> 13 patches), as snap_to_patch_multiple
+    assert card.input_size == ([224, 208] if patch == 16 else [224, 196])
     assert card.depth == 2 and card.embed_dim == 64 and card.num_heads == 2
     assert card.params == sum(p.numel() for p in loaded.model.parameters())
     assert card.mean[0] == pytest.approx(mean0)

@@ -115,9 +115,9 @@ def test_model_page_gallery_swaps(server, browser):
     page.locator(".atlas-gallery select").first.select_option("1")
     assert "-keys-" in img.get_attribute("src")
     page.locator(".atlas-gallery select").nth(1).select_option("0")
-    assert "-k4/" in img.get_attribute("src")
+    assert "-k04/" in img.get_attribute("src")
     page.locator(".atlas-gallery input[data-mode]").uncheck()
-    assert img.get_attribute("src").endswith("-bare.png")
+    assert img.get_attribute("src").endswith("-map.webp")
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     assert "view=0-1-0" in page.url  # the selected view is linkable
     assert page.locator(".atlas-gallery output").inner_text().startswith("block 2")

@@ -1,4 +1,4 @@
-"""Tests of atlas.cluster: agreement with scikit-learn, determinism, canonical order, edge cases."""
+"""Tests of atlas.clustering.kmeans: agreement with scikit-learn, determinism, canonical order, edge cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from atlas.cluster import JointKMeans, cluster_features
+from atlas.clustering.kmeans import JointKMeans, cluster_features
 
 BACKENDS = ["faiss", "torch", "sklearn"]
 
@@ -183,7 +183,7 @@ def test_cluster_features_reshapes_to_images():
 @pytest.mark.parametrize("backend", ["faiss", "torch"])
 def test_two_stage_fit_matches_sklearn(backend, monkeypatch):
     # shrink the warm-start sample so the two-stage path (sample, then all tokens) is exercised
-    monkeypatch.setattr("atlas.cluster._WARM_START_TOKENS", 2_000)
+    monkeypatch.setattr("atlas.clustering.kmeans._WARM_START_TOKENS", 2_000)
     X, k = overlapping_mixture()
     km = JointKMeans(k, backend=backend).fit(X)
     ref = JointKMeans(k, backend="sklearn").fit(X)
@@ -193,7 +193,7 @@ def test_two_stage_fit_matches_sklearn(backend, monkeypatch):
 
 
 def test_torch_reseeds_empty_cluster_with_farthest_point():
-    from atlas.cluster import _lloyd_torch
+    from atlas.clustering.kmeans import _lloyd_torch
 
     rng = np.random.default_rng(0)
     means = np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32)
@@ -208,7 +208,7 @@ def test_torch_reseeds_empty_cluster_with_farthest_point():
 
 def test_torch_onehot_sums_used_on_cuda_match_index_add():
     # the CUDA code path (one-hot matmul sums) run on CPU must give the same Lloyd result
-    from atlas.cluster import _lloyd_torch
+    from atlas.clustering.kmeans import _lloyd_torch
 
     X, k = overlapping_mixture(n=4000)
     init = X[:k].copy()
@@ -221,7 +221,7 @@ def test_torch_onehot_sums_used_on_cuda_match_index_add():
 def test_cosine_assignment_matches_explicit_normalisation():
     """predict() scales the product of the raw rows instead of normalising a copy: same labels and
     squared distances as assigning the normalised rows, and a zero row sits at |c|^2 from every c."""
-    from atlas.cluster import _assign
+    from atlas.clustering.kmeans import _assign
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 24)).astype(np.float32) * rng.uniform(0.1, 50, size=(20_000, 1)).astype(np.float32)

@@ -18,7 +18,7 @@ training = "random"
 
 
 def test_shipped_configs_load_and_name_known_models():
-    from atlas.backbones import check_model_name
+    from atlas.features.backbones import check_model_name
 
     for name in ("demo.toml", "zoo.toml"):
         cfg = load_config(ROOT / "configs" / name)
@@ -81,15 +81,13 @@ def test_slugify_is_stable_and_url_safe():
 
 
 def test_kmeans_training_sample_follows_the_config():
-    from types import SimpleNamespace
-
-    from atlas.build import ModelBuilder
+    from atlas.pipeline.model_run import kmeans_settings
 
     def km(text, k):
-        return ModelBuilder.kmeans(SimpleNamespace(cfg=parse_config(text + MINIMAL)), k)
+        return kmeans_settings(parse_config(text + MINIMAL), k)
 
-    assert km("", 8).max_train_tokens == 512 * 8  # default: 512 tokens per cluster
-    assert km("[clustering]\ntrain_tokens_per_cluster = 100\n", 4).max_train_tokens == 400
-    assert km("[clustering]\ntrain_tokens_per_cluster = 0\n", 4).max_train_tokens is None  # every token
+    assert km("", 8)["max_train_tokens"] == 512 * 8  # default: 512 tokens per cluster
+    assert km("[clustering]\ntrain_tokens_per_cluster = 100\n", 4)["max_train_tokens"] == 400
+    assert km("[clustering]\ntrain_tokens_per_cluster = 0\n", 4)["max_train_tokens"] is None  # every token
     with pytest.raises(ConfigError, match="train_tokens_per_cluster"):
         parse_config("[clustering]\ntrain_tokens_per_cluster = -1\n" + MINIMAL)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atlas.datasets import (
+from atlas.inputs.datasets import (
     ADE20K_CLASSES,
     ADE20K_STUFF,
     CAMVID_CLASSES,

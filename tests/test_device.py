@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from atlas.device import autocast, pick_device, run_with_oom_halving
+from atlas.features.device import autocast, pick_device, run_with_oom_halving
 
 
 def test_pick_device_auto_and_explicit():

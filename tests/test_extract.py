@@ -4,7 +4,25 @@ import pytest
 import timm
 import torch
 
-from atlas.extract import TokenExtractor, recompute_attention_output
+from atlas.features.extractor import TokenExtractor, _heads_to_tokens
+
+
+def recompute_attention_output(attn: torch.nn.Module, rec: dict) -> torch.Tensor:
+    """Test oracle: softmax(q k^T * scale + mask) v, heads merged, through the module's own norm and
+    projection -- equal to the block's attention output only if the recorded q/k/v are the ones it used."""
+    q, k, v = rec["q"].float(), rec["k"].float(), rec["v"].float()
+    scale = rec["scale"] if rec["scale"] is not None else q.shape[-1] ** -0.5
+    logits = (q * scale) @ k.transpose(-2, -1)
+    mask = rec["attn_mask"]
+    if mask is not None:
+        logits = logits + mask.float() if mask.dtype != torch.bool else logits.masked_fill(~mask, float("-inf"))
+    o = _heads_to_tokens(logits.softmax(-1) @ v)
+    if getattr(attn, "norm", None) is not None:
+        o = attn.norm(o)
+    if getattr(attn, "gate", None) is not None:
+        raise NotImplementedError("gated attention: recompute needs the block input")
+    return attn.proj(o)
+
 
 TINY = dict(depth=2, embed_dim=64, num_heads=2)
 

@@ -6,12 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from atlas.backbones import load_backbone
-from atlas.cache import FeatureCache
+from atlas.features.backbones import load_backbone
+from atlas.features.cache import FeatureCache
 from atlas.config import Backbone
-from atlas.extract import TokenExtractor
-from atlas.features import extract_to_cache, load_block
-from atlas.images import AtlasImage, ResizePolicy, content_hash, to_tensor
+from atlas.features.extractor import TokenExtractor
+from atlas.features.extract import extract_to_cache, load_block
+from atlas.inputs.geometry import to_tensor
+from atlas.inputs.images import AtlasImage, content_hash
 
 TINY = {"depth": 3, "embed_dim": 64, "num_heads": 2}
 
@@ -35,14 +36,15 @@ def loaded():
 def test_extraction_matches_direct_run_and_is_reused(tmp_path, loaded):
     cache = FeatureCache(tmp_path)
     images = _images(5)
-    policy = ResizePolicy(56, 84)
+    policy = loaded.policy
+    assert policy.size == (56, 84)
     reps = ["tokens", "keys", "queries", "values"]
-    first = extract_to_cache(loaded, images, policy, [0, 2], reps, cache, batch_size=2, progress=False)
+    first = extract_to_cache(loaded, images, [0, 2], reps, cache, batch_size=2, progress=False)
     assert (first.extracted, first.cached, first.entries_written) == (5, 0, 5 * 2 * 4)
-    second = extract_to_cache(loaded, images, policy, [0, 2], reps, cache, batch_size=2, progress=False)
+    second = extract_to_cache(loaded, images, [0, 2], reps, cache, batch_size=2, progress=False)
     assert (second.extracted, second.cached, second.entries_written) == (0, 5, 0)
 
-    patches, prefix = load_block(loaded, images, policy, 2, "keys", cache)
+    patches, prefix = load_block(loaded, images, 2, "keys", cache)
     assert patches.shape == (5, 4, 6, 64) and prefix.shape == (5, 5, 64)
     x = torch.stack([to_tensor(policy.apply(im.load()), loaded.card.mean, loaded.card.std) for im in images])
     direct = TokenExtractor(loaded.model, [2], ["keys"])(x)[(2, "keys")].numpy()
@@ -50,15 +52,15 @@ def test_extraction_matches_direct_run_and_is_reused(tmp_path, loaded):
     np.testing.assert_allclose(prefix, direct[:, :5], atol=2e-3, rtol=2e-3)
 
     # a new image is the only one extracted; a new block re-extracts every image once
-    more = extract_to_cache(loaded, images + _images(1, seed=9), policy, [0, 2], reps, cache, progress=False)
+    more = extract_to_cache(loaded, images + _images(1, seed=9), [0, 2], reps, cache, progress=False)
     assert (more.extracted, more.cached) == (1, 5)
-    deeper = extract_to_cache(loaded, images, policy, [1], ["tokens"], cache, progress=False)
+    deeper = extract_to_cache(loaded, images, [1], ["tokens"], cache, progress=False)
     assert deeper.extracted == 5
     # one file per image, and writing a new block kept the blocks stored before
     assert len(list(tmp_path.rglob("*.safetensors"))) == 6
-    again = extract_to_cache(loaded, images, policy, [0, 1, 2], ["tokens"], cache, progress=False)
+    again = extract_to_cache(loaded, images, [0, 1, 2], ["tokens"], cache, progress=False)
     assert (again.extracted, again.cached) == (0, 5)
-    np.testing.assert_array_equal(load_block(loaded, images, policy, 2, "keys", cache)[0], patches)
+    np.testing.assert_array_equal(load_block(loaded, images, 2, "keys", cache)[0], patches)
 
 
 def test_cache_key_covers_everything_that_changes_features():
@@ -70,7 +72,7 @@ def test_cache_key_covers_everything_that_changes_features():
 
 
 def test_atomic_write_and_corrupt_entries(tmp_path, monkeypatch):
-    import atlas.cache as cache_mod
+    import atlas.features.cache as cache_mod
 
     cache = FeatureCache(tmp_path)
     key = FeatureCache.key(model="m", weights="w", image="i", preprocessing="p")
@@ -114,4 +116,4 @@ def test_atomic_write_and_corrupt_entries(tmp_path, monkeypatch):
 
 def test_load_block_reports_missing_entries(tmp_path, loaded):
     with pytest.raises(KeyError, match="not cached"):
-        load_block(loaded, _images(1), ResizePolicy(56, 84), 0, "tokens", FeatureCache(tmp_path))
+        load_block(loaded, _images(1), 0, "tokens", FeatureCache(tmp_path))

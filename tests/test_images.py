@@ -1,4 +1,4 @@
-"""Tests for atlas.images: decoding edge cases, skip reasons, embedded set, sizing, probes."""
+"""Tests for atlas.inputs.images: decoding edge cases, skip reasons, the embedded set, memory images."""
 
 from __future__ import annotations
 
@@ -12,21 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atlas import images as im
-from atlas.images import (
+from atlas.inputs import images as im
+from atlas.inputs.images import (
     AtlasImage,
     ImageReadError,
-    ResizePolicy,
     content_hash,
     load_embedded_set,
     load_image_folder,
-    probe_images,
+    memory_image,
     read_rgb,
-    shifted_crops,
-    snap_to_patch_multiple,
-    to_tensor,
 )
-from atlas.results import ImageInfo, SkippedItem
+from atlas.records import ImageInfo, SkippedItem
 
 # ------------------------------------------------------------------------------------------
 # Fixture writers
@@ -192,7 +188,7 @@ def _write_bad_files(folder):
 def test_bad_files_are_skipped_with_reasons(tmp_path, caplog):
     _write_bad_files(tmp_path)
     Image.new("RGB", (8, 8), "red").save(tmp_path / "good.png")
-    with caplog.at_level(logging.WARNING, logger="atlas.images"):
+    with caplog.at_level(logging.WARNING, logger="atlas.inputs.images"):
         images, skipped = load_image_folder(tmp_path)
     assert [i.name for i in images] == ["good.png"]
     reasons = {s.path: s.reason for s in skipped}
@@ -201,7 +197,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path, caplog):
     assert reasons["truncated.jpg"].startswith("corrupt or truncated image data")
     assert reasons["bomb.png"].startswith("too large")
     assert all("\n" not in r for r in reasons.values())
-    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "atlas.images")
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "atlas.inputs.images")
     for name in reasons:
         assert name in logged
     assert skipped[0].item() == SkippedItem(what=f"image {skipped[0].path}", reason=skipped[0].reason)
@@ -266,7 +262,7 @@ def test_atlas_image_reload_checks_hash_and_pickles(tmp_path):
     assert np.array_equal(np.asarray(img.load()), _noise(6, 5))
     clone = pickle.loads(pickle.dumps(img))
     assert clone == img and np.array_equal(np.asarray(clone.load()), _noise(6, 5))
-    info = img.info(thumbnail="thumbs/x.jpg")
+    info = img.info()
     assert isinstance(info, ImageInfo) and (info.licence, info.credit, info.width, info.height) == ("CC0", "me", 5, 6)
     Image.fromarray(_noise(6, 5, seed=9)).save(path)  # the file changes after listing
     with pytest.raises(ImageReadError, match="pixels changed"):
@@ -283,7 +279,7 @@ def test_embedded_set_loads_offline_with_credits(monkeypatch, caplog):
         raise AssertionError("the embedded set must not touch the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    with caplog.at_level(logging.INFO, logger="atlas.images"):
+    with caplog.at_level(logging.INFO, logger="atlas.inputs.images"):
         images, skipped = load_embedded_set()
     assert skipped == []
     names = [i.name for i in images]
@@ -332,103 +328,8 @@ def test_embedded_missing_file_is_reported_not_downloaded(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------
-# Sizing
+# Hashes and records
 # ------------------------------------------------------------------------------------------
-
-
-def test_snap_to_patch_multiple():
-    assert snap_to_patch_multiple((224, 224), 16) == (224, 224)
-    assert snap_to_patch_multiple((230, 500), 16) == (224, 496)
-    assert snap_to_patch_multiple((232, 7), 16) == (240, 16)  # half rounds up; minimum one patch
-    assert snap_to_patch_multiple((518, 518), 14) == (518, 518)
-    with pytest.raises(ValueError, match="patch must be a positive int"):
-        snap_to_patch_multiple((224, 224), 0)
-    with pytest.raises(ValueError, match="size entries"):
-        snap_to_patch_multiple((224, -1), 16)
-
-
-@pytest.mark.parametrize("src_wh", [(640, 427), (300, 451), (10, 7), (224, 224), (2000, 50)])
-@pytest.mark.parametrize("hw", [(224, 224), (224, 448), (336, 112)])
-def test_resize_policy_output_size(src_wh, hw):
-    policy = ResizePolicy(*hw)
-    out = policy.apply(Image.fromarray(_noise(src_wh[1], src_wh[0])))
-    assert out.size == (hw[1], hw[0])
-
-
-def test_resize_policy_centre_crop_and_identity():
-    arr = _noise(100, 300)
-    out = ResizePolicy(100, 100).apply(Image.fromarray(arr))  # height already matches: crop only
-    assert np.array_equal(np.asarray(out), arr[:, 100:200])
-    same = ResizePolicy(100, 300).apply(Image.fromarray(arr))
-    assert np.array_equal(np.asarray(same), arr)
-    # A flat image stays flat through resampling (no ringing at a constant).
-    flat = ResizePolicy(32, 48).apply(Image.new("RGB", (500, 90), (10, 20, 30)))
-    assert set(map(tuple, np.asarray(flat).reshape(-1, 3).tolist())) == {(10, 20, 30)}
-
-
-def test_resize_policy_grid_describe_and_validation():
-    policy = ResizePolicy(224, 448)
-    assert policy.size == (224, 448) and policy.grid(16) == (14, 28)
-    text = policy.describe(16)
-    assert "224 × 448" in text and "14 × 28" in text and "16-pixel" in text and text.count(".") == 1
-    assert policy.describe().endswith("224 × 448.")
-    with pytest.raises(ValueError, match="not a multiple of patch 10"):
-        policy.grid(10)
-    with pytest.raises(ValueError, match="height must be a positive int"):
-        ResizePolicy(0, 10)
-    with pytest.raises(ValueError, match="width must be a positive int"):
-        ResizePolicy(10, 2.5)
-
-
-@pytest.mark.parametrize("shift", [2, -3, (1, -2), (-1, 0), 0])
-def test_shifted_crops_content_relation(shift):
-    patch = 8
-    policy = ResizePolicy(32, 48)
-    a, b = shifted_crops(Image.fromarray(_noise(90, 130)), policy, patch, shift)
-    assert a.size == b.size == (48, 32)
-    dy, dx = shift if isinstance(shift, tuple) else (0, shift)
-    sy, sx = dy * patch, dx * patch
-    A, B = np.asarray(a), np.asarray(b)
-    H, W = 32, 48
-    # crop_b[y + sy, x + sx] == crop_a[y, x] over the overlap
-    a_part = A[max(0, -sy) : H - max(0, sy), max(0, -sx) : W - max(0, sx)]
-    b_part = B[max(0, sy) : H - max(0, -sy), max(0, sx) : W - max(0, -sx)]
-    assert a_part.shape == ((H - abs(sy)), (W - abs(sx)), 3)
-    assert np.array_equal(a_part, b_part)
-    if shift != 0:
-        assert not np.array_equal(A, B)
-
-
-def test_shifted_crops_zero_shift_equals_policy_and_validation():
-    img = Image.fromarray(_noise(90, 130))
-    policy = ResizePolicy(32, 48)
-    a, b = shifted_crops(img, policy, 8, 0)
-    assert np.array_equal(np.asarray(a), np.asarray(policy.apply(img)))
-    with pytest.raises(ValueError, match="leaves no overlap"):
-        shifted_crops(img, policy, 8, 6)
-    with pytest.raises(ValueError, match="not a multiple of patch"):
-        shifted_crops(img, policy, 7, 1)
-    with pytest.raises(ValueError, match="whole patches"):
-        shifted_crops(img, policy, 8, 1.5)
-
-
-# ------------------------------------------------------------------------------------------
-# Tensors, hashes, probes
-# ------------------------------------------------------------------------------------------
-
-
-def test_to_tensor():
-    import torch
-
-    x = to_tensor(Image.new("RGB", (5, 4), (255, 0, 51)), mean=(0.5, 0.5, 0.2), std=(0.5, 0.25, 0.1))
-    assert x.dtype == torch.float32 and tuple(x.shape) == (3, 4, 5)
-    assert torch.allclose(x[:, 2, 3], torch.tensor([1.0, -2.0, 0.0]), atol=1e-6)
-    with pytest.raises(ValueError, match="needs an RGB PIL image"):
-        to_tensor(Image.new("L", (2, 2)))
-    with pytest.raises(ValueError, match="3 values"):
-        to_tensor(Image.new("RGB", (2, 2)), mean=(0.5,), std=(0.5,))
-    with pytest.raises(ValueError, match="std must be positive"):
-        to_tensor(Image.new("RGB", (2, 2)), std=(0.5, 0.0, 0.5))
 
 
 def test_content_hash_is_pixel_based(tmp_path):
@@ -450,32 +351,18 @@ def test_content_hash_is_pixel_based(tmp_path):
         content_hash(arr.astype(np.float32))
 
 
-def test_probe_images():
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    probes = probe_images((32, 48), seed=3, mean=mean, std=std)
-    names = [p.name for p in probes]
-    assert len(set(names)) == len(names)
-    assert {"constant-black", "constant-white", "constant-grey", "constant-mean", "noise-uniform", "noise-gaussian"} <= set(names)
-    assert all(p.image.mode == "RGB" and p.image.size == (48, 32) for p in probes)
-    by = dict(probes)
-    assert by["constant-mean"].getpixel((0, 0)) == (124, 116, 104)
-    assert float(to_tensor(by["constant-mean"], mean, std).abs().max()) < 0.01
-    g = to_tensor(by["noise-gaussian"], mean, std)
-    assert abs(float(g.mean())) < 0.1 and 0.8 < float(g.std()) < 1.1
-    u = np.asarray(by["noise-uniform"])
-    assert u.min() < 10 and u.max() > 245
-    again = dict(probe_images((32, 48), seed=3, mean=mean, std=std))
-    other = dict(probe_images((32, 48), seed=4, mean=mean, std=std))
-    assert np.array_equal(np.asarray(again["noise-uniform"]), u)
-    assert not np.array_equal(np.asarray(other["noise-uniform"]), u)
-    assert not np.array_equal(np.asarray(other["noise-gaussian"]), np.asarray(by["noise-gaussian"]))
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
-        probe_images((8, 8), seed=-1)
-    with pytest.raises(ValueError, match="height must be a positive int"):
-        probe_images((0, 8))
-
-
 def test_atlas_image_is_frozen():
     img = AtlasImage("n", "s", "l", "c", "0" * 64, 1, 1, loader=lambda: Image.new("RGB", (1, 1)))
     with pytest.raises(AttributeError):
         img.name = "other"  # type: ignore[misc]
+
+
+def test_memory_image_round_trip():
+    pic = Image.fromarray(_noise(6, 5))
+    img = memory_image("n", pic, "made here")
+    assert img.content_hash == content_hash(pic) and (img.width, img.height) == (5, 6)
+    assert np.array_equal(np.asarray(img.load()), np.asarray(pic))
+    pic.paste((1, 2, 3), (0, 0, 5, 6))  # the record keeps its own copy
+    assert np.array_equal(np.asarray(img.load()), _noise(6, 5))
+    grey = memory_image("g", Image.new("L", (2, 2), 7), "grey")
+    assert grey.load().mode == "RGB" and grey.load().getpixel((0, 0)) == (7, 7, 7)

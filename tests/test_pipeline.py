@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import atlas.build as build_mod
-from atlas.build import build_atlas
+import atlas.pipeline.model_run as run_mod
 from atlas.config import parse_config
-from atlas.results import RANDOM_INIT_LABEL
+from atlas.measures.registry import REGISTRY
+from atlas.pipeline.build import build_atlas
+from atlas.pipeline.state import load_stored_atlas
+from atlas.records import RANDOM_INIT_LABEL
 from atlas.site import build_site, render_site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +55,12 @@ def small_demo(tmp: Path, extra: str = "") -> str:
     return text + extra
 
 
+def _config(tmp: Path, text: str):
+    return parse_config(text, str(tmp / "configs" / "demo-small.toml"))
+
+
 def _build(tmp: Path, text: str, docs: Path, date="2026-01-01"):
-    cfg = parse_config(text, str(tmp / "configs" / "demo-small.toml"))
-    results = build_atlas(cfg, docs_dir=docs, progress=False, build_date=date)
+    results = build_atlas(_config(tmp, text), progress=False, build_date=date)
     render_site(results, docs)
     return results
 
@@ -75,12 +80,12 @@ def test_demo_build_is_complete_and_labelled(demo):
     for m in results.models:
         page = (site / "models" / f"{m.card.slug}.html").read_text()
         assert RANDOM_INIT_LABEL in page
-        assert m.runs and all(len(r.gallery) == 4 for r in m.runs)
+        assert m.runs and all(m.label_maps[f"b{r.block}-{r.representation}-k{r.k}"].shape[0] == 4 for r in m.runs)
         measures = {r.measure for r in m.measures}
         assert {"positional_nce", "position_r2", "border_ami", "blank_position_score", "shift_content_fraction"} <= measures
-        for r in m.runs:
-            for e in r.gallery:
-                assert (docs / e.overlay).is_file() and (docs / e.bare).is_file()
+        assert measures <= set(REGISTRY)  # every stored number is described in the registry
+        maps = sorted((docs / "generated" / "models" / m.card.slug / "gallery").rglob("*.webp"))
+        assert len(maps) == 2 * 4 * len(m.runs)  # overlay + bare map per image and run
     assert {c.kind for c in results.comparisons} == {"models", "representations", "scaling"}
     assert (site / "atlas.json").is_file()
     report = (site / "build-report.html").read_text()
@@ -91,7 +96,7 @@ def test_demo_evaluation_on_camvid(demo):
     if not (REPO.parent / "shared" / "data" / "camvid").is_dir():
         pytest.skip("../shared/data/camvid absent: evaluation stage not exercised")
     _, _, site, results = demo
-    measures = {r.measure for m in results.models for r in m.measures if r.section == "evaluation"}
+    measures = {r.measure for m in results.models for r in m.measures if REGISTRY[r.measure].section == "evaluation"}
     assert {"seg_miou", "knn_miou_k10", "cka_full_vs_foreground", "pseudomask_miou"} <= measures
     for m in results.models:
         for r in m.measures:
@@ -101,30 +106,7 @@ def test_demo_evaluation_on_camvid(demo):
 
 def test_adding_a_model_recomputes_only_that_model(demo, monkeypatch):
     tmp, docs, _, first = demo
-    extracted, clustered = [], []
-    real_extract, real_fit = build_mod.extract_to_cache, build_mod.JointKMeans.fit
-
-    def spy_extract(loaded, images, *a, **k):
-        stats = real_extract(loaded, images, *a, **k)
-        if stats.extracted:
-            extracted.append(loaded.spec.slug)
-        return stats
-
-    class SpyKMeans(build_mod.JointKMeans):
-        def fit(self, X):
-            clustered.append(current[0])
-            return real_fit(self, X)
-
-    current = [""]
-    real_run = build_mod.ModelBuilder.run
-
-    def spy_run(self):
-        current[0] = self.loaded.spec.slug
-        return real_run(self)
-
-    monkeypatch.setattr(build_mod, "extract_to_cache", spy_extract)
-    monkeypatch.setattr(build_mod, "JointKMeans", SpyKMeans)
-    monkeypatch.setattr(build_mod.ModelBuilder, "run", spy_run)
+    extracted, clustered = spy_on_work(monkeypatch)
     comp_dir = tmp / "out" / "state" / "comparisons"
     before = {p.parent.name: p.stat().st_mtime_ns for p in comp_dir.glob("*/key.txt")}
     text = small_demo(tmp, TINY_MAE)
@@ -142,6 +124,53 @@ def test_adding_a_model_recomputes_only_that_model(demo, monkeypatch):
     assert changed == {"architectures-side-by-side-random-init", "scaling-vit-learned-abs-s-to-b-random-init"}
     assert [m.card.slug for m in second.models][-1] == new
     assert (docs / "models" / f"{new}.md").is_file()
+
+
+def spy_on_work(monkeypatch) -> tuple[list[str], list[str]]:
+    """Record which models are extracted (anything not cached) and clustered."""
+    extracted, clustered = [], []
+    real_extract, real_cluster = run_mod.extract_to_cache, run_mod.cluster_features
+
+    def spy_extract(loaded, images, *a, **k):
+        stats = real_extract(loaded, images, *a, **k)
+        if stats.extracted:
+            extracted.append(loaded.spec.slug)
+        return stats
+
+    current = [""]
+
+    def spy_cluster(features, k, **kw):
+        clustered.append(current[0])
+        return real_cluster(features, k, **kw)
+
+    real_run = run_mod.ModelRun.run
+
+    def spy_run(self):
+        current[0] = self.loaded.spec.slug
+        return real_run(self)
+
+    monkeypatch.setattr(run_mod, "extract_to_cache", spy_extract)
+    monkeypatch.setattr(run_mod, "cluster_features", spy_cluster)
+    monkeypatch.setattr(run_mod.ModelRun, "run", spy_run)
+    return extracted, clustered
+
+
+def test_stored_results_do_not_depend_on_the_site(demo, monkeypatch, tmp_path):
+    """Deleting the rendered docs dir recomputes nothing; --render-only rebuilds the same pages
+    from the stored records alone."""
+    tmp, _, _, results = demo
+    fresh = tmp_path / "site_src"
+    extracted, clustered = spy_on_work(monkeypatch)
+    _build(tmp, small_demo(tmp), fresh)
+    assert extracted == [] and clustered == []
+    again = tmp_path / "again"
+    render_site(load_stored_atlas(_config(tmp, small_demo(tmp))), again)
+    after = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert set(after) == {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
+    different = [str(f) for f in after if _normalised(again / f) != _normalised(fresh / f)]
+    assert different == []
+    for m in results.models:  # the gallery was drawn again from the stored label maps
+        assert len(list((again / "generated" / "models" / m.card.slug).rglob("*.webp"))) == 2 * 4 * len(m.runs)
 
 
 def _normalised(path: Path) -> bytes:

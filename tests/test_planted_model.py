@@ -1,48 +1,99 @@
-"""Planted effect in a real timm ViT: scaling the position embedding up must raise every positional
-measure, zeroing it must remove them (on the embedded photos, through the real extraction)."""
+"""Planted effects in a real timm ViT, through the path that produces the site (``ModelRun``:
+extraction into the cache, joint k-means, every positional measure, blank-input probe, shift test).
+
+* position embedding zeroed: no position information enters the model -> no positional score,
+  clusters follow content in the shift test, blank inputs give no repeated map;
+* position embedding x10 / x100: every positional score rises with it;
+* patch embedding zeroed (tokens are a function of position alone): positional clustering and the
+  blank-input probe saturate, and the shift test finds clusters that stay with the grid.
+"""
+
+from __future__ import annotations
 
 import pytest
-import timm
 import torch
 
-from atlas.analyses import position_decodability, positional_clustering, positional_effect
-from atlas.cluster import JointKMeans
-from atlas.extract import TokenExtractor
-from atlas.images import ResizePolicy, load_embedded_set, to_tensor
+from atlas.config import parse_config
+from atlas.features.backbones import load_backbone, state_dict_hash
+from atlas.features.cache import FeatureCache
+from atlas.pipeline.inputs import load_images
+from atlas.pipeline.model_run import ModelRun
+
+CONFIG = """
+[images]
+resolution = [112, 112]
+[features]
+layers = [1]
+gallery_layers = [1]
+representations = ["tokens", "keys"]
+[clustering]
+ks = [6]
+[analyses]
+k = 6
+[[backbones]]
+display_name = "tiny"
+timm_name = "vit_small_patch16_224"
+weights = "random"
+training = "random"
+overrides = { depth = 2, embed_dim = 64, num_heads = 2 }
+"""
+
+
+def _scale_pos(scale: float):
+    def plant(model):
+        model.pos_embed.mul_(scale)
+    return plant
+
+
+def _position_only(model):
+    model.patch_embed.proj.weight.zero_()
+    model.patch_embed.proj.bias.zero_()
+
+
+PLANTS = {"zeroed": _scale_pos(0.0), "x10": _scale_pos(10.0), "x100": _scale_pos(100.0),
+          "position only": _position_only}
 
 
 @pytest.fixture(scope="module")
-def photos():
-    images, _ = load_embedded_set()
-    policy = ResizePolicy(112, 112)
-    return torch.stack([to_tensor(policy.apply(im.load())) for im in images])
+def measured(tmp_path_factory):
+    cfg = parse_config(CONFIG)
+    images, _ = load_images(cfg)
+    cache = FeatureCache(tmp_path_factory.mktemp("cache"))
+    out = {}
+    for name, plant in PLANTS.items():
+        loaded = load_backbone(cfg.backbones[0], (112, 112), seed=0)
+        with torch.no_grad():
+            plant(loaded.model)
+        loaded.weights_hash = state_dict_hash(loaded.model)  # the cache key follows the weights
+        result = ModelRun(cfg, loaded, images, cache, torch.device("cpu")).run()
+        out[name] = {(r.measure, r.representation): r.value for r in result.measures}
+    return out
 
 
-def _measures(x, scale: float, rep: str) -> dict:
-    torch.manual_seed(0)
-    model = timm.create_model("vit_small_patch16_224", img_size=112, depth=2, embed_dim=64, num_heads=2,
-                              num_classes=0).eval().requires_grad_(False)
-    with torch.no_grad():
-        model.pos_embed.mul_(scale)
-    out = TokenExtractor(model, [1], [rep])(x)[(1, rep)][:, model.num_prefix_tokens:].numpy()
-    feats = out.reshape(len(x), 7, 7, -1)
-    labels = JointKMeans(6, seed=0).fit_predict(feats.reshape(-1, feats.shape[-1])).reshape(len(x), 7, 7)
-    return {
-        "nce": positional_clustering(labels)["nce"],
-        "r2": position_decodability(feats, n_splits=5)["r2"],
-        "effect": positional_effect(feats)["positional_effect"],
-    }
+POSITIONAL = ("positional_nce", "position_r2", "positional_effect", "blank_position_score")
 
 
 @pytest.mark.parametrize("rep", ["tokens", "keys"])
-def test_position_embedding_scaled_vs_zeroed(photos, rep):
-    zero, x10, x100 = (_measures(photos, s, rep) for s in (0.0, 10.0, 100.0))
-    for name in ("r2", "effect"):
-        assert zero[name] < x10[name] < x100[name], (name, zero, x10, x100)
-    # cluster labels are coarser: at x10 content still decides the clusters (both ~0.02)
-    assert zero["nce"] < x100["nce"] and x10["nce"] > zero["nce"] - 0.02, (zero, x10, x100)
-    # zeroed: no position information enters the model: nothing decodable or clustered by position
-    assert max(zero.values()) < 0.1, zero
-    # timm's init draws the embedding with std 0.02: x10 is already decodable, x100 dominates
-    assert x10["r2"] > 0.2 and x10["effect"] > 0.05, x10
-    assert x100["nce"] > 0.5 and x100["r2"] > 0.8, x100
+def test_no_position_no_positional_score(measured, rep):
+    zero = measured["zeroed"]
+    for name in POSITIONAL:
+        assert zero[name, rep] < 0.1, (name, zero[name, rep])
+    assert zero["shift_content_fraction", rep] > 0.8  # clusters move with the content
+
+
+@pytest.mark.parametrize("rep", ["tokens", "keys"])
+def test_amplified_position_raises_every_score(measured, rep):
+    zero, x10, x100 = measured["zeroed"], measured["x10"], measured["x100"]
+    for name in ("position_r2", "positional_effect"):
+        assert zero[name, rep] < x10[name, rep] < x100[name, rep], name
+    assert x100["positional_nce", rep] > 0.5 and x100["position_r2", rep] > 0.8
+    assert x100["blank_position_score", rep] > 0.8
+    assert x100["shift_content_fraction", rep] < zero["shift_content_fraction", rep] - 0.5
+
+
+@pytest.mark.parametrize("rep", ["tokens", "keys"])
+def test_position_only_tokens(measured, rep):
+    pos = measured["position only"]
+    assert pos["positional_nce", rep] > 0.9 and pos["blank_position_score", rep] > 0.9
+    assert pos["position_r2", rep] > 0.8
+    assert pos["shift_content_fraction", rep] < 0.1  # clusters stay with the grid

@@ -1,16 +1,20 @@
-"""Tests of atlas.palette and atlas.render: colours, nearest upsampling, overlays, atomic WebP."""
+"""Tests of atlas.site.palette and atlas.site.maps: colours, nearest upsampling, overlays, atomic WebP,
+the gallery maps drawn from the records."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from atlas.palette import BASE_HEX, palette, palette_hex
-from atlas.render import label_map_to_rgb, overlay, save_segmentation_pair, save_webp, upsample_nearest
+from atlas.site.palette import BASE_HEX, palette, palette_hex
+from atlas.site.maps import (MANIFEST, label_map_to_rgb, overlay, save_segmentation_pair, save_webp, upsample_nearest,
+                             write_maps)
+from conftest import make_synthetic_results
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
 
@@ -120,7 +124,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     before = target.read_bytes()
 
     def boom(self, fp, *args, **kwargs):
-        fp.write(b"partial")
+        Path(fp).write_bytes(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", boom)
@@ -140,3 +144,34 @@ def test_save_segmentation_pair(tmp_path):
     )
     o2, b2 = save_segmentation_pair(photo, labels, tmp_path / "o2.webp", tmp_path / "b2.webp")
     assert o.read_bytes() == o2.read_bytes() and b.read_bytes() == b2.read_bytes()
+
+
+def test_write_maps_from_records(tmp_path):
+    """The galleries are drawn from the records alone; unchanged maps are not drawn again, maps of
+    records that left are removed, and two images whose names give one slug get their own files."""
+    results = make_synthetic_results()
+    results.images[1].name, results.images[2].name = "a b.jpg", "a-b.jpg"
+    out = write_maps(results, tmp_path)
+    m = results.models[0]
+    entries = out["models"][(m.card.slug, "b2-tokens-k4")]
+    assert [e["image"] for e in entries] == [i.name for i in results.images]
+    assert len({e["overlay"] for e in entries}) == len(entries)  # no two images share a file
+    bare = np.asarray(Image.open(tmp_path / entries[0]["bare"]).convert("RGB"))
+    want = label_map_to_rgb(upsample_nearest(m.label_maps["b2-tokens-k4"][0], bare.shape[:2]))
+    np.testing.assert_array_equal(bare, want)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")}
+    # 3 models x 16 runs x 4 images x 2 files, 3 panels x 3 columns x 4 images x 2, 4 thumbnails
+    assert len(stamps) == 384 + 72 + 4
+    write_maps(results, tmp_path)  # nothing changed: nothing drawn again
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")} == stamps
+    m.label_maps["b2-tokens-k4"] = (m.label_maps["b2-tokens-k4"] + 1) % 4  # one run changes
+    results.models = results.models[:2]
+    results.comparisons = []
+    write_maps(results, tmp_path)
+    now = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")}
+    redrawn = {p for p in now if now[p] != stamps.get(p)}
+    assert redrawn == {tmp_path / e[k] for e in entries for k in ("overlay", "bare")}
+    assert len(now) == 2 * 16 * 4 * 2 + 4  # the third model and the comparison are gone
+    assert not (tmp_path / "generated" / "models" / "vit-s16-random").exists()
+    assert not (tmp_path / "generated" / "comparisons").exists()
+    assert (tmp_path / MANIFEST).is_file()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.results import RANDOM_INIT_LABEL
+from atlas.records import RANDOM_INIT_LABEL
 from atlas.site import build_site, page_weight, render_site
 from conftest import make_synthetic_results
 
@@ -77,7 +77,8 @@ def test_untrusted_strings_are_escaped(tmp_path):
     results = make_synthetic_results(docs, display_names={"dino": EVIL})
     results.images[1].credit = '<img src=x onerror="alert(2)">'
     results.comparisons[0].title = "Cmp <b>bold</b> & co"
-    results.measure_info["seg_miou"] = {"title": EVIL, "description": '<img src=x onerror="alert(3)">'}
+    results.measure_info["seg_miou"] = {"title": EVIL, "definition": '<img src=x onerror="alert(3)">',
+                                        "section": "evaluation", "leaderboard": 1}
     _, site = _build(tmp_path, results)
     for html_file in site.rglob("*.html"):
         text = _text(html_file)
@@ -289,7 +290,7 @@ def test_heatmap_axis_labels(built):
 
 
 def test_heatmap_title_names_block_and_representation_once():
-    from atlas.figures import heatmap_figure
+    from atlas.site.figures import heatmap_figure
 
     def title(text, block=11, rep="keys"):
         payload = {"id": "x", "title": text, "z": [[0.0, 1.0]], "block": block, "representation": rep}
@@ -378,7 +379,7 @@ def test_leaderboard_only_with_evaluation_measures(tmp_path):
     docs = tmp_path / "site_src"
     results = make_synthetic_results(docs, comparisons=False)
     for m in results.models:
-        m.measures = [r for r in m.measures if r.section != "evaluation"]
+        m.measures = [r for r in m.measures if results.measure_info.get(r.measure, {}).get("section") != "evaluation"]
     render_site(results, docs)
     assert not (docs / "compare").exists()
     assert "segmentation-quality" not in _text(docs / "atlas.json")

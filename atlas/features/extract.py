@@ -1,0 +1,156 @@
+"""Feature extraction into the cache, and reading features back for the analyses.
+
+Extraction streams: images are decoded and preprocessed in a background thread, each batch is
+run once for all requested blocks and representations, and its features are written to the
+cache (in another thread) before the next batch is kept. Peak memory therefore depends on the
+batch size, not on the number of images. Anything already cached is not extracted again.
+
+Example::
+
+    stats = extract_to_cache(loaded, images, blocks=[3, 11],
+                             representations=["tokens", "keys"], cache=cache)
+    patches, prefix = load_block(loaded, images, 11, "keys", cache)
+    patches.shape   # (N, h, w, C)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..inputs.geometry import to_tensor
+from ..inputs.images import AtlasImage
+from .backbones import LoadedBackbone
+from .cache import FeatureCache
+from .device import autocast, run_with_oom_halving
+from .extractor import TokenExtractor
+
+log = logging.getLogger(__name__)
+
+WRITERS = 4
+
+
+@dataclass
+class ExtractionStats:
+    images: int = 0
+    extracted: int = 0  # images that went through the model
+    cached: int = 0  # images whose every entry was already cached
+    entries_written: int = 0
+    seconds: float = 0.0
+    batch_size: int = 0
+
+
+def preprocessing_key(loaded: LoadedBackbone) -> str:
+    """Everything about the input pipeline that changes the pixels the model sees."""
+    card = loaded.card
+    text = f"{loaded.policy.describe()}|input={card.input_size}|mean={card.mean}|std={card.std}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str) -> str:
+    return FeatureCache.key(model=loaded.spec.timm_name + repr(sorted(loaded.spec.overrides.items())),
+                            weights=loaded.weights_hash, image=image.content_hash, preprocessing=pre)
+
+
+def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: list[int],
+                     representations: list[str], cache: FeatureCache, *, device: torch.device | None = None,
+                     batch_size: int = 8, progress: bool = True, desc: str = "") -> ExtractionStats:
+    """Extract every (block, representation) of every image that is not cached yet.
+
+    Images go through the model's own input policy (``loaded.policy``) and normalisation.
+    """
+    device = device or torch.device("cpu")
+    stats = ExtractionStats(images=len(images), batch_size=batch_size)
+    t0 = time.perf_counter()
+    model_policy = loaded.policy
+    pre = preprocessing_key(loaded)
+    pairs = [(b, r) for b in blocks for r in representations]
+    todo = []
+    for img in images:
+        key = _entry_key(loaded, img, pre)
+        if cache.has(key, pairs):
+            stats.cached += 1
+        else:
+            todo.append((img, key))
+    if not todo:
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    model = loaded.model.to(device)
+    extractor = TokenExtractor(model, blocks, representations)
+    n_prefix = loaded.card.num_prefix_tokens
+    gh, gw = loaded.grid
+    mean, std = loaded.card.mean, loaded.card.std
+
+    def prepare(item):
+        img, _ = item
+        return to_tensor(model_policy.apply(img.load()), mean, std)
+
+    def write_image(item, j, feats):
+        _img, key = item
+        cache.put(key, {pair: feats[pair][j] for pair in pairs}, n_prefix=n_prefix, grid=(gh, gw))
+        return len(pairs)
+
+    position = {id(item): i for i, item in enumerate(todo)}
+    futures: dict = {}
+
+    def prefetch(start: int, stop: int):
+        for i in range(start, min(stop, len(todo))):
+            if i not in futures:
+                futures[i] = loader.submit(prepare, todo[i])
+
+    def run(batch):
+        start = position[id(batch[0])]
+        prefetch(start, start + len(batch))
+        # decode the next batch while this one runs through the model
+        prefetch(start + len(batch), start + 2 * len(batch))
+        x = torch.stack([futures.pop(start + j).result() for j in range(len(batch))]).to(device)
+        with autocast(device):
+            out = extractor(x)
+        # float16 on the CPU now, so the GPU batch can be freed before the write finishes
+        return {k: v.to(torch.float16).cpu().numpy() for k, v in out.items()}
+
+    bar = tqdm(total=len(todo), desc=desc or f"extract {loaded.spec.display_name}", unit="img",
+               disable=not progress, leave=False)
+    pending: list = []
+    # One file per image, written in other threads (file-system calls release the GIL) while the
+    # next batch runs. At most two batches wait to be written (bounded memory).
+    with ThreadPoolExecutor(max_workers=2) as loader, ThreadPoolExecutor(max_workers=WRITERS) as writer:
+        for batch, feats in run_with_oom_halving(run, todo, batch_size, device):
+            while len(pending) > 2 * len(batch):
+                stats.entries_written += pending.pop(0).result()
+            pending += [writer.submit(write_image, item, j, feats) for j, item in enumerate(batch)]
+            stats.extracted += len(batch)
+            bar.update(len(batch))
+        for f in pending:
+            stats.entries_written += f.result()
+    bar.close()
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def load_block(loaded: LoadedBackbone, images: list[AtlasImage], block: int, representation: str,
+               cache: FeatureCache, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Stack cached features of all images: patches (N, h, w, C) and prefix (N, P, C)."""
+    pre = preprocessing_key(loaded)
+    patches = prefixes = None
+    for i, img in enumerate(images):
+        got = cache.get(_entry_key(loaded, img, pre), block, representation)
+        if got is None:
+            raise KeyError(f"{loaded.spec.display_name}: block {block} {representation} of {img.name} is not cached; extract first")
+        if patches is None:  # converted into place: one copy in ``dtype``, no float16 stack
+            patches = np.empty((len(images), *got[0].shape), dtype=dtype)
+            prefixes = np.empty((len(images), *got[1].shape), dtype=dtype)
+        # torch's vectorised float16 conversion: ~4x numpy's casting assignment
+        torch.from_numpy(patches[i]).copy_(torch.from_numpy(got[0]))
+        torch.from_numpy(prefixes[i]).copy_(torch.from_numpy(got[1]))
+    if patches is None:
+        raise ValueError("load_block needs at least one image")
+    return patches, prefixes

@@ -1,0 +1,290 @@
+"""The measure registry: every number the atlas stores, described once.
+
+Each :class:`Measure` says what a stored number is -- its key (``MeasureRow.measure``), title,
+one-paragraph definition and formula (the Methods page prints them), what it is computed from,
+the function that computes it, the page section it is shown in, which way is "more", its value
+range, and its place on the leaderboard, the highlights and the scaling summary. The pipeline
+copies :func:`measure_info` into the records, and the site places, titles, ranks and explains
+every number from it; nothing is guessed from a measure's name.
+
+Adding a measure: one :data:`REGISTRY` entry, its function, its planted-effect test.
+
+Example
+-------
+>>> m = REGISTRY["position_r2"]
+>>> m.title, m.section, m.direction, m.depends_on_k
+('Position decodability (linear probe R², folds over images)', 'positional', 'bias', False)
+>>> [k for k, m in REGISTRY.items() if m.leaderboard == 1]
+['seg_miou']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .boundary import boundary_artifacts
+from .knn import knn_probe
+from .locality import similarity_structure
+from .positional import blank_input_structure, position_decodability, positional_clustering
+from .pseudomasks import score_pseudo_masks
+from .segmentation import evaluate_label_maps
+from .shift import shift_curve
+from .similarity import similarity_matrix
+
+__all__ = ["Measure", "REGISTRY", "measure_info"]
+
+#: What a measure is computed from. ``labels`` / ``labels+features``: the joint cluster maps of the
+#: atlas images (the value depends on K); ``features`` / ``prefix``: their patch / prefix tokens;
+#: ``blank labels``: cluster maps of the blank-input probes; ``shift pairs``: cluster maps of the
+#: shift-test windows; ``human masks``: the labelled evaluation dataset.
+Inputs = Literal["labels", "labels+features", "features", "prefix", "blank labels", "shift pairs", "human masks"]
+Section = Literal["positional", "evaluation"]
+#: ``bias``: higher = more positional / artifact bias; ``content``: higher = more content-following
+#: (less positional bias); ``quality``: higher = closer to human masks; ``none``: no better or worse
+#: (a slope, a norm ratio of prefix tokens).
+Direction = Literal["bias", "content", "quality", "none"]
+
+_K_INPUTS = ("labels", "labels+features", "blank labels", "shift pairs")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One stored number: ``function(...)[result_key]`` and everything the site says about it."""
+
+    title: str
+    definition: str
+    formula: str
+    inputs: Inputs
+    function: Callable[..., dict[str, Any]]
+    result_key: str | int
+    section: Section
+    direction: Direction
+    value_range: tuple[float | None, float | None]  # None = unbounded
+    leaderboard: int | None = None  # column order on the segmentation-quality leaderboard
+    highlight: int | None = None  # order of the highlight sentences (absent: none)
+    summary: int | None = None  # column order of the scaling pages' family summary
+
+    @property
+    def depends_on_k(self) -> bool:
+        """Whether the value depends on the number of clusters K (stored with ``MeasureRow.k``)."""
+        return self.inputs in _K_INPUTS
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.function.__module__}.{self.function.__name__}"
+
+
+REGISTRY: dict[str, Measure] = {
+    # ---------------------------------------------------------------- positional behaviour
+    "positional_nce": Measure(
+        "Positional clustering (chance-corrected NCE)",
+        "How much the patch position determines the joint cluster: the share of the cluster entropy "
+        "that knowing the position removes, corrected for the bias of few images by shuffling each "
+        "image's labels over its own positions. 0 = the cluster ignores position, 1 = position fixes it. "
+        "Photos share layouts (sky at the top), so read it with the blank-input probe and the shift test.",
+        "nce = (R - R0) / (1 - R0), R = 1 - mean_p H(c | p) / H(c), R0 = R after within-image shuffles",
+        "labels", positional_clustering, "nce", "positional", "bias", (None, 1.0), summary=1,
+    ),
+    "positional_ami": Measure(
+        "Positional clustering (AMI of cluster vs position)",
+        "Adjusted mutual information between a token's cluster and its patch position over all tokens "
+        "(symmetric; saturates below 1 when there are fewer clusters than positions).",
+        "AMI(c, p) over all tokens (equal to sklearn adjusted_mutual_info_score)",
+        "labels", positional_clustering, "ami", "positional", "bias", (None, 1.0), highlight=1,
+    ),
+    "position_r2": Measure(
+        "Position decodability (linear probe R², folds over images)",
+        "How well a linear probe reads the (row, col) of a token, on images it was not fitted on. "
+        "~0 without position information, 1 when a linear read-out recovers the position exactly.",
+        "mean of R^2(row) and R^2(col): ridge on z-scored tokens (at most 4000, equally many per image), "
+        "5-fold GroupKFold over images, penalty per target chosen from 33 values (trace(X^T X) / C * "
+        "10^[-4..4]) by the pooled out-of-fold error, R^2 = 1 - SS_res / SS_tot on the pooled out-of-fold "
+        "predictions",
+        "features", position_decodability, "r2", "positional", "bias", (None, 1.0), highlight=2, summary=2,
+    ),
+    "positional_effect": Measure(
+        "Positional effect (same-position minus different-position similarity)",
+        "Cosine similarity of tokens at the same grid position in different images minus that of tokens "
+        "at different positions, on dataset-mean-centred unit tokens: a shared per-position component.",
+        "mean_p mean_{i!=j} u(i,p).u(j,p) - mean_{p!=q} mean_{i!=j} u(i,p).u(j,q), "
+        "u = dataset-mean-centred unit tokens",
+        "features", similarity_structure, "positional_effect", "positional", "bias", (-2.0, 2.0),
+    ),
+    "locality_d1": Measure(
+        "Locality beyond position at distance 1",
+        "Extra similarity of neighbouring tokens in one image over tokens at the same offset in two "
+        "different images: what the image content adds to what the grid position explains.",
+        "within(1) - across(1); within(d) = mean over pairs at Chebyshev distance d of u(i,p).u(i,q), "
+        "across(d) = same with i != j",
+        "features", similarity_structure, "locality_d1", "positional", "bias", (-2.0, 2.0),
+    ),
+    "locality_slope": Measure(
+        "Locality decay with distance (slope)",
+        "How fast the locality beyond position decays with distance, per patch (negative = local).",
+        "least-squares slope of within(d) - across(d) over d = 1..4",
+        "features", similarity_structure, "locality_slope", "positional", "none", (None, None),
+    ),
+    "border_ami": Measure(
+        "Boundary: AMI of cluster vs outer patch ring",
+        "Adjusted mutual information between a token's cluster and whether it sits on the outer ring of "
+        "the patch grid: clusters that mark the image border.",
+        "AMI(c, b) with b(p) = 1 on the outer ring of the patch grid",
+        "labels+features", boundary_artifacts, "ami", "positional", "bias", (None, 1.0), highlight=3,
+        summary=4,
+    ),
+    "border_max_enrichment": Measure(
+        "Boundary: largest cluster enrichment on the outer ring",
+        "The largest over-representation of one cluster on the border ring relative to the interior "
+        "(1 = none), over clusters holding at least 1% of the tokens.",
+        "max_k ((n_kB + 1)/(n_B + K)) / ((n_kI + 1)/(n_I + K)) over clusters with >= 1% of tokens",
+        "labels+features", boundary_artifacts, "max_enrichment", "positional", "bias", (0.0, None),
+    ),
+    "border_norm_ratio": Measure(
+        "Boundary: token norm, outer ring / interior",
+        "Mean token norm on the border ring over the mean norm inside (1 = no difference).",
+        "mean_{b(p)=1} ||f(i,p)|| / mean_{b(p)=0} ||f(i,p)||",
+        "features", boundary_artifacts, "norm_ratio", "positional", "bias", (0.0, None),
+    ),
+    "outlier_fraction": Measure(
+        "High-norm outlier tokens (fraction of patches)",
+        "Share of patch tokens whose norm lies more than 5 robust standard deviations above the median "
+        "(the high-norm tokens of 'Vision Transformers Need Registers').",
+        "mean [ (||f|| - median) / (1.4826 MAD) > 5 ] over all patch tokens",
+        "features", boundary_artifacts, "outlier_fraction", "positional", "bias", (0.0, 1.0),
+    ),
+    "outlier_fraction_border": Measure(
+        "High-norm outlier tokens on the outer ring (fraction)",
+        "Share of border-ring tokens with an abnormally high norm.",
+        "as outlier_fraction, over tokens with b(p) = 1",
+        "features", boundary_artifacts, "outlier_fraction_border", "positional", "bias", (0.0, 1.0),
+    ),
+    "prefix_norm_ratio": Measure(
+        "Prefix tokens (CLS, registers): norm / mean patch norm",
+        "Mean norm of the prefix tokens (CLS, registers) over the mean patch-token norm.",
+        "mean_t mean_i ||prefix(i,t)|| / mean_{i,p} ||f(i,p)||",
+        "prefix", boundary_artifacts, "prefix_norm_ratio", "positional", "none", (0.0, None),
+    ),
+    "blank_position_score": Measure(
+        "Blank-input probe: positional structure",
+        "How consistently content-free inputs (constant colours, noise) get the same cluster map under "
+        "the joint centroids: on such inputs any repeated map can only come from position.",
+        "(A - A0) / (1 - A0), A = mean_p max_k #{i: c(i,p)=k} / M, A0 = A after within-image shuffles",
+        "blank labels", blank_input_structure, "position_score", "positional", "bias", (None, 1.0),
+        highlight=5,
+    ),
+    "blank_autocorrelation": Measure(
+        "Blank-input probe: spatial autocorrelation of cluster maps",
+        "Spatial coherence of the cluster maps of content-free inputs: large regions rather than "
+        "speckle.",
+        "(B - B0) / (1 - B0), B = share of equal 4-neighbour labels, B0 = sum_k n_k(n_k-1) / (P(P-1))",
+        "blank labels", blank_input_structure, "autocorrelation", "positional", "bias", (None, 1.0),
+    ),
+    "shift_content_fraction": Measure(
+        "Shift test: fraction of clusters that follow content",
+        "Whether cluster ids move with the image content or stay with the grid when the crop window "
+        "moves by whole patches (1 = content, 0 = grid position), averaged over the shifts. Both agreements "
+        "are measured from each map's agreement with itself s patches away, which is what a purely "
+        "content- (or position-) following map scores in the other alignment on smooth photos.",
+        "mean over shifts s of c / (c + q), c = max(content - self, 0), q = max(position - self, 0); "
+        "content = mean[a[..., s:] == b[..., :w-s]], position = same-column agreement, "
+        "self = mean[a[..., s:] == a[..., :w-s]] (and b)",
+        "shift pairs", shift_curve, "content_fraction_mean", "positional", "content", (0.0, 1.0),
+        highlight=4, summary=3,
+    ),
+    # ---------------------------------------------------------------- against human masks
+    "seg_miou": Measure(
+        "Matched mIoU vs human masks (STEGO protocol, K = classes)",
+        "Joint k-means with K = number of classes; one Hungarian matching of clusters to classes on the "
+        "confusion matrix accumulated over all images; mean IoU over the classes with a non-empty union.",
+        "mean_c TP_c / (TP_c + FP_c + FN_c) after Hungarian matching on the dataset-wide confusion matrix",
+        "human masks", evaluate_label_maps, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=1, summary=5,
+    ),
+    "seg_pixel_accuracy": Measure(
+        "Matched pixel accuracy vs human masks (K = classes)",
+        "Share of labelled pixels whose matched cluster is their class (same matching as the mIoU).",
+        "sum_c TP_c / labelled pixels",
+        "human masks", evaluate_label_maps, "pixel_accuracy", "evaluation", "quality", (0.0, 1.0), leaderboard=10,
+    ),
+    "seg_miou_overcluster": Measure(
+        "Over-clustering mIoU (K = 2 × classes, majority mapping)",
+        "Joint k-means with twice as many clusters as classes; each cluster mapped to its majority class.",
+        "mIoU after mapping every cluster to argmax_c confusion[k, c]",
+        "human masks", evaluate_label_maps, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=9,
+    ),
+    "seg_coverage": Measure(
+        "Fraction of labelled pixels scored (matched mIoU)",
+        "Share of labelled pixels that fall in a matched cluster (below 1 when a cluster is left "
+        "unmatched).",
+        "scored labelled pixels / labelled pixels",
+        "human masks", evaluate_label_maps, "coverage", "evaluation", "quality", (0.0, 1.0), leaderboard=8,
+    ),
+    "knn_miou_k10": Measure(
+        "k-NN patch probe mIoU (k = 10)",
+        "Each query patch takes the majority label of its 10 nearest support patches (cosine); mIoU "
+        "over the query patches.",
+        "mIoU of cosine 10-NN majority votes, patch labels = pixel majority per patch",
+        "human masks", knn_probe, 10, "evaluation", "quality", (0.0, 1.0), leaderboard=2, summary=6,
+    ),
+    "pseudomask_miou": Measure(
+        "DatUS²-style pseudo-mask mIoU (all pixels)",
+        "Per image, spectral grouping of the last block's key affinity into segments; k-means over the "
+        "segments' mean tokens; Hungarian-matched mIoU over all pixels (unassigned pixels count as wrong).",
+        "mIoU of Hungarian-matched segment clusters, unassigned pixels counted as errors",
+        "human masks", score_pseudo_masks, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=7,
+    ),
+    "pseudomask_coverage": Measure(
+        "DatUS²-style pseudo-mask coverage",
+        "Share of labelled pixels that the pseudo-masks assign to a segment.",
+        "assigned labelled pixels / labelled pixels",
+        "human masks", score_pseudo_masks, "coverage", "evaluation", "quality", (0.0, 1.0), leaderboard=6,
+    ),
+    "cka_full_vs_foreground": Measure(
+        "Linear CKA: full image vs foreground only",
+        "Linear CKA between the image embeddings of the full images and of the same images with the "
+        "background filled.",
+        "CKA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) on centred embeddings",
+        "human masks", similarity_matrix, "linear_cka", "evaluation", "quality", (0.0, 1.0), leaderboard=5,
+    ),
+    "cka_full_vs_background": Measure(
+        "Linear CKA: full image vs background only",
+        "Linear CKA between the image embeddings of the full images and of the same images with the "
+        "foreground filled.",
+        "CKA(X, Y) on centred embeddings",
+        "human masks", similarity_matrix, "linear_cka", "evaluation", "quality", (0.0, 1.0), leaderboard=4,
+    ),
+    "cka_centre_vs_random_occlusion": Measure(
+        "Linear CKA: centre-occluded vs random-occluded (control)",
+        "Linear CKA between embeddings of centre-occluded and randomly occluded images (a control with "
+        "no semantic mask).",
+        "CKA(X, Y) on centred embeddings",
+        "human masks", similarity_matrix, "linear_cka", "evaluation", "quality", (0.0, 1.0), leaderboard=3,
+    ),
+}
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    left = "(−∞" if lo is None else f"[{lo:g}"
+    right = "∞)" if hi is None else f"{hi:g}]"
+    return f"{left}, {right}"
+
+
+def measure_info() -> dict[str, dict[str, Any]]:
+    """The registry as plain data for the records (``AtlasResults.measure_info``).
+
+    >>> measure_info()["border_ami"]["range"]
+    '(−∞, 1]'
+    """
+    out = {}
+    for key, m in REGISTRY.items():
+        info: dict[str, Any] = {
+            "title": m.title, "definition": m.definition, "formula": m.formula, "inputs": m.inputs,
+            "function": m.function_name, "section": m.section, "direction": m.direction,
+            "range": _range_text(*m.value_range), "depends_on_k": m.depends_on_k,
+        }
+        for field in ("leaderboard", "highlight", "summary"):
+            if getattr(m, field) is not None:
+                info[field] = getattr(m, field)
+        out[key] = info
+    return out

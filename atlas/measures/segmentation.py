@@ -1,0 +1,207 @@
+"""Unsupervised segmentation scores (STEGO protocol): one Hungarian matching per dataset.
+
+Definitions (quoted on the Methods page):
+
+* ``confusion[i, j]`` = number of non-ignored pixels predicted as cluster ``i`` whose
+  ground-truth class is ``j``, summed over **all images** of the dataset
+  (shape ``(n_pred, n_classes)``). Predicted label maps are upsampled to the mask resolution with
+  nearest-neighbour sampling first.
+* **Hungarian** (:func:`matched_scores`): one one-to-one assignment cluster -> class that
+  maximises the number of matched pixels, computed once on the dataset-level confusion matrix
+  (never per image; ``scipy.optimize.linear_sum_assignment``). With ``n_pred > n_classes`` the
+  unmatched clusters count as wrong everywhere; with ``n_pred < n_classes`` some classes receive
+  no cluster (IoU 0).
+* **Majority / over-clustering** (:func:`majority_scores`): each cluster is mapped to the class
+  it overlaps most (ties -> lowest class id); several clusters may share a class.
+* Given a cluster -> class assignment: ``TP_j`` = pixels of class ``j`` predicted by a cluster
+  assigned to ``j``; ``IoU_j = TP_j / (TP_j + FP_j + FN_j)``, where FP and FN count all
+  non-ignored pixels, unmatched clusters included. **mIoU** = mean of ``IoU_j`` over classes with
+  a non-empty union (classes absent from both prediction and ground truth are ``nan`` and left
+  out). **Pixel accuracy** = ``sum_j TP_j / (all non-ignored pixels)``.
+* **Coverage** = fraction of non-ignored pixels that received a prediction. A method that leaves
+  pixels unassigned passes them as one extra row ``unassigned``; that row is never matched to a
+  class, so those pixels count as wrong and coverage < 1.
+
+Example
+-------
+>>> import numpy as np
+>>> gt = np.array([[0, 0, 1, 1]]); pred = np.array([[1, 1, 0, 0]])
+>>> conf = accumulate_confusion([pred], [gt], n_pred=2, n_classes=2)
+>>> matched_scores(conf)["miou"]
+1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..inputs.datasets import IGNORE_INDEX, mask_for_size
+
+
+def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Upsample a patch label map ``(h, w)`` to ``size = (H, W)`` with nearest-neighbour sampling.
+
+    Pixel ``(y, x)`` takes patch ``(floor((y + 0.5) * h / H), floor((x + 0.5) * w / W))``
+    (PIL's ``NEAREST`` rule), so each patch covers its own block when ``H, W`` are multiples.
+
+    >>> upsample_labels(np.array([[0, 1]]), (2, 4)).tolist()
+    [[0, 0, 1, 1], [0, 0, 1, 1]]
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be an integer array, got dtype {labels.dtype}")
+    return mask_for_size(labels, size)
+
+
+def accumulate_confusion(
+    pred_labels_list: Sequence[np.ndarray],
+    gt_list: Sequence[np.ndarray],
+    n_pred: int,
+    n_classes: int,
+    ignore_index: int = IGNORE_INDEX,
+) -> np.ndarray:
+    """Dataset-level confusion matrix ``(n_pred, n_classes)`` of int64 pixel counts.
+
+    Parameters
+    ----------
+    pred_labels_list : sequence of (H, W) int arrays
+        Predicted cluster ids in ``0 .. n_pred - 1``, already at mask resolution
+        (see :func:`upsample_labels`).
+    gt_list : sequence of (H, W) int arrays
+        Ground-truth class ids in ``0 .. n_classes - 1``; ``ignore_index`` pixels are not counted.
+    """
+    if n_pred < 1 or n_classes < 1:
+        raise ValueError(f"n_pred and n_classes must be >= 1, got {n_pred} and {n_classes}")
+    if len(pred_labels_list) != len(gt_list):
+        raise ValueError(f"got {len(pred_labels_list)} predictions but {len(gt_list)} masks")
+    conf = np.zeros(n_pred * n_classes, dtype=np.int64)
+    for i, (pred, gt) in enumerate(zip(pred_labels_list, gt_list)):
+        pred, gt = np.asarray(pred), np.asarray(gt)
+        if pred.shape != gt.shape:
+            raise ValueError(f"image {i}: prediction {pred.shape} != mask {gt.shape}; upsample first")
+        keep = gt != ignore_index
+        p, g = pred[keep].astype(np.int64), gt[keep].astype(np.int64)
+        if p.size and (p.min() < 0 or p.max() >= n_pred):
+            raise ValueError(f"image {i}: predicted ids must be in 0..{n_pred - 1}")
+        if g.size and (g.min() < 0 or g.max() >= n_classes):
+            raise ValueError(f"image {i}: mask ids must be in 0..{n_classes - 1} or {ignore_index}")
+        conf += np.bincount(p * n_classes + g, minlength=n_pred * n_classes)
+    return conf.reshape(n_pred, n_classes)
+
+
+def scores_from_assignment(confusion: np.ndarray, assignment: np.ndarray) -> dict:
+    """mIoU / pixel accuracy / per-class IoU for a given ``assignment[cluster] -> class or -1``."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    n_pred, n_classes = confusion.shape
+    assignment = np.asarray(assignment, dtype=np.int64)
+    if assignment.shape != (n_pred,):
+        raise ValueError(f"assignment must have one entry per cluster ({n_pred}), got {assignment.shape}")
+    # mapped[j, c]: pixels of class c predicted as class j (row n_classes: unassigned clusters)
+    mapped = np.zeros((n_classes + 1, n_classes), dtype=np.int64)
+    np.add.at(mapped, np.where(assignment < 0, n_classes, assignment), confusion)
+    tp = np.diag(mapped[:n_classes]).astype(np.float64)
+    gt_total = confusion.sum(axis=0)
+    pred_total = mapped[:n_classes].sum(axis=1)
+    union = gt_total + pred_total - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+    total = confusion.sum()
+    return {
+        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
+        "per_class_iou": iou,
+        "assignment": assignment,
+        "n_pixels": int(total),
+    }
+
+
+def _split_unassigned(confusion: np.ndarray, unassigned: int | None):
+    confusion = np.asarray(confusion)
+    if confusion.ndim != 2:
+        raise ValueError(f"confusion must be 2-D (n_pred, n_classes), got shape {confusion.shape}")
+    if unassigned is None:
+        return np.ones(confusion.shape[0], bool), 1.0
+    if not 0 <= unassigned < confusion.shape[0]:
+        raise ValueError(f"unassigned must be a row index of confusion, got {unassigned}")
+    total = confusion.sum()
+    scored = np.ones(confusion.shape[0], bool)
+    scored[unassigned] = False
+    coverage = float(1.0 - confusion[unassigned].sum() / total) if total else float("nan")
+    return scored, coverage
+
+
+def matched_scores(confusion: np.ndarray, unassigned: int | None = None) -> dict:
+    """Scores after ONE Hungarian matching of clusters to classes on the dataset confusion matrix.
+
+    Parameters
+    ----------
+    confusion : (n_pred, n_classes) array
+        From :func:`accumulate_confusion`, summed over the whole dataset.
+    unassigned : int, optional
+        Row holding pixels that received no prediction; never matched (counts as wrong).
+
+    Returns
+    -------
+    dict
+        ``miou``, ``pixel_accuracy``, ``per_class_iou`` ((n_classes,), nan where the class is
+        absent from both), ``assignment`` ((n_pred,), class per cluster, -1 = unmatched),
+        ``coverage`` (1.0 unless ``unassigned`` is given) and ``n_pixels``.
+    """
+    scored, coverage = _split_unassigned(confusion, unassigned)
+    confusion = np.asarray(confusion, dtype=np.int64)
+    rows = np.flatnonzero(scored)
+    r, c = linear_sum_assignment(confusion[rows], maximize=True)
+    assignment = np.full(confusion.shape[0], -1, dtype=np.int64)
+    assignment[rows[r]] = c
+    out = scores_from_assignment(confusion, assignment)
+    out["coverage"] = coverage
+    return out
+
+
+def majority_scores(confusion: np.ndarray, unassigned: int | None = None) -> dict:
+    """Over-clustering scores: every cluster mapped to its majority class (ties -> lowest id).
+
+    Meant for ``n_pred > n_classes``; reported separately from :func:`matched_scores`. Clusters
+    with no labelled pixel stay unassigned (-1). Same keys as :func:`matched_scores`.
+    """
+    scored, coverage = _split_unassigned(confusion, unassigned)
+    confusion = np.asarray(confusion, dtype=np.int64)
+    assignment = np.where(confusion.sum(axis=1) > 0, confusion.argmax(axis=1), -1)
+    assignment[~scored] = -1
+    out = scores_from_assignment(confusion, assignment)
+    out["coverage"] = coverage
+    return out
+
+
+def evaluate_label_maps(
+    pred_labels_list: Sequence[np.ndarray],
+    gt_list: Sequence[np.ndarray],
+    n_pred: int,
+    n_classes: int,
+    ignore_index: int = IGNORE_INDEX,
+) -> dict:
+    """Upsample patch label maps to their masks, accumulate, and score both ways.
+
+    Predicted ids ``< 0`` mean "no prediction" (scored as wrong, reported through coverage).
+
+    Returns
+    -------
+    dict
+        ``{"hungarian": matched_scores(...), "majority": majority_scores(...),
+        "confusion": (n_pred[+1], n_classes) array}``.
+    """
+    preds = [upsample_labels(p, np.shape(g)) for p, g in zip(pred_labels_list, gt_list)]
+    has_unassigned = any((p < 0).any() for p in preds)
+    if has_unassigned:
+        preds = [np.where(p < 0, n_pred, p) for p in preds]
+    n_rows = n_pred + int(has_unassigned)
+    conf = accumulate_confusion(preds, gt_list, n_rows, n_classes, ignore_index)
+    una = n_pred if has_unassigned else None
+    return {
+        "hungarian": matched_scores(conf, unassigned=una),
+        "majority": majority_scores(conf, unassigned=una),
+        "confusion": conf,
+    }

@@ -1,0 +1,79 @@
+"""All scalar measures of one (model, block, representation) that need only its own cluster maps,
+features and prefix tokens, computed in one pass.
+
+The blank-input probe and the shift test need other inputs (cluster maps of blank images, of
+shifted windows) and are called on those directly; the dense evaluations need human masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .boundary import _boundary_artifacts, boundary_artifacts
+from .locality import _similarity_structure, similarity_structure
+from .positional import _as_features, _as_labels, _position_probe, position_decodability, positional_clustering
+from .registry import REGISTRY
+
+__all__ = ["summarise"]
+
+#: Registry inputs :func:`summarise` covers.
+PAIR_INPUTS = ("labels", "labels+features", "features", "prefix")
+
+
+def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0,
+              return_results: bool = False) -> dict[str, float] | tuple[dict[str, float], dict[str, dict]]:
+    """All scalar measures of one (model, block, representation) as ``{name: value}``.
+
+    Parameters
+    ----------
+    labels : int array (N, h, w)
+        Joint cluster ids of ``features`` (the values of ``inputs == "labels"`` measures depend
+        on the number of clusters K; the others do not).
+    features : float array (N, h, w, C)
+        The clustered patch features.
+    prefix : float array (N, T, C), optional
+        Prefix tokens; adds ``prefix_norm_ratio`` (mean over prefix tokens) when T > 0.
+    seed : int, default 0
+        Seed of the permutations and token subsamples.
+    return_results : bool, default False
+        Also return the full result of every function (maps and curves as well as scalars).
+
+    Returns
+    -------
+    values : dict[str, float]
+        One entry per registry measure (:data:`atlas.measures.registry.REGISTRY`) whose inputs are
+        in :data:`PAIR_INPUTS` and available. Values are plain floats (NaN where undefined).
+    results : dict[str, dict]
+        Only with ``return_results``: the result of each function, keyed by its name
+        (``"positional_clustering"``, ``"position_decodability"``, ``"similarity_structure"``,
+        ``"boundary_artifacts"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> feats = rng.normal(size=(12, 6, 6, 16)).astype(np.float32)
+    >>> labels = rng.integers(0, 4, (12, 6, 6))
+    >>> sorted(summarise(labels, feats))[:3]
+    ['border_ami', 'border_max_enrichment', 'border_norm_ratio']
+    """
+    # validated once here (a full pass over the features), not once per measure
+    labels, feats = _as_labels(labels), _as_features(features, min_images=2)
+    results = {
+        positional_clustering: positional_clustering(labels, seed=seed),
+        position_decodability: _position_probe(feats, seed=seed),
+        similarity_structure: _similarity_structure(feats),
+        boundary_artifacts: _boundary_artifacts(labels, feats, prefix),
+    }
+    has_prefix = prefix is not None and np.asarray(prefix).ndim == 3 and np.asarray(prefix).shape[1] > 0
+    out: dict[str, float] = {}
+    for name, m in REGISTRY.items():
+        if m.inputs not in PAIR_INPUTS or (m.inputs == "prefix" and not has_prefix):
+            continue
+        value = results[m.function][m.result_key]
+        out[name] = float(np.mean(value))  # prefix_norm_ratio: mean over prefix tokens
+    if return_results:
+        return out, {f.__name__: r for f, r in results.items()}
+    return out

@@ -1,0 +1,12 @@
+"""The pipeline: config -> image set -> per-model runs (extraction, joint clustering, measures,
+evaluation) -> comparisons -> stored records (``build/<config>/state``).
+
+:mod:`.build` orchestrates; :mod:`.inputs` makes the image set, blank probes and shift windows;
+:mod:`.model_run` runs one model; :mod:`.evaluation_run` scores it against human masks;
+:mod:`.comparisons` aligns models side by side; :mod:`.state` keys and stores results;
+:mod:`.highlights` and :mod:`.methods` turn numbers and settings into sentences.
+"""
+
+
+class BuildError(RuntimeError):
+    """A build problem phrased as one line that says what to do."""

@@ -1,0 +1,46 @@
+"""The Methods record: every setting of this build, written from the config and the code that ran,
+so the Methods page cannot drift from what was computed. (Each measure's definition comes from
+the measure registry, through ``AtlasResults.measure_info``.)"""
+
+from __future__ import annotations
+
+import json
+
+from ..config import AtlasConfig
+from .inputs import SHIFT_IMAGES, SHIFTS
+
+
+def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None) -> dict:
+    c = cfg.clustering
+    methods = {
+        "Extraction": {
+            "tokens": "output of transformer block b (the residual stream, before the final norm)",
+            "queries / keys / values": "exactly the tensors the block's attention multiplies (after q/k norm and rotary "
+                                       "position embedding where the model has them), heads concatenated: one vector per token",
+            "prefix tokens": "CLS and register tokens are stored apart from the patch grid and used only by the prefix-norm measure",
+            "layers (measures)": json.dumps(cfg.features.layers),
+            "layers (gallery)": json.dumps(cfg.features.gallery_layers),
+            "relative depth": "(b + 1) / depth; relative depth d selects block round(d * depth) - 1",
+            "storage": "float16 feature cache; computation in fp32 on CPU, bf16 autocast on CUDA",
+        },
+        "Images": {"resolution policy": policy_text, "seed": str(cfg.atlas.seed)},
+        "Joint clustering": {
+            "algorithm": "k-means (Lloyd, k-means++ init) over the patch features of all images jointly",
+            "L2-normalise before clustering": str(c.normalize),
+            "K": ", ".join(map(str, c.ks)),
+            "iterations": str(c.n_iter),
+            "training tokens": (f"centroids fitted on a seeded uniform sample of at most {c.train_tokens_per_cluster} tokens "
+                                "per cluster (K x that many), drawn from all images jointly; every token is then "
+                                "assigned to its nearest centroid" if c.train_tokens_per_cluster else "every token"),
+            "cluster order": "clusters sorted by size; colours aligned across blocks (deep to shallow chain), "
+                             "representations (to tokens at the deepest gallery block) and models (to the first model of "
+                             "a comparison) by Hungarian matching of the co-occurrence matrix",
+            "K for the measures": str(cfg.analyses.k),
+        },
+        "Shift test": {"shifts (patches)": ", ".join(map(str, SHIFTS)),
+                       "images": f"the first {SHIFT_IMAGES} images, cover-resized to (H, W + {max(SHIFTS)} patches); "
+                                 "window s starts s patches right of window 0; both assigned to the same centroids"},
+    }
+    if eval_methods:
+        methods["Evaluation against human masks"] = eval_methods
+    return methods

@@ -1,0 +1,214 @@
+"""One model's run: extraction into the cache, joint k-means of every (block, representation, K),
+every positional measure of the layer sweep, colour alignment, and the figure payloads.
+
+Example::
+
+    run = ModelRun(cfg, loaded, images, cache, device)
+    result = run.run()
+    result.label_maps[map_key(11, "keys", 8)].shape
+    # -> (10, 14, 14)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..clustering.align import align_chain, apply_mapping
+from ..clustering.kmeans import JointKMeans, cluster_features, predict_features
+from ..config import AtlasConfig, rel_depth, resolve_layers
+from ..features.backbones import LoadedBackbone
+from ..features.cache import FeatureCache
+from ..features.device import torch_threads
+from ..features.extract import extract_to_cache, load_block
+from ..inputs.images import AtlasImage
+from ..inputs.probes import probe_images
+from ..measures.positional import blank_input_structure
+from ..measures.registry import REGISTRY
+from ..measures.shift import shift_curve
+from ..measures.summary import summarise
+from ..records import ClusterRun, MeasureRow, ModelResult, map_key
+from . import payloads
+from .inputs import SHIFTS, shift_sets
+
+log = logging.getLogger(__name__)
+
+# (block, representation) pairs analysed at a time, one BLAS / torch thread each; capped because
+# every worker holds one block of features of all images in memory
+ANALYSIS_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def kmeans_settings(cfg: AtlasConfig, k: int) -> dict:
+    """Keyword arguments of :class:`JointKMeans` for ``k`` clusters under the config (the gallery,
+    the measures and the evaluation all cluster this way)."""
+    c = cfg.clustering
+    return {"normalize": c.normalize, "seed": cfg.atlas.seed, "n_iter": c.n_iter, "n_init": c.n_init,
+            "max_train_tokens": c.train_tokens_per_cluster * k or None}
+
+
+class ModelRun:
+    """Extraction, joint clustering, measures and aligned label maps of one backbone."""
+
+    def __init__(self, cfg: AtlasConfig, loaded: LoadedBackbone, images: list[AtlasImage], cache: FeatureCache,
+                 device: torch.device, progress: bool = False, evaluation=None):
+        self.cfg, self.loaded, self.images, self.cache = cfg, loaded, images, cache
+        self.device, self.progress, self.evaluation = device, progress, evaluation
+        depth = loaded.card.depth
+        self.sweep = resolve_layers(cfg.features.layers, depth)
+        self.gallery_blocks = resolve_layers(cfg.features.gallery_layers, depth)
+        self.blocks = sorted(set(self.sweep) | set(self.gallery_blocks))
+        self.reps = list(cfg.features.representations)
+        self.ks = sorted(set(cfg.clustering.ks))
+        self.k_measures = cfg.analyses.k
+
+    def cluster(self, features: np.ndarray, k: int) -> tuple[np.ndarray, JointKMeans]:
+        """Joint k-means of patch features (N, h, w, C) with the config's settings."""
+        return cluster_features(features, k, **kmeans_settings(self.cfg, k))
+
+    def extract_images(self, images: list[AtlasImage], blocks: list[int], reps: list[str], desc: str):
+        return extract_to_cache(self.loaded, images, blocks, reps, self.cache, device=self.device,
+                                batch_size=self.cfg.features.batch_size, progress=self.progress,
+                                desc=f"{self.loaded.card.display_name}: {desc}")
+
+    def load(self, images: list[AtlasImage], block: int, rep: str) -> tuple[np.ndarray, np.ndarray]:
+        return load_block(self.loaded, images, block, rep, self.cache)
+
+    # ------------------------------------------------------------------ stages
+
+    def extract(self, timings: dict) -> dict[str, list[AtlasImage]]:
+        """Extract the atlas images, then the blank probes and shift windows the measures need."""
+        card = self.loaded.card
+        t0 = time.perf_counter()
+        stats = self.extract_images(self.images, self.blocks, self.reps, "extract")
+        timings["extract_s"] = round(time.perf_counter() - t0, 2)
+        extra: dict[str, list[AtlasImage]] = {}
+        an = self.cfg.analyses
+        t0 = time.perf_counter()
+        if an.blank_probe:
+            extra["probe"] = probe_images(tuple(card.input_size), seed=self.cfg.atlas.seed, mean=card.mean, std=card.std)
+        if an.shift_test:
+            windows = shift_sets(self.images, self.loaded.policy, card.patch_size)
+            extra.update({f"shift{s}": v for s, v in windows.items()})
+        for label, imgs in extra.items():
+            self.extract_images(imgs, self.blocks, self.reps, label)
+        timings["extract_probes_s"] = round(time.perf_counter() - t0, 2)
+        log.info("%s: %d images extracted, %d cached", card.display_name, stats.extracted, stats.cached)
+        return extra
+
+    def run(self) -> ModelResult:
+        card = self.loaded.card
+        timings: dict[str, float] = {}
+        extra = self.extract(timings)
+        t0 = time.perf_counter()
+        runs, label_maps, measures, figures = self.analyse(extra)
+        timings["cluster_analyse_s"] = round(time.perf_counter() - t0, 2)
+        self.align(label_maps)
+        for run in runs:  # sizes in aligned ids
+            run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
+                                                     minlength=run.k)]
+        if self.evaluation is not None:
+            t0 = time.perf_counter()
+            measures += self.evaluation.run(self, figures)
+            timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
+        return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
+                           measures=measures, figures=figures, timings=timings,
+                           label_maps={k: v.astype(np.int16) for k, v in label_maps.items()})
+
+    def analyse(self, extra: dict):
+        """Joint k-means for every (block, representation, K) and every measure of the sweep blocks."""
+        runs: list[ClusterRun] = []
+        label_maps: dict[str, np.ndarray] = {}
+        measures: list[MeasureRow] = []
+        figures: dict[str, list] = {"heatmaps": [], "curves": []}
+        last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
+        pairs = [(b, r) for b in self.blocks for r in self.reps]
+        # (block, representation) pairs are independent: several at a time use the cores (numpy,
+        # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
+        # output does not depend on scheduling.
+        with ThreadPoolExecutor(max_workers=ANALYSIS_WORKERS) as pool, torch_threads(1):
+            done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
+            for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
+                            disable=not self.progress, leave=False):
+                pair_runs, pair_maps, pair_measures, pair_figures = out
+                runs += pair_runs
+                label_maps.update(pair_maps)
+                measures += pair_measures
+                for kind in figures:
+                    figures[kind] += pair_figures[kind]
+        runs.sort(key=lambda r: (r.block, r.representation, r.k))
+        return runs, label_maps, measures, figures
+
+    def analyse_pair(self, b: int, r: str, extra: dict, last_gallery: int):
+        depth = self.loaded.card.depth
+        runs, label_maps, measures = [], {}, []
+        figures: dict[str, list] = {"heatmaps": [], "curves": []}
+        patches, prefix = self.load(self.images, b, r)
+        ks = set(self.ks) if b in self.gallery_blocks else set()
+        if b in self.sweep:
+            ks.add(self.k_measures)
+        fitted = {}
+        for k in sorted(ks):
+            labels, km = self.cluster(patches, k)
+            fitted[k] = (labels, km)
+            if b in self.gallery_blocks and k in self.ks:
+                label_maps[map_key(b, r, k)] = labels
+                runs.append(ClusterRun(block=b, rel_depth=rel_depth(b, depth), representation=r, k=k,
+                                       sizes=[int(x) for x in km.cluster_sizes_], inertia=float(km.inertia_)))
+        if b in self.sweep:
+            labels, km = fitted[self.k_measures]
+            values, results = summarise(labels, patches, prefix, seed=self.cfg.atlas.seed, return_results=True)
+            values.update(self.probe_measures(km, b, r, extra, figures, b == last_gallery))
+            for name, v in values.items():
+                k = self.k_measures if REGISTRY[name].depends_on_k else None
+                measures.append(MeasureRow(block=b, rel_depth=rel_depth(b, depth), representation=r, measure=name,
+                                           value=float(v), k=k))
+            if b == last_gallery and r in ("tokens", "keys"):
+                figures["heatmaps"] += payloads.measure_maps(results, b, r)
+                figures["curves"].append(payloads.locality_curve(results["similarity_structure"], b, r))
+        return runs, label_maps, measures, figures
+
+    def probe_measures(self, km: JointKMeans, b: int, r: str, extra: dict, figures: dict, show: bool) -> dict[str, float]:
+        """Blank-input probe and shift test of one (block, representation): the probes' and windows'
+        tokens assigned to the centroids fitted on the atlas images."""
+        out = {}
+        seed = self.cfg.atlas.seed
+        if "probe" in extra:
+            labels = predict_features(km, self.load(extra["probe"], b, r)[0])
+            res = blank_input_structure(labels, seed=seed)
+            for name, m in REGISTRY.items():
+                if m.inputs == "blank labels":
+                    out[name] = float(np.mean(res[m.result_key]))
+            if show and r in ("tokens", "keys"):
+                figures["heatmaps"] += payloads.blank_maps(labels[:3], [img.name for img in extra["probe"][:3]], b, r)
+        if "shift0" in extra:
+            base = predict_features(km, self.load(extra["shift0"], b, r)[0])
+            moved = {s: predict_features(km, self.load(extra[f"shift{s}"], b, r)[0]) for s in SHIFTS}
+            curve = shift_curve({s: (base, moved[s]) for s in SHIFTS})
+            out["shift_content_fraction"] = curve[REGISTRY["shift_content_fraction"].result_key]
+            if show and r == "tokens":
+                names = [img.name.rsplit("@", 1)[0] for img in extra["shift0"][:2]]
+                figures["heatmaps"] += payloads.shift_pair_maps(base[:2], moved[2][:2], names, 2, b, r)
+            if show and r in ("tokens", "keys"):
+                figures["curves"].append(payloads.shift_curve(curve, b, r))
+        return out
+
+    def align(self, label_maps: dict[str, np.ndarray]) -> None:
+        """Same colour = same region: per (representation, K), chain the gallery blocks from deep to
+        shallow (:func:`atlas.clustering.align.align_chain`); every representation's chain starts
+        from the tokens' deepest block, so representations share colours too."""
+        blocks = sorted(self.gallery_blocks, reverse=True)
+        ref_rep = "tokens" if "tokens" in self.reps else self.reps[0]
+        for k in self.ks:
+            for r in [ref_rep] + [x for x in self.reps if x != ref_rep]:
+                keys = [map_key(b, r, k) for b in blocks]
+                head = [map_key(blocks[0], ref_rep, k)] if r != ref_rep else []
+                chain = [label_maps[key] for key in head + keys]
+                for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
+                    if key not in head:
+                        label_maps[key] = apply_mapping(label_maps[key], mapping)

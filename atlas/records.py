@@ -1,0 +1,267 @@
+"""What the pipeline hands to the site: plain records, JSON-serialisable except for label maps and photos.
+
+Data flows one way: config -> backbones -> feature cache -> clustering and measures -> *these
+records* (stored under ``build/<config>/state``) -> figures, maps and pages -> site. The site layer
+never touches models or features: everything it shows is in these records. Label maps and photos
+are numpy arrays (the site colours them into gallery images); :func:`to_json` leaves them out and
+the pipeline stores them beside the JSON in ``.npz`` files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RANDOM_INIT_LABEL = "random init — architecture baseline"
+_ARRAYS = {"arrays": True}  # field metadata: numpy arrays, stored in .npz files, not in JSON
+
+
+def map_key(block: int, representation: str, k: int) -> str:
+    """Key of one label map stack in ``ModelResult.label_maps``.
+
+    >>> map_key(5, "keys", 8)
+    'b5-keys-k8'
+    """
+    return f"b{int(block)}-{representation}-k{int(k)}"
+
+
+def photo_key(content_hash: str, size: tuple[int, int] | list[int]) -> str:
+    """Key of one photo in ``AtlasResults.photos``: the image at a model input size ``(H, W)``.
+
+    >>> photo_key("ab12", (224, 224))
+    'ab12@224x224'
+    """
+    return f"{content_hash}@{int(size[0])}x{int(size[1])}"
+
+
+def thumbnail_key(content_hash: str) -> str:
+    """Key of an Images-page thumbnail in ``AtlasResults.photos`` (whole image, at most 256 px).
+
+    >>> thumbnail_key("ab12")
+    'ab12@thumb'
+    """
+    return f"{content_hash}@thumb"
+
+
+def to_json(record: Any) -> Any:
+    """``dataclasses.asdict`` without the array fields (label maps, photos)."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {f.name: to_json(getattr(record, f.name)) for f in dataclasses.fields(record)
+                if not f.metadata.get("arrays")}
+    if isinstance(record, dict):
+        return {k: to_json(v) for k, v in record.items()}
+    if isinstance(record, (list, tuple)):
+        return [to_json(v) for v in record]
+    return record
+
+
+@dataclass
+class ImageInfo:
+    """One image of the atlas image set, as credited on the site."""
+
+    name: str
+    source: str
+    licence: str
+    credit: str = ""
+    content_hash: str = ""
+    width: int = 0  # original size
+    height: int = 0
+
+
+@dataclass
+class SkippedItem:
+    """Something the build left out, and why (shown on the build report)."""
+
+    what: str
+    reason: str
+
+
+@dataclass
+class ModelCard:
+    """Static facts about one backbone (one row of the models table)."""
+
+    slug: str
+    display_name: str
+    timm_name: str
+    family: str
+    training: str  # contrastive / masked-image-modelling / both / supervised / random
+    group: str | None
+    params: int
+    patch_size: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    num_prefix_tokens: int
+    num_registers: int
+    has_cls: bool
+    pos_encoding: str
+    mean: list[float]
+    std: list[float]
+    input_size: list[int]  # [H, W] actually fed to the model in this atlas
+    pretrained_input_size: list[int]
+    weights_source: str  # pretrained / checkpoint / random
+    provenance: str  # hub tag + file hash, checkpoint hash, or RANDOM_INIT_LABEL
+    is_random_init: bool
+
+    @property
+    def random_label(self) -> str:
+        return RANDOM_INIT_LABEL if self.is_random_init else ""
+
+
+@dataclass
+class ClusterRun:
+    """One joint k-means fit: (model, block, representation, K) over all images.
+
+    Its aligned label maps are ``ModelResult.label_maps[map_key(block, representation, k)]``.
+    """
+
+    block: int
+    rel_depth: float
+    representation: str
+    k: int
+    sizes: list[int]  # tokens per (aligned) cluster id
+    inertia: float
+
+
+@dataclass
+class MeasureRow:
+    """One number of a measure: long format, one row per (block, representation, measure).
+
+    ``measure`` is a key of the measure registry (:mod:`atlas.measures.registry`), whose entry
+    (copied into ``AtlasResults.measure_info``) gives its title, definition, page section and
+    direction. Each distinct ``measure`` becomes one layer-sweep plot (x = relative depth, one
+    line per representation, and per K when rows carry several).
+    """
+
+    block: int
+    rel_depth: float
+    representation: str
+    measure: str
+    value: float
+    k: int | None = None
+
+
+@dataclass
+class Highlight:
+    """One auto-generated sentence that links to the figure backing it.
+
+    ``model`` (a model slug) or ``comparison`` (a comparison slug) names the page; leave both
+    empty for the home page. ``anchor`` is a figure id on that page: ``gallery``,
+    ``fig-sizes``, ``fig-measure-<slug of measure name>``, or ``fig-<payload id>`` for
+    ``ModelResult.figures`` payloads; comparison pages use ``gallery`` and
+    ``fig-measure-<slug>``, scaling comparisons also ``family-summary`` and
+    ``fig-scaling-<slug>``. The text is plain text (escaped on the site).
+    """
+
+    text: str
+    model: str = ""
+    comparison: str = ""
+    anchor: str = ""
+
+
+@dataclass
+class ModelResult:
+    """Everything shown on one model page.
+
+    ``label_maps``: aligned cluster ids of every gallery run, ``{map_key(b, rep, k): int16 array
+    (N images, h, w)}`` in the order of ``AtlasResults.images``.
+
+    ``figures`` holds extra analysis payloads, drawn generically by the site:
+
+    - ``figures["heatmaps"]``: list of ``{"id", "title", "z": 2D list (rows x cols),
+      "block", "representation", "colorscale" (Plotly name, optional), "image" (optional
+      image name), "labels" (optional 2D list, e.g. cluster ids, shown on hover),
+      "zlabel" (optional), "section" (optional, default "positional"), "x_labels" /
+      "y_labels" (optional lists of strings: categorical axes, e.g. masking variants, with
+      "xaxis" / "yaxis" as optional axis titles)}``. Hover shows image, patch row/col (or the
+      x/y labels), value and label.
+    - ``figures["curves"]``: list of ``{"id", "title", "x": list, "series": {name: y list},
+      "xaxis", "yaxis", "section" (optional, default "positional")}``.
+
+    ``id`` must be unique within the model; the figure anchor is ``fig-<slug of id>``.
+    """
+
+    card: ModelCard
+    blocks: list[int]
+    representations: list[str]
+    ks: list[int]
+    runs: list[ClusterRun] = field(default_factory=list)
+    measures: list[MeasureRow] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)  # extra analysis payloads by name
+    timings: dict[str, float] = field(default_factory=dict)
+    highlights: list[Highlight] = field(default_factory=list)
+    label_maps: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
+
+
+@dataclass
+class ComparisonResult:
+    """Same images side by side across models (or representations) at matched relative depth.
+
+    ``panels``: one dict per matched relative depth (the page's depth slider)::
+
+        {"rel_depth": 0.5, "representation": "keys",      # representation optional
+         "columns": [                                     # same column order in every panel
+             {"model": "<model slug>", "representation": "keys", "block": 5,
+              "label": "optional column header",          # default: model name (+ rep)
+              "maps": "<key of label_maps>"},
+         ]}
+
+    ``label_maps[key]``: int16 cluster ids (N images, h, w) of one column, in the order of
+    ``AtlasResults.images``, colours already aligned across the columns of a panel.
+
+    ``measures``: long rows ``{"model", "representation", "measure", "rel_depth", "block",
+    "value"}`` overlaid across models, one plot per measure. Left empty, the site overlays the
+    ``ModelResult.measures`` of ``models`` restricted to ``representations``.
+    """
+
+    slug: str
+    title: str
+    kind: str  # models / representations / scaling
+    description: str
+    models: list[str]  # model slugs
+    rel_depths: list[float]
+    representations: list[str]
+    k: int
+    panels: list[dict[str, Any]] = field(default_factory=list)
+    measures: list[dict[str, Any]] = field(default_factory=list)
+    label_maps: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
+
+
+@dataclass
+class AtlasResults:
+    title: str
+    atlas_version: str
+    config_name: str
+    config_text: str
+    config_hash: str
+    build_date: str
+    seed: int
+    resolution_policy: str
+    environment: dict[str, str]
+    device: str
+    images: list[ImageInfo]
+    skipped: list[SkippedItem]
+    models: list[ModelResult]
+    comparisons: list[ComparisonResult]
+    methods: dict[str, Any]
+    timings: dict[str, float]
+    site_url: str = ""
+    description: str = ""  # one paragraph for the home page (config [atlas] description)
+    highlights: list[Highlight] = field(default_factory=list)  # atlas-wide, on the home page
+    # Readable facts of measures, by raw ``MeasureRow.measure`` name, from the measure registry:
+    # ``{"title", "definition", "formula", "section", "direction", "range", "leaderboard"}``
+    # (every key optional). ``section`` places the plot on the model page ("clusters",
+    # "positional", "evaluation"; default "clusters"); ``direction`` is "bias" (higher = more
+    # positional / artifact bias), "quality" (higher = better against human masks), "lower"
+    # (lower = better) or "none"; ``leaderboard`` is the column order on the leaderboard (absent:
+    # not on it). CSV/JSON downloads and figure anchors keep the raw name.
+    measure_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Photos at each model's input size, ``{photo_key(content_hash, (H, W)): uint8 (H, W, 3)}``,
+    # and the Images page thumbnails, ``{thumbnail_key(content_hash): uint8 (h, w, 3)}``.
+    photos: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json(self)

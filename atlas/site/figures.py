@@ -1,0 +1,370 @@
+"""Plotly figure builders for the site: records in, HTML fragments out.
+
+Every builder returns a ``plotly.graph_objects.Figure``; :func:`figure_html` turns one into a
+``<div>`` fragment that relies on the site-wide ``plotly.min.js`` (loaded once via
+``extra_javascript``), with a deterministic div id and a modebar offering PNG and SVG export.
+
+Text handed to Plotly is HTML-escaped first: Plotly renders a subset of HTML in titles, legend
+names and hover labels, and model names come from configs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from markupsafe import Markup
+
+from .wording import measure_definition, measure_title
+
+__all__ = [
+    "figure",
+    "measure_figure",
+    "cluster_size_figure",
+    "comparison_measure_figure",
+    "curve_figure",
+    "figure_html",
+    "heatmap_figure",
+    "layer_sweep_figure",
+    "scaling_figure",
+]
+
+# Colour-blind-safe qualitative palette (Okabe-Ito, black replaced by grey for dark mode).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+
+
+def _t(text: Any) -> str:
+    """Escape text for Plotly's pseudo-HTML labels."""
+    return html.escape(str(text), quote=False)
+
+
+def _title(text: str) -> str:
+    """Escaped title; a long one breaks after its first " — " so the model label (and the
+    random-init label) stays visible on narrow screens instead of being clipped, and a head
+    too long for one line breaks once more."""
+    head, sep, tail = text.partition(" — ")
+    if sep and len(text) > 48:
+        return f"{_axis_title(head, 64)}<br><span style=\"font-size:12px\">{_t(tail)}</span>"
+    return _axis_title(text, 64)
+
+
+def _axis_title(text: str, width: int = 28) -> str:
+    """Escaped axis title; a long one (a readable measure title) breaks at the space nearest
+    its middle so it fits beside the plot instead of running over the figure title."""
+    if len(text) <= width or " " not in text:
+        return _t(text)
+    mid = len(text) // 2
+    cut = min((i for i, ch in enumerate(text) if ch == " "), key=lambda i: (abs(i - mid), i))
+    return f"{_t(text[:cut])}<br>{_t(text[cut + 1:])}"
+
+
+def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None = None, y: dict | None = None,
+            height: int = 420, **extra: Any) -> go.Figure:
+    """The figure with the site's layout, built in one step (``update_layout`` calls cost ~10x more).
+
+    ``x`` / ``y``: extra axis settings; ``extra``: extra layout settings.
+    """
+    # Transparent backgrounds and neutral grid colours so one figure reads in light and dark
+    # mode; atlas.js re-colours fonts and grids when the reader toggles the palette.
+    title_html = _title(title)
+    axis = {"gridcolor": "rgba(128,128,128,0.25)", "zerolinecolor": "rgba(128,128,128,0.45)",
+            "linecolor": "rgba(128,128,128,0.6)", "showline": True, "ticks": "outside", "automargin": True}
+    layout = {
+        "title": {"text": title_html, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        "xaxis": {**axis, "title": {"text": _t(xaxis)}, **(x or {})},
+        "yaxis": {**axis, "title": {"text": _axis_title(yaxis)}, **(y or {})},
+        "template": "none",  # no 7 kB template per figure; the few styles we want are here
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "margin": {"l": 60, "r": 20, "t": 52 + 18 * title_html.count("<br>"), "b": 60},  # room for every title line
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.24, "x": 0.0},
+        "hoverlabel": {"namelength": -1},
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+        "height": height,
+        "autosize": True,
+        **extra,
+    }
+    return go.Figure(data=traces, layout=layout)
+
+
+def figure_html(fig: go.Figure, div_id: str, filename: str) -> str:
+    """Render ``fig`` as an HTML fragment: a target ``<div>`` plus its JSON spec.
+
+    ``atlas.js`` draws the spec with the site-wide plotly.js. (``fig.to_html`` would emit an
+    inline ``Plotly.newPlot`` call, which runs before the ``extra_javascript`` assets that
+    mkdocs-material loads at the end of the body.) The modebar's camera exports PNG at 2x;
+    the caption buttons export PNG and SVG.
+    """
+    spec = json.loads(pio.to_json(fig, validate=True, pretty=False))
+    spec["config"] = {
+        "displaylogo": False,
+        "responsive": True,
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+        "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+    }
+    # Escape "<", ">", "&" so no "</script>" can end the JSON block early.
+    payload = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    payload = payload.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    div = html.escape(div_id)
+    return (
+        f'<div class="atlas-plot" data-export-name="{html.escape(filename)}">'
+        f'<div id="{div}" class="atlas-plot-target" style="height:{int(fig.layout.height or 420)}px"></div>'
+        f'<script type="application/json" class="atlas-plot-spec" data-target="{div}">{payload}</script>'
+        "</div>"
+    )
+
+
+def _label_rep(rep: str, k: int | None, several_k: bool) -> str:
+    return f"{rep} · K={k}" if several_k and k is not None else rep
+
+
+def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str) -> go.Figure:
+    """One measure across depth: x = relative depth, one line per representation (and K).
+
+    ``measure`` is the text shown (the measure's readable title, or its raw name).
+    """
+    ks = {getattr(r, "k", None) for r in rows}
+    several_k = len(ks) > 1
+    series: dict[tuple[str, Any], list[Any]] = defaultdict(list)
+    for r in rows:
+        series[(r.representation, r.k)].append(r)
+    traces = []
+    reps = list(dict.fromkeys(rep for rep, _ in series))  # the model's own order
+    klist = sorted({k for _, k in series}, key=lambda v: (v is None, v or 0))
+    for (rep, k), pts in sorted(series.items(), key=lambda kv: (reps.index(kv[0][0]), klist.index(kv[0][1]))):
+        pts = sorted(pts, key=lambda r: (r.rel_depth, r.block))
+        name = _label_rep(rep, k, several_k)
+        traces.append(
+            go.Scatter(
+                x=[round(p.rel_depth, 6) for p in pts],
+                y=[p.value for p in pts],
+                customdata=[[p.block] for p in pts],
+                mode="lines+markers",
+                name=_t(name),
+                line={"color": PALETTE[reps.index(rep) % len(PALETTE)],
+                      "dash": DASHES[klist.index(k) % len(DASHES)]},
+                hovertemplate=(
+                    f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
+                    f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"
+                ),
+            )
+        )
+    return _layout(traces, f"{measure} — {model_label}", "relative depth (block / depth)", measure,
+                   x={"range": [-0.03, 1.03]})
+
+
+def cluster_size_figure(runs: Sequence[Any], model_label: str) -> go.Figure:
+    """Distribution of cluster sizes (share of all tokens) per block, per representation.
+
+    One box per (block, representation); a dropdown switches K when the model has several.
+    """
+    ks = sorted({r.k for r in runs})
+    reps = sorted({r.representation for r in runs}, key=lambda x: [r.representation for r in runs].index(x))
+    traces = []
+    trace_k: list[int] = []
+    for k in ks:
+        for ri, rep in enumerate(reps):
+            xs: list[str] = []
+            ys: list[float] = []
+            cd: list[list[Any]] = []
+            for run in sorted((r for r in runs if r.k == k and r.representation == rep), key=lambda r: r.block):
+                total = float(sum(run.sizes)) or 1.0
+                for cid, size in enumerate(run.sizes):
+                    xs.append(f"block {run.block}")
+                    ys.append(size / total)
+                    cd.append([cid, int(size), run.block])
+            if not xs:
+                continue
+            traces.append(
+                go.Box(
+                    x=xs,
+                    y=ys,
+                    customdata=cd,
+                    name=_t(rep),
+                    boxpoints="all",
+                    jitter=0.4,
+                    pointpos=0,
+                    marker={"size": 4, "color": PALETTE[ri % len(PALETTE)]},
+                    line={"color": PALETTE[ri % len(PALETTE)]},
+                    visible=(k == ks[len(ks) // 2]),
+                    hovertemplate=(
+                        f"<b>{_t(rep)}</b> · K={k}<br>block %{{customdata[2]}} · cluster %{{customdata[0]}}"
+                        "<br>%{customdata[1]} tokens (%{y:.1%})<extra></extra>"
+                    ),
+                )
+            )
+            trace_k.append(k)
+    extra: dict[str, Any] = {"boxmode": "group"}
+    if len(ks) > 1:
+        buttons = [
+            {
+                "label": f"K = {k}",
+                "method": "update",
+                "args": [{"visible": [tk == k for tk in trace_k]}],
+            }
+            for k in ks
+        ]
+        extra["updatemenus"] = [{"buttons": buttons, "active": len(ks) // 2, "x": 1.0, "xanchor": "right",
+                                 "y": 1.12, "yanchor": "bottom", "direction": "down"}]
+    # No x-axis title: the tick labels already say "block n", and the legend sits there.
+    return _layout(traces, f"Cluster sizes per block — {model_label}", "", "share of all patch tokens",
+                   y={"tickformat": ".0%", "rangemode": "tozero"}, **extra)
+
+
+def heatmap_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
+    """A 2D map (e.g. per-patch statistic); hover shows image, patch row/col, value, label.
+
+    With ``x_labels`` / ``y_labels`` (e.g. the masking variants of a similarity matrix) the
+    axes are categorical, ticked and hovered with those labels instead of patch row/col.
+    """
+    z = payload["z"]
+    rows = len(z)
+    cols = len(z[0]) if rows else 0
+    image = payload.get("image") or "all images"
+    labels = payload.get("labels")
+    zlabel = payload.get("zlabel") or "value"
+    x_labels = [_t(v) for v in payload.get("x_labels") or []]
+    y_labels = [_t(v) for v in payload.get("y_labels") or []]
+    categorical = len(x_labels) == cols and len(y_labels) == rows and rows > 0
+    custom = [[[_t(image), (labels[i][j] if labels else "")] for j in range(cols)] for i in range(rows)]
+    where = "%{y} × %{x}" if categorical else "patch row %{y}, col %{x}"
+    hover = f"{_t('image')}: %{{customdata[0]}}<br>{where}<br>{_t(zlabel)} = %{{z:.4g}}"
+    if labels:
+        hover += "<br>cluster %{customdata[1]}"
+    axes = {"x": x_labels, "y": y_labels} if categorical else {}
+    trace = go.Heatmap(
+        z=z,
+        **axes,
+        customdata=custom,
+        colorscale=payload.get("colorscale") or "Viridis",
+        hovertemplate=hover + "<extra></extra>",
+        colorbar={"title": {"text": _t(zlabel), "side": "right"}},
+    )
+    x_axis = {"constrain": "domain"}
+    y_axis = {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain"}
+    parts = [payload.get("title") or payload.get("id", "")]
+    # block and representation, unless the title already names them
+    if payload.get("block") is not None and f"block {payload['block']} " not in parts[0].lower():
+        parts.append(f"block {payload['block']}")
+    if payload.get("representation") and f" {payload['representation']}" not in parts[0].lower():
+        parts.append(str(payload["representation"]))
+    title = " · ".join(str(p) for p in parts) + f" — {model_label}"
+    if categorical:
+        return _layout([trace], title, payload.get("xaxis") or "", payload.get("yaxis") or "",
+                       x={**x_axis, "type": "category", "tickangle": -30}, y={**y_axis, "type": "category"})
+    return _layout([trace], title, "patch column", "patch row", x=x_axis, y=y_axis)
+
+
+def curve_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
+    """Generic x/y curves, one line per named series."""
+    traces = []
+    x = payload.get("x", [])
+    for i, (name, ys) in enumerate(payload.get("series", {}).items()):
+        traces.append(
+            go.Scatter(
+                x=x,
+                y=ys,
+                mode="lines+markers",
+                name=_t(name),
+                line={"color": PALETTE[i % len(PALETTE)]},
+                hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}<extra></extra>",
+            )
+        )
+    title = f"{payload.get('title') or payload.get('id', '')} — {model_label}"
+    return _layout(traces, title, payload.get("xaxis", "x"), payload.get("yaxis", "y"))
+
+
+def comparison_measure_figure(
+    rows: Iterable[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str
+) -> go.Figure:
+    """One measure across depth overlaid across models: colour = model, dash = representation.
+
+    ``labels`` maps model slug -> display label (random-init models carry their label).
+    """
+    rows = list(rows)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    reps = list(dict.fromkeys(r["representation"] for r in rows))
+    series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        series[(r["model"], r["representation"])].append(r)
+    traces = []
+    for m in models:
+        for rep in reps:
+            pts = sorted(series.get((m, rep), []), key=lambda r: (r["rel_depth"], r.get("block", 0)))
+            if not pts:
+                continue
+            name = labels.get(m, m) + (f" · {rep}" if len(reps) > 1 else "")
+            traces.append(
+                go.Scatter(
+                    x=[round(float(p["rel_depth"]), 6) for p in pts],
+                    y=[p["value"] for p in pts],
+                    customdata=[[p.get("block", "")] for p in pts],
+                    mode="lines+markers",
+                    name=_t(name),
+                    line={"color": PALETTE[models.index(m) % len(PALETTE)],
+                          "dash": DASHES[reps.index(rep) % len(DASHES)]},
+                    hovertemplate=(
+                        f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
+                        f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"
+                    ),
+                )
+            )
+    return _layout(traces, f"{measure} — {title_suffix}", "relative depth (block / depth)", measure,
+                   x={"range": [-0.03, 1.03]})
+
+
+def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix: str) -> go.Figure:
+    """One measure against model size: x = parameter count (log axis), one line per matched
+    relative depth. ``points``: ``{"target", "label", "params", "block", "rel_depth", "value"}``
+    (``target`` is the matched relative depth the point stands for).
+    """
+    points = list(points)
+    targets = sorted({float(p["target"]) for p in points})
+    traces = []
+    for i, target in enumerate(targets):
+        pts = sorted((p for p in points if float(p["target"]) == target), key=lambda p: (p["params"], p["label"]))
+        name = f"rel. depth {target:.2f}"
+        traces.append(
+            go.Scatter(
+                x=[int(p["params"]) for p in pts],
+                y=[p["value"] for p in pts],
+                customdata=[[_t(p["label"]), f"{p['params'] / 1e6:.1f} M", p["block"],
+                             round(float(p["rel_depth"]), 4)] for p in pts],
+                mode="lines+markers",
+                name=_t(name),
+                line={"color": PALETTE[i % len(PALETTE)], "dash": DASHES[i % len(DASHES)]},
+                hovertemplate=(
+                    f"<b>%{{customdata[0]}}</b><br>%{{customdata[1]}} parameters"
+                    f"<br>block %{{customdata[2]}} (rel. depth %{{customdata[3]:.2f}}, matched to {target:.2f})"
+                    f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"
+                ),
+            )
+        )
+    return _layout(traces, f"{measure} vs model size — {title_suffix}", "parameters (log scale)", measure,
+                   x={"type": "log"})
+
+
+def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str = "", raw: str = "") -> dict[str, Any]:
+    """A figure for the pages' ``ui.figure`` macro: ``title`` heads the caption, ``caption``
+    follows it, ``raw`` (a measure's raw name, as in the CSV) is shown when it differs."""
+    return {
+        "anchor": anchor,
+        "title": title,
+        "caption": caption,
+        "raw": raw if raw != title else "",
+        "html": Markup(figure_html(fig, div_id=f"plot-{page_slug}-{anchor}", filename=f"{page_slug}-{anchor}")),
+    }
+
+
+def measure_figure(fig: go.Figure, page_slug: str, anchor: str, name: str, info: dict[str, dict[str, Any]],
+                   note: str = "") -> dict[str, Any]:
+    """:func:`figure` of one measure, titled and explained from ``measure_info``."""
+    caption = " ".join(t for t in (measure_definition(info, name), note) if t)
+    return figure(fig, page_slug, anchor, measure_title(info, name), caption, name)

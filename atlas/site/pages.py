@@ -1,0 +1,466 @@
+"""The pages: ``AtlasResults`` -> Markdown pages, their CSV/JSON downloads and ``atlas.json`` in
+the MkDocs docs dir. One function per page kind; :func:`render_site` writes them all.
+
+Example::
+
+    paths = render_site(results, Path("site_src"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+
+from ..config import slugify
+from ..files import atomic_write
+from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult
+from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
+                   num)
+from .figures import (cluster_size_figure, comparison_measure_figure, curve_figure, figure, heatmap_figure,
+                      layer_sweep_figure, measure_figure)
+from .gallery import comparison_gallery, model_gallery
+from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
+from .maps import write_maps
+from .markup import fence, jinja_env
+from .mkdocs import NAV_FILE
+from .paths import cite_key, comparison_page, html_url, model_page, rel
+from .scaling import SCALING_DEPTHS, scaling, scaling_view
+from .wording import SECTIONS, measure_section, measure_title, model_label
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATIC_SRC = REPO_ROOT / "site_src"  # committed static assets and hand-written guide pages
+STATIC_DIRS = ("assets", "guide")
+
+DIRECTIONS = {
+    "bias": "higher = more positional or artifact bias",
+    "content": "higher = more content-following (less positional bias)",
+    "quality": "higher = closer to the human masks",
+    "none": "no better or worse direction",
+}
+
+
+# --------------------------------------------------------------------------- model pages
+
+
+def card_rows(card: ModelCard) -> list[tuple[str, str]]:
+    return [
+        ("timm name", card.timm_name),
+        ("family", card.family),
+        ("training", card.training),
+        ("group", card.group or "—"),
+        ("parameters", f"{card.params / 1e6:.1f} M"),
+        ("patch size", f"{card.patch_size} px"),
+        ("embedding dim", str(card.embed_dim)),
+        ("depth (blocks)", str(card.depth)),
+        ("heads", str(card.num_heads)),
+        ("prefix tokens", str(card.num_prefix_tokens)),
+        ("registers", str(card.num_registers)),
+        ("CLS token", "yes" if card.has_cls else "no"),
+        ("position encoding", card.pos_encoding),
+        ("input size in this atlas (H × W)", " × ".join(map(str, card.input_size))),
+        ("pretraining input size (H × W)", " × ".join(map(str, card.pretrained_input_size))),
+        ("normalisation mean", ", ".join(f"{v:.4g}" for v in card.mean)),
+        ("normalisation std", ", ".join(f"{v:.4g}" for v in card.std)),
+        ("weights source", card.weights_source),
+        ("weights provenance", card.provenance),
+    ]
+
+
+def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The figures of a model page by section: cluster sizes, one layer sweep per measure, payloads."""
+    slug = slugify(m.card.slug)
+    out: dict[str, list[dict[str, Any]]] = {k: [] for k in SECTIONS}
+    if any(r.sizes for r in m.runs):
+        out["clusters"].append(figure(cluster_size_figure([r for r in m.runs if r.sizes], label), slug,
+                                      "fig-sizes", "Cluster sizes per block"))
+    by_measure: dict[str, list[Any]] = defaultdict(list)
+    for row in m.measures:
+        by_measure[row.measure].append(row)
+    used: set[str] = set()
+
+    def anchor_for(text: str) -> str:
+        anchor = text
+        while anchor in used:  # two names with one slug
+            anchor += "-x"
+        used.add(anchor)
+        return anchor
+
+    for name in sorted(by_measure):
+        anchor = anchor_for(f"fig-measure-{slugify(name)}")
+        fig = layer_sweep_figure(by_measure[name], measure_title(info, name), label)
+        out[measure_section(info, name)].append(measure_figure(fig, slug, anchor, name, info))
+    for kind, builder in (("heatmaps", heatmap_figure), ("curves", curve_figure)):
+        for payload in m.figures.get(kind, []) or []:
+            anchor = anchor_for(f"fig-{slugify(payload.get('id', ''))}")
+            section = payload.get("section", "positional")
+            section = section if section in SECTIONS else "positional"
+            out[section].append(figure(builder(payload, label), slug, anchor,
+                                       str(payload.get("title") or payload.get("id", ""))))
+    return out
+
+
+def model_files(results: AtlasResults, m: ModelResult, env: Environment, common: dict, labels: dict[str, str],
+                maps: dict) -> dict[str, str]:
+    page = model_page(m)
+    slug = slugify(m.card.slug)
+    label = labels[m.card.slug]
+    text = env.get_template("model.md.j2").render(
+        **common,
+        page=page,
+        m=m,
+        card=m.card,
+        label=label,
+        title=label,
+        cite_key=cite_key(page),
+        card_rows=card_rows(m.card),
+        highlights=[highlight(h, page, results) for h in m.highlights],
+        gallery=model_gallery(results, m, page, maps["models"]),
+        figs=model_sections(m, label, results.measure_info),
+        comparisons=[{"title": c.title, "href": rel(comparison_page(c), page)}
+                     for c in results.comparisons if m.card.slug in c.models],
+        data={"csv": f"{slug}.csv", "json": f"{slug}.json"},
+    )
+    return {page: text, f"models/{slug}.csv": model_csv(m, results.measure_info),
+            f"models/{slug}.json": dumps(model_json(results, m, label))}
+
+
+# --------------------------------------------------------------------------- comparison pages
+
+
+def comparison_rows(results: AtlasResults, c: ComparisonResult) -> list[dict[str, Any]]:
+    """Long rows of the measures a comparison overlays (its own, else its models')."""
+    if c.measures:
+        return [dict(r) for r in c.measures]
+    by_slug = {m.card.slug: m for m in results.models}
+    rows = []
+    for slug in c.models:
+        m = by_slug.get(slug)
+        if m is None:
+            continue
+        for r in m.measures:
+            if c.representations and r.representation not in c.representations:
+                continue
+            if r.k is not None and c.k and r.k != c.k and any(x.k == c.k for x in m.measures):
+                continue
+            rows.append({"model": slug, "representation": r.representation, "measure": r.measure,
+                         "rel_depth": r.rel_depth, "block": r.block, "value": r.value})
+    return rows
+
+
+def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environment, common: dict,
+                     labels: dict[str, str], maps: dict) -> dict[str, str]:
+    info = results.measure_info
+    page = comparison_page(c)
+    slug = slugify(c.slug)
+    rows = comparison_rows(results, c)
+    figs = []
+    for name in sorted({r["measure"] for r in rows}):
+        fig = comparison_measure_figure([r for r in rows if r["measure"] == name], measure_title(info, name), labels,
+                                        c.title)
+        figs.append(measure_figure(fig, f"compare-{slug}", f"fig-measure-{slugify(name)}", name, info))
+    data = scaling(results, c, labels) if c.kind == "scaling" else None
+    panels = [dict(p, columns=[dict(col, entries=maps["comparisons"].get((c.slug, col["maps"]), []))
+                               for col in p.get("columns", [])]) for p in c.panels]
+    files = {
+        f"compare/{slug}.csv": csv_text(
+            ["model", "representation", "measure", "block", "rel_depth", "value"],
+            ([r["model"], r["representation"], r["measure"], r.get("block"), float(r["rel_depth"]), num(r["value"])]
+             for r in rows)),
+        f"compare/{slug}.json": dumps({
+            "atlas_version": results.atlas_version, "config_hash": results.config_hash,
+            "comparison": {k: v for k, v in clean(c).items() if k not in ("panels", "measures")},
+            "models": [{"slug": s, "label": labels.get(s, s)} for s in c.models],
+            "panels": panels,
+            "measures": rows,
+            **({"scaling": data} if data else {}),
+        }),
+    }
+    models = [{"label": labels.get(s, s), "href": rel(model_page(m), page), "random": m.card.is_random_init}
+              for s in c.models for m in results.models if m.card.slug == s]
+    files[page] = env.get_template("comparison.md.j2").render(
+        **common,
+        page=page,
+        c=c,
+        title=c.title,
+        cite_key=cite_key(page),
+        models=models,
+        random_models=[labels[m.card.slug] for m in results.models if m.card.is_random_init and m.card.slug in c.models],
+        gallery=comparison_gallery(results, c, page, labels, maps["comparisons"]),
+        figs=figs,
+        scaling=data and scaling_view(data, results, page, f"compare-{slug}", c),
+        scaling_depths=SCALING_DEPTHS,
+        data={"csv": f"{slug}.csv", "json": f"{slug}.json"},
+    )
+    return files
+
+
+# --------------------------------------------------------------------------- atlas-wide pages
+
+
+def highlight(h: Any, page: str, results: AtlasResults) -> dict[str, Any]:
+    """A highlight sentence with the link to its figure, as seen from ``page``."""
+    if h.model:
+        m = next((m for m in results.models if m.card.slug == h.model), None)
+        target = model_page(m) if m else ""
+    elif h.comparison:
+        c = next((c for c in results.comparisons if c.slug == h.comparison), None)
+        target = comparison_page(c) if c else ""
+    else:
+        target = "index.md"
+    href = ""
+    if target:
+        href = rel(target, page) if target != page else ""
+        href = href + (f"#{h.anchor}" if h.anchor else "")
+    return {"text": h.text, "href": href}
+
+
+def protocol(results: AtlasResults) -> list[tuple[str, str]]:
+    info = results.measure_info
+    reps = list(dict.fromkeys(r for m in results.models for r in m.representations))
+    ks = sorted({k for m in results.models for k in m.ks})
+    nblocks = sorted({len(m.blocks) for m in results.models})
+    measured = sorted({len({r.block for r in m.measures if measure_section(info, r.measure) == "positional"})
+                       for m in results.models})
+    return [
+        ("images", f"{len(results.images)} (see Images)"),
+        ("models", str(len(results.models))),
+        ("blocks per model in the gallery", ", ".join(map(str, nblocks)) or "—"),
+        ("blocks per model with measures (layer sweep)", ", ".join(map(str, measured)) or "—"),
+        ("representations", ", ".join(reps) or "—"),
+        ("K (clusters)", ", ".join(map(str, ks)) or "—"),
+        ("clustering", "joint k-means over the patch tokens of all images (one cluster = one meaning in every image)"),
+        ("resolution policy", results.resolution_policy),
+        ("seed", str(results.seed)),
+        ("config", f"{results.config_name} · sha256 {results.config_hash[:12]}"),
+        ("device", results.device),
+    ]
+
+
+def guide_pages(docs_dir: Path) -> list[dict[str, str]]:
+    guide = docs_dir / "guide"
+    pages = []
+    for p in sorted(guide.glob("*.md")) if guide.is_dir() else []:
+        title = p.stem.replace("-", " ").capitalize()
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# "):
+                title = line[2:].strip()
+                break
+        pages.append({"title": title, "path": f"guide/{p.name}"})
+    return pages
+
+
+def home_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str], leaderboard: str,
+               guide: list[dict[str, str]]) -> dict[str, str]:
+    page = "index.md"
+    return {
+        "index.csv": csv_text(
+            ["slug", "display_name", "label", "family", "training", "params", "patch_size",
+             "weights_source", "provenance", "is_random_init", "page"],
+            ([m.card.slug, m.card.display_name, labels[m.card.slug], m.card.family, m.card.training,
+              m.card.params, m.card.patch_size, m.card.weights_source, m.card.provenance,
+              m.card.is_random_init, html_url(model_page(m))] for m in results.models)),
+        "index.json": dumps({
+            "atlas_version": results.atlas_version, "config_hash": results.config_hash,
+            "models": [dict(dataclasses.asdict(m.card), label=labels[m.card.slug], page=html_url(model_page(m)))
+                       for m in results.models],
+            "highlights": [dataclasses.asdict(h) for h in results.highlights],
+        }),
+        page: env.get_template("home.md.j2").render(
+            **common,
+            page=page,
+            title=results.title,
+            cite_key=cite_key(page),
+            model_rows=[{"label": labels[m.card.slug], "href": model_page(m), "card": m.card} for m in results.models],
+            protocol=protocol(results),
+            highlights=[highlight(h, page, results) for h in results.highlights],
+            comparisons=[{"title": c.title, "href": comparison_page(c), "description": c.description}
+                         for c in results.comparisons]
+            + ([{"title": LEADERBOARD_TITLE, "href": leaderboard, "description": LEADERBOARD_BLURB}]
+               if leaderboard else []),
+            guide=guide,
+            data={"csv": "index.csv", "json": "index.json"},
+        ),
+    }
+
+
+def method_section(name: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "text": "", "items": [], "table": []}
+    if isinstance(value, str):
+        out["text"] = value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str) and len(v) > 40:
+                out["items"].append((str(k), v))
+            else:
+                out["table"].append((str(k), v if isinstance(v, str) else json.dumps(clean(v), sort_keys=True)))
+    elif isinstance(value, (list, tuple)):
+        out["items"] = [("", v if isinstance(v, str) else json.dumps(clean(v), sort_keys=True)) for v in value]
+    else:
+        out["text"] = json.dumps(clean(value), sort_keys=True)
+    return out
+
+
+def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict[str, str]:
+    """Methods: the build's method records, then every measure of this build as the registry defines it."""
+    page = "methods.md"
+    info = results.measure_info
+    present = list(dict.fromkeys(r.measure for m in results.models for r in m.measures))
+    order = {name: i for i, name in enumerate(info)}
+    fields = ("section", "range", "definition", "formula", "inputs", "function")
+    measures = [{"name": n, "anchor": f"measure-{slugify(n)}", "title": measure_title(info, n),
+                 **{f: str((info.get(n) or {}).get(f, "")) for f in fields},
+                 "depends_on_k": bool((info.get(n) or {}).get("depends_on_k")),
+                 "direction_text": DIRECTIONS.get((info.get(n) or {}).get("direction", ""), "")}
+                for n in sorted(present, key=lambda n: (order.get(n, len(order)), n))]
+    return {
+        "methods.json": dumps({"atlas_version": results.atlas_version, "config_hash": results.config_hash,
+                               "methods": results.methods, "measures": {m["name"]: info.get(m["name"], {})
+                                                                        for m in measures}}),
+        "methods.csv": csv_text(["section", "key", "value"], flatten_methods(results.methods)),
+        page: env.get_template("methods.md.j2").render(
+            **common,
+            page=page,
+            title="Methods",
+            cite_key=cite_key(page),
+            methods=[method_section(k, v) for k, v in results.methods.items()],
+            measures=measures,
+            fence=fence(results.config_text),
+            data={"csv": "methods.csv", "json": "methods.json"},
+        ),
+    }
+
+
+def images_files(results: AtlasResults, env: Environment, common: dict, maps: dict) -> dict[str, str]:
+    page = "images.md"
+    thumbs = maps["thumbnails"]
+    return {
+        "images.csv": csv_text(
+            ["name", "source", "licence", "credit", "content_hash", "width", "height", "thumbnail"],
+            ([i.name, i.source, i.licence, i.credit, i.content_hash, i.width, i.height, thumbs.get(i.name, "")]
+             for i in results.images)),
+        "images.json": dumps({"atlas_version": results.atlas_version, "images": results.images}),
+        page: env.get_template("images.md.j2").render(
+            **common,
+            page=page,
+            title="Images",
+            cite_key=cite_key(page),
+            images=[{"info": i, "thumb": rel(thumbs[i.name], page) if i.name in thumbs else ""}
+                    for i in results.images],
+            data={"csv": "images.csv", "json": "images.json"},
+        ),
+    }
+
+
+def build_report_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str]) -> dict[str, str]:
+    page = "build-report.md"
+    timing_rows = [["atlas", k, num(v)] for k, v in results.timings.items()]
+    timing_rows += [[m.card.slug, k, num(v)] for m in results.models for k, v in m.timings.items()]
+    return {
+        "build-report.csv": csv_text(["scope", "step", "seconds"], timing_rows),
+        "build-report.json": dumps({
+            "atlas_version": results.atlas_version, "config_name": results.config_name,
+            "config_hash": results.config_hash, "build_date": results.build_date, "seed": results.seed,
+            "device": results.device, "environment": results.environment,
+            "models": [{"slug": m.card.slug, "label": labels[m.card.slug], "timm_name": m.card.timm_name,
+                        "weights_source": m.card.weights_source, "provenance": m.card.provenance}
+                       for m in results.models],
+            "images": results.images, "skipped": results.skipped,
+            "timings": {"atlas": results.timings, "models": {m.card.slug: m.timings for m in results.models}},
+        }),
+        page: env.get_template("build.md.j2").render(
+            **common,
+            page=page,
+            title="Build report",
+            cite_key=cite_key(page),
+            labels=labels,
+            timing_rows=timing_rows,
+            fence=fence(results.config_text),
+            data={"csv": "build-report.csv", "json": "build-report.json"},
+        ),
+    }
+
+
+def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str], leaderboard: str = "") -> list[Any]:
+    """The MkDocs ``nav``; titles escaped (MkDocs' theme templates insert them unescaped)."""
+    e = html.escape
+    entries: list[Any] = [{"Home": "index.md"}]
+    if guide:
+        entries.append({"Guide": [{e(g["title"]): g["path"]} for g in guide]})
+    if results.models:
+        entries.append({"Models": [{e(labels[m.card.slug]): model_page(m)} for m in results.models]})
+    comparisons = [{e(c.title): comparison_page(c)} for c in results.comparisons]
+    comparisons += [{LEADERBOARD_TITLE: leaderboard}] if leaderboard else []
+    if comparisons:
+        entries.append({"Comparisons": comparisons})
+    entries += [{"Methods": "methods.md"}, {"Images": "images.md"}, {"Build report": "build-report.md"}]
+    return entries
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _static_files(docs_dir: Path) -> dict[str, bytes]:
+    """Committed assets and guide pages (when the docs dir is elsewhere) and plotly.js."""
+    import plotly
+
+    files: dict[str, bytes] = {}
+    if docs_dir.resolve() != STATIC_SRC.resolve():
+        for sub in STATIC_DIRS:
+            src = STATIC_SRC / sub
+            for f in sorted(src.rglob("*")) if src.is_dir() else []:
+                if f.is_file() and f.name != "plotly.min.js":
+                    files[f.relative_to(STATIC_SRC).as_posix()] = f.read_bytes()
+    files["assets/js/plotly.min.js"] = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    return files
+
+
+def _remove_stale(docs_dir: Path, keep: set[Path]) -> None:
+    """Drop generated pages/data of models or comparisons that left the results."""
+    for sub in ("models", "compare"):
+        d = docs_dir / sub
+        if not d.is_dir():
+            continue
+        for f in d.iterdir():
+            if f.is_file() and f.suffix in (".md", ".csv", ".json") and f not in keep:
+                f.unlink()
+
+
+def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
+    """Write every generated page, its CSV/JSON downloads, the gallery maps and ``atlas.json`` into
+    ``docs_dir``, from the records alone; returns the written paths (gallery maps aside).
+
+    Committed static files (``site_src/assets``, ``site_src/guide``) are copied in when
+    ``docs_dir`` is elsewhere, and ``plotly.min.js`` comes from the installed plotly package.
+    Pages of models or comparisons that are no longer in ``results`` are removed.
+    """
+    docs_dir = Path(docs_dir)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    env = jinja_env()
+    maps = write_maps(results, docs_dir)
+    labels = {m.card.slug: model_label(m.card) for m in results.models}
+    leaderboard = leaderboard_page(results)
+    files: dict[str, str | bytes] = dict(_static_files(docs_dir))
+    guide = guide_pages(docs_dir if (docs_dir / "guide").is_dir() else STATIC_SRC)
+    common = {"atlas": results, "version": results.atlas_version, "random_label": RANDOM_INIT_LABEL,
+              "sections": SECTIONS}
+    for m in results.models:
+        files.update(model_files(results, m, env, common, labels, maps))
+    for c in results.comparisons:
+        files.update(comparison_files(results, c, env, common, labels, maps))
+    if leaderboard:
+        files.update(leaderboard_files(results, leaderboard, labels, env, common))
+    files.update(home_files(results, env, common, labels, leaderboard, guide))
+    files.update(methods_files(results, env, common))
+    files.update(images_files(results, env, common, maps))
+    files.update(build_report_files(results, env, common, labels))
+    files["atlas.json"] = dumps(atlas_index(results, labels, leaderboard))
+    files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard))
+    written = [atomic_write(docs_dir / rel_path, data, skip_unchanged=True) for rel_path, data in files.items()]
+    _remove_stale(docs_dir, set(written))
+    return written

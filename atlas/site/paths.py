@@ -1,0 +1,71 @@
+"""Where everything lives on the site: page paths (docs-dir relative ``.md``), their ``.html`` URLs,
+relative links between pages, citation keys, and the files of the gallery maps and thumbnails.
+
+URLs are stable and portable: ``use_directory_urls: false`` gives ``models/<slug>.html`` that also
+works from ``file://``; slugs come from the records (themselves slugs of display names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from urllib.parse import quote
+
+from ..config import slugify
+from ..records import ComparisonResult, ModelResult
+
+LEADERBOARD_PAGE = "compare/segmentation-quality.md"
+
+
+def rel(target: str, page: str) -> str:
+    """URL of docs-dir path ``target`` as seen from the page at docs-dir path ``page``.
+
+    >>> rel("generated/a b.webp", "models/m.md")
+    '../generated/a%20b.webp'
+    """
+    target, _, frag = target.partition("#")
+    url = posixpath.relpath(target, posixpath.dirname(page) or ".") if target else ""
+    return quote(url, safe="/") + (f"#{frag}" if frag else "")
+
+
+def html_url(md_path: str) -> str:
+    """``models/x.md`` -> ``models/x.html``."""
+    return md_path[:-3] + ".html" if md_path.endswith(".md") else md_path
+
+
+def model_page(m: ModelResult) -> str:
+    return f"models/{slugify(m.card.slug)}.md"
+
+
+def comparison_page(c: ComparisonResult) -> str:
+    return f"compare/{slugify(c.slug)}.md"
+
+
+def cite_key(page: str) -> str:
+    """BibTeX key of a page.
+
+    >>> cite_key("models/dino-vit-s-16.md")
+    'ssl-vit-atlas-models-dino-vit-s-16'
+    """
+    return "ssl-vit-atlas-" + slugify(page[:-3] if page.endswith(".md") else page)
+
+
+def _image_stem(image: str, content_hash: str) -> str:
+    # the hash keeps apart two images whose names give one slug ("a b.jpg", "a-b.jpg") and a
+    # photo replaced under the same name
+    return f"{slugify(image)}-{hashlib.sha256(f'{image}|{content_hash}'.encode()).hexdigest()[:8]}"
+
+
+def model_map(slug: str, block: int, representation: str, k: int, image: str, content_hash: str) -> str:
+    """Docs-dir stem of one gallery image pair (``-overlay.webp`` / ``-map.webp`` are appended)."""
+    return f"generated/models/{slug}/gallery/b{block:02d}-{representation}-k{k:02d}/{_image_stem(image, content_hash)}"
+
+
+def comparison_map(slug: str, column_key: str, image: str, content_hash: str) -> str:
+    """Docs-dir stem of one comparison image pair."""
+    return f"generated/comparisons/{slug}/{column_key}/{_image_stem(image, content_hash)}"
+
+
+def thumbnail(image: str, content_hash: str) -> str:
+    """Docs-dir path of an Images page thumbnail."""
+    return f"generated/images/{_image_stem(image, content_hash)}.webp"

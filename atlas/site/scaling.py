@@ -1,0 +1,100 @@
+"""Scaling pages: each measure at matched relative depths against parameter count, and the family
+summary table (the measures the registry marks for it, at relative depth 1.0)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from ..config import slugify
+from ..records import AtlasResults, ComparisonResult, MeasureRow, ModelResult
+from .data import num
+from .figures import measure_figure, scaling_figure
+from .markup import breakable
+from .paths import html_url, model_page, rel
+from .wording import measure_title
+
+#: Matched relative depths of the size plots.
+SCALING_DEPTHS = (0.25, 0.5, 0.75, 1.0)
+
+
+def fmt3(v: Any) -> str:
+    v = num(v)
+    return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "—"
+
+
+def measure_series(m: ModelResult, name: str, reps: Iterable[str], k: int | None) -> list[MeasureRow]:
+    """Rows of one measure of one model for a single representation and K: the first of
+    ``reps`` (then of the model's own) that has the measure; K = ``k`` where rows carry several."""
+    rows = [r for r in m.measures if r.measure == name]
+    for rep in [*reps, *m.representations, *sorted({r.representation for r in rows})]:
+        sel = [r for r in rows if r.representation == rep]
+        if sel:
+            break
+    else:
+        return []
+    ks = {r.k for r in sel}
+    if len(ks) > 1:
+        want = k if k in ks else max(ks, key=lambda v: (v is not None, v or 0))
+        sel = [r for r in sel if r.k == want]
+    return sel
+
+
+def nearest(rows: list[MeasureRow], target: float) -> MeasureRow | None:
+    """The row whose relative depth is closest to ``target`` (ties: the shallower block)."""
+    return min(rows, key=lambda r: (abs(r.rel_depth - target), r.block)) if rows else None
+
+
+def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) -> dict[str, Any] | None:
+    """Data of a scaling page: each measure at matched relative depths against parameter
+    count (``points``), and the family summary at relative depth 1.0 (``summary``)."""
+    by_slug = {m.card.slug: m for m in results.models}
+    members = sorted((by_slug[s] for s in c.models if s in by_slug),
+                     key=lambda m: (m.card.params, c.models.index(m.card.slug)))
+    if not members:
+        return None
+    points = []
+    for name in sorted({r.measure for m in members for r in m.measures}):
+        series = {m.card.slug: measure_series(m, name, c.representations, c.k) for m in members}
+        if sum(bool(v) for v in series.values()) < min(2, len(members)):
+            continue  # a size trend needs two sizes
+        for m in members:
+            for target in SCALING_DEPTHS:
+                r = nearest(series[m.card.slug], target)
+                if r is not None:
+                    points.append({"measure": name, "target": target, "model": m.card.slug,
+                                   "label": labels[m.card.slug], "params": m.card.params, "block": r.block,
+                                   "rel_depth": r.rel_depth, "representation": r.representation, "k": r.k,
+                                   "value": num(r.value)})
+    present = {r.measure for m in members for r in m.measures}
+    info = results.measure_info
+    columns = sorted((n for n in present if (info.get(n) or {}).get("summary")), key=lambda n: info[n]["summary"])
+    summary = []
+    for m in members:
+        values = {}
+        for name in columns:
+            r = nearest(measure_series(m, name, c.representations, c.k), 1.0)
+            values[name] = num(r.value) if r is not None else None
+        summary.append({"model": m.card.slug, "label": labels[m.card.slug], "params": m.card.params,
+                        "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values})
+    return {"depths": list(SCALING_DEPTHS), "measures": list(dict.fromkeys(p["measure"] for p in points)),
+            "summary_measures": columns, "summary": summary, "points": points}
+
+
+def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_slug: str,
+                  c: ComparisonResult) -> dict[str, Any]:
+    info = results.measure_info
+    pages = {m.card.slug: model_page(m) for m in results.models}
+    figs = []
+    for name in data["measures"]:
+        fig = scaling_figure([p for p in data["points"] if p["measure"] == name], measure_title(info, name), c.title)
+        figs.append(measure_figure(fig, page_slug, f"fig-scaling-{slugify(name)}", name, info,
+                                    "Each point is the model's block nearest to the matched relative depth."))
+    rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],
+             "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
+             "cells": [{"text": fmt3(v), "value": None if fmt3(v) == "—" else repr(float(v))}
+                       for v in (s["values"][n] for n in data["summary_measures"])]}
+            for s in data["summary"]]
+    return {"head": [breakable(measure_title(info, n)) for n in data["summary_measures"]], "rows": rows,
+            "figs": figs}

@@ -1,0 +1,143 @@
+"""k-NN patch probe and channel removal: known answers, sklearn reference, planted features."""
+
+import numpy as np
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+from atlas.measures.knn import (
+    channel_removal_curve,
+    knn_predict,
+    knn_probe,
+    miou_from_labels,
+    patch_labels,
+    split_images,
+    variance_spectrum,
+)
+
+
+# ---------------------------------------------------------------- patch labels
+
+
+def test_patch_labels_majority_ignore_and_ties():
+    I = 255
+    mask = np.array([
+        [0, 0, 1, 1, 2, 2],
+        [0, 1, 1, I, I, I],
+        [3, 3, 0, 1, I, I],
+        [3, I, 1, 0, I, 2],
+    ])  # fmt: skip
+    out = patch_labels(mask, (2, 3), ignore_index=I, min_valid=0.5)
+    # cells: [0,0/0,1]->0 ; [1,1/1,I]->1 ; [2,2/I,I]->2 (half valid) ;
+    #        [3,3/3,I]->3 ; [0,1/1,0] tie -> 0 ; [I,I/I,2] -> 1/4 valid -> -1
+    assert out.tolist() == [[0, 1, 2], [3, 0, -1]]
+    assert patch_labels(mask, (2, 3), ignore_index=I, min_valid=0.6)[0, 2] == -1
+    assert patch_labels(mask, (2, 3), ignore_index=I, min_valid=0.0)[1, 2] == 2
+
+
+def test_patch_labels_uneven_cells():
+    mask = np.repeat(np.arange(5)[None, :], 3, axis=0)  # 3 x 5, columns 0..4
+    # cell of column x = floor(x * 2 / 5): columns 0,1,2 -> cell 0 ; 3,4 -> cell 1
+    assert patch_labels(mask, (1, 2)).tolist() == [[0, 3]]
+    with pytest.raises(ValueError, match="no finer"):
+        patch_labels(mask, (4, 2))
+
+
+# ---------------------------------------------------------------- k-NN
+
+
+def test_knn_predict_matches_sklearn_without_ties():
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(300, 8)); ys = (S[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    Q = rng.normal(size=(200, 8))
+    ours = knn_predict(S, ys, Q, ks=(1, 5, 11), n_classes=2, chunk=64)
+    for k in (1, 5, 11):
+        ref = KNeighborsClassifier(k, metric="cosine", algorithm="brute").fit(S, ys).predict(Q)
+        np.testing.assert_array_equal(ours[k], ref)
+
+
+def test_knn_tie_broken_by_summed_similarity():
+    S = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    ys = np.array([1, 0, 0])
+    q = np.array([[1.0, 0.1]])
+    # k=2: one vote each for classes 1 and 0; class 1's neighbour is more similar
+    assert knn_predict(S, ys, q, ks=(2,), n_classes=2)[2].tolist() == [1]
+    assert knn_predict(S, ys, q, ks=(3,), n_classes=2)[3].tolist() == [0]  # 2 votes beat 1
+
+
+def test_knn_probe_known_answer_and_skips():
+    S = np.array([[[1, 0], [0, 1]]], float)  # one image, 1 x 2 grid
+    ys = np.array([[0, 1]])
+    Q = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]])
+    yq = np.array([[0, 1, 1, -1]])  # last patch unlabelled -> left out
+    # k=1 predictions: 0, 1, 0 -> class0 IoU = 1/2, class1 IoU = 1/2
+    assert knn_probe(S, ys, Q, yq, ks=(1,))[1] == pytest.approx(0.5)
+
+
+def test_miou_from_labels():
+    assert miou_from_labels(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 4) == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+
+
+def test_variance_spectrum_sorted():
+    x = np.random.default_rng(0).normal(size=(2, 50, 50, 3)) * np.array([1.0, 5.0, 0.1])
+    v = variance_spectrum(x)
+    assert v.shape == (3,) and np.all(np.diff(v) <= 0)
+    assert v == pytest.approx([25, 1, 0.01], rel=0.05)
+
+
+# ---------------------------------------------------------------- planted channel removal
+
+
+def _planted(seed=0, n_img=8, grid=(6, 6), n_cls=4, d=16, n_noise=3, noise_std=30.0):
+    rng = np.random.default_rng(seed)
+    centroids = rng.normal(size=(n_cls, d))
+    labels = rng.integers(0, n_cls, (n_img, *grid))
+    signal = centroids[labels] + 0.15 * rng.normal(size=(*labels.shape, d))
+    noise = noise_std * rng.normal(size=(*labels.shape, n_noise))
+    feats = np.concatenate([noise[..., :1], signal, noise[..., 1:]], axis=-1)  # noise not last
+    return feats.astype(np.float32), labels
+
+
+def test_planted_high_variance_channels():
+    feats, labels = _planted()
+    sup, qry = split_images(len(feats), 0.5, seed=0)
+    curve = channel_removal_curve(feats[sup], labels[sup], feats[qry], labels[qry],
+                                  ks=(1, 5), ms=(0, 1, 3, 10, 40), n_classes=4)
+    none = curve["none"]
+    assert none[0][5] < 0.5  # the three noise channels dominate the cosine
+    assert none[3][5] > 0.97 and none[3][1] > 0.97  # removing exactly them restores the probe
+    assert none[1][5] < none[3][5]
+    assert 40 not in none  # would leave no channel
+    assert curve["zscore"][0][5] > none[0][5] + 0.2  # scale control already helps a lot
+    assert curve["zscore"][3][5] > 0.97 and curve["pca_whiten"][3][5] > 0.9
+
+
+def test_controls_are_scale_invariant():
+    feats, labels = _planted(seed=1)
+    scaled = feats * np.linspace(0.2, 5.0, feats.shape[-1]).astype(np.float32)
+    sup, qry = split_images(len(feats), 0.5, seed=3)
+    kw = dict(ks=(5,), ms=(0,), controls=("none", "zscore", "pca_whiten"), n_classes=4)
+    a = channel_removal_curve(feats[sup], labels[sup], feats[qry], labels[qry], **kw)
+    b = channel_removal_curve(scaled[sup], labels[sup], scaled[qry], labels[qry], **kw)
+    assert a["zscore"][0][5] == pytest.approx(b["zscore"][0][5], abs=1e-9)
+    assert a["pca_whiten"][0][5] == pytest.approx(b["pca_whiten"][0][5], abs=1e-9)
+    assert a["none"][0][5] != pytest.approx(b["none"][0][5], abs=1e-3)  # raw cosine is not
+
+
+def test_split_images_deterministic_and_disjoint():
+    s1, q1 = split_images(10, 0.3, seed=5)
+    s2, q2 = split_images(10, 0.3, seed=5)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(q1, q2)
+    assert len(s1) == 3 and sorted(np.r_[s1, q1].tolist()) == list(range(10))
+    assert not np.array_equal(split_images(10, 0.3, seed=6)[0], s1)
+    with pytest.raises(ValueError, match="at least 2"):
+        split_images(1)
+
+
+def test_validation_messages():
+    with pytest.raises(ValueError, match="unknown controls"):
+        channel_removal_curve(np.zeros((4, 2)), np.zeros(4, int), np.zeros((4, 2)), np.zeros(4, int), controls=("pca",))
+    with pytest.raises(ValueError, match="labels"):
+        knn_probe(np.zeros((4, 2)), np.zeros(3, int), np.zeros((4, 2)), np.zeros(4, int))
+    with pytest.raises(ValueError, match="max\\(ks\\)"):
+        knn_probe(np.ones((4, 2)), np.zeros(4, int), np.ones((4, 2)), np.zeros(4, int), ks=(5,))
