@@ -123,13 +123,51 @@ class AnalysesSection(_Strict):
     shift_test: bool = True
     blank_probe: bool = True
     k: int = Field(8, ge=2, le=64)  # K used by the label-based measures
+    # content-only (tokens shuffled across positions) and position-only (per-position mean token)
+    # references beside every positional measure
+    references: bool = True
+
+
+class UncertaintySection(_Strict):
+    # random halves of the images (delete-d jackknife); 200 estimate a standard error to about 5%; 0 = no intervals
+    resamples: int = Field(200, ge=0, le=100_000)
+    seeds: int = Field(3, ge=1, le=10)  # k-means seeds: their spread is reported and added to intervals
+    level: float = Field(0.95, gt=0.5, lt=1.0)  # coverage of every interval
 
 
 class EvaluationSection(_Strict):
-    dataset: Literal["camvid", "suim", "voc", "folder", "cocostuff27", "cityscapes27", "ade20k"] | None = None
+    dataset: Literal["camvid", "suim", "suim6", "voc", "folder", "cocostuff27", "cityscapes27", "ade20k"] | None = None
     root: str = ""  # relative to the project root; missing folder = evaluation skipped with a logged reason
-    max_images: int = Field(0, ge=0)
-    support_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    split: str = ""  # the dataset's split (voc "val", cocostuff27 "val2017", ...); "" = its default
+    image_list: str = ""  # file with one image name (stem) a line, e.g. STEGO's curated COCO-Stuff list
+    max_images: int = Field(0, ge=0)  # 0 = all; otherwise the first N by name (or list order)
+    class_names: list[str] = Field(default_factory=list)  # folder datasets: one name per class id
+    class_names_file: str = ""  # ... or a file with one name a line
+    ignore_index: int | None = None  # folder datasets: the mask value that means "no label" (default 255)
+    foreground: list[str | int] = Field(default_factory=list)  # class names or ids; [] = the dataset's default
+    over_clustering: Literal["majority", "hungarian"] = "majority"  # K = 2 x classes: cluster -> class rule
+    group_regex: str = ""  # image name -> group (one capture group); "" = the dataset's default
+    selection_fraction: float = Field(0.25, gt=0.0, lt=0.9)  # images that only choose the leaderboard row
+    support_fraction: float = Field(0.5, gt=0.0, lt=1.0)  # of the other images: k-NN support (rest: queries)
+    geometry: Literal["model", "stego"] = "model"  # "stego": 320 px short side + centre crop, as STEGO
+
+    @field_validator("group_regex")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        if v:
+            try:
+                compiled = re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"group_regex is not a valid regular expression ({exc})") from None
+            if compiled.groups != 1:
+                raise ValueError("group_regex needs exactly one capture group, e.g. \"^([^_]+)_\"")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source_of_names(self):
+        if self.class_names and self.class_names_file:
+            raise ValueError("give class_names or class_names_file, not both")
+        return self
 
 
 class Backbone(_Strict):
@@ -180,6 +218,7 @@ class AtlasConfig(_Strict):
     features: FeaturesSection = FeaturesSection()
     clustering: ClusteringSection = ClusteringSection()
     analyses: AnalysesSection = AnalysesSection()
+    uncertainty: UncertaintySection = UncertaintySection()
     evaluation: EvaluationSection = EvaluationSection()
     backbones: list[Backbone]
     comparisons: list[Comparison] = Field(default_factory=list)

@@ -134,6 +134,11 @@ class MeasureRow:
     (copied into ``AtlasResults.measure_info``) gives its title, definition, page section and
     direction. Each distinct ``measure`` becomes one layer-sweep plot (x = relative depth, one
     line per representation, and per K when rows carry several).
+
+    ``lo`` / ``hi``: the interval (bootstrap over images, pooled over k-means seeds, or jackknife;
+    the registry says which); ``seed_spread``: max - min of the value over k-means seeds (None for
+    measures that do not depend on the clustering). ``reference``: "" for the model's own number;
+    in ``ModelResult.references`` the name of the reference token set.
     """
 
     block: int
@@ -142,6 +147,24 @@ class MeasureRow:
     measure: str
     value: float
     k: int | None = None
+    lo: float | None = None
+    hi: float | None = None
+    seed_spread: float | None = None
+    reference: str = ""
+
+
+@dataclass
+class Baseline:
+    """A reference score of an evaluation measure that needs no model: chance, constant, colour,
+    position, colour + position, or the patch-resolution ceiling, on the same images, split, grid
+    and protocol as the model's numbers (``lo`` / ``hi``: its interval)."""
+
+    measure: str
+    name: str
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+    seed_spread: float | None = None
 
 
 @dataclass
@@ -193,6 +216,12 @@ class ModelResult:
     figures: dict[str, Any] = field(default_factory=dict)  # extra analysis payloads by name
     timings: dict[str, float] = field(default_factory=dict)
     highlights: list[Highlight] = field(default_factory=list)
+    # positional references (content-only, position-only tokens) at every block and representation
+    references: list[MeasureRow] = field(default_factory=list)
+    # evaluation baselines of this model's grid
+    baselines: list[Baseline] = field(default_factory=list)
+    # leaderboard choices: {measure: {"block", "representation", "k", "rule", "selection_value"}}
+    selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     label_maps: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
 
 
@@ -250,6 +279,7 @@ class AtlasResults:
     timings: dict[str, float]
     site_url: str = ""
     description: str = ""  # one paragraph for the home page (config [atlas] description)
+    interval_level: float = 0.95  # coverage of every interval ([uncertainty] level)
     highlights: list[Highlight] = field(default_factory=list)  # atlas-wide, on the home page
     # Readable facts of measures, by raw ``MeasureRow.measure`` name, from the measure registry:
     # ``{"title", "definition", "formula", "section", "direction", "range", "leaderboard"}``

@@ -15,6 +15,7 @@ import pytest
 from atlas.records import (
     RANDOM_INIT_LABEL,
     AtlasResults,
+    Baseline,
     ClusterRun,
     ComparisonResult,
     Highlight,
@@ -85,7 +86,7 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
                     sizes = [int(50 + 40 * math.sin(c + b + mi)) + 60 for c in range(k)]
                     runs.append(ClusterRun(block=b, rel_depth=(b + 1) / 12, representation=rep, k=k,
                                            sizes=sizes, inertia=1000.0 / (b + 1)))
-        measures, figures, highlights = [], {}, []
+        measures, figures, highlights, references, baselines, selected = [], {}, [], [], [], {}
         if slug != "mae-vit-b16":  # one model without measures: "not computed" sections
             for b in blocks:
                 for rep in reps:
@@ -97,9 +98,13 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
                     for k in ks:
                         measures.append(MeasureRow(b, d, rep, "cluster size entropy", 0.5 + 0.1 * k * d - 0.1 * (rep == "keys") + 0.03 * mi, k=k))
                     # raw measure names with readable titles in AtlasResults.measure_info
-                    measures.append(MeasureRow(b, d, rep, "positional_nce", 0.6 - 0.4 * d + 0.1 * mi))
+                    nce = 0.6 - 0.4 * d + 0.1 * mi
+                    measures.append(MeasureRow(b, d, rep, "positional_nce", nce, lo=nce - 0.04, hi=nce + 0.04,
+                                               seed_spread=0.01))
+                    references.append(MeasureRow(b, d, rep, "positional_nce", 0.01, reference="content-only"))
+                    references.append(MeasureRow(b, d, rep, "positional_nce", 0.97, reference="position-only"))
                     seg = 0.1 + 0.4 * d * (1 - mi / 3) + 0.05 * (rep == "keys")
-                    measures.append(MeasureRow(b, d, rep, "seg_miou", seg, k=8))
+                    measures.append(MeasureRow(b, d, rep, "seg_miou", seg, k=8, lo=seg - 0.03, hi=seg + 0.03))
                     if rep == "tokens":
                         measures.append(MeasureRow(b, d, rep, "knn_miou_k10", 0.3 + 0.2 * d - 0.1 * mi))
             z = [[math.sin(r / 3) * math.cos(c / 4) for c in range(14)] for r in range(14)]
@@ -118,11 +123,18 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
                 "representation": "tokens", "zlabel": "linear_cka", "section": "evaluation",
                 "z": [[1.0 if i == j else 0.5 + 0.1 * (i + j) for j in range(3)] for i in range(3)],
                 "x_labels": variants, "y_labels": variants})
+            baselines = [Baseline("seg_miou", "chance", 0.05, 0.04, 0.06), Baseline("seg_miou", "position", 0.21, 0.18, 0.24),
+                         Baseline("seg_miou", "ceiling", 0.62, 0.6, 0.64), Baseline("knn_miou_k10", "position", 0.33)]
+            rule = "best seg_miou on the 2 selection images (synthetic)"
+            selected = {"seg_miou": {"block": 11, "representation": "keys", "k": 8, "rule": rule, "selection_value": 0.5},
+                        "knn_miou_k10": {"block": 11, "representation": "tokens", "k": None, "rule": rule},
+                        "mIoU vs human masks": {"block": 8, "representation": "keys", "k": 8, "rule": rule}}
             highlights = [Highlight(text=f"Position decodability falls with depth in {name}.", model=slug,
                                     anchor="fig-measure-position-decodability-r")]
         models.append(ModelResult(card=card, blocks=blocks, representations=reps, ks=ks, runs=runs,
                                   measures=measures, figures=figures, highlights=highlights,
-                                  timings={"extract": 1.5 + mi, "cluster": 0.5}, label_maps=label_maps))
+                                  timings={"extract": 1.5 + mi, "cluster": 0.5}, label_maps=label_maps,
+                                  references=references, baselines=baselines, selected=selected))
 
     comps = []
     if comparisons:

@@ -161,22 +161,22 @@ def test_leaderboard_sorts(server, browser):
     _check_page(page, errors, "leaderboard")
 
     def models():
-        return page.locator(".atlas-sortable tbody tr td:first-child").all_inner_texts()
+        return page.locator("#leaderboard-table tbody tr td:first-child").all_inner_texts()
 
     random_label = "ViT-S/16 (random init — architecture baseline)"
     assert models() == ["DINO ViT-S/16", random_label, "MAE ViT-B/16"]  # ranked by the first measure
-    params = page.locator(".atlas-sortable th", has_text="Params")
+    params = page.locator("#leaderboard-table th", has_text="Params")
     params.click()  # numbers sort numerically, largest first (as text "86.0 M" would beat "150.0 M")
     assert models() == [random_label, "MAE ViT-B/16", "DINO ViT-S/16"]
     assert params.get_attribute("aria-sort") == "descending"
     params.click()
     assert models() == ["DINO ViT-S/16", "MAE ViT-B/16", random_label]
-    first = page.locator(".atlas-sortable th").nth(4)
+    first = page.locator("#leaderboard-table th").nth(4)
     first.click()  # a measure: best first, the model without it stays last
     assert models() == ["DINO ViT-S/16", random_label, "MAE ViT-B/16"]
     first.click()
     assert models() == [random_label, "DINO ViT-S/16", "MAE ViT-B/16"]
     assert params.get_attribute("aria-sort") is None
-    page.locator(".atlas-sortable").screenshot(path=str(SHOTS / "leaderboard-sorted.png"))
+    page.locator("#leaderboard-table").screenshot(path=str(SHOTS / "leaderboard-sorted.png"))
     assert errors == []
     page.close()

@@ -1,5 +1,6 @@
 """Labelled dataset loaders: tiny fixtures in every format, and the real CamVid / SUIM samples."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from atlas.inputs.datasets import (
     COCOSTUFF27_CLASSES,
     COCOSTUFF27_FINE_TO_COARSE,
     DATASETS,
+    GROUP_REGEX,
     IGNORE_INDEX,
     DatasetError,
     load_dataset,
@@ -59,7 +61,7 @@ def test_mask_for_size_matches_pil_nearest():
 
 
 def test_registry_names():
-    assert set(DATASETS) == {"folder", "voc", "camvid", "suim", "cocostuff27", "cityscapes27", "ade20k"}
+    assert set(DATASETS) == {"folder", "voc", "camvid", "suim", "suim6", "cocostuff27", "cityscapes27", "ade20k"}
     with pytest.raises(ValueError, match="unknown dataset kind"):
         load_dataset("pascal", ".")
 
@@ -129,6 +131,31 @@ def test_suim_colour_threshold(tmp_path):
     assert ds[0].mask.tolist() == [[0, 1, 2, 3, 4, 5, 6, 7]]
     assert [ds.class_names[i] for i in ds.foreground] == [
         "human divers", "wrecks/ruins", "robots", "reefs/invertebrates", "fish/vertebrates"]
+
+
+def test_suim6_merges_water_plants_and_floor(tmp_path):
+    _rgb(tmp_path / "images" / "s.jpg", size=(8, 1))
+    colours = [(0, 0, 0), (10, 5, 250), (0, 255, 0), (0, 130, 200), (200, 0, 0), (255, 0, 255),
+               (255, 255, 0), (129, 128, 255)]
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.array([colours], dtype=np.uint8), "RGB").save(tmp_path / "masks" / "s.bmp")
+    ds = load_dataset("suim6", tmp_path)
+    assert ds.n_classes == 6 and ds[0].mask.tolist() == [[0, 1, 0, 2, 3, 4, 5, 0]]
+    assert [ds.class_names[i] for i in ds.foreground] == [
+        "human divers", "wrecks/ruins", "robots", "reefs/invertebrates", "fish/vertebrates"]
+
+
+def test_image_list_and_group_key(tmp_path):
+    for i, name in enumerate(["seqA_001", "seqA_002", "seqB_001"]):
+        _rgb(tmp_path / "images" / f"{name}.png", seed=i)
+        _index(tmp_path / "masks" / f"{name}.png", RAW % 3)
+    (tmp_path / "keep.txt").write_text("seqB_001.jpg\nseqA_001\n")
+    ds = load_dataset("folder", tmp_path, class_names=["a", "b", "c"], image_list=tmp_path / "keep.txt")
+    assert [s.name for s in ds] == ["seqB_001", "seqA_001"]  # list order, stems
+    assert ds.group_regex is None  # folder datasets have no default group key
+    assert re.search(GROUP_REGEX["camvid"], "0016E5_07959").group(1) == "0016E5"  # CamVid's sequence
+    with pytest.raises(ValueError, match="image_list or names"):
+        load_dataset("folder", tmp_path, class_names=["a", "b", "c"], image_list=tmp_path / "keep.txt", names=["x"])
 
 
 def test_cocostuff27_mapping(tmp_path):

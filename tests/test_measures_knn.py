@@ -10,9 +10,13 @@ from atlas.measures.knn import (
     knn_probe,
     miou_from_labels,
     patch_labels,
-    split_images,
     variance_spectrum,
 )
+
+
+def _halves(n: int, seed: int):
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
 
 # ---------------------------------------------------------------- patch labels
@@ -99,7 +103,7 @@ def _planted(seed=0, n_img=8, grid=(6, 6), n_cls=4, d=16, n_noise=3, noise_std=3
 
 def test_planted_high_variance_channels():
     feats, labels = _planted()
-    sup, qry = split_images(len(feats), 0.5, seed=0)
+    sup, qry = _halves(len(feats), seed=0)
     curve = channel_removal_curve(feats[sup], labels[sup], feats[qry], labels[qry],
                                   ks=(1, 5), ms=(0, 1, 3, 10, 40), n_classes=4)
     none = curve["none"]
@@ -114,24 +118,13 @@ def test_planted_high_variance_channels():
 def test_controls_are_scale_invariant():
     feats, labels = _planted(seed=1)
     scaled = feats * np.linspace(0.2, 5.0, feats.shape[-1]).astype(np.float32)
-    sup, qry = split_images(len(feats), 0.5, seed=3)
+    sup, qry = _halves(len(feats), seed=3)
     kw = dict(ks=(5,), ms=(0,), controls=("none", "zscore", "pca_whiten"), n_classes=4)
     a = channel_removal_curve(feats[sup], labels[sup], feats[qry], labels[qry], **kw)
     b = channel_removal_curve(scaled[sup], labels[sup], scaled[qry], labels[qry], **kw)
     assert a["zscore"][0][5] == pytest.approx(b["zscore"][0][5], abs=1e-9)
     assert a["pca_whiten"][0][5] == pytest.approx(b["pca_whiten"][0][5], abs=1e-9)
     assert a["none"][0][5] != pytest.approx(b["none"][0][5], abs=1e-3)  # raw cosine is not
-
-
-def test_split_images_deterministic_and_disjoint():
-    s1, q1 = split_images(10, 0.3, seed=5)
-    s2, q2 = split_images(10, 0.3, seed=5)
-    np.testing.assert_array_equal(s1, s2)
-    np.testing.assert_array_equal(q1, q2)
-    assert len(s1) == 3 and sorted(np.r_[s1, q1].tolist()) == list(range(10))
-    assert not np.array_equal(split_images(10, 0.3, seed=6)[0], s1)
-    with pytest.raises(ValueError, match="at least 2"):
-        split_images(1)
 
 
 def test_validation_messages():

@@ -151,3 +151,23 @@ def test_validation_messages():
         accumulate_confusion([gt], [np.full((2, 2), 5)], 2, 2)
     with pytest.raises(ValueError, match="predictions but"):
         accumulate_confusion([gt, gt], [gt], 2, 2)
+
+
+@pytest.mark.parametrize("rule", ["hungarian", "majority"])
+def test_resampled_scores_equal_scoring_each_table(rule):
+    """score_images scores all replicates at once; each must equal the one-table scorers."""
+    from atlas.measures.segmentation import majority_scores, matched_scores, score_images
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 5, (10, 8, 8))
+    gt[0, 0, 0] = 255
+    pred = np.where(rng.random(gt.shape) < 0.5, gt, rng.integers(0, 7, gt.shape))
+    pred[1, :2] = -1  # unassigned pixels: coverage < 1
+    ev = evaluate_label_maps(list(pred), list(gt), 7, 5, 255)
+    w = np.random.default_rng(1).multinomial(10, np.ones(10) / 10, 20).astype(float)
+    out = score_images(ev["per_image"], rule, weights=w, unassigned=ev["unassigned"])["replicates"]
+    one = matched_scores if rule == "hungarian" else majority_scores
+    for b, weights in enumerate(w):
+        ref = one(np.tensordot(weights, ev["per_image"], axes=(0, 0)).astype(np.int64), unassigned=ev["unassigned"])
+        for key in ("miou", "pixel_accuracy", "coverage"):
+            assert out[key][b] == pytest.approx(ref[key])

@@ -48,7 +48,7 @@ def small_demo(tmp: Path, extra: str = "") -> str:
     text = text.replace('layers = "all"', "layers = [0.5, 1.0]")
     text = text.replace('representations = ["tokens", "keys", "queries", "values"]', 'representations = ["tokens", "keys"]')
     text = text.replace("ks = [2, 4, 8, 16]", "ks = [2, 4]")
-    text = text.replace("[analyses]\nk = 8", "[analyses]\nk = 4")
+    text = text.replace("[analyses]\nk = 8", "[analyses]\nk = 4\n\n[uncertainty]\nresamples = 100\nseeds = 2")
     text = text.replace("max_images = 40", "max_images = 8")
     # shared data sits beside the repo: make the relative root absolute for the tmp config location
     text = text.replace('root = "../shared/data/camvid"', f'root = "{REPO.parent / "shared" / "data" / "camvid"}"')

@@ -260,7 +260,20 @@ def test_measure_titles_replace_raw_names(built):
     title = "Positional clustering (chance-corrected NCE)"
     assert spec["layout"]["title"]["text"].startswith(title)
     assert spec["layout"]["yaxis"]["title"]["text"] == "Positional clustering<br>(chance-corrected NCE)"
-    assert all(title in t["hovertemplate"] and "positional_nce" not in t["hovertemplate"] for t in spec["data"])
+    hovered = [t for t in spec["data"] if "hovertemplate" in t]
+    assert hovered and all(title in t["hovertemplate"] and "positional_nce" not in t["hovertemplate"] for t in hovered)
+    # the interval as a band, the references as thin lines of the representation's colour
+    bands = [t for t in spec["data"] if t.get("fill") == "toself"]
+    assert len(bands) == 2 and all(t.get("hoverinfo") == "skip" for t in bands)
+    refs = [t for t in spec["data"] if "reference" in t.get("name", "")]
+    assert len(refs) == 4 and {t["name"] for t in refs} == {"content-only reference", "position-only reference"}
+    assert sum(t.get("showlegend", True) for t in refs) == 2  # one legend entry per kind of reference
+    assert {t["line"]["color"] for t in refs} == {"#0072B2", "#E69F00"}
+    lines = {t["name"]: t["line"]["color"] for t in spec["data"] if t.get("mode") == "lines+markers"}
+    assert lines == {"tokens": "#0072B2", "keys": "#E69F00"}  # one colour per representation, everywhere
+    seg = specs["fig-measure-seg-miou"]
+    assert {t["name"] for t in seg["data"] if t["name"].endswith("baseline")} == {
+        "chance baseline", "position baseline", "ceiling baseline"}
     fig = re.search(r'<figure class="atlas-figure" id="fig-measure-positional-nce">.*?</figure>', page, re.S).group(0)
     caption = re.search(r"<figcaption>(.*?)</figcaption>", fig, re.S).group(1)
     assert title in caption and "<code>positional_nce</code>" in caption
@@ -325,9 +338,10 @@ def test_scaling_page(built):
     rows = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
             for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
     assert rows == [
-        ["DINO ViT-S/16", "22.0 M", "12", "16 px", "0.200", "0.500", "0.500"],
+        ["DINO ViT-S/16", "22.0 M", "12", "16 px", "0.200 [0.160, 0.240]", "0.500 [0.470, 0.530]", "0.500"],
         ["MAE ViT-B/16", "86.0 M", "12", "16 px", "—", "—", "—"],
-        [f"ViT-S/16 ({RANDOM_INIT_LABEL})", "150.0 M", "12", "16 px", "0.400", "0.233", "0.300"],
+        [f"ViT-S/16 ({RANDOM_INIT_LABEL})", "150.0 M", "12", "16 px", "0.400 [0.360, 0.440]", "0.233 [0.203, 0.263]",
+         "0.300"],
     ]
     data = json.loads(_text(site / "compare/vit-scaling.json"))
     assert data["scaling"]["depths"] == [0.25, 0.5, 0.75, 1.0]
@@ -339,7 +353,7 @@ def test_scaling_page(built):
 def test_leaderboard_page(built):
     _, site = built
     page = _text(site / "compare/segmentation-quality.html")
-    table = re.search(r'<div class="atlas-sortable">\s*<table>(.*?)</table>', page, re.S).group(1)
+    table = re.search(r'<div class="atlas-sortable" id="leaderboard-table">\s*<table>(.*?)</table>', page, re.S).group(1)
     head = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
     assert head[:4] == ["Model", "Family", "Training", "Params"]
     assert head[4:6] == ["Cluster mIoU vs human masks", "k-NN patch probe mIoU (k = 10)"]  # preferred first
@@ -351,23 +365,33 @@ def test_leaderboard_page(built):
                      ("../models/mae-vit-b16.html", "MAE ViT-B/16")]
     for href, _ in links:
         assert (site / "compare" / href).resolve().is_file()
-    assert '<td data-value="0.55">0.550 <span class="atlas-where">(b11 keys)</span></td>' in body[0]
+    # the value at the block chosen on held-out images (not the best), with its interval
+    assert ('<td data-value="0.55">0.550<span class="atlas-ci">[0.520, 0.580]</span>'
+            '<span class="atlas-where">block 11 keys</span></td>') in body[0]
     assert '<td data-value="22000000">22.0 M</td>' in body[0]
     assert body[2].count("<td>—</td>") == len(head) - 4
+    assert "best seg_miou on the 2 selection images (synthetic)" in page
+    baselines = re.search(r'<div class="atlas-sortable atlas-baselines">\s*<table>(.*?)</table>', page, re.S).group(1)
+    assert [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<tr><td>(.*?)</td>", baselines)] == [
+        "chance", "position", "ceiling"]
+    assert '0.210<span class="atlas-ci">[0.180, 0.240]</span>' in baselines and ">0.330<" in baselines
     # one overlaid layer sweep per evaluation measure, tokens where available
     specs = _specs(page)
     assert {"fig-measure-seg-miou", "fig-measure-knn-miou-k10", "fig-measure-miou-vs-human-masks"} <= set(specs)
-    names = [t["name"] for t in specs["fig-measure-seg-miou"]["data"]]
+    names = [t["name"] for t in specs["fig-measure-seg-miou"]["data"] if t.get("fill") != "toself"]
     assert names == ["DINO ViT-S/16", f"ViT-S/16 ({RANDOM_INIT_LABEL})"]
+    assert sum(t.get("fill") == "toself" for t in specs["fig-measure-seg-miou"]["data"]) == 2  # interval bands
     # downloads, cite box, nav and atlas.json
     rows = list(csv.DictReader(io.StringIO(_text(site / "compare/segmentation-quality.csv"))))
     best = {(r["model"], r["measure"]): r for r in rows}
-    assert float(best["dino-vit-s16", "seg_miou"]["best_value"]) == pytest.approx(0.55)
+    assert float(best["dino-vit-s16", "seg_miou"]["value"]) == pytest.approx(0.55)
+    assert float(best["dino-vit-s16", "seg_miou"]["lo"]) == pytest.approx(0.52)
     assert best["dino-vit-s16", "seg_miou"]["block"] == "11"
     assert best["dino-vit-s16", "seg_miou"]["representation"] == "keys"
     assert not any(r["model"] == "mae-vit-b16" for r in rows)
+    assert {r["baseline"] for r in rows if not r["model"]} == {"chance", "position", "ceiling"}
     data = json.loads(_text(site / "compare/segmentation-quality.json"))
-    assert data["models"][1]["best"]["seg_miou"] is None
+    assert data["models"][1]["chosen"]["seg_miou"] is None
     assert 'id="cite-this-page"' in page
     index = json.loads(_text(site / "atlas.json"))
     assert any(p["page"] == "compare/segmentation-quality.html" for p in index["pages"])

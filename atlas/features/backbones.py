@@ -27,6 +27,7 @@ import functools
 import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -311,6 +312,22 @@ def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) ->
     model.eval().requires_grad_(False)
     card = describe_model(spec, model, input_size, pretrained_input, provenance)
     return LoadedBackbone(spec=spec, model=model, card=card, weights_hash=weights_hash)
+
+
+def at_resolution(loaded: LoadedBackbone, resolution: tuple[int, int]) -> LoadedBackbone:
+    """The same weights for another input size (snapped to the patch size): the loaded model's
+    state dict goes through timm's checkpoint path, which resamples the position embeddings as it
+    does for pretrained weights. Used for STEGO's 320 px evaluation geometry."""
+    from safetensors.torch import save_file
+
+    input_size = snap_to_patch_multiple(tuple(resolution), loaded.card.patch_size)
+    with tempfile.TemporaryDirectory(prefix="atlas-weights-") as tmp:
+        path = Path(tmp) / "weights.safetensors"
+        save_file({k: v.detach().contiguous().clone() for k, v in loaded.model.state_dict().items()}, str(path))
+        model = _create(loaded.spec, input_size, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    model.eval().requires_grad_(False)
+    card = describe_model(loaded.spec, model, input_size, loaded.card.pretrained_input_size, loaded.card.provenance)
+    return LoadedBackbone(spec=loaded.spec, model=model, card=card, weights_hash=loaded.weights_hash)
 
 
 def describe_model(spec: Backbone, model: nn.Module, input_size, pretrained_input, provenance: str) -> ModelCard:

@@ -100,6 +100,10 @@ SUIM_CLASSES = [
     "reefs/invertebrates", "fish/vertebrates", "sea-floor/rocks",
 ]  # fmt: skip
 SUIM_FOREGROUND = ["human divers", "wrecks/ruins", "robots", "reefs/invertebrates", "fish/vertebrates"]
+# DatUS^2's 6 SUIM classes: water, plants/sea-grass and sea-floor/rocks merged into one background.
+SUIM6_CLASSES = ["background (water, plants, sea-floor)", "human divers", "wrecks/ruins", "robots",
+                 "reefs/invertebrates", "fish/vertebrates"]
+SUIM_TO_SUIM6 = [0, 1, 0, 2, 3, 4, 5, 0]  # SUIM_CLASSES id -> SUIM6_CLASSES id
 
 # STEGO / PiCIE coarse classes; "food" and "furniture" exist as thing and as stuff super-classes.
 COCOSTUFF27_CLASSES = [
@@ -267,6 +271,7 @@ class LabelledDataset:
     foreground: list[int]
     ignore_index: int = IGNORE_INDEX
     skipped: list[SkippedItem] = field(default_factory=list)
+    group_regex: str | None = None  # the format's default group key (GROUP_REGEX)
 
     @property
     def n_classes(self) -> int:
@@ -396,10 +401,18 @@ def _suim(root: Path, *, foreground=None, names=None):
     return SUIM_CLASSES, fg, _suim_decode, pairs, skipped
 
 
-def _cocostuff27(root: Path, *, split: str = "val2017", image_list: str | Path | None = None,
-                 annotation_dir: str = "annotations", foreground=None, names=None):
-    if names is None and image_list is not None:
-        names = _read_names(Path(image_list))
+def _suim6_decode(path: Path) -> np.ndarray:
+    return np.asarray(SUIM_TO_SUIM6, dtype=np.int64)[_suim_decode(path)]
+
+
+def _suim6(root: Path, *, foreground=None, names=None):
+    _, _, _, pairs, skipped = _suim(root, names=names)
+    fg = SUIM_FOREGROUND if foreground is None else foreground
+    return SUIM6_CLASSES, fg, _suim6_decode, pairs, skipped
+
+
+def _cocostuff27(root: Path, *, split: str = "val2017", annotation_dir: str = "annotations", foreground=None,
+                 names=None):
     decode = _lookup_decoder(COCOSTUFF27_FINE_TO_COARSE)
     pairs, skipped = _pair_by_stem(_require_dir(root / "images" / split, "image"),
                                    _require_dir(root / annotation_dir / split, "annotation"),
@@ -441,11 +454,16 @@ def _ade20k(root: Path, *, split: str = "validation", foreground=None, names=Non
     return ADE20K_CLASSES, foreground, decode, pairs, skipped
 
 
+#: Default group key of a format (a regex with one capture group on the image name): frames of one
+#: sequence (CamVid) or of one city (Cityscapes) never land on both sides of a split.
+GROUP_REGEX: dict[str, str] = {"camvid": r"^([^_]+)_", "cityscapes27": r"^([^_]+)_"}
+
 DATASETS: dict[str, Callable] = {
     "folder": _folder,
     "voc": _voc,
     "camvid": _camvid,
     "suim": _suim,
+    "suim6": _suim6,
     "cocostuff27": _cocostuff27,
     "cityscapes27": _cityscapes27,
     "ade20k": _ade20k,
@@ -453,7 +471,7 @@ DATASETS: dict[str, Callable] = {
 
 
 def load_dataset(kind: str, root: str | Path, *, validate: bool = True, strict: bool = False,
-                 limit: int | None = None, **opts) -> LabelledDataset:
+                 limit: int | None = None, image_list: str | Path | None = None, **opts) -> LabelledDataset:
     """Open a labelled image set of format ``kind`` (a key of ``DATASETS``) at ``root``.
 
     Parameters
@@ -470,10 +488,13 @@ def load_dataset(kind: str, root: str | Path, *, validate: bool = True, strict: 
         Raise :class:`DatasetError` on the first bad sample instead of recording it in ``skipped``.
     limit : int, optional
         Keep only the first ``limit`` usable samples (sorted by name / list order).
+    image_list : path, optional
+        A file with one image name (stem) a line: only those images, in that order (e.g. STEGO's
+        curated COCO-Stuff-27 list ``Coco164kFull_Stuff_Coarse_7.txt``).
     **opts
         Format options: ``split``, ``names`` (explicit list of stems), ``foreground`` (class names
         or ids), and for ``folder``: ``class_names``, ``ignore_index``, ``image_dir``, ``mask_dir``,
-        ``mask_ext``; for ``cocostuff27``: ``image_list``, ``annotation_dir``.
+        ``mask_ext``; for ``cocostuff27``: ``annotation_dir``.
 
     Returns
     -------
@@ -499,6 +520,10 @@ def load_dataset(kind: str, root: str | Path, *, validate: bool = True, strict: 
     if not root.is_dir():
         raise DatasetError(f"dataset root not found: {root}")
     fmt = DATASETS[kind]
+    if image_list is not None:
+        if opts.get("names") is not None:
+            raise ValueError("give image_list or names, not both")
+        opts["names"] = [Path(n).stem for n in _read_names(Path(image_list))]
     try:
         inspect.signature(fmt).bind(root, **opts)
     except TypeError as e:  # unknown option for this format
@@ -523,7 +548,8 @@ def load_dataset(kind: str, root: str | Path, *, validate: bool = True, strict: 
         samples.append(Sample(name, img_path, mask_path, decode))
     if not samples:
         raise DatasetError(f"no usable samples in {root} ({len(skipped)} skipped)")
-    return LabelledDataset(kind, root, class_names, samples, foreground, IGNORE_INDEX, skipped)
+    return LabelledDataset(kind, root, class_names, samples, foreground, IGNORE_INDEX, skipped,
+                           group_regex=GROUP_REGEX.get(kind))
 
 
 def _check_pair(img_path: Path, mask_path: Path, decode: Callable, n_classes: int) -> str | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from .positional import _ami_from_counts, _as_features, _as_labels
+
+from .positional import _ami_from_counts, _ami_replicates, _as_features, _as_labels
 
 __all__ = ["border_mask", "boundary_artifacts"]
 
@@ -46,6 +47,7 @@ def boundary_artifacts(
     *,
     outlier_z: float = 5.0,
     min_cluster_frac: float = 0.01,
+    weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Border-vs-interior statistics of cluster ids, token norms and high-norm outliers.
 
@@ -64,6 +66,11 @@ def boundary_artifacts(
     min_cluster_frac : float, default 0.01
         ``max_enrichment`` only considers clusters holding at least this fraction of all tokens
         (tiny clusters give huge but meaningless ratios).
+    weights : float array (B, N), optional
+        Image weights of resampling replicates (0 or 1 for a subset; counts work too): adds ``replicates`` with (B,) arrays of
+        ``ami``, ``max_enrichment``, ``norm_ratio``, ``outlier_fraction``,
+        ``outlier_fraction_border`` and (with ``prefix``) ``prefix_norm_ratio`` (its mean over
+        prefix tokens). The outlier threshold is the one of all images.
 
     Returns
     -------
@@ -109,11 +116,12 @@ def boundary_artifacts(
     (1.0, True)
     """
     return _boundary_artifacts(_as_labels(labels), _as_features(features), prefix, ring, outlier_z=outlier_z,
-                               min_cluster_frac=min_cluster_frac)
+                               min_cluster_frac=min_cluster_frac, weights=weights)
 
 
 def _boundary_artifacts(labels: np.ndarray, feats: np.ndarray, prefix: Any = None, ring: int = 1, *,
-                        outlier_z: float = 5.0, min_cluster_frac: float = 0.01) -> dict[str, Any]:
+                        outlier_z: float = 5.0, min_cluster_frac: float = 0.01,
+                        weights: np.ndarray | None = None) -> dict[str, Any]:
     """:func:`boundary_artifacts` of already validated labels and float32 features."""
     if feats.shape[:3] != labels.shape:
         raise ValueError(f"labels {labels.shape} and features {feats.shape[:3]} must share (N, h, w)")
@@ -168,4 +176,37 @@ def _boundary_artifacts(labels: np.ndarray, feats: np.ndarray, prefix: Any = Non
         prefix_norms = np.linalg.norm(pre, axis=-1).mean(axis=0).astype(np.float64)
         out["prefix_norms"] = prefix_norms
         out["prefix_norm_ratio"] = prefix_norms / max(float(norms.mean()), 1e-12)
+    if weights is not None:
+        out["replicates"] = _replicates(labels, norms, border, outlier, k, min_cluster_frac, weights,
+                                        None if prefix is None else np.linalg.norm(pre, axis=-1))
+    return out
+
+
+def _replicates(labels, norms, border, outlier, k, min_cluster_frac, weights, prefix_norms) -> dict[str, np.ndarray]:
+    """The scalars of :func:`boundary_artifacts` with image ``i`` counted ``weights[b, i]`` times."""
+    n = len(labels)
+    flat, ring = labels.reshape(n, -1), border.ravel()
+    per_b = np.stack([np.bincount(row[ring], minlength=k) for row in flat]).astype(np.float64)  # (N, K)
+    per_i = np.stack([np.bincount(row[~ring], minlength=k) for row in flat]).astype(np.float64)
+    cnt_b, cnt_i = weights @ per_b, weights @ per_i  # (B, K)
+    n_b, n_i = ring.sum() * weights.sum(1, keepdims=True), (~ring).sum() * weights.sum(1, keepdims=True)
+    enrichment = ((cnt_b + 1) / (n_b + k)) / ((cnt_i + 1) / (n_i + k))
+    sizes = cnt_b + cnt_i
+    big = sizes >= min_cluster_frac * sizes.sum(1, keepdims=True)
+    big = np.where(big.any(1, keepdims=True), big, sizes > 0)
+    several = (sizes > 0).sum(1) > 1
+    ami = np.where(several, _ami_replicates(np.stack([cnt_b, cnt_i], axis=1)), 0.0)
+    norms_flat, out_flat = norms.reshape(n, -1), outlier.reshape(n, -1)
+    ratio = lambda num, den: (weights @ num) / np.maximum(weights @ den, 1e-300)  # noqa: E731
+    out = {
+        "ami": ami,
+        "max_enrichment": np.where(big, enrichment, -np.inf).max(1),
+        "norm_ratio": ratio(norms_flat[:, ring].sum(1), np.full(n, ring.sum()))
+        / np.maximum(ratio(norms_flat[:, ~ring].sum(1), np.full(n, (~ring).sum())), 1e-12),
+        "outlier_fraction": ratio(out_flat.sum(1), np.full(n, out_flat.shape[1])),
+        "outlier_fraction_border": ratio(out_flat[:, ring].sum(1), np.full(n, ring.sum())),
+    }
+    if prefix_norms is not None:  # (N, T) -> mean over prefix tokens of mean prefix norm / mean patch norm
+        mean_norm = np.maximum(ratio(norms_flat.sum(1), np.full(n, norms_flat.shape[1])), 1e-12)
+        out["prefix_norm_ratio"] = (ratio(prefix_norms, np.ones((n, 1))) / mean_norm[:, None]).mean(1)
     return out

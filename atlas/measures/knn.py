@@ -135,12 +135,23 @@ def knn_predict(
     return out
 
 
+def miou_from_confusion(conf: np.ndarray) -> np.ndarray | float:
+    """Mean IoU over classes with non-empty union of ``conf[..., true, pred]`` (supervised labels,
+    no matching); vectorised over leading axes (NaN where no class has a union)."""
+    conf = np.asarray(conf, dtype=np.float64)
+    tp = np.diagonal(conf, axis1=-2, axis2=-1)
+    union = conf.sum(-1) + conf.sum(-2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), 0.0)
+    n = (union > 0).sum(-1)
+    out = np.where(n > 0, iou.sum(-1) / np.maximum(n, 1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
 def miou_from_labels(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
     """Mean IoU over classes with non-empty union (supervised labels, no matching)."""
     conf = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    tp = np.diag(conf).astype(float)
-    union = conf.sum(0) + conf.sum(1) - tp
-    return float(np.mean(tp[union > 0] / union[union > 0])) if (union > 0).any() else float("nan")
+    return miou_from_confusion(conf)
 
 
 def knn_probe(
@@ -150,7 +161,8 @@ def knn_probe(
     query_labels: np.ndarray,
     ks: Sequence[int] = DEFAULT_KS,
     n_classes: int | None = None,
-) -> dict[int, float]:
+    weights: np.ndarray | None = None,
+) -> dict[int, float] | tuple[dict[int, float], dict[int, np.ndarray]]:
     """k-NN patch probe mIoU for each ``k``.
 
     Parameters
@@ -161,11 +173,15 @@ def knn_probe(
         Patch labels from :func:`patch_labels`; ``-1`` entries are left out.
     n_classes : int, optional
         Defaults to 1 + the largest label seen.
+    weights : (B, n_query_images) array, optional
+        Weights of the query images (first axis of the query arrays) in resampling
+        replicates; the predictions stay those of the full support set.
 
     Returns
     -------
     dict
-        ``{k: mIoU over the labelled query patches}``.
+        ``{k: mIoU over the labelled query patches}``; with ``weights`` also the replicates,
+        ``{k: (B,) array}``.
     """
     S, ys = _flat(support_feats, support_labels, "support")
     Q, yq = _flat(query_feats, query_labels, "query")
@@ -178,7 +194,16 @@ def knn_probe(
     if max(ys.max(), yq.max()) >= n_classes:
         raise ValueError(f"labels must be < n_classes={n_classes}")
     preds = knn_predict(S, ys, Q, ks, n_classes)
-    return {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
+    scores = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
+    if weights is None:
+        return scores
+    labels = np.asarray(query_labels)
+    image = np.broadcast_to(np.arange(len(labels)).reshape(-1, *([1] * (labels.ndim - 1))), labels.shape)
+    image = image.reshape(-1)[labels.reshape(-1) >= 0]  # the image of every labelled query patch
+    per_image = {k: np.bincount((image * n_classes + yq) * n_classes + p, minlength=len(labels) * n_classes ** 2)
+                 .reshape(len(labels), n_classes, n_classes) for k, p in preds.items()}
+    return scores, {k: miou_from_confusion(np.tensordot(weights, c.astype(np.float64), axes=(1, 0)))
+                    for k, c in per_image.items()}
 
 
 def variance_spectrum(features: np.ndarray) -> np.ndarray:
@@ -244,14 +269,3 @@ def channel_removal_curve(
             preds = knn_predict(s, ys, q, ks, n_classes)
             out[control][m] = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
     return out
-
-
-def split_images(n_images: int, support_fraction: float = 0.5, seed: int = 0):
-    """Deterministic split of image indices into (support, query), both sorted, both non-empty."""
-    if n_images < 2:
-        raise ValueError(f"need at least 2 images to split, got {n_images}")
-    if not 0.0 < support_fraction < 1.0:
-        raise ValueError(f"support_fraction must be in (0, 1), got {support_fraction}")
-    perm = np.random.default_rng(seed).permutation(n_images)
-    n_s = min(max(int(round(support_fraction * n_images)), 1), n_images - 1)
-    return np.sort(perm[:n_s]), np.sort(perm[n_s:])

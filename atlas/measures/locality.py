@@ -65,7 +65,8 @@ def _grid_distance(h: int, w: int, metric: str) -> np.ndarray:
 
 
 def similarity_structure(
-    features: Any, *, max_distance: int | None = None, metric: str = "chebyshev", slope_distance: int = 4
+    features: Any, *, max_distance: int | None = None, metric: str = "chebyshev", slope_distance: int = 4,
+    jackknife: bool = False,
 ) -> dict[str, Any]:
     """Positional effect and locality curves of dataset-centred cosine similarities.
 
@@ -80,6 +81,12 @@ def similarity_structure(
         With "chebyshev", d = 1 is the 8-neighbourhood.
     slope_distance : int, default 4
         ``locality_slope`` is fitted over d = 1 .. min(slope_distance, max_distance).
+    jackknife : bool, default False
+        Also return ``replicates = {"positional_effect", "locality_d1", "locality_slope"}``, each
+        an (N,) array of the measure without image ``i`` (leave-one-out; needs N >= 3), with the
+        dataset mean used for centring held fixed. The statistics are means over *pairs* of
+        images, so the jackknife is what stays linear in N: every replicate comes from the totals
+        minus image ``i``'s own sums.
 
     Returns
     -------
@@ -117,11 +124,11 @@ def similarity_structure(
     (True, True)
     """
     return _similarity_structure(_as_features(features, min_images=2), max_distance=max_distance, metric=metric,
-                                 slope_distance=slope_distance)
+                                 slope_distance=slope_distance, jackknife=jackknife)
 
 
 def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None, metric: str = "chebyshev",
-                          slope_distance: int = 4) -> dict[str, Any]:
+                          slope_distance: int = 4, jackknife: bool = False) -> dict[str, Any]:
     """:func:`similarity_structure` of already validated float32 features."""
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
@@ -169,7 +176,7 @@ def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None,
         slope = float(np.polyfit(distances[:m].astype(np.float64), beyond[:m], 1)[0])
     else:
         slope = float("nan")  # a grid too small for two distances
-    return {
+    out = {
         "positional_effect": same - different,
         "same_position": same,
         "different_position": different,
@@ -181,3 +188,45 @@ def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None,
         "beyond": beyond,
         "same_position_map": same_map.reshape(h, w),
     }
+    if jackknife and n >= 3:
+        out["replicates"] = _leave_one_out(u, s, g, across_sum, dist, max(m, 1))
+    return out
+
+
+def _leave_one_out(u: torch.Tensor, s: np.ndarray, g: np.ndarray, across_sum: np.ndarray, dist: np.ndarray,
+                   m: int) -> dict[str, np.ndarray]:
+    """Positional effect and locality without image ``i``, for every ``i``.
+
+    Per image: ``g_i(d) = sum_{dist(p,q)=d} u(i,p).u(i,q)`` and ``x_i(d) = sum_{dist(p,q)=d}
+    S_p.u(i,q)`` with ``S_p = sum_j u(j,p)``. Without image i the same-image sums lose g_i and the
+    sums over image pairs lose ``2 x_i - 2 g_i`` (all pairs that involve image i).
+    """
+    n_pos, n, c = u.shape
+    flat_d = torch.from_numpy(dist.ravel().astype(np.int64))
+    n_bins = int(dist.max()) + 1
+    st = torch.from_numpy(s.astype(np.float32))
+    g_i = torch.zeros((n, n_bins), dtype=torch.float64)
+    x_i = torch.zeros((n, n_bins), dtype=torch.float64)
+    for start in range(0, n, 16):  # (chunk, P, P) products, binned by distance at once
+        uc = u[:, start:start + 16].transpose(0, 1)  # (chunk, P, C)
+        g_i[start:start + 16].index_add_(1, flat_d, (uc @ uc.transpose(1, 2)).reshape(len(uc), -1).double())
+        x_i[start:start + 16].index_add_(1, flat_d, (st @ uc.transpose(1, 2)).reshape(len(uc), -1).double())
+    g_i, x_i = g_i.numpy(), x_i.numpy()
+    total_u = u.sum(dim=0).double().numpy()  # (N, C): sum over positions of each image
+    g_all, x_all = (total_u ** 2).sum(1), total_u @ s.sum(0)
+    n_at = np.bincount(dist.ravel(), minlength=n_bins).astype(np.float64)
+    g_bin = np.bincount(dist.ravel(), weights=g.ravel(), minlength=n_bins)
+    a_bin = np.bincount(dist.ravel(), weights=across_sum.ravel(), minlength=n_bins)
+    pairs = (n - 1) * (n - 2)
+    across = a_bin[None, :] - 2 * x_i + 2 * g_i  # (N, D): sums over pairs of different images
+    within = g_bin[None, :] - g_i
+    same = across[:, 0] / (n_pos * pairs)
+    across_all = across_sum.sum() - 2 * x_all + 2 * g_all
+    different = (across_all - across[:, 0]) / (pairs * n_pos * (n_pos - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beyond = within / (n_at * (n - 1)) - across / (n_at * pairs)
+    d = np.arange(1, m + 1, dtype=np.float64)
+    y = beyond[:, 1:m + 1]
+    slope = ((d - d.mean()) * (y - y.mean(axis=1, keepdims=True))).sum(1) / ((d - d.mean()) ** 2).sum() \
+        if m >= 2 else np.full(n, np.nan)
+    return {"positional_effect": same - different, "locality_d1": beyond[:, 1], "locality_slope": slope}

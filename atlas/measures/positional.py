@@ -64,15 +64,10 @@ def _entropy(counts: np.ndarray) -> np.ndarray:
     return -(p * logp).sum(axis=-1)
 
 
-def _expected_mutual_information(a: np.ndarray, b: np.ndarray, n: int) -> float:
-    """E[MI] of two labelings with row sums ``a`` and column sums ``b`` under the permutation
-    (hypergeometric) model, as scikit-learn's ``expected_mutual_information``, vectorised over the
-    *distinct* (a_i, b_j) pairs: a position's count is the number of images, so all rows share one
-    value and the sum has K x N terms instead of P x K x N."""
-    ua, ca = np.unique(a, return_counts=True)
-    ub, cb = np.unique(b, return_counts=True)
-    A, B = (x.ravel().astype(np.float64) for x in np.meshgrid(ua, ub, indexing="ij"))
-    weight = np.outer(ca, cb).ravel().astype(np.float64)
+def _emi_pair_terms(A: np.ndarray, B: np.ndarray, n: float) -> np.ndarray:
+    """Expected-MI contribution of one cell with row sum ``A`` and column sum ``B`` under the
+    permutation (hypergeometric) model, for every (A, B) pair of the equal-length arrays."""
+    A, B = np.asarray(A, dtype=np.float64).ravel(), np.asarray(B, dtype=np.float64).ravel()
     # Only n_ij within d of the hypergeometric mean A B / n matter: by Chvatal's tail bound
     # P(|n_ij - A B / n| >= d) <= 2 exp(-2 d^2 / min(A, B)), and d^2 = 40 min(A, B) makes that
     # < 1e-34 (each term is at most ~log n), far below float64 resolution of the sum.
@@ -83,11 +78,59 @@ def _expected_mutual_information(a: np.ndarray, b: np.ndarray, n: int) -> float:
     length = np.maximum(hi - lo + 1, 0)
     pair = np.repeat(np.arange(len(A)), length)
     nij = (lo[pair] + np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)).astype(np.float64)
-    A, B, weight = A[pair], B[pair], weight[pair]
-    log_p = (gammaln(A + 1) + gammaln(B + 1) + gammaln(n - A + 1) + gammaln(n - B + 1) - gammaln(n + 1)
-             - gammaln(nij + 1) - gammaln(A - nij + 1) - gammaln(B - nij + 1) - gammaln(n - A - B + nij + 1))
-    term = nij / n * (np.log(n) + np.log(nij) - np.log(A) - np.log(B)) * np.exp(log_p)
-    return float((weight * term).sum())
+    Ap, Bp = A[pair], B[pair]
+    log_p = (gammaln(Ap + 1) + gammaln(Bp + 1) + gammaln(n - Ap + 1) + gammaln(n - Bp + 1) - gammaln(n + 1)
+             - gammaln(nij + 1) - gammaln(Ap - nij + 1) - gammaln(Bp - nij + 1) - gammaln(n - Ap - Bp + nij + 1))
+    term = nij / n * (np.log(n) + np.log(nij) - np.log(Ap) - np.log(Bp)) * np.exp(log_p)
+    return np.bincount(pair, weights=term, minlength=len(A))
+
+
+def _expected_mutual_information(a: np.ndarray, b: np.ndarray, n: int) -> float:
+    """E[MI] of two labelings with row sums ``a`` and column sums ``b`` under the permutation
+    (hypergeometric) model, as scikit-learn's ``expected_mutual_information``, vectorised over the
+    *distinct* (a_i, b_j) pairs: a position's count is the number of images, so all rows share one
+    value and the sum has K x N terms instead of P x K x N."""
+    ua, ca = np.unique(a, return_counts=True)
+    ub, cb = np.unique(b, return_counts=True)
+    A, B = (x.ravel().astype(np.float64) for x in np.meshgrid(ua, ub, indexing="ij"))
+    weight = np.outer(ca, cb).ravel().astype(np.float64)
+    return float((weight * _emi_pair_terms(A, B, n)).sum())
+
+
+def _ami_replicates(counts: np.ndarray) -> np.ndarray:
+    """:func:`_ami_from_counts` of every table of a stack ``(B, R, C)`` of contingency tables
+    (resampling replicates): tables with one total share their margins' distinct values, so the
+    expected MI costs one term per distinct (row sum, column sum) pair of each such group."""
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=(1, 2))
+    out = np.empty(len(counts))
+    for total in np.unique(totals):
+        group = totals == total
+        out[group] = _ami_one_total(counts[group], float(total))
+    return out
+
+
+def _ami_one_total(counts: np.ndarray, n0: float) -> np.ndarray:
+    a, b = counts.sum(axis=2), counts.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cell = counts / n0 * (np.log(counts) + np.log(n0) - np.log(a)[:, :, None] - np.log(b)[:, None, :])
+    mi = np.where(counts > 0, cell, 0.0).sum(axis=(1, 2))
+    hist = []
+    for m in (a, b):
+        values, inverse = np.unique(m, return_inverse=True)
+        h = np.zeros((len(m), len(values)))
+        np.add.at(h, (np.repeat(np.arange(len(m)), m.shape[1]), inverse.ravel()), 1.0)
+        hist.append((values, h))
+    (ua, ha), (ub, hb) = hist
+    A, B = np.meshgrid(ua, ub, indexing="ij")
+    emi = np.einsum("bu,uv,bv->b", ha, _emi_pair_terms(A, B, n0).reshape(A.shape), hb)
+    normalizer = (_entropy(a) + _entropy(b)) / 2
+    eps = np.finfo(np.float64).eps
+    denominator = normalizer - emi
+    denominator = np.where(denominator < 0, np.minimum(denominator, -eps), np.maximum(denominator, eps))
+    ami = (mi - emi) / denominator
+    trivial = ((a > 0).sum(axis=1) == 1) & ((b > 0).sum(axis=1) == 1)
+    return np.where(trivial, 1.0, ami)  # sklearn: identical trivial labelings
 
 
 def _ami_from_counts(counts: np.ndarray) -> float:
@@ -133,7 +176,8 @@ def _adjusted(raw: float, chance: float) -> float:
 # --------------------------------------------------------------------------- clustering vs position
 
 
-def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0) -> dict[str, Any]:
+def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0,
+                          weights: np.ndarray | None = None) -> dict[str, Any]:
     """How strongly the patch position determines the joint cluster.
 
     Parameters
@@ -144,6 +188,10 @@ def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0
         Number of within-image position shuffles used for the chance level of the entropy score.
     seed : int, default 0
         Seed of those shuffles.
+    weights : float array (B, N), optional
+        Image weights of resampling replicates (:func:`atlas.measures.uncertainty.half_samples`):
+        adds ``replicates = {"nce": (B,), "ami": (B,)}``, the same scores with image ``i`` counted
+        ``weights[b, i]`` times (with the same shuffles); all-ones weights give the point estimate.
 
     Returns
     -------
@@ -204,6 +252,8 @@ def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0
     h_c = float(_entropy(counts.sum(axis=0)))
     if h_c <= 1e-12:
         out.update(nce=0.0, nce_raw=0.0, nce_chance=0.0, ami=0.0)
+        if weights is not None:
+            out["replicates"] = {"nce": np.zeros(len(weights)), "ami": np.zeros(len(weights))}
         return out
 
     def score(cnt: np.ndarray) -> float:
@@ -211,11 +261,45 @@ def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0
 
     rng = np.random.default_rng(seed)
     raw = score(counts)
-    shuffled = (_position_counts(_permuted_within_images(flat, rng), k) for _ in range(n_permutations))
-    chance = float(np.mean([score(cnt) for cnt in shuffled]))
+    shuffled = [_permuted_within_images(flat, rng) for _ in range(n_permutations)]
+    chance = float(np.mean([score(_position_counts(s, k)) for s in shuffled]))
     ami = _ami_from_counts(counts)  # = adjusted_mutual_info_score(flat.ravel(), position index)
     out.update(nce=_adjusted(raw, chance), nce_raw=raw, nce_chance=chance, ami=ami)
+    if weights is not None:
+        out["replicates"] = _clustering_replicates(flat, shuffled, k, weights)
     return out
+
+
+def _weighted_position_counts(flat: np.ndarray, k: int, weights: np.ndarray) -> torch.Tensor:
+    """``(B, P, K)`` float32 position x cluster counts with image ``i`` counted ``weights[b, i]`` times."""
+    n, n_pos = flat.shape
+    onehot = np.zeros((n, n_pos * k), dtype=np.float32)
+    onehot[np.arange(n)[:, None], np.arange(n_pos)[None, :] * k + flat] = 1.0
+    # float32 products of small integer counts are exact (below 2^24); torch's BLAS releases the GIL
+    out = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)) @ torch.from_numpy(onehot)
+    return out.reshape(len(weights), n_pos, k)
+
+
+def _entropy_of_counts(counts: torch.Tensor) -> np.ndarray:
+    """:func:`_entropy` over the last axis, as ``log T - sum n log n / T`` in torch (float64): the
+    replicates' entropies are over (B, P, K) arrays, where numpy's small-axis reductions are slow."""
+    n = counts.double()
+    total = n.sum(dim=-1)
+    h = torch.log(total) - torch.special.xlogy(n, n).sum(dim=-1) / total
+    return torch.where(total > 0, h, torch.zeros_like(h)).numpy()
+
+
+def _clustering_replicates(flat: np.ndarray, shuffled: list[np.ndarray], k: int, weights: np.ndarray) -> dict:
+    counts = _weighted_position_counts(flat, k, weights)
+    h_c = _entropy_of_counts(counts.sum(dim=1))  # (B,)
+    safe = np.where(h_c > 1e-12, h_c, 1.0)
+    raw = 1.0 - _entropy_of_counts(counts).mean(axis=1) / safe
+    chance = np.mean([1.0 - _entropy_of_counts(_weighted_position_counts(s, k, weights)).mean(axis=1) / safe
+                      for s in shuffled], axis=0)
+    nce = _adjusted_replicates(raw, chance)
+    ami = _ami_replicates(counts.numpy().astype(np.float64))
+    one_cluster = h_c <= 1e-12
+    return {"nce": np.where(one_cluster, 0.0, nce), "ami": np.where(one_cluster, 0.0, ami)}
 
 
 # --------------------------------------------------------------------------- linear position probe
@@ -233,7 +317,7 @@ def _ridge_path(gram: np.ndarray, xty: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def position_decodability(
-    features: Any, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000
+    features: Any, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000, weights: np.ndarray | None = None
 ) -> dict[str, Any]:
     """Cross-validated R^2 of a linear (ridge) probe that reads a token's grid position.
 
@@ -248,6 +332,10 @@ def position_decodability(
     max_tokens : int, default 4000
         Tokens used in total: ``max(1, max_tokens // N)`` random positions per image (at most
         all ``h * w``), so every image contributes equally.
+    weights : float array (B, N), optional
+        Image weights of resampling replicates (0 or 1 for a subset; counts work too): adds ``replicates = {"r2": (B,)}``, the R^2
+        of the same out-of-fold predictions with image ``i`` counted ``weights[b, i]`` times (a
+        resampling of the test images; the probes are not refitted).
 
     Returns
     -------
@@ -280,10 +368,12 @@ def position_decodability(
     >>> abs(position_decodability(rng.normal(size=(30, 6, 6, 64)))["r2"]) < 0.05
     True
     """
-    return _position_probe(_as_features(features, min_images=2), n_splits=n_splits, seed=seed, max_tokens=max_tokens)
+    return _position_probe(_as_features(features, min_images=2), n_splits=n_splits, seed=seed, max_tokens=max_tokens,
+                           weights=weights)
 
 
-def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000) -> dict[str, Any]:
+def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000,
+                    weights: np.ndarray | None = None) -> dict[str, Any]:
     """:func:`position_decodability` of already validated float32 features."""
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2; got {n_splits}")
@@ -334,19 +424,26 @@ def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_
     ss_res = ((y - pred) ** 2).sum(0)
     ss_tot = ((y - y.mean(0)) ** 2).sum(0)
     r2 = 1.0 - ss_res / ss_tot
-    return {
+    out: dict[str, Any] = {
         "r2_row": float(r2[0]),
         "r2_col": float(r2[1]),
         "r2": float(r2.mean()),
         "n_tokens": int(len(y)),
         "n_splits": len(folds),
     }
+    if weights is not None:  # per-image sums of the pooled out-of-fold predictions
+        per = lambda v: np.stack([np.bincount(groups, weights=v[:, t], minlength=n) for t in range(2)], 1)  # noqa: E731
+        res, sy, syy = weights @ per((y - pred) ** 2), weights @ per(y), weights @ per(y ** 2)
+        cnt = (weights @ np.bincount(groups, minlength=n).astype(np.float64))[:, None]
+        out["replicates"] = {"r2": (1.0 - res / (syy - sy ** 2 / cnt)).mean(axis=1)}
+    return out
 
 
 # --------------------------------------------------------------------------- blank-input probe
 
 
-def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0) -> dict[str, Any]:
+def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0,
+                          weights: np.ndarray | None = None) -> dict[str, Any]:
     """Spatial structure of the cluster maps of content-free inputs (constant colour, noise).
 
     Such inputs carry no layout, so any structure in their cluster maps comes from the model's
@@ -360,6 +457,9 @@ def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0
         Within-image position shuffles for the chance level of the majority agreement.
     seed : int, default 0
         Seed of those shuffles.
+    weights : float array (B, M), optional
+        Weights of the blank images in resampling replicates: adds ``replicates =
+        {"position_score": (B,), "autocorrelation": (B,)}`` (all-ones weights give the point estimate).
 
     Returns
     -------
@@ -398,8 +498,8 @@ def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0
     counts = _position_counts(flat, k)
     agree = float(counts.max(axis=1).mean() / m)
     rng = np.random.default_rng(seed)
-    shuffled = (_position_counts(_permuted_within_images(flat, rng), k) for _ in range(n_permutations))
-    agree0 = float(np.mean([cnt.max(axis=1).mean() / m for cnt in shuffled]))
+    shuffled = [_permuted_within_images(flat, rng) for _ in range(n_permutations)]
+    agree0 = float(np.mean([_position_counts(s, k).max(axis=1).mean() / m for s in shuffled]))
 
     horizontal = (labels[:, :, 1:] == labels[:, :, :-1]).reshape(m, -1)
     vertical = (labels[:, 1:, :] == labels[:, :-1, :]).reshape(m, -1)
@@ -407,11 +507,14 @@ def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0
     n_pos = h * w
     if same.shape[1] == 0 or n_pos < 2:
         nb, nb0 = 1.0, 1.0  # a 1 x 1 grid has no neighbours: no measurable structure
+        same_i, chance_i = np.ones(m), np.ones(m)
     else:
         per_image = np.stack([np.bincount(row, minlength=k) for row in flat]).astype(np.float64)
         nb = float(same.mean())
-        nb0 = float(((per_image * (per_image - 1)).sum(1) / (n_pos * (n_pos - 1))).mean())
-    return {
+        chance_i = (per_image * (per_image - 1)).sum(1) / (n_pos * (n_pos - 1))
+        nb0 = float(chance_i.mean())
+        same_i = same.mean(axis=1)  # every image has the same number of neighbour pairs
+    out = {
         "position_score": _adjusted(agree, agree0),
         "position_agreement": agree,
         "position_agreement_chance": agree0,
@@ -421,3 +524,17 @@ def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0
         "majority": counts.argmax(axis=1).reshape(h, w),
         "majority_freq": (counts.max(axis=1) / m).reshape(h, w),
     }
+    if weights is not None:
+        total = weights.sum(axis=1)
+        majority = lambda f: _weighted_position_counts(f, k, weights).amax(dim=2).double().mean(dim=1).numpy()  # noqa: E731
+        agree_b = majority(flat) / total
+        agree0_b = np.mean([majority(s) / total for s in shuffled], axis=0)
+        nb_b, nb0_b = weights @ same_i / total, weights @ chance_i / total
+        out["replicates"] = {"position_score": _adjusted_replicates(agree_b, agree0_b),
+                             "autocorrelation": _adjusted_replicates(nb_b, nb0_b)}
+    return out
+
+
+def _adjusted_replicates(raw: np.ndarray, chance: np.ndarray) -> np.ndarray:
+    """:func:`_adjusted` elementwise."""
+    return np.where(chance >= 1.0 - 1e-12, 0.0, (raw - chance) / np.where(chance < 1.0, 1.0 - chance, 1.0))

@@ -65,6 +65,8 @@ class Measure:
     leaderboard: int | None = None  # column order on the segmentation-quality leaderboard
     highlight: int | None = None  # order of the highlight sentences (absent: none)
     summary: int | None = None  # column order of the scaling pages' family summary
+    selected_by: str | None = None  # leaderboard: the (block, representation) chosen for this measure
+    interval: str = "random halves"  # delete-d jackknife over images: "random halves" or "leave-one-out"
 
     @property
     def depends_on_k(self) -> bool:
@@ -110,7 +112,7 @@ REGISTRY: dict[str, Measure] = {
         "at different positions, on dataset-mean-centred unit tokens: a shared per-position component.",
         "mean_p mean_{i!=j} u(i,p).u(j,p) - mean_{p!=q} mean_{i!=j} u(i,p).u(j,q), "
         "u = dataset-mean-centred unit tokens",
-        "features", similarity_structure, "positional_effect", "positional", "bias", (-2.0, 2.0),
+        "features", similarity_structure, "positional_effect", "positional", "bias", (-2.0, 2.0), interval="leave-one-out"
     ),
     "locality_d1": Measure(
         "Locality beyond position at distance 1",
@@ -118,13 +120,13 @@ REGISTRY: dict[str, Measure] = {
         "different images: what the image content adds to what the grid position explains.",
         "within(1) - across(1); within(d) = mean over pairs at Chebyshev distance d of u(i,p).u(i,q), "
         "across(d) = same with i != j",
-        "features", similarity_structure, "locality_d1", "positional", "bias", (-2.0, 2.0),
+        "features", similarity_structure, "locality_d1", "positional", "bias", (-2.0, 2.0), interval="leave-one-out"
     ),
     "locality_slope": Measure(
         "Locality decay with distance (slope)",
         "How fast the locality beyond position decays with distance, per patch (negative = local).",
         "least-squares slope of within(d) - across(d) over d = 1..4",
-        "features", similarity_structure, "locality_slope", "positional", "none", (None, None),
+        "features", similarity_structure, "locality_slope", "positional", "none", (None, None), interval="leave-one-out"
     ),
     "border_ami": Measure(
         "Boundary: AMI of cluster vs outer patch ring",
@@ -197,69 +199,74 @@ REGISTRY: dict[str, Measure] = {
     "seg_miou": Measure(
         "Matched mIoU vs human masks (STEGO protocol, K = classes)",
         "Joint k-means with K = number of classes; one Hungarian matching of clusters to classes on the "
-        "confusion matrix accumulated over all images; mean IoU over the classes with a non-empty union.",
-        "mean_c TP_c / (TP_c + FP_c + FN_c) after Hungarian matching on the dataset-wide confusion matrix",
+        "confusion matrix accumulated over the test images; mean IoU over the classes with a non-empty union.",
+        "mean_c TP_c / (TP_c + FP_c + FN_c) after Hungarian matching on the test images' confusion matrix",
         "human masks", evaluate_label_maps, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=1, summary=5,
     ),
     "seg_pixel_accuracy": Measure(
         "Matched pixel accuracy vs human masks (K = classes)",
         "Share of labelled pixels whose matched cluster is their class (same matching as the mIoU).",
         "sum_c TP_c / labelled pixels",
-        "human masks", evaluate_label_maps, "pixel_accuracy", "evaluation", "quality", (0.0, 1.0), leaderboard=10,
+        "human masks", evaluate_label_maps, "pixel_accuracy", "evaluation", "quality", (0.0, 1.0), leaderboard=2,
+        selected_by="seg_miou",
     ),
     "seg_miou_overcluster": Measure(
-        "Over-clustering mIoU (K = 2 × classes, majority mapping)",
-        "Joint k-means with twice as many clusters as classes; each cluster mapped to its majority class.",
-        "mIoU after mapping every cluster to argmax_c confusion[k, c]",
-        "human masks", evaluate_label_maps, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=9,
+        "Over-clustering mIoU (K = 2 × classes)",
+        "Joint k-means with twice as many clusters as classes; each cluster mapped to a class by the rule of "
+        "[evaluation] over_clustering: its majority class (several clusters may share a class), or the "
+        "Hungarian matching (surplus clusters count as wrong). Methods says which rule this build used.",
+        "mIoU after mapping every cluster to argmax_c confusion[k, c] (majority) or by Hungarian matching",
+        "human masks", evaluate_label_maps, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=4,
     ),
     "seg_coverage": Measure(
         "Fraction of labelled pixels scored (matched mIoU)",
         "Share of labelled pixels that fall in a matched cluster (below 1 when a cluster is left "
         "unmatched).",
         "scored labelled pixels / labelled pixels",
-        "human masks", evaluate_label_maps, "coverage", "evaluation", "quality", (0.0, 1.0), leaderboard=8,
+        "human masks", evaluate_label_maps, "coverage", "evaluation", "none", (0.0, 1.0),
+        selected_by="seg_miou",
     ),
     "knn_miou_k10": Measure(
         "k-NN patch probe mIoU (k = 10)",
         "Each query patch takes the majority label of its 10 nearest support patches (cosine); mIoU "
-        "over the query patches.",
+        "over the query patches. Support and query images are split by group (video sequence), so no "
+        "query has a near-duplicate frame in the support set.",
         "mIoU of cosine 10-NN majority votes, patch labels = pixel majority per patch",
-        "human masks", knn_probe, 10, "evaluation", "quality", (0.0, 1.0), leaderboard=2, summary=6,
+        "human masks", knn_probe, 10, "evaluation", "quality", (0.0, 1.0), leaderboard=3, summary=6,
     ),
     "pseudomask_miou": Measure(
         "DatUS²-style pseudo-mask mIoU (all pixels)",
         "Per image, spectral grouping of the last block's key affinity into segments; k-means over the "
         "segments' mean tokens; Hungarian-matched mIoU over all pixels (unassigned pixels count as wrong).",
         "mIoU of Hungarian-matched segment clusters, unassigned pixels counted as errors",
-        "human masks", score_pseudo_masks, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=7,
+        "human masks", score_pseudo_masks, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=5,
     ),
     "pseudomask_coverage": Measure(
         "DatUS²-style pseudo-mask coverage",
         "Share of labelled pixels that the pseudo-masks assign to a segment.",
         "assigned labelled pixels / labelled pixels",
-        "human masks", score_pseudo_masks, "coverage", "evaluation", "quality", (0.0, 1.0), leaderboard=6,
+        "human masks", score_pseudo_masks, "coverage", "evaluation", "none", (0.0, 1.0),
     ),
     "cka_full_vs_foreground": Measure(
         "Linear CKA: full image vs foreground only",
         "Linear CKA between the image embeddings of the full images and of the same images with the "
         "background filled.",
         "CKA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) on centred embeddings",
-        "human masks", similarity_matrix, "linear_cka", "evaluation", "quality", (0.0, 1.0), leaderboard=5,
+        "human masks", similarity_matrix, "linear_cka", "evaluation", "none", (0.0, 1.0),
     ),
     "cka_full_vs_background": Measure(
         "Linear CKA: full image vs background only",
         "Linear CKA between the image embeddings of the full images and of the same images with the "
         "foreground filled.",
         "CKA(X, Y) on centred embeddings",
-        "human masks", similarity_matrix, "linear_cka", "evaluation", "quality", (0.0, 1.0), leaderboard=4,
+        "human masks", similarity_matrix, "linear_cka", "evaluation", "none", (0.0, 1.0),
     ),
     "cka_centre_vs_random_occlusion": Measure(
         "Linear CKA: centre-occluded vs random-occluded (control)",
         "Linear CKA between embeddings of centre-occluded and randomly occluded images (a control with "
         "no semantic mask).",
         "CKA(X, Y) on centred embeddings",
-        "human masks", similarity_matrix, "linear_cka", "evaluation", "quality", (0.0, 1.0), leaderboard=3,
+        "human masks", similarity_matrix, "linear_cka", "evaluation", "none", (0.0, 1.0),
     ),
 }
 
@@ -283,7 +290,8 @@ def measure_info() -> dict[str, dict[str, Any]]:
             "function": m.function_name, "section": m.section, "direction": m.direction,
             "range": _range_text(*m.value_range), "depends_on_k": m.depends_on_k,
         }
-        for field in ("leaderboard", "highlight", "summary"):
+        info["interval"] = m.interval
+        for field in ("leaderboard", "highlight", "summary", "selected_by"):
             if getattr(m, field) is not None:
                 info[field] = getattr(m, field)
         out[key] = info

@@ -176,6 +176,9 @@ def majority_scores(confusion: np.ndarray, unassigned: int | None = None) -> dic
     return out
 
 
+RULES = {"hungarian": matched_scores, "majority": majority_scores}
+
+
 def evaluate_label_maps(
     pred_labels_list: Sequence[np.ndarray],
     gt_list: Sequence[np.ndarray],
@@ -191,17 +194,88 @@ def evaluate_label_maps(
     -------
     dict
         ``{"hungarian": matched_scores(...), "majority": majority_scores(...),
-        "confusion": (n_pred[+1], n_classes) array}``.
+        "confusion": (n_pred[+1], n_classes) array, "per_image": (N, n_pred[+1], n_classes)
+        array (the confusion of every image; they sum to "confusion"), "unassigned": row or None}``.
     """
     preds = [upsample_labels(p, np.shape(g)) for p, g in zip(pred_labels_list, gt_list)]
     has_unassigned = any((p < 0).any() for p in preds)
     if has_unassigned:
         preds = [np.where(p < 0, n_pred, p) for p in preds]
     n_rows = n_pred + int(has_unassigned)
-    conf = accumulate_confusion(preds, gt_list, n_rows, n_classes, ignore_index)
+    per_image = np.stack([accumulate_confusion([p], [g], n_rows, n_classes, ignore_index)
+                          for p, g in zip(preds, gt_list)])
+    conf = per_image.sum(axis=0)
     una = n_pred if has_unassigned else None
     return {
         "hungarian": matched_scores(conf, unassigned=una),
         "majority": majority_scores(conf, unassigned=una),
         "confusion": conf,
+        "per_image": per_image,
+        "unassigned": una,
     }
+
+
+def score_images(per_image: np.ndarray, rule: str, images: np.ndarray | None = None,
+                 weights: np.ndarray | None = None, unassigned: int | None = None) -> dict:
+    """Scores of a subset of images, and of resampling replicates of it, from per-image confusions.
+
+    Parameters
+    ----------
+    per_image : (N, n_pred, n_classes) array
+        ``evaluate_label_maps(...)["per_image"]``.
+    rule : {"hungarian", "majority"}
+        :func:`matched_scores` or :func:`majority_scores`; the matching is made on the subset's
+        own confusion (and again in every replicate: the protocol includes the matching).
+    images : int array, optional
+        The images scored (default: all).
+    weights : (B, len(images)) array, optional
+        Image weights of resampling replicates (0 or 1 for a subset).
+
+    Returns
+    -------
+    dict
+        ``miou``, ``pixel_accuracy``, ``coverage`` of the subset; with ``weights`` also
+        ``replicates = {"miou", "pixel_accuracy", "coverage"}`` as (B,) arrays.
+    """
+    score = RULES[rule]
+    per_image = np.asarray(per_image)
+    sub = per_image if images is None else per_image[np.asarray(images)]
+    point = score(sub.sum(axis=0), unassigned=unassigned)
+    out = {k: point[k] for k in ("miou", "pixel_accuracy", "coverage")}
+    if weights is not None:
+        confs = np.tensordot(weights, sub.astype(np.float64), axes=(1, 0)).round().astype(np.int64)
+        out["replicates"] = _replicate_scores(confs, rule, unassigned)
+    return out
+
+
+def _replicate_scores(confs: np.ndarray, rule: str, unassigned: int | None) -> dict[str, np.ndarray]:
+    """:func:`matched_scores` / :func:`majority_scores` of a stack (B, n_pred, n_classes) of
+    confusions at once (the matching per table, the scoring vectorised)."""
+    n_b, n_pred, n_classes = confs.shape
+    scored = np.ones(n_pred, bool)
+    if unassigned is not None:
+        scored[unassigned] = False
+    rows = np.flatnonzero(scored)
+    assignment = np.full((n_b, n_pred), -1, dtype=np.int64)
+    if rule == "hungarian":
+        for b in range(n_b):
+            r, c = linear_sum_assignment(confs[b][rows], maximize=True)
+            assignment[b, rows[r]] = c
+    else:
+        labelled = confs.sum(axis=2) > 0
+        assignment = np.where(labelled, confs.argmax(axis=2), -1)
+        assignment[:, ~scored] = -1
+    onehot = (assignment[:, :, None] == np.arange(n_classes)[None, None, :]).astype(np.float64)  # (B, n_pred, C)
+    mapped = np.einsum("bic,bij->bcj", onehot, confs.astype(np.float64))  # predicted class c, true class j
+    tp = np.diagonal(mapped, axis1=1, axis2=2)
+    union = confs.sum(axis=1) + mapped.sum(axis=2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), 0.0)
+        present = (union > 0).sum(axis=1)
+        total = confs.sum(axis=(1, 2)).astype(np.float64)
+        miou = np.where(present > 0, iou.sum(axis=1) / np.maximum(present, 1), np.nan)
+        accuracy = np.where(total > 0, tp.sum(axis=1) / np.where(total > 0, total, 1.0), np.nan)
+        coverage = (np.ones(n_b) if unassigned is None
+                    else np.where(total > 0, 1.0 - confs[:, unassigned].sum(axis=1) / np.where(total > 0, total, 1.0),
+                                  np.nan))
+    return {"miou": miou, "pixel_accuracy": accuracy, "coverage": coverage}

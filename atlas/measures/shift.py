@@ -108,13 +108,27 @@ def shift_test(labels_a: Any, labels_b: Any, shift: int) -> dict[str, float]:
     }
 
 
-def shift_curve(pairs: Mapping[int, tuple[Any, Any]]) -> dict[str, np.ndarray]:
+def _per_image(a: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+    """(N, 3) per-image agreements (content, position, self) of :func:`shift_test`."""
+    if shift < 0:
+        a, b = b, a
+    s, w = abs(shift), a.shape[2]
+    mean = lambda x: x.reshape(len(x), -1).mean(axis=1)  # noqa: E731
+    return np.stack([mean(a[..., s:] == b[..., : w - s]),
+                     (mean(a[..., s:] == b[..., s:]) + mean(a[..., : w - s] == b[..., : w - s])) / 2,
+                     (mean(a[..., s:] == a[..., : w - s]) + mean(b[..., s:] == b[..., : w - s])) / 2], axis=1)
+
+
+def shift_curve(pairs: Mapping[int, tuple[Any, Any]], weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """:func:`shift_test` for several shifts (typically ``s = 1 .. 4``).
 
     Parameters
     ----------
     pairs : mapping shift -> (labels_a, labels_b)
         One crop pair per shift, following the convention of :func:`shift_test`.
+    weights : float array (B, N), optional
+        Image weights of resampling replicates (0 or 1 for a subset; counts work too): adds ``replicates =
+        {"content_fraction_mean": (B,)}`` (all-ones weights give the point estimate).
 
     Returns
     -------
@@ -143,4 +157,17 @@ def shift_curve(pairs: Mapping[int, tuple[Any, Any]]) -> dict[str, np.ndarray]:
     adjusted = out["content_fraction_adjusted"]
     defined = adjusted[np.isfinite(adjusted)]
     out["content_fraction_mean"] = float(defined.mean()) if len(defined) else float("nan")
+    if weights is not None:
+        fractions = []
+        for s in shifts:
+            a, b = (_as_labels(x) for x in pairs[s])
+            content, position, self_ = (weights @ _per_image(a, b, s) / weights.sum(1, keepdims=True)).T
+            c, q = np.maximum(content - self_, 0.0), np.maximum(position - self_, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fractions.append(np.where(c + q > 0, c / np.where(c + q > 0, c + q, 1.0), np.nan))
+        fractions = np.stack(fractions, axis=1)
+        finite = np.isfinite(fractions)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(finite, fractions, 0.0).sum(1) / finite.sum(1)
+        out["replicates"] = {"content_fraction_mean": np.where(finite.any(1), mean, np.nan)}
     return out

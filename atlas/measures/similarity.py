@@ -58,6 +58,23 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
+def linear_cka_replicates(X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`linear_cka` of resampling replicates: row ``i`` weighted ``weights[b, i]`` (0 = left out).
+
+    Computed from the (n, n) Gram matrices: with ``w`` the weights, centring is by the
+    weighted mean, and ``||YᵀX||²_F = sum_ij w_i w_j K_ij L_ij`` for the centred Grams ``K, L``.
+    """
+    X, Y = _pair(X, Y)
+    out = np.empty(len(weights))
+    for b, w in enumerate(np.asarray(weights, dtype=np.float64)):
+        xc, yc = X - w @ X / w.sum(), Y - w @ Y / w.sum()
+        K, L = xc @ xc.T, yc @ yc.T
+        ww = np.outer(w, w)
+        den = np.sqrt((ww * K * K).sum() * (ww * L * L).sum())
+        out[b] = (ww * K * L).sum() / den if den > 0 else np.nan
+    return out
+
+
 def _unbiased_hsic_terms(X: np.ndarray, Y: np.ndarray) -> float:
     """n(n-3) * HSIC_u for linear kernels, in feature space (no n x n Gram matrix needed)."""
     n = len(X)

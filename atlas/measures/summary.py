@@ -22,7 +22,8 @@ __all__ = ["summarise"]
 PAIR_INPUTS = ("labels", "labels+features", "features", "prefix")
 
 
-def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0,
+def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, weights: np.ndarray | None = None,
+              labels_only: bool = False,
               return_results: bool = False) -> dict[str, float] | tuple[dict[str, float], dict[str, dict]]:
     """All scalar measures of one (model, block, representation) as ``{name: value}``.
 
@@ -37,6 +38,13 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0,
         Prefix tokens; adds ``prefix_norm_ratio`` (mean over prefix tokens) when T > 0.
     seed : int, default 0
         Seed of the permutations and token subsamples.
+    weights : float array (B, N), optional
+        Image weights of resampling replicates (:func:`atlas.measures.uncertainty.half_samples`):
+        every function also returns its ``replicates`` (the pairwise similarity measures their
+        leave-one-out jackknife instead); :func:`replicates` collects them by measure name.
+    labels_only : bool, default False
+        Only the measures that depend on the cluster labels (for another k-means seed of the
+        same features).
     return_results : bool, default False
         Also return the full result of every function (maps and curves as well as scalars).
 
@@ -62,18 +70,33 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0,
     # validated once here (a full pass over the features), not once per measure
     labels, feats = _as_labels(labels), _as_features(features, min_images=2)
     results = {
-        positional_clustering: positional_clustering(labels, seed=seed),
-        position_decodability: _position_probe(feats, seed=seed),
-        similarity_structure: _similarity_structure(feats),
-        boundary_artifacts: _boundary_artifacts(labels, feats, prefix),
+        positional_clustering: positional_clustering(labels, seed=seed, weights=weights),
+        boundary_artifacts: _boundary_artifacts(labels, feats, prefix, weights=weights),
     }
+    if not labels_only:
+        results[position_decodability] = _position_probe(feats, seed=seed, weights=weights)
+        results[similarity_structure] = _similarity_structure(feats, jackknife=weights is not None)
     has_prefix = prefix is not None and np.asarray(prefix).ndim == 3 and np.asarray(prefix).shape[1] > 0
     out: dict[str, float] = {}
     for name, m in REGISTRY.items():
         if m.inputs not in PAIR_INPUTS or (m.inputs == "prefix" and not has_prefix):
             continue
+        if labels_only and not m.depends_on_k:
+            continue
         value = results[m.function][m.result_key]
         out[name] = float(np.mean(value))  # prefix_norm_ratio: mean over prefix tokens
     if return_results:
         return out, {f.__name__: r for f, r in results.items()}
+    return out
+
+
+def replicates(results: dict[str, dict], names) -> dict[str, np.ndarray]:
+    """The replicates of the named measures from :func:`summarise`'s full results (computed with
+    ``weights``), keyed by measure name."""
+    out = {}
+    for name in names:
+        m = REGISTRY[name]
+        got = results.get(m.function.__name__, {}).get("replicates", {})
+        if m.result_key in got:
+            out[name] = np.asarray(got[m.result_key], dtype=np.float64)
     return out

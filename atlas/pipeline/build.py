@@ -125,7 +125,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         built[spec.slug] = result
         timings[f"model {spec.slug}"] = round(time.perf_counter() - t0, 2)
         del loaded
-    atlas_wide, per_model = make_highlights(list(built.values()))
+    atlas_wide, per_model = make_highlights(list(built.values()), cfg.uncertainty.level)
     for slug, m in built.items():
         m.highlights = per_model.get(slug, [])
 
@@ -158,7 +158,8 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         environment=_environment(), device=describe(device), images=[img.info() for img in images], skipped=skipped,
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
         methods=methods_record(cfg, policy_text, evaluation.methods() if evaluation else None), timings=timings,
-        site_url=cfg.atlas.site_url, description=cfg.atlas.description, highlights=atlas_wide,
+        site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
+        highlights=atlas_wide,
         measure_info=measure_info(), photos=photos(images, sizes),
     )
     store.save_atlas(results)

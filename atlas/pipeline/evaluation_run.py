@@ -2,14 +2,19 @@
 
 Runs when the config names a labelled dataset whose folder exists (e.g. ``../shared/data/camvid``);
 otherwise the build report says why it was skipped. All images go through the model's own resize
-policy; masks follow the same geometry with nearest-neighbour resampling, so scores are on the
-centre crop the model sees.
+policy (or, with ``geometry = "stego"``, 320 px short side + centre crop); masks follow the same
+geometry with nearest-neighbour resampling, so scores are on the centre crop the model sees.
+
+Images are split once, by group (:mod:`atlas.inputs.splits`), into a *selection* fold that only
+chooses each model's leaderboard row, and *test* images (k-NN: support and query folds of them).
+Every reported number is on the test images, with an interval (random halves of the test images,
+and the k-means seeds) and beside the baselines of :mod:`.evaluation_baselines`.
 
 Per model:
 
 * STEGO protocol: joint k-means with K = number of classes on every gallery block and
-  representation, one Hungarian matching on the dataset-wide confusion matrix: mIoU and pixel
-  accuracy; over-clustering (K = 2 x classes, majority mapping) as a separate number.
+  representation, one Hungarian matching on the test images' confusion: mIoU and pixel accuracy;
+  over-clustering (K = 2 x classes, majority or Hungarian mapping) as a separate number.
 * k-NN patch probe (cosine, k in 1/5/10/20) on the tokens of every gallery block; at the last
   block the per-channel variance spectrum and k-NN after removing the top-m variance channels,
   with z-scoring and PCA-whitening controls.
@@ -22,18 +27,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ..config import rel_depth
-from ..inputs.datasets import load_dataset
+from ..features.backbones import at_resolution
+from ..inputs.datasets import DatasetError, load_dataset
 from ..inputs.images import AtlasImage, content_hash, memory_image
-from ..measures.knn import channel_removal_curve, knn_probe, patch_labels, split_images, variance_spectrum
+from ..inputs.splits import grouped_split
+from ..measures.knn import channel_removal_curve, knn_probe, patch_labels, variance_spectrum
 from ..measures.pseudomasks import pseudo_masks, score_pseudo_masks
-from ..measures.segmentation import evaluate_label_maps
-from ..measures.similarity import make_variants, similarity_matrix
-from ..records import MeasureRow, SkippedItem
+from ..measures.registry import REGISTRY
+from ..measures.segmentation import evaluate_label_maps, score_images
+from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
+from ..measures.uncertainty import Uncertainty, factor, half_samples
+from ..records import Baseline, MeasureRow, SkippedItem
+from . import BuildError
+from .evaluation_baselines import evaluation_baselines
+from .model_run import ModelRun, kmeans_seeds
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +55,50 @@ KNN_KS = (1, 5, 10, 20)
 REMOVAL_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 SIMILARITY_IMAGES = 16  # 5 variants each: kept small because every variant is one more forward pass
 VARIANTS = ("full", "foreground_only", "background_only", "centre_occluded", "random_occluded")
+STEGO_SIZE = (320, 320)  # STEGO's evaluation: resize the short side to 320, centre crop 320 x 320
+CKA_PAIRS = {"cka_full_vs_foreground": ("full", "foreground_only"),
+             "cka_full_vs_background": ("full", "background_only"),
+             "cka_centre_vs_random_occlusion": ("centre_occluded", "random_occluded")}
+
+
+@dataclass
+class Scored:
+    """What the evaluation adds to a model's result."""
+
+    rows: list[MeasureRow] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
+    selected: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _none_if_nan(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _factor(weights: np.ndarray | None) -> float:
+    return 1.0 if weights is None else factor(weights)
+
+
+def dataset_options(cfg) -> dict:
+    """``load_dataset`` keyword arguments from the config's ``[evaluation]`` section."""
+    ev = cfg.evaluation
+    opts: dict[str, Any] = {"limit": ev.max_images or None}
+    if ev.split:
+        opts["split"] = ev.split
+    if ev.image_list:
+        opts["image_list"] = cfg.resolve_path(ev.image_list)
+    if ev.foreground:
+        opts["foreground"] = list(ev.foreground)
+    if ev.class_names or ev.class_names_file:
+        names = list(ev.class_names)
+        if ev.class_names_file:
+            path = cfg.resolve_path(ev.class_names_file)
+            if not path.is_file():
+                raise BuildError(f"[evaluation] class_names_file not found: {path}")
+            names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        opts["class_names"] = names
+    if ev.ignore_index is not None:
+        opts["ignore_index"] = ev.ignore_index
+    return opts
 
 
 class EvaluationRun:
@@ -52,6 +110,14 @@ class EvaluationRun:
         self.samples = list(dataset.samples)
         self._images = [s.image for s in self.samples]
         self._masks = [s.mask for s in self.samples]
+        ev = cfg.evaluation
+        self.group_regex = ev.group_regex or dataset.group_regex
+        f, s = ev.selection_fraction, ev.support_fraction
+        self.split = grouped_split([smp.name for smp in self.samples],
+                                   {"selection": f, "support": (1 - f) * s, "query": (1 - f) * (1 - s)},
+                                   self.group_regex, cfg.atlas.seed)
+        folds = self.split.folds
+        self.test = np.sort(np.concatenate([folds["support"], folds["query"]]))
         h = hashlib.sha256()
         for img, mask in zip(self._images, self._masks):
             h.update(content_hash(img).encode())
@@ -70,36 +136,70 @@ class EvaluationRun:
             log.warning("evaluation: %s", msg)
             skipped.append(SkippedItem(f"evaluation ({ev.dataset})", msg))
             return None
-        ds = load_dataset(ev.dataset, root, limit=ev.max_images or None)
+        try:
+            ds = load_dataset(ev.dataset, root, **dataset_options(cfg))
+        except (DatasetError, ValueError) as exc:
+            raise BuildError(f"[evaluation] {ev.dataset} at {root}: {exc}; fix the [evaluation] section of "
+                             f"{cfg.source_path}") from None
         skipped += ds.skipped
         if len(ds) < 4:
             skipped.append(SkippedItem(f"evaluation ({ev.dataset})", f"only {len(ds)} usable samples; need >= 4"))
             return None
-        return cls(cfg, ds)
+        try:
+            return cls(cfg, ds)
+        except ValueError as exc:  # too few images or groups for the folds
+            raise BuildError(f"[evaluation] {exc}") from None
 
     def methods(self) -> dict:
-        ds = self.dataset
+        ds, ev, folds = self.dataset, self.cfg.evaluation, self.split.folds
+        geometry = ("STEGO geometry: short side resized to 320 px, centre crop 320 x 320 (snapped to the patch size)"
+                    if ev.geometry == "stego" else "the model's own input size and centre crop (as the atlas images)")
+        unc = self.cfg.uncertainty
         return {
             "dataset": f"{ds.kind}: {len(ds)} images, {ds.n_classes} classes ({', '.join(ds.class_names)}), "
-                       f"ignore index {ds.ignore_index}",
-            "geometry": "images and masks pass through the same resize/centre-crop (masks with nearest neighbour)",
-            "matched mIoU (STEGO protocol)": "joint k-means with K = number of classes; cluster maps upsampled (nearest) "
-                                             "to mask resolution; one Hungarian matching on the confusion matrix "
-                                             "accumulated over all images; mIoU over the classes with a non-empty union",
-            "over-clustering": "K = 2 x classes; each cluster mapped to its majority class",
-            "k-NN patch probe": f"support/query split of the images ({self.cfg.evaluation.support_fraction:.0%} support, "
-                                f"seeded); patch label = majority of its pixels (cells mostly ignore are skipped); cosine "
-                                f"k-NN with k in {list(KNN_KS)}; mIoU over query patches",
+                       f"ignore index {ds.ignore_index}" + (f", split {ev.split}" if ev.split else "")
+                       + (f", images listed in {ev.image_list}" if ev.image_list else "")
+                       + (f", the first {ev.max_images} by name" if ev.max_images else ""),
+            "geometry": f"{geometry}; masks follow with nearest-neighbour resampling; scores are on that crop "
+                        "(no CRF, no flip averaging)",
+            "splits": f"grouped by {('the regular expression ' + self.group_regex) if self.group_regex else 'image'}: "
+                      f"{self.split.rule}. Selection {len(folds['selection'])} images (only choose each model's "
+                      f"leaderboard row), test {len(self.test)} images (every reported number); k-NN support "
+                      f"{len(folds['support'])} and queries {len(folds['query'])} of the test images",
+            "matched mIoU (STEGO protocol)": "joint k-means (all images) with K = number of classes; cluster maps "
+                                             "upsampled (nearest) to mask resolution; one Hungarian matching on the "
+                                             "confusion matrix of the test images; mIoU = mean IoU over the classes "
+                                             "with a non-empty union",
+            "over-clustering": f"K = 2 x classes; each cluster mapped to its class by the "
+                               f"{'Hungarian matching (surplus clusters count as wrong)' if ev.over_clustering == 'hungarian' else 'majority rule'}",
+            "k-NN patch probe": f"patch label = majority of its pixels (patches mostly ignore are skipped); cosine "
+                                f"k-NN with k in {list(KNN_KS)}, support -> query; mIoU over query patches",
             "high-variance channel removal": f"k-NN (k = 10) after dropping the top-m variance channels of the support set, "
                                              f"m in {list(REMOVAL_MS)}; controls: z-scoring, PCA whitening",
             "similarity under masking": f"first {SIMILARITY_IMAGES} images in five variants ({', '.join(VARIANTS)}); "
                                         f"foreground classes: {', '.join(ds.class_names[i] for i in ds.foreground)}; "
                                         "embedding = CLS token (mean of patch tokens when the model has none) of the last "
-                                        "block; linear CKA, debiased linear CKA, SVCCA (99% variance)",
+                                        "block; linear CKA, debiased linear CKA, SVCCA (99% variance); no better or "
+                                        "worse direction, so not on the leaderboard",
             "pseudo-masks (DatUS²-style)": "per image, spectral grouping of the last block's key affinity, connected "
                                            "components, segments under 3 patches dropped; mean-pooled tokens per segment; "
-                                           "k-means (K = classes) over all segments; scored over all pixels "
-                                           "(unassigned pixels count as wrong), coverage reported",
+                                           "k-means (K = classes) over all segments; scored over all pixels of the test "
+                                           "images (unassigned pixels count as wrong), coverage reported",
+            "intervals": f"{unc.level:.0%} intervals from {unc.resamples} random halves of the test images (k-NN: of "
+                         f"the query images; CKA: of the {SIMILARITY_IMAGES} images; the matching redone in every half) "
+                         f"and {unc.seeds} k-means seeds (their variance added); the seeds' own spread is reported",
+            "leaderboard": "each model's block and representation (and K) are chosen on the selection images by the "
+                           "measure named in its column (pixel accuracy and coverage follow the mIoU's choice); the "
+                           "value shown is on the test images. Pseudo-masks use the last gallery block's keys by "
+                           "definition",
+            "baselines": "chance (random cluster ids; k-NN: random features), constant (one cluster), colour (mean "
+                         "CIELAB per patch), position (Gaussian bumps of 1.5 patches at every grid position), colour + "
+                         "position, all through the same protocol, images, split, grid and K; ceiling = the ground "
+                         "truth reduced to the patch grid (majority class per patch). k-NN is scored on patch labels, "
+                         "so its ceiling is 1 by construction and not shown",
+            "differences from STEGO's evaluation": "no CRF and no flip averaging; the geometry above; images limited "
+                                                   "by max_images / image_list; matching on the test images of this "
+                                                   "split, not the full split",
         }
 
     # ------------------------------------------------------------------ per model
@@ -108,50 +208,124 @@ class EvaluationRun:
         return [memory_image(s.name, img, f"{self.dataset.kind}:{s.name}", licence="dataset")
                 for s, img in zip(self.samples, self._images)]
 
-    def run(self, model_run, figures: dict) -> list[MeasureRow]:
+    def _weights(self, n: int, salt: int) -> np.ndarray | None:
+        resamples = self.cfg.uncertainty.resamples
+        return half_samples(n, resamples, self.cfg.atlas.seed + 100 + salt) if resamples and n > 1 else None
+
+    def _geometry_run(self, model_run):
+        """The run whose model sees the evaluation geometry (the model run itself, or the same
+        weights at STEGO's 320 px)."""
+        if self.cfg.evaluation.geometry != "stego":
+            return model_run
+        loaded = at_resolution(model_run.loaded, STEGO_SIZE)
+        return ModelRun(self.cfg, loaded, [], model_run.cache, model_run.device, model_run.progress)
+
+    def run(self, model_run, figures: dict) -> Scored:
         """Every evaluation of one model (``model_run``: its :class:`atlas.pipeline.model_run.ModelRun`)."""
-        loaded = model_run.loaded
-        policy = loaded.policy
-        depth, seed = loaded.card.depth, self.cfg.atlas.seed
+        run = self._geometry_run(model_run)
+        loaded, policy = run.loaded, run.loaded.policy
+        depth = model_run.loaded.card.depth
         n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
         images = self._atlas_images()
-        blocks = model_run.gallery_blocks
-        reps = model_run.reps
-        model_run.extract_images(images, blocks, reps, "evaluation images")
-        masks = [np.asarray(policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST)) for m in self._masks]
-        grid = loaded.grid
-        rows: list[MeasureRow] = []
+        blocks, reps = model_run.gallery_blocks, model_run.reps
+        run.extract_images(images, blocks, reps, "evaluation images")
+        masks = [np.asarray(policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
+                 for m in self._masks]
+        folds = self.split.folds
+        plabels = np.stack([patch_labels(m, loaded.grid, ignore) for m in masks])
+        w_test, w_query = self._weights(len(self.test), 0), self._weights(len(folds["query"]), 1)
+        seeds = kmeans_seeds(self.cfg)
+        out = Scored()
+        choice: dict[str, dict] = {}  # measure -> {(b, r, k): selection value}
 
-        def row(block, rep, measure, value, k=None):
-            rows.append(MeasureRow(block=block, rel_depth=rel_depth(block, depth), representation=rep,
-                                   measure=measure, value=float(value), k=k))
+        def add(b, r, name, u: Uncertainty, k=None):
+            lo, hi = u.interval(REGISTRY[name].value_range)
+            out.rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, depth), representation=r, measure=name,
+                                       value=u.value, k=k, lo=_none_if_nan(lo), hi=_none_if_nan(hi),
+                                       seed_spread=u.seed_spread if len(u.points) > 1 else None))
 
-        support, query = split_images(len(images), self.cfg.evaluation.support_fraction, seed)
-        plabels = np.stack([patch_labels(m, grid, ignore) for m in masks])
         last = blocks[-1]
         for b in blocks:
             for r in reps:
-                patches, prefix = model_run.load(images, b, r)
-                for k, variant in ((n_cls, "hungarian"), (2 * n_cls, "majority")):
-                    labels, _ = model_run.cluster(patches, k)
-                    scores = evaluate_label_maps(list(labels), masks, k, n_cls, ignore)
-                    if variant == "hungarian":
-                        row(b, r, "seg_miou", scores["hungarian"]["miou"], k)
-                        row(b, r, "seg_pixel_accuracy", scores["hungarian"]["pixel_accuracy"], k)
-                        if scores["hungarian"]["coverage"] < 1.0:
-                            row(b, r, "seg_coverage", scores["hungarian"]["coverage"], k)
-                    else:
-                        row(b, r, "seg_miou_overcluster", scores["majority"]["miou"], k)
+                patches, _ = run.load(images, b, r)
+                seg = self.segmentation(lambda k, s: run.cluster(patches, k, seed=s)[0], masks, seeds, w_test)
+                for name, (u, k, selection) in seg.items():
+                    if name != "seg_coverage" or u.value < 1.0:
+                        add(b, r, name, u, k)
+                    choice.setdefault(name, {})[(b, r, k)] = selection
                 if r == "tokens":
-                    knn = knn_probe(patches[support], plabels[support], patches[query], plabels[query], KNN_KS, n_cls)
-                    row(b, r, "knn_miou_k10", knn[10])
+                    u, knn, selection = self.knn(patches, plabels, w_query)
+                    add(b, r, "knn_miou_k10", u)
+                    choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
                     if b == last:
-                        self._last_block_figures(figures, patches, plabels, support, query, n_cls, b, knn)
-        self._pseudo_masks(model_run, images, masks, last, n_cls, ignore, seed, row)
-        self._similarity(model_run, masks, figures, last, row)
-        return rows
+                        self._last_block_figures(figures, patches, plabels, n_cls, b, knn)
+        pm = self._pseudo_masks(run, images, masks, last, w_test)
+        for name, u in pm.items():
+            add(last, "keys", name, u, n_cls)
+        if pm:
+            out.selected["pseudomask_miou"] = {"block": last, "representation": "keys", "k": n_cls,
+                                               "rule": "last gallery block, keys (fixed by the method)"}
+        for name, u in self._similarity(run, masks, figures, last).items():
+            add(last, "tokens", name, u)
+        out.selected.update(self._select(choice))
+        out.baselines = evaluation_baselines(self, run, images, masks, plabels, w_test, w_query, seeds)
+        return out
 
-    def _last_block_figures(self, figures, patches, plabels, support, query, n_cls, b, knn) -> None:
+    # ------------------------------------------------------------------ protocol pieces (also run on baselines)
+
+    def segmentation(self, labels_for, masks, seeds, w_test) -> dict[str, tuple[Uncertainty, int, float]]:
+        """Matched mIoU, pixel accuracy, coverage (K = classes) and over-clustering mIoU (K = 2 x
+        classes) on the test images, pooled over ``seeds``; ``labels_for(k, seed)`` gives the
+        (N, h, w) cluster ids. Returns ``{measure: (uncertainty, K, selection-fold value)}``."""
+        n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
+        level, rule2 = self.cfg.uncertainty.level, self.cfg.evaluation.over_clustering
+        result: dict[str, tuple[Uncertainty, int, float]] = {}
+        for k, rule, names in ((n_cls, "hungarian", ("seg_miou", "seg_pixel_accuracy", "seg_coverage")),
+                               (2 * n_cls, rule2, ("seg_miou_overcluster",))):
+            keys = ("miou", "pixel_accuracy", "coverage")[: len(names)]
+            unc = {n: Uncertainty(level) for n in names}
+            selection = {}
+            for j, seed in enumerate(seeds):
+                ev = evaluate_label_maps(list(labels_for(k, seed)), masks, k, n_cls, ignore)
+                test = score_images(ev["per_image"], rule, self.test, w_test, ev["unassigned"])
+                for n, key in zip(names, keys):
+                    unc[n].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
+                if j == 0:
+                    sel = score_images(ev["per_image"], rule, self.split.folds["selection"], None, ev["unassigned"])
+                    selection = {n: sel[key] for n, key in zip(names, keys)}
+            result.update({n: (unc[n], k, selection[n]) for n in names})
+        return result
+
+    def knn(self, patches, plabels, w_query):
+        """k-NN mIoU (k = 10) support -> query with its interval, all k, and the support -> selection value."""
+        folds, n_cls = self.split.folds, self.dataset.n_classes
+        s, q, sel = folds["support"], folds["query"], folds["selection"]
+        scored = knn_probe(patches[s], plabels[s], patches[q], plabels[q], KNN_KS, n_cls, weights=w_query)
+        knn, reps = scored if w_query is not None else (scored, {})
+        u = Uncertainty(self.cfg.uncertainty.level)
+        u.add(knn[10], reps.get(10), _factor(w_query))
+        selection = knn_probe(patches[s], plabels[s], patches[sel], plabels[sel], (10,), n_cls)[10]
+        return u, knn, selection
+
+    def _select(self, choice: dict[str, dict]) -> dict[str, dict]:
+        """Each leaderboard measure's (block, representation, K): the best selection-fold value of
+        the measure that chooses for it."""
+        selected = {}
+        for name, m in REGISTRY.items():
+            by = m.selected_by or name
+            if m.leaderboard is None or by not in choice or name not in choice:
+                continue
+            candidates = {key: v for key, v in choice[by].items() if np.isfinite(v) and key in choice[name]}
+            if not candidates:
+                continue
+            (b, r, k), value = max(candidates.items(), key=lambda kv: (kv[1], -kv[0][0]))
+            selected[name] = {"block": b, "representation": r, "k": k, "selection_value": float(value),
+                              "rule": f"best {REGISTRY[by].title} on the {len(self.split.folds['selection'])} "
+                                      "selection images"}
+        return selected
+
+    def _last_block_figures(self, figures, patches, plabels, n_cls, b, knn) -> None:
+        s, q = self.split.folds["support"], self.split.folds["query"]
         figures.setdefault("curves", []).append({
             "id": "knn-k", "title": f"k-NN patch probe, block {b} tokens: mIoU vs k", "x": list(KNN_KS),
             "series": {"mIoU": [round(knn[k], 5) for k in KNN_KS]}, "xaxis": "k", "yaxis": "mIoU", "section": "evaluation"})
@@ -160,8 +334,8 @@ class EvaluationRun:
             "id": "variance-spectrum", "title": f"Per-channel variance of block {b} tokens (sorted)",
             "x": list(range(1, len(spectrum) + 1)), "series": {"variance": [round(float(v), 6) for v in spectrum]},
             "xaxis": "channel rank", "yaxis": "variance", "section": "evaluation"})
-        curve = channel_removal_curve(patches[support], plabels[support], patches[query], plabels[query], ks=(10,),
-                                      ms=REMOVAL_MS, n_classes=n_cls)
+        curve = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
+                                      n_classes=n_cls)
         ms = sorted({m for c in curve.values() for m in c})
         figures["curves"].append({
             "id": "channel-removal", "title": f"k-NN (k = 10) after removing top-m variance channels, block {b} tokens",
@@ -169,37 +343,63 @@ class EvaluationRun:
                                 for ctrl in curve},
             "xaxis": "channels removed (m)", "yaxis": "mIoU", "section": "evaluation"})
 
-    def _pseudo_masks(self, model_run, images, masks, b, n_cls, ignore, seed, row) -> None:
-        if "keys" not in self.cfg.features.representations or "tokens" not in self.cfg.features.representations:
-            return
-        keys, _ = model_run.load(images, b, "keys")
-        tokens, _ = model_run.load(images, b, "tokens")
-        try:
-            pm = pseudo_masks(keys, n_cls, features=tokens, seed=seed)
-        except ValueError as exc:  # too few segments for K
-            log.warning("%s: pseudo-masks skipped: %s", model_run.loaded.card.display_name, exc)
-            return
-        scores = score_pseudo_masks(pm.labels, masks, n_cls, n_cls, ignore)["hungarian"]
-        row(b, "keys", "pseudomask_miou", scores["miou"], n_cls)
-        row(b, "keys", "pseudomask_coverage", scores["coverage"], n_cls)
+    def pseudo_mask_scores(self, keys, tokens, masks, w_test) -> dict[str, Uncertainty]:
+        """DatUS²-style pseudo-mask mIoU and coverage on the test images (empty when too few segments)."""
+        n_cls, ignore, seed = self.dataset.n_classes, self.dataset.ignore_index, self.cfg.atlas.seed
+        pm = pseudo_masks(keys, n_cls, features=tokens, seed=seed)  # ValueError: too few segments for K
+        ev = score_pseudo_masks(pm.labels, masks, n_cls, n_cls, ignore)
+        test = score_images(ev["per_image"], "hungarian", self.test, w_test, ev["unassigned"])
+        out = {}
+        for name, key in (("pseudomask_miou", "miou"), ("pseudomask_coverage", "coverage")):
+            out[name] = Uncertainty(self.cfg.uncertainty.level)
+            out[name].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
+        return out
 
-    def _similarity(self, model_run, masks, figures, b, row) -> None:
-        """``masks``: the dataset masks already brought to the model's input geometry."""
-        loaded, policy = model_run.loaded, model_run.loaded.policy
+    def _pseudo_masks(self, run, images, masks, b, w_test) -> dict[str, Uncertainty]:
+        if "keys" not in self.cfg.features.representations or "tokens" not in self.cfg.features.representations:
+            return {}
+        keys, _ = run.load(images, b, "keys")
+        tokens, _ = run.load(images, b, "tokens")
+        try:
+            return self.pseudo_mask_scores(keys, tokens, masks, w_test)
+        except ValueError as exc:  # too few segments for K
+            log.warning("%s: pseudo-masks skipped: %s", run.loaded.card.display_name, exc)
+            return {}
+
+    def variant_images(self, policy, masks) -> dict[str, list[AtlasImage]]:
+        """The masking variants of the first :data:`SIMILARITY_IMAGES` images."""
         seed = self.cfg.atlas.seed
-        variant_images: dict[str, list[AtlasImage]] = {v: [] for v in VARIANTS}
+        out: dict[str, list[AtlasImage]] = {v: [] for v in VARIANTS}
         for i, (s, img, mask) in enumerate(zip(self.samples, self._images, masks)):
             if i >= SIMILARITY_IMAGES:
                 break
             variants = make_variants(policy.apply(img), self.dataset.foreground_mask(mask), seed=seed + i)
             for v in VARIANTS:
-                variant_images[v].append(memory_image(f"{s.name}#{v}", variants[v], "masking variant", licence="dataset"))
+                out[v].append(memory_image(f"{s.name}#{v}", variants[v], "masking variant", licence="dataset"))
+        return out
+
+    def cka_scores(self, emb: dict[str, np.ndarray]) -> dict[str, Uncertainty]:
+        """The stored CKA numbers of variant embeddings, with intervals from random halves of the images."""
+        mats = similarity_matrix(emb, ("linear_cka",))["linear_cka"]
+        idx = {v: i for i, v in enumerate(emb)}
+        weights = self._weights(len(emb["full"]), 2)
+        out = {}
+        for name, (a, b) in CKA_PAIRS.items():
+            out[name] = Uncertainty(self.cfg.uncertainty.level)
+            out[name].add(float(mats[idx[a], idx[b]]),
+                          None if weights is None else linear_cka_replicates(emb[a], emb[b], weights), _factor(weights))
+        return out
+
+    def _similarity(self, run, masks, figures, b) -> dict[str, Uncertainty]:
+        """``masks``: the dataset masks already brought to the model's input geometry."""
+        loaded = run.loaded
+        variant_images = self.variant_images(loaded.policy, masks)
         if len(variant_images["full"]) < 4:
-            return
+            return {}
         emb = {}
         for v, imgs in variant_images.items():
-            model_run.extract_images(imgs, [b], ["tokens"], f"masking {v}")
-            patches, prefix = model_run.load(imgs, b, "tokens")
+            run.extract_images(imgs, [b], ["tokens"], f"masking {v}")
+            patches, prefix = run.load(imgs, b, "tokens")
             emb[v] = prefix[:, 0] if loaded.card.has_cls else patches.mean(axis=(1, 2))
         mats = similarity_matrix(emb)
         for metric, mat in mats.items():
@@ -208,8 +408,4 @@ class EvaluationRun:
                 "z": np.round(np.asarray(mat, dtype=float), 4).tolist(), "block": b, "representation": "tokens",
                 "colorscale": "Viridis", "zlabel": metric, "x_labels": list(VARIANTS), "y_labels": list(VARIANTS),
                 "section": "evaluation"})
-        idx = {v: i for i, v in enumerate(VARIANTS)}
-        cka = np.asarray(mats["linear_cka"])
-        row(b, "tokens", "cka_full_vs_foreground", cka[idx["full"], idx["foreground_only"]])
-        row(b, "tokens", "cka_full_vs_background", cka[idx["full"], idx["background_only"]])
-        row(b, "tokens", "cka_centre_vs_random_occlusion", cka[idx["centre_occluded"], idx["random_occluded"]])
+        return self.cka_scores(emb)

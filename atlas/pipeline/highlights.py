@@ -1,18 +1,26 @@
 """Highlight sentences: each model's most extreme (block, representation) on the measures the
-registry marks for highlights, computed from the numbers, never hand-written."""
+registry marks for highlights, computed from the numbers, never hand-written.
+
+A model is called "highest in this atlas" only when its interval lies entirely above the interval
+of every other model's highest value (intervals that overlap call for no ranking)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..config import slugify
+from ..formatting import with_interval
 from ..measures.registry import REGISTRY
-from ..records import Highlight, ModelResult
+from ..records import Highlight, MeasureRow, ModelResult
 
 
-def make_highlights(models: list[ModelResult]) -> tuple[list[Highlight], dict[str, list[Highlight]]]:
-    """Atlas-wide highlights (the highest model per measure, when there are several) and each
-    model's own, by model slug."""
+def _with_interval(row: MeasureRow) -> str:
+    return with_interval(row.value, row.lo, row.hi)
+
+
+def make_highlights(models: list[ModelResult], level: float = 0.95) -> tuple[list[Highlight], dict[str, list[Highlight]]]:
+    """Atlas-wide highlights (the highest model per measure, when its interval clears the others)
+    and each model's own, by model slug."""
     per_model: dict[str, list[Highlight]] = {}
     atlas_wide: list[Highlight] = []
     for measure in sorted((k for k, m in REGISTRY.items() if m.highlight), key=lambda k: REGISTRY[k].highlight):
@@ -25,14 +33,18 @@ def make_highlights(models: list[ModelResult]) -> tuple[list[Highlight], dict[st
         if not best:
             continue
         top_slug = max(best, key=lambda s: best[s][0].value)
+        top = best[top_slug][0]
+        others = [row for slug, (row, _) in best.items() if slug != top_slug]
+        clear = bool(others) and top.lo is not None and all(r.hi is not None and top.lo > r.hi for r in others)
         for slug, (row, m) in best.items():
             tag = " — random init, architecture baseline" if m.card.is_random_init else ""
-            flag = ", highest in this atlas" if slug == top_slug and len(best) > 1 else ""
-            sentence = f"Block {row.block} {row.representation}: {text} {row.value:.2f}{flag}{tag}."
+            flag = ", highest in this atlas" if slug == top_slug and clear else ""
+            sentence = f"Block {row.block} {row.representation}: {text} {_with_interval(row)}{flag}{tag}."
             anchor = f"fig-measure-{slugify(measure)}"
             per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor))
             if flag:
                 atlas_wide.append(Highlight(text=f"{m.card.display_name}, block {row.block} {row.representation}: "
-                                                 f"{text} {row.value:.2f}, highest in this atlas{tag}.",
+                                                 f"{text} {_with_interval(row)}, highest in this atlas, its "
+                                                 f"{level:.0%} interval above every other model's{tag}.",
                                             model=slug, anchor=anchor))
     return atlas_wide, per_model

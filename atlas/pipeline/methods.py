@@ -11,7 +11,7 @@ from .inputs import SHIFT_IMAGES, SHIFTS
 
 
 def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None) -> dict:
-    c = cfg.clustering
+    c, u = cfg.clustering, cfg.uncertainty
     methods = {
         "Extraction": {
             "tokens": "output of transformer block b (the residual stream, before the final norm)",
@@ -40,6 +40,32 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
         "Shift test": {"shifts (patches)": ", ".join(map(str, SHIFTS)),
                        "images": f"the first {SHIFT_IMAGES} images, cover-resized to (H, W + {max(SHIFTS)} patches); "
                                  "window s starts s patches right of window 0; both assigned to the same centroids"},
+        "Uncertainty": {
+            "level": f"{u.level:.0%} intervals",
+            "resampling": (f"delete-d jackknife over images (Shao & Wu 1989): {u.resamples} random halves; every "
+                           "measure is recomputed from per-image sums of the half (same code as the value); variance "
+                           "(r / d) · mean (theta_half - mean)^2, interval value ± z·se. Random halves, not the "
+                           "bootstrap: duplicated images inflate chance-corrected scores (AMI, NCE) and bootstrap "
+                           "percentile intervals missed the true AMI in a planted test"
+                           if u.resamples else "off (no intervals)"),
+            "k-means seeds": f"{u.seeds}: seeds {cfg.atlas.seed}..{cfg.atlas.seed + u.seeds - 1}; the value shown is "
+                             f"seed {cfg.atlas.seed}'s; for measures that depend on the clustering the variance of the "
+                             "value over seeds is added to the resampling variance, and the seeds' spread "
+                             "(max - min) is reported beside the interval",
+            "what is resampled": "the atlas images (cluster counts, norms, outliers, prefix tokens); the position "
+                                 "probe's held-out images (the probes are not refitted); the blank-input probe "
+                                 "images; the shift-test images",
+            "jackknife": "positional effect and locality are means over pairs of images: leave-one-image-out "
+                         "jackknife (dataset mean for centring held fixed), normal interval value ± z·se",
+        },
+        "References": {
+            "content-only": "each image's tokens shuffled over its own positions (content kept, position removed), "
+                            "clustered and measured like the model's tokens",
+            "position-only": "each token replaced by the mean over images of the tokens at its position (position "
+                             "kept, content removed), clustered and measured like the model's tokens",
+            "blank-input probe and shift test": "relative by construction: 0 = chance / grid-following, "
+                                                "1 = identical maps / content-following (planted tests)",
+        } if cfg.analyses.references else "off",
     }
     if eval_methods:
         methods["Evaluation against human masks"] = eval_methods

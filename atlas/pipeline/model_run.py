@@ -33,6 +33,8 @@ from ..measures.positional import blank_input_structure
 from ..measures.registry import REGISTRY
 from ..measures.shift import shift_curve
 from ..measures.summary import summarise
+from ..measures.summary import replicates as summary_replicates
+from ..measures.uncertainty import Uncertainty, factor, half_samples
 from ..records import ClusterRun, MeasureRow, ModelResult, map_key
 from . import payloads
 from .inputs import SHIFTS, shift_sets
@@ -44,12 +46,37 @@ log = logging.getLogger(__name__)
 ANALYSIS_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def kmeans_settings(cfg: AtlasConfig, k: int) -> dict:
+#: Names of the positional reference token sets (``ModelResult.references``).
+REFERENCES = ("content-only", "position-only")
+
+
+def kmeans_settings(cfg: AtlasConfig, k: int, seed: int | None = None) -> dict:
     """Keyword arguments of :class:`JointKMeans` for ``k`` clusters under the config (the gallery,
-    the measures and the evaluation all cluster this way)."""
+    the measures and the evaluation all cluster this way); ``seed`` defaults to the atlas seed."""
     c = cfg.clustering
-    return {"normalize": c.normalize, "seed": cfg.atlas.seed, "n_iter": c.n_iter, "n_init": c.n_init,
-            "max_train_tokens": c.train_tokens_per_cluster * k or None}
+    return {"normalize": c.normalize, "seed": cfg.atlas.seed if seed is None else seed, "n_iter": c.n_iter,
+            "n_init": c.n_init, "max_train_tokens": c.train_tokens_per_cluster * k or None}
+
+
+def kmeans_seeds(cfg: AtlasConfig) -> list[int]:
+    """The k-means seeds of every interval: the atlas seed first (its clustering is the one shown)."""
+    return [cfg.atlas.seed + j for j in range(cfg.uncertainty.seeds)]
+
+
+def reference_tokens(patches: np.ndarray, name: str, seed: int) -> np.ndarray:
+    """The positional reference token sets of a block's patch tokens (N, h, w, C).
+
+    ``content-only``: every image's tokens shuffled over its positions (content kept, position
+    removed); ``position-only``: every token replaced by the mean over images of the tokens at its
+    position (position kept, content removed).
+    """
+    n, h, w, c = patches.shape
+    if name == "content-only":
+        order = np.random.default_rng([int(seed), 1663]).permuted(np.tile(np.arange(h * w), (n, 1)), axis=1)
+        return np.take_along_axis(patches.reshape(n, h * w, c), order[:, :, None], axis=1).reshape(patches.shape)
+    if name == "position-only":
+        return np.broadcast_to(patches.mean(axis=0, keepdims=True), patches.shape).copy()
+    raise ValueError(f"unknown reference {name!r}; choose from {REFERENCES}")
 
 
 class ModelRun:
@@ -67,9 +94,14 @@ class ModelRun:
         self.ks = sorted(set(cfg.clustering.ks))
         self.k_measures = cfg.analyses.k
 
-    def cluster(self, features: np.ndarray, k: int) -> tuple[np.ndarray, JointKMeans]:
+    def cluster(self, features: np.ndarray, k: int, seed: int | None = None) -> tuple[np.ndarray, JointKMeans]:
         """Joint k-means of patch features (N, h, w, C) with the config's settings."""
-        return cluster_features(features, k, **kmeans_settings(self.cfg, k))
+        return cluster_features(features, k, **kmeans_settings(self.cfg, k, seed))
+
+    def weights(self, n: int, salt: int = 0) -> np.ndarray | None:
+        """Random-halves weights over ``n`` images (None when intervals are off)."""
+        resamples = self.cfg.uncertainty.resamples
+        return half_samples(n, resamples, self.cfg.atlas.seed + salt) if resamples and n > 1 else None
 
     def extract_images(self, images: list[AtlasImage], blocks: list[int], reps: list[str], desc: str):
         return extract_to_cache(self.loaded, images, blocks, reps, self.cache, device=self.device,
@@ -106,18 +138,22 @@ class ModelRun:
         timings: dict[str, float] = {}
         extra = self.extract(timings)
         t0 = time.perf_counter()
-        runs, label_maps, measures, figures = self.analyse(extra)
+        runs, label_maps, measures, references, figures = self.analyse(extra)
         timings["cluster_analyse_s"] = round(time.perf_counter() - t0, 2)
         self.align(label_maps)
         for run in runs:  # sizes in aligned ids
             run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
                                                      minlength=run.k)]
+        baselines, selected = [], {}
         if self.evaluation is not None:
             t0 = time.perf_counter()
-            measures += self.evaluation.run(self, figures)
+            scored = self.evaluation.run(self, figures)
+            measures += scored.rows
+            baselines, selected = scored.baselines, scored.selected
             timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
         return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
-                           measures=measures, figures=figures, timings=timings,
+                           measures=measures, figures=figures, timings=timings, references=references,
+                           baselines=baselines, selected=selected,
                            label_maps={k: v.astype(np.int16) for k, v in label_maps.items()})
 
     def analyse(self, extra: dict):
@@ -125,9 +161,14 @@ class ModelRun:
         runs: list[ClusterRun] = []
         label_maps: dict[str, np.ndarray] = {}
         measures: list[MeasureRow] = []
+        references: list[MeasureRow] = []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
         pairs = [(b, r) for b in self.blocks for r in self.reps]
+        # the same resamples for every block and representation (one resampling of the image set)
+        self._weights = {"images": self.weights(len(self.images)),
+                         "probe": self.weights(len(extra.get("probe", [])), 1),
+                         "shift": self.weights(len(extra.get("shift0", [])), 2)}
         # (block, representation) pairs are independent: several at a time use the cores (numpy,
         # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
         # output does not depend on scheduling.
@@ -135,18 +176,19 @@ class ModelRun:
             done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
             for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
                             disable=not self.progress, leave=False):
-                pair_runs, pair_maps, pair_measures, pair_figures = out
+                pair_runs, pair_maps, pair_measures, pair_refs, pair_figures = out
                 runs += pair_runs
                 label_maps.update(pair_maps)
                 measures += pair_measures
+                references += pair_refs
                 for kind in figures:
                     figures[kind] += pair_figures[kind]
         runs.sort(key=lambda r: (r.block, r.representation, r.k))
-        return runs, label_maps, measures, figures
+        return runs, label_maps, measures, references, figures
 
     def analyse_pair(self, b: int, r: str, extra: dict, last_gallery: int):
         depth = self.loaded.card.depth
-        runs, label_maps, measures = [], {}, []
+        runs, label_maps, measures, references = [], {}, [], []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         patches, prefix = self.load(self.images, b, r)
         ks = set(self.ks) if b in self.gallery_blocks else set()
@@ -161,42 +203,86 @@ class ModelRun:
                 runs.append(ClusterRun(block=b, rel_depth=rel_depth(b, depth), representation=r, k=k,
                                        sizes=[int(x) for x in km.cluster_sizes_], inertia=float(km.inertia_)))
         if b in self.sweep:
-            labels, km = fitted[self.k_measures]
-            values, results = summarise(labels, patches, prefix, seed=self.cfg.atlas.seed, return_results=True)
-            values.update(self.probe_measures(km, b, r, extra, figures, b == last_gallery))
-            for name, v in values.items():
+            row = dict(block=b, rel_depth=rel_depth(b, depth), representation=r)
+            uncertainty, results = self.measure(patches, prefix, fitted[self.k_measures], b, r, extra, figures,
+                                                b == last_gallery)
+            for name, u in uncertainty.items():
                 k = self.k_measures if REGISTRY[name].depends_on_k else None
-                measures.append(MeasureRow(block=b, rel_depth=rel_depth(b, depth), representation=r, measure=name,
-                                           value=float(v), k=k))
+                lo, hi = u.interval(REGISTRY[name].value_range)
+                measures.append(MeasureRow(**row, measure=name, value=u.value, k=k, lo=_finite_or_none(lo),
+                                           hi=_finite_or_none(hi), seed_spread=u.seed_spread if k else None))
             if b == last_gallery and r in ("tokens", "keys"):
                 figures["heatmaps"] += payloads.measure_maps(results, b, r)
                 figures["curves"].append(payloads.locality_curve(results["similarity_structure"], b, r))
-        return runs, label_maps, measures, figures
+            if self.cfg.analyses.references:
+                for name in REFERENCES:
+                    ref = reference_tokens(patches, name, self.cfg.atlas.seed)
+                    values = summarise(self.cluster(ref, self.k_measures)[0], ref, seed=self.cfg.atlas.seed)
+                    references += [MeasureRow(**row, measure=m, value=float(v),
+                                               k=self.k_measures if REGISTRY[m].depends_on_k else None, reference=name)
+                                   for m, v in values.items()]
+        return runs, label_maps, measures, references, figures
 
-    def probe_measures(self, km: JointKMeans, b: int, r: str, extra: dict, figures: dict, show: bool) -> dict[str, float]:
+    def _factor(self, name: str) -> float:
+        """``r / d`` of the resampling behind a measure's replicates."""
+        m = REGISTRY[name]
+        if m.interval == "leave-one-out":
+            return len(self.images) - 1.0
+        key = {"blank labels": "probe", "shift pairs": "shift"}.get(m.inputs, "images")
+        return factor(self._weights[key]) if self._weights[key] is not None else 1.0
+
+    def measure(self, patches, prefix, clustered, b: int, r: str, extra: dict, figures: dict, show: bool):
+        """Every positional measure of one (block, representation) with its interval: resampling
+        replicates of the atlas seed's clustering and of every other k-means seed's."""
+        seed = self.cfg.atlas.seed
+        weights = self._weights["images"]
+        uncertainty: dict[str, Uncertainty] = {}
+        results: dict = {}
+        for j, kseed in enumerate(kmeans_seeds(self.cfg)):
+            # the other seeds only for the measures that depend on the clustering
+            labels, km = clustered if j == 0 else self.cluster(patches, self.k_measures, seed=kseed)
+            values, found = summarise(labels, patches, prefix, seed=seed, weights=weights, labels_only=j > 0,
+                                      return_results=True)
+            results = results or found
+            reps = summary_replicates(found, values)
+            probe_values, probe_reps = self.probe_measures(km, b, r, extra, figures, show and j == 0)
+            values.update(probe_values)
+            reps.update(probe_reps)
+            for name, v in values.items():
+                uncertainty.setdefault(name, Uncertainty(self.cfg.uncertainty.level)).add(
+                    v, reps.get(name), self._factor(name))
+        return uncertainty, results
+
+    def probe_measures(self, km: JointKMeans, b: int, r: str, extra: dict, figures: dict | None,
+                       show: bool) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Blank-input probe and shift test of one (block, representation): the probes' and windows'
-        tokens assigned to the centroids fitted on the atlas images."""
-        out = {}
+        tokens assigned to the centroids fitted on the atlas images; values and bootstrap replicates."""
+        out, reps = {}, {}
         seed = self.cfg.atlas.seed
         if "probe" in extra:
             labels = predict_features(km, self.load(extra["probe"], b, r)[0])
-            res = blank_input_structure(labels, seed=seed)
+            res = blank_input_structure(labels, seed=seed, weights=self._weights["probe"])
             for name, m in REGISTRY.items():
                 if m.inputs == "blank labels":
                     out[name] = float(np.mean(res[m.result_key]))
+                    if "replicates" in res:
+                        reps[name] = res["replicates"][m.result_key]
             if show and r in ("tokens", "keys"):
                 figures["heatmaps"] += payloads.blank_maps(labels[:3], [img.name for img in extra["probe"][:3]], b, r)
         if "shift0" in extra:
             base = predict_features(km, self.load(extra["shift0"], b, r)[0])
             moved = {s: predict_features(km, self.load(extra[f"shift{s}"], b, r)[0]) for s in SHIFTS}
-            curve = shift_curve({s: (base, moved[s]) for s in SHIFTS})
-            out["shift_content_fraction"] = curve[REGISTRY["shift_content_fraction"].result_key]
+            curve = shift_curve({s: (base, moved[s]) for s in SHIFTS}, weights=self._weights["shift"])
+            key = REGISTRY["shift_content_fraction"].result_key
+            out["shift_content_fraction"] = curve[key]
+            if "replicates" in curve:
+                reps["shift_content_fraction"] = curve["replicates"][key]
             if show and r == "tokens":
                 names = [img.name.rsplit("@", 1)[0] for img in extra["shift0"][:2]]
                 figures["heatmaps"] += payloads.shift_pair_maps(base[:2], moved[2][:2], names, 2, b, r)
             if show and r in ("tokens", "keys"):
                 figures["curves"].append(payloads.shift_curve(curve, b, r))
-        return out
+        return out, reps
 
     def align(self, label_maps: dict[str, np.ndarray]) -> None:
         """Same colour = same region: per (representation, K), chain the gallery blocks from deep to
@@ -212,3 +298,7 @@ class ModelRun:
                 for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
                     if key not in head:
                         label_maps[key] = apply_mapping(label_maps[key], mapping)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None

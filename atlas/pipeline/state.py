@@ -27,14 +27,14 @@ import numpy as np
 from .. import __version__
 from ..config import AtlasConfig
 from ..files import atomic_write
-from ..records import (AtlasResults, ClusterRun, ComparisonResult, Highlight, ImageInfo, MeasureRow, ModelCard,
-                       ModelResult, SkippedItem, to_json)
+from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, Highlight, ImageInfo, MeasureRow,
+                       ModelCard, ModelResult, SkippedItem, to_json)
 
 if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are read (--render-only)
     from ..features.backbones import LoadedBackbone
     from ..inputs.images import AtlasImage
 
-MODEL_STATE_VERSION = "2"
+MODEL_STATE_VERSION = "3"
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -67,6 +67,7 @@ def model_key(cfg: AtlasConfig, loaded: "LoadedBackbone", images: "list[AtlasIma
         "spec": loaded.spec.model_dump(), "images": [i.content_hash for i in images],
         "resolution": cfg.images.resolution, "features": cfg.features.model_dump(exclude={"batch_size", "device"}),
         "clustering": cfg.clustering.model_dump(), "analyses": cfg.analyses.model_dump(), "seed": cfg.atlas.seed,
+        "uncertainty": cfg.uncertainty.model_dump(),
         "evaluation": eval_key,
     })
 
@@ -87,7 +88,8 @@ def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray]) -> ModelResult:
         card=ModelCard(**d["card"]), blocks=d["blocks"], representations=d["representations"], ks=d["ks"],
         runs=[ClusterRun(**r) for r in d["runs"]], measures=[MeasureRow(**m) for m in d["measures"]],
         figures=d["figures"], timings=d["timings"], highlights=[Highlight(**h) for h in d.get("highlights", [])],
-        label_maps=label_maps,
+        references=[MeasureRow(**m) for m in d["references"]], baselines=[Baseline(**b) for b in d["baselines"]],
+        selected=d["selected"], label_maps=label_maps,
     )
 
 

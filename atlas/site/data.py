@@ -61,19 +61,23 @@ def num(v: Any) -> Any:
 
 
 def model_csv(m: ModelResult, info: dict[str, dict[str, Any]]) -> str:
-    """Every number of a model page, one row each (measures, inertia, cluster sizes)."""
+    """Every number of a model page, one row each: measures with their intervals, the positional
+    references (``reference`` column), the evaluation baselines (``baseline``), inertia, cluster sizes."""
     rows = []
-    for r in m.measures:
+    for r in [*m.measures, *m.references]:
         rows.append([m.card.slug, measure_section(info, r.measure), r.measure, r.block, r.rel_depth, r.representation,
-                     r.k, None, num(r.value)])
+                     r.k, None, num(r.value), num(r.lo), num(r.hi), num(r.seed_spread), r.reference, ""])
+    for b in m.baselines:
+        rows.append([m.card.slug, measure_section(info, b.measure), b.measure, None, None, None, None, None,
+                     num(b.value), num(b.lo), num(b.hi), num(b.seed_spread), "", b.name])
     for run in m.runs:
         rows.append([m.card.slug, "clusters", "inertia", run.block, run.rel_depth, run.representation,
-                     run.k, None, num(run.inertia)])
+                     run.k, None, num(run.inertia), None, None, None, "", ""])
         for cid, size in enumerate(run.sizes):
             rows.append([m.card.slug, "clusters", "cluster_size", run.block, run.rel_depth,
-                         run.representation, run.k, cid, int(size)])
+                         run.representation, run.k, cid, int(size), None, None, None, "", ""])
     return csv_text(["model", "section", "measure", "block", "rel_depth", "representation", "k", "cluster",
-                     "value"], rows)
+                     "value", "lo", "hi", "seed_spread", "reference", "baseline"], rows)
 
 
 def model_json(results: AtlasResults, m: ModelResult, label: str) -> dict[str, Any]:
@@ -87,6 +91,10 @@ def model_json(results: AtlasResults, m: ModelResult, label: str) -> dict[str, A
         "runs": m.runs,
         "measures": [dict(dataclasses.asdict(r), section=measure_section(results.measure_info, r.measure))
                      for r in m.measures],
+        "references": m.references,
+        "baselines": m.baselines,
+        "selected": m.selected,
+        "interval_level": results.interval_level,
         "figures": m.figures,
         # timings stay on the build report: page data must be identical across identical builds
         "highlights": m.highlights,

@@ -125,8 +125,38 @@ def _label_rep(rep: str, k: int | None, several_k: bool) -> str:
     return f"{rep} · K={k}" if several_k and k is not None else rep
 
 
-def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str) -> go.Figure:
-    """One measure across depth: x = relative depth, one line per representation (and K).
+#: One colour per representation on every page (Okabe-Ito).
+REP_COLOURS = {"tokens": "#0072B2", "keys": "#E69F00", "queries": "#009E73", "values": "#CC79A7"}
+#: Reference lines of the positional measures (same colour as their representation).
+REFERENCE_DASH = {"content-only": "dot", "position-only": "dashdot"}
+#: Evaluation baselines: grey levels, and a dash per baseline.
+BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "dot"), "colour": ("#8D6E63", "dash"),
+                  "position": ("#546E7A", "dash"), "colour + position": ("#37474F", "longdash"),
+                  "ceiling": ("#212121", "solid")}
+
+
+def rep_colour(rep: str, order: Sequence[str] = ()) -> str:
+    """The colour of a representation (unknown names: by position in ``order``)."""
+    if rep in REP_COLOURS:
+        return REP_COLOURS[rep]
+    extra = [c for c in PALETTE if c not in REP_COLOURS.values()]
+    return extra[list(order).index(rep) % len(extra)] if rep in order else extra[0]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _interval_text(lo: Any, hi: Any) -> str:
+    return "" if lo is None or hi is None else f" [{lo:.3g}, {hi:.3g}]"
+
+
+def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, references: Sequence[Any] = (),
+                       baselines: Sequence[Any] = (), level: float = 0.95) -> go.Figure:
+    """One measure across depth: x = relative depth, one line per representation (and K), its
+    interval as a band; the positional references as thin lines of the same colour; the
+    evaluation baselines as grey horizontal lines.
 
     ``measure`` is the text shown (the measure's readable title, or its raw name).
     """
@@ -138,24 +168,52 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str) -> g
     traces = []
     reps = list(dict.fromkeys(rep for rep, _ in series))  # the model's own order
     klist = sorted({k for _, k in series}, key=lambda v: (v is None, v or 0))
+    band = f"{level:.0%} interval"
     for (rep, k), pts in sorted(series.items(), key=lambda kv: (reps.index(kv[0][0]), klist.index(kv[0][1]))):
         pts = sorted(pts, key=lambda r: (r.rel_depth, r.block))
         name = _label_rep(rep, k, several_k)
+        colour = rep_colour(rep, reps)
+        xs = [round(p.rel_depth, 6) for p in pts]
+        with_band = [p for p in pts if getattr(p, "lo", None) is not None and getattr(p, "hi", None) is not None]
+        if with_band:
+            bx = [round(p.rel_depth, 6) for p in with_band]
+            traces.append(go.Scatter(x=bx + bx[::-1], y=[p.hi for p in with_band] + [p.lo for p in with_band][::-1],
+                                     fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, legendgroup=name, name=_t(f"{name} · {band}")))
         traces.append(
             go.Scatter(
-                x=[round(p.rel_depth, 6) for p in pts],
+                x=xs,
                 y=[p.value for p in pts],
-                customdata=[[p.block] for p in pts],
+                customdata=[[p.block, _interval_text(getattr(p, "lo", None), getattr(p, "hi", None))] for p in pts],
                 mode="lines+markers",
                 name=_t(name),
-                line={"color": PALETTE[reps.index(rep) % len(PALETTE)],
-                      "dash": DASHES[klist.index(k) % len(DASHES)]},
+                legendgroup=name,
+                line={"color": colour, "dash": DASHES[klist.index(k) % len(DASHES)]},
                 hovertemplate=(
                     f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
-                    f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"
+                    f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>"
                 ),
             )
         )
+        for ref, dash in REFERENCE_DASH.items():
+            ref_pts = sorted((x for x in references if x.representation == rep and x.k == k and x.reference == ref),
+                             key=lambda r: (r.rel_depth, r.block))
+            if ref_pts:
+                # one legend entry per reference kind (clicking it toggles the reference of every representation)
+                first = not any(t.legendgroup == ref for t in traces)
+                traces.append(go.Scatter(
+                    x=[round(p.rel_depth, 6) for p in ref_pts], y=[p.value for p in ref_pts], mode="lines",
+                    name=_t(f"{ref} reference"), legendgroup=ref, showlegend=first,
+                    line={"color": colour, "dash": dash, "width": 1},
+                    hovertemplate=f"<b>{_t(name)} · {_t(ref)} reference</b><br>rel. depth %{{x:.2f}}"
+                                  f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"))
+    for b in baselines:
+        colour, dash = BASELINE_STYLE.get(b.name, ("#757575", "dash"))
+        traces.append(go.Scatter(
+            x=[0.0, 1.0], y=[b.value, b.value], mode="lines", name=_t(f"{b.name} baseline"),
+            line={"color": colour, "dash": dash, "width": 1.5},
+            hovertemplate=f"<b>{_t(b.name)} baseline</b><br>{_t(measure)} = {b.value:.4g}"
+                          f"{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
     return _layout(traces, f"{measure} — {model_label}", "relative depth (block / depth)", measure,
                    x={"range": [-0.03, 1.03]})
 
@@ -191,8 +249,8 @@ def cluster_size_figure(runs: Sequence[Any], model_label: str) -> go.Figure:
                     boxpoints="all",
                     jitter=0.4,
                     pointpos=0,
-                    marker={"size": 4, "color": PALETTE[ri % len(PALETTE)]},
-                    line={"color": PALETTE[ri % len(PALETTE)]},
+                    marker={"size": 4, "color": rep_colour(rep, reps)},
+                    line={"color": rep_colour(rep, reps)},
                     visible=(k == ks[len(ks) // 2]),
                     hovertemplate=(
                         f"<b>{_t(rep)}</b> · K={k}<br>block %{{customdata[2]}} · cluster %{{customdata[0]}}"
@@ -301,18 +359,25 @@ def comparison_measure_figure(
             if not pts:
                 continue
             name = labels.get(m, m) + (f" · {rep}" if len(reps) > 1 else "")
+            colour = PALETTE[models.index(m) % len(PALETTE)]
+            banded = [p for p in pts if p.get("lo") is not None and p.get("hi") is not None]
+            if banded:
+                bx = [round(float(p["rel_depth"]), 6) for p in banded]
+                traces.append(go.Scatter(x=bx + bx[::-1], y=[p["hi"] for p in banded] + [p["lo"] for p in banded][::-1],
+                                         fill="toself", fillcolor=_rgba(colour, 0.12), line={"width": 0},
+                                         hoverinfo="skip", showlegend=False, legendgroup=name, name=_t(name)))
             traces.append(
                 go.Scatter(
                     x=[round(float(p["rel_depth"]), 6) for p in pts],
                     y=[p["value"] for p in pts],
-                    customdata=[[p.get("block", "")] for p in pts],
+                    customdata=[[p.get("block", ""), _interval_text(p.get("lo"), p.get("hi"))] for p in pts],
                     mode="lines+markers",
                     name=_t(name),
-                    line={"color": PALETTE[models.index(m) % len(PALETTE)],
-                          "dash": DASHES[reps.index(rep) % len(DASHES)]},
+                    legendgroup=name,
+                    line={"color": colour, "dash": DASHES[reps.index(rep) % len(DASHES)]},
                     hovertemplate=(
                         f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
-                        f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"
+                        f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>"
                     ),
                 )
             )

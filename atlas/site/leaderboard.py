@@ -1,25 +1,28 @@
-"""The segmentation-quality leaderboard: every model's best score on each measure the registry
-puts on it, over blocks and representations, with every model's curve across depth."""
+"""The segmentation-quality leaderboard: every model on each measure the registry ranks, at the block
+and representation the pipeline chose for it on held-out selection images, with its interval,
+beside the baselines of every patch grid in the atlas; the similarity-under-masking numbers (no
+better or worse direction) in a table of their own."""
 
 from __future__ import annotations
 
-import math
 import posixpath
 from typing import Any
 
 from jinja2 import Environment
 
 from ..config import slugify
-from ..records import AtlasResults, MeasureRow
+from ..formatting import fixed, with_interval
+from ..records import AtlasResults, MeasureRow, ModelResult
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import comparison_measure_figure, measure_figure
 from .markup import breakable
 from .paths import LEADERBOARD_PAGE, cite_key, comparison_page, html_url, model_page, rel
-from .scaling import fmt3
 from .wording import measure_definition, measure_title
 
 #: One sentence for the home page's list of comparisons.
-LEADERBOARD_BLURB = "every model's best score on each evaluation measure, over blocks and representations."
+LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
+                     "chance, colour, position and the ceiling.")
+BASELINE_ORDER = ("chance", "constant", "colour", "position", "colour + position", "ceiling")
 
 
 def leaderboard_measures(results: AtlasResults) -> list[str]:
@@ -30,6 +33,15 @@ def leaderboard_measures(results: AtlasResults) -> list[str]:
     return sorted(names, key=lambda n: (info[n]["leaderboard"], n))
 
 
+def unranked_measures(results: AtlasResults) -> list[str]:
+    """Evaluation measures with no better or worse direction (similarity under masking)."""
+    info = results.measure_info
+    return sorted({r.measure for m in results.models for r in m.measures
+                   if (info.get(r.measure) or {}).get("section") == "evaluation"
+                   and (info.get(r.measure) or {}).get("direction") == "none"
+                   and not r.measure.endswith("coverage")})
+
+
 def leaderboard_page(results: AtlasResults) -> str:
     """Docs path of the segmentation-quality page, or "" when no model has evaluation measures."""
     if not leaderboard_measures(results):
@@ -38,10 +50,32 @@ def leaderboard_page(results: AtlasResults) -> str:
     return LEADERBOARD_PAGE if LEADERBOARD_PAGE not in taken else LEADERBOARD_PAGE[:-3] + "-leaderboard.md"
 
 
-def best(rows: list[MeasureRow]) -> MeasureRow | None:
-    """Best finite row (highest value); ties: shallowest block."""
-    rows = [r for r in rows if isinstance(num(r.value), float) and math.isfinite(num(r.value))]
-    return min(rows, key=lambda r: (-float(r.value), r.block, r.representation, r.k is None, r.k or 0), default=None)
+def chosen(m: ModelResult, name: str) -> MeasureRow | None:
+    """The model's row of ``name`` at the (block, representation, K) chosen for the leaderboard."""
+    pick = m.selected.get(name)
+    if not pick:
+        return None
+    return next((r for r in m.measures if r.measure == name and r.block == pick["block"]
+                 and r.representation == pick["representation"] and (pick.get("k") is None or r.k == pick["k"])), None)
+
+
+def interval_text(row: Any) -> str:
+    """``0.412 [0.380, 0.441]`` (or the value alone without an interval; "—" without a value)."""
+    return with_interval(row.value, row.lo, row.hi, digits=3, missing="—")
+
+
+def cell(row: Any, where: str = "") -> dict[str, Any]:
+    """A table cell: the value, its interval on a line of its own, where it was taken, sort key."""
+    if row is None or fixed(row.value, 3, missing="") == "":
+        return {"text": "—", "ci": "", "where": "", "value": None}
+    ci = f"[{fixed(row.lo, 3)}, {fixed(row.hi, 3)}]" if row.lo is not None and row.hi is not None else ""
+    return {"text": fixed(row.value, 3), "ci": ci, "where": where, "value": repr(float(row.value))}
+
+
+def _grid_text(m: ModelResult) -> str:
+    h, w = m.card.input_size
+    p = m.card.patch_size
+    return f"{h // p} × {w // p} patches of {p} px"
 
 
 def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
@@ -50,29 +84,58 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     info = results.measure_info
     names = leaderboard_measures(results)
     stem = posixpath.splitext(page)[0]
-    rows, csv_rows, best_json = [], [], {}
+    rows, csv_rows, chosen_json = [], [], {}
     for m in results.models:
         slug = m.card.slug
-        cells, best_json[slug] = [], {}
+        cells, chosen_json[slug] = [], {}
         for name in names:
-            mine = [r for r in m.measures if r.measure == name]
-            b = best(mine)
-            best_json[slug][name] = b and {"value": num(b.value), "block": b.block, "rel_depth": b.rel_depth,
-                                           "representation": b.representation, "k": b.k}
-            if b is None:
-                cells.append({"text": "—", "where": "", "value": None})
+            row = chosen(m, name)
+            pick = m.selected.get(name, {})
+            chosen_json[slug][name] = row and {"value": num(row.value), "lo": num(row.lo), "hi": num(row.hi),
+                                               "block": row.block, "rel_depth": row.rel_depth,
+                                               "representation": row.representation, "k": row.k,
+                                               "rule": pick.get("rule", ""),
+                                               "selection_value": num(pick.get("selection_value"))}
+            cells.append(cell(row, f"block {row.block} {row.representation}" if row else ""))
+            if row is None:
                 continue
-            where = f"b{b.block} {b.representation}"
-            if len({r.k for r in mine}) > 1 and b.k is not None:
-                where += f" K={b.k}"
-            cells.append({"text": fmt3(b.value), "where": f"({where})", "value": repr(float(b.value))})
             csv_rows.append([slug, labels[slug], m.card.family, m.card.training, m.card.params, name,
-                             num(b.value), b.block, b.rel_depth, b.representation, b.k])
-        rows.append({"label": labels[slug], "href": rel(html_url(model_page(m)), page),
-                     "family": m.card.family, "training": m.card.training, "params": m.card.params,
+                             num(row.value), num(row.lo), num(row.hi), row.block, row.rel_depth, row.representation,
+                             row.k, pick.get("rule", ""), num(pick.get("selection_value")), ""])
+        rows.append({"label": labels[slug], "href": rel(html_url(model_page(m)), page), "family": m.card.family,
+                     "training": m.card.training, "params": m.card.params,
                      "params_text": f"{m.card.params / 1e6:.1f} M", "cells": cells})
     # Ranked by the first measure, best first (models without it last, in atlas order).
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
+
+    # baselines: one block of rows per patch grid (a baseline depends on the grid, not on a model)
+    baseline_tables, grids = [], {}
+    for m in results.models:
+        if m.baselines:
+            grids.setdefault(_grid_text(m), []).append(m)
+    for grid, members in grids.items():
+        by = {(b.measure, b.name): b for b in members[0].baselines}
+        table = {"grid": grid, "models": [labels[m.card.slug] for m in members], "rows": []}
+        for bname in [b for b in BASELINE_ORDER if any(k[1] == b for k in by)]:
+            table["rows"].append({"label": bname, "cells": [cell(by.get((name, bname))) for name in names]})
+            for name in names:
+                b = by.get((name, bname))
+                if b:
+                    csv_rows.append(["", f"baseline: {bname}", "", "", "", name, num(b.value), num(b.lo), num(b.hi),
+                                     None, None, None, None, grid, None, bname])
+        baseline_tables.append(table)
+
+    unranked = unranked_measures(results)
+    similarity_rows = []
+    for m in results.models:
+        cells = []
+        for name in unranked:
+            row = next((r for r in m.measures if r.measure == name), None)
+            base = next((b for b in m.baselines if b.measure == name and b.name == "colour"), None)
+            cells.append({"model": cell(row), "baseline": cell(base)})
+        if any(c["model"]["text"] != "—" for c in cells):
+            similarity_rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
+                                    "cells": cells})
 
     figs = []
     for name in names:
@@ -81,34 +144,46 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         rep = "tokens" if "tokens" in reps else reps[0]
         fig_rows = []
         for m in results.models:
-            sel = [r for r in m.measures if r.measure == name and r.representation == rep]
-            b = best(sel)
+            pick_k = m.selected.get(name, {}).get("k")
             fig_rows += [{"model": m.card.slug, "representation": rep, "measure": name, "rel_depth": r.rel_depth,
-                          "block": r.block, "value": r.value} for r in sel if b is None or r.k == b.k]
+                          "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi}
+                         for r in m.measures if r.measure == name and r.representation == rep
+                         and (pick_k is None or r.k == pick_k)]
         fig = comparison_measure_figure(fig_rows, measure_title(info, name), labels, f"all models · {rep}")
         figs.append(measure_figure(fig, slugify(stem), f"fig-measure-{slugify(name)}", name, info,
-                                    f"Representation: {rep}."))
+                                   f"Representation: {rep}; bands: {results.interval_level:.0%} intervals."))
 
     base = posixpath.basename(stem)
-    files = {}
-    files[f"{stem}.csv"] = csv_text(["model", "label", "family", "training", "params", "measure", "best_value",
-                                     "block", "rel_depth", "representation", "k"], csv_rows)
-    files[f"{stem}.json"] = dumps({
-        "atlas_version": results.atlas_version, "config_hash": results.config_hash,
-        "measures": [{"name": n, "title": measure_title(info, n), "definition": measure_definition(info, n),
-                      "better": "higher"} for n in names],
-        "models": [{"slug": m.card.slug, "label": labels[m.card.slug], "family": m.card.family,
-                    "training": m.card.training, "params": m.card.params, "page": html_url(model_page(m)),
-                    "best": best_json[m.card.slug]} for m in results.models],
-    })
+    rules = {n: sorted({m.selected[n]["rule"] for m in results.models if n in m.selected}) for n in names}
+    files = {
+        f"{stem}.csv": csv_text(["model", "label", "family", "training", "params", "measure", "value", "lo", "hi",
+                                 "block", "rel_depth", "representation", "k", "chosen_by", "selection_value",
+                                 "baseline"], csv_rows),
+        f"{stem}.json": dumps({
+            "atlas_version": results.atlas_version, "config_hash": results.config_hash,
+            "interval_level": results.interval_level,
+            "measures": [{"name": n, "title": measure_title(info, n), "definition": measure_definition(info, n),
+                          "better": "higher"} for n in names],
+            "models": [{"slug": m.card.slug, "label": labels[m.card.slug], "family": m.card.family,
+                        "training": m.card.training, "params": m.card.params, "page": html_url(model_page(m)),
+                        "chosen": chosen_json[m.card.slug]} for m in results.models],
+            "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
+                                 for b in members[0].baselines] for grid, members in grids.items()},
+        }),
+    }
     files[page] = env.get_template("leaderboard.md.j2").render(
         **common,
         page=page,
         title=LEADERBOARD_TITLE,
         cite_key=cite_key(page),
         measures=[{"name": n, "title": measure_title(info, n), "description": measure_definition(info, n),
-                   "head": breakable(measure_title(info, n))} for n in names],
+                   "head": breakable(measure_title(info, n)), "rule": "; ".join(rules[n])} for n in names],
         rows=rows,
+        baseline_tables=baseline_tables,
+        level=results.interval_level,
+        unranked=[{"name": n, "title": measure_title(info, n), "head": breakable(measure_title(info, n))}
+                  for n in unranked],
+        similarity_rows=similarity_rows,
         figs=figs,
         random_models=[labels[m.card.slug] for m in results.models if m.card.is_random_init],
         data={"csv": f"{base}.csv", "json": f"{base}.json"},

@@ -72,8 +72,10 @@ def card_rows(card: ModelCard) -> list[tuple[str, str]]:
     ]
 
 
-def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The figures of a model page by section: cluster sizes, one layer sweep per measure, payloads."""
+def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
+                   level: float = 0.95) -> dict[str, list[dict[str, Any]]]:
+    """The figures of a model page by section: cluster sizes, one layer sweep per measure (with its
+    interval band, references and baselines), payloads."""
     slug = slugify(m.card.slug)
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in SECTIONS}
     if any(r.sizes for r in m.runs):
@@ -93,7 +95,9 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]]) 
 
     for name in sorted(by_measure):
         anchor = anchor_for(f"fig-measure-{slugify(name)}")
-        fig = layer_sweep_figure(by_measure[name], measure_title(info, name), label)
+        fig = layer_sweep_figure(by_measure[name], measure_title(info, name), label,
+                                 references=[r for r in m.references if r.measure == name],
+                                 baselines=[b for b in m.baselines if b.measure == name], level=level)
         out[measure_section(info, name)].append(measure_figure(fig, slug, anchor, name, info))
     for kind, builder in (("heatmaps", heatmap_figure), ("curves", curve_figure)):
         for payload in m.figures.get(kind, []) or []:
@@ -103,6 +107,48 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]]) 
             out[section].append(figure(builder(payload, label), slug, anchor,
                                        str(payload.get("title") or payload.get("id", ""))))
     return out
+
+
+def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
+    """The model's leaderboard numbers beside the baselines of its grid (None without evaluation)."""
+    from .leaderboard import BASELINE_ORDER, chosen, interval_text, leaderboard_measures
+
+    info = results.measure_info
+    names = [n for n in leaderboard_measures(results) if chosen(m, n) is not None]
+    if not names:
+        return None
+    by = {(b.measure, b.name): b for b in m.baselines}
+    cols = [b for b in BASELINE_ORDER if any((n, b) in by for n in names)]
+    rows = []
+    for n in names:
+        row = chosen(m, n)
+        rows.append({"title": measure_title(info, n), "value": interval_text(row),
+                     "where": f"block {row.block} {row.representation}",
+                     "baselines": [interval_text(by[(n, b)]) if (n, b) in by else "—" for b in cols]})
+    return {"columns": cols, "rows": rows}
+
+
+def positional_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
+    """The positional measures at the last block, tokens (else the first representation), beside
+    the content-only and position-only references."""
+    from .leaderboard import interval_text
+
+    info = results.measure_info
+    pos = [r for r in m.measures if measure_section(info, r.measure) == "positional"]
+    if not pos:
+        return None
+    block = max(r.block for r in pos)
+    rep = "tokens" if any(r.representation == "tokens" for r in pos) else pos[0].representation
+    refs = {(r.measure, r.reference): r for r in m.references if r.block == block and r.representation == rep}
+    rows = []
+    for r in pos:
+        if r.block == block and r.representation == rep:
+            rows.append({"title": measure_title(info, r.measure), "value": interval_text(r),
+                         "content": interval_text(refs[(r.measure, "content-only")])
+                         if (r.measure, "content-only") in refs else "—",
+                         "position": interval_text(refs[(r.measure, "position-only")])
+                         if (r.measure, "position-only") in refs else "—"})
+    return {"block": block, "representation": rep, "rows": rows}
 
 
 def model_files(results: AtlasResults, m: ModelResult, env: Environment, common: dict, labels: dict[str, str],
@@ -121,7 +167,10 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         card_rows=card_rows(m.card),
         highlights=[highlight(h, page, results) for h in m.highlights],
         gallery=model_gallery(results, m, page, maps["models"]),
-        figs=model_sections(m, label, results.measure_info),
+        figs=model_sections(m, label, results.measure_info, results.interval_level),
+        evaluation=evaluation_table(results, m),
+        leaderboard_href=rel(leaderboard_page(results), page) if leaderboard_page(results) else "",
+        positional=positional_table(results, m),
         comparisons=[{"title": c.title, "href": rel(comparison_page(c), page)}
                      for c in results.comparisons if m.card.slug in c.models],
         data={"csv": f"{slug}.csv", "json": f"{slug}.json"},
@@ -149,7 +198,7 @@ def comparison_rows(results: AtlasResults, c: ComparisonResult) -> list[dict[str
             if r.k is not None and c.k and r.k != c.k and any(x.k == c.k for x in m.measures):
                 continue
             rows.append({"model": slug, "representation": r.representation, "measure": r.measure,
-                         "rel_depth": r.rel_depth, "block": r.block, "value": r.value})
+                         "rel_depth": r.rel_depth, "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi})
     return rows
 
 
@@ -169,9 +218,9 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
                                for col in p.get("columns", [])]) for p in c.panels]
     files = {
         f"compare/{slug}.csv": csv_text(
-            ["model", "representation", "measure", "block", "rel_depth", "value"],
-            ([r["model"], r["representation"], r["measure"], r.get("block"), float(r["rel_depth"]), num(r["value"])]
-             for r in rows)),
+            ["model", "representation", "measure", "block", "rel_depth", "value", "lo", "hi"],
+            ([r["model"], r["representation"], r["measure"], r.get("block"), float(r["rel_depth"]), num(r["value"]),
+              num(r.get("lo")), num(r.get("hi"))] for r in rows)),
         f"compare/{slug}.json": dumps({
             "atlas_version": results.atlas_version, "config_hash": results.config_hash,
             "comparison": {k: v for k, v in clean(c).items() if k not in ("panels", "measures")},
@@ -235,6 +284,9 @@ def protocol(results: AtlasResults) -> list[tuple[str, str]]:
         ("representations", ", ".join(reps) or "—"),
         ("K (clusters)", ", ".join(map(str, ks)) or "—"),
         ("clustering", "joint k-means over the patch tokens of all images (one cluster = one meaning in every image)"),
+        ("intervals", f"{results.interval_level:.0%}: random halves of the images (delete-d jackknife) and the "
+                      "k-means seeds; positional measures beside content-only and position-only references, "
+                      "evaluations beside chance, colour, position and ceiling baselines (see Methods)"),
         ("resolution policy", results.resolution_policy),
         ("seed", str(results.seed)),
         ("config", f"{results.config_name} · sha256 {results.config_hash[:12]}"),
@@ -312,7 +364,7 @@ def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict
     info = results.measure_info
     present = list(dict.fromkeys(r.measure for m in results.models for r in m.measures))
     order = {name: i for i, name in enumerate(info)}
-    fields = ("section", "range", "definition", "formula", "inputs", "function")
+    fields = ("section", "range", "definition", "formula", "inputs", "function", "interval")
     measures = [{"name": n, "anchor": f"measure-{slugify(n)}", "title": measure_title(info, n),
                  **{f: str((info.get(n) or {}).get(f, "")) for f in fields},
                  "depends_on_k": bool((info.get(n) or {}).get("depends_on_k")),

@@ -3,11 +3,11 @@ summary table (the measures the registry marks for it, at relative depth 1.0).""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from ..config import slugify
+from ..formatting import fixed, with_interval
 from ..records import AtlasResults, ComparisonResult, MeasureRow, ModelResult
 from .data import num
 from .figures import measure_figure, scaling_figure
@@ -20,8 +20,7 @@ SCALING_DEPTHS = (0.25, 0.5, 0.75, 1.0)
 
 
 def fmt3(v: Any) -> str:
-    v = num(v)
-    return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "—"
+    return fixed(v, 3, missing="—")
 
 
 def measure_series(m: ModelResult, name: str, reps: Iterable[str], k: int | None) -> list[MeasureRow]:
@@ -72,12 +71,14 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
     columns = sorted((n for n in present if (info.get(n) or {}).get("summary")), key=lambda n: info[n]["summary"])
     summary = []
     for m in members:
-        values = {}
+        values, intervals = {}, {}
         for name in columns:
             r = nearest(measure_series(m, name, c.representations, c.k), 1.0)
             values[name] = num(r.value) if r is not None else None
+            intervals[name] = [num(r.lo), num(r.hi)] if r is not None else [None, None]
         summary.append({"model": m.card.slug, "label": labels[m.card.slug], "params": m.card.params,
-                        "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values})
+                        "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values,
+                        "intervals": intervals})
     return {"depths": list(SCALING_DEPTHS), "measures": list(dict.fromkeys(p["measure"] for p in points)),
             "summary_measures": columns, "summary": summary, "points": points}
 
@@ -93,8 +94,9 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
                                     "Each point is the model's block nearest to the matched relative depth."))
     rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],
              "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
-             "cells": [{"text": fmt3(v), "value": None if fmt3(v) == "—" else repr(float(v))}
-                       for v in (s["values"][n] for n in data["summary_measures"])]}
+             "cells": [{"text": with_interval(v, *s["intervals"][n], digits=3, missing="—"),
+                        "value": None if fmt3(v) == "—" else repr(float(v))}
+                       for n, v in ((n, s["values"][n]) for n in data["summary_measures"])]}
             for s in data["summary"]]
     return {"head": [breakable(measure_title(info, n)) for n in data["summary_measures"]], "rows": rows,
             "figs": figs}

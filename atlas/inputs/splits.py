@@ -1,0 +1,110 @@
+"""Leak-free splits of a labelled image set into folds (selection, k-NN support, queries).
+
+Driving and video datasets hold near-duplicate frames: a random split puts neighbouring frames on
+both sides and a probe then scores near-copies of its support. Images are therefore split by
+*group* (a capture group of ``group_regex`` on the image name, e.g. CamVid's sequence prefix
+``0016E5``):
+
+* with at least :data:`MIN_GROUPS_PER_FOLD` groups per fold, whole groups go to one fold each
+  (groups shuffled with the seed, folds filled in order up to their share of images);
+* otherwise the images, ordered by group and then by name (frame order), are cut into contiguous
+  blocks in fold order, so only the frames at the block boundaries are neighbours across folds.
+
+Without a group key every image is its own group (many groups: random whole-image split).
+
+Example
+-------
+>>> names = [f"seq{s}_{f:03d}" for s in "AB" for f in range(6)]
+>>> split = grouped_split(names, {"selection": 0.25, "support": 0.375, "query": 0.375}, r"^(seq\\w)_")
+>>> split.rule
+'contiguous blocks of the images ordered by group (2 groups) and name'
+>>> [names[i] for i in split.folds["selection"]]
+['seqA_000', 'seqA_001', 'seqA_002']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MIN_GROUPS_PER_FOLD", "Split", "grouped_split"]
+
+#: Groups per fold needed to assign whole groups (fewer: contiguous blocks within groups).
+MIN_GROUPS_PER_FOLD = 3
+
+
+@dataclass(frozen=True)
+class Split:
+    """Image indices of every fold (sorted) and the rule that made them, in words."""
+
+    folds: dict[str, np.ndarray]
+    groups: list[str]  # group of every image
+    rule: str
+
+
+def _groups(names: list[str], group_regex: str | None) -> list[str]:
+    if not group_regex:
+        return list(names)
+    pattern = re.compile(group_regex)
+    out = []
+    for name in names:
+        m = pattern.search(name)
+        out.append(m.group(1) if m else name)
+    return out
+
+
+def grouped_split(names: list[str], fractions: dict[str, float], group_regex: str | None = None,
+                  seed: int = 0) -> Split:
+    """Split images into folds of the given shares without splitting a group where possible.
+
+    Parameters
+    ----------
+    names : list of str
+        Image names (unique).
+    fractions : dict fold -> share
+        Positive shares summing to 1; fold order is the dict order (for contiguous blocks).
+    group_regex : str, optional
+        Regular expression with one capture group giving an image's group (no match: the image
+        is its own group).
+    seed : int
+        Seed of the group shuffle.
+
+    Returns
+    -------
+    Split
+        Every fold gets at least one image.
+    """
+    n = len(names)
+    if n < len(fractions):
+        raise ValueError(f"{n} images cannot fill {len(fractions)} folds")
+    shares = np.asarray(list(fractions.values()), dtype=np.float64)
+    if (shares <= 0).any() or abs(shares.sum() - 1.0) > 1e-9:
+        raise ValueError(f"fold shares must be positive and sum to 1, got {fractions}")
+    groups = _groups(names, group_regex)
+    distinct = sorted(set(groups))
+    members = {g: sorted((i for i in range(n) if groups[i] == g), key=lambda i: names[i]) for g in distinct}
+    folds: dict[str, list[int]] = {f: [] for f in fractions}
+    if len(distinct) >= MIN_GROUPS_PER_FOLD * len(fractions):
+        order = [distinct[i] for i in np.random.default_rng([int(seed), 104729]).permutation(len(distinct))]
+        targets = np.cumsum(shares) * n
+        fold_names = list(fractions)
+        f = 0
+        for g in order:
+            while f < len(fold_names) - 1 and len(sum(folds.values(), [])) >= targets[f] - 1e-9:
+                f += 1
+            folds[fold_names[f]] += members[g]
+        rule = f"{len(distinct)} groups, each whole in one fold (shuffled with seed {seed})"
+    else:
+        order = [i for g in distinct for i in members[g]]
+        cuts = np.round(np.concatenate([[0.0], np.cumsum(shares)]) * n).astype(int)
+        for f, fold in enumerate(fractions):
+            folds[fold] += order[cuts[f]:cuts[f + 1]]
+        rule = (f"contiguous blocks of the images ordered by group ({len(distinct)} group"
+                f"{'s' if len(distinct) > 1 else ''}) and name")
+    empty = [f for f, idx in folds.items() if not idx]
+    if empty:
+        raise ValueError(f"fold {empty[0]!r} got no image ({n} images in {len(distinct)} groups); "
+                         "use more images or other fractions")
+    return Split({f: np.array(sorted(idx), dtype=np.int64) for f, idx in folds.items()}, groups, rule)

@@ -1,0 +1,92 @@
+"""Baselines of the dense evaluations: what needs no model at all, through the model's protocol.
+
+For one model's evaluation geometry (its input size and patch grid) every reference feature set of
+:mod:`atlas.measures.baselines` is scored exactly like the model's features -- same images, split,
+K, k-means settings and seeds, matching, k-NN support and queries, pseudo-mask method, intervals --
+so a model's score can be read against chance, the layout of the dataset (position), its colours,
+both, and the patch-resolution ceiling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..clustering.kmeans import cluster_features
+from ..measures.baselines import colour_features, combined_features, patch_majority, position_features, random_labels
+from ..measures.registry import REGISTRY
+from ..measures.segmentation import evaluate_label_maps, score_images
+from ..measures.uncertainty import Uncertainty, factor
+from ..records import Baseline
+from .model_run import kmeans_settings
+
+#: Baseline names, in the order the pages list them.
+BASELINES = ("chance", "constant", "colour", "position", "colour + position", "ceiling")
+
+
+def _baseline(measure: str, name: str, u: Uncertainty) -> Baseline:
+    lo, hi = u.interval(REGISTRY[measure].value_range)
+    finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+    return Baseline(measure=measure, name=name, value=u.value, lo=finite(lo), hi=finite(hi),
+                    seed_spread=u.seed_spread if len(u.points) > 1 else None)
+
+
+def _colour_embedding(images) -> np.ndarray:
+    """(n, 6) mean and standard deviation of CIELAB over each image: a colour-only embedding."""
+    from skimage.color import rgb2lab
+
+    rows = []
+    for img in images:
+        lab = rgb2lab(np.asarray(img.load(), dtype=np.float64) / 255.0).reshape(-1, 3)
+        rows.append(np.concatenate([lab.mean(0), lab.std(0)]))
+    return np.asarray(rows)
+
+
+def evaluation_baselines(protocol, run, images, masks, plabels, w_test, w_query, seeds) -> list[Baseline]:
+    """Every evaluation measure's baselines for the grid of ``run`` (a :class:`ModelRun` in the
+    evaluation geometry); ``protocol`` is the :class:`EvaluationRun`."""
+    cfg, ds = protocol.cfg, protocol.dataset
+    n, grid = len(images), run.loaded.grid
+    n_cls = ds.n_classes
+    photos = [np.asarray(run.loaded.policy.apply(img.load())) for img in images]
+    colour = colour_features(photos, grid)
+    position = position_features(n, grid)
+    feature_sets = {"colour": colour, "position": position, "colour + position": combined_features(colour, position)}
+    out: list[Baseline] = []
+
+    def segmentation(name, labels_for, seeds_used):
+        for measure, (u, _, _) in protocol.segmentation(labels_for, masks, seeds_used, w_test).items():
+            if measure != "seg_coverage":
+                out.append(_baseline(measure, name, u))
+
+    segmentation("chance", lambda k, s: random_labels(n, grid, k, s), seeds)
+    segmentation("constant", lambda k, s: np.zeros((n, *grid), dtype=np.int64), seeds[:1])
+    for name, feats in feature_sets.items():
+        segmentation(name, lambda k, s, f=feats: cluster_features(f, k, **kmeans_settings(cfg, k, s))[0], seeds)
+    ceiling = patch_majority(masks, grid, ds.ignore_index)
+    segmentation("ceiling", lambda k, s: ceiling, seeds[:1])
+
+    rng = np.random.default_rng([cfg.atlas.seed, 8191])
+    knn_sets = {"chance": rng.normal(size=(n, *grid, 16)).astype(np.float32), **feature_sets}
+    for name, feats in knn_sets.items():
+        u, _, _ = protocol.knn(feats, plabels, w_query)
+        out.append(_baseline("knn_miou_k10", name, u))
+
+    for name, feats in feature_sets.items():
+        try:
+            scores = protocol.pseudo_mask_scores(feats, feats, masks, w_test)
+        except ValueError:  # too few segments for K: no baseline rather than a wrong one
+            continue
+        out.append(_baseline("pseudomask_miou", name, scores["pseudomask_miou"]))
+    for name, labels in (("chance", random_labels(n, grid, n_cls, cfg.atlas.seed)), ("ceiling", ceiling)):
+        ev = evaluate_label_maps(list(labels), masks, n_cls, n_cls, ds.ignore_index)
+        test = score_images(ev["per_image"], "hungarian", protocol.test, w_test, ev["unassigned"])
+        u = Uncertainty(cfg.uncertainty.level)
+        u.add(test["miou"], test.get("replicates", {}).get("miou"), 1.0 if w_test is None else factor(w_test))
+        out.append(_baseline("pseudomask_miou", name, u))
+
+    variants = protocol.variant_images(run.loaded.policy, masks)
+    if len(variants["full"]) >= 4:
+        emb = {v: _colour_embedding(imgs) for v, imgs in variants.items()}
+        out += [_baseline(m, "colour", u) for m, u in protocol.cka_scores(emb).items()]
+    order = {b: i for i, b in enumerate(BASELINES)}
+    return sorted(out, key=lambda b: (b.measure, order[b.name]))

@@ -1,0 +1,205 @@
+"""The evaluation protocol as the build runs it (``EvaluationRun``), on a planted labelled dataset:
+baselines, ceiling, leak-free splits, selection on held-out images, intervals."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from atlas.clustering.kmeans import cluster_features
+from atlas.config import parse_config
+from atlas.inputs.geometry import ResizePolicy
+from atlas.inputs.splits import grouped_split
+from atlas.measures.baselines import patch_majority, position_features
+from atlas.measures.knn import knn_probe
+from atlas.pipeline import BuildError
+from atlas.pipeline.evaluation_run import EvaluationRun
+from atlas.pipeline.model_run import kmeans_settings
+
+SIZE, PATCH, CLASSES = 64, 8, ["sky", "ground", "object"]
+N_SEQ, FRAMES = 10, 4
+
+
+def write_dataset(root, n_seq: int = N_SEQ, frames: int = FRAMES) -> None:
+    """Street-like scenes: sky above a horizon, ground below, one object per sequence that moves a
+    pixel per frame; colours vary per sequence (so colour alone is not perfect)."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for s in range(n_seq):
+        horizon = int(rng.integers(20, 44))
+        oy, ox, size = int(rng.integers(8, 40)), int(rng.integers(8, 40)), int(rng.integers(10, 20))
+        palette = rng.integers(40, 215, (3, 3))
+        for f in range(frames):
+            mask = np.zeros((SIZE, SIZE), np.uint8)
+            mask[horizon:] = 1
+            mask[oy:oy + size, ox + f:ox + f + size] = 2
+            img = palette[mask] + rng.integers(-12, 12, (SIZE, SIZE, 3))
+            name = f"seq{s:02d}_{f:03d}"
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"{name}.png")
+            Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+
+
+CONFIG = """
+[evaluation]
+dataset = "folder"
+root = "{root}"
+class_names = ["sky", "ground", "object"]
+group_regex = "^(seq\\\\d+)_"
+[uncertainty]
+resamples = 200
+seeds = 2
+[[backbones]]
+display_name = "stub"
+timm_name = "vit_small_patch16_224"
+weights = "random"
+training = "random"
+"""
+
+
+class StubRun:
+    """What EvaluationRun needs of a ModelRun, with planted features instead of a model."""
+
+    def __init__(self, cfg, features_of):
+        self.cfg, self.features_of = cfg, features_of
+        card = SimpleNamespace(depth=1, display_name="stub", has_cls=False)
+        self.loaded = SimpleNamespace(card=card, grid=(SIZE // PATCH,) * 2, policy=ResizePolicy(SIZE, SIZE))
+        self.gallery_blocks, self.reps = [0], ["tokens"]
+
+    def extract_images(self, *args):
+        pass
+
+    def load(self, images, b, r):
+        return self.features_of(images), None
+
+    def cluster(self, features, k, seed=None):
+        return cluster_features(features, k, **kmeans_settings(self.cfg, k, seed))
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    write_dataset(root)
+    cfg = parse_config(CONFIG.format(root=root))
+    return EvaluationRun.from_config(cfg, [])
+
+
+def _masks(protocol):
+    return [np.asarray(m) for m in protocol._masks]
+
+
+def _score(protocol, features_of):
+    scored = protocol.run(StubRun(protocol.cfg, features_of), {})  # the build's own path
+    rows = {r.measure: r for r in scored.rows}
+    baselines = {(b.measure, b.name): b for b in scored.baselines}
+    return rows, baselines, scored.selected
+
+
+def test_splits_are_grouped_and_disjoint(protocol):
+    folds = protocol.split.folds
+    assert "each whole in one fold" in protocol.split.rule
+    groups = {f: {protocol.split.groups[i] for i in idx} for f, idx in folds.items()}
+    assert not (groups["selection"] & groups["support"]) and not (groups["support"] & groups["query"])
+    assert sorted(np.concatenate(list(folds.values())).tolist()) == list(range(N_SEQ * FRAMES))
+
+
+@pytest.mark.filterwarnings("ignore:only 3 distinct clusters")  # K = 2 x classes on 3 distinct points
+def test_perfect_features_reach_the_ceiling_and_pure_position_the_position_baseline(protocol):
+    grid = (SIZE // PATCH,) * 2
+    truth = patch_majority(_masks(protocol), grid)
+    perfect, base = _score(protocol, lambda imgs: np.eye(3, dtype=np.float32)[np.maximum(truth, 0)])[:2]
+    assert perfect["seg_miou"].value == pytest.approx(base["seg_miou", "ceiling"].value, abs=1e-9)
+    assert perfect["seg_pixel_accuracy"].value == pytest.approx(base["seg_pixel_accuracy", "ceiling"].value, abs=1e-9)
+    assert base["seg_miou", "ceiling"].value > base["seg_miou", "position"].value > base["seg_miou", "chance"].value
+    rng = np.random.default_rng(5)
+    noisy_position = lambda imgs: (position_features(len(imgs), grid)  # noqa: E731
+                                   + 0.02 * rng.normal(size=(len(imgs), *grid, grid[0] * grid[1]))).astype(np.float32)
+    pos, base = _score(protocol, noisy_position)[:2]
+    b = base["seg_miou", "position"]
+    assert pos["seg_miou"].value <= b.hi + 1e-9  # a pure-position feature set scores no higher
+    assert pos["seg_miou"].value >= b.lo - 0.05
+    assert pos["knn_miou_k10"].value == pytest.approx(base["knn_miou_k10", "position"].value, abs=0.05)
+
+
+def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
+    grid = (SIZE // PATCH,) * 2
+    truth = patch_majority(_masks(protocol), grid)
+    rng = np.random.default_rng(6)
+    feats = lambda imgs: (np.eye(3)[np.maximum(truth, 0)] + 0.8 * rng.normal(size=(*truth.shape, 3))).astype(np.float32)  # noqa: E731
+    rows, baselines, selected = _score(protocol, feats)
+    for r in rows.values():
+        assert r.lo is not None and r.lo <= r.value <= r.hi, r
+    for b in baselines.values():
+        assert b.lo is None or b.lo <= b.value <= b.hi
+    assert rows["seg_miou"].seed_spread is not None and rows["knn_miou_k10"].seed_spread is None
+    assert selected["seg_miou"]["representation"] == "tokens" and "selection images" in selected["seg_miou"]["rule"]
+    assert selected["seg_pixel_accuracy"]["block"] == selected["seg_miou"]["block"]  # one choice for both
+    names = {b.name for b in baselines.values()}
+    assert names == {"chance", "constant", "colour", "position", "colour + position", "ceiling"}
+
+
+def test_a_leaky_split_scores_near_duplicates_higher_than_the_grouped_split(protocol):
+    """Features with no relation to the label across sequences, near-identical within one: only a
+    split that puts frames of one sequence on both sides can score them well."""
+    names = [s.name for s in protocol.samples]
+    grid = (SIZE // PATCH,) * 2
+    labels = patch_majority(_masks(protocol), grid)
+    rng = np.random.default_rng(7)
+    seq = np.array([int(n[3:5]) for n in names])
+    per_sequence = rng.normal(size=(N_SEQ, *grid, 16))
+    feats = per_sequence[seq] + 0.01 * rng.normal(size=(len(names), *grid, 16))
+    fractions = {"support": 0.5, "query": 0.5}
+    scores = {}
+    for kind, regex in (("leaky", None), ("grouped", protocol.group_regex)):
+        folds = grouped_split(names, fractions, regex, seed=0).folds
+        s, q = folds["support"], folds["query"]
+        scores[kind] = knn_probe(feats[s], labels[s], feats[q], labels[q], (1,), 3)[1]
+    assert scores["leaky"] > scores["grouped"] + 0.3, scores
+
+
+def test_evaluation_config_errors_are_one_line(tmp_path):
+    write_dataset(tmp_path, n_seq=2, frames=2)
+    text = CONFIG.format(root=tmp_path).replace('class_names = ["sky", "ground", "object"]\n', "")
+    with pytest.raises(BuildError, match=r"^\[evaluation\] folder at .*class_names") as exc:
+        EvaluationRun.from_config(parse_config(text), [])
+    assert "\n" not in str(exc.value)
+    bad = CONFIG.format(root=tmp_path).replace('class_names = ["sky", "ground", "object"]',
+                                                'class_names = ["sky"]\nclass_names_file = "x.txt"')
+    with pytest.raises(Exception, match="class_names or class_names_file"):
+        parse_config(bad)
+
+
+def test_config_options_reach_the_dataset(tmp_path):
+    write_dataset(tmp_path, n_seq=3, frames=2)
+    (tmp_path / "names.txt").write_text("sky\nground\nobject\n")
+    (tmp_path / "list.txt").write_text("seq01_000\nseq00_001\nseq02_000\nseq02_001\n")
+    text = CONFIG.format(root=tmp_path).replace(
+        'class_names = ["sky", "ground", "object"]',
+        f'class_names_file = "{tmp_path / "names.txt"}"\nimage_list = "{tmp_path / "list.txt"}"\n'
+        'foreground = ["object"]\nover_clustering = "hungarian"')
+    run = EvaluationRun.from_config(parse_config(text), [])
+    assert [s.name for s in run.samples] == ["seq01_000", "seq00_001", "seq02_000", "seq02_001"]
+    assert run.dataset.class_names == CLASSES and run.dataset.foreground == [2]
+    methods = run.methods()
+    assert "Hungarian matching" in methods["over-clustering"] and "images listed in" in methods["dataset"]
+    assert "contiguous blocks" in methods["splits"]  # 3 groups cannot fill 3 folds whole
+
+
+def test_stego_geometry_runs_the_model_at_320(tmp_path):
+    from atlas.features.backbones import load_backbone
+
+    write_dataset(tmp_path, n_seq=4, frames=1)
+    cfg = parse_config(CONFIG.format(root=tmp_path).replace('[uncertainty]', 'geometry = "stego"\n[uncertainty]')
+                       .replace('training = "random"', 'training = "random"\noverrides = { depth = 1, embed_dim = 32, '
+                                                       'num_heads = 2 }'))
+    loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
+    model_run = SimpleNamespace(loaded=loaded, cache=None, device=None, progress=False)
+    run = EvaluationRun.from_config(cfg, [])._geometry_run(model_run)
+    assert run.loaded.card.input_size == [320, 320] and run.loaded.weights_hash == loaded.weights_hash
+    small, big = loaded.model.state_dict(), run.loaded.model.state_dict()
+    assert big["pos_embed"].shape[1] == 1 + 20 * 20  # resampled, not re-drawn
+    assert all(torch.equal(small[k], big[k]) for k in small if k != "pos_embed")

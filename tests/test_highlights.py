@@ -1,0 +1,31 @@
+"""Highlight sentences: "highest" only when the interval clears every other model's."""
+
+from __future__ import annotations
+
+from atlas.formatting import fixed
+from atlas.pipeline.highlights import make_highlights
+from atlas.records import MeasureRow, ModelResult
+from conftest import make_synthetic_results
+
+
+def _models(values: list[tuple[float, float, float]]) -> list[ModelResult]:
+    models = make_synthetic_results(comparisons=False).models
+    for m, (v, lo, hi) in zip(models, values):
+        m.measures = [MeasureRow(11, 1.0, "tokens", "position_r2", v, lo=lo, hi=hi)]
+    return models
+
+
+def test_highest_only_when_intervals_do_not_overlap():
+    clear, per_model = make_highlights(_models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)]))
+    assert len(clear) == 1 and "highest in this atlas" in clear[0].text and clear[0].model == "dino-vit-s16"
+    assert "0.80 [0.75, 0.85]" in clear[0].text
+    overlap, per_model = make_highlights(_models([(0.8, 0.6, 0.9), (0.7, 0.65, 0.75), (0.1, 0.0, 0.2)]))
+    assert overlap == []
+    assert not any("highest" in h.text for hs in per_model.values() for h in hs)
+    assert len(per_model) == 3  # every model still gets its own sentence
+
+
+def test_numbers_never_read_minus_zero():
+    assert fixed(-0.0004) == "0.00" and fixed(-0.004) == "0.00" and fixed(-0.006) == "-0.01"
+    _, per_model = make_highlights(_models([(-0.0004, -0.01, 0.01), (0.2, 0.1, 0.3), (0.3, 0.2, 0.4)]))
+    assert all("-0.00" not in h.text for hs in per_model.values() for h in hs)

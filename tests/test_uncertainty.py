@@ -1,0 +1,167 @@
+"""Intervals: every replicate is its measure recomputed on a subset of images (all weights 1 give the
+value itself), and the intervals cover planted true values at their nominal rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atlas.measures.boundary import boundary_artifacts
+from atlas.measures.knn import knn_probe
+from atlas.measures.locality import similarity_structure
+from atlas.measures.positional import blank_input_structure, position_decodability, positional_clustering
+from atlas.measures.segmentation import evaluate_label_maps, score_images
+from atlas.measures.shift import shift_curve
+from atlas.measures.similarity import linear_cka, linear_cka_replicates
+from atlas.measures.uncertainty import Uncertainty, factor, half_samples
+
+RNG = np.random.default_rng(0)
+H = W = 6
+K = 4
+POS_MAP = RNG.integers(0, K, (H, W))
+
+
+def planted_labels(n: int, rng, p: float = 0.4) -> np.ndarray:
+    """Cluster ids that follow a fixed position map with probability p, else random."""
+    noise = rng.integers(0, K, (n, H, W))
+    return np.where(rng.random((n, H, W)) < p, POS_MAP[None], noise)
+
+
+def with_ones(n: int, resamples: int = 6, seed: int = 0) -> np.ndarray:
+    return np.vstack([np.ones((1, n)), half_samples(n, resamples, seed)])
+
+
+def test_half_samples_and_factor():
+    w = half_samples(9, 50, seed=3)
+    assert w.shape == (50, 9) and set(np.unique(w)) == {0.0, 1.0} and (w.sum(1) == 4).all()
+    assert np.array_equal(w, half_samples(9, 50, seed=3)) and not np.array_equal(w, half_samples(9, 50, seed=4))
+    assert factor(w) == pytest.approx(4 / 5) and factor(1.0 - np.eye(9)) == 8.0  # leave-one-out: (n - 1) / 1
+    with pytest.raises(ValueError):
+        half_samples(1, 10, 0)
+
+
+@pytest.mark.parametrize("name", ["clustering", "blank", "probe", "boundary", "shift", "segmentation", "knn", "cka"])
+def test_all_ones_replicate_is_the_value(name):
+    """The replicates come from the same per-image sums as the value, not from a second formula."""
+    rng = np.random.default_rng(1)
+    n = 12
+    labels = planted_labels(n, rng)
+    feats = rng.normal(size=(n, H, W, 8)) + 2.0 * labels[..., None]
+    w = with_ones(n)
+    if name == "clustering":
+        out = positional_clustering(labels, weights=w)
+        pairs = [(out[k], out["replicates"][k][0]) for k in ("nce", "ami")]
+    elif name == "blank":
+        out = blank_input_structure(labels, weights=w)
+        pairs = [(out[k], out["replicates"][k][0]) for k in ("position_score", "autocorrelation")]
+    elif name == "probe":
+        out = position_decodability(feats, weights=w)
+        pairs = [(out["r2"], out["replicates"]["r2"][0])]
+    elif name == "boundary":
+        out = boundary_artifacts(labels, feats, rng.normal(size=(n, 2, 8)), weights=w)
+        pairs = [(np.mean(out[k]), out["replicates"][k][0]) for k in out["replicates"]]
+    elif name == "shift":
+        scene = rng.integers(0, K, (n, H, W + 3))
+        out = shift_curve({s: (scene[..., :W], scene[..., s:s + W]) for s in (1, 2, 3)}, weights=w)
+        pairs = [(out["content_fraction_mean"], out["replicates"]["content_fraction_mean"][0])]
+    elif name == "segmentation":
+        ev = evaluate_label_maps(list(labels), list(np.repeat(np.repeat(labels, 2, 1), 2, 2)), K, K, 255)
+        out = score_images(ev["per_image"], "hungarian", weights=w)
+        pairs = [(out[k], out["replicates"][k][0]) for k in ("miou", "pixel_accuracy")]
+    elif name == "knn":
+        scores, reps = knn_probe(feats[:6], labels[:6], feats[6:], labels[6:], (1, 5), K, weights=with_ones(6))
+        pairs = [(scores[k], reps[k][0]) for k in (1, 5)]
+    else:
+        X, Y = feats.reshape(n, -1), feats.reshape(n, -1) ** 2
+        pairs = [(linear_cka(X, Y), linear_cka_replicates(X, Y, w)[0])]
+    for value, replicate in pairs:
+        assert replicate == pytest.approx(value, rel=1e-6, abs=1e-9)
+
+
+def test_a_half_replicate_is_the_measure_of_that_half():
+    """AMI exactly; NCE up to its chance term, which the replicate takes from the full data's
+    within-image shuffles (restricted to the half) and a direct run draws anew."""
+    rng = np.random.default_rng(2)
+    labels = planted_labels(10, rng)
+    w = half_samples(10, 3, seed=0)
+    out = positional_clustering(labels, weights=w, n_permutations=512)
+    for b in range(3):
+        kept = positional_clustering(labels[w[b] == 1], n_permutations=512)
+        assert out["replicates"]["ami"][b] == pytest.approx(kept["ami"], abs=1e-9)
+        assert out["replicates"]["nce"][b] == pytest.approx(kept["nce"], abs=0.01)
+
+
+def test_leave_one_out_similarity_matches_recomputation():
+    """The pairwise measures' replicates drop one image (the centring mean held fixed: small gap)."""
+    rng = np.random.default_rng(3)
+    feats = (rng.normal(size=(9, 6, 6, 16)) + rng.normal(size=(1, 6, 6, 16))).astype(np.float32)
+    out = similarity_structure(feats, jackknife=True)
+    for i in (0, 5):
+        direct = similarity_structure(np.delete(feats, i, axis=0))
+        for key in ("positional_effect", "locality_d1", "locality_slope"):
+            assert out["replicates"][key][i] == pytest.approx(direct[key], abs=2e-3)
+
+
+def test_seed_variance_widens_the_interval():
+    u = Uncertainty(0.95)
+    u.add(0.5, np.array([0.48, 0.52] * 10), 1.0)
+    narrow = u.interval()
+    u.add(0.6, np.array([0.58, 0.62] * 10), 1.0)
+    wide = u.interval()
+    assert wide[0] < narrow[0] < 0.5 < narrow[1] < wide[1]
+    assert u.value == 0.5 and u.seed_spread == pytest.approx(0.1)
+
+
+def _coverage(measure, truth: float, n: int, repetitions: int = 100) -> float:
+    hits = 0
+    for rep in range(repetitions):
+        rng = np.random.default_rng(1000 + rep)
+        value, replicates, r_over_d = measure(rng, n, rep)
+        u = Uncertainty(0.95)
+        u.add(value, replicates, r_over_d)
+        lo, hi = u.interval()
+        hits += lo <= truth <= hi
+    return hits / repetitions
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["nce", "ami"])
+def test_intervals_cover_a_planted_positional_score(key):
+    """95% intervals of the chance-corrected positional scores cover the population value (computed
+    on 4,000 images of the same generator) in 88..100% of 100 repetitions of 20 images (a binomial
+    95% band around 0.95 is 0.91..0.99; the lower bound leaves room for the normal approximation)."""
+    truth = positional_clustering(planted_labels(4000, np.random.default_rng(7)), n_permutations=2)[key]
+
+    def measure(rng, n, rep):
+        w = half_samples(n, 200, rep)
+        out = positional_clustering(planted_labels(n, rng), weights=w)
+        return out[key], out["replicates"][key], factor(w)
+
+    assert 0.88 <= _coverage(measure, truth, 20) <= 1.0
+
+
+@pytest.mark.slow
+def test_intervals_cover_a_planted_pixel_accuracy():
+    """Pixel accuracy after the Hungarian matching (redone in every half) of noisy predictions."""
+    C = 5
+
+    def sample(rng, n):
+        gt = np.repeat(np.repeat(rng.integers(0, C, (n, 4, 4)), 2, 1), 2, 2)
+        pred = np.where(rng.random(gt.shape) < 0.45, rng.integers(0, C, gt.shape), (gt + 1) % C)
+        return evaluate_label_maps(list(pred), list(gt), C, C, 255)["per_image"]
+
+    truth = score_images(sample(np.random.default_rng(1), 3000), "hungarian")["pixel_accuracy"]
+
+    def measure(rng, n, rep):
+        w = half_samples(n, 200, rep)
+        out = score_images(sample(rng, n), "hungarian", weights=w)
+        return out["pixel_accuracy"], out["replicates"]["pixel_accuracy"], factor(w)
+
+    assert 0.88 <= _coverage(measure, truth, 20) <= 1.0
+
+
+def test_intervals_stay_inside_the_possible_range():
+    u = Uncertainty(0.95)
+    u.add(0.02, np.array([0.0, 0.04] * 20), 1.0)
+    assert u.interval()[0] < 0 and u.interval((0.0, 1.0))[0] == 0.0
+    assert u.interval((0.0, 1.0))[1] == u.interval()[1]
