@@ -161,6 +161,14 @@ def test_a_leaky_split_scores_near_duplicates_higher_than_the_grouped_split(prot
     assert scores["leaky"] > scores["grouped"] + 0.3, scores
 
 
+def test_folder_datasets_need_a_named_foreground(tmp_path):
+    write_dataset(tmp_path, n_seq=4, frames=1)
+    skipped = []
+    run = EvaluationRun.from_config(parse_config(CONFIG.format(root=tmp_path)), skipped)
+    assert run.dataset.foreground == []
+    assert any("similarity under masking" in s.what and "[evaluation] foreground" in s.reason for s in skipped)
+
+
 def test_evaluation_config_errors_are_one_line(tmp_path):
     write_dataset(tmp_path, n_seq=2, frames=2)
     text = CONFIG.format(root=tmp_path).replace('class_names = ["sky", "ground", "object"]\n', "")

@@ -35,7 +35,8 @@ Formats (``DATASETS`` registry, ``load_dataset(kind, root, **opts)``):
     ``ADEChallengeData2016/{images,annotations}/{split}``; annotation 0 ("other") -> ignore,
     1..150 -> 0..149.
 
-Foreground defaults (override with ``foreground=[names or ids]``):
+Foreground defaults (override with ``foreground=[names or ids]``); a ``folder`` dataset has none
+(which class is background is the user's to say; without one the masking evaluation is skipped):
 
 * camvid: Pole, SignSymbol, Car, Pedestrian, Bicyclist (countable objects; Fence is treated as
   a structure, like Cityscapes' "construction" group).
@@ -369,7 +370,7 @@ def _folder(root: Path, *, class_names: Sequence[str] | None = None, ignore_inde
     decode = _lookup_decoder(table, ignore_values=(ignore_index,) if ignore_index >= 0 else ())
     pairs, skipped = _pair_by_stem(_require_dir(root / image_dir, "image"),
                                    _require_dir(root / mask_dir, "mask"), mask_ext, names)
-    fg = list(range(n)) if foreground is None else foreground
+    fg = [] if foreground is None else foreground  # which class is background is the user's to say
     return class_names, fg, decode, pairs, skipped
 
 

@@ -84,7 +84,7 @@ def evaluation_baselines(protocol, run, images, masks, plabels, w_test, w_query,
         u.add(test["miou"], test.get("replicates", {}).get("miou"), 1.0 if w_test is None else factor(w_test))
         out.append(_baseline("pseudomask_miou", name, u))
 
-    variants = protocol.variant_images(run.loaded.policy, masks)
+    variants = protocol.variant_images(run.loaded.policy, masks) if ds.foreground else {"full": []}
     if len(variants["full"]) >= 4:
         emb = {v: _colour_embedding(imgs) for v, imgs in variants.items()}
         out += [_baseline(m, "colour", u) for m, u in protocol.cka_scores(emb).items()]

@@ -142,6 +142,9 @@ class EvaluationRun:
             raise BuildError(f"[evaluation] {ev.dataset} at {root}: {exc}; fix the [evaluation] section of "
                              f"{cfg.source_path}") from None
         skipped += ds.skipped
+        if not ds.foreground:
+            skipped.append(SkippedItem(f"similarity under masking ({ev.dataset})",
+                                       "no foreground classes; name them in [evaluation] foreground"))
         if len(ds) < 4:
             skipped.append(SkippedItem(f"evaluation ({ev.dataset})", f"only {len(ds)} usable samples; need >= 4"))
             return None
@@ -393,6 +396,8 @@ class EvaluationRun:
     def _similarity(self, run, masks, figures, b) -> dict[str, Uncertainty]:
         """``masks``: the dataset masks already brought to the model's input geometry."""
         loaded = run.loaded
+        if not self.dataset.foreground:  # foreground-only / background-only would be meaningless
+            return {}
         variant_images = self.variant_images(loaded.policy, masks)
         if len(variant_images["full"]) < 4:
             return {}
