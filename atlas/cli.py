@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                                                 "(also the way to build opt-in entries such as the 7B model)")
     p.add_argument("--docs-dir", default=str(root / "site_src"), help="MkDocs docs dir to render into (default: site_src)")
     p.add_argument("--site-dir", default=str(root / "site"), help="where the static site is written (default: site)")
+    p.add_argument("--site-url", default=None, help="where the site will be published, e.g. "
+                   "https://example.org/atlas/ (overrides [atlas] site_url): required for a publishable build, "
+                   "it gives every page an absolute citation URL, a canonical link and a sitemap entry")
     p.add_argument("--no-site", action="store_true", help="compute and render pages, but skip `mkdocs build`")
     p.add_argument("--render-only", action="store_true", help="compute nothing: render the pages and the site again "
                                                               "from the config's stored results (build/<config>/state)")
@@ -59,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("timm").setLevel(logging.WARNING)
 
-    from .config import ConfigError, load_config
+    from .config import ConfigError, load_config, normalise_site_url
     from .pipeline import BuildError
     from .pipeline.state import load_stored_atlas
 
+    try:
+        args.site_url = normalise_site_url(args.site_url) if args.site_url is not None else None
+    except ValueError as exc:
+        print(f"error: --site-url: {exc}", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
         if args.render_only:  # no model, no torch: the stored records alone
@@ -103,6 +111,12 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
     """Pages into the docs dir, then (unless --no-site) the static site, then (with --serve) serve it."""
     from .site import build_site, render_site, serve_site
 
+    if args.site_url is not None:
+        results.site_url = args.site_url
+    if not results.site_url:
+        logging.getLogger("atlas").warning(
+            "site URL not set: a local build (citations carry no URL, no canonical links, empty sitemap); "
+            "set [atlas] site_url or --site-url for a publishable build")
     render_site(results, Path(args.docs_dir))
     if args.no_site:
         print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")

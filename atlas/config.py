@@ -19,6 +19,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -41,6 +42,21 @@ def slugify(text: str) -> str:
     return slug or "item"
 
 
+def normalise_site_url(url: str) -> str:
+    """An absolute http(s) URL ending in "/" (or "" for a local build).
+
+    >>> normalise_site_url("https://example.org/atlas")
+    'https://example.org/atlas/'
+    """
+    url = url.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"site_url must be an absolute http(s) URL such as https://example.org/atlas/, got {url!r}")
+    return url if url.endswith("/") else url + "/"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -48,10 +64,18 @@ class _Strict(BaseModel):
 class AtlasSection(_Strict):
     title: str = "SSL ViT Atlas"
     seed: int = 0
-    site_url: str = ""  # e.g. https://example.org/atlas/ ; used in "Cite this page"
+    # Where the site is published, e.g. https://example.org/atlas/: required for a publishable
+    # build (absolute citation URLs, canonical links, sitemap); --site-url overrides it.
+    site_url: str = ""
     output_dir: str = "build"  # relative to the config's project root
     cache_dir: str = ".cache/features"
     description: str = ""  # one paragraph under the title of the home page
+    overview_image: str = ""  # image of the Home overview matrix (file name); default: the first image
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url(cls, v: str) -> str:
+        return normalise_site_url(v)
 
 
 class FolderSet(_Strict):
@@ -150,6 +174,8 @@ class EvaluationSection(_Strict):
     selection_fraction: float = Field(0.25, gt=0.0, lt=0.9)  # images that only choose the leaderboard row
     support_fraction: float = Field(0.5, gt=0.0, lt=1.0)  # of the other images: k-NN support (rest: queries)
     geometry: Literal["model", "stego"] = "model"  # "stego": 320 px short side + centre crop, as STEGO
+    licence: str = ""  # shown on the Images page; "" = the format's known licence (folder: "not stated")
+    credit: str = ""  # ditto, the dataset's authors / source
 
     @field_validator("group_regex")
     @classmethod

@@ -72,6 +72,18 @@ class ImageInfo:
 
 
 @dataclass
+class DatasetCredit:
+    """A labelled dataset the evaluations used, as credited on the Images page."""
+
+    name: str  # e.g. "CamVid"
+    kind: str  # loader kind ([evaluation] dataset)
+    images: int  # usable samples
+    licence: str
+    credit: str
+    url: str = ""
+
+
+@dataclass
 class SkippedItem:
     """Something the build left out, and why (shown on the build report)."""
 
@@ -105,6 +117,7 @@ class ModelCard:
     weights_source: str  # pretrained / checkpoint / random
     provenance: str  # hub tag + file hash, checkpoint hash, or RANDOM_INIT_LABEL
     is_random_init: bool
+    layer_scale: float | None = None  # median |gamma| of the blocks' LayerScale; None without it
 
     @property
     def random_label(self) -> str:
@@ -281,6 +294,8 @@ class AtlasResults:
     description: str = ""  # one paragraph for the home page (config [atlas] description)
     interval_level: float = 0.95  # coverage of every interval ([uncertainty] level)
     highlights: list[Highlight] = field(default_factory=list)  # atlas-wide, on the home page
+    datasets: list[DatasetCredit] = field(default_factory=list)  # evaluation datasets (Images page)
+    overview_image: str = ""  # image of the Home overview matrix ("" = the first image)
     # Readable facts of measures, by raw ``MeasureRow.measure`` name, from the measure registry:
     # ``{"title", "definition", "formula", "section", "direction", "range", "leaderboard"}``
     # (every key optional). ``section`` places the plot on the model page ("clusters",

@@ -18,6 +18,7 @@ from atlas.records import (
     Baseline,
     ClusterRun,
     ComparisonResult,
+    DatasetCredit,
     Highlight,
     ImageInfo,
     MeasureRow,
@@ -73,7 +74,8 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
             slug=slug, display_name=name, timm_name=f"vit_small_patch16_224.{family}", family=family,
             training=training, group=None, params=22_000_000 + mi * 64_000_000, patch_size=16,
             embed_dim=384, depth=12, num_heads=6, num_prefix_tokens=1, num_registers=0, has_cls=True,
-            pos_encoding="learned absolute", mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
+            pos_encoding="RoPE" if random_init else "learned absolute", mean=[0.485, 0.456, 0.406],
+            std=[0.229, 0.224, 0.225], layer_scale=1e-5 if random_init else None,
             input_size=[224, 224], pretrained_input_size=[224, 224],
             weights_source="random" if random_init else "pretrained",
             provenance=RANDOM_INIT_LABEL if random_init else f"hf-hub:timm/{family}@abc123 sha256:{mi:08x}",
@@ -117,14 +119,21 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
                             "series": {"tokens": [1, 2, 3, 4], "keys": [2, 2.5, 3, 3.2]},
                             "xaxis": "block index", "yaxis": "patches"}],
             }
+            blank = [[(r // 4 + c // 5) % 3 for c in range(14)] for r in range(14)]
+            figures["heatmaps"].append({"id": "blank-grey-tokens", "title": "Blank-input probe (grey), block 11 "
+                                        "tokens: cluster map", "z": blank, "labels": blank, "block": 11,
+                                        "representation": "tokens", "zlabel": "cluster", "image": "grey"})
+            measures.append(MeasureRow(11, 1.0, "keys", "pseudomask_miou", 0.18, lo=0.16, hi=0.2))
+            baselines.append(Baseline("pseudomask_miou", "colour", 0.25, 0.23, 0.27))
             variants = ["full", "foreground_only", "background_only"]
             figures["heatmaps"].append({
                 "id": "masking-linear_cka", "title": "linear_cka between masking variants", "block": 11,
                 "representation": "tokens", "zlabel": "linear_cka", "section": "evaluation",
                 "z": [[1.0 if i == j else 0.5 + 0.1 * (i + j) for j in range(3)] for i in range(3)],
                 "x_labels": variants, "y_labels": variants})
-            baselines = [Baseline("seg_miou", "chance", 0.05, 0.04, 0.06), Baseline("seg_miou", "position", 0.21, 0.18, 0.24),
-                         Baseline("seg_miou", "ceiling", 0.62, 0.6, 0.64), Baseline("knn_miou_k10", "position", 0.33)]
+            baselines += [Baseline("seg_miou", "chance", 0.05, 0.04, 0.06),
+                          Baseline("seg_miou", "position", 0.21, 0.18, 0.24),
+                          Baseline("seg_miou", "ceiling", 0.62, 0.6, 0.64), Baseline("knn_miou_k10", "position", 0.33)]
             rule = "best seg_miou on the 2 selection images (synthetic)"
             selected = {"seg_miou": {"block": 11, "representation": "keys", "k": 8, "rule": rule, "selection_value": 0.5},
                         "knn_miou_k10": {"block": 11, "representation": "tokens", "k": None, "rule": rule},
@@ -191,12 +200,16 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
             "position decodability (R²)": {"section": "positional", "direction": "bias"},
             "seg_miou": {"title": "Cluster mIoU vs human masks", "section": "evaluation", "direction": "quality",
                          "definition": "Mean IoU of Hungarian-matched clusters against human masks.",
-                         "leaderboard": 1, "summary": 2},
+                         "leaderboard": 1, "summary": 2, "bounds": [0, 1]},
+            "pseudomask_miou": {"title": "Pseudo-mask mIoU", "section": "evaluation", "direction": "quality",
+                                "bounds": [0, 1]},
             "knn_miou_k10": {"title": "k-NN patch probe mIoU (k = 10)", "section": "evaluation",
                              "direction": "quality", "leaderboard": 2, "summary": 3},
             "mIoU vs human masks": {"section": "evaluation", "direction": "quality", "leaderboard": 3},
         },
         photos=photos,
+        datasets=[DatasetCredit(name="CamVid", kind="camvid", images=40, licence="CC BY-NC 4.0",
+                                credit="Brostow et al. (synthetic test entry)", url="https://example.org/camvid")],
     )
 
 

@@ -29,17 +29,19 @@ def test_unknown_name_suggests_three_closest():
     check_model_name("vit_small_patch14_reg4_dinov2.lvd142m")
 
 
-@pytest.mark.parametrize("name, patch, prefix, regs, pos, mean0", [
-    ("vit_small_patch16_224.dino", 16, 1, 0, "learned absolute", 0.485),
-    ("vit_small_patch14_reg4_dinov2.lvd142m", 14, 5, 4, "learned absolute", 0.485),
-    ("vit_small_patch16_dinov3.lvd1689m", 16, 5, 4, "RoPE", 0.485),
-    ("eva02_base_patch14_224.mim_in22k", 14, 1, 0, "learned absolute + RoPE", 0.48145466),
-    ("vit_huge_patch14_gap_224.in1k_ijepa", 14, 0, 0, "learned absolute", 0.485),
-    ("beitv2_base_patch16_224.in1k_ft_in22k_in1k", 16, 1, 0, "relative position bias", 0.485),
+@pytest.mark.parametrize("name, patch, prefix, regs, pos, mean0, layer_scale", [
+    ("vit_small_patch16_224.dino", 16, 1, 0, "learned absolute", 0.485, None),
+    ("vit_small_patch14_reg4_dinov2.lvd142m", 14, 5, 4, "learned absolute", 0.485, 1e-5),
+    ("vit_small_patch16_dinov3.lvd1689m", 16, 5, 4, "RoPE", 0.485, 1e-5),
+    ("eva02_base_patch14_224.mim_in22k", 14, 1, 0, "learned absolute + RoPE", 0.48145466, None),
+    ("vit_huge_patch14_gap_224.in1k_ijepa", 14, 0, 0, "learned absolute", 0.485, None),
+    ("beitv2_base_patch16_224.in1k_ft_in22k_in1k", 16, 1, 0, "relative position bias", 0.485, 1e-5),
 ])
-def test_model_card_facts(name, patch, prefix, regs, pos, mean0):
+def test_model_card_facts(name, patch, prefix, regs, pos, mean0, layer_scale):
     loaded = load_backbone(_spec(name), (224, 200), seed=0)
     card = loaded.card
+    # LayerScale's initial gamma of random DINOv2 / DINOv3 / BEiT models (the site's "flat lines" note)
+    assert card.layer_scale == (None if layer_scale is None else pytest.approx(layer_scale))
     assert (card.patch_size, card.num_prefix_tokens, card.num_registers, card.pos_encoding) == (patch, prefix, regs, pos)
     # snapped to the patch size, halves up (200 / 16 = 12.5 -> 13 patches), as snap_to_patch_multiple
     assert card.input_size == ([224, 208] if patch == 16 else [224, 196])
@@ -47,6 +49,19 @@ def test_model_card_facts(name, patch, prefix, regs, pos, mean0):
     assert card.params == sum(p.numel() for p in loaded.model.parameters())
     assert card.mean[0] == pytest.approx(mean0)
     assert card.provenance == RANDOM_INIT_LABEL and card.is_random_init
+
+
+def test_layer_scale_reads_the_weights():
+    """The card reports the gammas the model holds (trained weights have learned ones), not a default."""
+    from atlas.features.backbones import _layer_scale
+
+    model = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, num_classes=0, **TINY)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".gamma"):
+                p.fill_(-0.5)
+    assert _layer_scale(model) == pytest.approx(0.5)
+    assert _layer_scale(timm.create_model("vit_small_patch16_224", pretrained=False, **TINY)) is None
 
 
 def test_random_init_is_deterministic_per_seed():

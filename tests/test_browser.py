@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from pathlib import Path
 
@@ -29,22 +30,43 @@ pytestmark = [
 ]
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
+SUB = "atlas"  # the site is served under a sub-path, as on a project page: http://127.0.0.1:PORT/atlas/
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files; a missing path gets the site's 404.html with status 404 (as GitHub Pages does)."""
+
     def log_message(self, *args):  # keep test output clean
         pass
+
+    def send_error(self, code, message=None, explain=None):
+        page = Path(self.directory) / SUB / "404.html"
+        if code != 404 or not page.is_file():
+            return super().send_error(code, message, explain)
+        body = page.read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """The synthetic site, built for its own URL (site_url = the served sub-path) and served there."""
     root = tmp_path_factory.mktemp("browser")
+    served = root / "served"
+    handler = functools.partial(_Handler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # bound first: the port is in the URLs
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/{SUB}"
     docs = root / "site_src"
-    render_site(make_synthetic_results(docs), docs)
-    site = build_site(REPO / "mkdocs.yml", docs_dir=docs, site_dir=root / "site")
-    handler = functools.partial(_Quiet, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    results = make_synthetic_results(docs)
+    results.site_url = base + "/"
+    render_site(results, docs)
+    build_site(REPO / "mkdocs.yml", docs_dir=docs, site_dir=served / SUB)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield base
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
@@ -59,15 +81,31 @@ def browser():
         b.close()
 
 
-def _open(browser, url: str, dark: bool = False):
-    page = browser.new_page(viewport={"width": 1280, "height": 900},
+def _open(browser, url: str, dark: bool = False, width: int = 1280):
+    page = browser.new_page(viewport={"width": width, "height": 900},
                             color_scheme="dark" if dark else "light")
     errors: list[str] = []
+    requests: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    # a gallery image whose src changes before it arrives is aborted by the browser: not an error
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}")
+            if r.failure != "net::ERR_ABORTED" else None)
+    page.on("request", lambda r: requests.append(r.url))
+    page.atlas_requests = requests
     page.goto(url, wait_until="load")
     return page, errors
+
+
+def _draw_all_plots(page) -> int:
+    """Bring every plot into view (they are drawn lazily) and wait until each is drawn."""
+    n = page.locator(".atlas-plot-target").count()
+    for i in range(n):
+        target = page.locator(".atlas-plot-target").nth(i)
+        target.evaluate("el => el.scrollIntoView({block: 'center'})")
+        page.wait_for_function(
+            "el => el.classList.contains('atlas-plot--drawn')", arg=target.element_handle(), timeout=20000)
+    return n
 
 
 def _check_page(page, errors: list[str], name: str) -> None:
@@ -79,13 +117,16 @@ def _check_page(page, errors: list[str], name: str) -> None:
     page.wait_for_function("[...document.images].every(i => i.complete)", timeout=15000)
     broken = page.evaluate("[...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
     assert broken == [], f"{name}: images that did not load: {broken}"
-    specs = page.evaluate("document.querySelectorAll('script.atlas-plot-spec').length")
-    page.wait_for_function(
-        f"document.querySelectorAll('.js-plotly-plot').length >= {specs}", timeout=15000)
+    specs = page.evaluate("document.querySelectorAll('.atlas-plot-target').length")
+    assert _draw_all_plots(page) == specs
     empty = page.evaluate(
         "[...document.querySelectorAll('.js-plotly-plot')].filter(el => !(el.data && el.data.length > 0))"
         ".map(el => el.id)")
     assert empty == [], f"{name}: plots without data: {empty}"
+    plotly = [u for u in page.atlas_requests if "plotly" in u]
+    assert len(plotly) == (1 if specs else 0), f"{name}: plotly.js requests {plotly} on a page with {specs} plots"
+    scripts = [u for u in page.atlas_requests if u.endswith(".figures.js")]
+    assert len(scripts) == (1 if specs else 0), f"{name}: plot specs loaded {scripts}"
     page.evaluate("window.scrollTo(0, 0)")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -102,9 +143,10 @@ def test_home(server, browser):
 
 def test_model_page_gallery_swaps(server, browser):
     page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
-    assert page.locator(".js-plotly-plot").count() >= 0  # drawn after load; checked below
+    # plots draw when they scroll near the viewport, not at load
+    assert page.locator(".js-plotly-plot").count() < page.locator(".atlas-plot-target").count() // 2
     _check_page(page, errors, "model")
-    n_specs = page.locator("script.atlas-plot-spec").count()
+    n_specs = page.locator(".atlas-plot-target").count()
     assert n_specs >= 5 and page.locator(".js-plotly-plot").count() == n_specs
 
     img = page.locator(".atlas-gallery img[data-cell]").first
@@ -119,7 +161,7 @@ def test_model_page_gallery_swaps(server, browser):
     page.locator(".atlas-gallery input[data-mode]").uncheck()
     assert img.get_attribute("src").endswith("-map.webp")
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    assert "view=0-1-0" in page.url  # the selected view is linkable
+    assert "?block=2&representation=keys&k=4#gallery" in page.url  # the selected view is linkable
     assert page.locator(".atlas-gallery output").inner_text().startswith("block 2")
     page.locator(".atlas-gallery").screenshot(path=str(SHOTS / "model-gallery-swapped.png"))
     assert errors == []
@@ -152,7 +194,7 @@ def test_other_pages(server, browser):
                        ("compare/vit-scaling.html", "scaling")):
         page, errors = _open(browser, f"{server}/{path}")
         _check_page(page, errors, name)
-        assert page.locator("#cite-this-page code.language-bibtex").count() == 1
+        assert page.locator("#cite-this-page > pre code.language-bibtex").count() == 1  # and the hidden view block
         page.close()
 
 
@@ -180,3 +222,142 @@ def test_leaderboard_sorts(server, browser):
     page.locator("#leaderboard-table").screenshot(path=str(SHOTS / "leaderboard-sorted.png"))
     assert errors == []
     page.close()
+
+
+def _bibtex_entries(page) -> list:
+    """Every BibTeX entry the page shows (page and view), parsed by a real BibTeX parser."""
+    database = pytest.importorskip("pybtex.database")
+    texts = page.locator("code.language-bibtex").all_inner_texts()
+    return [next(iter(database.parse_string(t, "bibtex").entries.values())) for t in texts if t.strip()]
+
+
+def _urls(entry) -> list[str]:
+    urls = [entry.fields["url"]]
+    for u in re.findall(r"\\url\{(.*)\}", entry.fields["howpublished"]):
+        urls.append(u.replace("\\#", "#").replace("\\%", "%"))
+    return urls
+
+
+def test_citations_resolve_under_a_sub_path(server, browser):
+    """Every page's cite box: absolute URLs under the sub-path, a canonical link, BibTeX that parses,
+    and every URL in it opens that very page; CITATION.cff is linked and served; 404 keeps its style."""
+    pages = ["index.html", "methods.html", "images.html", "build-report.html", "guide/how-to-read.html",
+             "models/dino-vit-s16.html", "models/vit-s16-random.html", "compare/ssl-vs-random.html",
+             "compare/segmentation-quality.html", "compare/vit-scaling.html"]
+    check = browser.new_page()
+    for path in pages:
+        page, errors = _open(browser, f"{server}/{path}")
+        assert page.locator("link[rel=canonical]").get_attribute("href") == f"{server}/{path}"
+        (entry,) = _bibtex_entries(page)
+        assert entry.type == "misc" and entry.fields["version"] and entry.fields["urldate"]
+        for url in _urls(entry):
+            assert url == f"{server}/{path}", (path, url)
+            response = check.goto(url)
+            assert response.status == 200 and check.url == url
+        cff = page.locator("#cite-this-page a", has_text="CITATION.cff")
+        cff_file = check.request.get(cff.evaluate("a => a.href"))  # a download, not a page
+        assert cff_file.status == 200 and cff_file.text().startswith("# CITATION.cff")
+        assert errors == [], (path, errors)
+        page.close()
+    page, errors = _open(browser, f"{server}/models/no-such-model.html")
+    assert page.evaluate("getComputedStyle(document.querySelector('.md-header')).position") == "sticky"
+    assert page.locator("h1").inner_text() == "404 - Not found"
+    home = page.locator(".md-header__button.md-logo").evaluate("a => a.href")
+    assert check.goto(home).status == 200 and home.startswith(f"{server}/")
+    assert [e for e in errors if "404" not in e] == []  # the page's own 404 aside, everything loads
+    page.close()
+    check.close()
+
+
+def test_view_permalink_restores_the_view_and_is_citable(server, browser):
+    page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
+    page.locator(".atlas-gallery input[type=range]").fill("1")
+    page.locator(".atlas-gallery select").first.select_option("1")
+    page.locator(".atlas-gallery select").nth(1).select_option("0")
+    page.locator(".atlas-gallery .atlas-cite-link").click()
+    assert page.url == f"{server}/models/dino-vit-s16.html?block=5&representation=keys&k=4#gallery"
+    view = page.locator(".atlas-cite-view")
+    assert view.is_visible() and "block 5" in view.inner_text() and "K = 4" in view.inner_text()
+    page_entry, view_entry = _bibtex_entries(page)
+    assert view_entry.key != page_entry.key and view_entry.key.startswith(page_entry.key)
+    assert "block 5" in view_entry.fields["title"] and "keys" in view_entry.fields["title"]
+    src = page.locator(".atlas-gallery img[data-cell]").first.get_attribute("src")
+    assert "/b05-keys-k04/" in src
+    urls = _urls(view_entry)
+    assert urls == [page.url, page.url]
+    assert errors == []
+    page.close()
+
+    again, errors = _open(browser, urls[0])  # a reader opens the cited URL
+    assert again.locator(".atlas-gallery output").inner_text().startswith("block 5")
+    assert again.locator(".atlas-gallery select").first.input_value() == "1"
+    assert again.locator(".atlas-gallery select").nth(1).input_value() == "0"
+    assert again.locator(".atlas-gallery img[data-cell]").first.get_attribute("src") == src
+    assert again.evaluate("document.getElementById('gallery').getBoundingClientRect().top") < 200  # scrolled there
+    assert again.locator(".atlas-cite-view").is_visible()  # and offers the same view's citation
+    assert _bibtex_entries(again)[1].key == view_entry.key
+    assert errors == []
+    again.close()
+
+
+def test_figure_permalink_is_citable(server, browser):
+    page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
+    fig = page.locator("#fig-measure-seg-miou")
+    fig.evaluate("el => el.scrollIntoView({block: 'center'})")
+    fig.locator(".atlas-cite-link").click()
+    assert page.url.endswith("/models/dino-vit-s16.html#fig-measure-seg-miou")
+    _, view_entry = _bibtex_entries(page)
+    assert "Cluster mIoU vs human masks" in view_entry.fields["title"]
+    assert _urls(view_entry) == [page.url, page.url]
+    assert view_entry.fields["howpublished"].endswith("\\#fig-measure-seg-miou}")  # '#' escaped for LaTeX
+    assert errors == []
+    page.close()
+    again, errors = _open(browser, f"{server}/models/dino-vit-s16.html#fig-measure-seg-miou")
+    top = again.evaluate("document.getElementById('fig-measure-seg-miou').getBoundingClientRect().top")
+    assert 0 <= top < 300
+    again.wait_for_function("document.querySelector('#fig-measure-seg-miou .atlas-plot--drawn') !== null",
+                            timeout=20000)  # in view on arrival: drawn without scrolling
+    assert errors == []
+    again.close()
+
+
+def test_plotly_absent_from_pages_without_plots(server, browser):
+    for path in ("index.html", "methods.html", "images.html", "guide/how-to-read.html"):
+        page, errors = _open(browser, f"{server}/{path}")
+        page.wait_for_timeout(300)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_timeout(300)
+        assert page.locator(".atlas-plot-target").count() == 0
+        assert not any("plotly" in u for u in page.atlas_requests), path
+        assert page.evaluate("typeof Plotly") == "undefined"
+        assert errors == []
+        page.close()
+
+
+def test_overview_links_land_on_model_and_block(server, browser):
+    page, errors = _open(browser, f"{server}/index.html")
+    cells = page.locator(".atlas-overview__cell")
+    assert cells.count() == 12
+    page.wait_for_function("[...document.querySelectorAll('.atlas-overview img')].every(i => i.complete "
+                           "&& i.naturalWidth > 0)")
+    cells.nth(6).click()  # second model (MAE), third depth: rel. depth 0.75 -> block 8
+    page.wait_for_load_state("load")
+    assert page.url == f"{server}/models/mae-vit-b16.html?block=8&representation=tokens&k=8#gallery"
+    assert page.locator("h1").inner_text().startswith("MAE ViT-B/16")
+    assert page.locator(".atlas-gallery output").inner_text().startswith("block 8")
+    assert "/b08-tokens-k08/" in page.locator(".atlas-gallery img[data-cell]").first.get_attribute("src")
+    assert errors == []
+    page.close()
+
+
+def test_mobile_home_and_leaderboard(server, browser):
+    """390 px: the overview and the leaderboard scroll inside their boxes, never the page."""
+    for path, name in (("index.html", "home-mobile"), ("compare/segmentation-quality.html", "leaderboard-mobile")):
+        page, errors = _open(browser, f"{server}/{path}", width=390)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
+        heads = page.locator("#leaderboard-table th")
+        for i in range(heads.count()):  # headers wrap between words, never letter by letter
+            assert heads.nth(i).evaluate("th => th.getBoundingClientRect().width") >= 60
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        assert errors == []
+        page.close()

@@ -206,11 +206,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")
 def test_built_demo_in_chromium(demo):
-    from test_browser import ARGS, _Quiet, _check_page, _open
+    from test_browser import ARGS, _check_page, _Handler, _open
 
     sync_api = pytest.importorskip("playwright.sync_api")
     _, _, site, results = demo
-    handler = functools.partial(_Quiet, directory=str(site))
+    handler = functools.partial(_Handler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"

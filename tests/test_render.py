@@ -160,8 +160,9 @@ def test_write_maps_from_records(tmp_path):
     want = label_map_to_rgb(upsample_nearest(m.label_maps["b2-tokens-k4"][0], bare.shape[:2]))
     np.testing.assert_array_equal(bare, want)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")}
-    # 3 models x 16 runs x 4 images x 2 files, 3 panels x 3 columns x 4 images x 2, 4 thumbnails
-    assert len(stamps) == 384 + 72 + 4
+    # 3 models x 16 runs x 4 images x 2 files, 3 panels x 3 columns x 4 images x 2, 4 thumbnails,
+    # 3 models x 4 relative depths on the Home overview
+    assert len(stamps) == 384 + 72 + 4 + 12
     write_maps(results, tmp_path)  # nothing changed: nothing drawn again
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")} == stamps
     m.label_maps["b2-tokens-k4"] = (m.label_maps["b2-tokens-k4"] + 1) % 4  # one run changes
@@ -171,7 +172,7 @@ def test_write_maps_from_records(tmp_path):
     now = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")}
     redrawn = {p for p in now if now[p] != stamps.get(p)}
     assert redrawn == {tmp_path / e[k] for e in entries for k in ("overlay", "bare")}
-    assert len(now) == 2 * 16 * 4 * 2 + 4  # the third model and the comparison are gone
+    assert len(now) == 2 * 16 * 4 * 2 + 4 + 2 * 4  # the third model and the comparison are gone
     assert not (tmp_path / "generated" / "models" / "vit-s16-random").exists()
     assert not (tmp_path / "generated" / "comparisons").exists()
     assert (tmp_path / MANIFEST).is_file()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from atlas.records import RANDOM_INIT_LABEL
 from atlas.site import build_site, page_weight, render_site
@@ -42,9 +44,11 @@ def test_every_page_exists(built):
     _, site = built
     expected = ["index.html", "methods.html", "images.html", "build-report.html", "guide/how-to-read.html",
                 "models/dino-vit-s16.html", "models/mae-vit-b16.html", "models/vit-s16-random.html",
-                "compare/ssl-vs-random.html", "atlas.json", "assets/js/plotly.min.js", "assets/js/atlas.js"]
+                "compare/ssl-vs-random.html", "atlas.json", "assets/js/vendor/plotly-cartesian.min.js",
+                "assets/js/atlas.js", "CITATION.cff"]
     for rel in expected:
         assert (site / rel).is_file(), rel
+    assert not (site / "assets/js/plotly.min.js").exists()  # the 4.8 MB full bundle is not shipped
     tabs = re.search(r'<nav class="md-tabs".*?</nav>', _text(site / "index.html"), re.S).group(0)
     labels = [t.strip() for t in re.findall(r'class="md-tabs__link[^"]*">\s*([^<]+?)\s*</a>', tabs)]
     assert labels == ["Home", "Guide", "Models", "Comparisons", "Methods", "Images", "Build report"]
@@ -57,10 +61,10 @@ def test_random_init_label_everywhere(built):
     assert 'class="admonition danger"' in page
     assert f"<title>ViT-S/16 ({RANDOM_INIT_LABEL})" in page
     # every figure title on that page carries the label
-    specs = re.findall(r'<script type="application/json" class="atlas-plot-spec"[^>]*>(.*?)</script>', page)
+    specs = _specs(site, "models/vit-s16-random.html")
     assert len(specs) >= 5
-    for spec in specs:
-        assert RANDOM_INIT_LABEL in json.loads(spec)["layout"]["title"]["text"]
+    for spec in specs.values():
+        assert RANDOM_INIT_LABEL in spec["layout"]["title"]["text"]
     home = _text(site / "index.html")
     row = re.search(r"<tr>\s*<td><a href=\"models/vit-s16-random.html\">.*?</tr>", home, re.S)
     assert row and RANDOM_INIT_LABEL in row.group(0)
@@ -134,41 +138,107 @@ def test_downloads_parse(built):
     assert len(model["runs"]) == 16
 
 
-def test_cite_box_on_every_page(built):
+def _bibtex(text: str) -> list[str]:
+    return [html.unescape(b) for b in re.findall(r'<code class="language-bibtex">(.*?)</code>', text, re.S)]
+
+
+def test_cite_box_on_every_page_local_build(built):
+    """Without a site URL: every page (404 aside) has a cite box that says the URL is not set, and
+    BibTeX that a real parser reads, with no URL fields and no relative "stable URL"."""
+    pybtex = pytest.importorskip("pybtex.database")
     _, site = built
+    keys = set()
     for html_file in site.rglob("*.html"):
         if html_file.name == "404.html":
             continue
         text = _text(html_file)
         assert 'id="cite-this-page"' in text, html_file
-        bib = re.search(r'<code class="language-bibtex">(.*?)</code>', text, re.S).group(1)
-        assert bib.startswith("@misc{ssl-vit-atlas-")
-        assert "0.1.0-test" in bib and "f" * 64 in bib and "2025-01-02" in bib
-    model = _text(site / "models/dino-vit-s16.html")
-    assert "\\url{models/dino-vit-s16.html}" in model
+        assert "Site URL not set" in text and "Stable URL" not in text, html_file
+        (bib,) = _bibtex(text)
+        entry = pybtex.parse_string(bib, "bibtex").entries
+        (key,) = entry.keys()
+        keys.add(key)
+        fields = entry[key].fields
+        assert "url" not in fields and "howpublished" not in fields
+        assert fields["version"] == "0.1.0-test" and "f" * 64 in fields["note"] and fields["year"] == "2025"
+    assert len(keys) == len([p for p in site.rglob("*.html") if p.name != "404.html"])  # one key a page
+    assert not (site / "sitemap.xml").exists() or "<loc>" not in _text(site / "sitemap.xml")
+    assert 'rel="canonical"' not in _text(site / "index.html")
 
 
-def test_site_url_makes_absolute_citations(tmp_path):
+def test_site_url_citations(tmp_path):
+    """With a site URL: absolute stable URLs, BibTeX with url / urldate / version / note, corporate
+    author as one name, LaTeX-safe title, canonical links, a filled sitemap and CITATION.cff."""
+    pybtex = pytest.importorskip("pybtex.database")
     docs = tmp_path / "site_src"
-    results = make_synthetic_results(docs)
+    results = make_synthetic_results(docs, display_names={"mae": "MAE_ViT & B/16 — 100%"})
     results.site_url = "https://atlas.example.org/v1/"
     _, site = _build(tmp_path, results)
-    assert "\\url{https://atlas.example.org/v1/models/mae-vit-b16.html}" in _text(site / "models/mae-vit-b16.html")
+    pages = [p for p in site.rglob("*.html") if p.name != "404.html"]
+    for page in pages:
+        text = _text(page)
+        url = results.site_url + page.relative_to(site).as_posix()
+        assert f'<link rel="canonical" href="{url}">' in text, page
+        assert f'Stable URL: <a href="{url}">' in text, page
+        entry = pybtex.parse_string(_bibtex(text)[0], "bibtex").entries
+        fields = next(iter(entry.values())).fields
+        assert fields["url"] == url and fields["urldate"] == "2025-01-02"
+        assert fields["howpublished"] == f"\\url{{{url}}}"
+        (author,) = next(iter(entry.values())).persons["author"]
+        assert str(author) == "{SSL ViT Atlas contributors}"  # one corporate name, not "contributors, SSL ViT Atlas"
+    mae = next(iter(pybtex.parse_string(_bibtex(_text(site / "models/mae-vit-b16.html"))[0], "bibtex")
+                    .entries.values()))
+    assert mae.fields["title"] == ("{MAE\\_ViT \\& B/16 --- 100\\% --- SSL ViT Atlas (synthetic test build)}")
+    sitemap = _text(site / "sitemap.xml")
+    assert sorted(re.findall(r"<loc>(.*?)</loc>", sitemap)) == sorted(results.site_url + p.relative_to(site).as_posix()
+                                                                     for p in pages)
+    # 404 under a sub-path: its assets are absolute paths under the site's path
+    assert 'href="/v1/assets/stylesheets/' in _text(site / "404.html")
+    cff = yaml.safe_load(_text(site / "CITATION.cff"))
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "dataset" and cff["url"] == results.site_url
+    assert cff["version"] == "0.1.0-test" and str(cff["date-released"]) == "2025-01-02"
+    assert cff["authors"] == [{"name": "SSL ViT Atlas contributors"}]
+    assert "f" * 64 in cff["abstract"]
 
 
-def test_plotly_loaded_once_as_asset(built):
+def test_repository_citation_cff():
+    import atlas
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software" and cff["title"] == "SSL ViT Atlas"
+    assert cff["version"] == atlas.__version__ and cff["authors"][0]["name"]
+
+
+def test_plotly_only_where_plots(built):
+    """No page loads plotly.js by itself: atlas.js loads the cartesian bundle on pages with plots,
+    when one scrolls into view (checked in the browser tests)."""
     _, site = built
     for html_file in site.rglob("*.html"):
         text = _text(html_file)
-        assert len(re.findall(r"<script[^>]+src=\"[^\"]*plotly\.min\.js\"", text)) == 1, html_file
+        assert "plotly" not in " ".join(re.findall(r"<script[^>]+src=\"([^\"]*)\"", text)), html_file
         assert "plotly.js v" not in text and "Plotly.newPlot(" not in text, html_file
+    assert "vendor/plotly-cartesian.min.js" in _text(site / "assets/js/atlas.js")
     page = _text(site / "models/dino-vit-s16.html")
-    # deterministic div ids, PNG/SVG export configured
+    # deterministic div ids, PNG/SVG export configured, no "Share chart" upload button
     assert 'id="plot-dino-vit-s16-fig-sizes"' in page
-    spec = json.loads(re.search(r'class="atlas-plot-spec" data-target="plot-dino-vit-s16-fig-sizes">(.*?)</script>',
-                                page).group(1))
+    assert 'data-src="dino-vit-s16.figures.js"' in page  # the specs are not in the HTML
+    spec = _specs(site, "models/dino-vit-s16.html")["fig-sizes"]
     assert spec["config"]["toImageButtonOptions"]["format"] == "png" and spec["config"]["displaylogo"] is False
+    assert spec["config"]["showSendToCloud"] is False and "sendChartToCloud" in spec["config"]["modeBarButtonsToRemove"]
     assert 'data-format="svg"' in page
+
+
+def test_vendored_plotly_matches_the_plotly_package():
+    """The figures are written by the plotly package for its plotly.js; the shipped bundle must be
+    that major version, and must hold every trace type the site draws."""
+    import plotly.offline
+
+    from atlas.site.pages import PLOTLY_BUNDLE, check_plotly_bundle
+
+    assert check_plotly_bundle().split(".")[0] == plotly.offline.get_plotlyjs_version().split(".")[0]
+    bundle = PLOTLY_BUNDLE.read_text(encoding="utf-8")
+    for trace in ("scatter", "bar", "box", "heatmap"):
+        assert f'moduleType:"trace",name:"{trace}"' in bundle, trace
 
 
 def test_no_external_resources(built):
@@ -176,7 +246,8 @@ def test_no_external_resources(built):
     for html_file in site.rglob("*.html"):
         text = _text(html_file)
         assert "fonts.googleapis" not in text and "fonts.gstatic" not in text
-        for url in re.findall(r'(?:src|href)="(https?://[^"]+)"', text):
+        # resources the page loads (links to a credited dataset's home page are not loaded)
+        for url in re.findall(r'(?:src="|<link[^>]+href=")(https?://[^"]+)"', text):
             assert url.startswith("https://github.com/squidfunk") or "mkdocs" in url, (html_file, url)
 
 
@@ -185,8 +256,6 @@ def test_page_weight_under_budget(built):
     for slug in ("dino-vit-s16", "mae-vit-b16", "vit-s16-random"):
         weight = page_weight(site, f"models/{slug}.html")
         assert 0 < weight <= MAX_MODEL_PAGE, (slug, weight)
-    plotly_size = (site / "assets/js/plotly.min.js").stat().st_size
-    assert page_weight(site, "models/dino-vit-s16.html", exclude=()) >= plotly_size
 
 
 def test_gallery_manifest(built):
@@ -196,10 +265,13 @@ def test_gallery_manifest(built):
     manifest = json.loads(raw)
     assert [a["name"] for a in manifest["axes"]] == ["block", "representation", "k"]
     assert len(manifest["views"]) == 4 * 2 * 2
-    for view in manifest["views"].values():
-        for overlay, bare, _ in view:
-            assert (site / "models" / overlay).resolve().is_file()
-            assert (site / "models" / bare).resolve().is_file()
+    for key, view in manifest["views"].items():
+        block, rep, k = (int(i) for i in key.split("|"))
+        for folder, stem, _ in view:  # a cell names its map pair by folder and stem (no repeated paths)
+            path = manifest["base"] + manifest["folders"][folder] + "/" + manifest["stems"][stem]
+            assert f"/b{[2, 5, 8, 11][block]:02d}-{['tokens', 'keys'][rep]}-k{[4, 8][k]:02d}/" in path
+            assert (site / "models" / (path + "-overlay.webp")).resolve().is_file()
+            assert (site / "models" / (path + "-map.webp")).resolve().is_file()
     imgs = re.findall(r"<img[^>]*data-cell[^>]*>", page)
     assert len(imgs) == 4 and all('loading="lazy"' in i for i in imgs)
 
@@ -212,8 +284,9 @@ def test_render_is_deterministic(tmp_path):
         paths = render_site(results, docs)
         again = render_site(results, docs)  # idempotent in place
         assert paths == again
-        outputs.append({p.relative_to(docs).as_posix(): p.read_bytes().replace(date.encode(), b"DATE")
-                        for p in paths})
+        year = rb"\b" + date[:4].encode() + rb"\b"  # BibTeX's year field (static assets aside)
+        outputs.append({p.relative_to(docs).as_posix(): p.read_bytes() if "assets/" in p.as_posix() else
+                        re.sub(year, b"YEAR", p.read_bytes().replace(date.encode(), b"DATE")) for p in paths})
     assert outputs[0].keys() == outputs[1].keys()
     for rel in outputs[0]:
         assert outputs[0][rel] == outputs[1][rel], rel
@@ -245,17 +318,23 @@ def test_stale_pages_are_removed(tmp_path):
     assert not (docs / "models/mae-vit-b16.md").exists() and not (docs / "compare/ssl-vs-random.md").exists()
 
 
-def _specs(page: str) -> dict[str, dict]:
-    """Plotly specs of a page by figure anchor (div id ``plot-<page slug>-<anchor>``)."""
-    found = re.findall(r'<figure class="atlas-figure" id="([^"]+)">\s*<div class="atlas-plot"[^>]*>.*?'
-                       r'<script type="application/json" class="atlas-plot-spec"[^>]*>(.*?)</script>', page, re.S)
-    return {anchor: json.loads(spec) for anchor, spec in found}
+def _specs(site: Path, page: str) -> dict[str, dict]:
+    """Plotly specs of a built page by figure anchor (div id ``plot-<page slug>-<anchor>``), from
+    the page's ``.figures.js``."""
+    text = _text(site / page)
+    anchors = dict((div, anchor) for anchor, div in re.findall(
+        r'<figure class="atlas-figure" id="([^"]+)"[^>]*>\s*<div class="atlas-plot"[^>]*>\s*<div id="([^"]+)"', text))
+    script = _text(site / page.replace(".html", ".figures.js"))
+    assert script.startswith("atlasFigures({") and script.endswith("});\n")
+    specs = json.loads(script[len("atlasFigures("):-len(");\n")])
+    assert set(specs) == set(anchors)  # one spec per plot on the page, no more
+    return {anchors[div]: spec for div, spec in specs.items()}
 
 
 def test_measure_titles_replace_raw_names(built):
     docs, site = built
     page = _text(site / "models/dino-vit-s16.html")
-    specs = _specs(page)
+    specs = _specs(site, "models/dino-vit-s16.html")
     spec = specs["fig-measure-positional-nce"]  # anchor keeps the raw name's slug
     title = "Positional clustering (chance-corrected NCE)"
     assert spec["layout"]["title"]["text"].startswith(title)
@@ -274,14 +353,15 @@ def test_measure_titles_replace_raw_names(built):
     seg = specs["fig-measure-seg-miou"]
     assert {t["name"] for t in seg["data"] if t["name"].endswith("baseline")} == {
         "chance baseline", "position baseline", "ceiling baseline"}
-    fig = re.search(r'<figure class="atlas-figure" id="fig-measure-positional-nce">.*?</figure>', page, re.S).group(0)
+    fig = re.search(r'<figure class="atlas-figure" id="fig-measure-positional-nce"[^>]*>.*?</figure>', page,
+                    re.S).group(0)
     caption = re.search(r"<figcaption>(.*?)</figcaption>", fig, re.S).group(1)
     assert title in caption and "<code>positional_nce</code>" in caption
     assert 'class="atlas-figdesc">How much of the clustering is explained by patch position alone.' in caption
     # without measure_info: the raw name, no description
     raw = specs["fig-measure-cluster-size-entropy"]
     assert raw["layout"]["yaxis"]["title"]["text"] == "cluster size entropy"
-    comp = _specs(_text(site / "compare/ssl-vs-random.html"))
+    comp = _specs(site, "compare/ssl-vs-random.html")
     assert comp["fig-measure-seg-miou"]["layout"]["yaxis"]["title"]["text"] == "Cluster mIoU vs human masks"
     # downloads keep raw names
     measures = {r["measure"] for r in csv.DictReader(io.StringIO(_text(site / "models/dino-vit-s16.csv")))}
@@ -290,7 +370,7 @@ def test_measure_titles_replace_raw_names(built):
 
 def test_heatmap_axis_labels(built):
     _, site = built
-    specs = _specs(_text(site / "models/dino-vit-s16.html"))
+    specs = _specs(site, "models/dino-vit-s16.html")
     variants = ["full", "foreground_only", "background_only"]
     cka = specs["fig-masking-linear-cka"]
     assert cka["data"][0]["x"] == variants and cka["data"][0]["y"] == variants
@@ -318,7 +398,7 @@ def test_heatmap_title_names_block_and_representation_once():
 def test_scaling_page(built):
     _, site = built
     page = _text(site / "compare/vit-scaling.html")
-    specs = _specs(page)
+    specs = _specs(site, "compare/vit-scaling.html")
     nce = specs["fig-scaling-positional-nce"]
     assert nce["layout"]["xaxis"]["type"] == "log"
     assert nce["layout"]["title"]["text"].startswith("Positional clustering (chance-corrected NCE) vs model size")
@@ -376,7 +456,7 @@ def test_leaderboard_page(built):
         "chance", "position", "ceiling"]
     assert '0.210<span class="atlas-ci">[0.180, 0.240]</span>' in baselines and ">0.330<" in baselines
     # one overlaid layer sweep per evaluation measure, tokens where available
-    specs = _specs(page)
+    specs = _specs(site, "compare/segmentation-quality.html")
     assert {"fig-measure-seg-miou", "fig-measure-knn-miou-k10", "fig-measure-miou-vs-human-masks"} <= set(specs)
     names = [t["name"] for t in specs["fig-measure-seg-miou"]["data"] if t.get("fill") != "toself"]
     assert names == ["DINO ViT-S/16", f"ViT-S/16 ({RANDOM_INIT_LABEL})"]
@@ -407,3 +487,96 @@ def test_leaderboard_only_with_evaluation_measures(tmp_path):
     render_site(results, docs)
     assert not (docs / "compare").exists()
     assert "segmentation-quality" not in _text(docs / "atlas.json")
+
+
+def test_home_opens_with_the_overview_matrix(built):
+    """Home: models x relative depth cluster maps of one image, before the highlights; each links to
+    that model page's gallery at that block (checked in the browser test that it lands there)."""
+    _, site = built
+    page = _text(site / "index.html")
+    order = [page.index(x) for x in ('class="atlas-overview"', 'id="highlights"', 'id="protocol-in-one-screen"')]
+    assert order == sorted(order)
+    links = re.findall(r'<a class="atlas-overview__cell" href="([^"]+)"[^>]*><img src="([^"]+)"', page)
+    assert len(links) == 3 * 4  # 3 models x 4 relative depths
+    # synthetic gallery blocks 2, 5, 8, 11 of 12: rel. depths 0.25, 0.5, 0.75, 1.0 -> blocks 2, 5, 8, 11
+    hrefs = [h.replace("&amp;", "&") for h, _ in links]
+    assert hrefs[:4] == [f"models/dino-vit-s16.html?block={b}&representation=tokens&k=8#gallery" for b in (2, 5, 8, 11)]
+    for _, src in links:
+        assert (site / src).is_file() and (site / src).stat().st_size < 6000  # small thumbnails
+    assert "sky-and-disc" in page  # the image is named
+
+
+def test_model_page_opens_with_the_gallery(built):
+    _, site = built
+    page = _text(site / "models/dino-vit-s16.html")
+    assert page.index('id="gallery"') < page.index('id="highlights"')
+    card = re.search(r"<details class=\"info\">\s*<summary>Model card</summary>(.*?)</details>", page, re.S)
+    assert card and "vit_small_patch16_224.dino" in card.group(1)
+    assert page.index('id="gallery"') < page.index("<details")  # the card, collapsed, below the gallery
+
+
+def test_model_notes_from_architecture_facts(built):
+    """LayerScale (with its size) and RoPE notes only where the build recorded them; the final-norm
+    note on every model page."""
+    _, site = built
+    rand = _text(site / "models/vit-s16-random.html")
+    dino = _text(site / "models/dino-vit-s16.html")
+    assert "LayerScale" in rand and "1e-05" in rand and "flat lines across depth" in rand
+    assert "Rotary position embedding" in rand
+    assert "flat lines across depth" not in dino and "Rotary position embedding" not in dino
+    assert "before the model&#x27;s final norm" in dino
+
+
+def test_provenance_on_every_page(built):
+    _, site = built
+    for html_file in site.rglob("*.html"):
+        banner = re.search(r'<aside class="md-banner">(.*?)</aside>', _text(html_file), re.S)
+        assert banner and RANDOM_INIT_LABEL in banner.group(1) and "1 of 3 models" in banner.group(1), html_file
+        assert "(ViT-S/16)" in banner.group(1)
+
+
+def test_no_provenance_banner_without_random_models(tmp_path):
+    results = make_synthetic_results(tmp_path / "site_src")
+    results.models = [m for m in results.models if not m.card.is_random_init]
+    results.comparisons = []
+    _, site = _build(tmp_path, results)
+    assert 'class="md-banner"' not in _text(site / "methods.html")
+
+
+def test_images_page_credits_evaluation_images(built):
+    _, site = built
+    page = _text(site / "images.html")
+    row = re.search(r'<tr>\s*<td><a href="https://example.org/camvid">CamVid</a>.*?</tr>', page, re.S).group(0)
+    assert ">40<" in row and "CC BY-NC 4.0" in row and "Brostow" in row
+    assert json.loads(_text(site / "images.json"))["evaluation_datasets"][0]["images"] == 40
+
+
+def test_cluster_map_heatmaps_use_the_gallery_palette(built):
+    from atlas.site.palette import palette_hex
+
+    _, site = built
+    spec = _specs(site, "models/dino-vit-s16.html")["fig-blank-grey-tokens"]["data"][0]
+    assert spec["showscale"] is False and (spec["zmin"], spec["zmax"]) == (-0.5, 2.5)
+    assert [c for _, c in spec["colorscale"][::2]] == palette_hex(3)  # cluster i -> gallery colour i
+    assert "cluster %{customdata[1]}" in spec["hovertemplate"] and "%{z:.4g}" not in spec["hovertemplate"]
+
+
+def test_single_block_measures_are_bars_on_an_honest_axis(built):
+    _, site = built
+    specs = _specs(site, "models/dino-vit-s16.html")
+    pm = specs["fig-measure-pseudomask-miou"]
+    assert [t["type"] for t in pm["data"]] == ["bar", "bar"]  # the model's value, then its baselines
+    assert pm["data"][0]["x"] == ["keys"] and pm["data"][1]["x"] == ["colour baseline"]
+    assert pm["data"][0]["error_y"]["array"] == [pytest.approx(0.02)]
+    assert pm["layout"]["yaxis"]["range"] == [0.0, 1.0]
+    sweep = specs["fig-measure-seg-miou"]
+    assert sweep["layout"]["yaxis"]["range"] == [0.0, 1.0]  # bounded measure: its whole scale
+    assert sweep["layout"]["xaxis"]["title"]["text"] == "relative depth ((block + 1) / depth)"
+
+
+def test_cli_rejects_a_bad_site_url(capsys):
+    from atlas.cli import main
+
+    assert main(["--site-url", "example.org/atlas", "--render-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --site-url:") and "https://example.org/atlas/" in err and "\n" not in err

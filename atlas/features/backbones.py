@@ -206,6 +206,17 @@ def _pos_encoding(model: nn.Module) -> str:
     return " + ".join(kinds) or "none"
 
 
+def _layer_scale(model: nn.Module) -> float | None:
+    """Median |gamma| of the blocks' LayerScale (timm ``ls1``/``ls2``, EVA ``gamma_1``/``gamma_2``);
+    None without LayerScale. Random-init DINOv2/DINOv3 models start at ~1e-5: their blocks barely
+    touch the residual stream, so measures stay flat across depth."""
+    gammas = [p.detach().abs().flatten() for name, p in model.named_parameters()
+              if name.startswith("blocks.") and name.endswith((".ls1.gamma", ".ls2.gamma", ".gamma_1", ".gamma_2"))]
+    if not gammas:
+        return None
+    return float(torch.cat(gammas).median())
+
+
 def _patch_size(model: nn.Module) -> int:
     ps = model.patch_embed.patch_size
     ps = ps if isinstance(ps, int) else ps[0]
@@ -351,6 +362,7 @@ def describe_model(spec: Backbone, model: nn.Module, input_size, pretrained_inpu
         num_registers=n_reg,
         has_cls=has_cls,
         pos_encoding=_pos_encoding(model),
+        layer_scale=_layer_scale(model),
         mean=[float(x) for x in cfg.get("mean", (0.485, 0.456, 0.406))],
         std=[float(x) for x in cfg.get("std", (0.229, 0.224, 0.225))],
         input_size=list(input_size),

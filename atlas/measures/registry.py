@@ -288,7 +288,7 @@ def measure_info() -> dict[str, dict[str, Any]]:
         info: dict[str, Any] = {
             "title": m.title, "definition": m.definition, "formula": m.formula, "inputs": m.inputs,
             "function": m.function_name, "section": m.section, "direction": m.direction,
-            "range": _range_text(*m.value_range), "depends_on_k": m.depends_on_k,
+            "range": _range_text(*m.value_range), "bounds": list(m.value_range), "depends_on_k": m.depends_on_k,
         }
         info["interval"] = m.interval
         for field in ("leaderboard", "highlight", "summary", "selected_by"):

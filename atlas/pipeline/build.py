@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import logging
 import platform
 import time
@@ -88,6 +89,11 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         raise BuildError(f"weights unavailable for {len(missing)} of {len(backbones)} model(s) — {lines}. {weights_help()}")
 
     images, skipped = load_images(cfg)
+    names = [img.name for img in images]
+    if cfg.atlas.overview_image and cfg.atlas.overview_image not in names:
+        close = difflib.get_close_matches(cfg.atlas.overview_image, names, n=3, cutoff=0.0)
+        raise BuildError(f"[atlas] overview_image {cfg.atlas.overview_image!r} is not an image of this atlas; "
+                         f"closest: {', '.join(close)}")
     cache = FeatureCache(cfg.resolve_path(cfg.atlas.cache_dir))
     cache.clean_temporaries()
     stale = cache.stale_files()
@@ -159,7 +165,8 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
         methods=methods_record(cfg, policy_text, evaluation.methods() if evaluation else None), timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
-        highlights=atlas_wide,
+        highlights=atlas_wide, datasets=[evaluation.credit()] if evaluation else [],
+        overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
     )
     store.save_atlas(results)

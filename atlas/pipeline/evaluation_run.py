@@ -35,7 +35,7 @@ from PIL import Image
 
 from ..config import rel_depth
 from ..features.backbones import at_resolution
-from ..inputs.datasets import DatasetError, load_dataset
+from ..inputs.datasets import DATASET_CREDITS, DatasetError, load_dataset
 from ..inputs.images import AtlasImage, content_hash, memory_image
 from ..inputs.splits import grouped_split
 from ..measures.knn import channel_removal_curve, knn_probe, patch_labels, variance_spectrum
@@ -44,7 +44,7 @@ from ..measures.registry import REGISTRY
 from ..measures.segmentation import evaluate_label_maps, score_images
 from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.uncertainty import Uncertainty, factor, half_samples
-from ..records import Baseline, MeasureRow, SkippedItem
+from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError
 from .evaluation_baselines import evaluation_baselines
 from .model_run import ModelRun, kmeans_seeds
@@ -122,7 +122,7 @@ class EvaluationRun:
         for img, mask in zip(self._images, self._masks):
             h.update(content_hash(img).encode())
             h.update(np.ascontiguousarray(mask).tobytes())
-        h.update(repr(cfg.evaluation.model_dump()).encode())
+        h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit"})).encode())
         self.key = h.hexdigest()[:20]
 
     @classmethod
@@ -152,6 +152,13 @@ class EvaluationRun:
             return cls(cfg, ds)
         except ValueError as exc:  # too few images or groups for the folds
             raise BuildError(f"[evaluation] {exc}") from None
+
+    def credit(self) -> DatasetCredit:
+        """The dataset as the Images page credits it."""
+        ev, ds = self.cfg.evaluation, self.dataset
+        name, credit, licence, url = DATASET_CREDITS.get(ds.kind, (ds.root.name, "", "", ""))
+        return DatasetCredit(name=name, kind=ds.kind, images=len(ds), licence=ev.licence or licence or "not stated "
+                             "(set [evaluation] licence)", credit=ev.credit or credit, url=url)
 
     def methods(self) -> dict:
         ds, ev, folds = self.dataset, self.cfg.evaluation, self.split.folds

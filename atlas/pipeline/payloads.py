@@ -17,7 +17,7 @@ def _finite(values) -> list:
 
 def _cluster_map(id_: str, title: str, labels: np.ndarray, b: int, r: str, image: str) -> dict[str, Any]:
     return {"id": id_, "title": title, "z": labels.tolist(), "labels": labels.tolist(), "block": b,
-            "representation": r, "colorscale": "Viridis", "zlabel": "cluster", "image": image, "section": "positional"}
+            "representation": r, "zlabel": "cluster", "image": image, "section": "positional"}
 
 
 def measure_maps(results: dict[str, dict], b: int, r: str) -> list[dict[str, Any]]:
@@ -44,7 +44,8 @@ def locality_curve(loc: dict[str, Any], b: int, r: str) -> dict[str, Any]:
             "x": [int(x) for x in loc["distances"]],
             "series": {"within image": _finite(loc["within"]), "across images (same offset)": _finite(loc["across"]),
                        "locality beyond position": _finite(loc["beyond"])},
-            "xaxis": "distance (patches)", "yaxis": "mean cosine similarity", "section": "positional"}
+            "xaxis": "distance (patches)", "yaxis": "mean cosine similarity", "bounds": [-1, 1],
+            "section": "positional"}
 
 
 def blank_maps(labels: np.ndarray, names: list[str], b: int, r: str) -> list[dict[str, Any]]:
@@ -73,4 +74,4 @@ def shift_curve(curve: dict[str, Any], b: int, r: str) -> dict[str, Any]:
             "series": {"aligned by content": [float(v) for v in curve["content"]],
                        "aligned by grid position": [float(v) for v in curve["position"]],
                        "content-following fraction": [float(v) for v in curve["content_fraction_adjusted"]]},
-            "xaxis": "shift s (patches)", "yaxis": "fraction of tokens", "section": "positional"}
+            "xaxis": "shift s (patches)", "yaxis": "fraction of tokens", "bounds": [0, 1], "section": "positional"}

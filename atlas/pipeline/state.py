@@ -27,8 +27,8 @@ import numpy as np
 from .. import __version__
 from ..config import AtlasConfig
 from ..files import atomic_write
-from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, Highlight, ImageInfo, MeasureRow,
-                       ModelCard, ModelResult, SkippedItem, to_json)
+from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, DatasetCredit, Highlight, ImageInfo,
+                       MeasureRow, ModelCard, ModelResult, SkippedItem, to_json)
 
 if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are read (--render-only)
     from ..features.backbones import LoadedBackbone
@@ -194,6 +194,7 @@ class StateStore:
         return AtlasResults(
             **{**data, "images": [ImageInfo(**i) for i in data["images"]],
                "skipped": [SkippedItem(**s) for s in data["skipped"]],
-               "highlights": [Highlight(**h) for h in data["highlights"]]},
+               "highlights": [Highlight(**h) for h in data["highlights"]],
+               "datasets": [DatasetCredit(**d) for d in data.get("datasets", [])]},
             models=models, comparisons=comparisons, photos=photos,
         )

@@ -1,8 +1,8 @@
 """Plotly figure builders for the site: records in, HTML fragments out.
 
 Every builder returns a ``plotly.graph_objects.Figure``; :func:`figure_html` turns one into a
-``<div>`` fragment that relies on the site-wide ``plotly.min.js`` (loaded once via
-``extra_javascript``), with a deterministic div id and a modebar offering PNG and SVG export.
+``<div>`` fragment that ``atlas.js`` draws with plotly.js (loaded only where plots are), with a
+deterministic div id and a modebar offering PNG and SVG export.
 
 Text handed to Plotly is HTML-escaped first: Plotly renders a subset of HTML in titles, legend
 names and hover labels, and model names come from configs.
@@ -14,12 +14,14 @@ import html
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
+from .palette import palette_hex
 from .wording import measure_definition, measure_title
 
 __all__ = [
@@ -96,17 +98,19 @@ def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None 
 def figure_html(fig: go.Figure, div_id: str, filename: str) -> str:
     """Render ``fig`` as an HTML fragment: a target ``<div>`` plus its JSON spec.
 
-    ``atlas.js`` draws the spec with the site-wide plotly.js. (``fig.to_html`` would emit an
-    inline ``Plotly.newPlot`` call, which runs before the ``extra_javascript`` assets that
-    mkdocs-material loads at the end of the body.) The modebar's camera exports PNG at 2x;
-    the caption buttons export PNG and SVG.
+    ``render_site`` moves the specs of a page into ``<page>.figures.js``
+    (:func:`atlas.site.pages.split_figures`); ``atlas.js`` loads plotly.js and that script when a
+    plot nears the viewport and draws it. The modebar's camera exports PNG at 2x; the caption
+    buttons export PNG and SVG.
     """
     spec = json.loads(pio.to_json(fig, validate=True, pretty=False))
     spec["config"] = {
         "displaylogo": False,
         "responsive": True,
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
-        "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+        "modeBarButtonsToRemove": ["select2d", "lasso2d", "sendChartToCloud"],
+        "showSendToCloud": False,  # plotly.js 4 shows "Share chart" (an upload to Plotly Cloud) by default
+        "plotlyServerURL": "",  # and nothing is ever sent anywhere
     }
     # Escape "<", ">", "&" so no "</script>" can end the JSON block early.
     payload = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -135,6 +139,35 @@ BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "dot"), 
                   "ceiling": ("#212121", "solid")}
 
 
+#: The x axis of every plot across depth, as Methods defines relative depth.
+DEPTH_AXIS = "relative depth ((block + 1) / depth)"
+
+
+def value_axis(bounds: Sequence[float | None] | None, values: Iterable[float | None]) -> dict[str, Any]:
+    """An honest y axis for a measure: never zoomed into a sliver of its range.
+
+    A measure bounded above by 1 or less (fractions, AMI, R², mIoU) is drawn up to that bound; one
+    bounded below at 0 or more from that bound; otherwise the axis spans the data and 0.
+
+    >>> value_axis([0, 1], [0.471, 0.475])["range"]
+    [0.0, 1.0]
+    >>> value_axis([None, None], [0.2, 0.4])["range"]
+    [-0.012, 0.412]
+    """
+    finite = [float(v) for v in values if v is not None and v == v and abs(float(v)) != float("inf")]
+    lo_b, hi_b = (list(bounds) + [None, None])[:2] if bounds else (None, None)
+    lo = min(finite + [0.0]) if finite else 0.0
+    hi = max(finite + [0.0]) if finite else 1.0
+    if hi_b is not None and hi_b <= 1:
+        hi = max(hi, float(hi_b))
+    if lo_b is not None and lo_b >= 0:
+        lo = float(lo_b)
+    if hi_b is not None and hi_b <= 1 and lo_b is not None and lo_b >= 0:
+        return {"range": [lo, hi]}  # the whole scale: nothing to pad
+    pad = 0.03 * ((hi - lo) or 1.0)
+    return {"range": [round(lo - (pad if lo_b is None or lo < 0 else 0.0), 6), round(hi + pad, 6)]}
+
+
 def rep_colour(rep: str, order: Sequence[str] = ()) -> str:
     """The colour of a representation (unknown names: by position in ``order``)."""
     if rep in REP_COLOURS:
@@ -153,13 +186,18 @@ def _interval_text(lo: Any, hi: Any) -> str:
 
 
 def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, references: Sequence[Any] = (),
-                       baselines: Sequence[Any] = (), level: float = 0.95) -> go.Figure:
+                       baselines: Sequence[Any] = (), level: float = 0.95,
+                       bounds: Sequence[float | None] | None = None) -> go.Figure:
     """One measure across depth: x = relative depth, one line per representation (and K), its
     interval as a band; the positional references as thin lines of the same colour; the
-    evaluation baselines as grey horizontal lines.
+    evaluation baselines as grey horizontal lines. A measure taken at a single block is drawn as
+    bars instead (:func:`single_block_figure`).
 
-    ``measure`` is the text shown (the measure's readable title, or its raw name).
+    ``measure`` is the text shown (the measure's readable title, or its raw name); ``bounds`` its
+    value range (``measure_info[...]["bounds"]``), for an honest y axis (:func:`value_axis`).
     """
+    if len({r.block for r in rows}) == 1:
+        return single_block_figure(rows, measure, model_label, baselines, level, bounds)
     ks = {getattr(r, "k", None) for r in rows}
     several_k = len(ks) > 1
     series: dict[tuple[str, Any], list[Any]] = defaultdict(list)
@@ -214,8 +252,48 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
             line={"color": colour, "dash": dash, "width": 1.5},
             hovertemplate=f"<b>{_t(b.name)} baseline</b><br>{_t(measure)} = {b.value:.4g}"
                           f"{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
-    return _layout(traces, f"{measure} — {model_label}", "relative depth (block / depth)", measure,
-                   x={"range": [-0.03, 1.03]})
+    shown = [p.value for p in rows] + [v for p in rows for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
+    shown += [x.value for x in references] + [b.value for b in baselines]
+    return _layout(traces, f"{measure} — {model_label}", DEPTH_AXIS, measure,
+                   x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown))
+
+
+def _bar_errors(items: Sequence[Any]) -> dict[str, Any] | None:
+    lo = [getattr(i, "lo", None) for i in items]
+    hi = [getattr(i, "hi", None) for i in items]
+    if all(v is None for v in lo + hi):
+        return None
+    return {"type": "data", "symmetric": False, "color": "rgba(90,90,90,0.9)", "thickness": 1.5,
+            "array": [(h - i.value) if h is not None else 0 for i, h in zip(items, hi)],
+            "arrayminus": [(i.value - v) if v is not None else 0 for i, v in zip(items, lo)]}
+
+
+def single_block_figure(rows: Sequence[Any], measure: str, model_label: str, baselines: Sequence[Any] = (),
+                        level: float = 0.95, bounds: Sequence[float | None] | None = None) -> go.Figure:
+    """A measure taken at one block only (pseudo-masks, similarity under masking): one bar per
+    representation (and K) with its interval, then one grey bar per baseline."""
+    rows = sorted(rows, key=lambda r: (r.representation, r.k or 0))
+    several_k = len({r.k for r in rows}) > 1
+    reps = list(dict.fromkeys(r.representation for r in rows))
+    block = rows[0].block if rows else 0
+    names = [_t(_label_rep(r.representation, r.k, several_k)) for r in rows]
+    traces = [go.Bar(
+        x=names, y=[r.value for r in rows], name=_t(f"block {block}"), error_y=_bar_errors(rows),
+        marker={"color": [rep_colour(r.representation, reps) for r in rows]},
+        customdata=[_interval_text(r.lo, r.hi) for r in rows], showlegend=False,
+        hovertemplate=f"<b>%{{x}}</b> · block {block}<br>{_t(measure)} = %{{y:.4g}}%{{customdata}}<extra></extra>")]
+    if baselines:
+        traces.append(go.Bar(
+            x=[_t(f"{b.name} baseline") for b in baselines], y=[b.value for b in baselines], name="baselines",
+            error_y=_bar_errors(baselines), showlegend=False,
+            marker={"color": [BASELINE_STYLE.get(b.name, ("#757575", ""))[0] for b in baselines]},
+            customdata=[_interval_text(b.lo, b.hi) for b in baselines],
+            hovertemplate=f"<b>%{{x}}</b><br>{_t(measure)} = %{{y:.4g}}%{{customdata}}<extra></extra>"))
+    shown = [r.value for r in rows] + [v for r in [*rows, *baselines] for v in (r.lo, r.hi)]
+    shown += [b.value for b in baselines]
+    return _layout(traces, f"{measure} at block {block} — {model_label}",
+                   f"representation (bars: {level:.0%} intervals)", measure,
+                   y=value_axis(bounds, shown), x={"type": "category"}, bargap=0.35)
 
 
 def cluster_size_figure(runs: Sequence[Any], model_label: str) -> go.Figure:
@@ -276,35 +354,47 @@ def cluster_size_figure(runs: Sequence[Any], model_label: str) -> go.Figure:
                    y={"tickformat": ".0%", "rangemode": "tozero"}, **extra)
 
 
+def _cluster_colours(k: int) -> list[list[Any]]:
+    """A stepped colorscale: cluster id i in ``[i - 0.5, i + 0.5]`` gets the gallery's colour i."""
+    colours = palette_hex(max(k, 1))
+    scale: list[list[Any]] = []
+    for i, c in enumerate(colours):
+        scale += [[i / len(colours), c], [(i + 1) / len(colours), c]]
+    return scale
+
+
 def heatmap_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
     """A 2D map (e.g. per-patch statistic); hover shows image, patch row/col, value, label.
 
-    With ``x_labels`` / ``y_labels`` (e.g. the masking variants of a similarity matrix) the
-    axes are categorical, ticked and hovered with those labels instead of patch row/col.
+    A cluster map (``z`` are the cluster ids) is drawn in the gallery's categorical palette, with
+    integer ids in the hover and no colour bar. With ``x_labels`` / ``y_labels`` (e.g. the masking
+    variants of a similarity matrix) the axes are categorical, ticked and hovered with those labels
+    instead of patch row/col.
     """
     z = payload["z"]
     rows = len(z)
     cols = len(z[0]) if rows else 0
     image = payload.get("image") or "all images"
     labels = payload.get("labels")
+    clusters = labels is not None and labels == z
     zlabel = payload.get("zlabel") or "value"
     x_labels = [_t(v) for v in payload.get("x_labels") or []]
     y_labels = [_t(v) for v in payload.get("y_labels") or []]
     categorical = len(x_labels) == cols and len(y_labels) == rows and rows > 0
     custom = [[[_t(image), (labels[i][j] if labels else "")] for j in range(cols)] for i in range(rows)]
     where = "%{y} × %{x}" if categorical else "patch row %{y}, col %{x}"
-    hover = f"{_t('image')}: %{{customdata[0]}}<br>{where}<br>{_t(zlabel)} = %{{z:.4g}}"
-    if labels:
-        hover += "<br>cluster %{customdata[1]}"
+    if clusters:
+        hover = f"{_t('image')}: %{{customdata[0]}}<br>{where}<br>cluster %{{customdata[1]}}"
+        k = max((max(r) for r in z if r), default=0) + 1
+        colour = {"colorscale": _cluster_colours(k), "zmin": -0.5, "zmax": k - 0.5, "showscale": False}
+    else:
+        hover = f"{_t('image')}: %{{customdata[0]}}<br>{where}<br>{_t(zlabel)} = %{{z:.4g}}"
+        if labels:
+            hover += "<br>cluster %{customdata[1]}"
+        colour = {"colorscale": payload.get("colorscale") or "Viridis",
+                  "colorbar": {"title": {"text": _t(zlabel), "side": "right"}}}
     axes = {"x": x_labels, "y": y_labels} if categorical else {}
-    trace = go.Heatmap(
-        z=z,
-        **axes,
-        customdata=custom,
-        colorscale=payload.get("colorscale") or "Viridis",
-        hovertemplate=hover + "<extra></extra>",
-        colorbar={"title": {"text": _t(zlabel), "side": "right"}},
-    )
+    trace = go.Heatmap(z=z, **axes, customdata=custom, hovertemplate=hover + "<extra></extra>", **colour)
     x_axis = {"constrain": "domain"}
     y_axis = {"autorange": "reversed", "scaleanchor": "x", "constrain": "domain"}
     parts = [payload.get("title") or payload.get("id", "")]
@@ -336,17 +426,23 @@ def curve_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
             )
         )
     title = f"{payload.get('title') or payload.get('id', '')} — {model_label}"
-    return _layout(traces, title, payload.get("xaxis", "x"), payload.get("yaxis", "y"))
+    shown = [v for ys in payload.get("series", {}).values() for v in ys]
+    return _layout(traces, title, payload.get("xaxis", "x"), payload.get("yaxis", "y"),
+                   y=value_axis(payload.get("bounds"), shown))
 
 
 def comparison_measure_figure(
-    rows: Iterable[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str
+    rows: Iterable[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str,
+    bounds: Sequence[float | None] | None = None,
 ) -> go.Figure:
     """One measure across depth overlaid across models: colour = model, dash = representation.
+    When every model has the measure at one block only, one bar per model (and representation).
 
     ``labels`` maps model slug -> display label (random-init models carry their label).
     """
     rows = list(rows)
+    if rows and len({(r["model"], r["representation"]) for r in rows}) == len(rows):
+        return _comparison_bars(rows, measure, labels, title_suffix, bounds)
     models = list(dict.fromkeys(r["model"] for r in rows))
     reps = list(dict.fromkeys(r["representation"] for r in rows))
     series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -381,11 +477,30 @@ def comparison_measure_figure(
                     ),
                 )
             )
-    return _layout(traces, f"{measure} — {title_suffix}", "relative depth (block / depth)", measure,
-                   x={"range": [-0.03, 1.03]})
+    shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
+    return _layout(traces, f"{measure} — {title_suffix}", DEPTH_AXIS, measure,
+                   x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown))
 
 
-def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix: str) -> go.Figure:
+def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str,
+                     bounds: Sequence[float | None] | None) -> go.Figure:
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    several = len({r["representation"] for r in rows}) > 1
+    names = [_t(labels.get(r["model"], r["model"]) + (f" · {r['representation']}" if several else "")) for r in rows]
+    items = [SimpleNamespace(value=r["value"], lo=r.get("lo"), hi=r.get("hi")) for r in rows]
+    trace = go.Bar(
+        x=names, y=[r["value"] for r in rows], error_y=_bar_errors(items), showlegend=False,
+        marker={"color": [PALETTE[models.index(r["model"]) % len(PALETTE)] for r in rows]},
+        customdata=[[r.get("block", ""), _interval_text(r.get("lo"), r.get("hi"))] for r in rows],
+        hovertemplate=f"<b>%{{x}}</b><br>block %{{customdata[0]}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}"
+                      "<extra></extra>")
+    shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
+    return _layout([trace], f"{measure} — {title_suffix}", "model (the block each model's value is taken at: hover)",
+                   measure, y=value_axis(bounds, shown), x={"type": "category", "tickangle": -20}, bargap=0.35)
+
+
+def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix: str,
+                   bounds: Sequence[float | None] | None = None) -> go.Figure:
     """One measure against model size: x = parameter count (log axis), one line per matched
     relative depth. ``points``: ``{"target", "label", "params", "block", "rel_depth", "value"}``
     (``target`` is the matched relative depth the point stands for).
@@ -413,7 +528,7 @@ def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix:
             )
         )
     return _layout(traces, f"{measure} vs model size — {title_suffix}", "parameters (log scale)", measure,
-                   x={"type": "log"})
+                   x={"type": "log"}, y=value_axis(bounds, [p["value"] for p in points]))
 
 
 def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str = "", raw: str = "") -> dict[str, Any]:
@@ -425,6 +540,7 @@ def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str
         "caption": caption,
         "raw": raw if raw != title else "",
         "html": Markup(figure_html(fig, div_id=f"plot-{page_slug}-{anchor}", filename=f"{page_slug}-{anchor}")),
+        "height": int(fig.layout.height or 420),
     }
 
 

@@ -116,7 +116,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     for grid, members in grids.items():
         by = {(b.measure, b.name): b for b in members[0].baselines}
         table = {"grid": grid, "models": [labels[m.card.slug] for m in members], "rows": []}
-        for bname in [b for b in BASELINE_ORDER if any(k[1] == b for k in by)]:
+        for bname in [b for b in BASELINE_ORDER if any(k[1] == b and k[0] in names for k in by)]:
             table["rows"].append({"label": bname, "cells": [cell(by.get((name, bname))) for name in names]})
             for name in names:
                 b = by.get((name, bname))
@@ -149,7 +149,8 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                           "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi}
                          for r in m.measures if r.measure == name and r.representation == rep
                          and (pick_k is None or r.k == pick_k)]
-        fig = comparison_measure_figure(fig_rows, measure_title(info, name), labels, f"all models · {rep}")
+        fig = comparison_measure_figure(fig_rows, measure_title(info, name), labels, f"all models · {rep}",
+                                        bounds=(info.get(name) or {}).get("bounds"))
         figs.append(measure_figure(fig, slugify(stem), f"fig-measure-{slugify(name)}", name, info,
                                    f"Representation: {rep}; bands: {results.interval_level:.0%} intervals."))
 

@@ -7,9 +7,9 @@ colour block. Files are written atomically (:mod:`atlas.files`). libwebp is dete
 given input, settings and libwebp version (single-threaded encoder), so rebuilding gives
 byte-identical files (checked in tests/test_render.py).
 
-:func:`write_maps` draws every gallery of the records (model runs, comparison columns) and the
-Images page thumbnails into the docs dir, from the stored label maps and photos alone; a map whose
-labels and photo are unchanged since the last render is not encoded again.
+:func:`write_maps` draws every gallery of the records (model runs, comparison columns), the Home
+overview and the Images page thumbnails into the docs dir, from the stored label maps and photos
+alone; a map whose labels and photo are unchanged since the last render is not encoded again.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..clustering.align import resample_labels
 from ..files import atomic_path, atomic_write
 from ..records import AtlasResults, map_key, photo_key, thumbnail_key
 from . import paths
+from .overview import OVERVIEW_SIZE, overview_cells, overview_image
 from .palette import palette as site_palette
 
 __all__ = [
@@ -202,9 +203,9 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     """Draw every gallery image and thumbnail of ``results`` into ``docs_dir``.
 
     Returns ``{"models": {(slug, map_key): entries}, "comparisons": {(slug, column key): entries},
-    "thumbnails": {image name: path}}`` with ``entries`` one ``{"image", "overlay", "bare"}`` per
-    image (docs-dir relative paths). Files under ``generated/`` that no record names any more are
-    removed, so the folder always mirrors the records.
+    "overview": {(slug, map_key): path}, "thumbnails": {image name: path}}`` with ``entries`` one
+    ``{"image", "overlay", "bare"}`` per image (docs-dir relative paths). Files under ``generated/``
+    that no record names any more are removed, so the folder always mirrors the records.
     """
     docs_dir = Path(docs_dir)
     images = results.images
@@ -245,6 +246,22 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
                     out["comparisons"][(c.slug, key)] = plan(
                         lambda img, k=key: paths.comparison_map(c.slug, k, img.name, img.content_hash),
                         c.label_maps[key], sizes[col["model"]])
+    overview_jobs = []  # (path, photo array key, labels of the overview image)
+    out["overview"] = {}
+    first = overview_image(results)
+    if first is not None:
+        index = [img.name for img in images].index(first.name)
+        for m in results.models:
+            key = photo_key(first.content_hash, tuple(m.card.input_size))
+            for cell in overview_cells(results)[m.card.slug]:
+                stack = m.label_maps[cell["key"]]
+                if index >= len(stack):
+                    continue
+                path = paths.overview_map(m.card.slug, cell["key"], first.name, first.content_hash)
+                out["overview"][(m.card.slug, cell["key"])] = path
+                manifest[path[:-5]] = f"{_digest(stack[index], key)}|{OVERVIEW_SIZE}"
+                if before.get(path[:-5]) != manifest[path[:-5]] or not (docs_dir / path).is_file():
+                    overview_jobs.append((path, key, stack[index]))
     thumbs = []
     for img in images:
         path = paths.thumbnail(img.name, img.content_hash)
@@ -258,12 +275,19 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         overlay_path, bare_path, key, labels = job
         save_segmentation_pair(results.photos[key], labels, docs_dir / overlay_path, docs_dir / bare_path)
 
+    def draw_small(job) -> None:
+        path, key, labels = job
+        photo = Image.fromarray(results.photos[key])
+        photo.thumbnail((OVERVIEW_SIZE, OVERVIEW_SIZE), Image.Resampling.BOX)
+        save_webp(overlay(photo, labels), docs_dir / path, quality=80)
+
     # libwebp and the PIL codecs release the GIL: one encoder per core
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(draw, jobs))
+        list(pool.map(draw_small, overview_jobs))
         list(pool.map(lambda t: save_webp(results.photos[t[1]], docs_dir / t[0], quality=80), thumbs))
     _prune(docs_dir / "generated", {docs_dir / f"{s}-{x}.webp" for s in manifest for x in ("overlay", "map")}
-           | {docs_dir / p for p in out["thumbnails"].values()})
+           | {docs_dir / p for p in out["thumbnails"].values()} | {docs_dir / p for p in out["overview"].values()})
     atomic_write(docs_dir / MANIFEST, json.dumps(manifest, sort_keys=True, indent=0), skip_unchanged=True)
     return out
 

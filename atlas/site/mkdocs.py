@@ -1,5 +1,5 @@
 """The static site: the base ``mkdocs.yml`` completed with what ``render_site`` wrote (nav,
-``site_url``, citation facts), ``mkdocs build`` / ``mkdocs serve`` on it, and the weight of a
+``site_url``, citation facts, the weights' provenance), ``mkdocs build`` / ``mkdocs serve`` on it, and the weight of a
 built page.
 
 Example::
@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 NAV_FILE = ".atlas-nav.json"  # dot-file: read by build_site, never published
+CITE_FILE = ".atlas-cite.json"  # dot-file: each page's citation, read by build_site into extra.atlas.cite
 
 
 def full_mkdocs_config(config_file: Path, docs_dir, site_dir) -> tuple[dict[str, Any], Path, Path]:
@@ -45,7 +46,14 @@ def full_mkdocs_config(config_file: Path, docs_dir, site_dir) -> tuple[dict[str,
     if index.exists():
         info = json.loads(index.read_text(encoding="utf-8"))
         extra = dict(cfg.get("extra") or {})
-        extra["atlas"] = {k: info.get(k, "") for k in ("atlas_version", "config_hash", "build_date", "title")}
+        atlas = {k: info.get(k, "") for k in ("atlas_version", "config_hash", "build_date", "title")}
+        models = info.get("models") or []
+        atlas["model_count"] = len(models)
+        atlas["random_models"] = [m["display_name"] for m in models if m.get("is_random_init")]
+        atlas["random_label"] = info.get("random_init_label", "")
+        cite = docs / CITE_FILE
+        atlas["cite"] = json.loads(cite.read_text(encoding="utf-8")) if cite.exists() else {}
+        extra["atlas"] = atlas
         cfg["extra"] = extra
         if info.get("site_url"):
             cfg["site_url"] = info["site_url"]

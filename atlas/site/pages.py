@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import logging
+import posixpath
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from jinja2 import Environment
 from ..config import slugify
 from ..files import atomic_write
 from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult
+from .citation import citation_cff, page_citation
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
 from .figures import (cluster_size_figure, comparison_measure_figure, curve_figure, figure, heatmap_figure,
@@ -28,14 +32,20 @@ from .gallery import comparison_gallery, model_gallery
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
 from .markup import fence, jinja_env
-from .mkdocs import NAV_FILE
-from .paths import cite_key, comparison_page, html_url, model_page, rel
+from .mkdocs import CITE_FILE, NAV_FILE
+from .overview import overview_matrix
+from .paths import cite_key, comparison_page, figures_script, html_url, model_page, rel
 from .scaling import SCALING_DEPTHS, scaling, scaling_view
-from .wording import SECTIONS, measure_section, measure_title, model_label
+from .wording import SECTIONS, measure_section, measure_title, model_label, model_notes
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATIC_SRC = REPO_ROOT / "site_src"  # committed static assets and hand-written guide pages
 STATIC_DIRS = ("assets", "guide")
+#: plotly.js, cartesian bundle: loaded by atlas.js only on pages with plots (see its SOURCE.txt)
+PLOTLY_BUNDLE = STATIC_SRC / "assets" / "js" / "vendor" / "plotly-cartesian.min.js"
+STALE_FILES = ("assets/js/plotly.min.js",)  # the full bundle earlier versions copied in
 
 DIRECTIONS = {
     "bias": "higher = more positional or artifact bias",
@@ -63,6 +73,7 @@ def card_rows(card: ModelCard) -> list[tuple[str, str]]:
         ("registers", str(card.num_registers)),
         ("CLS token", "yes" if card.has_cls else "no"),
         ("position encoding", card.pos_encoding),
+        ("LayerScale", f"median |γ| = {card.layer_scale:.2g}" if card.layer_scale is not None else "none"),
         ("input size in this atlas (H × W)", " × ".join(map(str, card.input_size))),
         ("pretraining input size (H × W)", " × ".join(map(str, card.pretrained_input_size))),
         ("normalisation mean", ", ".join(f"{v:.4g}" for v in card.mean)),
@@ -97,7 +108,8 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
         anchor = anchor_for(f"fig-measure-{slugify(name)}")
         fig = layer_sweep_figure(by_measure[name], measure_title(info, name), label,
                                  references=[r for r in m.references if r.measure == name],
-                                 baselines=[b for b in m.baselines if b.measure == name], level=level)
+                                 baselines=[b for b in m.baselines if b.measure == name], level=level,
+                                 bounds=(info.get(name) or {}).get("bounds"))
         out[measure_section(info, name)].append(measure_figure(fig, slug, anchor, name, info))
     for kind, builder in (("heatmaps", heatmap_figure), ("curves", curve_figure)):
         for payload in m.figures.get(kind, []) or []:
@@ -171,6 +183,7 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         evaluation=evaluation_table(results, m),
         leaderboard_href=rel(leaderboard_page(results), page) if leaderboard_page(results) else "",
         positional=positional_table(results, m),
+        notes=model_notes(m.card),
         comparisons=[{"title": c.title, "href": rel(comparison_page(c), page)}
                      for c in results.comparisons if m.card.slug in c.models],
         data={"csv": f"{slug}.csv", "json": f"{slug}.json"},
@@ -211,7 +224,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
     figs = []
     for name in sorted({r["measure"] for r in rows}):
         fig = comparison_measure_figure([r for r in rows if r["measure"] == name], measure_title(info, name), labels,
-                                        c.title)
+                                        c.title, bounds=(info.get(name) or {}).get("bounds"))
         figs.append(measure_figure(fig, f"compare-{slug}", f"fig-measure-{slugify(name)}", name, info))
     data = scaling(results, c, labels) if c.kind == "scaling" else None
     panels = [dict(p, columns=[dict(col, entries=maps["comparisons"].get((c.slug, col["maps"]), []))
@@ -308,7 +321,7 @@ def guide_pages(docs_dir: Path) -> list[dict[str, str]]:
 
 
 def home_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str], leaderboard: str,
-               guide: list[dict[str, str]]) -> dict[str, str]:
+               guide: list[dict[str, str]], maps: dict) -> dict[str, str]:
     page = "index.md"
     return {
         "index.csv": csv_text(
@@ -330,6 +343,7 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             cite_key=cite_key(page),
             model_rows=[{"label": labels[m.card.slug], "href": model_page(m), "card": m.card} for m in results.models],
             protocol=protocol(results),
+            overview=overview_matrix(results, page, labels, maps),
             highlights=[highlight(h, page, results) for h in results.highlights],
             comparisons=[{"title": c.title, "href": comparison_page(c), "description": c.description}
                          for c in results.comparisons]
@@ -396,7 +410,8 @@ def images_files(results: AtlasResults, env: Environment, common: dict, maps: di
             ["name", "source", "licence", "credit", "content_hash", "width", "height", "thumbnail"],
             ([i.name, i.source, i.licence, i.credit, i.content_hash, i.width, i.height, thumbs.get(i.name, "")]
              for i in results.images)),
-        "images.json": dumps({"atlas_version": results.atlas_version, "images": results.images}),
+        "images.json": dumps({"atlas_version": results.atlas_version, "images": results.images,
+                              "evaluation_datasets": results.datasets}),
         page: env.get_template("images.md.j2").render(
             **common,
             page=page,
@@ -404,6 +419,7 @@ def images_files(results: AtlasResults, env: Environment, common: dict, maps: di
             cite_key=cite_key(page),
             images=[{"info": i, "thumb": rel(thumbs[i.name], page) if i.name in thumbs else ""}
                     for i in results.images],
+            datasets=results.datasets,
             data={"csv": "images.csv", "json": "images.json"},
         ),
     }
@@ -454,32 +470,88 @@ def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, st
     return entries
 
 
+def page_titles(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str],
+                leaderboard: str = "") -> dict[str, str]:
+    """Docs-dir path -> plain-text title of every page the site cites."""
+    titles = {"index.md": results.title}
+    titles.update({model_page(m): labels[m.card.slug] for m in results.models})
+    titles.update({comparison_page(c): c.title for c in results.comparisons})
+    if leaderboard:
+        titles[leaderboard] = LEADERBOARD_TITLE
+    titles.update({"methods.md": "Methods", "images.md": "Images", "build-report.md": "Build report"})
+    titles.update({g["path"]: g["title"] for g in guide})
+    return titles
+
+
+def citations(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str],
+              leaderboard: str = "") -> dict[str, dict[str, Any]]:
+    """Each page's citation (:func:`atlas.site.citation.page_citation`), by docs-dir path."""
+    return {page: page_citation(results, page, title)
+            for page, title in page_titles(results, guide, labels, leaderboard).items()}
+
+
 # --------------------------------------------------------------------------- writing
+
+_PLOT_SPEC = re.compile(r'<script type="application/json" class="atlas-plot-spec" data-target="([^"]+)">(.*?)</script>',
+                        re.S)
+
+
+def split_figures(page: str, text: str) -> tuple[str, str | None]:
+    """Move the plot specs of a page out of its HTML into a script of their own.
+
+    ``figure_html`` writes each spec beside its plot; the page would then carry every plot's data
+    (hundreds of KB) in the HTML the browser parses before anything shows. Here they move into
+    ``<page>.figures.js`` (``atlasFigures({div id: spec, ...})``), which ``atlas.js`` loads when a
+    plot first nears the viewport. A script, not JSON: it also loads from ``file://``.
+    """
+    specs = _PLOT_SPEC.findall(text)
+    if not specs:
+        return text, None
+    src = posixpath.basename(figures_script(page))
+    text = _PLOT_SPEC.sub("", text).replace('class="atlas-plot-target"', f'class="atlas-plot-target" data-src="{src}"')
+    body = ",\n".join(f"{json.dumps(html.unescape(div))}:{spec}" for div, spec in specs)
+    return text, f"atlasFigures({{\n{body}\n}});\n"
+
 
 
 def _static_files(docs_dir: Path) -> dict[str, bytes]:
-    """Committed assets and guide pages (when the docs dir is elsewhere) and plotly.js."""
-    import plotly
-
+    """Committed assets (plotly.js's cartesian bundle among them) and guide pages, when the docs
+    dir is elsewhere."""
     files: dict[str, bytes] = {}
     if docs_dir.resolve() != STATIC_SRC.resolve():
         for sub in STATIC_DIRS:
             src = STATIC_SRC / sub
             for f in sorted(src.rglob("*")) if src.is_dir() else []:
-                if f.is_file() and f.name != "plotly.min.js":
+                if f.is_file() and f.relative_to(STATIC_SRC).as_posix() not in STALE_FILES:
                     files[f.relative_to(STATIC_SRC).as_posix()] = f.read_bytes()
-    files["assets/js/plotly.min.js"] = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
     return files
 
 
+def check_plotly_bundle() -> str:
+    """The vendored plotly.js version; warns when the plotly package writes figures for another major."""
+    import plotly.offline
+
+    head = PLOTLY_BUNDLE.read_bytes()[:200].decode("ascii", "replace")
+    match = re.search(r"v(\d+)\.(\d+)\.(\d+)", head)
+    vendored = ".".join(match.groups()) if match else "?"
+    wanted = plotly.offline.get_plotlyjs_version()
+    if vendored.split(".")[0] != wanted.split(".")[0]:
+        log.warning("the plotly package writes figures for plotly.js %s but the site ships plotly.js %s (%s); "
+                    "update the vendored bundle (see its SOURCE.txt)", wanted, vendored, PLOTLY_BUNDLE)
+    return vendored
+
+
 def _remove_stale(docs_dir: Path, keep: set[Path]) -> None:
-    """Drop generated pages/data of models or comparisons that left the results."""
+    """Drop generated pages/data of models or comparisons that left the results, and files that
+    earlier versions wrote."""
+    for name in STALE_FILES:
+        (docs_dir / name).unlink(missing_ok=True)
     for sub in ("models", "compare"):
         d = docs_dir / sub
         if not d.is_dir():
             continue
         for f in d.iterdir():
-            if f.is_file() and f.suffix in (".md", ".csv", ".json") and f not in keep:
+            if f.is_file() and f.suffix in (".md", ".csv", ".json", ".js") and f not in keep:
                 f.unlink()
 
 
@@ -488,11 +560,12 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
     ``docs_dir``, from the records alone; returns the written paths (gallery maps aside).
 
     Committed static files (``site_src/assets``, ``site_src/guide``) are copied in when
-    ``docs_dir`` is elsewhere, and ``plotly.min.js`` comes from the installed plotly package.
+    ``docs_dir`` is elsewhere.
     Pages of models or comparisons that are no longer in ``results`` are removed.
     """
     docs_dir = Path(docs_dir)
     docs_dir.mkdir(parents=True, exist_ok=True)
+    check_plotly_bundle()
     env = jinja_env()
     maps = write_maps(results, docs_dir)
     labels = {m.card.slug: model_label(m.card) for m in results.models}
@@ -507,12 +580,18 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
         files.update(comparison_files(results, c, env, common, labels, maps))
     if leaderboard:
         files.update(leaderboard_files(results, leaderboard, labels, env, common))
-    files.update(home_files(results, env, common, labels, leaderboard, guide))
+    files.update(home_files(results, env, common, labels, leaderboard, guide, maps))
     files.update(methods_files(results, env, common))
     files.update(images_files(results, env, common, maps))
     files.update(build_report_files(results, env, common, labels))
     files["atlas.json"] = dumps(atlas_index(results, labels, leaderboard))
     files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard))
+    for page in [p for p in files if p.endswith(".md") and isinstance(files[p], str)]:  # generated pages
+        text, script = split_figures(page, files[page])
+        if script is not None:
+            files[page], files[figures_script(page)] = text, script
+    files[CITE_FILE] = dumps(citations(results, guide, labels, leaderboard))
+    files["CITATION.cff"] = citation_cff(results)
     written = [atomic_write(docs_dir / rel_path, data, skip_unchanged=True) for rel_path, data in files.items()]
     _remove_stale(docs_dir, set(written))
     return written

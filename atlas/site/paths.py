@@ -33,6 +33,15 @@ def html_url(md_path: str) -> str:
     return md_path[:-3] + ".html" if md_path.endswith(".md") else md_path
 
 
+def figures_script(page: str) -> str:
+    """Docs-dir path of the script holding a page's plot specs.
+
+    >>> figures_script("models/m.md")
+    'models/m.figures.js'
+    """
+    return (page[:-3] if page.endswith(".md") else page) + ".figures.js"
+
+
 def model_page(m: ModelResult) -> str:
     return f"models/{slugify(m.card.slug)}.md"
 
@@ -64,6 +73,11 @@ def model_map(slug: str, block: int, representation: str, k: int, image: str, co
 def comparison_map(slug: str, column_key: str, image: str, content_hash: str) -> str:
     """Docs-dir stem of one comparison image pair."""
     return f"generated/comparisons/{slug}/{column_key}/{_image_stem(image, content_hash)}"
+
+
+def overview_map(slug: str, key: str, image: str, content_hash: str) -> str:
+    """Docs-dir path of one Home overview thumbnail (``key``: the label-map key)."""
+    return f"generated/overview/{slug}/{key}-{_image_stem(image, content_hash)}.webp"
 
 
 def thumbnail(image: str, content_hash: str) -> str:

@@ -89,7 +89,8 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
     pages = {m.card.slug: model_page(m) for m in results.models}
     figs = []
     for name in data["measures"]:
-        fig = scaling_figure([p for p in data["points"] if p["measure"] == name], measure_title(info, name), c.title)
+        fig = scaling_figure([p for p in data["points"] if p["measure"] == name], measure_title(info, name), c.title,
+                             bounds=(info.get(name) or {}).get("bounds"))
         figs.append(measure_figure(fig, page_slug, f"fig-scaling-{slugify(name)}", name, info,
                                     "Each point is the model's block nearest to the matched relative depth."))
     rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],

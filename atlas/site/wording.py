@@ -34,3 +34,27 @@ def measure_section(info: dict[str, dict[str, Any]], name: str) -> str:
     """Model page section of a measure (``"clusters"`` when the registry does not place it)."""
     section = (info.get(name) or {}).get("section", "")
     return section if section in SECTIONS else "clusters"
+
+
+def model_notes(card: ModelCard) -> list[tuple[str, str]]:
+    """What a reader would otherwise take for a bug in this model's plots, from facts the build
+    recorded about the architecture: (title, text) pairs."""
+    notes = []
+    if card.layer_scale is not None:
+        text = (f"Every block scales its attention and MLP outputs by per-channel LayerScale factors γ "
+                f"(median |γ| = {card.layer_scale:.2g} in these weights).")
+        if card.layer_scale < 1e-3:
+            text += (" At this size each block adds almost nothing to the residual stream, so tokens, and every "
+                     "measure of them, barely change from block to block: flat lines across depth are what this "
+                     "model computes, not a plotting error.")
+            if card.is_random_init:
+                text += " Random init starts γ this small; pretrained weights have learned γ."
+        notes.append(("LayerScale", text))
+    if "RoPE" in card.pos_encoding:
+        notes.append(("Rotary position embedding (RoPE)", "Queries and keys carry the rotary position embedding "
+                      "(applied inside attention, after any q/k norm); tokens and values do not. Queries and keys "
+                      "can therefore follow position where tokens do not."))
+    notes.append(("Last block", "Tokens of every block, the last included, are the residual stream before the "
+                  "model's final norm; DINO's x_norm_patchtokens are after it. Queries, keys and values are "
+                  "unaffected."))
+    return notes
