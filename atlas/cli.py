@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("timm").setLevel(logging.WARNING)
 
     from .config import ConfigError, load_config, normalise_site_url
+    from .files import check_writable
     from .pipeline import BuildError
     from .pipeline.state import load_stored_atlas
 
@@ -73,15 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = load_config(args.config)
+        if not (args.check_weights or args.download_only):  # before any computing
+            check_writable({"docs dir": args.docs_dir} | ({} if args.no_site else {"site dir": args.site_dir}))
         if args.render_only:  # no model, no torch: the stored records alone
             results = load_stored_atlas(cfg)
             return _publish(args, root, results)
     except (ConfigError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        return _os_error(exc)
 
     from .features.backbones import (UnknownModelError, WeightsUnavailableError, download_weights, missing_weights,
                                      weights_help)
+    from .features.cache import NonFiniteFeatures
     from .pipeline.build import build_atlas, select_backbones
 
     try:
@@ -98,13 +105,27 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if missing else 0
         results = build_atlas(cfg, models=models, progress=not args.quiet, build_date=args.build_date)
         return _publish(args, root, results)
-    except (ConfigError, BuildError, UnknownModelError, WeightsUnavailableError) as exc:
+    except (ConfigError, BuildError, UnknownModelError, WeightsUnavailableError, NonFiniteFeatures) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        return _os_error(exc)
     except KeyboardInterrupt:
         print("interrupted: the feature cache is intact (entries are written atomically); re-run to continue",
               file=sys.stderr)
         return 130
+
+
+def _os_error(exc: OSError) -> int:
+    """One line for a failed read or write (full disk, read-only folder, ...): nothing written is
+    lost, since every file is replaced atomically."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    why = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "choose a writable folder", errno.EACCES: "choose a writable folder"}.get(exc.errno)
+    print(f"error: {where}{why}" + (f"; {hint} and re-run: everything already computed is kept "
+                                    f"(files are replaced atomically)" if hint else ""), file=sys.stderr)
+    return 1
 
 
 def _publish(args: argparse.Namespace, root: Path, results) -> int:

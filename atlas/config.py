@@ -62,13 +62,13 @@ class _Strict(BaseModel):
 
 
 class AtlasSection(_Strict):
-    title: str = "SSL ViT Atlas"
-    seed: int = 0
+    title: str = Field("SSL ViT Atlas", min_length=1)
+    seed: int = Field(0, ge=0, lt=2**32)
     # Where the site is published, e.g. https://example.org/atlas/: required for a publishable
     # build (absolute citation URLs, canonical links, sitemap); --site-url overrides it.
     site_url: str = ""
-    output_dir: str = "build"  # relative to the config's project root
-    cache_dir: str = ".cache/features"
+    output_dir: str = Field("build", min_length=1)  # relative to the config's project root
+    cache_dir: str = Field(".cache/features", min_length=1)
     description: str = ""  # one paragraph under the title of the home page
     overview_image: str = ""  # image of the Home overview matrix (file name); default: the first image
 
@@ -88,6 +88,8 @@ class ImagesSection(_Strict):
     resolution: tuple[int, int] = (224, 224)  # (height, width) in pixels, snapped per model to its patch size
     max_images: int = Field(0, ge=0)  # 0 = all
     max_pixels: int = Field(89_478_485, gt=0)  # larger files are skipped as decompression bombs
+    # images whose shorter side is below this are skipped (a model would see mostly upscaling blur)
+    min_side: int = Field(32, ge=1)
 
     @field_validator("resolution")
     @classmethod
@@ -130,7 +132,7 @@ class FeaturesSection(_Strict):
 
 
 class ClusteringSection(_Strict):
-    ks: list[Annotated[int, Field(ge=2, le=64)]] = [2, 4, 8, 16]
+    ks: list[Annotated[int, Field(ge=2, le=64)]] = Field([2, 4, 8, 16], min_length=1)
     normalize: bool = True
     n_iter: int = Field(30, ge=1, le=1000)
     # greedy k-means++ restarts; 1 is scikit-learn's default for k-means++ ("auto"), and the
@@ -196,9 +198,24 @@ class EvaluationSection(_Strict):
         return self
 
 
+# timm keyword arguments the atlas sets itself, and the sizes an override must keep positive
+_RESERVED_OVERRIDES = {"img_size": "set [images] resolution", "num_classes": "the atlas drops the head itself",
+                       "pretrained": "set weights", "pretrained_cfg": "set weights",
+                       "pretrained_cfg_overlay": "set weights = \"checkpoint\"", "checkpoint_path": "set checkpoint"}
+_POSITIVE_OVERRIDES = ("depth", "num_heads", "embed_dim", "patch_size", "mlp_ratio", "in_chans")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def _check_slug(v: str) -> str:
+    if v and not _SLUG.fullmatch(v):
+        raise ValueError("slug must be lower-case letters, digits and single dashes, e.g. \"dinov2-vit-s-14\" "
+                         "(it names files and URLs)")
+    return v
+
+
 class Backbone(_Strict):
-    display_name: str
-    timm_name: str
+    display_name: str = Field(min_length=1)
+    timm_name: str = Field(min_length=1)
     weights: Literal["pretrained", "checkpoint", "random"] = "pretrained"
     checkpoint: str | None = None
     family: str = ""
@@ -207,6 +224,19 @@ class Backbone(_Strict):
     slug: str = ""
     overrides: dict[str, int | float | bool | str] = Field(default_factory=dict)  # extra timm kwargs
     opt_in: bool = False  # e.g. 7B models: skipped unless named with --models
+
+    _slug = field_validator("slug")(_check_slug)
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, v: dict) -> dict:
+        for name, value in v.items():
+            if name in _RESERVED_OVERRIDES:
+                raise ValueError(f"overrides cannot set {name} ({_RESERVED_OVERRIDES[name]})")
+            if name in _POSITIVE_OVERRIDES and (isinstance(value, bool) or not isinstance(value, int | float)
+                                                or value <= 0):
+                raise ValueError(f"overrides.{name} must be a positive number (got {value!r})")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -224,12 +254,14 @@ class Backbone(_Strict):
 
 
 class Comparison(_Strict):
-    title: str
+    title: str = Field(min_length=1)
     kind: Literal["models", "representations", "scaling"] = "models"
     models: list[str] = Field(default_factory=list)  # slugs or display names; empty = all
     representation: Representation = "tokens"
     description: str = ""
     slug: str = ""
+
+    _slug_ok = field_validator("slug")(_check_slug)
 
     @model_validator(mode="after")
     def _slug(self):

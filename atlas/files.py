@@ -20,15 +20,27 @@ Example
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["TEMP_PREFIX", "atomic_path", "atomic_write"]
+__all__ = ["TEMP_PREFIX", "atomic_path", "atomic_write", "check_writable", "remove_orphaned_temporaries",
+           "NotWritableError"]
 
 #: Name prefix of the temporary files (dot-files: never published, never read as results).
 TEMP_PREFIX = ".tmp-"
+# ".tmp-<pid>@<host>~<stem>.<random><suffix>": the writer's process id and host name, so that a
+# cleanup removes only files whose writer is gone (another build may be writing into a shared cache)
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)@([A-Za-z0-9._-]+)~")
+#: Age after which a temp file of another host (or of an unknown writer) counts as orphaned: its
+#: writer's process cannot be checked from here, and no single atomic write takes this long.
+FOREIGN_TEMP_AGE_S = 24 * 3600
 
 
 @contextlib.contextmanager
@@ -40,7 +52,8 @@ def atomic_path(path: str | os.PathLike, *, mode: int = 0o644) -> Iterator[Path]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}@{_HOST}~{path.stem}.",
+                               suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -64,3 +77,79 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, *, skip_unchanged: 
     with atomic_path(path) as tmp:
         tmp.write_bytes(raw)
     return path
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _orphaned(path: Path, now: float) -> bool:
+    """True when the writer of temp file ``path`` is gone (this host: its process has exited;
+    another host or an unknown writer: the file is older than :data:`FOREIGN_TEMP_AGE_S`)."""
+    m = _TEMP_NAME.match(path.name)
+    if m and m.group(2) == _HOST:
+        return not _process_alive(int(m.group(1)))
+    try:
+        return now - path.stat().st_mtime > FOREIGN_TEMP_AGE_S
+    except FileNotFoundError:  # renamed into place or removed meanwhile
+        return False
+
+
+def remove_orphaned_temporaries(paths: Iterable[Path]) -> int:
+    """Remove the temp files among ``paths`` whose writer is gone; return how many.
+
+    Temp files of running writers (this or another build writing into the same folder) are kept:
+    removing one would make its writer's rename fail.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / f"{TEMP_PREFIX}{os.getpid()}@{_HOST}~a.npz").write_text("being written")
+    >>> _ = (d / f"{TEMP_PREFIX}999999999@{_HOST}~b.npz").write_text("writer killed")
+    >>> remove_orphaned_temporaries(d.glob(f"{TEMP_PREFIX}*")), sorted(p.name[-5:] for p in d.iterdir())
+    (1, ['a.npz'])
+    """
+    now = time.time()
+    n = 0
+    for path in paths:
+        if path.name.startswith(TEMP_PREFIX) and _orphaned(path, now):
+            try:
+                path.unlink()
+                n += 1
+            except FileNotFoundError:
+                pass
+    return n
+
+
+class NotWritableError(OSError):
+    """A folder the build must write into cannot be written; the message says which and why."""
+
+
+def check_writable(folders: dict[str, str | os.PathLike]) -> None:
+    """Create each folder (``{what: path}``) if needed and write a probe file into it.
+
+    Called before any computing, so a read-only output, docs, site or cache folder is reported at
+    once (one line naming it) instead of after the models have run.
+
+    >>> import tempfile
+    >>> check_writable({"output dir": tempfile.mkdtemp()})
+    >>> check_writable({"docs dir": "/dev/null/docs"})
+    Traceback (most recent call last):
+    ...
+    atlas.files.NotWritableError: docs dir /dev/null/docs is not writable (Not a directory); choose a writable folder
+    """
+    for what, folder in folders.items():
+        path = Path(folder)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=path, prefix=f"{TEMP_PREFIX}{os.getpid()}@{_HOST}~probe.")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            raise NotWritableError(f"{what} {path} is not writable ({reason}); choose a writable folder") from None

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,12 @@ class WeightsUnavailableError(RuntimeError):
 
 
 class UnknownModelError(ValueError):
-    """A timm model name that timm does not know."""
+    """A timm model name that timm does not know, or one timm cannot build with the given overrides."""
+
+
+class UnsafeCheckpointError(WeightsUnavailableError):
+    """A checkpoint that ``torch.load(weights_only=True)`` refuses: it needs arbitrary unpickling.
+    Never retried with unsafe loading."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -259,6 +265,15 @@ def _recording_load_results(results: list):
         nn.Module.load_state_dict = original
 
 
+def _refused(spec: Backbone, exc: Exception) -> str:
+    found = re.search(r"Unsupported globals?:?\s*([^\s.][^\n]*?)(?:\.\s|\n|$)", str(exc))
+    what = f" ({found.group(1).strip()[:120]})" if found else ""
+    return (f"{spec.display_name}: checkpoint {spec.checkpoint} holds pickled Python objects{what} that "
+            f"torch.load(weights_only=True) refuses, since unpickling them can run arbitrary code; convert it "
+            f"to .safetensors where you trust the file (safetensors.torch.save_file on its state dict), "
+            f"or build the atlas in that trusted environment")
+
+
 def _create(spec: Backbone, input_size: tuple[int, int], pretrained: bool, **extra) -> nn.Module:
     kwargs = dict(spec.overrides)
     kwargs.update(extra)
@@ -267,6 +282,8 @@ def _create(spec: Backbone, input_size: tuple[int, int], pretrained: bool, **ext
         try:
             model = timm.create_model(spec.timm_name, pretrained=pretrained, img_size=input_size, num_classes=0, **kwargs)
         except RuntimeError as exc:
+            if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
+                raise UnsafeCheckpointError(_refused(spec, exc)) from None
             if "state_dict" not in str(exc) and "size mismatch" not in str(exc):
                 raise
             lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -280,15 +297,29 @@ def _create(spec: Backbone, input_size: tuple[int, int], pretrained: bool, **ext
     return model
 
 
+def check_backbone(spec: Backbone) -> nn.Module:
+    """The architecture of ``spec`` built on the meta device (no memory, no weights): raises
+    UnknownModelError, one line, when timm does not know the name or cannot build it with the
+    config's overrides. Cheap: the build checks every model this way before computing any."""
+    check_model_name(spec.timm_name)
+    try:
+        with torch.device("meta"):
+            probe = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **spec.overrides)
+        _ = _patch_size(probe), probe.blocks[0].attn.num_heads, probe.embed_dim  # what every analysis reads
+    except Exception as exc:  # timm's own checks: wrong keyword, impossible sizes
+        text = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise UnknownModelError(f"{spec.display_name}: timm cannot build {spec.timm_name} with overrides "
+                                f"{dict(spec.overrides)}: {text}; fix its overrides") from None
+    return probe
+
+
 def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) -> LoadedBackbone:
     """Create the model of ``spec`` for inputs of ``resolution`` (snapped to its patch size).
 
     Raises WeightsUnavailableError / UnknownModelError with one-line messages.
     """
-    check_model_name(spec.timm_name)
     # Patch size first (cheap meta-device build) so the input can be snapped before loading weights.
-    with torch.device("meta"):
-        probe = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **spec.overrides)
+    probe = check_backbone(spec)
     patch = _patch_size(probe)
     input_size = snap_to_patch_multiple(tuple(resolution), patch)
     pretrained_input = list(probe.pretrained_cfg.get("input_size", (3, 0, 0))[1:])

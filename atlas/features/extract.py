@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..inputs.geometry import to_tensor
 from ..inputs.images import AtlasImage
 from .backbones import LoadedBackbone
-from .cache import FeatureCache
+from .cache import FeatureCache, NonFiniteFeatures
 from .device import autocast, run_with_oom_halving
 from .extractor import TokenExtractor
 
@@ -94,8 +94,11 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
         return to_tensor(model_policy.apply(img.load()), mean, std)
 
     def write_image(item, j, feats):
-        _img, key = item
-        cache.put(key, {pair: feats[pair][j] for pair in pairs}, n_prefix=n_prefix, grid=(gh, gw))
+        img, key = item
+        try:
+            cache.put(key, {pair: feats[pair][j] for pair in pairs}, n_prefix=n_prefix, grid=(gh, gw))
+        except NonFiniteFeatures as exc:
+            raise NonFiniteFeatures(f"{loaded.spec.display_name}: {img.name}: {exc}") from None
         return len(pairs)
 
     position = {id(item): i for i, item in enumerate(todo)}
@@ -136,21 +139,40 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
     return stats
 
 
+class NotCached(KeyError):
+    """Features that :func:`load_block` did not find (never extracted, or damaged and moved aside)."""
+
+    def __init__(self, message: str, images: list[AtlasImage]):
+        super().__init__(message)
+        self.images = images
+
+
 def load_block(loaded: LoadedBackbone, images: list[AtlasImage], block: int, representation: str,
                cache: FeatureCache, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Stack cached features of all images: patches (N, h, w, C) and prefix (N, P, C)."""
+    """Stack cached features of all images: patches (N, h, w, C) and prefix (N, P, C).
+
+    Raises :class:`NotCached` listing every image whose features are absent (or were found
+    damaged, reported and moved aside by the cache): extract those again and retry.
+    """
     pre = preprocessing_key(loaded)
     patches = prefixes = None
+    missing: list[AtlasImage] = []
     for i, img in enumerate(images):
         got = cache.get(_entry_key(loaded, img, pre), block, representation)
         if got is None:
-            raise KeyError(f"{loaded.spec.display_name}: block {block} {representation} of {img.name} is not cached; extract first")
+            missing.append(img)
+            continue
+        if missing:
+            continue  # only looking for the other missing images now
         if patches is None:  # converted into place: one copy in ``dtype``, no float16 stack
             patches = np.empty((len(images), *got[0].shape), dtype=dtype)
             prefixes = np.empty((len(images), *got[1].shape), dtype=dtype)
         # torch's vectorised float16 conversion: ~4x numpy's casting assignment
         torch.from_numpy(patches[i]).copy_(torch.from_numpy(got[0]))
         torch.from_numpy(prefixes[i]).copy_(torch.from_numpy(got[1]))
+    if missing:
+        raise NotCached(f"{loaded.spec.display_name}: block {block} {representation} of {len(missing)} image(s) "
+                        f"({missing[0].name}, ...) is not cached; extract first", missing)
     if patches is None:
         raise ValueError("load_block needs at least one image")
     return patches, prefixes

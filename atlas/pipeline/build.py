@@ -28,9 +28,11 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import AtlasConfig, Backbone
-from ..features.backbones import WeightsUnavailableError, load_backbone, missing_weights, weights_help
+from ..features.backbones import (UnsafeCheckpointError, WeightsUnavailableError, check_backbone, load_backbone,
+                                  missing_weights, weights_help)
 from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
+from ..files import check_writable
 from ..inputs.geometry import ResizePolicy
 from ..measures.registry import measure_info
 from ..records import AtlasResults, ModelResult, SkippedItem
@@ -78,8 +80,12 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
                 build_date: str | None = None) -> AtlasResults:
     """Compute (or reuse) every model and comparison of ``cfg``; store and return the records."""
     t_start = time.perf_counter()
+    cache_dir = cfg.resolve_path(cfg.atlas.cache_dir)
+    check_writable({"output dir": cfg.resolve_path(cfg.atlas.output_dir), "feature cache": cache_dir})
     store = state_store(cfg)
     backbones = select_backbones(cfg, models)
+    for spec in backbones:  # every architecture buildable (names, overrides) before any model is computed
+        check_backbone(spec)
     missing = missing_weights(backbones)
     if missing:
         by_reason: dict[str, list[str]] = {}
@@ -94,7 +100,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         close = difflib.get_close_matches(cfg.atlas.overview_image, names, n=3, cutoff=0.0)
         raise BuildError(f"[atlas] overview_image {cfg.atlas.overview_image!r} is not an image of this atlas; "
                          f"closest: {', '.join(close)}")
-    cache = FeatureCache(cfg.resolve_path(cfg.atlas.cache_dir))
+    cache = FeatureCache(cache_dir)
     cache.clean_temporaries()
     stale = cache.stale_files()
     if stale:
@@ -114,6 +120,8 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         t0 = time.perf_counter()
         try:
             loaded = load_backbone(spec, tuple(cfg.images.resolution), seed=cfg.atlas.seed)
+        except UnsafeCheckpointError:
+            raise
         except WeightsUnavailableError as exc:
             raise BuildError(f"{exc}. {weights_help()}") from None
         key = model_key(cfg, loaded, images, eval_key)

@@ -48,7 +48,18 @@ def load_images(cfg: AtlasConfig) -> tuple[list[AtlasImage], list[SkippedItem]]:
         images += got
         skipped += [x.item() for x in skip]  # the loaders have logged these already
     seen, unique = set(), []
+    min_side, target = cfg.images.min_side, min(cfg.images.resolution)
     for img in images:  # the same pixels twice would count twice in every statistic
+        short = min(img.width, img.height)
+        if short < min_side:
+            item = SkippedItem(f"image {img.name}", f"{img.width}x{img.height} px: shorter side below "
+                                                    f"[images] min_side = {min_side}")
+            log.warning("skipped %s: %s", item.what, item.reason)
+            skipped.append(item)
+            continue
+        if short < target:
+            log.info("image %s (%dx%d px) is upscaled %.1fx to the model input", img.name, img.width, img.height,
+                     target / short)
         if img.content_hash in seen:
             item = SkippedItem(f"image {img.name}", "duplicate pixels of an earlier image")
             log.warning("skipped %s: %s", item.what, item.reason)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +27,7 @@ from ..config import AtlasConfig, rel_depth, resolve_layers
 from ..features.backbones import LoadedBackbone
 from ..features.cache import FeatureCache
 from ..features.device import torch_threads
-from ..features.extract import extract_to_cache, load_block
+from ..features.extract import NotCached, extract_to_cache, load_block
 from ..inputs.images import AtlasImage
 from ..inputs.probes import probe_images
 from ..measures.positional import blank_input_structure
@@ -93,6 +94,7 @@ class ModelRun:
         self.reps = list(cfg.features.representations)
         self.ks = sorted(set(cfg.clustering.ks))
         self.k_measures = cfg.analyses.k
+        self._repair_lock = threading.Lock()
 
     def cluster(self, features: np.ndarray, k: int, seed: int | None = None) -> tuple[np.ndarray, JointKMeans]:
         """Joint k-means of patch features (N, h, w, C) with the config's settings."""
@@ -109,7 +111,16 @@ class ModelRun:
                                 desc=f"{self.loaded.card.display_name}: {desc}")
 
     def load(self, images: list[AtlasImage], block: int, rep: str) -> tuple[np.ndarray, np.ndarray]:
-        return load_block(self.loaded, images, block, rep, self.cache)
+        """Features of ``images`` from the cache; images whose entries turn out damaged (the cache
+        moves them aside and says so) or gone are extracted again, once, and the build goes on."""
+        try:
+            return load_block(self.loaded, images, block, rep, self.cache)
+        except NotCached as exc:
+            with self._repair_lock:  # analysis threads may meet the same file: extract it once
+                # the whole entry again (every block and representation it holds in this build)
+                self.extract_images(exc.images, sorted({*self.blocks, block}), sorted({*self.reps, rep}),
+                                    "extract again")
+            return load_block(self.loaded, images, block, rep, self.cache)
 
     # ------------------------------------------------------------------ stages
 
@@ -124,7 +135,10 @@ class ModelRun:
         t0 = time.perf_counter()
         if an.blank_probe:
             extra["probe"] = probe_images(tuple(card.input_size), seed=self.cfg.atlas.seed, mean=card.mean, std=card.std)
-        if an.shift_test:
+        if an.shift_test and self.loaded.grid[1] <= max(SHIFTS):
+            log.warning("%s: shift test skipped: its %d x %d patch grid leaves no overlap for shifts of up to %d "
+                        "patches (raise [images] resolution)", card.display_name, *self.loaded.grid, max(SHIFTS))
+        elif an.shift_test:
             windows = shift_sets(self.images, self.loaded.policy, card.patch_size)
             extra.update({f"shift{s}": v for s, v in windows.items()})
         for label, imgs in extra.items():

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import AtlasConfig
-from ..files import atomic_write
+from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, DatasetCredit, Highlight, ImageInfo,
                        MeasureRow, ModelCard, ModelResult, SkippedItem, to_json)
 
@@ -117,6 +117,8 @@ class StateStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        if self.root.is_dir():  # temp files of a killed build (never those of a running one)
+            remove_orphaned_temporaries(self.root.rglob(f"{TEMP_PREFIX}*"))
 
     # ------------------------------------------------------------------ models and comparisons
 

@@ -21,19 +21,32 @@ from .paths import rel
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "pages"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: Any) -> str:
+    """Control characters (newlines, tabs, ...) written as escapes: a file name with a newline
+    must not split a table row or a line of Markdown.
+
+    >>> printable("a\\nb\\tc")
+    'a\\\\nb\\\\tc'
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 def md(text: Any) -> Markup:
     """Escape for Markdown inline text, then for HTML (Markdown passes raw HTML through).
 
     >>> str(md("a_b <i>"))
     'a\\\\_b &lt;i&gt;'
     """
-    s = re.sub(r"([\\`*_{}\[\]#|!])", r"\\\1", str(text))
+    s = re.sub(r"([\\`*_{}\[\]#|!])", r"\\\1", printable(text))
     return Markup(html.escape(s, quote=True))
 
 
 def breakable(text: str) -> Markup:
     """HTML-escaped text that may wrap after underscores (raw snake_case measure names)."""
-    return Markup(html.escape(text).replace("_", "_<wbr>"))
+    return Markup(html.escape(printable(text)).replace("_", "_<wbr>"))
 
 
 def json_script(obj: Any) -> Markup:
@@ -66,7 +79,8 @@ def jinja_env() -> Environment:
     env.filters["md"] = md
     env.filters["json_script"] = json_script
     env.filters["rel"] = rel
-    env.filters["code"] = lambda t: Markup(f"<code>{html.escape(str(t)).replace('|', '&#124;')}</code>")
+    env.filters["code"] = lambda t: Markup(f"<code>{html.escape(printable(t)).replace('|', '&#124;')}</code>")
     # Front-matter title: MkDocs themes print page titles unescaped, so store them escaped.
-    env.filters["yaml_title"] = lambda t: Markup(json.dumps(html.escape(str(t), quote=False), ensure_ascii=False))
+    env.filters["yaml_title"] = lambda t: Markup(json.dumps(html.escape(printable(t), quote=False),
+                                                            ensure_ascii=False))
     return env

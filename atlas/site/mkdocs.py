@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import html
 import json
 import posixpath
 import subprocess
@@ -21,6 +22,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
+
+from .markup import printable
 
 NAV_FILE = ".atlas-nav.json"  # dot-file: read by build_site, never published
 CITE_FILE = ".atlas-cite.json"  # dot-file: each page's citation, read by build_site into extra.atlas.cite
@@ -58,7 +61,8 @@ def full_mkdocs_config(config_file: Path, docs_dir, site_dir) -> tuple[dict[str,
         if info.get("site_url"):
             cfg["site_url"] = info["site_url"]
         if info.get("title"):
-            cfg["site_name"] = info["title"]
+            # HTML-escaped here: mkdocs-material prints site_name unescaped (header, nav, <title>)
+            cfg["site_name"] = html.escape(printable(info["title"]), quote=True)
     return cfg, root, site
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from jinja2 import Environment
 
 from ..config import slugify
-from ..files import atomic_write
+from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult
 from .citation import citation_cff, page_citation
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
@@ -565,6 +565,7 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
     """
     docs_dir = Path(docs_dir)
     docs_dir.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temporaries(docs_dir.rglob(f"{TEMP_PREFIX}*"))  # left by a killed render
     check_plotly_bundle()
     env = jinja_env()
     maps = write_maps(results, docs_dir)
