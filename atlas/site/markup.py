@@ -44,6 +44,16 @@ def md(text: Any) -> Markup:
     return Markup(html.escape(s, quote=True))
 
 
+def md_prose(text: Any) -> Markup:
+    """:func:`md` for prose from a config (descriptions): line breaks and tabs become spaces, so a
+    multi-line TOML string reads as one paragraph; other control characters are escaped.
+
+    >>> str(md_prose("two\\nlines"))
+    'two lines'
+    """
+    return md(re.sub(r"\s+", " ", str(text)).strip())
+
+
 def breakable(text: str) -> Markup:
     """HTML-escaped text that may wrap after underscores (raw snake_case measure names)."""
     return Markup(html.escape(printable(text)).replace("_", "_<wbr>"))
@@ -77,6 +87,7 @@ def jinja_env() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["md"] = md
+    env.filters["md_prose"] = md_prose
     env.filters["json_script"] = json_script
     env.filters["rel"] = rel
     env.filters["code"] = lambda t: Markup(f"<code>{html.escape(printable(t)).replace('|', '&#124;')}</code>")
