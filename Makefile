@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install browser serve bench clean
+.PHONY: demo test install browser slurm serve bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,19 @@ browser:
 	  echo "installing Debian chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# A one-node Slurm cluster for the executor tests (Debian slurm-wlm + munge; needs root). Where it
+# cannot start, those tests skip with the reason.
+slurm:
+	@if [ "$$(id -u)" = 0 ]; then scripts/slurm_local.sh up >/dev/null || echo "local Slurm did not start: its tests skip"; \
+	  else echo "not root: no local Slurm, its tests skip"; fi
+
 demo: $(STAMP)
 	$(BIN)/python scripts/build_atlas.py --config configs/demo.toml
 
 serve: $(STAMP)
 	$(BIN)/python scripts/build_atlas.py --config configs/demo.toml --serve
 
-test: $(STAMP) browser
+test: $(STAMP) browser slurm
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(STAMP)

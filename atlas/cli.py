@@ -56,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-weights", action="store_true", help="only report which models' weights are missing")
     p.add_argument("--download-only", action="store_true", help="only fill the HF / torch hub caches with the "
                                                                 "config's pretrained weights (needs internet)")
+    g = p.add_argument_group("where the models are computed (one job per model; see README, Run on a cluster)")
+    g.add_argument("--executor", default="serial", help="serial (default: one model after the other in this "
+                   "process), local (separate processes on this machine) or slurm (jobs submitted with submitit); "
+                   "rerunning resumes, computing only models whose results are missing or stale")
+    g.add_argument("--workers", type=int, default=None, help="local: jobs at a time (default: one per GPU, else 1)")
+    g.add_argument("--partition", default=None, help="slurm partition (overrides [executor] partition)")
+    g.add_argument("--gpus-per-job", type=int, default=None, help="GPUs of each slurm job")
+    g.add_argument("--cpus-per-job", type=int, default=None, help="CPU cores of each job")
+    g.add_argument("--mem-gb", type=float, default=None, help="memory of each slurm job, in GB")
+    g.add_argument("--time-min", type=int, default=None, help="time limit of each job, in minutes")
     p.add_argument("--build-date", default=None, help=argparse.SUPPRESS)  # tests pin it
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     args = p.parse_args(argv)
@@ -66,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError, load_config, normalise_site_url
     from .files import check_writable
     from .pipeline import BuildError
+    from .pipeline.executors import check_executor
     from .pipeline.state import load_stored_atlas
 
     try:
@@ -75,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = load_config(args.config)
+        if args.executor != "serial":
+            check_executor(args.executor)
         if not (args.check_weights or args.download_only):  # before any computing
             check_writable({"docs dir": args.docs_dir} | ({} if args.no_site else {"site dir": args.site_dir}))
         if args.render_only:  # no model, no torch: the stored records alone
@@ -89,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     from .features.backbones import (UnknownModelError, WeightsUnavailableError, download_weights, missing_weights,
                                      weights_help)
     from .features.cache import NonFiniteFeatures
-    from .pipeline.build import build_atlas, select_backbones
+    from .pipeline.build import FAILED_PREFIX, build_atlas, failed_models, select_backbones
+    from .pipeline.executors import ExecutorSettings, ModelJobs
 
     try:
         models = [m.strip() for m in args.models.split(",") if m.strip()] or None
@@ -103,8 +117,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"missing: {b.display_name} [{b.timm_name}]: {why}")
             print(f"{len(missing)} model(s) without weights" + (f". {weights_help()}" if missing else ""))
             return 1 if missing else 0
-        results = build_atlas(cfg, models=models, progress=not args.quiet, build_date=args.build_date)
-        return _publish(args, root, results)
+        jobs = None
+        if args.executor != "serial":
+            settings = ExecutorSettings.from_config(
+                cfg, args.executor, workers=args.workers, partition=args.partition, gpus_per_job=args.gpus_per_job,
+                cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, time_min=args.time_min)
+            jobs = ModelJobs(cfg, settings, progress=not args.quiet)
+        results = build_atlas(cfg, models=models, progress=not args.quiet, build_date=args.build_date, executor=jobs)
+        code = _publish(args, root, results)
+        failed = failed_models(results)
+        for item in failed:
+            print(f"failed: {item.what[len(FAILED_PREFIX):]}: {item.reason}", file=sys.stderr)
+        if failed:
+            print(f"{len(failed)} model(s) failed; the site has the others. Re-run the same command to compute "
+                  f"only what is missing", file=sys.stderr)
+        return 1 if failed else code
     except (ConfigError, BuildError, UnknownModelError, WeightsUnavailableError, NonFiniteFeatures) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

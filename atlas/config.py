@@ -198,6 +198,19 @@ class EvaluationSection(_Strict):
         return self
 
 
+class ExecutorSection(_Strict):
+    """How ``--executor local`` / ``slurm`` run the per-model jobs (command-line flags override)."""
+
+    workers: int = Field(0, ge=0)  # local: jobs at a time; 0 = one per GPU (1 without GPUs)
+    partition: str = ""  # slurm partition; "" = the cluster's default
+    gpus_per_job: int = Field(0, ge=0)
+    cpus_per_job: int = Field(0, ge=0)  # 0 = slurm's default; local: an equal share of the cores
+    mem_gb: float = Field(0.0, ge=0.0)  # 0 = slurm's default
+    time_min: int = Field(240, ge=1)  # a job running longer is stopped and reported as failed
+    sbatch_args: dict[str, str | int] = Field(default_factory=dict)  # extra #SBATCH options, e.g. {account = "x"}
+    log_dir: str = ""  # "" = <output_dir>/jobs
+
+
 # timm keyword arguments the atlas sets itself, and the sizes an override must keep positive
 _RESERVED_OVERRIDES = {"img_size": "set [images] resolution", "num_classes": "the atlas drops the head itself",
                        "pretrained": "set weights", "pretrained_cfg": "set weights",
@@ -278,6 +291,7 @@ class AtlasConfig(_Strict):
     analyses: AnalysesSection = AnalysesSection()
     uncertainty: UncertaintySection = UncertaintySection()
     evaluation: EvaluationSection = EvaluationSection()
+    executor: ExecutorSection = ExecutorSection()
     backbones: list[Backbone]
     comparisons: list[Comparison] = Field(default_factory=list)
 

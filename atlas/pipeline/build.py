@@ -20,6 +20,7 @@ import difflib
 import logging
 import platform
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -76,14 +77,29 @@ def select_backbones(cfg: AtlasConfig, names: list[str] | None) -> list[Backbone
     return [b for b in cfg.backbones if not b.opt_in]
 
 
-def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: bool = True,
-                build_date: str | None = None) -> AtlasResults:
-    """Compute (or reuse) every model and comparison of ``cfg``; store and return the records."""
-    t_start = time.perf_counter()
+@dataclass
+class BuildInputs:
+    """What every model of a build shares: the image set, the cache, the device, the evaluation
+    and the stored results. Made once per build, and once per model job on a cluster."""
+
+    cfg: AtlasConfig
+    images: list
+    skipped: list[SkippedItem]
+    cache: FeatureCache
+    device: object
+    evaluation: EvaluationRun | None
+    store: object
+
+    @property
+    def eval_key(self) -> str:
+        return self.evaluation.key if self.evaluation else "none"
+
+
+def prepare_build(cfg: AtlasConfig, backbones: list[Backbone]) -> BuildInputs:
+    """Check everything that can be checked before computing (writable folders, architectures,
+    weights, the overview image), then load the image set and the evaluation dataset."""
     cache_dir = cfg.resolve_path(cfg.atlas.cache_dir)
     check_writable({"output dir": cfg.resolve_path(cfg.atlas.output_dir), "feature cache": cache_dir})
-    store = state_store(cfg)
-    backbones = select_backbones(cfg, models)
     for spec in backbones:  # every architecture buildable (names, overrides) before any model is computed
         check_backbone(spec)
     missing = missing_weights(backbones)
@@ -109,36 +125,77 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
                     "delete %s/*/*.npz to free the space", len(stale), size, cache.root)
     device = pick_device(cfg.features.device)
     log.info("device: %s; %d images; %d models", describe(device), len(images), len(backbones))
-
     evaluation = EvaluationRun.from_config(cfg, skipped)
-    eval_key = evaluation.key if evaluation else "none"
+    return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg))
+
+
+def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -> tuple[str, ModelResult, bool]:
+    """One model's results: (model key, result, reused); reused when its stored results are
+    current, otherwise computed and stored (extraction, clustering, measures, evaluation)."""
+    cfg = inputs.cfg
+    try:
+        loaded = load_backbone(spec, tuple(cfg.images.resolution), seed=cfg.atlas.seed)
+    except UnsafeCheckpointError:
+        raise
+    except WeightsUnavailableError as exc:
+        raise BuildError(f"{exc}. {weights_help()}") from None
+    key = model_key(cfg, loaded, inputs.images, inputs.eval_key)
+    result = inputs.store.load_model(spec.slug, key)
+    if result is not None:
+        log.info("%s: unchanged (key %s), reusing its results", spec.display_name, key)
+        return key, result, True
+    # One BLAS thread for the numpy/sklearn analyses: on small matrices, and whenever anything
+    # else runs on the machine, OpenBLAS's spinning threads cost more than they give (measured:
+    # 0.45 vs 0.9 s per block and representation idle, 10x worse under load). Torch keeps its own.
+    with threadpool_limits(1, user_api="blas"):
+        result = ModelRun(cfg, loaded, inputs.images, inputs.cache, inputs.device, progress, inputs.evaluation).run()
+    inputs.store.save_model(key, result)
+    return key, result, False
+
+
+def failed_models(results: AtlasResults) -> list[SkippedItem]:
+    """The models whose job failed (listed on the build report; the site has the others)."""
+    return [s for s in results.skipped if s.what.startswith(FAILED_PREFIX)]
+
+
+FAILED_PREFIX = "model job "
+
+
+def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: bool = True,
+                build_date: str | None = None, executor=None) -> AtlasResults:
+    """Compute (or reuse) every model and comparison of ``cfg``; store and return the records.
+
+    ``executor`` (:class:`atlas.pipeline.executors.ModelJobs`): compute the models as jobs (other
+    processes, or Slurm) first; this process then reads their stored results, builds the
+    comparisons and lists failed jobs on the build report. ``None``: one model after the other here.
+    """
+    t_start = time.perf_counter()
+    backbones = select_backbones(cfg, models)
+    inputs = prepare_build(cfg, backbones)
+    images, skipped, store = inputs.images, inputs.skipped, inputs.store
 
     built: dict[str, ModelResult] = {}
     model_keys: dict[str, str] = {}
     timings: dict[str, float] = {}
-    for spec in tqdm(backbones, desc="models", disable=not progress):
+    jobs_done, jobs_failed = executor.run(backbones) if executor is not None else ({}, {})
+    for spec in tqdm(backbones, desc="models", disable=not progress or executor is not None):
         t0 = time.perf_counter()
-        try:
-            loaded = load_backbone(spec, tuple(cfg.images.resolution), seed=cfg.atlas.seed)
-        except UnsafeCheckpointError:
-            raise
-        except WeightsUnavailableError as exc:
-            raise BuildError(f"{exc}. {weights_help()}") from None
-        key = model_key(cfg, loaded, images, eval_key)
-        model_keys[spec.slug] = key
-        result = store.load_model(spec.slug, key)
-        if result is not None:
-            log.info("%s: unchanged (key %s), reusing its results", spec.display_name, key)
+        if spec.slug in jobs_failed:
+            skipped.append(SkippedItem(f"{FAILED_PREFIX}{spec.display_name}", jobs_failed[spec.slug]))
+            continue
+        if spec.slug in jobs_done:
+            key, seconds = jobs_done[spec.slug]
+            result = store.load_model(spec.slug, key)
+            if result is None:
+                skipped.append(SkippedItem(f"{FAILED_PREFIX}{spec.display_name}",
+                                           f"the job finished but its stored results (key {key}) are missing"))
+                continue
         else:
-            # One BLAS thread for the numpy/sklearn analyses: on small matrices, and whenever anything
-            # else runs on the machine, OpenBLAS's spinning threads cost more than they give (measured:
-            # 0.45 vs 0.9 s per block and representation idle, 10x worse under load). Torch keeps its own.
-            with threadpool_limits(1, user_api="blas"):
-                result = ModelRun(cfg, loaded, images, cache, device, progress, evaluation).run()
-            store.save_model(key, result)
+            key, result, _ = compute_model(inputs, spec, progress)
+            seconds = time.perf_counter() - t0
+        model_keys[spec.slug] = key
         built[spec.slug] = result
-        timings[f"model {spec.slug}"] = round(time.perf_counter() - t0, 2)
-        del loaded
+        timings[f"model {spec.slug}"] = round(seconds, 2)
     atlas_wide, per_model = make_highlights(list(built.values()), cfg.uncertainty.level)
     for slug, m in built.items():
         m.highlights = per_model.get(slug, [])
@@ -169,11 +226,12 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         title=cfg.atlas.title, atlas_version=__version__, config_name=Path(cfg.source_path).name,
         config_text=cfg.source_text, config_hash=cfg.config_hash,
         build_date=build_date or _dt.date.today().isoformat(), seed=cfg.atlas.seed, resolution_policy=policy_text,
-        environment=_environment(), device=describe(device), images=[img.info() for img in images], skipped=skipped,
+        environment=_environment(), device=describe(inputs.device), images=[img.info() for img in images], skipped=skipped,
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
-        methods=methods_record(cfg, policy_text, evaluation.methods() if evaluation else None), timings=timings,
+        methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None),
+        timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
-        highlights=atlas_wide, datasets=[evaluation.credit()] if evaluation else [],
+        highlights=atlas_wide, datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
     )

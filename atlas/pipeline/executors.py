@@ -1,0 +1,293 @@
+"""Where the models of a build are computed: here, one after the other (``serial``), as separate
+processes on this machine (``local``), or as jobs of a Slurm cluster (``slurm``), both through
+`submitit <https://github.com/facebookincubator/submitit>`_.
+
+One job per model: :func:`model_job` runs extraction, clustering, measures and evaluation of one
+model and stores its results under its model key (``<output_dir>/state``), writing features into
+the shared feature cache. Every file is written atomically (temp file + rename, the temp file
+named after its writer), so a job killed mid-way leaves nothing that a later run reads as valid,
+and two jobs or builds writing into one cache do not disturb each other. When the jobs have
+finished, the submitting process reads their stored results and builds the comparisons and the
+site, listing failed jobs on the build report. Rerunning the same command resumes: a model whose
+stored results are current returns at once.
+
+Example::
+
+    jobs = ModelJobs(cfg, ExecutorSettings(kind="local", workers=2))
+    results = build_atlas(cfg, executor=jobs)
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..config import AtlasConfig, Backbone, load_config
+from . import BuildError
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("serial", "local", "slurm")
+POLL_S = 1.0  # how often the state of running jobs is checked
+
+
+def check_executor(name: str) -> str:
+    """The executor's name, or a one-line error with the closest valid name.
+
+    >>> check_executor("slurm")
+    'slurm'
+    >>> check_executor("slrum")
+    Traceback (most recent call last):
+    ...
+    atlas.pipeline.BuildError: --executor: unknown executor 'slrum'; choose serial, local or slurm (closest: slurm)
+    """
+    if name in EXECUTORS:
+        return name
+    close = difflib.get_close_matches(name, EXECUTORS, n=1, cutoff=0.0)
+    raise BuildError(f"--executor: unknown executor {name!r}; choose serial, local or slurm (closest: {close[0]})")
+
+
+@dataclass
+class ExecutorSettings:
+    """How model jobs are run: the ``[executor]`` section of the config, overridden by the command line."""
+
+    kind: str = "serial"
+    workers: int = 0  # local: jobs at a time (0 = one per GPU, or 1 without GPUs)
+    partition: str = ""
+    gpus_per_job: int = 0
+    cpus_per_job: int = 0  # 0: slurm's default; local: an equal share of this machine's cores
+    mem_gb: float = 0.0
+    time_min: int = 240
+    sbatch_args: dict[str, str | int] = field(default_factory=dict)
+    log_dir: str = ""  # "" = <output_dir>/jobs
+
+    @classmethod
+    def from_config(cls, cfg: AtlasConfig, kind: str, **overrides) -> ExecutorSettings:
+        ex = cfg.executor
+        values = {"kind": check_executor(kind), "workers": ex.workers, "partition": ex.partition,
+                  "gpus_per_job": ex.gpus_per_job, "cpus_per_job": ex.cpus_per_job, "mem_gb": ex.mem_gb,
+                  "time_min": ex.time_min, "sbatch_args": dict(ex.sbatch_args), "log_dir": ex.log_dir}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = None) -> dict:
+    """One model of a build, in its own process: compute (or find current) and store its results.
+
+    Returns ``{"slug", "key", "reused", "seconds", "model_s"}`` (``seconds``: the whole job from
+    its start in Python; ``model_s``: loading and computing the model, as the serial build does). ``gpu`` pins the job to one GPU (local
+    executor); ``threads`` limits torch's CPU threads (its share of the cores).
+    """
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before torch initialises CUDA
+    import torch
+
+    from .build import compute_model, prepare_build, select_backbones
+
+    if threads:
+        torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    cfg = load_config(config_path)
+    (spec,) = select_backbones(cfg, [slug])
+    inputs = prepare_build(cfg, [spec])
+    t1 = time.perf_counter()
+    key, _, reused = compute_model(inputs, spec, progress=False)
+    t2 = time.perf_counter()
+    return {"slug": slug, "key": key, "reused": reused, "seconds": round(t2 - t0, 2), "model_s": round(t2 - t1, 2)}
+
+
+class ModelJobs:
+    """Runs :func:`model_job` for every model of a build through submitit and waits for them."""
+
+    def __init__(self, cfg: AtlasConfig, settings: ExecutorSettings, progress: bool = True):
+        if settings.kind == "serial":
+            raise ValueError("the serial executor runs no jobs; pass executor=None to build_atlas")
+        if settings.kind == "slurm" and shutil.which("sbatch") is None:
+            raise BuildError("--executor slurm: sbatch is not on PATH; run the build on a Slurm login node, "
+                             "or use --executor local")
+        if settings.kind == "slurm" and settings.partition:
+            _check_partition(settings.partition)
+        self.cfg, self.settings, self.progress = cfg, settings, progress
+        out = cfg.resolve_path(cfg.atlas.output_dir)
+        self.log_dir = cfg.resolve_path(settings.log_dir) if settings.log_dir else out / "jobs"
+        self.config_path = str(Path(cfg.source_path).resolve())
+        self._waited: dict[str, float] = {}
+        #: per model: job id, wall seconds from submission to result, and the job's own figures
+        self.report: dict[str, dict] = {}
+
+    def _executor(self, name: str):
+        import submitit
+
+        # without an accounting database sacct fails on every poll; submitit then reads the job's
+        # own result file, which is all the atlas needs: its warning would only be noise
+        logging.getLogger("submitit").setLevel(logging.ERROR)
+
+        s = self.settings
+        ex = submitit.AutoExecutor(folder=self.log_dir, cluster=s.kind)
+        params: dict = {"name": name, "timeout_min": s.time_min}
+        if s.kind == "slurm":
+            params.update(gpus_per_node=s.gpus_per_job, slurm_additional_parameters=dict(s.sbatch_args))
+            if s.partition:
+                params["slurm_partition"] = s.partition
+            if s.cpus_per_job:
+                params["cpus_per_task"] = s.cpus_per_job
+            if s.mem_gb:
+                params["mem_gb"] = s.mem_gb
+        ex.update_parameters(**params)
+        return ex
+
+    def _local_slots(self) -> tuple[int, list[int | None], int]:
+        """(jobs at a time, the GPU of each slot or None, torch threads per job)."""
+        import torch
+
+        gpus = torch.cuda.device_count()
+        workers = self.settings.workers or max(1, gpus)
+        slot_gpus = [i % gpus if gpus else None for i in range(workers)]
+        threads = self.settings.cpus_per_job or max(1, (os.cpu_count() or 1) // workers)
+        return workers, slot_gpus, threads
+
+    def run(self, backbones: list[Backbone]) -> tuple[dict[str, tuple[str, float]], dict[str, str]]:
+        """Run one job per model; return ({slug: (model key, seconds)} of the jobs that finished,
+        {slug: one-line reason with job id and log path} of those that failed)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        pending = list(backbones)
+        running: dict = {}  # job -> (spec, slot)
+        done: dict[str, tuple[str, float]] = {}
+        failed: dict[str, str] = {}
+        if self.settings.kind == "local":
+            workers, slot_gpus, threads = self._local_slots()
+        else:
+            workers, slot_gpus, threads = len(pending), [None] * len(pending), self.settings.cpus_per_job
+        free = list(range(workers))
+        bar = tqdm(total=len(pending), desc=f"model jobs ({self.settings.kind})", unit="job",
+                   disable=not self.progress)
+
+        def submit(spec: Backbone, slot: int):
+            ex = self._executor(f"atlas-{spec.slug}")
+            try:
+                job = ex.submit(model_job, self.config_path, spec.slug, threads, slot_gpus[slot])
+            except Exception as exc:  # sbatch refused it: bad partition, limits, ...
+                text = str(exc).strip().splitlines()
+                raise BuildError(f"--executor {self.settings.kind}: could not submit the job of {spec.display_name}: "
+                                 f"{text[-1] if text else type(exc).__name__}") from None
+            log.info("%s: job %s submitted (logs: %s)", spec.display_name, job.job_id, job.paths.stdout.parent)
+            running[job] = (spec, slot)
+            self.report[spec.slug] = {"job_id": job.job_id, "submitted": time.perf_counter()}
+
+        try:
+            while pending or running:
+                while pending and free:
+                    submit(pending.pop(0), free.pop(0))
+                time.sleep(POLL_S)
+                for job in list(running):
+                    outcome = self._outcome(job)
+                    if outcome is None:
+                        continue
+                    spec, slot = running.pop(job)
+                    free.append(slot)
+                    entry = self.report[spec.slug]
+                    entry["wall_s"] = round(time.perf_counter() - entry.pop("submitted"), 2)
+                    if isinstance(outcome, dict):
+                        entry.update(outcome)
+                        done[spec.slug] = (outcome["key"], outcome["seconds"])
+                        log.info("%s: job %s %s in %.0f s", spec.display_name, job.job_id,
+                                 "found its results current" if outcome["reused"] else "done", outcome["seconds"])
+                    else:
+                        failed[spec.slug] = outcome
+                        log.error("%s: %s", spec.display_name, outcome)
+                    bar.update(1)
+                bar.set_postfix(running=len(running), failed=len(failed))
+        except KeyboardInterrupt:
+            for job in running:
+                job.cancel(check=False)
+            raise
+        finally:
+            bar.close()
+        return done, failed
+
+
+    def _outcome(self, job) -> dict | str | None:
+        """None while the job runs; its result (dict) when it returned; else one line saying why not.
+
+        Read from the job's own files and, on Slurm, from ``scontrol`` (which knows finished jobs
+        for MinJobAge seconds): ``sacct`` needs an accounting database that many clusters, and the
+        test cluster, do not have, and submitit cannot tell a cancelled job from a running one
+        without it.
+        """
+        from submitit.core.utils import pickle_load
+
+        result = job.paths.result_pickle
+        if result.exists():
+            try:
+                status, value = pickle_load(result)
+            except Exception:  # still being written (the job renames it into place, but NFS may lag)
+                return None
+            if status == "success":
+                return value
+            return _reason(job, "failed", str(value))
+        if self.settings.kind == "local":
+            if not job.done():
+                return None
+            return _reason(job, "failed", _log_tail(job))
+        state = _slurm_state(job.job_id)
+        if state in _ACTIVE:
+            return None
+        if state == "COMPLETED" or state is None:  # result file not visible yet, or job purged
+            waited = self._waited.setdefault(job.job_id, time.monotonic())
+            if time.monotonic() - waited < RESULT_GRACE_S:
+                return None
+            return _reason(job, (state or "gone").lower(), "finished without writing its result")
+        return _reason(job, state.lower(), _log_tail(job))
+
+
+RESULT_GRACE_S = 60.0  # how long a finished job's result file may take to appear (shared file systems)
+_ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
+
+
+def _check_partition(name: str) -> None:
+    """A one-line error naming the cluster's partitions when ``name`` is not one of them."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return  # sbatch will say it
+    partitions = [p.rstrip("*") for p in out.split()]
+    if partitions and name not in partitions:
+        raise BuildError(f"--executor slurm: partition {name!r} does not exist on this cluster; "
+                         f"choose one of: {', '.join(partitions)}")
+
+
+def _slurm_state(job_id: str) -> str | None:
+    """The job's state from ``scontrol show job`` (None once Slurm has forgotten it)."""
+    import subprocess
+
+    done = subprocess.run(["scontrol", "show", "job", "-o", str(job_id).split("_")[0]], capture_output=True, text=True)
+    found = re.search(r"JobState=(\w+)", done.stdout)
+    return found.group(1) if found else None
+
+
+def _log_tail(job) -> str:
+    """The last error line of the job's stderr log (or its last line)."""
+    try:
+        lines = [ln.strip() for ln in job.paths.stderr.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if "rror" in ln or "CANCELLED" in ln or "TIME LIMIT" in ln]
+    return ((errors or lines or ["empty log"])[-1])[:300]
+
+
+def _reason(job, state: str, detail: str) -> str:
+    lines = [ln.strip() for ln in detail.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "rror" in ln]
+    last = ((errors or lines or ["no detail"])[-1])[:300]
+    return f"job {job.job_id} {state}: {last} (log: {job.paths.stderr})"
