@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--executors", default="serial,local,slurm")
     p.add_argument("--workers", type=int, default=2, help="local: jobs at a time")
     p.add_argument("--cache", default=str(REPO / ".cache" / "features"), help="the (warm) feature cache to share")
+    p.add_argument("--cache-is-warm", action="store_true", help="skip filling the cache (it holds the config's features)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -60,16 +61,18 @@ def main() -> None:
         serial_model_s: dict[str, float] = {}
         jobs: dict[str, dict] = {}
         try:
-            warm = parse_config(_paths(text, Path(tmp) / "warm", Path(args.cache)), str(source))
-            print("filling the feature cache (untimed) ...", flush=True)
-            build_atlas(warm, progress=False)
+            if not args.cache_is_warm:
+                warm = parse_config(_paths(text, Path(tmp) / "warm", Path(args.cache)), str(source))
+                print("filling the feature cache (untimed) ...", flush=True)
+                build_atlas(warm, progress=False)
             for kind in kinds:
                 out = Path(tmp) / kind
                 cfg_file.write_text(_paths(text, out, Path(args.cache)))
                 cfg = load_config(cfg_file)
+                # local: --workers jobs of an equal share of the cores; slurm: as many 1-core jobs at once
                 executor = None if kind == "serial" else ModelJobs(
-                    cfg, ExecutorSettings.from_config(cfg, kind, workers=args.workers, cpus_per_job=None),
-                    progress=False)
+                    cfg, ExecutorSettings.from_config(cfg, kind, workers=args.workers,
+                                                      cpus_per_job=1 if kind == "slurm" else None), progress=False)
                 t0 = time.perf_counter()
                 results = build_atlas(cfg, progress=False, executor=executor)
                 walls[kind] = time.perf_counter() - t0
@@ -85,14 +88,18 @@ def main() -> None:
         print(f"{kind:7s} wall {wall:7.1f} s   ratio to serial {wall / walls['serial']:.2f}" if "serial" in walls
               else f"{kind:7s} wall {wall:7.1f} s")
     for kind, report in jobs.items():
-        print(f"\n{kind}: per model job (overhead = wall from submission to result - the job's own model time)")
+        print(f"\n{kind}: per model job, seconds: queued = submission to process start; start-up = imports, "
+              f"config, images; after = result written and seen; overhead = start-up + after")
         for slug, r in report.items():
             base = serial_model_s.get(slug)
-            if base is None or "model_s" not in r:
+            if base is None or "model_s" not in r or r.get("process_start") is None:
                 continue
-            over = r["wall_s"] - r["model_s"]
-            print(f"  {slug:45s} wall {r['wall_s']:6.1f} s  in-job model {r.get('model_s', float('nan')):6.1f} s  "
-                  f"serial {base:6.1f} s  overhead {over:+6.1f} s ({over / base:+.1%})")
+            queued = r["process_start"] - r["submitted_at"]
+            startup = r["model_start"] - r["process_start"]
+            after = r["seen_at"] - (r["model_start"] + r["model_s"])
+            over = startup + after
+            print(f"  {slug:44s} queued {queued:6.1f}  start-up {startup:5.1f}  model {r['model_s']:6.1f} "
+                  f"(serial {base:6.1f})  after {after:4.1f}  overhead {over:5.1f} = {over / base:.1%} of serial")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ AccountingStorageType=accounting_storage/none
 MpiDefault=none
 KillWait=5
 MinJobAge=600
+DefMemPerCPU=$(( mem / cpus ))
 NodeName=${host} CPUs=${cpus} RealMemory=${mem} State=UNKNOWN
 PartitionName=atlas Nodes=${host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF

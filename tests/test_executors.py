@@ -141,3 +141,25 @@ def test_slurm_bad_partition_is_one_line(slurm, tmp_path, capsys):
     line = error_line(capsys)
     assert "partition 'no-such-partition' does not exist" in line and "choose one of:" in line
     assert not list((tmp_path / "out").rglob("*_submitted.pkl"))  # nothing was submitted
+
+
+def test_two_builds_of_one_config_at_once(serial, tmp_path):
+    """Two builds of the same config at the same time, sharing the output folder and the feature
+    cache: both succeed, every cache entry verifies, and the pages equal the serial build's."""
+    import sys
+
+    from atlas.features.cache import FeatureCache
+
+    config = two_models(tmp_path)
+    procs = [subprocess.Popen([sys.executable, str(REPO / "scripts" / "build_atlas.py"), "--config", str(config),
+                               "--docs-dir", str(tmp_path / f"docs{i}"), "--no-site", "-q", "--build-date", DATE],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    cache = FeatureCache(tmp_path / "cache")
+    for path in (tmp_path / "cache").glob("*/*.safetensors"):
+        assert cache.entries(path.stem), path
+    assert not cache.damaged and not list((tmp_path / "cache").glob("*/.tmp-*"))
+    assert _pages(tmp_path / "docs1") == _pages(tmp_path / "docs2") == serial
+

@@ -82,8 +82,10 @@ class ExecutorSettings:
 def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = None) -> dict:
     """One model of a build, in its own process: compute (or find current) and store its results.
 
-    Returns ``{"slug", "key", "reused", "seconds", "model_s"}`` (``seconds``: the whole job from
-    its start in Python; ``model_s``: loading and computing the model, as the serial build does). ``gpu`` pins the job to one GPU (local
+    Returns ``{"slug", "key", "reused", "seconds", "model_s", "process_start", "model_start"}``
+    (``seconds``: the job from its start in Python; ``model_s``: loading and computing the model, as
+    the serial build does; the two starts as Unix times, for the overhead in
+    ``bench/bench_executors.py``). ``gpu`` pins the job to one GPU (local
     executor); ``threads`` limits torch's CPU threads (its share of the cores).
     """
     if gpu is not None:
@@ -92,6 +94,10 @@ def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = N
 
     from .build import compute_model, prepare_build, select_backbones
 
+    # the job's share of the cores: what it was given, or what Slurm allotted (clusters without
+    # cgroups do not stop a job from using every core of its node)
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_JOB_CPUS_PER_NODE", "")
+    threads = threads or int(re.match(r"\d*", allotted).group() or 0)
     if threads:
         torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -102,7 +108,18 @@ def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = N
     t1 = time.perf_counter()
     key, _, reused = compute_model(inputs, spec, progress=False)
     t2 = time.perf_counter()
-    return {"slug": slug, "key": key, "reused": reused, "seconds": round(t2 - t0, 2), "model_s": round(t2 - t1, 2)}
+    return {"slug": slug, "key": key, "reused": reused, "seconds": round(t2 - t0, 2), "model_s": round(t2 - t1, 2),
+            "process_start": _process_start(), "model_start": time.time() - (t2 - t1)}
+
+
+def _process_start() -> float | None:
+    """When this process started (Unix time; Linux), to tell queueing from start-up in a job's wall time."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 class ModelJobs:
@@ -181,7 +198,8 @@ class ModelJobs:
                                  f"{text[-1] if text else type(exc).__name__}") from None
             log.info("%s: job %s submitted (logs: %s)", spec.display_name, job.job_id, job.paths.stdout.parent)
             running[job] = (spec, slot)
-            self.report[spec.slug] = {"job_id": job.job_id, "submitted": time.perf_counter()}
+            self.report[spec.slug] = {"job_id": job.job_id, "submitted": time.perf_counter(),
+                                      "submitted_at": time.time()}
 
         try:
             while pending or running:
@@ -196,6 +214,7 @@ class ModelJobs:
                     free.append(slot)
                     entry = self.report[spec.slug]
                     entry["wall_s"] = round(time.perf_counter() - entry.pop("submitted"), 2)
+                    entry["seen_at"] = time.time()
                     if isinstance(outcome, dict):
                         entry.update(outcome)
                         done[spec.slug] = (outcome["key"], outcome["seconds"])
@@ -233,6 +252,8 @@ class ModelJobs:
                 return None
             if status == "success":
                 return value
+            if "timed-out" in str(value):  # submitit's own handling of Slurm's time-limit signal
+                return self._timed_out(job)
             return _reason(job, "failed", str(value))
         if self.settings.kind == "local":
             if not job.done():
@@ -246,7 +267,13 @@ class ModelJobs:
             if time.monotonic() - waited < RESULT_GRACE_S:
                 return None
             return _reason(job, (state or "gone").lower(), "finished without writing its result")
+        if state == "TIMEOUT":
+            return self._timed_out(job)
         return _reason(job, state.lower(), _log_tail(job))
+
+    def _timed_out(self, job) -> str:
+        return (f"job {job.job_id} timed out: it ran into its time limit of {self.settings.time_min} min; raise "
+                f"[executor] time_min or --time-min (log: {job.paths.stderr})")
 
 
 RESULT_GRACE_S = 60.0  # how long a finished job's result file may take to appear (shared file systems)
