@@ -27,6 +27,8 @@ examples:
   python scripts/build_atlas.py --models dinov2-vit-s-14,mae-vit-b-16
   python scripts/build_atlas.py --config configs/demo.toml --serve
   python scripts/build_atlas.py --config configs/demo.toml --render-only   pages again from stored results
+  python scripts/build_atlas.py --executor slurm --partition gpu --gpus-per-job 1   one Slurm job per model
+  python scripts/build_atlas.py --executor local --workers 4    4 processes here (one GPU each when present)
 
 weights: pretrained entries load through timm from the Hugging Face cache ($HF_HOME; set
 HF_HUB_OFFLINE=1 to never touch the network); a local file works with
