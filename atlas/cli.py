@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return _os_error(exc)
 
-    from .features.backbones import (UnknownModelError, WeightsUnavailableError, download_weights, missing_weights,
-                                     weights_help)
+    from .features.backbones import (UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
+                                     download_weights, missing_weights, weights_help)
     from .features.cache import NonFiniteFeatures
     from .pipeline.build import FAILED_PREFIX, build_atlas, failed_models, select_backbones
     from .pipeline.executors import ExecutorSettings, ModelJobs
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(failed)} model(s) failed; the site has the others. Re-run the same command to compute "
                   f"only what is missing", file=sys.stderr)
         return 1 if failed else code
-    except (ConfigError, BuildError, UnknownModelError, WeightsUnavailableError, NonFiniteFeatures) as exc:
+    except (ConfigError, BuildError, UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
+            NonFiniteFeatures) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -51,9 +51,10 @@ class UnknownModelError(ValueError):
     """A timm model name that timm does not know, or one timm cannot build with the given overrides."""
 
 
-class UnsafeCheckpointError(WeightsUnavailableError):
+class UnsafeCheckpointError(RuntimeError):
     """A checkpoint that ``torch.load(weights_only=True)`` refuses: it needs arbitrary unpickling.
-    Never retried with unsafe loading."""
+    Never retried with unsafe loading. (Not a WeightsUnavailableError: the weights are there, and
+    the advice on filling the HF cache does not apply.)"""
 
 
 @functools.lru_cache(maxsize=1)
@@ -316,7 +317,7 @@ def check_backbone(spec: Backbone) -> nn.Module:
 def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) -> LoadedBackbone:
     """Create the model of ``spec`` for inputs of ``resolution`` (snapped to its patch size).
 
-    Raises WeightsUnavailableError / UnknownModelError with one-line messages.
+    Raises WeightsUnavailableError / UnsafeCheckpointError / UnknownModelError with one-line messages.
     """
     # Patch size first (cheap meta-device build) so the input can be snapped before loading weights.
     probe = check_backbone(spec)

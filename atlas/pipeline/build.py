@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import AtlasConfig, Backbone
-from ..features.backbones import (UnsafeCheckpointError, WeightsUnavailableError, check_backbone, load_backbone,
-                                  missing_weights, weights_help)
+from ..features.backbones import (WeightsUnavailableError, check_backbone, load_backbone, missing_weights,
+                                  weights_help)
 from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
 from ..files import check_writable
@@ -135,8 +135,6 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     cfg = inputs.cfg
     try:
         loaded = load_backbone(spec, tuple(cfg.images.resolution), seed=cfg.atlas.seed)
-    except UnsafeCheckpointError:
-        raise
     except WeightsUnavailableError as exc:
         raise BuildError(f"{exc}. {weights_help()}") from None
     key = model_key(cfg, loaded, inputs.images, inputs.eval_key)
