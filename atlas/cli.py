@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                                      download_weights, missing_weights, weights_help)
     from .features.cache import NonFiniteFeatures
     from .pipeline.build import FAILED_PREFIX, build_atlas, failed_models, select_backbones
-    from .pipeline.executors import ExecutorSettings, ModelJobs
+    from .pipeline.executors import ModelJobs, executor_settings
 
     try:
         models = [m.strip() for m in args.models.split(",") if m.strip()] or None
@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if missing else 0
         jobs = None
         if args.executor != "serial":
-            settings = ExecutorSettings.from_config(
-                cfg, args.executor, workers=args.workers, partition=args.partition, gpus_per_job=args.gpus_per_job,
+            settings = executor_settings(
+                cfg, workers=args.workers, partition=args.partition, gpus_per_job=args.gpus_per_job,
                 cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, time_min=args.time_min)
-            jobs = ModelJobs(cfg, settings, progress=not args.quiet)
+            jobs = ModelJobs(cfg, args.executor, settings, progress=not args.quiet)
         results = build_atlas(cfg, models=models, progress=not args.quiet, build_date=args.build_date, executor=jobs)
         code = _publish(args, root, results)
         failed = failed_models(results)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from atlas.config import load_config, parse_config
 from atlas.pipeline.build import build_atlas
-from atlas.pipeline.executors import ExecutorSettings, ModelJobs
+from atlas.pipeline.executors import ModelJobs, executor_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,8 +71,8 @@ def main() -> None:
                 cfg = load_config(cfg_file)
                 # local: --workers jobs of an equal share of the cores; slurm: as many 1-core jobs at once
                 executor = None if kind == "serial" else ModelJobs(
-                    cfg, ExecutorSettings.from_config(cfg, kind, workers=args.workers,
-                                                      cpus_per_job=1 if kind == "slurm" else None), progress=False)
+                    cfg, kind, executor_settings(cfg, workers=args.workers,
+                                                 cpus_per_job=1 if kind == "slurm" else None), progress=False)
                 t0 = time.perf_counter()
                 results = build_atlas(cfg, progress=False, executor=executor)
                 walls[kind] = time.perf_counter() - t0

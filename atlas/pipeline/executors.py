@@ -13,7 +13,7 @@ stored results are current returns at once.
 
 Example::
 
-    jobs = ModelJobs(cfg, ExecutorSettings(kind="local", workers=2))
+    jobs = ModelJobs(cfg, "local", executor_settings(cfg, workers=2))
     results = build_atlas(cfg, executor=jobs)
 """
 
@@ -25,12 +25,13 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from tqdm.auto import tqdm
 
-from ..config import AtlasConfig, Backbone, load_config
+from ..config import AtlasConfig, Backbone, ExecutorSection, load_config
 from . import BuildError
 
 log = logging.getLogger(__name__)
@@ -55,28 +56,23 @@ def check_executor(name: str) -> str:
     raise BuildError(f"--executor: unknown executor {name!r}; choose serial, local or slurm (closest: {close[0]})")
 
 
-@dataclass
-class ExecutorSettings:
-    """How model jobs are run: the ``[executor]`` section of the config, overridden by the command line."""
+def executor_settings(cfg: AtlasConfig, **overrides) -> ExecutorSection:
+    """The config's ``[executor]`` section with the command line's values on top (None: not given),
+    validated as the config is (a bad flag value is one line naming the flag).
 
-    kind: str = "serial"
-    workers: int = 0  # local: jobs at a time (0 = one per GPU, or 1 without GPUs)
-    partition: str = ""
-    gpus_per_job: int = 0
-    cpus_per_job: int = 0  # 0: slurm's default; local: an equal share of this machine's cores
-    mem_gb: float = 0.0
-    time_min: int = 240
-    sbatch_args: dict[str, str | int] = field(default_factory=dict)
-    log_dir: str = ""  # "" = <output_dir>/jobs
-
-    @classmethod
-    def from_config(cls, cfg: AtlasConfig, kind: str, **overrides) -> ExecutorSettings:
-        ex = cfg.executor
-        values = {"kind": check_executor(kind), "workers": ex.workers, "partition": ex.partition,
-                  "gpus_per_job": ex.gpus_per_job, "cpus_per_job": ex.cpus_per_job, "mem_gb": ex.mem_gb,
-                  "time_min": ex.time_min, "sbatch_args": dict(ex.sbatch_args), "log_dir": ex.log_dir}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    >>> from atlas.config import parse_config
+    >>> cfg = parse_config('[executor]\\nworkers = 2\\n[[backbones]]\\ndisplay_name = "m"\\n'
+    ...                    'timm_name = "vit_small_patch16_224"\\nweights = "random"\\ntraining = "random"')
+    >>> executor_settings(cfg, workers=None, time_min=30).workers, executor_settings(cfg, time_min=30).time_min
+    (2, 30)
+    """
+    values = cfg.executor.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return ExecutorSection(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "[executor]"
+        raise BuildError(f"{flag}: {first['msg']} (got {first.get('input')!r})") from None
 
 
 def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = None) -> dict:
@@ -125,15 +121,16 @@ def _process_start() -> float | None:
 class ModelJobs:
     """Runs :func:`model_job` for every model of a build through submitit and waits for them."""
 
-    def __init__(self, cfg: AtlasConfig, settings: ExecutorSettings, progress: bool = True):
-        if settings.kind == "serial":
+    def __init__(self, cfg: AtlasConfig, kind: str, settings: ExecutorSection | None = None, progress: bool = True):
+        if check_executor(kind) == "serial":
             raise ValueError("the serial executor runs no jobs; pass executor=None to build_atlas")
-        if settings.kind == "slurm" and shutil.which("sbatch") is None:
+        settings = settings or cfg.executor
+        if kind == "slurm" and shutil.which("sbatch") is None:
             raise BuildError("--executor slurm: sbatch is not on PATH; run the build on a Slurm login node, "
                              "or use --executor local")
-        if settings.kind == "slurm" and settings.partition:
+        if kind == "slurm" and settings.partition:
             _check_partition(settings.partition)
-        self.cfg, self.settings, self.progress = cfg, settings, progress
+        self.cfg, self.kind, self.settings, self.progress = cfg, kind, settings, progress
         out = cfg.resolve_path(cfg.atlas.output_dir)
         self.log_dir = cfg.resolve_path(settings.log_dir) if settings.log_dir else out / "jobs"
         self.config_path = str(Path(cfg.source_path).resolve())
@@ -149,9 +146,9 @@ class ModelJobs:
         logging.getLogger("submitit").setLevel(logging.ERROR)
 
         s = self.settings
-        ex = submitit.AutoExecutor(folder=self.log_dir, cluster=s.kind)
+        ex = submitit.AutoExecutor(folder=self.log_dir, cluster=self.kind)
         params: dict = {"name": name, "timeout_min": s.time_min}
-        if s.kind == "slurm":
+        if self.kind == "slurm":
             params.update(gpus_per_node=s.gpus_per_job, slurm_additional_parameters=dict(s.sbatch_args))
             if s.partition:
                 params["slurm_partition"] = s.partition
@@ -180,12 +177,12 @@ class ModelJobs:
         running: dict = {}  # job -> (spec, slot)
         done: dict[str, tuple[str, float]] = {}
         failed: dict[str, str] = {}
-        if self.settings.kind == "local":
+        if self.kind == "local":
             workers, slot_gpus, threads = self._local_slots()
         else:
             workers, slot_gpus, threads = len(pending), [None] * len(pending), self.settings.cpus_per_job
         free = list(range(workers))
-        bar = tqdm(total=len(pending), desc=f"model jobs ({self.settings.kind})", unit="job",
+        bar = tqdm(total=len(pending), desc=f"model jobs ({self.kind})", unit="job",
                    disable=not self.progress)
 
         def submit(spec: Backbone, slot: int):
@@ -194,12 +191,11 @@ class ModelJobs:
                 job = ex.submit(model_job, self.config_path, spec.slug, threads, slot_gpus[slot])
             except Exception as exc:  # sbatch refused it: bad partition, limits, ...
                 text = str(exc).strip().splitlines()
-                raise BuildError(f"--executor {self.settings.kind}: could not submit the job of {spec.display_name}: "
+                raise BuildError(f"--executor {self.kind}: could not submit the job of {spec.display_name}: "
                                  f"{text[-1] if text else type(exc).__name__}") from None
             log.info("%s: job %s submitted (logs: %s)", spec.display_name, job.job_id, job.paths.stdout.parent)
             running[job] = (spec, slot)
-            self.report[spec.slug] = {"job_id": job.job_id, "submitted": time.perf_counter(),
-                                      "submitted_at": time.time()}
+            self.report[spec.slug] = {"job_id": job.job_id, "submitted_at": time.time()}
 
         try:
             while pending or running:
@@ -213,8 +209,8 @@ class ModelJobs:
                     spec, slot = running.pop(job)
                     free.append(slot)
                     entry = self.report[spec.slug]
-                    entry["wall_s"] = round(time.perf_counter() - entry.pop("submitted"), 2)
                     entry["seen_at"] = time.time()
+                    entry["wall_s"] = round(entry["seen_at"] - entry["submitted_at"], 2)
                     if isinstance(outcome, dict):
                         entry.update(outcome)
                         done[spec.slug] = (outcome["key"], outcome["seconds"])
@@ -232,7 +228,6 @@ class ModelJobs:
         finally:
             bar.close()
         return done, failed
-
 
     def _outcome(self, job) -> dict | str | None:
         """None while the job runs; its result (dict) when it returned; else one line saying why not.
@@ -255,7 +250,7 @@ class ModelJobs:
             if "timed-out" in str(value):  # submitit's own handling of Slurm's time-limit signal
                 return self._timed_out(job)
             return _reason(job, "failed", str(value))
-        if self.settings.kind == "local":
+        if self.kind == "local":
             if not job.done():
                 return None
             return _reason(job, "failed", _log_tail(job))
@@ -304,17 +299,16 @@ def _slurm_state(job_id: str) -> str | None:
 
 
 def _log_tail(job) -> str:
-    """The last error line of the job's stderr log (or its last line)."""
+    """The job's stderr log (where Slurm writes CANCELLED / TIME LIMIT and Python its traceback)."""
     try:
-        lines = [ln.strip() for ln in job.paths.stderr.read_text(errors="replace").splitlines() if ln.strip()]
+        return job.paths.stderr.read_text(errors="replace")
     except OSError:
         return "no log"
-    errors = [ln for ln in lines if "rror" in ln or "CANCELLED" in ln or "TIME LIMIT" in ln]
-    return ((errors or lines or ["empty log"])[-1])[:300]
 
 
 def _reason(job, state: str, detail: str) -> str:
+    """One line: the job, its state, the last error line of ``detail`` (or its last line), its log."""
     lines = [ln.strip() for ln in detail.strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "rror" in ln]
+    errors = [ln for ln in lines if "rror" in ln or "CANCELLED" in ln or "TIME LIMIT" in ln]
     last = ((errors or lines or ["no detail"])[-1])[:300]
     return f"job {job.job_id} {state}: {last} (log: {job.paths.stderr})"
