@@ -24,6 +24,8 @@ EPILOG = """\
 examples:
   python scripts/build_atlas.py --config configs/demo.toml    offline demo (random-init baselines)
   python scripts/build_atlas.py                               the real SSL zoo (needs the weights)
+  python scripts/build_atlas.py --config configs/zoo.toml --download-only
+                                 fetch its manifest images (sha256-checked) and weights; no build
   python scripts/build_atlas.py --models dinov2-vit-s-14,mae-vit-b-16
   python scripts/build_atlas.py --config configs/demo.toml --serve
   python scripts/build_atlas.py --config configs/demo.toml --render-only   pages again from stored results
@@ -56,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve", action="store_true", help="after the build, serve the site with live reload "
                                                         "(mkdocs serve on 127.0.0.1:8000)")
     p.add_argument("--check-weights", action="store_true", help="only report which models' weights are missing")
-    p.add_argument("--download-only", action="store_true", help="only fill the HF / torch hub caches with the "
-                                                                "config's pretrained weights (needs internet)")
+    p.add_argument("--download-only", action="store_true", help="only download, then exit without building: the "
+                   "config's manifest images into [images] download_dir (checked against their sha256; see README, "
+                   "Curated image sets), then its pretrained weights into the HF / torch hub caches (needs internet)")
     g = p.add_argument_group("where the models are computed (one job per model; see README, Run on a cluster)")
     g.add_argument("--executor", default="serial", help="serial (default: one model after the other in this "
                    "process), local (separate processes on this machine) or slurm (jobs submitted with submitit); "
@@ -95,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.render_only:  # no model, no torch: the stored records alone
             results = load_stored_atlas(cfg)
             return _publish(args, root, results)
+        images_code = 0
+        if args.download_only:  # manifest images first (no torch needed), then the weights below
+            images_code = _download_images(cfg, quiet=args.quiet)
+            if images_code == 130:
+                return images_code
+            if not any(b.weights == "pretrained" for b in cfg.backbones):
+                print("no pretrained weights to download (every backbone is random-init or a local checkpoint)")
+                return images_code
     except (ConfigError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -102,23 +113,29 @@ def main(argv: list[str] | None = None) -> int:
         return _os_error(exc)
 
     from .features.backbones import (UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
-                                     download_weights, missing_weights, weights_help)
+                                     download_weights, missing_weights, weights_help, weights_unavailable_message)
     from .features.cache import NonFiniteFeatures
-    from .pipeline.build import FAILED_PREFIX, build_atlas, failed_models, select_backbones
-    from .pipeline.executors import ModelJobs, executor_settings
 
     try:
         models = [m.strip() for m in args.models.split(",") if m.strip()] or None
+        backbones = cfg.select_backbones(models)
         if args.download_only:
-            done = download_weights(select_backbones(cfg, models))
+            done = download_weights(backbones)
             print(f"downloaded weights for {len(done)} model(s): {', '.join(done) or 'none needed'}")
-            return 0
+            return images_code
         if args.check_weights:
-            missing = missing_weights(select_backbones(cfg, models))
+            missing = missing_weights(backbones)
             for b, why in missing:
                 print(f"missing: {b.display_name} [{b.timm_name}]: {why}")
             print(f"{len(missing)} model(s) without weights" + (f". {weights_help()}" if missing else ""))
             return 1 if missing else 0
+        # answered from the local caches before the analysis modules (scikit-learn, ...) are imported
+        missing_text = weights_unavailable_message(backbones)
+        if missing_text:
+            raise BuildError(missing_text)
+        from .pipeline.build import FAILED_PREFIX, build_atlas, failed_models
+        from .pipeline.executors import ModelJobs, executor_settings
+
         jobs = None
         if args.executor != "serial":
             settings = executor_settings(
@@ -144,6 +161,36 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: the feature cache is intact (entries are written atomically); re-run to continue",
               file=sys.stderr)
         return 130
+
+
+def _download_images(cfg, *, quiet: bool) -> int:
+    """--download-only, images: every manifest of the config into ``[images] download_dir``.
+
+    Refused images are logged one line each (the others are kept); an unreachable server is one
+    ``error:`` line naming the URL. Returns 1 when anything was not downloaded, else 0."""
+    from .inputs.manifest import DownloadReport, config_manifests, download_manifest
+
+    manifests = config_manifests(cfg)  # every manifest validated before the first download
+    if not manifests:
+        return 0
+    download_dir = cfg.resolve_path(cfg.images.download_dir)
+    report = DownloadReport()
+    try:
+        for manifest in manifests:
+            report.merge(download_manifest(manifest, download_dir, progress=not quiet))
+    except KeyboardInterrupt:
+        print(f"interrupted: images already downloaded are kept in {download_dir} (each file is written atomically); "
+              "re-run --download-only to continue", file=sys.stderr)
+        return 130
+    for line in report.unreachable:
+        print(f"error: {line}", file=sys.stderr)
+    if report.ok:
+        print(f"{report.summary()} (in {download_dir})")
+        return 0
+    print(report.summary() + (f"; the other images are kept in {download_dir}" if report.downloaded or report.present
+                              else "") + ("; fix the refused rows (reasons above) or their URLs and re-run "
+                                          "--download-only" if report.refused else ""))
+    return 1
 
 
 def _os_error(exc: OSError) -> int:

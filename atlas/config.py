@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import tomllib
 from pathlib import Path
@@ -23,9 +24,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-REPRESENTATIONS = ("tokens", "keys", "queries", "values")
-Representation = Literal["tokens", "keys", "queries", "values"]
+REPRESENTATIONS = ("tokens", "keys", "queries", "values", "tokens_normed")
+Representation = Literal["tokens", "keys", "queries", "values", "tokens_normed"]
+#: Representations that exist at the model's last block only: ``tokens_normed`` is the last
+#: block's output after the model's final norm (what DINO users call the last-layer patch features).
+LAST_BLOCK_ONLY = frozenset({"tokens_normed"})
 Training = Literal["contrastive", "masked-image-modelling", "both", "supervised", "random"]
+
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -82,9 +89,27 @@ class FolderSet(_Strict):
     folder: str  # relative to the project root; every image file under it (recursive)
 
 
+class ManifestSet(_Strict):
+    # a curated image manifest (CSV: url, sha256, licence, credit, group, name), relative to the
+    # project root; `--download-only` fetches it into [images] download_dir, a build reads it there
+    manifest: str = Field(min_length=1)
+
+    @field_validator("manifest")
+    @classmethod
+    def _csv(cls, v: str) -> str:
+        if not v.lower().endswith(".csv"):
+            raise ValueError("manifest must be a .csv file, e.g. \"configs/images/my-set.csv\"")
+        return v
+
+
+_SET_KINDS = 'each set is "embedded", {folder = "..."} or {manifest = "configs/images/x.csv"}'
+
+
 class ImagesSection(_Strict):
-    # "embedded" = photos that ship inside installed packages; or {folder = "..."}.
-    sets: list[Literal["embedded"] | FolderSet] = Field(default_factory=lambda: ["embedded"])
+    # "embedded" = photos that ship inside installed packages; or {folder = "..."}; or
+    # {manifest = "configs/images/x.csv"} (see README, Curated image sets).
+    sets: list[Literal["embedded"] | FolderSet | ManifestSet] = Field(default_factory=lambda: ["embedded"])
+    download_dir: str = Field(".cache/images", min_length=1)  # manifest images and their lock files
     resolution: tuple[int, int] = (224, 224)  # (height, width) in pixels, snapped per model to its patch size
     max_images: int = Field(0, ge=0)  # 0 = all
     max_pixels: int = Field(89_478_485, gt=0)  # larger files are skipped as decompression bombs
@@ -98,8 +123,43 @@ class ImagesSection(_Strict):
             raise ValueError("resolution must be [height, width] between 8 and 4096 pixels")
         return v
 
+    @field_validator("sets", mode="before")
+    @classmethod
+    def _set_kinds(cls, v):
+        for item in v if isinstance(v, list) else []:
+            if not (item == "embedded" or isinstance(item, dict) and len(item) == 1
+                    and next(iter(item)) in ("folder", "manifest")):
+                raise ValueError(f"{_SET_KINDS} (got {item!r})")
+            value = next(iter(item.values())) if isinstance(item, dict) else ""
+            if isinstance(item, dict) and (not isinstance(value, str) or not value):
+                raise ValueError(f"{next(iter(item))} must be a non-empty path string (got {value!r})")
+            if isinstance(item, dict) and "manifest" in item and not value.lower().endswith(".csv"):
+                raise ValueError(f"manifest must be a .csv file, e.g. \"configs/images/my-set.csv\" (got {value!r})")
+        return v
+
+    @field_validator("sets")
+    @classmethod
+    def _unique_manifests(cls, v):
+        stems = [Path(s.manifest).stem for s in v if isinstance(s, ManifestSet)]
+        dupes = sorted({s for s in stems if stems.count(s) > 1})
+        if dupes:
+            raise ValueError(f"two manifests are named {dupes[0]!r}; their images and lock files would share "
+                             f"{dupes[0]}/ in download_dir: rename one")
+        return v
+
 
 LayerSpec = Literal["all"] | list[int] | list[float]
+
+
+def block_representations(blocks, representations, depth: int) -> list[tuple[int, str]]:
+    """The (block, representation) pairs that exist in a model of ``depth`` blocks: every requested
+    pair, except that last-block-only representations (``tokens_normed``) pair with block
+    ``depth - 1`` alone.
+
+    >>> block_representations([5, 11], ["tokens", "tokens_normed"], 12)
+    [(5, 'tokens'), (11, 'tokens'), (11, 'tokens_normed')]
+    """
+    return [(b, r) for b in blocks for r in representations if r not in LAST_BLOCK_ONLY or b == depth - 1]
 
 
 def _check_layers(v):
@@ -120,6 +180,9 @@ class FeaturesSection(_Strict):
     representations: list[Representation] = list(REPRESENTATIONS)
     batch_size: int = Field(8, ge=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # fp32: exact on every device (TF32 off); fp16 / bf16: autocast, faster on GPUs, labelled on the
+    # model card and Methods (bf16 moves features by ~0.5% of their largest value)
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
 
     _layers = field_validator("layers", "gallery_layers")(_check_layers)
 
@@ -328,6 +391,21 @@ class AtlasConfig(_Strict):
 
     def model_slugs(self, wanted: list[str]) -> list[str]:
         return [b.slug for b in self.backbones if b.slug in wanted or b.display_name in wanted]
+
+    def select_backbones(self, names: list[str] | None) -> list[Backbone]:
+        """The backbones named by ``--models`` (slugs or display names), else every entry that is
+        not opt-in (those are logged as skipped). Raises ConfigError, one line, for an unknown name."""
+        if names:
+            unknown = [n for n in names if not self.model_slugs([n])]
+            if unknown:
+                options = ", ".join(b.slug for b in self.backbones)
+                raise ConfigError(f"--models: unknown model {unknown[0]!r}; choose from: {options}")
+            chosen = self.model_slugs(names)
+            return [b for b in self.backbones if b.slug in chosen]
+        for b in self.backbones:
+            if b.opt_in:
+                log.info("skipped %s: opt-in entry (name it with --models %s)", b.display_name, b.slug)
+        return [b for b in self.backbones if not b.opt_in]
 
 
 def _format_error(path: str, err: ValidationError) -> str:

@@ -19,6 +19,35 @@ RANDOM_INIT_LABEL = "random init — architecture baseline"
 _ARRAYS = {"arrays": True}  # field metadata: numpy arrays, stored in .npz files, not in JSON
 
 
+#: Picture views beside the cluster maps: joint PCA-RGB over all patches, and the DINOv2
+#: foreground recipe (:mod:`atlas.measures.pca`).
+PCA_VIEWS = ("pca", "pca-fg")
+
+
+def picture_key(block: int, representation: str, view: str) -> str:
+    """Key of a PCA-RGB picture stack in ``ModelResult.pictures`` (uint8 (N, h, w, 3)).
+
+    >>> picture_key(5, "keys", "pca")
+    'b5-keys-pca'
+    """
+    if view not in PCA_VIEWS:
+        raise ValueError(f"unknown picture view {view!r}; choose from {PCA_VIEWS}")
+    return f"b{int(block)}-{representation}-{view}"
+
+
+def attention_key(block: int, what: str = "mean") -> str:
+    """Key of a block's prefix-token attention maps in ``ModelResult.pictures``: ``mean`` (N, P,
+    h, w), the head mean of every image; ``heads`` (n, P, heads, h, w), every head of the first
+    images. Float16 attention mass per patch (rows sum to 1 over all tokens, prefix included).
+
+    >>> attention_key(11, "heads")
+    'b11-attention-heads'
+    """
+    if what not in ("mean", "heads"):
+        raise ValueError(f"what must be 'mean' or 'heads', got {what!r}")
+    return f"b{int(block)}-attention-{what}"
+
+
 def map_key(block: int, representation: str, k: int) -> str:
     """Key of one label map stack in ``ModelResult.label_maps``.
 
@@ -91,6 +120,11 @@ class SkippedItem:
     reason: str
 
 
+def precision_label(precision: str) -> str:
+    """How features were computed: ``fp32 (TF32 off)`` or ``bf16 autocast`` (model card, build log)."""
+    return "fp32 (TF32 off)" if precision == "fp32" else f"{precision} autocast"
+
+
 @dataclass
 class ModelCard:
     """Static facts about one backbone (one row of the models table)."""
@@ -118,6 +152,7 @@ class ModelCard:
     provenance: str  # hub tag + file hash, checkpoint hash, or RANDOM_INIT_LABEL
     is_random_init: bool
     layer_scale: float | None = None  # median |gamma| of the blocks' LayerScale; None without it
+    precision: str = "fp32"  # extraction: fp32 (exact, TF32 off), or fp16 / bf16 autocast
 
     @property
     def random_label(self) -> str:
@@ -236,6 +271,9 @@ class ModelResult:
     # leaderboard choices: {measure: {"block", "representation", "k", "rule", "selection_value"}}
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     label_maps: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
+    # PCA-RGB pictures and prefix-token attention maps of the gallery blocks (picture_key,
+    # attention_key); aligned like the cluster colours
+    pictures: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
 
 
 @dataclass

@@ -73,7 +73,7 @@ def run_pipeline(args, n_images: int, cache_dir: str) -> float:
     return n_images / dt
 
 
-def run_raw(args, n_images: int) -> float:
+def run_raw(args, n_images: int, precision: str = "fp32") -> float:
     import torch
 
     from atlas.features.device import autocast
@@ -85,7 +85,7 @@ def run_raw(args, n_images: int) -> float:
     # preprocessing is done before the clock starts: this is the model alone
     xs = [to_tensor(policy.apply(im.load()), loaded.card.mean, loaded.card.std) for im in _images(n_images)]
     batches = [torch.stack(xs[i:i + args.batch]) for i in range(0, n_images, args.batch)]
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, precision):
         model.forward_features(batches[0].to(device))  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from atlas.records import (
+    PCA_VIEWS,
     RANDOM_INIT_LABEL,
     AtlasResults,
     Baseline,
@@ -25,8 +26,10 @@ from atlas.records import (
     ModelCard,
     ModelResult,
     SkippedItem,
+    attention_key,
     map_key,
     photo_key,
+    picture_key,
     thumbnail_key,
 )
 
@@ -43,6 +46,20 @@ def _photo(seed: int, size: int = 112) -> np.ndarray:
 def _labels(seed: int, block: int, k: int, grid: int = 14) -> np.ndarray:
     y, x = np.mgrid[0:grid, 0:grid]
     return ((x * (block + 1) // grid + y * (seed + 1) // grid + seed) % k).astype(np.int16)
+
+
+def _pictures(blocks, reps, n_images: int, seed: int, grid: int = 14, heads: int = 6) -> dict[str, np.ndarray]:
+    """PCA-RGB pictures of every (block, representation) and CLS attention maps of every block."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for b in blocks:
+        for rep in reps:
+            for view in PCA_VIEWS:
+                out[picture_key(b, rep, view)] = rng.integers(0, 256, (n_images, grid, grid, 3), dtype=np.uint8)
+        rows = rng.dirichlet(np.ones(1 + grid * grid), size=(n_images, 1, heads))[..., 1:]
+        out[attention_key(b, "heads")] = rows.reshape(n_images, 1, heads, grid, grid).astype(np.float16)
+        out[attention_key(b, "mean")] = out[attention_key(b, "heads")].mean(axis=2)
+    return out
 
 
 def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str, str] | None = None,
@@ -140,10 +157,12 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
                         "mIoU vs human masks": {"block": 8, "representation": "keys", "k": 8, "rule": rule}}
             highlights = [Highlight(text=f"Position decodability falls with depth in {name}.", model=slug,
                                     anchor="fig-measure-position-decodability-r")]
+        pictures = _pictures(blocks, reps, len(images), mi) if slug == "dino-vit-s16" else {}
         models.append(ModelResult(card=card, blocks=blocks, representations=reps, ks=ks, runs=runs,
                                   measures=measures, figures=figures, highlights=highlights,
                                   timings={"extract": 1.5 + mi, "cluster": 0.5}, label_maps=label_maps,
-                                  references=references, baselines=baselines, selected=selected))
+                                  references=references, baselines=baselines, selected=selected,
+                                  pictures=pictures))
 
     comps = []
     if comparisons:

@@ -1,5 +1,10 @@
 """Backbones: name checks with suggestions, model facts, checkpoint loading, offline failure."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import safetensors.torch
 import timm
@@ -152,3 +157,35 @@ def test_pretrained_weights_from_filled_hub_cache(monkeypatch, tmp_path):
     loaded = load_backbone(spec, (224, 224))
     torch.testing.assert_close(loaded.model.pos_embed, src.pos_embed)
     assert loaded.card.provenance.startswith("hf-hub timm/vit_small_patch16_224.dino @ 0123456789ab")
+
+
+FAST_ANSWER = """
+import sys, time, timm
+def refuse(*a, **k):
+    raise AssertionError("a model was built")
+timm.create_model = refuse
+from atlas.cli import main
+rc = main(sys.argv[1:])
+print("RC", rc, "SKLEARN", "sklearn" in sys.modules, "BUILD", "atlas.pipeline.build" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["--check-weights"]])
+def test_weights_missing_answered_offline_without_building_a_model(tmp_path, extra):
+    """The zoo build and --check-weights decide "weights missing" from the local caches alone: no
+    model is constructed (timm.create_model refuses here), the analysis modules are not imported,
+    and with HF_HUB_OFFLINE=1 no connection is attempted."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "TORCH_HOME": str(tmp_path / "torch")}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", FAST_ANSWER, "--config", str(root / "configs" / "zoo.toml"),
+                           "--no-site", "-q", *extra], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert "a model was built" not in done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == ("RC 1" if extra else "RC 2") + " SKLEARN False BUILD False", done.stdout + done.stderr
+    if extra:  # one line per model, naming the timm tag
+        assert "vit_small_patch14_dinov2.lvd142m]: not cached and offline" in done.stdout
+    else:  # one line naming the slugs, with what to do
+        (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+        assert "not cached and offline" in line and "dinov2-vit-s-14" in line and "--download-only" in line

@@ -32,7 +32,7 @@ def test_shipped_configs_load_and_name_known_models():
 
 def test_minimal_defaults():
     cfg = parse_config(MINIMAL)
-    assert cfg.features.representations == ["tokens", "keys", "queries", "values"]
+    assert cfg.features.representations == ["tokens", "keys", "queries", "values", "tokens_normed"]
     assert cfg.backbones[0].slug == "tiny"
     assert len(cfg.config_hash) == 16
 

@@ -79,6 +79,11 @@ class StubRun:
     def cluster(self, features, k, seed=None):
         return cluster_features(features, k, **kmeans_settings(self.cfg, k, seed))
 
+    analysis_device = None  # the CPU: features stay numpy arrays
+
+    def on_device(self, features):
+        return features
+
 
 @pytest.fixture(scope="module")
 def protocol(tmp_path_factory):

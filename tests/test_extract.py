@@ -57,7 +57,7 @@ def test_qkv_reproduce_attention_and_tokens_match_timm(family, img_size):
     patch = model.patch_embed.patch_size[0]
     h, w = (s // patch * patch for s in img_size)
     x = torch.randn(2, 3, h, w)
-    ex = TokenExtractor(model, blocks=[0, 1], representations=["tokens", "queries", "keys", "values"],
+    ex = TokenExtractor(model, blocks=[0, 1], representations=["tokens", "queries", "keys", "values", "tokens_normed"],
                         keep_attention_inputs=True)
     out = ex(x)
     n_tokens = model.num_prefix_tokens + (h // patch) * (w // patch)
@@ -82,6 +82,9 @@ def test_qkv_reproduce_attention_and_tokens_match_timm(family, img_size):
             if prefix is not None and npt:
                 torch.testing.assert_close(out[(b, "tokens")][:, :npt], prefix, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(model.norm(out[(1, "tokens")]), feats, rtol=1e-4, atol=1e-5)
+    # tokens_normed is what DINO users mean by last-layer features: forward_features, last block only
+    torch.testing.assert_close(out[(1, "tokens_normed")], feats, rtol=1e-4, atol=1e-5)
+    assert (0, "tokens_normed") not in out
 
 
 def test_recompute_detects_wrong_qkv():
@@ -109,3 +112,16 @@ def test_invalid_arguments():
         TokenExtractor(model, [5], ["tokens"])
     with pytest.raises(ValueError, match="unknown representation"):
         TokenExtractor(model, [0], ["logits"])
+
+
+def test_tokens_normed_only_with_the_last_block():
+    """Asked for without the model's last block, tokens_normed is not produced (and not missing)."""
+    model = _tiny("vit_small_patch16_dinov3.lvd1689m", (224, 224))
+    out = TokenExtractor(model, [0], ["tokens", "tokens_normed"])(torch.randn(1, 3, 224, 224))
+    assert set(out) == {(0, "tokens")}
+    x = torch.randn(1, 3, 224, 224)
+    out = TokenExtractor(model, [0, 1], ["tokens_normed"])(x)
+    assert set(out) == {(1, "tokens_normed")}
+    raw = TokenExtractor(model, [1], ["tokens"])(x)[(1, "tokens")]
+    torch.testing.assert_close(out[(1, "tokens_normed")], model.norm(raw))
+    assert not torch.allclose(out[(1, "tokens_normed")], raw, atol=1e-2)  # the norm is not an identity here

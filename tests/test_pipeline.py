@@ -10,6 +10,7 @@ import re
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import atlas.pipeline.model_run as run_mod
@@ -17,7 +18,7 @@ from atlas.config import parse_config
 from atlas.measures.registry import REGISTRY
 from atlas.pipeline.build import build_atlas
 from atlas.pipeline.state import load_stored_atlas
-from atlas.records import RANDOM_INIT_LABEL
+from atlas.records import PCA_VIEWS, RANDOM_INIT_LABEL, attention_key, map_key, picture_key
 from atlas.site import build_site, render_site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,9 @@ def small_demo(tmp: Path, extra: str = "") -> str:
     text = text.replace("resolution = [224, 224]", "resolution = [112, 112]\nmax_images = 4")
     text = text.replace("gallery_layers = [0.25, 0.5, 0.75, 1.0]", "gallery_layers = [0.5, 1.0]")
     text = text.replace('layers = "all"', "layers = [0.5, 1.0]")
-    text = text.replace('representations = ["tokens", "keys", "queries", "values"]', 'representations = ["tokens", "keys"]')
+    text = text.replace('representations = ["tokens", "keys", "queries", "values", "tokens_normed"]',
+                        'representations = ["tokens", "keys", "queries", "tokens_normed"]')
+    assert 'representations = ["tokens", "keys", "queries", "tokens_normed"]' in text
     text = text.replace("ks = [2, 4, 8, 16]", "ks = [2, 4]")
     text = text.replace("[analyses]\nk = 8", "[analyses]\nk = 4\n\n[uncertainty]\nresamples = 100\nseeds = 2")
     text = text.replace("max_images = 40", "max_images = 8")
@@ -86,6 +89,30 @@ def test_demo_build_is_complete_and_labelled(demo):
         assert measures <= set(REGISTRY)  # every stored number is described in the registry
         maps = sorted((docs / "generated" / "models" / m.card.slug / "gallery").rglob("*.webp"))
         assert len(maps) == 2 * 4 * len(m.runs)  # overlay + bare map per image and run
+        # tokens_normed: the last block only, clustered, measured and shown
+        last = m.card.depth - 1
+        assert {r.block for r in m.runs if r.representation == "tokens_normed"} == {last}
+        assert {r.block for r in m.measures if r.representation == "tokens_normed"} == {last}
+        # PCA pictures of every gallery (block, representation) in both recipes; CLS attention of every
+        # gallery block and its measures on the sweep, from queries and keys
+        h, w = m.label_maps[map_key(m.runs[0].block, m.runs[0].representation, m.runs[0].k)].shape[1:]
+        for r in m.runs:
+            for view in PCA_VIEWS:
+                pic = m.pictures[picture_key(r.block, r.representation, view)]
+                assert pic.shape == (4, h, w, 3) and pic.dtype == np.uint8
+        for b in m.blocks:
+            mean = m.pictures[attention_key(b, "mean")]
+            assert mean.shape == (4, m.card.num_prefix_tokens, h, w)
+            assert np.all(mean.astype(np.float64).sum(axis=(-2, -1)) <= 1.0 + 1e-2)  # the rest is on prefix tokens
+            assert m.pictures[attention_key(b, "heads")].shape == (4, m.card.num_prefix_tokens, m.card.num_heads, h, w)
+        attention_rows = [r for r in m.measures if r.representation == "attention"]
+        assert {r.measure for r in attention_rows} == {"attention_entropy", "cls_ring_enrichment",
+                                                       "cls_high_norm_enrichment"}
+        assert all(0 <= r.value <= 1 for r in attention_rows if r.measure == "attention_entropy")
+        assert "pca_top3_variance" in measures
+        pictures = sorted((docs / "generated" / "models" / m.card.slug / "pictures").rglob("*-map.webp"))
+        assert len(pictures) == 4 * (2 * len({(r.block, r.representation) for r in m.runs})
+                                     + len(m.blocks) * m.card.num_prefix_tokens * (1 + m.card.num_heads))
     assert {c.kind for c in results.comparisons} == {"models", "representations", "scaling"}
     assert (site / "atlas.json").is_file()
     report = (site / "build-report.html").read_text()

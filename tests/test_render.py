@@ -161,8 +161,13 @@ def test_write_maps_from_records(tmp_path):
     np.testing.assert_array_equal(bare, want)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")}
     # 3 models x 16 runs x 4 images x 2 files, 3 panels x 3 columns x 4 images x 2, 4 thumbnails,
-    # 3 models x 4 relative depths on the Home overview
-    assert len(stamps) == 384 + 72 + 4 + 12
+    # 3 models x 4 relative depths on the Home overview; the one model with pictures: 4 blocks x 2
+    # representations x 2 PCA recipes x 4 images x 2, and per block the CLS head mean and 6 heads x 4 x 2
+    assert len(stamps) == 384 + 72 + 4 + 12 + 128 + 4 * 7 * 4 * 2
+    # a PCA picture's bare map is its RGB patches, each a block of the photo's size / grid
+    pca = results.models[0].pictures["b2-keys-pca"][0]
+    rgb = np.asarray(Image.open(tmp_path / out["pictures"][("dino-vit-s16", "b2-keys-pca")][0]["bare"]).convert("RGB"))
+    np.testing.assert_array_equal(rgb, np.asarray(Image.fromarray(pca).resize(rgb.shape[1::-1], Image.NEAREST)))
     write_maps(results, tmp_path)  # nothing changed: nothing drawn again
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")} == stamps
     m.label_maps["b2-tokens-k4"] = (m.label_maps["b2-tokens-k4"] + 1) % 4  # one run changes
@@ -172,7 +177,7 @@ def test_write_maps_from_records(tmp_path):
     now = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*.webp")}
     redrawn = {p for p in now if now[p] != stamps.get(p)}
     assert redrawn == {tmp_path / e[k] for e in entries for k in ("overlay", "bare")}
-    assert len(now) == 2 * 16 * 4 * 2 + 4 + 2 * 4  # the third model and the comparison are gone
+    assert len(now) == 2 * 16 * 4 * 2 + 4 + 2 * 4 + 128 + 4 * 7 * 4 * 2  # the third model and the comparison are gone
     assert not (tmp_path / "generated" / "models" / "vit-s16-random").exists()
     assert not (tmp_path / "generated" / "comparisons").exists()
     assert (tmp_path / MANIFEST).is_file()

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -258,22 +259,80 @@ def test_page_weight_under_budget(built):
         assert 0 < weight <= MAX_MODEL_PAGE, (slug, weight)
 
 
+def _manifest(page: str, gallery_id: str = "gallery") -> dict:
+    raw = re.search(rf'<script type="application/json" id="{gallery_id}-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(raw)
+
+
+def _view_paths(manifest: dict, view: list) -> list[str]:
+    """Docs-relative stems of a view's cells (a cell names its pair by folder and stem)."""
+    return [manifest["base"] + manifest["folders"][folder] + "/" + manifest["stems"][stem] for folder, stem, _ in view]
+
+
 def test_gallery_manifest(built):
     _, site = built
-    page = _text(site / "models/dino-vit-s16.html")
-    raw = re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>', page, re.S).group(1)
-    manifest = json.loads(raw)
+    # a model without pictures: block, representation, K
+    page = _text(site / "models/mae-vit-b16.html")
+    manifest = _manifest(page)
     assert [a["name"] for a in manifest["axes"]] == ["block", "representation", "k"]
     assert len(manifest["views"]) == 4 * 2 * 2
     for key, view in manifest["views"].items():
         block, rep, k = (int(i) for i in key.split("|"))
-        for folder, stem, _ in view:  # a cell names its map pair by folder and stem (no repeated paths)
-            path = manifest["base"] + manifest["folders"][folder] + "/" + manifest["stems"][stem]
+        for path in _view_paths(manifest, view):
             assert f"/b{[2, 5, 8, 11][block]:02d}-{['tokens', 'keys'][rep]}-k{[4, 8][k]:02d}/" in path
             assert (site / "models" / (path + "-overlay.webp")).resolve().is_file()
             assert (site / "models" / (path + "-map.webp")).resolve().is_file()
     imgs = re.findall(r"<img[^>]*data-cell[^>]*>", page)
     assert len(imgs) == 4 and all('loading="lazy"' in i for i in imgs)
+    assert 'id="attention-grid-data"' not in page and "Not computed in this build" in page
+
+
+def test_gallery_picture_axis_and_attention_grid(built):
+    """With pictures, the gallery's fourth axis switches cluster maps, PCA-RGB (both recipes) and the
+    CLS attention (head mean; the same for every representation and K); the attention grid has
+    one row per image and one column per head plus the head mean."""
+    _, site = built
+    page = _text(site / "models/dino-vit-s16.html")
+    manifest = _manifest(page)
+    axes = manifest["axes"]
+    assert [a["name"] for a in axes] == ["block", "representation", "k", "picture"]
+    assert axes[3]["values"] == ["clusters", "pca", "pca-fg", "attention"]
+    assert "CLS" in axes[3]["labels"][3]
+    assert len(manifest["views"]) == 4 * 2 * 2 * 4
+    for key, view in manifest["views"].items():
+        block, rep, k, kind = (int(i) for i in key.split("|"))
+        b, r = [2, 5, 8, 11][block], ["tokens", "keys"][rep]
+        expected = [f"/gallery/b{b:02d}-{r}-k{[4, 8][k]:02d}/", f"/pictures/b{b}-{r}-pca/",
+                    f"/pictures/b{b}-{r}-pca-fg/", f"/pictures/b{b}-attention-mean-t0/"][kind]
+        for path in _view_paths(manifest, view):
+            assert expected in path, (key, path)
+            assert (site / "models" / (path + "-map.webp")).resolve().is_file()
+    grid = _manifest(page, "attention-grid")
+    assert [a["name"] for a in grid["axes"]] == ["attention_block", "token"]
+    assert grid["axes"][1]["labels"] == ["CLS"]
+    view = grid["views"]["3|0"]  # block 11, CLS
+    assert len(view) == 4 * (1 + 6)  # images x (head mean + 6 heads)
+    paths = _view_paths(grid, view)
+    assert "/b11-attention-mean-t0/" in paths[0] and all(f"/b11-attention-heads-t0-h{j}/" in paths[1 + j]
+                                                         for j in range(6))
+    heads = re.search(r'<div class="atlas-grid atlas-grid--table" style="--atlas-cols: 7">', page)
+    assert heads and "head mean" in page and "head 6" in page
+
+
+def test_attention_pictures_are_scaled_to_their_own_peak(built):
+    """Each attention picture (bare, lossless) spans the colour scale from its own most attended
+    patch: the brightest pixel is the scale's top colour."""
+    from PIL import Image
+
+    from atlas.site.maps import attention_to_rgb
+
+    _, site = built
+    page = _text(site / "models/dino-vit-s16.html")
+    grid = _manifest(page, "attention-grid")
+    top = attention_to_rgb(np.array([[0.0, 1.0]]))[0, 1]
+    path = _view_paths(grid, grid["views"]["3|0"])[1]
+    img = np.asarray(Image.open((site / "models" / (path + "-map.webp")).resolve()).convert("RGB"))
+    assert (img.reshape(-1, 3) == top).all(axis=1).any()
 
 
 def test_render_is_deterministic(tmp_path):

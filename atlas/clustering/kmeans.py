@@ -25,6 +25,8 @@ from functools import partial
 
 import numpy as np
 
+from ..measures.tensors import as_tensor, is_tensor, resolve_device, to_numpy
+
 __all__ = ["JointKMeans", "cluster_features", "predict_features"]
 
 _BACKENDS = ("auto", "faiss", "torch", "sklearn")
@@ -57,12 +59,15 @@ class JointKMeans:
         (when all tokens fit in the sample it is a plain best-of-``n_init``). Ignored by
         ``backend="sklearn"`` (one initialisation, as the reference).
     backend : {"auto", "faiss", "torch", "sklearn"}, default "auto"
-        ``"auto"`` is ``"torch"`` when CUDA is available, else ``"faiss"``.
+        ``"auto"`` is ``"torch"`` when the device (below) is a CUDA device, else ``"faiss"``.
     max_train_tokens : int or None, default None
         Fit the centroids on a seeded random subsample of this many tokens (all tokens when None);
         labels, sizes and ``inertia_`` are still computed over all tokens given to :meth:`fit`.
-    device : str or None, default None
-        Torch device for ``backend="torch"`` (``"cuda"`` when available, else ``"cpu"``).
+    device : str, torch.device or None, default None
+        Torch device of ``backend="torch"`` and of the label assignment; None: the device of a
+        tensor ``X``, else ``"cuda"`` when available, else ``"cpu"``. ``X`` may be a numpy array
+        or a torch tensor on any device (the features of a pair stay where they are); the faiss
+        and sklearn backends fit on the CPU and assign there.
     chunk_size : int, default 65536
         Rows processed at a time when converting, normalising and predicting (bounds memory).
 
@@ -153,12 +158,17 @@ class JointKMeans:
         if not _is_int(self.chunk_size) or self.chunk_size < 1:
             raise ValueError(f"chunk_size must be an int >= 1, got {self.chunk_size!r}")
 
-    def _resolved_backend(self) -> str:
-        if self.backend != "auto":
-            return self.backend
+    def _resolved_device(self, X=None):
         import torch
 
-        return "torch" if torch.cuda.is_available() else "faiss"
+        if self.device is not None or is_tensor(X):
+            return resolve_device(self.device, X)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _resolved_backend(self, X=None) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "torch" if self._resolved_device(X).type == "cuda" else "faiss"
 
     # ------------------------------------------------------------------ fit / predict
 
@@ -175,17 +185,17 @@ class JointKMeans:
         if self.max_train_tokens is not None and m > self.max_train_tokens:
             rng = np.random.default_rng(self.seed)
             subset = np.sort(rng.choice(m, size=self.max_train_tokens, replace=False))
-        Xt = _as_float32_rows(X, subset, self.normalize, self.chunk_size)
-
-        backend = self._resolved_backend()
+        backend = self._resolved_backend(X)
+        # the torch backend fits and assigns on its device; faiss and sklearn on the CPU
+        device = self._resolved_device(X) if backend == "torch" else resolve_device("cpu")
+        Xt = _as_float32_rows(X, subset, self.normalize, self.chunk_size, device)
         if backend == "sklearn":
-            centers, n_iter = _fit_sklearn(Xt, k, self.n_iter, self.seed)
+            centers, n_iter = _fit_sklearn(Xt.numpy(), k, self.n_iter, self.seed)
         else:
             if backend == "faiss":
-                lloyd, device = partial(_lloyd_faiss, seed=self.seed), None
+                lloyd, Xt = partial(_lloyd_faiss, seed=self.seed), Xt.numpy()
             else:
-                lloyd = partial(_lloyd_torch, device=self.device, chunk=self.chunk_size)
-                device = _torch_device(self.device)
+                lloyd = partial(_lloyd_torch, device=device, chunk=self.chunk_size)
             centers, n_iter = _fit_two_stage(
                 Xt, k, self.n_iter, self.n_init, self.seed, self.tol, lloyd, self.chunk_size, device
             )
@@ -193,10 +203,10 @@ class JointKMeans:
 
         # Final assignment over *all* tokens (reuse the prepared copy when it is all of them).
         if subset is None:
-            labels, sqd = _assign(Xt, centers, self.chunk_size, normalize=False)
+            labels, sqd = _assign(Xt, centers, self.chunk_size, normalize=False, device=device)
         else:
             del Xt
-            labels, sqd = _assign(X, centers, self.chunk_size, normalize=self.normalize)
+            labels, sqd = _assign(X, centers, self.chunk_size, normalize=self.normalize, device=device)
         sizes = np.bincount(labels, minlength=k).astype(np.int64)
 
         # Canonical order: descending size, ties by centroid coordinates (np.lexsort: last key first).
@@ -212,6 +222,7 @@ class JointKMeans:
         self.n_iter_ = int(n_iter)
         self.n_features_in_ = X.shape[1]
         self.backend_ = backend
+        self.device_ = device
         n_found = int((sizes > 0).sum())
         if n_found < k:
             warnings.warn(
@@ -223,13 +234,15 @@ class JointKMeans:
         return self
 
     def predict(self, X) -> np.ndarray:
-        """Nearest centroid of each row of ``X`` (M, C), computed in chunks; int32 (M,)."""
+        """Nearest centroid of each row of ``X`` (M, C), computed in chunks; int32 (M,). On the
+        device of a tensor ``X``, else on the device the model was fitted on."""
         if not hasattr(self, "cluster_centers_"):
             raise ValueError("this JointKMeans is not fitted yet; call fit(X) first")
         X = _check_X(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
-        labels, _ = _assign(X, self.cluster_centers_, self.chunk_size, normalize=self.normalize)
+        device = None if is_tensor(X) else getattr(self, "device_", None)
+        labels, _ = _assign(X, self.cluster_centers_, self.chunk_size, normalize=self.normalize, device=device)
         return labels
 
     def fit_predict(self, X) -> np.ndarray:
@@ -242,8 +255,9 @@ def cluster_features(features, k: int, **kwargs) -> tuple[np.ndarray, JointKMean
 
     Parameters
     ----------
-    features : ndarray of shape (N, h, w, C)
-        Patch features of N images on one fixed h x w grid (float16 or float32).
+    features : ndarray or torch tensor of shape (N, h, w, C)
+        Patch features of N images on one fixed h x w grid (float16 or float32); a tensor is
+        clustered on its device (with ``backend="auto"``: torch on CUDA).
     k : int
         Number of clusters.
     **kwargs
@@ -262,9 +276,9 @@ def cluster_features(features, k: int, **kwargs) -> tuple[np.ndarray, JointKMean
     >>> labels.shape, model.cluster_centers_.shape
     ((2, 4, 4), (3, 8))
     """
-    features = np.asarray(features)
+    features = features if is_tensor(features) else np.asarray(features)
     if features.ndim != 4:
-        raise ValueError(f"features must have shape (N, h, w, C), got shape {features.shape}")
+        raise ValueError(f"features must have shape (N, h, w, C), got shape {tuple(features.shape)}")
     n, h, w, c = features.shape
     model = JointKMeans(k, **kwargs)
     labels = model.fit_predict(features.reshape(n * h * w, c))  # a view for contiguous input
@@ -285,9 +299,9 @@ def predict_features(model: JointKMeans, features) -> np.ndarray:
     >>> bool((predict_features(model, f) == labels).all())
     True
     """
-    features = np.asarray(features)
+    features = features if is_tensor(features) else np.asarray(features)
     if features.ndim != 4:
-        raise ValueError(f"features must have shape (N, h, w, C), got shape {features.shape}")
+        raise ValueError(f"features must have shape (N, h, w, C), got shape {tuple(features.shape)}")
     n, h, w, c = features.shape
     return model.predict(features.reshape(n * h * w, c)).reshape(n, h, w)
 
@@ -299,78 +313,90 @@ def _is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def _check_X(X) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D (tokens, features) array, got shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.floating):
-        raise ValueError(f"X must be a floating-point array, got dtype {X.dtype}")
+def _check_X(X):
+    """``X`` as a validated 2-D float array: a numpy array, or a torch tensor left on its device."""
+    if is_tensor(X):
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D (tokens, features) array, got shape {tuple(X.shape)}")
+        if not X.is_floating_point():
+            raise ValueError(f"X must be a floating-point array, got dtype {X.dtype}")
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D (tokens, features) array, got shape {X.shape}")
+        if not np.issubdtype(X.dtype, np.floating):
+            raise ValueError(f"X must be a floating-point array, got dtype {X.dtype}")
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X must be non-empty, got shape {X.shape}")
+        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
     return X
 
 
-def _normalize_rows_(a: np.ndarray) -> np.ndarray:
-    """In-place L2 row normalisation; all-zero rows stay zero."""
-    norms = np.sqrt(np.einsum("ij,ij->i", a, a))  # in a's dtype: 4x faster than float64, ample for a norm
-    np.maximum(norms, np.finfo(np.float32).tiny, out=norms)
-    a /= norms[:, None]
-    return a
-
-
-def _as_float32_rows(X: np.ndarray, rows, normalize: bool, chunk: int) -> np.ndarray:
-    """One C-contiguous float32 copy of ``X[rows]`` (normalised), built chunk by chunk.
+def _as_float32_rows(X, rows, normalize: bool, chunk: int, device=None):
+    """One C-contiguous float32 tensor copy of ``X[rows]`` (normalised) on ``device`` (None: where
+    ``X`` is), built chunk by chunk.
 
     Float16 input is converted chunk-wise, so at most one float32 copy of the data ever exists;
-    float32 input that needs no normalisation or subsetting is used as is (no copy).
+    float32 input that needs no normalisation, subsetting or move is used as is (no copy; a numpy
+    array is wrapped, ``.numpy()`` gives it back).
     """
-    if rows is None and not normalize and X.dtype == np.float32 and X.flags.c_contiguous:
-        if not np.isfinite(X).all():
+    import torch
+
+    dev = resolve_device(device, X)
+    x = as_tensor(X)  # where it is (numpy: a CPU view)
+    if rows is None and not normalize and x.dtype == torch.float32 and x.is_contiguous() and x.device == dev:
+        if not bool(torch.isfinite(x).all()):
             raise ValueError("X contains NaN or inf; clean the features first")
-        return X
-    m = X.shape[0] if rows is None else len(rows)
-    out = np.empty((m, X.shape[1]), dtype=np.float32)
+        return x
+    idx = None if rows is None else torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(x.device)
+    m = x.shape[0] if rows is None else len(idx)
+    out = torch.empty((m, x.shape[1]), dtype=torch.float32, device=dev)
     for s in range(0, m, chunk):
         e = min(s + chunk, m)
-        block = X[s:e] if rows is None else X[rows[s:e]]
-        out[s:e] = block
-        if not np.isfinite(out[s:e]).all():
+        block = out[s:e]
+        block.copy_(x[s:e] if idx is None else x.index_select(0, idx[s:e]))
+        if not bool(torch.isfinite(block).all()):
             raise ValueError("X contains NaN or inf (or float32 overflow); clean the features first")
-        if normalize:
-            _normalize_rows_(out[s:e])
+        if normalize:  # in place; all-zero rows stay zero
+            block /= torch.linalg.vector_norm(block, dim=1, keepdim=True).clamp_(min=np.finfo(np.float32).tiny)
     return out
 
 
-def _assign(X: np.ndarray, centers: np.ndarray, chunk: int, normalize: bool):
-    """Nearest centroid and squared distance for every row, chunked (numpy BLAS, backend-free).
+def _assign(X, centers, chunk: int, normalize: bool, device=None):
+    """Nearest centroid and squared distance for every row, chunked, in torch on ``device`` (None:
+    where ``X`` is; a numpy ``X`` is moved there a chunk at a time). Returns numpy int32 labels
+    and float32 squared distances.
 
     With ``normalize`` the rows are not copied and normalised: for a unit row ``x / |x|`` the
     squared distance is ``1 - 2 (x . c) / |x| + |c|^2``, so one product of the raw rows serves.
-    Chunks of at most 8192 rows keep the working set in cache.
+    Chunks of at most 8192 rows keep the working set in cache. Ties go to the lowest centroid id.
     """
-    m = X.shape[0]
+    import torch
+
+    dev = resolve_device(device, X)
+    x = as_tensor(X)
+    m = x.shape[0]
     chunk = min(chunk, 8192)
-    centers = np.asarray(centers, dtype=np.float32)
-    c_sq = np.einsum("ij,ij->i", centers, centers)
-    labels = np.empty(m, dtype=np.int32)
-    sqd = np.empty(m, dtype=np.float32)
+    c = as_tensor(np.asarray(centers, dtype=np.float32), dev)
+    c_sq = (c * c).sum(1)
+    labels = torch.empty(m, dtype=torch.int64, device=dev)
+    sqd = torch.empty(m, dtype=torch.float32, device=dev)
     for s in range(0, m, chunk):
         e = min(s + chunk, m)
-        xb = np.asarray(X[s:e], dtype=np.float32)  # a view for float32 input
-        x_sq = np.einsum("ij,ij->i", xb, xb)
-        d = xb @ centers.T
+        xb = x[s:e].to(device=dev, dtype=torch.float32)  # a view for float32 input on dev
+        norm = torch.linalg.vector_norm(xb, dim=1)
+        d = xb @ c.T
         if normalize:
-            inv = 1.0 / np.maximum(np.sqrt(x_sq), np.finfo(np.float32).tiny)
-            d *= (-2.0 * inv)[:, None]
-            x_sq = (x_sq > 0).astype(np.float32)  # unit rows; all-zero rows stay zero
+            d *= (-2.0 / norm.clamp(min=np.finfo(np.float32).tiny))[:, None]
+            x_sq = (norm > 0).to(torch.float32)  # unit rows; all-zero rows stay zero
         else:
             d *= -2.0
+            x_sq = norm * norm
         d += c_sq[None, :]
-        lab = np.argmin(d, axis=1)
+        lab = torch.argmin(d, dim=1)  # first minimum on ties
         labels[s:e] = lab
-        best = d[np.arange(e - s), lab] + x_sq
-        sqd[s:e] = np.maximum(best, 0.0)  # rounding can make it slightly negative
-    return labels, sqd
+        # rounding can make it slightly negative
+        sqd[s:e] = (d.gather(1, lab[:, None])[:, 0] + x_sq).clamp_(min=0.0)
+    return to_numpy(labels).astype(np.int32), to_numpy(sqd)
 
 
 def _fit_sklearn(X: np.ndarray, k: int, n_iter: int, seed: int):
@@ -392,18 +418,22 @@ def _fit_sklearn(X: np.ndarray, k: int, n_iter: int, seed: int):
 _WARM_START_TOKENS = 100_000
 
 
-def _fit_two_stage(X: np.ndarray, k: int, n_iter: int, n_init: int, seed: int, tol: float, lloyd,
+def _fit_two_stage(X, k: int, n_iter: int, n_init: int, seed: int, tol: float, lloyd,
                    chunk: int, device=None):
-    """Best of ``n_init`` (greedy k-means++ + Lloyd) on a sample, then Lloyd on all rows of ``X``."""
+    """Best of ``n_init`` (greedy k-means++ + Lloyd) on a sample, then Lloyd on all rows of ``X``
+    (a float32 numpy array, or a tensor for the torch backend)."""
     import torch
 
     m = X.shape[0]
     sample = None
     if m > _WARM_START_TOKENS:
         sample = np.sort(np.random.default_rng(seed).choice(m, _WARM_START_TOKENS, replace=False))
-    Xs = X if sample is None else X[sample]
+    if sample is None:
+        Xs = X
+    else:
+        Xs = X[torch.from_numpy(sample).to(X.device)] if is_tensor(X) else X[sample]
     dev = torch.device("cpu") if device is None else _torch_device(device)
-    xs = torch.from_numpy(Xs).to(dev)
+    xs = as_tensor(Xs, dev)
     best = None
     for r in range(n_init):
         init = _greedy_kmeanspp(xs, k, (seed + r) % 2**31, chunk).cpu().numpy()
@@ -501,7 +531,7 @@ def _greedy_kmeanspp(x, k: int, seed: int, chunk: int, x_sq=None):
     return centers
 
 
-def _lloyd_torch(X: np.ndarray, init: np.ndarray, n_iter: int, tol: float, device, chunk: int, onehot_sums=None):
+def _lloyd_torch(X, init: np.ndarray, n_iter: int, tol: float, device, chunk: int, onehot_sums=None):
     """Plain Lloyd iterations in torch, chunked; deterministic on CPU and CUDA.
 
     ``onehot_sums`` (default: on CUDA) computes the centroid sums as a one-hot matmul instead of
@@ -510,7 +540,7 @@ def _lloyd_torch(X: np.ndarray, init: np.ndarray, n_iter: int, tol: float, devic
     import torch
 
     dev = _torch_device(device)
-    x = torch.from_numpy(X).to(dev)  # CPU: shares memory with X, no copy
+    x = as_tensor(X, dev)  # CPU: shares memory with a numpy X, no copy
     m, d = x.shape
     k = init.shape[0]
     x_sq = _row_sq_norms(x, chunk)

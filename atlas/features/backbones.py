@@ -153,7 +153,10 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def missing_weights(backbones: list[Backbone]) -> list[tuple[Backbone, str]]:
-    """Backbones whose weights cannot be had now, each with a short reason."""
+    """Backbones whose weights cannot be had now, each with a short reason. Raises
+    UnknownModelError first for a name timm does not know (not "missing weights")."""
+    for b in backbones:
+        check_model_name(b.timm_name)
     missing = []
     reachable: bool | None = None
     for b in backbones:
@@ -173,6 +176,20 @@ def missing_weights(backbones: list[Backbone]) -> list[tuple[Backbone, str]]:
         if not reachable:
             missing.append((b, "not cached and offline"))
     return missing
+
+
+def weights_unavailable_message(backbones: list[Backbone]) -> str | None:
+    """One line naming every backbone whose weights cannot be had now, grouped by reason, with
+    what to do; None when all are there. Reads only the local caches (and, unless
+    ``HF_HUB_OFFLINE=1``, one connection attempt): no model is built, so the answer is fast."""
+    missing = missing_weights(backbones)
+    if not missing:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for b, why in missing:
+        by_reason.setdefault(why, []).append(b.slug)
+    lines = "; ".join(f"{why}: {', '.join(slugs)}" for why, slugs in by_reason.items())
+    return f"weights unavailable for {len(missing)} of {len(backbones)} model(s) — {lines}. {weights_help()}"
 
 
 def download_weights(backbones: list[Backbone]) -> list[str]:

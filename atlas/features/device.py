@@ -7,6 +7,8 @@ import logging
 
 import torch
 
+from ..records import precision_label
+
 log = logging.getLogger(__name__)
 
 
@@ -37,19 +39,43 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (features are stored as float16 anyway); exact fp32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+#: Extraction precisions: ``fp32`` (default: exact, TF32 off), or autocast to ``fp16`` / ``bf16``.
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def describe(device: torch.device) -> str:
+@contextlib.contextmanager
+def exact_fp32():
+    """fp32 matrix products and convolutions as IEEE fp32: TF32 off (on Ampere and later GPUs TF32
+    keeps 10 mantissa bits, about float16's, and cuDNN convolutions use it by default). Restores the
+    previous flags. Only the new ``fp32_precision`` API is used: torch refuses a mix of the two."""
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    before = [f.fp32_precision for f in flags]
+    for f in flags:
+        f.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for f, value in zip(flags, before):
+            f.fp32_precision = value
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """The numeric context of extraction: ``fp32`` is exact fp32 (no autocast, TF32 off) on every
+    device; ``fp16`` / ``bf16`` autocast the model on ``device`` to that dtype (an option: the model
+    card and Methods say so; ``tests/test_device.py`` bounds its error against fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return exact_fp32()
+    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
+def describe(device: torch.device, precision: str = "fp32") -> str:
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)}, bf16 autocast)"
+        return f"cuda ({torch.cuda.get_device_name(device)}, {precision_label(precision)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads, fp32)"
-    return f"{device.type} (fp32)"
+        return f"cpu ({torch.get_num_threads()} threads, {precision_label(precision)})"
+    return f"{device.type} ({precision_label(precision)})"
 
 
 def is_oom(exc: BaseException) -> bool:

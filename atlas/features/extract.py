@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import block_representations
 from ..inputs.geometry import to_tensor
 from ..inputs.images import AtlasImage
 from .backbones import LoadedBackbone
@@ -54,27 +55,31 @@ def preprocessing_key(loaded: LoadedBackbone) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str) -> str:
+def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str, precision: str) -> str:
+    # fp32 entries keep the key they had before precisions were a choice
+    numeric = "" if precision == "fp32" else f"|precision={precision}"
     return FeatureCache.key(model=loaded.spec.timm_name + repr(sorted(loaded.spec.overrides.items())),
-                            weights=loaded.weights_hash, image=image.content_hash, preprocessing=pre)
+                            weights=loaded.weights_hash, image=image.content_hash, preprocessing=pre + numeric)
 
 
 def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: list[int],
                      representations: list[str], cache: FeatureCache, *, device: torch.device | None = None,
-                     batch_size: int = 8, progress: bool = True, desc: str = "") -> ExtractionStats:
+                     batch_size: int = 8, progress: bool = True, desc: str = "",
+                     precision: str = "fp32") -> ExtractionStats:
     """Extract every (block, representation) of every image that is not cached yet.
 
-    Images go through the model's own input policy (``loaded.policy``) and normalisation.
+    Images go through the model's own input policy (``loaded.policy``) and normalisation; the model
+    runs in ``precision`` (:func:`atlas.features.device.autocast`: exact fp32 by default).
     """
     device = device or torch.device("cpu")
     stats = ExtractionStats(images=len(images), batch_size=batch_size)
     t0 = time.perf_counter()
     model_policy = loaded.policy
     pre = preprocessing_key(loaded)
-    pairs = [(b, r) for b in blocks for r in representations]
+    pairs = block_representations(blocks, representations, loaded.card.depth)
     todo = []
     for img in images:
-        key = _entry_key(loaded, img, pre)
+        key = _entry_key(loaded, img, pre, precision)
         if cache.has(key, pairs):
             stats.cached += 1
         else:
@@ -115,7 +120,7 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
         # decode the next batch while this one runs through the model
         prefetch(start + len(batch), start + 2 * len(batch))
         x = torch.stack([futures.pop(start + j).result() for j in range(len(batch))]).to(device)
-        with autocast(device):
+        with autocast(device, precision):
             out = extractor(x)
         # float16 on the CPU now, so the GPU batch can be freed before the write finishes
         return {k: v.to(torch.float16).cpu().numpy() for k, v in out.items()}
@@ -148,7 +153,7 @@ class NotCached(KeyError):
 
 
 def load_block(loaded: LoadedBackbone, images: list[AtlasImage], block: int, representation: str,
-               cache: FeatureCache, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+               cache: FeatureCache, dtype=np.float32, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """Stack cached features of all images: patches (N, h, w, C) and prefix (N, P, C).
 
     Raises :class:`NotCached` listing every image whose features are absent (or were found
@@ -158,7 +163,7 @@ def load_block(loaded: LoadedBackbone, images: list[AtlasImage], block: int, rep
     patches = prefixes = None
     missing: list[AtlasImage] = []
     for i, img in enumerate(images):
-        got = cache.get(_entry_key(loaded, img, pre), block, representation)
+        got = cache.get(_entry_key(loaded, img, pre, precision), block, representation)
         if got is None:
             missing.append(img)
             continue

@@ -3,6 +3,9 @@
 For every requested block ``b``:
 
 * ``tokens``: the output of ``model.blocks[b]`` (the residual stream, before the final norm);
+* ``tokens_normed`` (last block only): the last block's output after the model's final norm
+  ``model.norm``, i.e. DINOv2's ``x_norm_patchtokens`` / ``x_norm_clstoken`` and timm's
+  ``forward_features``;
 * ``queries``, ``keys``, ``values``: exactly the tensors the block's attention multiplies,
   i.e. after q/k normalisation and rotary position embedding where the model has them, with
   heads concatenated to one vector per token.
@@ -35,6 +38,8 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..config import LAST_BLOCK_ONLY, block_representations
 
 _ATTN_ROLES = {"queries": 0, "keys": 1, "values": 2}
 _local = threading.local()
@@ -76,7 +81,8 @@ class TokenExtractor:
     ----------
     model : timm ViT-like model with ``blocks`` (each with ``attn``) and ``forward_intermediates``.
     blocks : block indices (0-based).
-    representations : subset of tokens / keys / queries / values.
+    representations : subset of tokens / keys / queries / values / tokens_normed (the last one is
+        produced only when the model's last block is among ``blocks``).
     keep_attention_inputs : also return the raw recorded q/k/v, attention mask and scale per block
         under ``(block, "attention")`` (used by the consistency tests).
 
@@ -91,21 +97,24 @@ class TokenExtractor:
         depth = len(model.blocks)
         if not self.blocks or self.blocks[0] < 0 or self.blocks[-1] >= depth:
             raise ValueError(f"blocks must lie in 0..{depth - 1} (got {self.blocks})")
-        unknown = set(self.representations) - {"tokens", *_ATTN_ROLES}
+        unknown = set(self.representations) - {"tokens", *_ATTN_ROLES, *LAST_BLOCK_ONLY}
         if unknown:
-            raise ValueError(f"unknown representation {sorted(unknown)[0]!r}; use tokens, keys, queries or values")
+            raise ValueError(f"unknown representation {sorted(unknown)[0]!r}; use tokens, keys, queries, values "
+                             "or tokens_normed")
+        self.pairs = block_representations(self.blocks, self.representations, depth)
         self.keep_attention_inputs = keep_attention_inputs
         self._needs_attn = keep_attention_inputs or any(r in _ATTN_ROLES for r in self.representations)
 
     def __call__(self, x: torch.Tensor) -> dict:
         out: dict = {}
         handles = []
-        wanted = set(self.blocks)
 
         for b in self.blocks:
             blk = self.model.blocks[b]
             if "tokens" in self.representations:
                 handles.append(blk.register_forward_hook(self._store_tokens(out, b)))
+            if (b, "tokens_normed") in self.pairs:
+                handles.append(blk.register_forward_hook(self._store_normed(out, b)))
             if self._needs_attn:
                 attn = blk.attn
                 if not hasattr(attn, "fused_attn"):
@@ -121,7 +130,7 @@ class TokenExtractor:
             for h in handles:
                 h.remove()
             _local.slot = None
-        missing = [(b, r) for b in wanted for r in self.representations if (b, r) not in out]
+        missing = [pair for pair in self.pairs if pair not in out]
         if missing:
             raise RuntimeError(f"extraction produced nothing for {missing[0]}; unsupported attention module")
         return out
@@ -130,6 +139,12 @@ class TokenExtractor:
     def _store_tokens(out, b):
         def hook(_module, _inputs, output):
             out[(b, "tokens")] = output
+
+        return hook
+
+    def _store_normed(self, out, b):
+        def hook(_module, _inputs, output):
+            out[(b, "tokens_normed")] = self.model.norm(output)
 
         return hook
 

@@ -19,6 +19,10 @@ Definitions (quoted on the Methods page):
   ``pca_whiten`` to any invertible linear map), so they show how much of the effect of removal is
   a matter of scale rather than of which channels are kept.
 
+The probe (normalisation, similarities, top-k, votes) runs in torch on ``device``
+(:mod:`.tensors`; None: where the features are, numpy on the CPU); labels, confusion counts and
+the controls' fits (on the support set) stay on the host.
+
 Example
 -------
 >>> import numpy as np
@@ -37,6 +41,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from ..inputs.datasets import IGNORE_INDEX
+from .tensors import as_tensor, is_tensor, resolve_device, to_numpy
 
 DEFAULT_KS = (1, 5, 10, 20)
 DEFAULT_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
@@ -77,19 +82,20 @@ def patch_labels(
     return out.reshape(h, w)
 
 
-def _flat(feats: np.ndarray, labels: np.ndarray, what: str):
-    feats = np.asarray(feats, dtype=np.float32)
-    labels = np.asarray(labels)
-    if feats.ndim < 2 or feats.shape[:-1] != labels.shape:
-        raise ValueError(f"{what} features {feats.shape} must be labels {labels.shape} + (C,)")
+def _flat(feats, labels: np.ndarray, what: str):
+    """Labelled rows of (..., C) features (a tensor stays on its device) and their labels."""
+    feats = feats if is_tensor(feats) else np.asarray(feats, dtype=np.float32)
+    labels = to_numpy(labels)
+    if feats.ndim < 2 or tuple(feats.shape[:-1]) != labels.shape:
+        raise ValueError(f"{what} features {tuple(feats.shape)} must be labels {labels.shape} + (C,)")
     feats = feats.reshape(-1, feats.shape[-1])
     labels = labels.reshape(-1).astype(np.int64)
     keep = labels >= 0
-    return feats[keep], labels[keep]
+    return feats[as_tensor(keep, feats.device) if is_tensor(feats) else keep], labels[keep]
 
 
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def _l2n(x: torch.Tensor) -> torch.Tensor:
+    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp(min=1e-12)
 
 
 def knn_predict(
@@ -99,39 +105,45 @@ def knn_predict(
     ks: Sequence[int] = DEFAULT_KS,
     n_classes: int | None = None,
     chunk: int = 1024,
+    device=None,
 ) -> dict[int, np.ndarray]:
     """Cosine k-NN class votes for each query row; ``{k: (n_query,) predicted class}``.
 
-    ``support_feats`` (n_s, C) and ``query_feats`` (n_q, C) are plain 2-D arrays here (labels
-    already filtered); see :func:`knn_probe` for patch-grid inputs. Queries are processed in
-    chunks of ``chunk`` rows (memory ~ 12 bytes x chunk x n_s).
+    ``support_feats`` (n_s, C) and ``query_feats`` (n_q, C) are plain 2-D arrays or tensors here
+    (labels already filtered); see :func:`knn_probe` for patch-grid inputs. Queries are processed
+    in chunks of ``chunk`` rows (memory ~ 12 bytes x chunk x n_s), on ``device`` (None: where the
+    features are; numpy: the CPU).
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive ints, got {ks}")
     if len(support_feats) < ks[-1]:
         raise ValueError(f"need at least max(ks)={ks[-1]} support patches, got {len(support_feats)}")
+    support_labels = to_numpy(support_labels).astype(np.int64, copy=False)
     if n_classes is None:
         n_classes = int(support_labels.max()) + 1
-    S = _l2n(np.asarray(support_feats, np.float32))
-    Q = _l2n(np.asarray(query_feats, np.float32))
+    dev = resolve_device(device, support_feats, query_feats)
+    S = _l2n(as_tensor(support_feats, dev, torch.float32))
+    Q = _l2n(as_tensor(query_feats, dev, torch.float32))
+    ys = as_tensor(support_labels, dev)
     kmax = ks[-1]
     out = {k: np.empty(len(Q), dtype=np.int64) for k in ks}
-    St = torch.from_numpy(S).T  # torch's matmul uses its own threads (the build limits numpy's BLAS to one)
+    St = S.T  # torch's matmul uses its own threads (the build limits numpy's BLAS to one)
     for start in range(0, len(Q), chunk):
-        sim = torch.from_numpy(Q[start:start + chunk]) @ St
+        sim = Q[start:start + chunk] @ St
         # neighbours by decreasing similarity (torch's top-k: ~7x numpy's argpartition of these
         # rows, measured on 1024 x 9800 similarities)
-        top, idx = (t.numpy() for t in torch.topk(sim, kmax, dim=1, largest=True, sorted=True))
-        lab = support_labels[idx]
-        cell = np.arange(len(idx))[:, None] * n_classes + lab  # (query, class) bin of each neighbour
+        top, idx = torch.topk(sim, kmax, dim=1, largest=True, sorted=True)
+        # (query, neighbour, class) one-hot: plain sums over neighbours, no atomics (deterministic
+        # on CUDA too)
+        onehot = torch.nn.functional.one_hot(ys[idx], n_classes)
+        weighted = onehot * top.double()[:, :, None]
         for k in ks:
-            size = len(idx) * n_classes
-            votes = np.bincount(cell[:, :k].ravel(), minlength=size).reshape(-1, n_classes)
-            simsum = np.bincount(cell[:, :k].ravel(), weights=top[:, :k].ravel(), minlength=size).reshape(-1, n_classes)
+            votes = onehot[:, :k].sum(dim=1)
+            simsum = weighted[:, :k].sum(dim=1)
             # votes first; summed similarity (shifted into [0, 2k], below one vote step) breaks ties
             score = votes * (2.0 * k + 2.0) + (simsum + k)
-            out[k][start:start + chunk] = score.argmax(axis=1)
+            out[k][start:start + chunk] = to_numpy(torch.argmax(score, dim=1))  # first maximum on ties
     return out
 
 
@@ -162,12 +174,13 @@ def knn_probe(
     ks: Sequence[int] = DEFAULT_KS,
     n_classes: int | None = None,
     weights: np.ndarray | None = None,
+    device=None,
 ) -> dict[int, float] | tuple[dict[int, float], dict[int, np.ndarray]]:
     """k-NN patch probe mIoU for each ``k``.
 
     Parameters
     ----------
-    support_feats, query_feats : (..., C) float arrays
+    support_feats, query_feats : (..., C) float arrays or tensors
         E.g. (N, h, w, C) patch features.
     support_labels, query_labels : (...) int arrays
         Patch labels from :func:`patch_labels`; ``-1`` entries are left out.
@@ -176,6 +189,8 @@ def knn_probe(
     weights : (B, n_query_images) array, optional
         Weights of the query images (first axis of the query arrays) in resampling
         replicates; the predictions stay those of the full support set.
+    device : torch device or str, optional
+        Where the neighbours are searched (None: where the features are; numpy: the CPU).
 
     Returns
     -------
@@ -193,11 +208,11 @@ def knn_probe(
         n_classes = int(max(ys.max(), yq.max())) + 1
     if max(ys.max(), yq.max()) >= n_classes:
         raise ValueError(f"labels must be < n_classes={n_classes}")
-    preds = knn_predict(S, ys, Q, ks, n_classes)
+    preds = knn_predict(S, ys, Q, ks, n_classes, device=device)
     scores = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
     if weights is None:
         return scores
-    labels = np.asarray(query_labels)
+    labels = to_numpy(query_labels)
     image = np.broadcast_to(np.arange(len(labels)).reshape(-1, *([1] * (labels.ndim - 1))), labels.shape)
     image = image.reshape(-1)[labels.reshape(-1) >= 0]  # the image of every labelled query patch
     per_image = {k: np.bincount((image * n_classes + yq) * n_classes + p, minlength=len(labels) * n_classes ** 2)
@@ -237,11 +252,13 @@ def channel_removal_curve(
     ms: Sequence[int] = DEFAULT_MS,
     controls: Sequence[str] = CONTROLS,
     n_classes: int | None = None,
+    device=None,
 ) -> dict[str, dict[int, dict[int, float]]]:
     """k-NN mIoU after dropping the top-``m`` variance channels, under each control.
 
     Variances are computed on the labelled support patches only. ``m`` values that would leave
-    no channel are skipped.
+    no channel are skipped. The controls are fitted on the host (float64); every k-NN probe runs
+    on ``device`` (None: where the features are; numpy: the CPU).
 
     Returns
     -------
@@ -253,8 +270,10 @@ def channel_removal_curve(
         raise ValueError(f"unknown controls {bad}; choose from {CONTROLS}")
     if any(int(m) < 0 for m in ms):
         raise ValueError(f"ms must be >= 0, got {list(ms)}")
+    dev = resolve_device(device, support_feats, query_feats)
     S, ys = _flat(support_feats, support_labels, "support")
     Q, yq = _flat(query_feats, query_labels, "query")
+    S, Q = to_numpy(S), to_numpy(Q)
     if n_classes is None:
         n_classes = int(max(ys.max(), yq.max())) + 1
     order = np.argsort(-S.astype(np.float64).var(axis=0), kind="stable")
@@ -266,6 +285,6 @@ def channel_removal_curve(
                 continue
             keep = np.sort(order[m:])
             s, q = _control(S[:, keep], Q[:, keep], control)
-            preds = knn_predict(s, ys, q, ks, n_classes)
+            preds = knn_predict(s, ys, q, ks, n_classes, device=dev)
             out[control][m] = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
     return out

@@ -20,6 +20,11 @@ Everything is computed exactly (no pair subsampling) from two P x P matrices (``
     SS[p, q] = S_p . S_q,  S_p = sum_i u(i, p)     (all image pairs)
 
 so ``SS - G`` sums the pairs of *different* images. Cost: one ``P x (N*C) x P`` product.
+
+Computed in torch on ``device`` (:mod:`.tensors`; None: where the features are): the centred unit
+tokens, the Gram matrix (on the CPU numpy's BLAS, which runs ``v @ v.T`` as a symmetric rank-k
+update, half a general product's work) and the per-image products of the leave-one-out
+replicates. Only the (P, P) matrices and (N, D) sums come back to the host.
 """
 
 from __future__ import annotations
@@ -30,25 +35,28 @@ import numpy as np
 import torch
 
 from .positional import _as_features
+from .tensors import as_tensor, gram, resolve_device, to_numpy
 
 __all__ = ["similarity_structure"]
 
 _METRICS = ("chebyshev", "euclidean")
 
 
-def _unit_tokens(features: np.ndarray) -> torch.Tensor:
+def _unit_tokens(features, device=None) -> torch.Tensor:
     """Dataset-mean-centred, L2-normalised tokens, position-major: shape (P, N, C); zero vectors
     stay zero. Position-major so that one product of the (P, N * C) matrix with its transpose
     sums the pairs inside every image (one pass over the features writes it, no transposed copy).
 
     torch rather than numpy: its float32 reductions are blocked (the mean agrees with a float64
     accumulation to ~1e-7; the measures move by < 1e-8) and faster (the whole similarity structure
-    of 100 x 196 x 384 tokens: 28 vs 35 ms on one core).
+    of 100 x 196 x 384 tokens: 28 vs 35 ms on one core). On ``device`` (None: where the features
+    are; float32 features already there are not copied before the one pass that writes ``u``).
     """
     n, h, w, c = features.shape
-    x = torch.from_numpy(np.require(features, requirements=["C", "W"])).reshape(n, h * w, c)
-    mean = x.reshape(-1, c).sum(0) / (n * h * w)
-    u = torch.empty((h * w, n, c), dtype=torch.float32)
+    dev = resolve_device(device, features)
+    x = as_tensor(features, dev, torch.float32).reshape(n, h * w, c)
+    mean = x.sum(dim=(0, 1)) / (n * h * w)
+    u = torch.empty((h * w, n, c), dtype=torch.float32, device=dev)
     torch.sub(x.transpose(0, 1), mean, out=u)
     u /= torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_(min=1e-12)
     return u
@@ -64,9 +72,34 @@ def _grid_distance(h: int, w: int, metric: str) -> np.ndarray:
     return np.rint(np.hypot(dr, dc)).astype(np.int64)
 
 
+class _DistanceBins:
+    """Sums of (B, P * P) values over the position pairs at each grid distance. On the CPU one
+    ``index_add_``; elsewhere the pairs are sorted by distance once and each distance is one
+    contiguous slice sum, since ``index_add_`` on CUDA adds with atomics, in no fixed order
+    (``segments`` forces either way, so CPU tests cover the CUDA one)."""
+
+    def __init__(self, dist: np.ndarray, device, segments: bool | None = None):
+        flat = dist.ravel()
+        self.n_bins = int(flat.max()) + 1
+        self.device = resolve_device(device)
+        self.segments = self.device.type != "cpu" if segments is None else segments
+        if not self.segments:
+            self.flat = as_tensor(flat.astype(np.int64), self.device)
+        else:
+            self.order = as_tensor(np.argsort(flat, kind="stable"), self.device)
+            self.bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=self.n_bins))]).tolist()
+
+    def sums(self, values: torch.Tensor) -> torch.Tensor:
+        if not self.segments:
+            out = torch.zeros((len(values), self.n_bins), dtype=values.dtype, device=values.device)
+            return out.index_add_(1, self.flat, values)
+        v = values.index_select(1, self.order)
+        return torch.stack([v[:, a:b].sum(dim=1) for a, b in zip(self.bounds[:-1], self.bounds[1:])], dim=1)
+
+
 def similarity_structure(
     features: Any, *, max_distance: int | None = None, metric: str = "chebyshev", slope_distance: int = 4,
-    jackknife: bool = False,
+    jackknife: bool = False, device: Any = None,
 ) -> dict[str, Any]:
     """Positional effect and locality curves of dataset-centred cosine similarities.
 
@@ -87,6 +120,8 @@ def similarity_structure(
         dataset mean used for centring held fixed. The statistics are means over *pairs* of
         images, so the jackknife is what stays linear in N: every replicate comes from the totals
         minus image ``i``'s own sums.
+    device : torch device or str, optional
+        Where the products are computed (None: where ``features`` is; numpy: the CPU).
 
     Returns
     -------
@@ -124,11 +159,11 @@ def similarity_structure(
     (True, True)
     """
     return _similarity_structure(_as_features(features, min_images=2), max_distance=max_distance, metric=metric,
-                                 slope_distance=slope_distance, jackknife=jackknife)
+                                 slope_distance=slope_distance, jackknife=jackknife, device=device)
 
 
-def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None, metric: str = "chebyshev",
-                          slope_distance: int = 4, jackknife: bool = False) -> dict[str, Any]:
+def _similarity_structure(feats: Any, *, max_distance: int | None = None, metric: str = "chebyshev",
+                          slope_distance: int = 4, jackknife: bool = False, device: Any = None) -> dict[str, Any]:
     """:func:`similarity_structure` of already validated float32 features."""
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
@@ -145,10 +180,9 @@ def _similarity_structure(feats: np.ndarray, *, max_distance: int | None = None,
     if max_distance < 1:
         raise ValueError(f"max_distance must be >= 1; got {max_distance}")
 
-    u = _unit_tokens(feats)  # (P, N, C)
-    v = u.numpy().reshape(n_pos, n * c)
-    g = (v @ v.T).astype(np.float64)  # same-image pair sums (numpy: a v @ v.T product runs as syrk)
-    s = u.sum(dim=1).double().numpy()  # sums of N unit vectors: float32 (blocked) summation suffices
+    u = _unit_tokens(feats, device)  # (P, N, C)
+    g = to_numpy(gram(u.reshape(n_pos, n * c)))  # same-image pair sums (on the CPU: numpy's syrk)
+    s = to_numpy(u.sum(dim=1).double())  # sums of N unit vectors: float32 (blocked) summation suffices
     across_sum = s @ s.T - g  # different-image pair sums
     n_pairs = n * (n - 1)
 
@@ -202,17 +236,17 @@ def _leave_one_out(u: torch.Tensor, s: np.ndarray, g: np.ndarray, across_sum: np
     sums over image pairs lose ``2 x_i - 2 g_i`` (all pairs that involve image i).
     """
     n_pos, n, c = u.shape
-    flat_d = torch.from_numpy(dist.ravel().astype(np.int64))
     n_bins = int(dist.max()) + 1
-    st = torch.from_numpy(s.astype(np.float32))
-    g_i = torch.zeros((n, n_bins), dtype=torch.float64)
-    x_i = torch.zeros((n, n_bins), dtype=torch.float64)
+    bins = _DistanceBins(dist, u.device)
+    st = as_tensor(s.astype(np.float32), u.device)
+    g_i = torch.zeros((n, n_bins), dtype=torch.float64, device=u.device)
+    x_i = torch.zeros((n, n_bins), dtype=torch.float64, device=u.device)
     for start in range(0, n, 16):  # (chunk, P, P) products, binned by distance at once
         uc = u[:, start:start + 16].transpose(0, 1)  # (chunk, P, C)
-        g_i[start:start + 16].index_add_(1, flat_d, (uc @ uc.transpose(1, 2)).reshape(len(uc), -1).double())
-        x_i[start:start + 16].index_add_(1, flat_d, (st @ uc.transpose(1, 2)).reshape(len(uc), -1).double())
-    g_i, x_i = g_i.numpy(), x_i.numpy()
-    total_u = u.sum(dim=0).double().numpy()  # (N, C): sum over positions of each image
+        g_i[start:start + 16] = bins.sums((uc @ uc.transpose(1, 2)).reshape(len(uc), -1).double())
+        x_i[start:start + 16] = bins.sums((st @ uc.transpose(1, 2)).reshape(len(uc), -1).double())
+    g_i, x_i = to_numpy(g_i), to_numpy(x_i)
+    total_u = to_numpy(u.sum(dim=0).double())  # (N, C): sum over positions of each image
     g_all, x_all = (total_u ** 2).sum(1), total_u @ s.sum(0)
     n_at = np.bincount(dist.ravel(), minlength=n_bins).astype(np.float64)
     g_bin = np.bincount(dist.ravel(), weights=g.ravel(), minlength=n_bins)

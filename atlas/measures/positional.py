@@ -10,6 +10,11 @@ Three views, from cheapest to most direct:
 Notation: ``c(i, p)`` is the cluster of image ``i`` at patch position ``p`` on the ``h x w``
 grid (``N`` images, ``K`` clusters, ``P = h * w`` positions); ``f(i, p)`` its feature vector.
 All measures are deterministic for a fixed ``seed``.
+
+The heavy parts take ``device`` (:mod:`.tensors`): the replicates' contingency counts and their
+entropies and mutual information, and the whole position probe (token sample, Gram matrices,
+eigendecompositions, predictions) run in torch there; labels, permutations and the expected
+mutual information (a sum over distinct margin values, with scipy's ``gammaln``) stay on the host.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 from scipy.special import gammaln
 from sklearn.model_selection import GroupKFold
 
+from .tensors import as_tensor, column_sums, gram, is_tensor, resolve_device, to_numpy, upload_features
+
 __all__ = ["positional_clustering", "position_decodability", "blank_input_structure"]
 
 
@@ -29,8 +36,9 @@ __all__ = ["positional_clustering", "position_decodability", "blank_input_struct
 
 
 def _as_labels(labels: Any, name: str = "labels", min_images: int = 1) -> np.ndarray:
-    """Validate a ``(N, h, w)`` array of non-negative integer cluster ids."""
-    arr = np.asarray(labels)
+    """Validate a ``(N, h, w)`` array of non-negative integer cluster ids (a tensor is brought to
+    the host: labels are small, and permutations and maps are drawn there)."""
+    arr = to_numpy(labels)
     if arr.ndim != 3:
         raise ValueError(f"{name} must have shape (N, h, w); got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
@@ -42,13 +50,22 @@ def _as_labels(labels: Any, name: str = "labels", min_images: int = 1) -> np.nda
     return arr.astype(np.int64, copy=False)
 
 
-def _as_features(features: Any, name: str = "features", min_images: int = 1) -> np.ndarray:
-    """Validate a finite ``(N, h, w, C)`` float feature array (returned as float32)."""
-    arr = np.asarray(features)
+def _as_features(features: Any, name: str = "features", min_images: int = 1, device: Any = None):
+    """Validate a finite ``(N, h, w, C)`` float feature array (returned as float32): a numpy array
+    when ``features`` is one and ``device`` is None, else a float32 tensor on ``device`` (None: the
+    tensor's own device), copied there at most once."""
+    arr = features if is_tensor(features) else np.asarray(features)
     if arr.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, h, w, C); got shape {arr.shape}")
+        raise ValueError(f"{name} must have shape (N, h, w, C); got shape {tuple(arr.shape)}")
     if arr.shape[0] < min_images or min(arr.shape[1:]) < 1:
-        raise ValueError(f"{name} needs at least {min_images} image(s), a non-empty grid and C >= 1; got {arr.shape}")
+        raise ValueError(f"{name} needs at least {min_images} image(s), a non-empty grid and C >= 1; "
+                         f"got {tuple(arr.shape)}")
+    if device is not None or is_tensor(arr):
+        x = upload_features(arr, resolve_device(device, arr))
+        # a few images at a time: no full-size boolean mask on the device
+        if not all(bool(torch.isfinite(x[s:s + 16]).all()) for s in range(0, len(x), 16)):
+            raise ValueError(f"{name} contains NaN or inf; drop or repair those tokens first")
+        return x
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf; drop or repair those tokens first")
@@ -97,39 +114,42 @@ def _expected_mutual_information(a: np.ndarray, b: np.ndarray, n: int) -> float:
     return float((weight * _emi_pair_terms(A, B, n)).sum())
 
 
-def _ami_replicates(counts: np.ndarray) -> np.ndarray:
+def _ami_replicates(counts: Any) -> np.ndarray:
     """:func:`_ami_from_counts` of every table of a stack ``(B, R, C)`` of contingency tables
-    (resampling replicates): tables with one total share their margins' distinct values, so the
-    expected MI costs one term per distinct (row sum, column sum) pair of each such group."""
-    counts = np.asarray(counts, dtype=np.float64)
-    totals = counts.sum(axis=(1, 2))
+    (resampling replicates; a numpy array, or a tensor on its device): tables with one total share
+    their margins' distinct values, so the expected MI costs one term per distinct (row sum,
+    column sum) pair of each such group. The cell-wise mutual information, margins and entropies
+    are computed in torch (float64) where ``counts`` is; the expected MI on the host."""
+    counts = as_tensor(counts, dtype=torch.float64)
+    totals = to_numpy(counts.sum(dim=(1, 2)))
     out = np.empty(len(counts))
     for total in np.unique(totals):
         group = totals == total
-        out[group] = _ami_one_total(counts[group], float(total))
+        out[group] = _ami_one_total(counts[torch.from_numpy(group).to(counts.device)], float(total))
     return out
 
 
-def _ami_one_total(counts: np.ndarray, n0: float) -> np.ndarray:
-    a, b = counts.sum(axis=2), counts.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cell = counts / n0 * (np.log(counts) + np.log(n0) - np.log(a)[:, :, None] - np.log(b)[:, None, :])
-    mi = np.where(counts > 0, cell, 0.0).sum(axis=(1, 2))
+def _ami_one_total(counts: torch.Tensor, n0: float) -> np.ndarray:
+    a, b = counts.sum(dim=2), counts.sum(dim=1)
+    cell = counts / n0 * (torch.log(counts) + np.log(n0) - torch.log(a)[:, :, None] - torch.log(b)[:, None, :])
+    mi = torch.where(counts > 0, cell, 0.0).sum(dim=(1, 2))
     hist = []
     for m in (a, b):
-        values, inverse = np.unique(m, return_inverse=True)
-        h = np.zeros((len(m), len(values)))
-        np.add.at(h, (np.repeat(np.arange(len(m)), m.shape[1]), inverse.ravel()), 1.0)
-        hist.append((values, h))
+        values, inverse = torch.unique(m, return_inverse=True)
+        # counts of integer values: exact in float64 whatever the order of the additions
+        h = torch.zeros((len(m), len(values)), dtype=torch.float64, device=m.device)
+        h.scatter_add_(1, inverse, torch.ones_like(m))
+        hist.append((to_numpy(values), h))
     (ua, ha), (ub, hb) = hist
     A, B = np.meshgrid(ua, ub, indexing="ij")
-    emi = np.einsum("bu,uv,bv->b", ha, _emi_pair_terms(A, B, n0).reshape(A.shape), hb)
-    normalizer = (_entropy(a) + _entropy(b)) / 2
+    terms = as_tensor(_emi_pair_terms(A, B, n0).reshape(A.shape), counts.device)
+    emi = to_numpy(torch.einsum("bu,uv,bv->b", ha, terms, hb))
+    normalizer = (_entropy_of_counts(a) + _entropy_of_counts(b)) / 2
     eps = np.finfo(np.float64).eps
     denominator = normalizer - emi
     denominator = np.where(denominator < 0, np.minimum(denominator, -eps), np.maximum(denominator, eps))
-    ami = (mi - emi) / denominator
-    trivial = ((a > 0).sum(axis=1) == 1) & ((b > 0).sum(axis=1) == 1)
+    ami = (to_numpy(mi) - emi) / denominator
+    trivial = to_numpy(((a > 0).sum(dim=1) == 1) & ((b > 0).sum(dim=1) == 1))
     return np.where(trivial, 1.0, ami)  # sklearn: identical trivial labelings
 
 
@@ -177,7 +197,7 @@ def _adjusted(raw: float, chance: float) -> float:
 
 
 def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0,
-                          weights: np.ndarray | None = None) -> dict[str, Any]:
+                          weights: np.ndarray | None = None, device: Any = None) -> dict[str, Any]:
     """How strongly the patch position determines the joint cluster.
 
     Parameters
@@ -192,6 +212,9 @@ def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0
         Image weights of resampling replicates (:func:`atlas.measures.uncertainty.half_samples`):
         adds ``replicates = {"nce": (B,), "ami": (B,)}``, the same scores with image ``i`` counted
         ``weights[b, i]`` times (with the same shuffles); all-ones weights give the point estimate.
+    device : torch device or str, optional
+        Where the replicates' (B, P, K) contingency counts, entropies and AMI are computed (None:
+        the CPU); the point estimates come from small host-side counts.
 
     Returns
     -------
@@ -266,17 +289,21 @@ def positional_clustering(labels: Any, *, n_permutations: int = 8, seed: int = 0
     ami = _ami_from_counts(counts)  # = adjusted_mutual_info_score(flat.ravel(), position index)
     out.update(nce=_adjusted(raw, chance), nce_raw=raw, nce_chance=chance, ami=ami)
     if weights is not None:
-        out["replicates"] = _clustering_replicates(flat, shuffled, k, weights)
+        out["replicates"] = _clustering_replicates(flat, shuffled, k, weights, device)
     return out
 
 
-def _weighted_position_counts(flat: np.ndarray, k: int, weights: np.ndarray) -> torch.Tensor:
-    """``(B, P, K)`` float32 position x cluster counts with image ``i`` counted ``weights[b, i]`` times."""
+def _weighted_position_counts(flat: np.ndarray, k: int, weights: np.ndarray, device: Any = None) -> torch.Tensor:
+    """``(B, P, K)`` float32 position x cluster counts with image ``i`` counted ``weights[b, i]``
+    times, on ``device`` (None: the CPU): a one-hot (N, P * K) scatter and one matrix product."""
+    dev = resolve_device(device)
     n, n_pos = flat.shape
-    onehot = np.zeros((n, n_pos * k), dtype=np.float32)
-    onehot[np.arange(n)[:, None], np.arange(n_pos)[None, :] * k + flat] = 1.0
-    # float32 products of small integer counts are exact (below 2^24); torch's BLAS releases the GIL
-    out = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)) @ torch.from_numpy(onehot)
+    idx = as_tensor(np.arange(n_pos)[None, :] * k + flat, dev)
+    # one 1 per (image, position): a plain scatter, no accumulation, deterministic on every device
+    onehot = torch.zeros((n, n_pos * k), dtype=torch.float32, device=dev).scatter_(1, idx, 1.0)
+    # float32 products of small integer counts are exact (below 2^24, also under TF32: 0/1 inputs
+    # and integer weights are exact in its 10-bit mantissa); torch's BLAS releases the GIL
+    out = as_tensor(np.ascontiguousarray(weights, dtype=np.float32), dev) @ onehot
     return out.reshape(len(weights), n_pos, k)
 
 
@@ -286,18 +313,19 @@ def _entropy_of_counts(counts: torch.Tensor) -> np.ndarray:
     n = counts.double()
     total = n.sum(dim=-1)
     h = torch.log(total) - torch.special.xlogy(n, n).sum(dim=-1) / total
-    return torch.where(total > 0, h, torch.zeros_like(h)).numpy()
+    return to_numpy(torch.where(total > 0, h, torch.zeros_like(h)))
 
 
-def _clustering_replicates(flat: np.ndarray, shuffled: list[np.ndarray], k: int, weights: np.ndarray) -> dict:
-    counts = _weighted_position_counts(flat, k, weights)
+def _clustering_replicates(flat: np.ndarray, shuffled: list[np.ndarray], k: int, weights: np.ndarray,
+                           device: Any = None) -> dict:
+    counts = _weighted_position_counts(flat, k, weights, device)
     h_c = _entropy_of_counts(counts.sum(dim=1))  # (B,)
     safe = np.where(h_c > 1e-12, h_c, 1.0)
     raw = 1.0 - _entropy_of_counts(counts).mean(axis=1) / safe
-    chance = np.mean([1.0 - _entropy_of_counts(_weighted_position_counts(s, k, weights)).mean(axis=1) / safe
+    chance = np.mean([1.0 - _entropy_of_counts(_weighted_position_counts(s, k, weights, device)).mean(axis=1) / safe
                       for s in shuffled], axis=0)
     nce = _adjusted_replicates(raw, chance)
-    ami = _ami_replicates(counts.numpy().astype(np.float64))
+    ami = _ami_replicates(counts)
     one_cluster = h_c <= 1e-12
     return {"nce": np.where(one_cluster, 0.0, nce), "ami": np.where(one_cluster, 0.0, ami)}
 
@@ -305,19 +333,21 @@ def _clustering_replicates(flat: np.ndarray, shuffled: list[np.ndarray], k: int,
 # --------------------------------------------------------------------------- linear position probe
 
 
-def _ridge_path(gram: np.ndarray, xty: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eigenbasis of ``X^T X`` for centred data: ridge coefficients for penalty ``a`` are
-    ``vec @ (r / (lam + a))`` with ``r = vec^T X^T y``, so every penalty costs O(C T)."""
+def _ridge_path(gram: torch.Tensor, xty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eigenbasis of ``X^T X`` for centred data (float64 tensors, on any device): ridge
+    coefficients for penalty ``a`` are ``vec @ (r / (lam + a))`` with ``r = vec^T X^T y``, so every
+    penalty costs O(C T)."""
     # float32 divide-and-conquer: ~2x faster than float64 and far more precise than a probe needs.
     # torch's rather than scipy's: scipy's LAPACK wrappers hold the GIL, which serialises the
     # analyses that run several (block, representation) pairs at a time (build.ANALYSIS_WORKERS).
-    lam, vec = torch.linalg.eigh(torch.from_numpy(gram.astype(np.float32)))
-    lam, vec = np.clip(lam.numpy().astype(np.float64), 0.0, None), vec.numpy().astype(np.float64)
+    lam, vec = torch.linalg.eigh(gram.float())
+    lam, vec = lam.double().clamp_(min=0.0), vec.double()
     return lam, vec, vec.T @ xty
 
 
 def position_decodability(
-    features: Any, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000, weights: np.ndarray | None = None
+    features: Any, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000, weights: np.ndarray | None = None,
+    device: Any = None,
 ) -> dict[str, Any]:
     """Cross-validated R^2 of a linear (ridge) probe that reads a token's grid position.
 
@@ -336,6 +366,9 @@ def position_decodability(
         Image weights of resampling replicates (0 or 1 for a subset; counts work too): adds ``replicates = {"r2": (B,)}``, the R^2
         of the same out-of-fold predictions with image ``i`` counted ``weights[b, i]`` times (a
         resampling of the test images; the probes are not refitted).
+    device : torch device or str, optional
+        Where the probe is computed (None: where ``features`` is, numpy on the CPU). Only the
+        sampled tokens are gathered there when ``features`` is a host array.
 
     Returns
     -------
@@ -369,12 +402,12 @@ def position_decodability(
     True
     """
     return _position_probe(_as_features(features, min_images=2), n_splits=n_splits, seed=seed, max_tokens=max_tokens,
-                           weights=weights)
+                           weights=weights, device=device)
 
 
-def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000,
-                    weights: np.ndarray | None = None) -> dict[str, Any]:
-    """:func:`position_decodability` of already validated float32 features."""
+def _position_probe(feats: Any, *, n_splits: int = 5, seed: int = 0, max_tokens: int = 4000,
+                    weights: np.ndarray | None = None, device: Any = None) -> dict[str, Any]:
+    """:func:`position_decodability` of already validated float32 features (numpy or a tensor)."""
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2; got {n_splits}")
     if max_tokens < 2:
@@ -382,48 +415,58 @@ def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_
     n, h, w, c = feats.shape
     if h < 2 or w < 2:
         raise ValueError(f"position_decodability needs a grid of at least 2 x 2 patches; got {h} x {w}")
+    dev = resolve_device(device, feats)
     n_pos = h * w
     per_image = int(min(n_pos, max(1, max_tokens // n)))
     rng = np.random.default_rng(seed)
     pos_idx = np.argsort(rng.random((n, n_pos)), axis=1)[:, :per_image]  # (N, k) random positions per image
-    x = feats.reshape(n, n_pos, c)[np.arange(n)[:, None], pos_idx].reshape(-1, c)
-    y = np.stack([(pos_idx // w) / (h - 1), (pos_idx % w) / (w - 1)], axis=-1).reshape(-1, 2)
+    # the sampled tokens only (a copy), gathered where the features are, then moved to dev
+    src = as_tensor(feats)
+    rows = np.repeat(np.arange(n), per_image) * n_pos + pos_idx.ravel()
+    if src.is_contiguous():  # torch's fast row gather
+        x = src.reshape(n * n_pos, c).index_select(0, as_tensor(rows, src.device))
+    else:  # e.g. a broadcast (position-only) set: index it as it is, without a full copy
+        x = src.reshape(n, n_pos, c)[as_tensor(rows // n_pos, src.device), as_tensor(rows % n_pos, src.device)]
+    x = x.to(device=dev, dtype=torch.float32)
+    y_np = np.stack([(pos_idx // w) / (h - 1), (pos_idx % w) / (w - 1)], axis=-1).reshape(-1, 2)
+    y = as_tensor(y_np, dev)
     groups = np.repeat(np.arange(n), per_image)
 
     # z-score in place (x is already a copy): moments accumulated in float64
-    x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64) / len(x))
-    x /= np.where(std > 0, std, 1.0).astype(np.float32)
-    folds = list(GroupKFold(n_splits=min(n_splits, n)).split(x, y, groups))
+    x -= (column_sums(x) / len(x)).float()
+    std = torch.sqrt(column_sums(x, squared=True) / len(x))
+    x /= torch.where(std > 0, std, 1.0).float()
+    folds = list(GroupKFold(n_splits=min(n_splits, n)).split(np.zeros((len(groups), 1)), y_np, groups))
+    tests = [as_tensor(te, dev) for _, te in folds]  # (index_select: torch's fast row gather)
     # per-fold sufficient statistics: a training fold is "all minus the test fold"
     # (float32 products of z-scored data, accumulated in float64)
     stats = []
-    for _, te in folds:
-        xt, yt = x[te], y[te]
-        xx = (xt.T @ xt).astype(np.float64)
-        stats.append((xx, xt.sum(0, dtype=np.float64), xt.T.astype(np.float64) @ yt, yt.sum(0), (yt**2).sum(0), len(te)))
-    tot = [sum(s[j] for s in stats) for j in range(6)]
-    scale = np.trace(tot[0] - np.outer(tot[1], tot[1]) / tot[5]) / c
-    alphas = scale * np.logspace(-4, 4, 33)
+    for te in tests:
+        xt, yt = x.index_select(0, te), y.index_select(0, te)
+        stats.append((gram(xt, transpose=True), column_sums(xt), (yt.T @ xt.double()).T, yt.sum(dim=0),
+                      (yt ** 2).sum(dim=0), len(te)))
+    tot = [sum(st[j] for st in stats) for j in range(6)]
+    scale = float(torch.trace(tot[0] - torch.outer(tot[1], tot[1]) / tot[5])) / c
+    alphas = as_tensor(scale * np.logspace(-4, 4, 33), dev)
     # out-of-fold predictions for every penalty; the penalty is then chosen per target on these
     # image-grouped folds. (Leave-one-token-out criteria such as GCV pick far too small penalties
     # here: tokens of one image are correlated, the probe learns image identity and R^2 on unseen
     # images goes well below 0.)
-    pred = np.empty((len(alphas), *y.shape))
-    for (_, te), st in zip(folds, stats):
+    pred = torch.empty((len(alphas), *y.shape), dtype=torch.float64, device=dev)
+    for te, st in zip(tests, stats):
         xx, sx, xy, sy, yy, m = (tot[j] - st[j] for j in range(6))
         mx, my = sx / m, sy / m
-        lam, vec, r = _ridge_path(xx - m * np.outer(mx, mx), xy - m * np.outer(mx, my))
+        lam, vec, r = _ridge_path(xx - m * torch.outer(mx, mx), xy - m * torch.outer(mx, my))
         # coefficients of every penalty at once, back in the channel basis: (C, A * T)
-        coef = (vec @ (r[None] / (lam[None, :, None] + alphas[:, None, None])).transpose(1, 0, 2).reshape(c, -1))
-        out = (x[te] - mx.astype(np.float32)) @ coef.astype(np.float32)  # (test tokens, A * T)
-        pred[:, te] = out.reshape(len(te), len(alphas), -1).transpose(1, 0, 2) + my
-    err = ((y[None] - pred) ** 2).sum(1)  # (A, T)
-    best = np.argmin(err, axis=0)
-    pred = pred[best, :, np.arange(y.shape[1])].T
-    ss_res = ((y - pred) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    r2 = 1.0 - ss_res / ss_tot
+        coef = vec @ (r[None] / (lam[None, :, None] + alphas[:, None, None])).permute(1, 0, 2).reshape(c, -1)
+        out = (x.index_select(0, te) - mx.float()) @ coef.float()  # (test tokens, A * T)
+        pred[:, te] = out.reshape(len(te), len(alphas), -1).permute(1, 0, 2).double() + my
+    err = ((y[None] - pred) ** 2).sum(dim=1)  # (A, T)
+    best = torch.argmin(err, dim=0)  # first minimum on ties
+    pred = torch.stack([pred[best[t], :, t] for t in range(y.shape[1])], dim=1)
+    ss_res = ((y - pred) ** 2).sum(dim=0)
+    ss_tot = ((y - y.mean(dim=0)) ** 2).sum(dim=0)
+    r2 = to_numpy(1.0 - ss_res / ss_tot)
     out: dict[str, Any] = {
         "r2_row": float(r2[0]),
         "r2_col": float(r2[1]),
@@ -431,11 +474,12 @@ def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_
         "n_tokens": int(len(y)),
         "n_splits": len(folds),
     }
-    if weights is not None:  # per-image sums of the pooled out-of-fold predictions
-        per = lambda v: np.stack([np.bincount(groups, weights=v[:, t], minlength=n) for t in range(2)], 1)  # noqa: E731
-        res, sy, syy = weights @ per((y - pred) ** 2), weights @ per(y), weights @ per(y ** 2)
-        cnt = (weights @ np.bincount(groups, minlength=n).astype(np.float64))[:, None]
-        out["replicates"] = {"r2": (1.0 - res / (syy - sy ** 2 / cnt)).mean(axis=1)}
+    if weights is not None:  # per-image sums of the pooled out-of-fold predictions (images are contiguous)
+        per = lambda v: v.reshape(n, per_image, v.shape[-1]).sum(dim=1)  # noqa: E731
+        wt = as_tensor(weights, dev, torch.float64)
+        res, sy, syy = wt @ per((y - pred) ** 2), wt @ per(y), wt @ per(y ** 2)
+        cnt = (wt.sum(dim=1) * per_image)[:, None]
+        out["replicates"] = {"r2": to_numpy((1.0 - res / (syy - sy ** 2 / cnt)).mean(dim=1))}
     return out
 
 
@@ -443,7 +487,7 @@ def _position_probe(feats: np.ndarray, *, n_splits: int = 5, seed: int = 0, max_
 
 
 def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0,
-                          weights: np.ndarray | None = None) -> dict[str, Any]:
+                          weights: np.ndarray | None = None, device: Any = None) -> dict[str, Any]:
     """Spatial structure of the cluster maps of content-free inputs (constant colour, noise).
 
     Such inputs carry no layout, so any structure in their cluster maps comes from the model's
@@ -460,6 +504,8 @@ def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0
     weights : float array (B, M), optional
         Weights of the blank images in resampling replicates: adds ``replicates =
         {"position_score": (B,), "autocorrelation": (B,)}`` (all-ones weights give the point estimate).
+    device : torch device or str, optional
+        Where the replicates' weighted contingency counts are computed (None: the CPU).
 
     Returns
     -------
@@ -526,7 +572,8 @@ def blank_input_structure(labels: Any, *, n_permutations: int = 8, seed: int = 0
     }
     if weights is not None:
         total = weights.sum(axis=1)
-        majority = lambda f: _weighted_position_counts(f, k, weights).amax(dim=2).double().mean(dim=1).numpy()  # noqa: E731
+        majority = lambda f: to_numpy(  # noqa: E731
+            _weighted_position_counts(f, k, weights, device).amax(dim=2).double().mean(dim=1))
         agree_b = majority(flat) / total
         agree0_b = np.mean([majority(s) / total for s in shuffled], axis=0)
         nb_b, nb0_b = weights @ same_i / total, weights @ chance_i / total

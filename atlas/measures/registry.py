@@ -24,9 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .attention import attention_entropy, high_norm_attention, ring_attention
 from .boundary import boundary_artifacts
 from .knn import knn_probe
 from .locality import similarity_structure
+from .pca import pca_variance_share
 from .positional import blank_input_structure, position_decodability, positional_clustering
 from .pseudomasks import score_pseudo_masks
 from .segmentation import evaluate_label_maps
@@ -38,8 +40,10 @@ __all__ = ["Measure", "REGISTRY", "measure_info"]
 #: What a measure is computed from. ``labels`` / ``labels+features``: the joint cluster maps of the
 #: atlas images (the value depends on K); ``features`` / ``prefix``: their patch / prefix tokens;
 #: ``blank labels``: cluster maps of the blank-input probes; ``shift pairs``: cluster maps of the
-#: shift-test windows; ``human masks``: the labelled evaluation dataset.
-Inputs = Literal["labels", "labels+features", "features", "prefix", "blank labels", "shift pairs", "human masks"]
+#: shift-test windows; ``human masks``: the labelled evaluation dataset; ``attention``: the prefix
+#: tokens' attention rows from the block's queries and keys (:mod:`.attention`).
+Inputs = Literal["labels", "labels+features", "features", "prefix", "blank labels", "shift pairs", "human masks",
+                 "attention"]
 Section = Literal["positional", "evaluation"]
 #: ``bias``: higher = more positional / artifact bias; ``content``: higher = more content-following
 #: (less positional bias); ``quality``: higher = closer to human masks; ``none``: no better or worse
@@ -167,6 +171,40 @@ REGISTRY: dict[str, Measure] = {
         "Mean norm of the prefix tokens (CLS, registers) over the mean patch-token norm.",
         "mean_t mean_i ||prefix(i,t)|| / mean_{i,p} ||f(i,p)||",
         "prefix", boundary_artifacts, "prefix_norm_ratio", "positional", "none", (0.0, None),
+    ),
+    "pca_top3_variance": Measure(
+        "Variance share of the first three joint principal components",
+        "How much of the patch features' variance the three colours of the PCA picture carry (one PCA "
+        "over all images' patches). Near 3 / C for features without dominant directions; near 1 when "
+        "a few directions (a foreground split, position, high-norm tokens) dominate the features.",
+        "sum of the top-3 eigenvalues of the joint patch covariance / its trace; replicates: random "
+        "halves of the images with the components held fixed",
+        "features", pca_variance_share, "share", "positional", "none", (0.0, 1.0),
+    ),
+    "attention_entropy": Measure(
+        "CLS attention entropy (normalised, mean over heads)",
+        "How focused the first prefix token's (CLS's) attention is, from the block's own queries and keys: "
+        "0 = all of it on one token, 1 = spread evenly over every token (prefix included).",
+        "mean over heads and images of -sum_t a_t ln a_t / ln T, a = softmax(q_CLS . k_t * d^-1/2 + bias) "
+        "over all T tokens",
+        "attention", attention_entropy, "entropy", "positional", "none", (0.0, 1.0),
+    ),
+    "cls_ring_enrichment": Measure(
+        "CLS attention on the outer patch ring (enrichment)",
+        "The share of the CLS token's patch attention (head mean, renormalised over the patches) that falls "
+        "on the outer ring of patches, over the ring's share of patches: 1 = no preference (chance), "
+        "above 1 = the CLS reads the border (a boundary artifact link).",
+        "mean_i sum_{p in ring} a_i(p) / sum_p a_i(p), divided by |ring| / (h w)",
+        "attention", ring_attention, "enrichment", "positional", "bias", (0.0, None),
+    ),
+    "cls_high_norm_enrichment": Measure(
+        "CLS attention on high-norm tokens (enrichment)",
+        "The share of the CLS token's patch attention on the block's high-norm patch tokens (the "
+        "boundary measure's outliers: norm above median + 5 MAD) over their share of patches: 1 = chance, "
+        "above 1 = the CLS reads the artifact tokens (as in 'Vision Transformers Need Registers'). "
+        "Undefined (blank) when the block has no high-norm token.",
+        "mean_i sum_{p in S_i} a_i(p) / sum_p a_i(p), divided by mean_i |S_i| / (h w)",
+        "attention", high_norm_attention, "enrichment", "positional", "bias", (0.0, None),
     ),
     "blank_position_score": Measure(
         "Blank-input probe: positional structure",

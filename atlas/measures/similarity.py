@@ -20,6 +20,9 @@ columns centred first:
   (a rectangle of the same height and width — the same area — at a seeded random position).
   Fill = the photo's mean colour (``fill="mean"``, default) or mid-grey 128 (``fill="grey"``).
 
+The metrics are computed in torch, float64, on ``device`` (:mod:`.tensors`; None: where the
+embeddings are, numpy on the CPU).
+
 Example
 -------
 >>> import numpy as np
@@ -33,64 +36,77 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
+
+from .tensors import as_tensor, resolve_device, to_numpy
 
 VARIANTS = ("full", "foreground_only", "background_only", "centre_occluded", "random_occluded")
 
 
-def _pair(X: np.ndarray, Y: np.ndarray, min_n: int = 2):
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
+def _pair(X, Y, min_n: int = 2, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column-centred float64 tensors of ``X`` and ``Y`` on ``device`` (None: where a tensor
+    argument is, else the CPU)."""
+    dev = resolve_device(device, X, Y)
+    X = as_tensor(X, dev, torch.float64)
+    Y = as_tensor(Y, dev, torch.float64)
     if X.ndim != 2 or Y.ndim != 2:
-        raise ValueError(f"X and Y must be 2-D (n, features), got {X.shape} and {Y.shape}")
+        raise ValueError(f"X and Y must be 2-D (n, features), got {tuple(X.shape)} and {tuple(Y.shape)}")
     if len(X) != len(Y):
         raise ValueError(f"X and Y must have the same rows (images), got {len(X)} and {len(Y)}")
     if len(X) < min_n:
         raise ValueError(f"need at least {min_n} rows, got {len(X)}")
-    return X - X.mean(0), Y - Y.mean(0)
+    return X - X.mean(dim=0), Y - Y.mean(dim=0)
 
 
-def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+def linear_cka(X, Y, device=None) -> float:
     """Linear CKA of (n, p) and (n, q) representations of the same n inputs (in [0, 1])."""
-    X, Y = _pair(X, Y)
-    num = np.linalg.norm(Y.T @ X) ** 2
-    den = np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)
-    return float(num / den) if den > 0 else float("nan")
+    X, Y = _pair(X, Y, device=device)
+    num = torch.linalg.matrix_norm(Y.T @ X) ** 2
+    den = float(torch.linalg.matrix_norm(X.T @ X) * torch.linalg.matrix_norm(Y.T @ Y))
+    return float(num) / den if den > 0 else float("nan")
 
 
-def linear_cka_replicates(X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def linear_cka_replicates(X, Y, weights: np.ndarray, device=None) -> np.ndarray:
     """:func:`linear_cka` of resampling replicates: row ``i`` weighted ``weights[b, i]`` (0 = left out).
 
     Computed from the (n, n) Gram matrices: with ``w`` the weights, centring is by the
-    weighted mean, and ``||YᵀX||²_F = sum_ij w_i w_j K_ij L_ij`` for the centred Grams ``K, L``.
+    weighted mean, and ``||YᵀX||²_F = sum_ij w_i w_j K_ij L_ij`` for the centred Grams ``K, L``
+    (all replicates at once, in blocks of replicates that bound the memory).
     """
-    X, Y = _pair(X, Y)
-    out = np.empty(len(weights))
-    for b, w in enumerate(np.asarray(weights, dtype=np.float64)):
-        xc, yc = X - w @ X / w.sum(), Y - w @ Y / w.sum()
-        K, L = xc @ xc.T, yc @ yc.T
-        ww = np.outer(w, w)
-        den = np.sqrt((ww * K * K).sum() * (ww * L * L).sum())
-        out[b] = (ww * K * L).sum() / den if den > 0 else np.nan
-    return out
+    X, Y = _pair(X, Y, device=device)
+    w_all = as_tensor(weights, X.device, torch.float64)
+    n = len(X)
+    step = max(1, 2**24 // (n * max(X.shape[1], Y.shape[1], n)))
+    out = []
+    for s in range(0, len(w_all), step):
+        w = w_all[s:s + step]
+        sw = w.sum(dim=1, keepdim=True)
+        xc, yc = X[None] - (w @ X / sw)[:, None], Y[None] - (w @ Y / sw)[:, None]
+        K, L = xc @ xc.transpose(1, 2), yc @ yc.transpose(1, 2)
+        ww = w[:, :, None] * w[:, None, :]
+        den = torch.sqrt((ww * K * K).sum(dim=(1, 2)) * (ww * L * L).sum(dim=(1, 2)))
+        num = (ww * K * L).sum(dim=(1, 2))
+        out.append(torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.nan))
+    return to_numpy(torch.cat(out)) if out else np.empty(0)
 
 
-def _unbiased_hsic_terms(X: np.ndarray, Y: np.ndarray) -> float:
+def _unbiased_hsic_terms(X: torch.Tensor, Y: torch.Tensor) -> float:
     """n(n-3) * HSIC_u for linear kernels, in feature space (no n x n Gram matrix needed)."""
     n = len(X)
-    rx = np.einsum("ij,ij->i", X, X)  # diag of K
-    ry = np.einsum("ij,ij->i", Y, Y)
+    rx = (X * X).sum(dim=1)  # diag of K
+    ry = (Y * Y).sum(dim=1)
     # tr(K̃L̃) = ||XᵀY||² - Σ rx ry ; 1ᵀK̃1 = ||Σx||² - Σ rx ; 1ᵀK̃L̃1 = (K̃1)·(L̃1)
-    tr = np.linalg.norm(X.T @ Y) ** 2 - rx @ ry
-    kx1 = X @ X.sum(0) - rx
-    ly1 = Y @ Y.sum(0) - ry
+    tr = torch.linalg.matrix_norm(X.T @ Y) ** 2 - rx @ ry
+    kx1 = X @ X.sum(dim=0) - rx
+    ly1 = Y @ Y.sum(dim=0) - ry
     s_k, s_l = kx1.sum(), ly1.sum()
     return float(tr + s_k * s_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (kx1 @ ly1))
 
 
-def debiased_linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+def debiased_linear_cka(X, Y, device=None) -> float:
     """Linear CKA with unbiased HSIC estimates (can be slightly negative; needs n >= 4)."""
-    X, Y = _pair(X, Y, min_n=4)
+    X, Y = _pair(X, Y, min_n=4, device=device)
     hxy = _unbiased_hsic_terms(X, Y)
     hxx = _unbiased_hsic_terms(X, X)
     hyy = _unbiased_hsic_terms(Y, Y)
@@ -98,8 +114,9 @@ def debiased_linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     return float(hxy / den) if den > 0 else float("nan")
 
 
-def _svd_basis(X: np.ndarray, var_kept: float, max_dims: int) -> np.ndarray:
-    U, s, _ = np.linalg.svd(X, full_matrices=False)
+def _svd_basis(X: torch.Tensor, var_kept: float, max_dims: int) -> torch.Tensor:
+    U, s, _ = torch.linalg.svd(X, full_matrices=False)
+    s = to_numpy(s)
     var = s**2
     rank = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
     if rank == 0:
@@ -108,13 +125,13 @@ def _svd_basis(X: np.ndarray, var_kept: float, max_dims: int) -> np.ndarray:
     return U[:, : max(1, min(d, rank, max_dims))]
 
 
-def svcca(X: np.ndarray, Y: np.ndarray, var_kept: float = 0.99, max_dims: int | None = None) -> float:
+def svcca(X, Y, var_kept: float = 0.99, max_dims: int | None = None, device=None) -> float:
     """SVCCA mean canonical correlation of (n, p) and (n, q) representations (in [0, 1]).
 
     The reduced data of each side span the leading left singular vectors of the centred matrix,
     so the canonical correlations are the singular values of ``Uxᵀ Uy``.
     """
-    X, Y = _pair(X, Y, min_n=3)
+    X, Y = _pair(X, Y, min_n=3, device=device)
     if not 0.0 < var_kept <= 1.0:
         raise ValueError(f"var_kept must be in (0, 1], got {var_kept}")
     n = len(X)
@@ -123,11 +140,11 @@ def svcca(X: np.ndarray, Y: np.ndarray, var_kept: float = 0.99, max_dims: int | 
         raise ValueError(f"max_dims must be in 1..n-1={n - 1}, got {max_dims}")
     Ux = _svd_basis(X, var_kept, cap)
     Uy = _svd_basis(Y, var_kept, cap)
-    rho = np.linalg.svd(Ux.T @ Uy, compute_uv=False)
-    return float(np.clip(rho, 0.0, 1.0).mean())
+    rho = torch.linalg.svdvals(Ux.T @ Uy)
+    return float(rho.clamp(0.0, 1.0).mean())
 
 
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+METRICS: dict[str, Callable[..., float]] = {
     "linear_cka": linear_cka,
     "debiased_cka": debiased_linear_cka,
     "svcca": svcca,
@@ -135,11 +152,13 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 
 def similarity_matrix(
-    embeddings: Mapping[str, np.ndarray], metrics: Sequence[str] = tuple(METRICS)
+    embeddings: Mapping[str, np.ndarray], metrics: Sequence[str] = tuple(METRICS), device=None
 ) -> dict[str, np.ndarray]:
     """Pairwise similarity of variants: ``{metric: (V, V) matrix}`` in the order of ``embeddings``.
 
     ``embeddings[variant]`` is (n, d): one row per image, the same images in the same order.
+    ``device``: where the metrics are computed (None: where the embeddings are; numpy: the CPU);
+    each embedding is copied there once.
     """
     bad = [m for m in metrics if m not in METRICS]
     if bad:
@@ -147,13 +166,15 @@ def similarity_matrix(
     names = list(embeddings)
     if not names:
         raise ValueError("embeddings is empty; pass {variant: (n, d) array}")
+    dev = resolve_device(device, *embeddings.values())
+    emb = {a: as_tensor(embeddings[a], dev, torch.float64) for a in names}
     out = {}
     for metric in metrics:
         fn = METRICS[metric]
         M = np.empty((len(names), len(names)))
         for i, a in enumerate(names):
             for j in range(i, len(names)):
-                M[i, j] = M[j, i] = fn(embeddings[a], embeddings[names[j]])
+                M[i, j] = M[j, i] = fn(emb[a], emb[names[j]])
         out[metric] = M
     return out
 

@@ -14,7 +14,9 @@ import numpy as np
 from .boundary import _boundary_artifacts, boundary_artifacts
 from .locality import _similarity_structure, similarity_structure
 from .positional import _as_features, _as_labels, _position_probe, position_decodability, positional_clustering
+from .pca import pca_variance_share
 from .registry import REGISTRY
+from .tensors import is_tensor
 
 __all__ = ["summarise"]
 
@@ -23,8 +25,8 @@ PAIR_INPUTS = ("labels", "labels+features", "features", "prefix")
 
 
 def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, weights: np.ndarray | None = None,
-              labels_only: bool = False,
-              return_results: bool = False) -> dict[str, float] | tuple[dict[str, float], dict[str, dict]]:
+              labels_only: bool = False, return_results: bool = False,
+              device: Any = None) -> dict[str, float] | tuple[dict[str, float], dict[str, dict]]:
     """All scalar measures of one (model, block, representation) as ``{name: value}``.
 
     Parameters
@@ -47,6 +49,10 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, 
         same features).
     return_results : bool, default False
         Also return the full result of every function (maps and curves as well as scalars).
+    device : torch device or str, optional
+        Where the heavy parts run (:mod:`atlas.measures.tensors`). None: where ``features`` is (a
+        tensor's device; numpy: the CPU, today's path). With a device, ``features`` is copied
+        there once (unless it is already a float32 tensor there) and every measure reuses it.
 
     Returns
     -------
@@ -68,15 +74,18 @@ def summarise(labels: Any, features: Any, prefix: Any = None, *, seed: int = 0, 
     ['border_ami', 'border_max_enrichment', 'border_norm_ratio']
     """
     # validated once here (a full pass over the features), not once per measure
-    labels, feats = _as_labels(labels), _as_features(features, min_images=2)
+    labels, feats = _as_labels(labels), _as_features(features, min_images=2, device=device)
+    device = feats.device if is_tensor(feats) else None
     results = {
-        positional_clustering: positional_clustering(labels, seed=seed, weights=weights),
-        boundary_artifacts: _boundary_artifacts(labels, feats, prefix, weights=weights),
+        positional_clustering: positional_clustering(labels, seed=seed, weights=weights, device=device),
+        boundary_artifacts: _boundary_artifacts(labels, feats, prefix, weights=weights, device=device),
     }
     if not labels_only:
-        results[position_decodability] = _position_probe(feats, seed=seed, weights=weights)
-        results[similarity_structure] = _similarity_structure(feats, jackknife=weights is not None)
-    has_prefix = prefix is not None and np.asarray(prefix).ndim == 3 and np.asarray(prefix).shape[1] > 0
+        results[position_decodability] = _position_probe(feats, seed=seed, weights=weights, device=device)
+        results[similarity_structure] = _similarity_structure(feats, jackknife=weights is not None, device=device)
+        results[pca_variance_share] = pca_variance_share(feats, weights=weights, device=device)
+    shape = tuple(getattr(prefix, "shape", np.shape(prefix))) if prefix is not None else ()
+    has_prefix = len(shape) == 3 and shape[1] > 0
     out: dict[str, float] = {}
     for name, m in REGISTRY.items():
         if m.inputs not in PAIR_INPUTS or (m.inputs == "prefix" and not has_prefix):

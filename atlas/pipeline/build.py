@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import AtlasConfig, Backbone
-from ..features.backbones import (WeightsUnavailableError, check_backbone, load_backbone, missing_weights,
-                                  weights_help)
+from ..features.backbones import (WeightsUnavailableError, check_backbone, load_backbone, weights_help,
+                                  weights_unavailable_message)
 from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
 from ..files import check_writable
@@ -61,22 +61,6 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def select_backbones(cfg: AtlasConfig, names: list[str] | None) -> list[Backbone]:
-    """The config's backbones named by ``--models`` (slugs or display names), else every entry
-    that is not opt-in."""
-    if names:
-        chosen = cfg.model_slugs(names)
-        unknown = [n for n in names if not cfg.model_slugs([n])]
-        if unknown:
-            options = ", ".join(b.slug for b in cfg.backbones)
-            raise BuildError(f"--models: unknown model {unknown[0]!r}; choose from: {options}")
-        return [b for b in cfg.backbones if b.slug in chosen]
-    skipped = [b for b in cfg.backbones if b.opt_in]
-    for b in skipped:
-        log.info("skipped %s: opt-in entry (name it with --models %s)", b.display_name, b.slug)
-    return [b for b in cfg.backbones if not b.opt_in]
-
-
 @dataclass
 class BuildInputs:
     """What every model of a build shares: the image set, the cache, the device, the evaluation
@@ -100,15 +84,11 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone]) -> BuildInputs:
     weights, the overview image), then load the image set and the evaluation dataset."""
     cache_dir = cfg.resolve_path(cfg.atlas.cache_dir)
     check_writable({"output dir": cfg.resolve_path(cfg.atlas.output_dir), "feature cache": cache_dir})
-    for spec in backbones:  # every architecture buildable (names, overrides) before any model is computed
-        check_backbone(spec)
-    missing = missing_weights(backbones)
+    missing = weights_unavailable_message(backbones)  # first: it builds no model, so it answers at once
     if missing:
-        by_reason: dict[str, list[str]] = {}
-        for b, why in missing:
-            by_reason.setdefault(why, []).append(b.slug)
-        lines = "; ".join(f"{why}: {', '.join(slugs)}" for why, slugs in by_reason.items())
-        raise BuildError(f"weights unavailable for {len(missing)} of {len(backbones)} model(s) — {lines}. {weights_help()}")
+        raise BuildError(missing)
+    for spec in backbones:  # every architecture buildable (overrides) before any model is computed
+        check_backbone(spec)
 
     images, skipped = load_images(cfg)
     names = [img.name for img in images]
@@ -124,7 +104,7 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone]) -> BuildInputs:
         log.warning("feature cache: %d files (%.0f MiB) of an earlier cache format are no longer read; "
                     "delete %s/*/*.npz to free the space", len(stale), size, cache.root)
     device = pick_device(cfg.features.device)
-    log.info("device: %s; %d images; %d models", describe(device), len(images), len(backbones))
+    log.info("device: %s; %d images; %d models", describe(device, cfg.features.precision), len(images), len(backbones))
     evaluation = EvaluationRun.from_config(cfg, skipped)
     return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg))
 
@@ -168,7 +148,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
     comparisons and lists failed jobs on the build report. ``None``: one model after the other here.
     """
     t_start = time.perf_counter()
-    backbones = select_backbones(cfg, models)
+    backbones = cfg.select_backbones(models)
     inputs = prepare_build(cfg, backbones)
     images, skipped, store = inputs.images, inputs.skipped, inputs.store
 
@@ -224,7 +204,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         title=cfg.atlas.title, atlas_version=__version__, config_name=Path(cfg.source_path).name,
         config_text=cfg.source_text, config_hash=cfg.config_hash,
         build_date=build_date or _dt.date.today().isoformat(), seed=cfg.atlas.seed, resolution_policy=policy_text,
-        environment=_environment(), device=describe(inputs.device), images=[img.info() for img in images], skipped=skipped,
+        environment=_environment(), device=describe(inputs.device, cfg.features.precision), images=[img.info() for img in images], skipped=skipped,
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
         methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None),
         timings=timings,

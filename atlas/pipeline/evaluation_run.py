@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..config import rel_depth
+from ..config import block_representations, rel_depth
 from ..features.backbones import at_resolution
 from ..inputs.datasets import DATASET_CREDITS, DatasetError, load_dataset
 from ..inputs.images import AtlasImage, content_hash, memory_image
@@ -124,6 +124,7 @@ class EvaluationRun:
             h.update(np.ascontiguousarray(mask).tobytes())
         h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit"})).encode())
         self.key = h.hexdigest()[:20]
+        self.device = None  # the analysis device of the model being scored (set by run(); None: the CPU)
 
     @classmethod
     def from_config(cls, cfg, skipped: list[SkippedItem]):
@@ -233,6 +234,7 @@ class EvaluationRun:
     def run(self, model_run, figures: dict) -> Scored:
         """Every evaluation of one model (``model_run``: its :class:`atlas.pipeline.model_run.ModelRun`)."""
         run = self._geometry_run(model_run)
+        self.device = model_run.analysis_device
         loaded, policy = run.loaded, run.loaded.policy
         depth = model_run.loaded.card.depth
         n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
@@ -255,20 +257,20 @@ class EvaluationRun:
                                        seed_spread=u.seed_spread if len(u.points) > 1 else None))
 
         last = blocks[-1]
-        for b in blocks:
-            for r in reps:
-                patches, _ = run.load(images, b, r)
-                seg = self.segmentation(lambda k, s: run.cluster(patches, k, seed=s)[0], masks, seeds, w_test)
-                for name, (u, k, selection) in seg.items():
-                    if name != "seg_coverage" or u.value < 1.0:
-                        add(b, r, name, u, k)
-                    choice.setdefault(name, {})[(b, r, k)] = selection
-                if r == "tokens":
-                    u, knn, selection = self.knn(patches, plabels, w_query)
-                    add(b, r, "knn_miou_k10", u)
-                    choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
-                    if b == last:
-                        self._last_block_figures(figures, patches, plabels, n_cls, b, knn)
+        for b, r in block_representations(blocks, reps, depth):
+            patches, _ = run.load(images, b, r)
+            feats = run.on_device(patches)  # on a GPU: copied there once for the k-means and the k-NN probe
+            seg = self.segmentation(lambda k, s: run.cluster(feats, k, seed=s)[0], masks, seeds, w_test)
+            for name, (u, k, selection) in seg.items():
+                if name != "seg_coverage" or u.value < 1.0:
+                    add(b, r, name, u, k)
+                choice.setdefault(name, {})[(b, r, k)] = selection
+            if r in ("tokens", "tokens_normed"):  # the k-NN probe reads token features, not attention's
+                u, knn, selection = self.knn(feats, plabels, w_query)
+                add(b, r, "knn_miou_k10", u)
+                choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
+                if b == last and r == "tokens":
+                    self._last_block_figures(figures, patches, plabels, n_cls, b, knn)
         pm = self._pseudo_masks(run, images, masks, last, w_test)
         for name, u in pm.items():
             add(last, "keys", name, u, n_cls)
@@ -310,11 +312,12 @@ class EvaluationRun:
         """k-NN mIoU (k = 10) support -> query with its interval, all k, and the support -> selection value."""
         folds, n_cls = self.split.folds, self.dataset.n_classes
         s, q, sel = folds["support"], folds["query"], folds["selection"]
-        scored = knn_probe(patches[s], plabels[s], patches[q], plabels[q], KNN_KS, n_cls, weights=w_query)
+        scored = knn_probe(patches[s], plabels[s], patches[q], plabels[q], KNN_KS, n_cls, weights=w_query,
+                           device=self.device)
         knn, reps = scored if w_query is not None else (scored, {})
         u = Uncertainty(self.cfg.uncertainty.level)
         u.add(knn[10], reps.get(10), _factor(w_query))
-        selection = knn_probe(patches[s], plabels[s], patches[sel], plabels[sel], (10,), n_cls)[10]
+        selection = knn_probe(patches[s], plabels[s], patches[sel], plabels[sel], (10,), n_cls, device=self.device)[10]
         return u, knn, selection
 
     def _select(self, choice: dict[str, dict]) -> dict[str, dict]:
@@ -345,7 +348,7 @@ class EvaluationRun:
             "x": list(range(1, len(spectrum) + 1)), "series": {"variance": [round(float(v), 6) for v in spectrum]},
             "xaxis": "channel rank", "yaxis": "variance", "section": "evaluation"})
         curve = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
-                                      n_classes=n_cls)
+                                      n_classes=n_cls, device=self.device)
         ms = sorted({m for c in curve.values() for m in c})
         figures["curves"].append({
             "id": "channel-removal", "title": f"k-NN (k = 10) after removing top-m variance channels, block {b} tokens",
@@ -390,14 +393,15 @@ class EvaluationRun:
 
     def cka_scores(self, emb: dict[str, np.ndarray]) -> dict[str, Uncertainty]:
         """The stored CKA numbers of variant embeddings, with intervals from random halves of the images."""
-        mats = similarity_matrix(emb, ("linear_cka",))["linear_cka"]
+        mats = similarity_matrix(emb, ("linear_cka",), device=self.device)["linear_cka"]
         idx = {v: i for i, v in enumerate(emb)}
         weights = self._weights(len(emb["full"]), 2)
         out = {}
         for name, (a, b) in CKA_PAIRS.items():
             out[name] = Uncertainty(self.cfg.uncertainty.level)
             out[name].add(float(mats[idx[a], idx[b]]),
-                          None if weights is None else linear_cka_replicates(emb[a], emb[b], weights), _factor(weights))
+                          None if weights is None else linear_cka_replicates(emb[a], emb[b], weights, device=self.device),
+                          _factor(weights))
         return out
 
     def _similarity(self, run, masks, figures, b) -> dict[str, Uncertainty]:
@@ -413,7 +417,7 @@ class EvaluationRun:
             run.extract_images(imgs, [b], ["tokens"], f"masking {v}")
             patches, prefix = run.load(imgs, b, "tokens")
             emb[v] = prefix[:, 0] if loaded.card.has_cls else patches.mean(axis=(1, 2))
-        mats = similarity_matrix(emb)
+        mats = similarity_matrix(emb, device=self.device)
         for metric, mat in mats.items():
             figures.setdefault("heatmaps", []).append({
                 "id": f"masking-{metric}", "title": f"{metric} between masking variants (rows/cols: {', '.join(VARIANTS)})",

@@ -88,7 +88,7 @@ def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = N
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before torch initialises CUDA
     import torch
 
-    from .build import compute_model, prepare_build, select_backbones
+    from .build import compute_model, prepare_build
 
     # the job's share of the cores: what it was given, or what Slurm allotted (clusters without
     # cgroups do not stop a job from using every core of its node)
@@ -99,7 +99,7 @@ def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = N
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     cfg = load_config(config_path)
-    (spec,) = select_backbones(cfg, [slug])
+    (spec,) = cfg.select_backbones([slug])
     inputs = prepare_build(cfg, [spec])
     t1 = time.perf_counter()
     key, _, reused = compute_model(inputs, spec, progress=False)

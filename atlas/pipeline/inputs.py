@@ -20,6 +20,7 @@ import numpy as np
 from ..config import AtlasConfig
 from ..inputs.geometry import ResizePolicy, shift_windows
 from ..inputs.images import AtlasImage, load_embedded_set, load_image_folder, memory_image
+from ..inputs.manifest import load_manifest_set, parse_manifest
 from ..records import SkippedItem, photo_key, thumbnail_key
 from . import BuildError
 
@@ -40,6 +41,11 @@ def load_images(cfg: AtlasConfig) -> tuple[list[AtlasImage], list[SkippedItem]]:
     for s in cfg.images.sets:
         if s == "embedded":
             got, skip = load_embedded_set(max_pixels=cfg.images.max_pixels)
+        elif getattr(s, "manifest", None):  # read from the download cache, never downloaded here
+            manifest = parse_manifest(cfg.resolve_path(s.manifest), display=s.manifest)
+            got, skip = load_manifest_set(
+                manifest, cfg.resolve_path(cfg.images.download_dir), max_pixels=cfg.images.max_pixels,
+                hint=f"run `python scripts/build_atlas.py --config {cfg.source_path} --download-only`")
         else:
             folder = cfg.resolve_path(s.folder)
             if not folder.is_dir():
@@ -74,7 +80,9 @@ def load_images(cfg: AtlasConfig) -> tuple[list[AtlasImage], list[SkippedItem]]:
             skipped.append(item)
         unique = unique[: cfg.images.max_images]
     if len(unique) < 2:
-        raise BuildError("fewer than 2 usable images; joint clustering needs several (check [images] sets)")
+        undownloaded = any(x.reason.startswith("not downloaded yet") for x in skipped)
+        raise BuildError("fewer than 2 usable images; joint clustering needs several (check [images] sets"
+                         + ("; manifest images are fetched by --download-only" if undownloaded else "") + ")")
     return unique, skipped
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 
 from ..config import AtlasConfig
+from ..measures.attention import NORMALISATION as ATTENTION_NORMALISATION
+from ..measures.pca import RECIPE as PCA_RECIPE
 from .inputs import SHIFT_IMAGES, SHIFTS
+from .pictures import ATTENTION_IMAGES
 
 
 def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None) -> dict:
@@ -15,15 +18,35 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
     methods = {
         "Extraction": {
             "tokens": "output of transformer block b (the residual stream, before the final norm)",
+            "tokens_normed": "the last block's output after the model's final norm (model.norm): the last-layer "
+                             "features DINO users mean (DINOv2 x_norm_patchtokens, timm forward_features); last block "
+                             "only, so its layer sweep is one point. Models whose final norm is applied after pooling "
+                             "(timm fc_norm) have model.norm = identity: there it equals tokens",
             "queries / keys / values": "exactly the tensors the block's attention multiplies (after q/k norm and rotary "
                                        "position embedding where the model has them), heads concatenated: one vector per token",
             "prefix tokens": "CLS and register tokens are stored apart from the patch grid and used only by the prefix-norm measure",
             "layers (measures)": json.dumps(cfg.features.layers),
             "layers (gallery)": json.dumps(cfg.features.gallery_layers),
             "relative depth": "(b + 1) / depth; relative depth d selects block round(d * depth) - 1",
-            "storage": "float16 feature cache; computation in fp32 on CPU, bf16 autocast on CUDA",
+            "precision": ("fp32 on every device, TF32 off (exact up to the float16 storage)" if cfg.features.precision == "fp32"
+                          else f"{cfg.features.precision} autocast (approximate: matrix products in {cfg.features.precision}; "
+                               "an emulated-autocast test bounds the error against fp32)"),
+            "storage": "float16 feature cache (relative rounding ≤ 2⁻¹¹ of each value)",
         },
         "Images": {"resolution policy": policy_text, "seed": str(cfg.atlas.seed)},
+        "Pictures": {
+            **{f"PCA → RGB, {k}": v for k, v in PCA_RECIPE.items()},
+            "attention, tokens": "every prefix token (CLS first, then the registers) of every gallery block; the "
+                                 "gallery's attention picture is the first prefix token's head mean",
+            "attention, computation": "softmax over all tokens of (q_p * head_dim^-1/2) . k_t (+ the block's relative "
+                                      "position bias where its attention adds one), from the cached queries and keys "
+                                      "(after q/k norm and rotary embedding), heads split from the concatenated vector",
+            "attention, normalisation": ATTENTION_NORMALISATION,
+            "attention, colour": "each picture divided by its own most attended patch (0 = none, 1 = the most), then "
+                                 "Plotly's Inferno scale; the numbers (entropy, ring and high-norm shares) are on the "
+                                 "layer sweep",
+            "attention, head grid": f"every head of the first {ATTENTION_IMAGES} images; the head mean of every image",
+        },
         "Joint clustering": {
             "algorithm": "k-means (Lloyd, k-means++ init) over the patch features of all images jointly",
             "L2-normalise before clustering": str(c.normalize),

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..clustering.align import align_chain, apply_mapping
 from ..clustering.kmeans import JointKMeans, cluster_features, predict_features
-from ..config import AtlasConfig, rel_depth, resolve_layers
+from ..config import AtlasConfig, block_representations, rel_depth, resolve_layers
 from ..features.backbones import LoadedBackbone
 from ..features.cache import FeatureCache
 from ..features.device import torch_threads
@@ -35,10 +36,12 @@ from ..measures.registry import REGISTRY
 from ..measures.shift import shift_curve
 from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
+from ..measures.tensors import is_tensor, upload_features
 from ..measures.uncertainty import Uncertainty, factor, half_samples
 from ..records import ClusterRun, MeasureRow, ModelResult, map_key
 from . import payloads
 from .inputs import SHIFTS, shift_sets
+from .pictures import ATTENTION_INPUTS, align_pictures, attention_measures, attention_pictures, block_attention, fit_pictures
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,13 @@ def reference_tokens(patches: np.ndarray, name: str, seed: int) -> np.ndarray:
     n, h, w, c = patches.shape
     if name == "content-only":
         order = np.random.default_rng([int(seed), 1663]).permuted(np.tile(np.arange(h * w), (n, 1)), axis=1)
+        if is_tensor(patches):  # on the features' device; the same shuffle
+            idx = torch.from_numpy(order).to(patches.device)[:, :, None]
+            return torch.take_along_dim(patches.reshape(n, h * w, c), idx, dim=1).reshape(patches.shape)
         return np.take_along_axis(patches.reshape(n, h * w, c), order[:, :, None], axis=1).reshape(patches.shape)
     if name == "position-only":
+        if is_tensor(patches):  # a broadcast view: no second copy of the features on the device
+            return patches.mean(dim=0, keepdim=True).expand(patches.shape)
         return np.broadcast_to(patches.mean(axis=0, keepdims=True), patches.shape).copy()
     raise ValueError(f"unknown reference {name!r}; choose from {REFERENCES}")
 
@@ -95,10 +103,38 @@ class ModelRun:
         self.ks = sorted(set(cfg.clustering.ks))
         self.k_measures = cfg.analyses.k
         self._repair_lock = threading.Lock()
+        # filled by the pair threads (distinct keys), read in run(): PCA fits to align, attention maps
+        self._pca_fits: dict[str, dict] = {}
+        self._attention_maps: dict[str, np.ndarray] = {}
 
-    def cluster(self, features: np.ndarray, k: int, seed: int | None = None) -> tuple[np.ndarray, JointKMeans]:
-        """Joint k-means of patch features (N, h, w, C) with the config's settings."""
-        return cluster_features(features, k, **kmeans_settings(self.cfg, k, seed))
+    def cluster(self, features, k: int, seed: int | None = None) -> tuple[np.ndarray, JointKMeans]:
+        """Joint k-means of patch features (N, h, w, C) with the config's settings, on the
+        analysis device (a tensor there: in torch on it)."""
+        return cluster_features(features, k, device=self.analysis_device, **kmeans_settings(self.cfg, k, seed))
+
+    @property
+    def analysis_device(self) -> torch.device | None:
+        """Where the analyses compute: the build's device when it is a CUDA GPU, else None (the
+        CPU: numpy features, as before). MPS is left out: it has no float64, which the measures'
+        sums use."""
+        return self.device if self.device.type == "cuda" else None
+
+    def on_device(self, features):
+        """Features (N, ...) as the analyses take them: one float32 copy on the analysis device,
+        shared by every k-means and measure of a (block, representation); unchanged on the CPU."""
+        return features if self.analysis_device is None else upload_features(features, self.analysis_device)
+
+    def analysis_workers(self) -> int:
+        """(block, representation) pairs analysed at a time: :data:`ANALYSIS_WORKERS` on the CPU.
+        On a GPU at most 2 (its kernels run one after another; a second pair overlaps the host-side
+        parts) and no more than its free memory holds: a pair keeps about 3 float32 copies of its
+        features there (the features, a reference token set, the centred unit tokens)."""
+        if self.analysis_device is None:
+            return ANALYSIS_WORKERS
+        h, w = self.loaded.grid
+        per_pair = 3 * 4 * max(1, len(self.images)) * h * w * self.loaded.card.embed_dim + 2**30
+        free, _ = torch.cuda.mem_get_info(self.analysis_device)
+        return int(max(1, min(2, ANALYSIS_WORKERS, free // per_pair)))
 
     def weights(self, n: int, salt: int = 0) -> np.ndarray | None:
         """Random-halves weights over ``n`` images (None when intervals are off)."""
@@ -108,19 +144,19 @@ class ModelRun:
     def extract_images(self, images: list[AtlasImage], blocks: list[int], reps: list[str], desc: str):
         return extract_to_cache(self.loaded, images, blocks, reps, self.cache, device=self.device,
                                 batch_size=self.cfg.features.batch_size, progress=self.progress,
-                                desc=f"{self.loaded.card.display_name}: {desc}")
+                                desc=f"{self.loaded.card.display_name}: {desc}", precision=self.cfg.features.precision)
 
     def load(self, images: list[AtlasImage], block: int, rep: str) -> tuple[np.ndarray, np.ndarray]:
         """Features of ``images`` from the cache; images whose entries turn out damaged (the cache
         moves them aside and says so) or gone are extracted again, once, and the build goes on."""
         try:
-            return load_block(self.loaded, images, block, rep, self.cache)
+            return load_block(self.loaded, images, block, rep, self.cache, precision=self.cfg.features.precision)
         except NotCached as exc:
             with self._repair_lock:  # analysis threads may meet the same file: extract it once
                 # the whole entry again (every block and representation it holds in this build)
                 self.extract_images(exc.images, sorted({*self.blocks, block}), sorted({*self.reps, rep}),
                                     "extract again")
-            return load_block(self.loaded, images, block, rep, self.cache)
+            return load_block(self.loaded, images, block, rep, self.cache, precision=self.cfg.features.precision)
 
     # ------------------------------------------------------------------ stages
 
@@ -155,6 +191,7 @@ class ModelRun:
         runs, label_maps, measures, references, figures = self.analyse(extra)
         timings["cluster_analyse_s"] = round(time.perf_counter() - t0, 2)
         self.align(label_maps)
+        pictures = {**align_pictures(self._pca_fits, self.gallery_blocks, self.reps), **self._attention_maps}
         for run in runs:  # sizes in aligned ids
             run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
                                                      minlength=run.k)]
@@ -165,9 +202,10 @@ class ModelRun:
             measures += scored.rows
             baselines, selected = scored.baselines, scored.selected
             timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
+        card = dataclasses.replace(card, precision=self.cfg.features.precision)
         return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
                            measures=measures, figures=figures, timings=timings, references=references,
-                           baselines=baselines, selected=selected,
+                           baselines=baselines, selected=selected, pictures=pictures,
                            label_maps={k: v.astype(np.int16) for k, v in label_maps.items()})
 
     def analyse(self, extra: dict):
@@ -178,7 +216,7 @@ class ModelRun:
         references: list[MeasureRow] = []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
-        pairs = [(b, r) for b in self.blocks for r in self.reps]
+        pairs = block_representations(self.blocks, self.reps, self.loaded.card.depth)
         # the same resamples for every block and representation (one resampling of the image set)
         self._weights = {"images": self.weights(len(self.images)),
                          "probe": self.weights(len(extra.get("probe", [])), 1),
@@ -186,7 +224,7 @@ class ModelRun:
         # (block, representation) pairs are independent: several at a time use the cores (numpy,
         # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
         # output does not depend on scheduling.
-        with ThreadPoolExecutor(max_workers=ANALYSIS_WORKERS) as pool, torch_threads(1):
+        with ThreadPoolExecutor(max_workers=self.analysis_workers()) as pool, torch_threads(1):
             done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
             for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
                             disable=not self.progress, leave=False):
@@ -205,6 +243,7 @@ class ModelRun:
         runs, label_maps, measures, references = [], {}, [], []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         patches, prefix = self.load(self.images, b, r)
+        patches = self.on_device(patches)  # on a GPU: copied there once, for every measure of the pair
         ks = set(self.ks) if b in self.gallery_blocks else set()
         if b in self.sweep:
             ks.add(self.k_measures)
@@ -216,6 +255,10 @@ class ModelRun:
                 label_maps[map_key(b, r, k)] = labels
                 runs.append(ClusterRun(block=b, rel_depth=rel_depth(b, depth), representation=r, k=k,
                                        sizes=[int(x) for x in km.cluster_sizes_], inertia=float(km.inertia_)))
+        if b in self.gallery_blocks:  # both PCA recipes; aligned across blocks in run()
+            self._pca_fits.update(fit_pictures(patches, b, r, device=self.analysis_device))
+        if r == "queries" and all(x in self.reps for x in ATTENTION_INPUTS):  # once per block
+            measures += self.attention(b)
         if b in self.sweep:
             row = dict(block=b, rel_depth=rel_depth(b, depth), representation=r)
             uncertainty, results = self.measure(patches, prefix, fitted[self.k_measures], b, r, extra, figures,
@@ -231,11 +274,37 @@ class ModelRun:
             if self.cfg.analyses.references:
                 for name in REFERENCES:
                     ref = reference_tokens(patches, name, self.cfg.atlas.seed)
-                    values = summarise(self.cluster(ref, self.k_measures)[0], ref, seed=self.cfg.atlas.seed)
+                    values = summarise(self.cluster(ref, self.k_measures)[0], ref, seed=self.cfg.atlas.seed,
+                                       device=self.analysis_device)
+                    del ref
                     references += [MeasureRow(**row, measure=m, value=float(v),
                                                k=self.k_measures if REGISTRY[m].depends_on_k else None, reference=name)
                                    for m, v in values.items()]
         return runs, label_maps, measures, references, figures
+
+    def attention(self, b: int) -> list[MeasureRow]:
+        """The prefix tokens' attention of block ``b`` from its cached queries and keys: its maps
+        (gallery blocks) and the CLS measures with their intervals (sweep blocks, representation
+        ``"attention"``); nothing for a model without prefix tokens."""
+        if b not in self.gallery_blocks and b not in self.sweep:
+            return []
+        attn = block_attention(self, b, device=self.analysis_device)
+        if attn is None:
+            return []
+        if b in self.gallery_blocks:
+            self._attention_maps.update(attention_pictures(attn, b))
+        if b not in self.sweep:
+            return []
+        tokens = self.on_device(self.load(self.images, b, "tokens")[0])
+        values, replicates = attention_measures(attn, tokens, self._weights["images"])
+        rows = []
+        for name, value in values.items():
+            u = Uncertainty(self.cfg.uncertainty.level)
+            u.add(value, replicates.get(name), self._factor(name))
+            lo, hi = u.interval(REGISTRY[name].value_range)
+            rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth), representation="attention",
+                                   measure=name, value=u.value, lo=_finite_or_none(lo), hi=_finite_or_none(hi)))
+        return rows
 
     def _factor(self, name: str) -> float:
         """``r / d`` of the resampling behind a measure's replicates."""
@@ -256,7 +325,7 @@ class ModelRun:
             # the other seeds only for the measures that depend on the clustering
             labels, km = clustered if j == 0 else self.cluster(patches, self.k_measures, seed=kseed)
             values, found = summarise(labels, patches, prefix, seed=seed, weights=weights, labels_only=j > 0,
-                                      return_results=True)
+                                      return_results=True, device=self.analysis_device)
             results = results or found
             reps = summary_replicates(found, values)
             probe_values, probe_reps = self.probe_measures(km, b, r, extra, figures, show and j == 0)
@@ -275,7 +344,7 @@ class ModelRun:
         seed = self.cfg.atlas.seed
         if "probe" in extra:
             labels = predict_features(km, self.load(extra["probe"], b, r)[0])
-            res = blank_input_structure(labels, seed=seed, weights=self._weights["probe"])
+            res = blank_input_structure(labels, seed=seed, weights=self._weights["probe"], device=self.analysis_device)
             for name, m in REGISTRY.items():
                 if m.inputs == "blank labels":
                     out[name] = float(np.mean(res[m.result_key]))
@@ -306,7 +375,7 @@ class ModelRun:
         ref_rep = "tokens" if "tokens" in self.reps else self.reps[0]
         for k in self.ks:
             for r in [ref_rep] + [x for x in self.reps if x != ref_rep]:
-                keys = [map_key(b, r, k) for b in blocks]
+                keys = [map_key(b, r, k) for b in blocks if map_key(b, r, k) in label_maps]  # tokens_normed: last only
                 head = [map_key(blocks[0], ref_rep, k)] if r != ref_rep else []
                 chain = [label_maps[key] for key in head + keys]
                 for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are
     from ..features.backbones import LoadedBackbone
     from ..inputs.images import AtlasImage
 
-MODEL_STATE_VERSION = "3"
+MODEL_STATE_VERSION = "4"
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -83,17 +83,17 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray]) -> ModelResult:
+def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray], pictures: dict[str, np.ndarray]) -> ModelResult:
     return ModelResult(
         card=ModelCard(**d["card"]), blocks=d["blocks"], representations=d["representations"], ks=d["ks"],
         runs=[ClusterRun(**r) for r in d["runs"]], measures=[MeasureRow(**m) for m in d["measures"]],
         figures=d["figures"], timings=d["timings"], highlights=[Highlight(**h) for h in d.get("highlights", [])],
         references=[MeasureRow(**m) for m in d["references"]], baselines=[Baseline(**b) for b in d["baselines"]],
-        selected=d["selected"], label_maps=label_maps,
+        selected=d["selected"], label_maps=label_maps, pictures=pictures,
     )
 
 
-def _comparison_from_dict(d: dict, label_maps: dict[str, np.ndarray]) -> ComparisonResult:
+def _comparison_from_dict(d: dict, label_maps: dict[str, np.ndarray], _pictures: dict) -> ComparisonResult:
     return ComparisonResult(**d, label_maps=label_maps)
 
 
@@ -128,6 +128,8 @@ class StateStore:
     def _save(self, kind: str, slug: str, key: str, record: ModelResult | ComparisonResult) -> None:
         d = self._dir(kind, slug)
         atomic_write(d / "labels.npz", _npz_bytes({k: v.astype(np.int16) for k, v in record.label_maps.items()}))
+        if isinstance(record, ModelResult):  # PCA pictures (uint8) and attention maps (float16) as they are
+            atomic_write(d / "pictures.npz", _npz_bytes(record.pictures))
         atomic_write(d / "result.json", json.dumps(to_json(record)))  # key order is meaningful (Methods)
         atomic_write(d / "key.txt", key)  # written last: marks the state complete
 
@@ -138,9 +140,10 @@ class StateStore:
                 return None
             data = json.loads((d / "result.json").read_text())
             maps = _load_npz(d / "labels.npz")
+            pictures = _load_npz(d / "pictures.npz") if kind == "models" else {}
         except (OSError, ValueError, KeyError):
             return None
-        return (_model_from_dict if kind == "models" else _comparison_from_dict)(data, maps)
+        return (_model_from_dict if kind == "models" else _comparison_from_dict)(data, maps, pictures)
 
     def save_model(self, key: str, result: ModelResult) -> None:
         self._save("models", result.card.slug, key, result)

@@ -130,7 +130,8 @@ def _label_rep(rep: str, k: int | None, several_k: bool) -> str:
 
 
 #: One colour per representation on every page (Okabe-Ito).
-REP_COLOURS = {"tokens": "#0072B2", "keys": "#E69F00", "queries": "#009E73", "values": "#CC79A7"}
+REP_COLOURS = {"tokens": "#0072B2", "keys": "#E69F00", "queries": "#009E73", "values": "#CC79A7",
+               "tokens_normed": "#D55E00", "attention": "#56B4E9"}  # attention: the CLS's, from queries and keys
 #: Reference lines of the positional measures (same colour as their representation).
 REFERENCE_DASH = {"content-only": "dot", "position-only": "dashdot"}
 #: Evaluation baselines: grey levels, and a dash per baseline.

@@ -14,6 +14,7 @@ alone; a map whose labels and photo are unchanged since the last render is not e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,8 @@ __all__ = [
     "overlay",
     "save_webp",
     "save_segmentation_pair",
+    "save_picture_pair",
+    "attention_to_rgb",
     "write_maps",
 ]
 
@@ -174,6 +177,40 @@ def save_segmentation_pair(photo, labels, overlay_path, bare_path, *, palette=No
             save_webp(bare, bare_path, quality=50, lossless=True))
 
 
+def save_picture_pair(photo, rgb, overlay_path, bare_path, *, alpha: float = 0.65,
+                      quality: int = 80) -> tuple[Path, Path]:
+    """Write the overlay (lossy WebP) and the bare picture (lossless WebP) of one (h, w, 3) uint8
+    patch picture (a PCA-RGB map or a coloured attention map), upsampled with nearest neighbour
+    to the photo's size so every patch stays one block of colour."""
+    photo = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
+    h, w = photo.shape[:2]
+    up = np.asarray(Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize((w, h), Image.Resampling.NEAREST))
+    blend = np.rint((1.0 - alpha) * photo.astype(np.float32) + alpha * up.astype(np.float32)).astype(np.uint8)
+    return (save_webp(blend, overlay_path, quality=quality), save_webp(up, bare_path, quality=50, lossless=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _lut(colorscale: str) -> np.ndarray:
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    return np.array([unlabel_rgb(c) for c in sample_colorscale(colorscale, np.linspace(0.0, 1.0, 256).tolist())],
+                    dtype=np.float64).round().astype(np.uint8)
+
+
+def attention_to_rgb(maps, colorscale: str = "Inferno") -> np.ndarray:
+    """Colour attention maps (..., h, w): each map divided by its own largest patch value (0 = no
+    attention, 1 = the map's most attended patch), then Plotly's ``colorscale``. Returns uint8
+    (..., h, w, 3).
+
+    >>> attention_to_rgb(np.array([[0.0, 0.5], [0.25, 0.5]])).shape
+    (2, 2, 3)
+    """
+    a = np.asarray(maps, dtype=np.float32)
+    peak = a.max(axis=(-2, -1), keepdims=True)
+    unit = np.divide(a, peak, out=np.zeros_like(a), where=peak > 0)
+    return _lut(colorscale)[np.clip(np.rint(unit * 255), 0, 255).astype(np.intp)]
+
+
 def _check_labels(labels) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -193,9 +230,12 @@ MAPS_VERSION = "1"  # bump when the drawing changes: every map is drawn again
 MANIFEST = "generated/.maps.json"  # dot-file: MkDocs does not publish it
 
 
-def _digest(labels: np.ndarray, photo: str) -> str:
-    h = hashlib.sha256(f"{MAPS_VERSION}|{photo}|{labels.shape}|".encode())
-    h.update(np.ascontiguousarray(labels, dtype=np.int16).tobytes())
+def _digest(array: np.ndarray, photo: str) -> str:
+    h = hashlib.sha256(f"{MAPS_VERSION}|{photo}|{array.shape}|".encode())
+    if np.issubdtype(array.dtype, np.integer) and array.ndim == 2:  # label maps
+        h.update(np.ascontiguousarray(array, dtype=np.int16).tobytes())
+    else:  # pictures: (h, w, 3) uint8
+        h.update(f"{array.dtype}|".encode() + np.ascontiguousarray(array).tobytes())
     return h.hexdigest()[:24]
 
 
@@ -214,8 +254,8 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     except (OSError, ValueError):
         before = {}
     manifest: dict[str, str] = {}
-    jobs = []  # (stem, photo array key, labels of one image)
-    out: dict = {"models": {}, "comparisons": {}, "thumbnails": {}}
+    jobs = []  # (overlay path, bare path, photo array key, labels (h, w) or picture (h, w, 3) of one image)
+    out: dict = {"models": {}, "comparisons": {}, "thumbnails": {}, "pictures": {}}
 
     def plan(stem_of, stack: np.ndarray, size) -> list[dict[str, str]]:
         entries = []
@@ -237,6 +277,9 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
                 out["models"][(m.card.slug, key)] = plan(
                     lambda img, r=run: paths.model_map(m.card.slug, r.block, r.representation, r.k, img.name,
                                                        img.content_hash), m.label_maps[key], size)
+        for key, stack in _picture_stacks(m):
+            out["pictures"][(m.card.slug, key)] = plan(
+                lambda img, k=key: paths.model_picture(m.card.slug, k, img.name, img.content_hash), stack, size)
     sizes = {m.card.slug: tuple(m.card.input_size) for m in results.models}
     for c in results.comparisons:
         for p in c.panels:
@@ -272,8 +315,9 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
             thumbs.append((path, thumbnail_key(img.content_hash)))
 
     def draw(job) -> None:
-        overlay_path, bare_path, key, labels = job
-        save_segmentation_pair(results.photos[key], labels, docs_dir / overlay_path, docs_dir / bare_path)
+        overlay_path, bare_path, key, array = job
+        save = save_segmentation_pair if array.ndim == 2 else save_picture_pair
+        save(results.photos[key], array, docs_dir / overlay_path, docs_dir / bare_path)
 
     def draw_small(job) -> None:
         path, key, labels = job
@@ -289,6 +333,22 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     _prune(docs_dir / "generated", {docs_dir / f"{s}-{x}.webp" for s in manifest for x in ("overlay", "map")}
            | {docs_dir / p for p in out["thumbnails"].values()} | {docs_dir / p for p in out["overview"].values()})
     atomic_write(docs_dir / MANIFEST, json.dumps(manifest, sort_keys=True, indent=0), skip_unchanged=True)
+    return out
+
+
+def _picture_stacks(m) -> list[tuple[str, np.ndarray]]:
+    """Every picture stack of a model as (key, uint8 (N, h, w, 3)): its PCA-RGB maps as stored; each
+    prefix token's head-mean attention (``<attention key>-t<p>``) and, for the first images, each
+    head's (``<attention key>-t<p>-h<head>``), coloured by :func:`attention_to_rgb`."""
+    out = []
+    for key, stack in sorted(m.pictures.items()):
+        if key.endswith("-attention-mean"):  # (N, P, h, w)
+            out += [(f"{key}-t{p}", attention_to_rgb(stack[:, p])) for p in range(stack.shape[1])]
+        elif key.endswith("-attention-heads"):  # (n, P, heads, h, w)
+            out += [(f"{key}-t{p}-h{j}", attention_to_rgb(stack[:, p, j]))
+                    for p in range(stack.shape[1]) for j in range(stack.shape[2])]
+        else:
+            out.append((key, stack))
     return out
 
 

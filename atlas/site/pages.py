@@ -22,13 +22,13 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
-from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult
+from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, precision_label
 from .citation import citation_cff, page_citation
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
 from .figures import (cluster_size_figure, comparison_measure_figure, curve_figure, figure, heatmap_figure,
                       layer_sweep_figure, measure_figure)
-from .gallery import comparison_gallery, model_gallery
+from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
 from .markup import fence, jinja_env
@@ -78,6 +78,8 @@ def card_rows(card: ModelCard) -> list[tuple[str, str]]:
         ("pretraining input size (H × W)", " × ".join(map(str, card.pretrained_input_size))),
         ("normalisation mean", ", ".join(f"{v:.4g}" for v in card.mean)),
         ("normalisation std", ", ".join(f"{v:.4g}" for v in card.std)),
+        ("extraction precision", precision_label(card.precision) + (
+            "" if card.precision == "fp32" else ": approximate, see Methods")),
         ("weights source", card.weights_source),
         ("weights provenance", card.provenance),
     ]
@@ -178,7 +180,10 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         cite_key=cite_key(page),
         card_rows=card_rows(m.card),
         highlights=[highlight(h, page, results) for h in m.highlights],
-        gallery=model_gallery(results, m, page, maps["models"]),
+        gallery=model_gallery(results, m, page, maps["models"], maps["pictures"]),
+        attention=attention_gallery(results, m, page, maps["pictures"]),
+        prefix_tokens=m.card.num_prefix_tokens,
+        recipes_href=rel("methods.md", page) + "#pictures" if "Pictures" in results.methods else "",
         figs=model_sections(m, label, results.measure_info, results.interval_level),
         evaluation=evaluation_table(results, m),
         leaderboard_href=rel(leaderboard_page(results), page) if leaderboard_page(results) else "",

@@ -70,6 +70,11 @@ def model_map(slug: str, block: int, representation: str, k: int, image: str, co
     return f"generated/models/{slug}/gallery/b{block:02d}-{representation}-k{k:02d}/{_image_stem(image, content_hash)}"
 
 
+def model_picture(slug: str, key: str, image: str, content_hash: str) -> str:
+    """Docs-dir stem of one PCA-RGB or attention image pair of a model (``key``: its picture key)."""
+    return f"generated/models/{slug}/pictures/{key}/{_image_stem(image, content_hash)}"
+
+
 def comparison_map(slug: str, column_key: str, image: str, content_hash: str) -> str:
     """Docs-dir stem of one comparison image pair."""
     return f"generated/comparisons/{slug}/{column_key}/{_image_stem(image, content_hash)}"

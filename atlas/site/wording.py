@@ -55,6 +55,7 @@ def model_notes(card: ModelCard) -> list[tuple[str, str]]:
                       "(applied inside attention, after any q/k norm); tokens and values do not. Queries and keys "
                       "can therefore follow position where tokens do not."))
     notes.append(("Last block", "Tokens of every block, the last included, are the residual stream before the "
-                  "model's final norm; DINO's x_norm_patchtokens are after it. Queries, keys and values are "
-                  "unaffected."))
+                  "model's final norm. The representation tokens_normed is the last block's tokens after it: "
+                  "DINOv2's x_norm_patchtokens, what DINO users mean by last-layer features (its layer sweep is "
+                  "one point). Queries, keys and values are unaffected."))
     return notes

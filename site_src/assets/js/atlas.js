@@ -185,7 +185,7 @@
     var parts = [];
     var hash = decodeURIComponent(window.location.hash.slice(1));
     var fig = hash ? document.getElementById(hash) : null;
-    if (galleryView && (!fig || hash === "gallery")) {
+    if (galleryView && (!fig || hash === galleryView.anchor)) {
       parts.push({ what: "gallery, " + galleryView.text, key: galleryView.key });
     }
     if (fig && fig.classList.contains("atlas-figure")) {
@@ -283,8 +283,10 @@
       }
     });
     var legacy = params.get("view");
-    if (!named && legacy && manifest.views[legacy.split("-").join("|")]) {
-      legacy.split("-").forEach(function (v, i) {
+    // older links name three axes; the picture axis added since defaults to the first (cluster maps)
+    var legacyParts = legacy ? legacy.split("-").concat(["0", "0", "0", "0"]).slice(0, manifest.axes.length) : [];
+    if (!named && legacy && manifest.views[legacyParts.join("|")]) {
+      legacyParts.forEach(function (v, i) {
         if (controls[i]) {
           controls[i].value = v;
         }
@@ -344,7 +346,12 @@
         window.history.replaceState(null, "", url);
         named = true;
       }
-      galleryView = named ? { text: describe(), key: viewKey() } : null;
+      var anchor = root.getAttribute("data-anchor") || "gallery";
+      if (named) {
+        galleryView = { text: (anchor === "gallery" ? "" : anchor + ": ") + describe(), key: viewKey(), anchor: anchor };
+      } else if (galleryView && galleryView.anchor === anchor) {
+        galleryView = null;
+      }
       updateViewCitation();
     }
 

@@ -1,0 +1,141 @@
+"""GPU benchmark: raw ``forward_features`` in fp32 and bf16 vs the extraction pipeline, analyses vs
+extraction per model, and peak GPU memory. Prints figures measured in one run and their ratios.
+
+Per model (random init: the speed does not depend on the weights), on one device:
+
+* raw ``model.forward_features`` img/s on preprocessed tensors, fp32 (TF32 off) and bf16 autocast;
+* pipeline img/s: decode + resize + every sweep block x representation + float16 cache writes,
+  in the build's default precision (fp32), and its ratio to raw fp32 and raw bf16;
+* analyses (joint k-means and every measure of every block x representation) vs extraction time;
+* peak GPU memory (``torch.cuda.max_memory_allocated``) of extraction and of the analyses.
+
+On a machine without CUDA it runs only with ``--device cpu`` and says so on every line's header:
+those are CPU figures, not GPU ones.
+
+Usage::
+
+    python bench/bench_gpu.py                                       # CUDA, ViT-S/16 and ViT-B/16, 128 images
+    python bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 --images 256
+    python bench/bench_gpu.py --device cpu --images 16 --models vit_small_patch16_224.dino
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _config(model: str, batch: int, size: int):
+    from atlas.config import parse_config
+
+    return parse_config(f"""
+[images]
+resolution = [{size}, {size}]
+[features]
+layers = "all"
+gallery_layers = [1.0]
+batch_size = {batch}
+[clustering]
+ks = [8]
+[[backbones]]
+display_name = "bench"
+timm_name = "{model}"
+weights = "random"
+training = "random"
+""")
+
+
+def _peak_reset(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gib(device) -> float:
+    import torch
+
+    if device.type != "cuda":
+        return float("nan")
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def bench_model(model: str, args, device) -> dict[str, float]:
+    from atlas.config import block_representations
+    from atlas.features.backbones import load_backbone
+    from atlas.features.cache import FeatureCache
+    from atlas.pipeline.model_run import ModelRun
+    from bench_extraction import _images, run_raw
+
+    raw_args = argparse.Namespace(model=model, size=args.size, batch=args.batch, blocks="last", device=args.device,
+                                  threads=0)
+    out = {"raw fp32": run_raw(raw_args, args.images, "fp32"), "raw bf16": run_raw(raw_args, args.images, "bf16")}
+    cfg = _config(model, args.batch, args.size)
+    loaded = load_backbone(cfg.backbones[0], (args.size, args.size), seed=0)
+    with tempfile.TemporaryDirectory() as d:
+        run = ModelRun(cfg, loaded, _images(args.images), FeatureCache(d), device)
+        timings: dict = {}
+        _peak_reset(device)
+        t0 = time.perf_counter()
+        extra = run.extract(timings)
+        out["extract all s"] = time.perf_counter() - t0
+        out["peak extract GiB"] = _peak_gib(device)
+        _peak_reset(device)
+        t0 = time.perf_counter()
+        run.analyse(extra)
+        out["analyse s"] = time.perf_counter() - t0
+        out["peak analyse GiB"] = _peak_gib(device)
+    out["pipeline fp32"] = args.images / timings["extract_s"]
+    out["extract images s"] = timings["extract_s"]
+    out["pairs"] = len(block_representations(run.blocks, run.reps, loaded.card.depth))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="vit_small_patch16_224.dino,vit_base_patch16_224.mae",
+                   help="comma-separated timm names (random init)")
+    p.add_argument("--images", type=int, default=128)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu (then the figures are CPU figures)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from atlas.features.device import describe, pick_device
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: no CUDA device here; run on a GPU machine, or with --device cpu for CPU figures",
+              file=sys.stderr)
+        return 2
+    device = pick_device(args.device)
+    where = describe(device) + ("" if device.type == "cuda" else " -- CPU RUN, NOT GPU FIGURES")
+    print(f"{args.images} images at {args.size}px, batch {args.batch} | device {where} | torch {torch.__version__}")
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        f = bench_model(model, args, device)
+        print(f"\n{model} ({f['pairs']} block x representation pairs)")
+        print(f"  raw forward_features fp32 : {f['raw fp32']:8.1f} img/s")
+        print(f"  raw forward_features bf16 : {f['raw bf16']:8.1f} img/s   (bf16 / fp32 = {f['raw bf16'] / f['raw fp32']:.2f})")
+        print(f"  pipeline (fp32)           : {f['pipeline fp32']:8.1f} img/s   (/ raw fp32 = "
+              f"{f['pipeline fp32'] / f['raw fp32']:.2f}, / raw bf16 = {f['pipeline fp32'] / f['raw bf16']:.2f})")
+        print(f"  extraction, images        : {f['extract images s']:8.1f} s")
+        print(f"  extraction, all it needs  : {f['extract all s']:8.1f} s   (with blank probes and shift crops)")
+        print(f"  analyses                  : {f['analyse s']:8.1f} s   (/ all extraction = "
+              f"{f['analyse s'] / f['extract all s']:.2f})")
+        if device.type == "cuda":
+            print(f"  peak GPU memory           : extraction {f['peak extract GiB']:.2f} GiB, "
+                  f"analyses {f['peak analyse GiB']:.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
