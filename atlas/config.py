@@ -92,14 +92,7 @@ class FolderSet(_Strict):
 class ManifestSet(_Strict):
     # a curated image manifest (CSV: url, sha256, licence, credit, group, name), relative to the
     # project root; `--download-only` fetches it into [images] download_dir, a build reads it there
-    manifest: str = Field(min_length=1)
-
-    @field_validator("manifest")
-    @classmethod
-    def _csv(cls, v: str) -> str:
-        if not v.lower().endswith(".csv"):
-            raise ValueError("manifest must be a .csv file, e.g. \"configs/images/my-set.csv\"")
-        return v
+    manifest: str = Field(min_length=1)  # a .csv path: checked by ImagesSection._set_kinds
 
 
 _SET_KINDS = 'each set is "embedded", {folder = "..."} or {manifest = "configs/images/x.csv"}'

@@ -34,7 +34,7 @@ def main(argv=None) -> None:
 
     from threadpoolctl import threadpool_limits
 
-    from atlas.config import parse_config
+    from atlas.config import block_representations, parse_config
     from atlas.features.backbones import load_backbone
     from atlas.features.cache import FeatureCache
     from atlas.features.device import describe, pick_device
@@ -68,7 +68,7 @@ training = "random"
             _, _, measures, _, _ = mb.analyse(extra)
         t_analyse = time.perf_counter() - t0
         parts = _breakdown(mb, extra) if args.breakdown else None
-    n_pairs = len(mb.blocks) * len(mb.reps)
+    n_pairs = len(block_representations(mb.blocks, mb.reps, loaded.card.depth))
     print(f"model {args.model} | {args.images} images | {len(mb.blocks)} blocks x {len(mb.reps)} representations | "
           f"device {describe(device)}")
     print(f"extraction (images)          : {timings['extract_s']:8.1f} s")

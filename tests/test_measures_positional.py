@@ -218,6 +218,7 @@ def test_summarise_full_results_equal_the_public_functions():
     (which the pages draw maps and curves from) must be what each public function returns."""
     from atlas.measures.boundary import boundary_artifacts
     from atlas.measures.locality import similarity_structure
+    from atlas.measures.pca import pca_variance_share
     from atlas.measures.positional import position_decodability, positional_clustering
 
     rng = np.random.default_rng(1)
@@ -231,6 +232,7 @@ def test_summarise_full_results_equal_the_public_functions():
         "position_decodability": position_decodability(feats, seed=3),
         "similarity_structure": similarity_structure(feats),
         "boundary_artifacts": boundary_artifacts(labels, feats, prefix),
+        "pca_variance_share": pca_variance_share(feats),
     }
     assert set(results) == set(expected)
     for name, want in expected.items():

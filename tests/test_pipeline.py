@@ -196,8 +196,10 @@ def test_stored_results_do_not_depend_on_the_site(demo, monkeypatch, tmp_path):
     assert set(after) == {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
     different = [str(f) for f in after if _normalised(again / f) != _normalised(fresh / f)]
     assert different == []
-    for m in results.models:  # the gallery was drawn again from the stored label maps
-        assert len(list((again / "generated" / "models" / m.card.slug).rglob("*.webp"))) == 2 * 4 * len(m.runs)
+    for m in results.models:  # the gallery and its pictures were drawn again from the stored records
+        assert len(list((again / "generated" / "models" / m.card.slug / "gallery").rglob("*.webp"))) == 2 * 4 * len(m.runs)
+        pictures = {p.parent.name for p in (again / "generated" / "models" / m.card.slug / "pictures").rglob("*.webp")}
+        assert {picture_key(r.block, r.representation, "pca") for r in m.runs} <= pictures
 
 
 def _normalised(path: Path) -> bytes:
