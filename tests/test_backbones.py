@@ -11,7 +11,8 @@ import timm
 import torch
 
 from atlas.features.backbones import (UnknownModelError, WeightsUnavailableError, check_model_name, load_backbone,
-                             missing_weights, sha256_file)
+                             missing_weights)
+from atlas.files import sha256_file
 from atlas.config import Backbone
 from atlas.records import RANDOM_INIT_LABEL
 

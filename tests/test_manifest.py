@@ -25,10 +25,10 @@ from atlas.inputs.manifest import (
     ManifestError,
     config_manifests,
     download_manifest,
-    file_sha256,
     load_manifest_set,
     parse_manifest,
 )
+from atlas.files import sha256_file
 from atlas.pipeline import BuildError
 from atlas.pipeline.inputs import load_images
 
@@ -196,7 +196,7 @@ def test_zoo_lists_the_shipped_manifest_whose_urls_and_checksums_are_skimage_s_o
     skimage_data = Path(__import__("skimage").__file__).parent / "data"
     for e in manifest.entries:
         assert registry_urls[f"data/{e.name}"] == e.url and registry[f"data/{e.name}"] == e.sha256
-        assert file_sha256(skimage_data / e.name) == e.sha256
+        assert sha256_file(skimage_data / e.name) == e.sha256
         assert e.licence and e.credit and e.group == "scikit-image"
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..config import Backbone
+from ..files import sha256_file
 from ..inputs.geometry import ResizePolicy, snap_to_patch_multiple
 from ..records import RANDOM_INIT_LABEL, ModelCard
 
@@ -76,14 +77,6 @@ def check_model_name(name: str) -> None:
     if not known:
         hint = ", ".join(closest_model_names(name))
         raise UnknownModelError(f"unknown timm model {name!r}; closest names: {hint}")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def state_dict_hash(model: nn.Module) -> str:

@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 
 from atlas import __version__
 from atlas.config import ConfigError
-from atlas.files import atomic_path, atomic_write
+from atlas.files import atomic_path, atomic_write, sha256_file
 from atlas.inputs.images import (
     DEFAULT_MAX_PIXELS,
     AtlasImage,
@@ -77,7 +77,6 @@ __all__ = [
     "Refusal",
     "config_manifests",
     "download_manifest",
-    "file_sha256",
     "load_manifest_set",
     "parse_manifest",
     "read_lock",
@@ -303,22 +302,6 @@ def config_manifests(cfg) -> list[Manifest]:
 # --------------------------------------------------------------------------------------------
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a"
-    >>> _ = p.write_bytes(b"abc")
-    >>> file_sha256(p)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_lock(manifest: Manifest, download_dir: str | os.PathLike) -> dict[str, str]:
     """``{url: sha256}`` recorded on first download (empty when there is no lock file yet)."""
     path = manifest.lock_path(download_dir)
@@ -516,7 +499,7 @@ def download_manifest(
         origin = "manifest" if entry.sha256 else "lock file"
         # A cached file with no sha256 to check is fetched again: it may come from an earlier URL.
         if expected and dest.is_file():
-            if file_sha256(dest) == expected:
+            if sha256_file(dest) == expected:
                 report.present.append(entry.key)
                 continue
             logger.info("%s: the cached file differs from the sha256 in the %s; downloading it again", entry.key, origin)
@@ -601,7 +584,7 @@ def load_manifest_set(
         if not expected:
             reason = (f"no sha256 to check the cached file against (none in {manifest.display}, none recorded in "
                       f"{manifest.lock_path(download_dir).name}); {hint} to record it")
-        elif (got := file_sha256(path)) != expected:
+        elif (got := sha256_file(path)) != expected:
             reason = (f"the cached file's sha256 is {got}, {'the manifest' if entry.sha256 else 'the lock file'} "
                       f"says {expected}; {hint} to fetch it again")
         else:
