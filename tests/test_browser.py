@@ -149,21 +149,51 @@ def test_model_page_gallery_swaps(server, browser):
     n_specs = page.locator(".atlas-plot-target").count()
     assert n_specs >= 5 and page.locator(".js-plotly-plot").count() == n_specs
 
-    img = page.locator(".atlas-gallery img[data-cell]").first
+    img = page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first
     before = img.get_attribute("src")
-    page.locator(".atlas-gallery input[type=range]").fill("0")
+    page.locator(".atlas-gallery[data-anchor=gallery] input[type=range]").fill("0")
     after_block = img.get_attribute("src")
     assert after_block != before and "/b02-" in after_block
-    page.locator(".atlas-gallery select").first.select_option("1")
+    page.locator(".atlas-gallery[data-anchor=gallery] select").first.select_option("1")
     assert "-keys-" in img.get_attribute("src")
-    page.locator(".atlas-gallery select").nth(1).select_option("0")
+    page.locator(".atlas-gallery[data-anchor=gallery] select").nth(1).select_option("0")
     assert "-k04/" in img.get_attribute("src")
-    page.locator(".atlas-gallery input[data-mode]").uncheck()
+    page.locator(".atlas-gallery[data-anchor=gallery] input[data-mode]").uncheck()
     assert img.get_attribute("src").endswith("-map.webp")
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    assert "?block=2&representation=keys&k=4#gallery" in page.url  # the selected view is linkable
-    assert page.locator(".atlas-gallery output").inner_text().startswith("block 2")
-    page.locator(".atlas-gallery").screenshot(path=str(SHOTS / "model-gallery-swapped.png"))
+    assert "?block=2&representation=keys&k=4&picture=clusters#gallery" in page.url  # the selected view is linkable
+    assert page.locator(".atlas-gallery[data-anchor=gallery] output").inner_text().startswith("block 2")
+    page.locator(".atlas-gallery[data-anchor=gallery]").screenshot(path=str(SHOTS / "model-gallery-swapped.png"))
+    assert errors == []
+    page.close()
+
+
+def test_picture_switch_and_attention_grid(server, browser):
+    """The gallery's picture axis swaps cluster maps for PCA-RGB (both recipes) and the CLS
+    attention, in the URL; the attention grid's block and token swap every head's picture, and its
+    view is citable on its own anchor."""
+    page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
+    gallery = page.locator(".atlas-gallery[data-anchor=gallery]")
+    img = gallery.locator("img[data-cell]").first
+    picture = gallery.locator("select[data-axis='3']")
+    for index, folder in ((1, "-keys-pca/"), (2, "-keys-pca-fg/"), (3, "-attention-mean-t0/")):
+        gallery.locator("select[data-axis='1']").select_option("1")  # keys
+        picture.select_option(str(index))
+        assert folder in img.get_attribute("src"), folder
+    assert "&picture=attention#gallery" in page.url
+    picture.select_option("0")
+    assert "/gallery/" in img.get_attribute("src")
+    grid = page.locator(".atlas-gallery[data-anchor=attention]")
+    cells = grid.locator("img[data-cell]")
+    assert cells.count() == 4 * 7  # 4 images x (head mean + 6 heads)
+    grid.locator("input[type=range]").fill("0")
+    assert "/b2-attention-mean-t0/" in cells.nth(0).get_attribute("src")
+    assert "/b2-attention-heads-t0-h5/" in cells.nth(6).get_attribute("src")
+    grid.locator(".atlas-cite-link").click()
+    assert page.url.endswith("attention_block=2&token=CLS#attention")  # with the gallery's own view before it
+    assert "attention" in page.locator(".atlas-cite-view").inner_text()
+    page.wait_for_function("[...document.images].every(i => !i.src || (i.complete && i.naturalWidth > 0))")
+    grid.screenshot(path=str(SHOTS / "model-attention-grid.png"))
     assert errors == []
     page.close()
 
@@ -180,9 +210,9 @@ def test_random_model_page_dark(server, browser):
 def test_comparison_page(server, browser):
     page, errors = _open(browser, f"{server}/compare/ssl-vs-random.html")
     _check_page(page, errors, "comparison")
-    img = page.locator(".atlas-gallery img[data-cell]").first
+    img = page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first
     before = img.get_attribute("src")
-    page.locator(".atlas-gallery input[type=range]").fill("2")
+    page.locator(".atlas-gallery[data-anchor=gallery] input[type=range]").fill("2")
     assert img.get_attribute("src") != before
     assert "random init — architecture baseline" in page.inner_text(".atlas-grid")
     page.close()
@@ -271,17 +301,17 @@ def test_citations_resolve_under_a_sub_path(server, browser):
 
 def test_view_permalink_restores_the_view_and_is_citable(server, browser):
     page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
-    page.locator(".atlas-gallery input[type=range]").fill("1")
-    page.locator(".atlas-gallery select").first.select_option("1")
-    page.locator(".atlas-gallery select").nth(1).select_option("0")
-    page.locator(".atlas-gallery .atlas-cite-link").click()
-    assert page.url == f"{server}/models/dino-vit-s16.html?block=5&representation=keys&k=4#gallery"
+    page.locator(".atlas-gallery[data-anchor=gallery] input[type=range]").fill("1")
+    page.locator(".atlas-gallery[data-anchor=gallery] select").first.select_option("1")
+    page.locator(".atlas-gallery[data-anchor=gallery] select").nth(1).select_option("0")
+    page.locator(".atlas-gallery[data-anchor=gallery] .atlas-cite-link").click()
+    assert page.url == f"{server}/models/dino-vit-s16.html?block=5&representation=keys&k=4&picture=clusters#gallery"
     view = page.locator(".atlas-cite-view")
     assert view.is_visible() and "block 5" in view.inner_text() and "K = 4" in view.inner_text()
     page_entry, view_entry = _bibtex_entries(page)
     assert view_entry.key != page_entry.key and view_entry.key.startswith(page_entry.key)
     assert "block 5" in view_entry.fields["title"] and "keys" in view_entry.fields["title"]
-    src = page.locator(".atlas-gallery img[data-cell]").first.get_attribute("src")
+    src = page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first.get_attribute("src")
     assert "/b05-keys-k04/" in src
     urls = _urls(view_entry)
     assert urls == [page.url, page.url]
@@ -289,10 +319,10 @@ def test_view_permalink_restores_the_view_and_is_citable(server, browser):
     page.close()
 
     again, errors = _open(browser, urls[0])  # a reader opens the cited URL
-    assert again.locator(".atlas-gallery output").inner_text().startswith("block 5")
-    assert again.locator(".atlas-gallery select").first.input_value() == "1"
-    assert again.locator(".atlas-gallery select").nth(1).input_value() == "0"
-    assert again.locator(".atlas-gallery img[data-cell]").first.get_attribute("src") == src
+    assert again.locator(".atlas-gallery[data-anchor=gallery] output").inner_text().startswith("block 5")
+    assert again.locator(".atlas-gallery[data-anchor=gallery] select").first.input_value() == "1"
+    assert again.locator(".atlas-gallery[data-anchor=gallery] select").nth(1).input_value() == "0"
+    assert again.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first.get_attribute("src") == src
     assert again.evaluate("document.getElementById('gallery').getBoundingClientRect().top") < 200  # scrolled there
     assert again.locator(".atlas-cite-view").is_visible()  # and offers the same view's citation
     assert _bibtex_entries(again)[1].key == view_entry.key
@@ -344,8 +374,8 @@ def test_overview_links_land_on_model_and_block(server, browser):
     page.wait_for_load_state("load")
     assert page.url == f"{server}/models/mae-vit-b16.html?block=8&representation=tokens&k=8#gallery"
     assert page.locator("h1").inner_text().startswith("MAE ViT-B/16")
-    assert page.locator(".atlas-gallery output").inner_text().startswith("block 8")
-    assert "/b08-tokens-k08/" in page.locator(".atlas-gallery img[data-cell]").first.get_attribute("src")
+    assert page.locator(".atlas-gallery[data-anchor=gallery] output").inner_text().startswith("block 8")
+    assert "/b08-tokens-k08/" in page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first.get_attribute("src")
     assert errors == []
     page.close()
 
