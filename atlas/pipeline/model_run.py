@@ -258,7 +258,7 @@ class ModelRun:
         if b in self.gallery_blocks:  # both PCA recipes; aligned across blocks in run()
             self._pca_fits.update(fit_pictures(patches, b, r, device=self.analysis_device))
         if r == "queries" and all(x in self.reps for x in ATTENTION_INPUTS):  # once per block
-            measures += self.attention(b)
+            measures += self.attention(b, prefix)
         if b in self.sweep:
             row = dict(block=b, rel_depth=rel_depth(b, depth), representation=r)
             uncertainty, results = self.measure(patches, prefix, fitted[self.k_measures], b, r, extra, figures,
@@ -282,13 +282,11 @@ class ModelRun:
                                    for m, v in values.items()]
         return runs, label_maps, measures, references, figures
 
-    def attention(self, b: int) -> list[MeasureRow]:
-        """The prefix tokens' attention of block ``b`` from its cached queries and keys: its maps
-        (gallery blocks) and the CLS measures with their intervals (sweep blocks, representation
-        ``"attention"``); nothing for a model without prefix tokens."""
-        if b not in self.gallery_blocks and b not in self.sweep:
-            return []
-        attn = block_attention(self, b, device=self.analysis_device)
+    def attention(self, b: int, q_prefix) -> list[MeasureRow]:
+        """The prefix tokens' attention of block ``b`` from its prefix queries (already read by the
+        queries pair) and cached keys: its maps (gallery blocks) and the CLS measures with their
+        intervals (sweep blocks, representation ``"attention"``); nothing without prefix tokens."""
+        attn = block_attention(self, b, q_prefix, device=self.analysis_device)
         if attn is None:
             return []
         if b in self.gallery_blocks:
