@@ -6,8 +6,11 @@ Per model (random init: the speed does not depend on the weights), on one device
 * raw ``model.forward_features`` img/s on preprocessed tensors, fp32 (TF32 off) and bf16 autocast;
 * pipeline img/s: decode + resize + every sweep block x representation + float16 cache writes,
   in the build's default precision (fp32), and its ratio to raw fp32 and raw bf16;
-* analyses (joint k-means and every measure of every block x representation) vs extraction time;
-* peak GPU memory (``torch.cuda.max_memory_allocated``) of extraction and of the analyses.
+* analyses (joint k-means and every measure of every block x representation) vs extraction time,
+  with the features kept on the device from extraction (the GPU default,
+  :mod:`atlas.features.resident`) and, for the ratio, read back from the cache instead;
+* peak GPU memory (``torch.cuda.max_memory_allocated``) of extraction and of the analyses, and the
+  memory the kept features take.
 
 On a machine without CUDA it runs only with ``--device cpu`` and says so on every line's header:
 those are CPU figures, not GPU ones.
@@ -72,7 +75,7 @@ def bench_model(model: str, args, device) -> dict[str, float]:
     from atlas.config import block_representations
     from atlas.features.backbones import load_backbone
     from atlas.features.cache import FeatureCache
-    from atlas.pipeline.model_run import ModelRun
+    from atlas.pipeline.model_run import ModelRun, image_set_key
     from bench_extraction import _images, run_raw
 
     raw_args = argparse.Namespace(model=model, size=args.size, batch=args.batch, blocks="last", device=args.device,
@@ -81,22 +84,72 @@ def bench_model(model: str, args, device) -> dict[str, float]:
     cfg = _config(model, args.batch, args.size)
     loaded = load_backbone(cfg.backbones[0], (args.size, args.size), seed=0)
     with tempfile.TemporaryDirectory() as d:
-        run = ModelRun(cfg, loaded, _images(args.images), FeatureCache(d), device)
+        images = _images(args.images)
+        run = ModelRun(cfg, loaded, images, FeatureCache(d), device)
         timings: dict = {}
         _peak_reset(device)
         t0 = time.perf_counter()
         extra = run.extract(timings)
         out["extract all s"] = time.perf_counter() - t0
         out["peak extract GiB"] = _peak_gib(device)
+        out["kept GiB"] = run.resident.used / 2**30 if run.resident else 0.0
+        out["kept pairs"] = len(run.resident.pairs(image_set_key(images))) if run.resident else 0
         _peak_reset(device)
         t0 = time.perf_counter()
-        run.analyse(extra)
+        if args.profile:
+            _profiled_analyses(run, extra, args.profile)
+        else:
+            run.analyse(extra)
         out["analyse s"] = time.perf_counter() - t0
         out["peak analyse GiB"] = _peak_gib(device)
+        if run.resident:
+            run.resident.clear()
+        if args.compare_cache and out["kept pairs"]:
+            # the same analyses, every pair read back from the cache (extraction is cached now)
+            again = ModelRun(cfg, loaded, images, FeatureCache(d), device, resident_bytes=0)
+            extra = again.extract({})
+            t0 = time.perf_counter()
+            again.analyse(extra)
+            out["analyse from cache s"] = time.perf_counter() - t0
     out["pipeline fp32"] = args.images / timings["extract_s"]
     out["extract images s"] = timings["extract_s"]
     out["pairs"] = len(block_representations(run.blocks, run.reps, loaded.card.depth))
     return out
+
+
+class _InThisThread:
+    """A stand-in for ThreadPoolExecutor that runs every call in the calling thread (cProfile sees
+    only the thread it was started in)."""
+
+    def __init__(self, max_workers=None):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, items):
+        return [fn(x) for x in items]
+
+
+def _profiled_analyses(run, extra, path: str) -> None:
+    """The analyses one pair after another under cProfile; the 30 costliest functions (own time and
+    with callees) printed, the whole profile written to ``path`` (read with ``python -m pstats``)."""
+    import cProfile
+    import pstats
+    from unittest import mock
+
+    from atlas.pipeline import model_run
+
+    profiler = cProfile.Profile()
+    with mock.patch.object(model_run, "ThreadPoolExecutor", _InThisThread):
+        profiler.runcall(run.analyse, extra)
+    profiler.dump_stats(path)
+    for key in ("tottime", "cumulative"):
+        print(f"\n--- analyses profile, one pair at a time, by {key} ---")
+        pstats.Stats(profiler).sort_stats(key).print_stats(30)
 
 
 def main(argv=None) -> int:
@@ -107,6 +160,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (then the figures are CPU figures)")
+    p.add_argument("--no-compare-cache", dest="compare_cache", action="store_false",
+                   help="skip the second analyses pass that reads features from the cache instead of keeping them")
+    p.add_argument("--profile", metavar="FILE", default="",
+                   help="run the analyses one pair at a time under cProfile, print the costliest functions and "
+                        "write the profile to FILE")
     args = p.parse_args(argv)
 
     import torch
@@ -130,7 +188,11 @@ def main(argv=None) -> int:
         print(f"  extraction, images        : {f['extract images s']:8.1f} s")
         print(f"  extraction, all it needs  : {f['extract all s']:8.1f} s   (with blank probes and shift crops)")
         print(f"  analyses                  : {f['analyse s']:8.1f} s   (/ all extraction = "
-              f"{f['analyse s'] / f['extract all s']:.2f})")
+              f"{f['analyse s'] / f['extract all s']:.2f}; features kept on the device: {f['kept pairs']} of "
+              f"{f['pairs']} pairs, {f['kept GiB']:.2f} GiB)")
+        if "analyse from cache s" in f:
+            print(f"  analyses, cache read back : {f['analyse from cache s']:8.1f} s   (kept / read back = "
+                  f"{f['analyse s'] / f['analyse from cache s']:.2f})")
         if device.type == "cuda":
             print(f"  peak GPU memory           : extraction {f['peak extract GiB']:.2f} GiB, "
                   f"analyses {f['peak analyse GiB']:.2f} GiB")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from .backbones import LoadedBackbone
 from .cache import FeatureCache, NonFiniteFeatures
 from .device import autocast, run_with_oom_halving
 from .extractor import TokenExtractor
+from .resident import ResidentFeatures
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +67,14 @@ def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str, precision: s
 def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: list[int],
                      representations: list[str], cache: FeatureCache, *, device: torch.device | None = None,
                      batch_size: int = 8, progress: bool = True, desc: str = "",
-                     precision: str = "fp32") -> ExtractionStats:
+                     precision: str = "fp32", resident: ResidentFeatures | None = None,
+                     resident_name: Hashable = None) -> ExtractionStats:
     """Extract every (block, representation) of every image that is not cached yet.
 
     Images go through the model's own input policy (``loaded.policy``) and normalisation; the model
     runs in ``precision`` (:func:`atlas.features.device.autocast`: exact fp32 by default).
+    ``resident``: also keep the features on the device, as set ``resident_name``, for the pairs its
+    budget admits, when every image is extracted here (:mod:`atlas.features.resident`).
     """
     device = device or torch.device("cpu")
     stats = ExtractionStats(images=len(images), batch_size=batch_size)
@@ -108,6 +113,9 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
 
     position = {id(item): i for i, item in enumerate(todo)}
     futures: dict = {}
+    # only a whole set is worth keeping: with some images cached, every pair is read from the cache
+    keeping = resident if resident is not None and len(todo) == len(images) else None
+    kept: list = []
 
     def prefetch(start: int, stop: int):
         for i in range(start, min(stop, len(todo))):
@@ -122,8 +130,14 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
         x = torch.stack([futures.pop(start + j).result() for j in range(len(batch))]).to(device)
         with autocast(device, precision):
             out = extractor(x)
-        # float16 on the CPU now, so the GPU batch can be freed before the write finishes
-        return {k: v.to(torch.float16).cpu().numpy() for k, v in out.items()}
+        out = {k: v.to(torch.float16) for k, v in out.items()}
+        if keeping is not None:
+            if start == 0:  # the first batch tells every pair's shape
+                kept[:] = keeping.admit(resident_name, {p: tuple(out[p].shape[1:]) for p in pairs}, len(todo))
+            for pair in kept:
+                keeping.keep(resident_name, pair, start, out[pair])
+        # on the CPU now, so the GPU batch can be freed before the write finishes
+        return {k: v.cpu().numpy() for k, v in out.items()}
 
     bar = tqdm(total=len(todo), desc=desc or f"extract {loaded.spec.display_name}", unit="img",
                disable=not progress, leave=False)

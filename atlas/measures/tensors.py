@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "column_sums", "gram", "is_tensor", "resolve_device", "to_numpy", "upload_features"]
+__all__ = ["as_tensor", "column_sums", "gram", "is_tensor", "load_linalg", "resolve_device", "to_numpy",
+           "upload_features"]
 
 
 def is_tensor(x: Any) -> bool:
@@ -90,3 +91,19 @@ def column_sums(a: torch.Tensor, squared: bool = False) -> torch.Tensor:
         return torch.from_numpy(np.einsum("ij,ij->j", an, an, dtype=np.float64) if squared
                                 else an.sum(axis=0, dtype=np.float64))
     return (a.double() ** 2).sum(dim=0) if squared else a.sum(dim=0, dtype=torch.float64)
+
+
+def load_linalg(device: Any) -> None:
+    """Load torch's CUDA linear-algebra kernels (cuSOLVER; loaded at their first use) in this thread.
+
+    Call before the analyses run in several threads: two threads whose first ``torch.linalg`` call
+    on a GPU coincide can fail with "lazy wrapper should be called at most once"
+    (https://github.com/pytorch/pytorch/issues/90613; seen here with ``eigh`` on an H200, torch
+    2.11). Nothing happens on other devices.
+    """
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        return
+    a = torch.eye(2, device=dev)
+    torch.linalg.eigh(a)
+    torch.linalg.svdvals(a)

@@ -29,6 +29,7 @@ from ..features.backbones import LoadedBackbone
 from ..features.cache import FeatureCache
 from ..features.device import torch_threads
 from ..features.extract import NotCached, extract_to_cache, load_block
+from ..features.resident import ResidentFeatures
 from ..inputs.images import AtlasImage
 from ..inputs.probes import probe_images
 from ..measures.positional import blank_input_structure
@@ -36,7 +37,7 @@ from ..measures.registry import REGISTRY
 from ..measures.shift import shift_curve
 from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
-from ..measures.tensors import is_tensor, upload_features
+from ..measures.tensors import is_tensor, load_linalg, upload_features
 from ..measures.uncertainty import Uncertainty, factor, half_samples
 from ..records import ClusterRun, MeasureRow, ModelResult, map_key
 from . import payloads
@@ -92,9 +93,12 @@ class ModelRun:
     """Extraction, joint clustering, measures and aligned label maps of one backbone."""
 
     def __init__(self, cfg: AtlasConfig, loaded: LoadedBackbone, images: list[AtlasImage], cache: FeatureCache,
-                 device: torch.device, progress: bool = False, evaluation=None):
+                 device: torch.device, progress: bool = False, evaluation=None, resident_bytes: int | None = None):
         self.cfg, self.loaded, self.images, self.cache = cfg, loaded, images, cache
         self.device, self.progress, self.evaluation = device, progress, evaluation
+        # features kept on the analysis device from extraction on (None: as memory allows; 0: none)
+        self.resident_bytes = resident_bytes
+        self.resident: ResidentFeatures | None = None
         depth = loaded.card.depth
         self.sweep = resolve_layers(cfg.features.layers, depth)
         self.gallery_blocks = resolve_layers(cfg.features.gallery_layers, depth)
@@ -124,27 +128,59 @@ class ModelRun:
         shared by every k-means and measure of a (block, representation); unchanged on the CPU."""
         return features if self.analysis_device is None else upload_features(features, self.analysis_device)
 
+    def pair_bytes(self) -> int:
+        """Device memory one (block, representation) pair's analyses take: about 3 float32 copies
+        of its features (the features, a reference token set, the centred unit tokens) and 1 GiB."""
+        h, w = self.loaded.grid
+        return 3 * 4 * max(1, len(self.images)) * h * w * self.loaded.card.embed_dim + 2**30
+
     def analysis_workers(self) -> int:
         """(block, representation) pairs analysed at a time: :data:`ANALYSIS_WORKERS` on the CPU.
         On a GPU at most 2 (its kernels run one after another; a second pair overlaps the host-side
-        parts) and no more than its free memory holds: a pair keeps about 3 float32 copies of its
-        features there (the features, a reference token set, the centred unit tokens)."""
+        parts) and no more than its free memory holds (:meth:`pair_bytes` each)."""
         if self.analysis_device is None:
             return ANALYSIS_WORKERS
-        h, w = self.loaded.grid
-        per_pair = 3 * 4 * max(1, len(self.images)) * h * w * self.loaded.card.embed_dim + 2**30
         free, _ = torch.cuda.mem_get_info(self.analysis_device)
-        return int(max(1, min(2, ANALYSIS_WORKERS, free // per_pair)))
+        return int(max(1, min(2, ANALYSIS_WORKERS, free // self.pair_bytes())))
+
+    def resident_budget(self) -> int:
+        """Bytes of features to keep on the device from extraction to the analyses: what was asked
+        (``resident_bytes``), else on a GPU what its free memory leaves after the model, two pairs'
+        analyses and a tenth of the card (extraction batches), and at most half the free memory;
+        nothing on the CPU (its analyses read the cache, which the page cache holds)."""
+        if self.resident_bytes is not None:
+            return self.resident_bytes
+        if self.analysis_device is None:
+            return 0
+        free, total = torch.cuda.mem_get_info(self.analysis_device)
+        model = sum(p.numel() * p.element_size() for p in self.loaded.model.parameters())
+        return int(max(0, min(free // 2, free - model - 2 * self.pair_bytes() - total // 10)))
+
+    def features(self, images: list[AtlasImage], block: int, rep: str) -> tuple:
+        """Patch features (N, h, w, C) on the analysis device, float32 (as :meth:`on_device`), and
+        prefix tokens (N, P, C) as a float32 array: kept from extraction where they were
+        (:attr:`resident`), else read from the cache (:meth:`load`) and copied there."""
+        kept = self.resident.get(image_set_key(images), (block, rep)) if self.resident is not None else None
+        if kept is None:
+            patches, prefix = self.load(images, block, rep)
+            return self.on_device(patches), prefix
+        n_prefix, (h, w) = self.loaded.card.num_prefix_tokens, self.loaded.grid
+        patches = upload_features(kept[:, n_prefix:].unflatten(1, (h, w)), kept.device)
+        prefix = kept[:, :n_prefix].float().cpu().numpy()
+        return (patches.numpy() if patches.device.type == "cpu" else patches), prefix
 
     def weights(self, n: int, salt: int = 0) -> np.ndarray | None:
         """Random-halves weights over ``n`` images (None when intervals are off)."""
         resamples = self.cfg.uncertainty.resamples
         return half_samples(n, resamples, self.cfg.atlas.seed + salt) if resamples and n > 1 else None
 
-    def extract_images(self, images: list[AtlasImage], blocks: list[int], reps: list[str], desc: str):
+    def extract_images(self, images: list[AtlasImage], blocks: list[int], reps: list[str], desc: str,
+                       keep: bool = False):
+        """Extract into the cache; ``keep``: also keep them on the device (:attr:`resident`)."""
         return extract_to_cache(self.loaded, images, blocks, reps, self.cache, device=self.device,
                                 batch_size=self.cfg.features.batch_size, progress=self.progress,
-                                desc=f"{self.loaded.card.display_name}: {desc}", precision=self.cfg.features.precision)
+                                desc=f"{self.loaded.card.display_name}: {desc}", precision=self.cfg.features.precision,
+                                resident=self.resident if keep else None, resident_name=image_set_key(images))
 
     def load(self, images: list[AtlasImage], block: int, rep: str) -> tuple[np.ndarray, np.ndarray]:
         """Features of ``images`` from the cache; images whose entries turn out damaged (the cache
@@ -163,8 +199,10 @@ class ModelRun:
     def extract(self, timings: dict) -> dict[str, list[AtlasImage]]:
         """Extract the atlas images, then the blank probes and shift windows the measures need."""
         card = self.loaded.card
+        budget = self.resident_budget()
+        self.resident = ResidentFeatures(self.analysis_device or torch.device("cpu"), budget) if budget > 0 else None
         t0 = time.perf_counter()
-        stats = self.extract_images(self.images, self.blocks, self.reps, "extract")
+        stats = self.extract_images(self.images, self.blocks, self.reps, "extract", keep=True)
         timings["extract_s"] = round(time.perf_counter() - t0, 2)
         extra: dict[str, list[AtlasImage]] = {}
         an = self.cfg.analyses
@@ -178,9 +216,15 @@ class ModelRun:
             windows = shift_sets(self.images, self.loaded.policy, card.patch_size)
             extra.update({f"shift{s}": v for s, v in windows.items()})
         for label, imgs in extra.items():
-            self.extract_images(imgs, self.blocks, self.reps, label)
+            self.extract_images(imgs, self.blocks, self.reps, label, keep=True)
         timings["extract_probes_s"] = round(time.perf_counter() - t0, 2)
         log.info("%s: %d images extracted, %d cached", card.display_name, stats.extracted, stats.cached)
+        if self.resident is not None:
+            n_pairs = len(block_representations(self.blocks, self.reps, card.depth))
+            log.info("%s: features kept on %s until the analyses: %d of %d (block, representation) pairs of the "
+                     "images, %d image sets in all (%.2f of %.2f GiB budget); the rest are read from the cache",
+                     card.display_name, self.resident.device, len(self.resident.pairs(image_set_key(self.images))),
+                     n_pairs, len(self.resident.names()), self.resident.used / 2**30, self.resident.budget / 2**30)
         return extra
 
     def run(self) -> ModelResult:
@@ -202,6 +246,8 @@ class ModelRun:
             measures += scored.rows
             baselines, selected = scored.baselines, scored.selected
             timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
+        if self.resident is not None:
+            self.resident.clear()
         card = dataclasses.replace(card, precision=self.cfg.features.precision)
         return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
                            measures=measures, figures=figures, timings=timings, references=references,
@@ -224,6 +270,8 @@ class ModelRun:
         # (block, representation) pairs are independent: several at a time use the cores (numpy,
         # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
         # output does not depend on scheduling.
+        if self.analysis_device is not None:
+            load_linalg(self.analysis_device)  # not in two threads at once (torch's lazy loading races)
         with ThreadPoolExecutor(max_workers=self.analysis_workers()) as pool, torch_threads(1):
             done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
             for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
@@ -242,8 +290,8 @@ class ModelRun:
         depth = self.loaded.card.depth
         runs, label_maps, measures, references = [], {}, [], []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
-        patches, prefix = self.load(self.images, b, r)
-        patches = self.on_device(patches)  # on a GPU: copied there once, for every measure of the pair
+        # on a GPU: there once (kept from extraction, or copied), for every measure of the pair
+        patches, prefix = self.features(self.images, b, r)
         ks = set(self.ks) if b in self.gallery_blocks else set()
         if b in self.sweep:
             ks.add(self.k_measures)
@@ -293,7 +341,7 @@ class ModelRun:
             self._attention_maps.update(attention_pictures(attn, b))
         if b not in self.sweep:
             return []
-        tokens = self.on_device(self.load(self.images, b, "tokens")[0])
+        tokens = self.features(self.images, b, "tokens")[0]
         values, replicates = attention_measures(attn, tokens, self._weights["images"])
         rows = []
         for name, value in values.items():
@@ -341,7 +389,7 @@ class ModelRun:
         out, reps = {}, {}
         seed = self.cfg.atlas.seed
         if "probe" in extra:
-            labels = predict_features(km, self.load(extra["probe"], b, r)[0])
+            labels = predict_features(km, self.features(extra["probe"], b, r)[0])
             res = blank_input_structure(labels, seed=seed, weights=self._weights["probe"], device=self.analysis_device)
             for name, m in REGISTRY.items():
                 if m.inputs == "blank labels":
@@ -351,8 +399,8 @@ class ModelRun:
             if show and r in ("tokens", "keys"):
                 figures["heatmaps"] += payloads.blank_maps(labels[:3], [img.name for img in extra["probe"][:3]], b, r)
         if "shift0" in extra:
-            base = predict_features(km, self.load(extra["shift0"], b, r)[0])
-            moved = {s: predict_features(km, self.load(extra[f"shift{s}"], b, r)[0]) for s in SHIFTS}
+            base = predict_features(km, self.features(extra["shift0"], b, r)[0])
+            moved = {s: predict_features(km, self.features(extra[f"shift{s}"], b, r)[0]) for s in SHIFTS}
             curve = shift_curve({s: (base, moved[s]) for s in SHIFTS}, weights=self._weights["shift"])
             key = REGISTRY["shift_content_fraction"].result_key
             out["shift_content_fraction"] = curve[key]
@@ -379,6 +427,11 @@ class ModelRun:
                 for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
                     if key not in head:
                         label_maps[key] = apply_mapping(label_maps[key], mapping)
+
+
+def image_set_key(images: list[AtlasImage]) -> tuple:
+    """What names an image set among the kept features: its images' names and contents."""
+    return tuple((img.name, img.content_hash) for img in images)
 
 
 def _finite_or_none(v: float) -> float | None:

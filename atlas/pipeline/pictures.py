@@ -74,9 +74,9 @@ def align_pictures(fitted: dict[str, dict], blocks: list[int], representations: 
 
 def block_attention(run, block: int, q_prefix: Any, device: Any = None):
     """The prefix tokens' attention of one block over the run's images, from their prefix queries
-    ``q_prefix`` (N, P, C) and the cached keys (and the block's additive bias, if its attention has
+    ``q_prefix`` (N, P, C) and the block's keys (and the block's additive bias, if its attention has
     one); None without prefix tokens."""
-    k_patches, k_prefix = run.load(run.images, block, "keys")
+    k_patches, k_prefix = run.features(run.images, block, "keys")
     try:
         return prefix_attention(None, q_prefix, k_patches, k_prefix, run.loaded.card.num_heads,
                                 bias=attention_bias(run.loaded.model, block), device=device)
