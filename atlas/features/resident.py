@@ -29,12 +29,9 @@ True
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Hashable, Mapping
 
 import torch
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ResidentFeatures"]
 

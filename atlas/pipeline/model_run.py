@@ -267,11 +267,11 @@ class ModelRun:
         self._weights = {"images": self.weights(len(self.images)),
                          "probe": self.weights(len(extra.get("probe", [])), 1),
                          "shift": self.weights(len(extra.get("shift0", [])), 2)}
+        if self.analysis_device is not None:
+            load_linalg(self.analysis_device)  # not in two threads at once (torch's lazy loading races)
         # (block, representation) pairs are independent: several at a time use the cores (numpy,
         # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
         # output does not depend on scheduling.
-        if self.analysis_device is not None:
-            load_linalg(self.analysis_device)  # not in two threads at once (torch's lazy loading races)
         with ThreadPoolExecutor(max_workers=self.analysis_workers()) as pool, torch_threads(1):
             done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
             for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
