@@ -43,6 +43,7 @@ from ..measures.pseudomasks import pseudo_masks, score_pseudo_masks
 from ..measures.registry import REGISTRY
 from ..measures.segmentation import evaluate_label_maps, score_images
 from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
+from ..measures.tensors import to_numpy
 from ..measures.uncertainty import Uncertainty, factor, half_samples
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError
@@ -258,8 +259,7 @@ class EvaluationRun:
 
         last = blocks[-1]
         for b, r in block_representations(blocks, reps, depth):
-            patches, _ = run.load(images, b, r)
-            feats = run.on_device(patches)  # on a GPU: copied there once for the k-means and the k-NN probe
+            feats, _ = run.features(images, b, r)  # on a GPU: there once for the k-means and the k-NN probe
             seg = self.segmentation(lambda k, s: run.cluster(feats, k, seed=s)[0], masks, seeds, w_test)
             for name, (u, k, selection) in seg.items():
                 if name != "seg_coverage" or u.value < 1.0:
@@ -270,7 +270,7 @@ class EvaluationRun:
                 add(b, r, "knn_miou_k10", u)
                 choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
                 if b == last and r == "tokens":
-                    self._last_block_figures(figures, patches, plabels, n_cls, b, knn)
+                    self._last_block_figures(figures, to_numpy(feats), plabels, n_cls, b, knn)
         pm = self._pseudo_masks(run, images, masks, last, w_test)
         for name, u in pm.items():
             add(last, "keys", name, u, n_cls)
