@@ -22,6 +22,7 @@ __all__ = [
     "align_to_reference",
     "apply_mapping",
     "align_chain",
+    "colour_chains",
     "resample_labels",
     "common_grid",
     "contingency",
@@ -153,6 +154,22 @@ def align_chain(labelings, n_clusters=None) -> list[np.ndarray]:
         # ids of an aligned labelling may be sparse up to max(n_prev, k) - 1
         prev, n_prev = mapping[lab], max(n_prev, k)
     return mappings
+
+
+def colour_chains(blocks, representations) -> list[tuple[str, tuple[int, str] | None, list[int]]]:
+    """The order in which a model's colours are aligned, for cluster maps and PCA pictures alike:
+    per representation, its blocks from deep to shallow, each following the deeper one; every
+    representation but the reference (``tokens``, else the first) starts from the reference's
+    deepest block, so representations share colours too. Returns ``(representation, anchor,
+    blocks)`` with ``anchor`` the (block, representation) the chain starts from, or None.
+
+    >>> colour_chains([3, 11], ["keys", "tokens"])
+    [('tokens', None, [11, 3]), ('keys', (11, 'tokens'), [11, 3])]
+    """
+    deep_first = sorted(blocks, reverse=True)
+    ref = "tokens" if "tokens" in representations else representations[0]
+    return [(rep, None if rep == ref or not deep_first else (deep_first[0], ref), deep_first)
+            for rep in [ref] + [r for r in representations if r != ref]]
 
 
 def resample_labels(labels, size) -> np.ndarray:

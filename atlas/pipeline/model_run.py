@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..clustering.align import align_chain, apply_mapping
+from ..clustering.align import align_chain, apply_mapping, colour_chains
 from ..clustering.kmeans import JointKMeans, cluster_features, predict_features
 from ..config import AtlasConfig, block_representations, rel_depth, resolve_layers
 from ..features.backbones import LoadedBackbone
@@ -414,15 +414,13 @@ class ModelRun:
         return out, reps
 
     def align(self, label_maps: dict[str, np.ndarray]) -> None:
-        """Same colour = same region: per (representation, K), chain the gallery blocks from deep to
-        shallow (:func:`atlas.clustering.align.align_chain`); every representation's chain starts
-        from the tokens' deepest block, so representations share colours too."""
-        blocks = sorted(self.gallery_blocks, reverse=True)
-        ref_rep = "tokens" if "tokens" in self.reps else self.reps[0]
+        """Same colour = same region: per K, the gallery's label maps aligned along
+        :func:`atlas.clustering.align.colour_chains` (deep to shallow, every representation's chain
+        from the tokens' deepest block) with :func:`atlas.clustering.align.align_chain`."""
         for k in self.ks:
-            for r in [ref_rep] + [x for x in self.reps if x != ref_rep]:
+            for r, anchor, blocks in colour_chains(self.gallery_blocks, self.reps):
                 keys = [map_key(b, r, k) for b in blocks if map_key(b, r, k) in label_maps]  # tokens_normed: last only
-                head = [map_key(blocks[0], ref_rep, k)] if r != ref_rep else []
+                head = [map_key(*anchor, k)] if anchor else []
                 chain = [label_maps[key] for key in head + keys]
                 for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
                     if key not in head:

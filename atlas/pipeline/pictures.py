@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..clustering.align import colour_chains
 from ..measures.attention import (NoPrefixTokens, attention_bias, attention_entropy, high_norm_attention,
                                   prefix_attention, ring_attention)
 from ..measures.pca import align_components, apply_alignment, joint_pca_rgb
@@ -51,17 +52,14 @@ def _aligned_to(reference: dict, result: dict) -> dict:
 
 
 def align_pictures(fitted: dict[str, dict], blocks: list[int], representations: list[str]) -> dict[str, np.ndarray]:
-    """RGB pictures whose colours follow their neighbours: per recipe and representation, the
-    gallery blocks are chained from deep to shallow, each aligned to the (aligned) deeper one; the
-    chain of every representation starts from the tokens' deepest block, so representations share
-    colours too (as :meth:`atlas.pipeline.model_run.ModelRun.align` does for clusters)."""
-    deep_first = sorted(blocks, reverse=True)
-    ref_rep = "tokens" if "tokens" in representations else representations[0]
+    """RGB pictures whose colours follow their neighbours: per recipe, in the order of
+    :func:`atlas.clustering.align.colour_chains` (as the cluster colours), each picture aligned to
+    the (aligned) one before it in its chain."""
     out: dict[str, np.ndarray] = {}
     for view in PCA_VIEWS:
         aligned: dict[str, dict] = {}
-        for rep in [ref_rep] + [r for r in representations if r != ref_rep]:
-            previous = None if rep == ref_rep else aligned.get(picture_key(deep_first[0], ref_rep, view))
+        for rep, anchor, deep_first in colour_chains(blocks, representations):
+            previous = aligned.get(picture_key(*anchor, view)) if anchor else None
             for b in deep_first:
                 key = picture_key(b, rep, view)
                 if key not in fitted:
