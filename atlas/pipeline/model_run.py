@@ -332,7 +332,7 @@ class ModelRun:
 
     def attention(self, b: int, q_prefix) -> list[MeasureRow]:
         """The prefix tokens' attention of block ``b`` from its prefix queries (already read by the
-        queries pair) and cached keys: its maps (gallery blocks) and the CLS measures with their
+        queries pair) and its keys (:meth:`features`): its maps (gallery blocks) and the CLS measures with their
         intervals (sweep blocks, representation ``"attention"``); nothing without prefix tokens."""
         attn = block_attention(self, b, q_prefix, device=self.analysis_device)
         if attn is None:

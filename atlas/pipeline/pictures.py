@@ -2,7 +2,7 @@
 representation), in both recipes (:mod:`atlas.measures.pca`), aligned across blocks and
 representations the way the cluster colours are; stored as uint8 in ``ModelResult.pictures``;
 and the prefix tokens' attention maps of a block (:mod:`atlas.measures.attention`), from the
-cached queries and keys, with the numbers read from them.
+queries and keys (kept on the device or cached), with the numbers read from them.
 
 Example::
 
