@@ -315,17 +315,11 @@ def _is_int(x) -> bool:
 
 def _check_X(X):
     """``X`` as a validated 2-D float array: a numpy array, or a torch tensor left on its device."""
-    if is_tensor(X):
-        if X.ndim != 2:
-            raise ValueError(f"X must be a 2-D (tokens, features) array, got shape {tuple(X.shape)}")
-        if not X.is_floating_point():
-            raise ValueError(f"X must be a floating-point array, got dtype {X.dtype}")
-    else:
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X must be a 2-D (tokens, features) array, got shape {X.shape}")
-        if not np.issubdtype(X.dtype, np.floating):
-            raise ValueError(f"X must be a floating-point array, got dtype {X.dtype}")
+    X = X if is_tensor(X) else np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D (tokens, features) array, got shape {tuple(X.shape)}")
+    if not (X.is_floating_point() if is_tensor(X) else np.issubdtype(X.dtype, np.floating)):
+        raise ValueError(f"X must be a floating-point array, got dtype {X.dtype}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
     return X
