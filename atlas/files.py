@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["TEMP_PREFIX", "atomic_path", "atomic_write", "check_writable", "remove_orphaned_temporaries",
+__all__ = ["TEMP_PREFIX", "atomic_path", "atomic_write", "check_writable", "remove_orphaned_temporaries", "temp_prefix",
            "NotWritableError"]
 
 #: Name prefix of the temporary files (dot-files: never published, never read as results).
@@ -44,7 +44,7 @@ _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)@([A-Za-z0-9._-]+)~")
 FOREIGN_TEMP_AGE_S = 24 * 3600
 
 
-def _temp_prefix(stem: str) -> str:
+def temp_prefix(stem: str) -> str:
     """Name prefix of this process's temp files: the writer is named, so cleanup can tell if it is gone."""
     return f"{TEMP_PREFIX}{os.getpid()}@{_HOST}~{stem}."
 
@@ -58,7 +58,7 @@ def atomic_path(path: str | os.PathLike, *, mode: int = 0o644) -> Iterator[Path]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.stem), suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.stem), suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -152,7 +152,7 @@ def check_writable(folders: dict[str, str | os.PathLike]) -> None:
         path = Path(folder)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=path, prefix=_temp_prefix("probe"))
+            fd, probe = tempfile.mkstemp(dir=path, prefix=temp_prefix("probe"))
             os.close(fd)
             os.unlink(probe)
         except OSError as exc:

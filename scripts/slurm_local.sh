@@ -2,16 +2,22 @@
 # A single-node Slurm cluster on this machine, for the executor tests and benchmark.
 #
 #   scripts/slurm_local.sh up       install slurm + munge (Debian) when missing, start munged, slurmctld, slurmd
-#   scripts/slurm_local.sh down     stop them
+#   scripts/slurm_local.sh down     stop the daemons that `up` started (a daemon that was already
+#                                   running, e.g. another user's, is left alone)
 #   scripts/slurm_local.sh status   sinfo
 #
 # Needs root (it writes /etc/slurm and /etc/munge and starts the daemons). One partition,
 # "atlas", with this machine's cores and memory; no accounting database (sacct is not needed:
 # submitit tolerates its absence), ProctrackType=proctrack/linuxproc and TaskPlugin=task/none so
 # that it runs in a container without cgroups.
+#
+# `up` records each daemon it starts as "<pid> <start time>" in $STATE/pids/<daemon>.pid; `down`
+# stops a recorded process only while it still is that daemon (same name, same start time: a PID
+# can be reused), and never a process by its name. ATLAS_SLURM_STATE moves the state folder.
 set -euo pipefail
 
-STATE=/var/lib/atlas-slurm
+STATE=${ATLAS_SLURM_STATE:-/var/lib/atlas-slurm}
+PIDS=$STATE/pids
 CONF=/etc/slurm/slurm.conf
 
 install() {
@@ -62,12 +68,73 @@ PartitionName=atlas Nodes=${host} Default=YES MaxTime=INFINITE State=UP OverSubs
 EOF
 }
 
+pid_file() {  # the pid file each daemon writes itself (munged's default; slurm.conf above)
+  case "$1" in
+    munged) echo /run/munge/munged.pid ;;
+    slurmctld) echo /run/slurmctld.pid ;;
+    slurmd) echo /run/slurmd.pid ;;
+  esac
+}
+
+start_time() {  # PID -> its start time in clock ticks since boot (field 22 of /proc/PID/stat);
+  # nothing when no such process runs (a zombie has exited: there is nothing left to stop)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  # field 2, the name in parentheses, may hold spaces: count the fields after its closing ")"
+  set -- ${stat##*) }
+  [ "${1:-}" != Z ] && echo "${20:-}"
+  return 0
+}
+
+recorded() {  # NAME -> "PID START" recorded for it, if that process still is the daemon NAME that `up` started
+  local pid start
+  [ -s "$PIDS/$1.pid" ] || return 1
+  read -r pid start <"$PIDS/$1.pid" || true
+  [[ "$pid" =~ ^[0-9]+$ ]] && [ -n "${start:-}" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && [ "$(start_time "$pid")" = "$start" ] || return 1
+  echo "$pid $start"
+}
+
+running() {  # NAME: does a process of that name run (a zombie, an exited daemon not yet reaped, does not)?
+  local pid
+  for pid in $(pgrep -x "$1"); do
+    [ -n "$(start_time "$pid")" ] && return 0
+  done
+  return 1
+}
+
+start() {  # NAME COMMAND...: start the daemon unless one runs already; record it only when started here
+  local name=$1 pidfile pid
+  shift
+  if recorded "$name" >/dev/null; then
+    return 0  # started by an earlier `up`
+  fi
+  rm -f "$PIDS/$name.pid"
+  if running "$name"; then
+    echo "$name already runs (not started here: down leaves it alone)"
+    return 0
+  fi
+  pidfile=$(pid_file "$name")
+  rm -f "$pidfile"  # a stale file from a killed daemon would name another process
+  "$@"
+  for _ in $(seq 1 50); do  # the daemon forks, then writes its pid file
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+      echo "$pid $(start_time "$pid")" >"$PIDS/$name.pid"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "$name did not write $pidfile; down will not stop it" >&2
+}
+
 up() {
   install
   configure
-  pgrep -x munged >/dev/null || su -s /bin/sh munge -c "/usr/sbin/munged" 2>/dev/null || /usr/sbin/munged --force
-  pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
-  pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
+  mkdir -p "$PIDS"
+  start munged sh -c 'su -s /bin/sh munge -c /usr/sbin/munged 2>/dev/null || /usr/sbin/munged --force'
+  start slurmctld /usr/sbin/slurmctld
+  start slurmd /usr/sbin/slurmd
   for _ in $(seq 1 30); do
     if sinfo -h -o "%T" 2>/dev/null | grep -qE "^(idle|mixed|allocated)"; then
       sinfo
@@ -81,9 +148,21 @@ up() {
 }
 
 down() {
-  pkill -x slurmd || true
-  pkill -x slurmctld || true
-  pkill -x munged || true
+  local name pid start ours
+  for name in slurmd slurmctld munged; do
+    if ours=$(recorded "$name"); then
+      read -r pid start <<<"$ours"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do  # up to 10 s, so that an `up` right after finds it gone
+        [ "$(start_time "$pid")" = "$start" ] || break
+        sleep 0.2
+      done
+      echo "stopped $name (pid $pid)"
+    elif [ -e "$PIDS/$name.pid" ]; then
+      echo "$name: the recorded process has exited or is another process now; nothing stopped"
+    fi
+    rm -f "$PIDS/$name.pid"
+  done
 }
 
 case "${1:-}" in

@@ -234,11 +234,12 @@ def test_folder_is_recursive_sorted_and_deterministic(tmp_path):
     (tmp_path / ".hidden").mkdir()
     for i, rel in enumerate(["b/deep/z.png", "b/a.JPG", "c.tif", "a.png", ".hidden/x.png", ".dot.png"]):
         Image.fromarray(_noise(8, 8, seed=i)).save(tmp_path / rel, format="PNG")
-    (tmp_path / "notes.txt").write_text("ignored: not an image extension")
+    (tmp_path / "notes.txt").write_text("reported: not an image extension")
     Image.fromarray(_noise(8, 8, seed=3)).save(tmp_path / "copy_of_a.png")  # same pixels as a.png
     images, skipped = load_image_folder(tmp_path)
     assert [i.name for i in images] == ["a.png", "b/a.JPG", "b/deep/z.png", "c.tif"]
-    assert [(s.path, s.reason) for s in skipped] == [("copy_of_a.png", "duplicate of a.png (identical pixels)")]
+    assert [(s.path, s.reason) for s in skipped] == [("copy_of_a.png", "duplicate of a.png (identical pixels)"),
+                                                     ("notes.txt", "not an image file extension (.txt)")]
     assert images[0].source == "image folder: a.png"
     again, _ = load_image_folder(tmp_path)
     assert again == images  # loader is excluded from equality

@@ -26,17 +26,22 @@ import difflib
 import functools
 import hashlib
 import logging
+import math
 import os
+import pickle
 import re
+import struct
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ..config import Backbone
+from ..config import Backbone, ConfigError, FeaturesSection, block_representations, resolve_layers
 from ..files import sha256_file
 from ..inputs.geometry import ResizePolicy, snap_to_patch_multiple
 from ..records import RANDOM_INIT_LABEL, ModelCard
@@ -324,6 +329,307 @@ def check_backbone(spec: Backbone) -> nn.Module:
     return probe
 
 
+# ---------------------------------------------------------------- checkpoint files
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6: a zip archive holding data.pkl
+_PICKLE_PROTOCOL = 0x80  # the legacy torch.save format: a pickle, which opens with its protocol byte
+_TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _not_a_checkpoint(spec: Backbone, path: Path, why: str) -> str:
+    if path.suffix == ".safetensors":
+        what, fix = "a safetensors file", "save its state dict again with safetensors.torch.save_file"
+    else:
+        what, fix = "a PyTorch checkpoint", "save its state dict again with torch.save, or as .safetensors"
+    return f"{spec.display_name}: {path}: not {what} ({why}); {fix}"
+
+
+#: What the loaders raise on a damaged file (torch's RuntimeErrors are told apart by their text).
+_UNREADABLE = (EOFError, pickle.UnpicklingError, struct.error, zipfile.BadZipFile, SafetensorError)
+_DAMAGED_TEXT = ("PytorchStreamReader", "unexpected EOF", "corrupted")
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether a loader's exception says its file is damaged (not: refused as unsafe, not fitting)."""
+    text = str(exc)
+    if "weights_only" in text or "Weights only" in text:  # UnsafeCheckpointError's, never "damaged"
+        return False
+    return isinstance(exc, _UNREADABLE) or (isinstance(exc, RuntimeError) and any(t in text for t in _DAMAGED_TEXT))
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """What ``path`` is not, from its header alone (None: it looks like what its suffix says)."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if not head:
+        return "empty file"
+    if path.suffix == ".safetensors":
+        try:  # parses the 8-byte length and the JSON header, and checks the data covers the file
+            with safe_open(str(path), framework="pt"):
+                pass
+        except _UNREADABLE as exc:
+            why = f"its header cannot be read: {_first_line(exc).removeprefix('Error while deserializing header: ')}"
+            if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTOCOL:
+                why += "; it looks like a torch.save checkpoint: name it .pth"
+            return why
+        return None
+    if head.startswith(_ZIP_MAGIC):
+        try:  # the central directory only, at the end of the file: a truncated archive has none
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "a truncated or damaged zip archive"
+        if not any(name.endswith("data.pkl") for name in names):
+            return "a zip archive without the data.pkl of torch.save"
+        return None
+    if head[0] == _PICKLE_PROTOCOL:
+        return None  # the legacy format; weights_only=True reads the rest at load time
+    return f"neither the zip archive of torch.save nor a pickle: it starts with {head!r}"
+
+
+def check_checkpoint_file(spec: Backbone) -> None:
+    r"""Raise WeightsUnavailableError, one line naming the file and what it is not, when the
+    checkpoint of a ``weights = "checkpoint"`` backbone is not what its suffix says: empty,
+    truncated, or another format (a pickle named .safetensors). Reads the header only (safetensors:
+    its 8-byte length and JSON header; .pth: zip magic ``PK\x03\x04`` and central directory, or the
+    pickle protocol byte ``\x80`` of the legacy format), so the build checks every checkpoint
+    before computing any model. Missing files and other suffixes are :func:`load_backbone`'s.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> torch.save({"w": torch.zeros(2)}, folder / "w.safetensors")  # a PyTorch checkpoint, misnamed
+    >>> spec = Backbone(display_name="m", timm_name="vit_small_patch16_224", weights="checkpoint",
+    ...                 checkpoint=str(folder / "w.safetensors"), training="contrastive")
+    >>> try:
+    ...     check_checkpoint_file(spec)
+    ... except WeightsUnavailableError as exc:
+    ...     print(str(exc).replace(str(folder), "F"))
+    m: F/w.safetensors: not a safetensors file (its header cannot be read: header too large; it looks like a torch.save checkpoint: name it .pth); save its state dict again with safetensors.torch.save_file
+    """
+    if spec.weights != "checkpoint":
+        return
+    path = Path(spec.checkpoint).expanduser()
+    if not path.is_file() or path.suffix not in (".safetensors", *_TORCH_SUFFIXES):
+        return
+    problem = _checkpoint_problem(path)
+    if problem:
+        raise WeightsUnavailableError(_not_a_checkpoint(spec, path, problem))
+
+
+# ---------------------------------------------------------------- memory a model needs
+
+#: Share of the available memory a model may plan to use; the rest is left to the process itself
+#: (Python, the image set, the feature writer, the CUDA context) and to the estimate's own error.
+MEMORY_HEADROOM = 0.9
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a model needs, from its meta-device build (see :func:`estimate_memory`)."""
+
+    params: int  # fp32 parameters and buffers
+    per_image: int  # activations of one image of a forward batch (the batch scales them linearly)
+    weights_file: int  # the weights file, read whole beside the model while it loads (0: random init)
+    batch_size: int
+    input_size: tuple[int, int]
+
+    def need(self, batch: int) -> int:
+        """Parameters plus the activations of a forward batch of ``batch`` images (no file)."""
+        return self.params + batch * self.per_image
+
+    @property
+    def activations(self) -> int:
+        return self.batch_size * self.per_image
+
+
+def _mlp_width(block: nn.Module, embed_dim: int) -> int:
+    """Features the MLP of ``block`` holds per token: the outputs of all its linear layers (fc1 and
+    fc2; both halves of a SwiGLU), or 5 x embed_dim (fc1 = 4 x, fc2) where they cannot be read."""
+    mlp = getattr(block, "mlp", None)
+    widths = [m.out_features for m in mlp.modules() if isinstance(m, nn.Linear)] if mlp is not None else []
+    return sum(widths) or 5 * embed_dim
+
+
+def activation_bytes_per_image(model: nn.Module, input_size: tuple[int, int], pairs: int) -> int:
+    """Upper-ish bytes one image adds to a forward batch of the extraction (fp32 throughout, so
+    fp16 / bf16 autocast needs less): with N tokens (prefix + patches), D = embed_dim, H heads,
+    M the MLP's width (:func:`_mlp_width`) and ``pairs`` (block, representation) pairs extracted,
+
+    * kept: ``pairs x N x D x 10``: each pair's tensor stays in fp32 until the forward ends (4),
+      is then copied to fp16 (2), and up to two earlier batches of it wait to be written (2 x 2);
+    * working: ``4 x (N x (6 D + 2 M) + 2 H N^2 + 3 h w)``: one block's residual, norm, q/k/v and
+      output, its MLP (input and activation), the attention scores with their softmax (the math
+      path of scaled_dot_product_attention materialises them), and the input image.
+
+    The analyses after extraction are not counted: they scale with the image set, not the model.
+
+    >>> import timm
+    >>> with torch.device("meta"):
+    ...     m = timm.create_model("vit_small_patch16_224", num_classes=0)  # N = 197, D = 384, H = 6
+    >>> working = 4 * (197 * (6 * 384 + 2 * 5 * 384) + 2 * 6 * 197**2 + 3 * 224**2)  # fc1 4 D + fc2 D
+    >>> activation_bytes_per_image(m, (224, 224), pairs=0) == working
+    True
+    >>> activation_bytes_per_image(m, (224, 224), pairs=3) == working + 3 * 197 * 384 * 10
+    True
+    """
+    h, w = input_size
+    patch = _patch_size(model)
+    tokens = int(getattr(model, "num_prefix_tokens", 1)) + (h // patch) * (w // patch)
+    dim, heads = int(model.embed_dim), int(model.blocks[0].attn.num_heads)
+    kept = pairs * tokens * dim * 10
+    working = 4 * (tokens * (6 * dim + 2 * _mlp_width(model.blocks[0], dim)) + 2 * heads * tokens**2 + 3 * h * w)
+    return kept + working
+
+
+def _weights_file_size(spec: Backbone) -> int:
+    if spec.weights == "checkpoint":
+        path = Path(spec.checkpoint).expanduser()
+        return path.stat().st_size if path.is_file() else 0
+    if spec.weights == "pretrained":
+        cached = cached_hub_file(spec.timm_name)
+        return cached.stat().st_size if cached is not None else 0
+    return 0
+
+
+def estimate_memory(spec: Backbone, resolution: tuple[int, int], features: FeaturesSection,
+                    probe: nn.Module | None = None) -> MemoryEstimate:
+    """Memory ``spec`` needs for inputs of ``resolution`` (snapped to its patch size) with the
+    extraction settings ``features`` (batch size, layers, representations). Built on the meta
+    device, so an absurd size costs nothing: parameters and buffers are counted at 4 bytes each
+    (fp32, as timm builds them), activations by :func:`activation_bytes_per_image`. ``probe``:
+    :func:`check_backbone`'s build of ``spec``, if at hand (built again only for another input size).
+
+    >>> from atlas.config import Backbone, FeaturesSection
+    >>> b = Backbone(display_name="S", timm_name="vit_small_patch16_224", weights="random", training="random")
+    >>> est = estimate_memory(b, (224, 224), FeaturesSection(batch_size=8))
+    >>> round(est.params / 2**20), round(est.activations / 2**20)   # MiB: ViT-S/16, 22M parameters
+    (83, 339)
+    """
+    model = probe if probe is not None else check_backbone(spec)
+    input_size = tuple(snap_to_patch_multiple(tuple(resolution), _patch_size(model)))
+    built_for = getattr(model.patch_embed, "img_size", None)
+    if built_for is None or tuple(built_for) != input_size:  # the position embedding grows with the input
+        with torch.device("meta"):
+            model = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, img_size=input_size,
+                                      **spec.overrides)
+    depth = len(model.blocks)
+    try:
+        blocks = sorted({*resolve_layers(features.layers, depth), *resolve_layers(features.gallery_layers, depth)})
+    except ConfigError:  # a block beyond the model's depth: the run names it; count every block here
+        blocks = list(range(depth))
+    pairs = len(block_representations(blocks, features.representations, depth))
+    params = 4 * sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    return MemoryEstimate(params=params, per_image=activation_bytes_per_image(model, input_size, pairs),
+                          weights_file=_weights_file_size(spec), batch_size=features.batch_size,
+                          input_size=input_size)
+
+
+def host_available_memory() -> int | None:
+    """Bytes of memory this machine can give now: ``MemAvailable`` of /proc/meminfo (Linux), else
+    its total physical memory; None where neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: float) -> str:
+    """Bytes for a message.
+
+    >>> _size(3 * 2**30), _size(9.6e15), _size(512)
+    ('3.0 GiB', '8.5 PiB', '512 B')
+    """
+    if n < 1024:
+        return f"{int(n)} B"
+    exp = min(int(math.log(n, 1024)), 5)
+    return f"{n / 1024**exp:.1f} {'BKMGTP'[exp]}iB"
+
+
+def memory_shortfall(spec: Backbone, est: MemoryEstimate, device_type: str, host_free: int | None,
+                     device_free: int | None = None) -> str | None:
+    """One line saying why ``spec`` cannot run here, with what to do; None when it fits. The rule
+    (``est`` from :func:`estimate_memory`), each need within :data:`MEMORY_HEADROOM` (90 %) of what
+    is available there:
+
+    * the machine (``host_free``) always holds the fp32 parameters and the weights file read
+      beside them (timm builds the model there and loads the file whole, before it moves to a GPU);
+    * ``cpu`` / ``mps``: the machine also holds the activations of a whole forward batch
+      (``batch_size``: out-of-memory is not recoverable there); the line names the largest batch
+      that fits, if one does;
+    * ``cuda``: the GPU's free memory (``device_free``) holds the parameters and the activations of
+      one image (a larger batch is halved on out-of-memory until it fits).
+
+    Unknown available memory (None) is not checked. What it says for the zoo (224 px, batch 8,
+    every block and representation): ViT-S/16 0.4 GiB in all; ViT-g/14 4.2 GiB of parameters +
+    5.1 GiB of activations; the 7B DINOv3 25.0 GiB of parameters + 10.3 GiB, so it needs a GPU
+    with ~30 GiB free (and a machine with ~28 GiB plus its weights file) or a CPU machine with
+    ~40 GiB: never a 24 GiB CPU machine. ViT-g/14 at 518 px takes ~3.6 GiB per image: any batch on
+    a 24 GiB GPU (halved to fit), a batch of at most 4 on a 24 GiB CPU machine.
+
+    >>> from atlas.config import Backbone
+    >>> b = Backbone(display_name="M", timm_name="vit_small_patch16_224", weights="random", training="random")
+    >>> est = MemoryEstimate(params=4 * 2**30, per_image=2**30, weights_file=0, batch_size=8, input_size=(224, 224))
+    >>> memory_shortfall(b, est, "cpu", host_free=16 * 2**30) is None    # 12 GiB <= 0.9 x 16 GiB
+    True
+    >>> print(memory_shortfall(b, est, "cpu", host_free=8 * 2**30))
+    M: vit_small_patch16_224 needs about 12.0 GiB (4.0 GiB of fp32 parameters, 8.0 GiB of activations for a batch of 8 at 224x224 px) but this machine has 8.0 GiB available; set [features] batch_size = 3 (or smaller), or use a machine with more memory
+    >>> memory_shortfall(b, est, "cuda", host_free=8 * 2**30, device_free=6 * 2**30) is None  # 5 GiB at batch 1
+    True
+    """
+    what = spec.timm_name + (f" with overrides {dict(spec.overrides)}" if spec.overrides else "")
+    bigger = ("use smaller overrides (embed_dim, depth) or a machine with more memory" if spec.overrides
+              else "use a machine with more memory, or a smaller model")
+    at = f"at {est.input_size[0]}x{est.input_size[1]} px"
+    parts = [f"{_size(est.params)} of fp32 parameters"] + (
+        [f"{_size(est.weights_file)} for its weights file"] if est.weights_file else [])
+
+    def refusal(need: int, parts: list[str], where: str, free: int, fix: str) -> str:
+        has = f"the GPU has {_size(free)} free" if where == "gpu" else f"this machine has {_size(free)} available"
+        return f"{spec.display_name}: {what} needs about {_size(need)} ({', '.join(parts)}) but {has}; {fix}"
+
+    if device_type == "cuda":
+        host_need = est.params + est.weights_file
+        if host_free is not None and host_need > host_free * MEMORY_HEADROOM:
+            return refusal(host_need, parts, "host", host_free, bigger)
+        need = est.need(1)
+        if device_free is not None and need > device_free * MEMORY_HEADROOM:
+            return refusal(need, [parts[0], f"{_size(est.per_image)} of activations for one image {at}"],
+                           "gpu", device_free, bigger.replace("a machine with more memory", "a GPU with more memory"))
+        return None
+    if host_free is None:
+        return None
+    need = est.need(est.batch_size) + est.weights_file
+    if need <= host_free * MEMORY_HEADROOM:
+        return None
+    batch = int((host_free * MEMORY_HEADROOM - est.params - est.weights_file) // max(1, est.per_image))
+    fix = (f"set [features] batch_size = {batch} (or smaller), or use a machine with more memory"
+           if 1 <= batch < est.batch_size else bigger)
+    parts.append(f"{_size(est.activations)} of activations for a batch of {est.batch_size} {at}")
+    return refusal(need, parts, "host", host_free, fix)
+
+
+def memory_problem(spec: Backbone, resolution: tuple[int, int], features: FeaturesSection,
+                   device: torch.device, probe: nn.Module | None = None) -> str | None:
+    """:func:`memory_shortfall` of ``spec`` on ``device`` with the memory available now (the
+    machine's, and a CUDA device's free memory). Allocates nothing: the build asks it of every
+    model before computing any (``probe``: as :func:`estimate_memory`)."""
+    est = estimate_memory(spec, resolution, features, probe)
+    device_free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    return memory_shortfall(spec, est, device.type, host_available_memory(), device_free)
+
+
 def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) -> LoadedBackbone:
     """Create the model of ``spec`` for inputs of ``resolution`` (snapped to its patch size).
 
@@ -347,9 +653,15 @@ def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) ->
             raise WeightsUnavailableError(f"{spec.display_name}: checkpoint file not found: {path}")
         if path.suffix not in (".safetensors", ".pth", ".pt", ".bin"):
             raise WeightsUnavailableError(f"{spec.display_name}: checkpoint must be .safetensors or .pth (got {path.name})")
+        check_checkpoint_file(spec)
         weights_hash = sha256_file(path)
         # timm's file loader reads .pth with weights_only=True and applies the model's checkpoint filter.
-        model = _create(spec, input_size, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        try:
+            model = _create(spec, input_size, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        except Exception as exc:
+            if not _damaged(exc):  # damage past the header that check_checkpoint_file reads
+                raise
+            raise WeightsUnavailableError(_not_a_checkpoint(spec, path, _first_line(exc))) from None
         provenance = f"checkpoint {path.name} (sha256 {weights_hash[:16]})"
     else:
         cached = cached_hub_file(spec.timm_name)

@@ -519,17 +519,45 @@ def _normalise_extensions(extensions: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _list_files(folder: Path, extensions: tuple[str, ...]) -> list[tuple[str, Path]]:
-    found = []
-    # Symlinked folders are not followed (no cycles); hidden files and folders are ignored.
+#: Files of an image folder without an image extension that are reported one by one; the rest
+#: are one entry, so that the build report of a folder with a sidecar file per photo stays short.
+MAX_OTHER_FILES_REPORTED = 20
+
+
+def _list_files(folder: Path, extensions: tuple[str, ...]) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(relative path, path) of every candidate image, and the relative paths of the other files."""
+    found, other = [], []
+    # Symlinked folders are not followed (no cycles). Hidden files and folders are ignored without
+    # a word: .DS_Store, .git/ and editors' files are no one's photos.
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for fname in files:
-            if fname.startswith(".") or not fname.lower().endswith(extensions):
+            if fname.startswith("."):
                 continue
             path = Path(root) / fname
-            found.append((path.relative_to(folder).as_posix(), path))
-    return sorted(found)
+            rel = path.relative_to(folder).as_posix()
+            if fname.lower().endswith(extensions):
+                found.append((rel, path))
+            else:
+                other.append(rel)
+    return sorted(found), sorted(other)
+
+
+def _extension(name: str) -> str:
+    suffix = Path(name).suffix
+    return suffix.lower() if suffix else "none"
+
+
+def _skip_other_files(skipped: list[SkippedImage], other: list[str]) -> None:
+    """Report the files that were not read because of their extension: each of the first
+    :data:`MAX_OTHER_FILES_REPORTED`, then one entry for the rest."""
+    for rel in other[:MAX_OTHER_FILES_REPORTED]:
+        _skip(skipped, rel, f"not an image file extension ({_extension(rel)})")
+    rest = other[MAX_OTHER_FILES_REPORTED:]
+    if rest:
+        extensions = sorted({_extension(r) for r in rest})
+        shown = ", ".join(extensions[:10]) + (f" and {len(extensions) - 10} more" if len(extensions) > 10 else "")
+        _skip(skipped, f"{rest[0]} and {len(rest) - 1} more files", f"not image file extensions ({shown})")
 
 
 def load_image_folder(
@@ -543,9 +571,11 @@ def load_image_folder(
     """Every image file under ``folder`` (recursive), sorted by relative path.
 
     Files whose name ends with one of ``extensions`` (case-insensitive) are candidates; other
-    files and hidden (dot) files or folders are ignored. A candidate that cannot be decoded, is
-    larger than ``max_pixels``, or repeats the pixels of an earlier file is skipped with a
-    one-line reason. Image names and skipped paths are POSIX paths relative to ``folder``.
+    files are skipped with their extension as the reason (the first
+    :data:`MAX_OTHER_FILES_REPORTED` one by one, the rest as one entry), and hidden (dot) files or
+    folders are ignored. A candidate that cannot be decoded, is larger than ``max_pixels``, or
+    repeats the pixels of an earlier file is skipped with a one-line reason. Image names and
+    skipped paths are POSIX paths relative to ``folder``.
 
     Parameters
     ----------
@@ -569,9 +599,10 @@ def load_image_folder(
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> Image.new("RGB", (8, 8), "red").save(d / "a.png")
     >>> _ = (d / "b.jpg").write_text("not an image")
+    >>> _ = (d / "notes.txt").write_text("a sidecar file")
     >>> images, skipped = load_image_folder(d)
     >>> [i.name for i in images], [(s.path, s.reason) for s in skipped]
-    (['a.png'], [('b.jpg', 'not a recognised image format')])
+    (['a.png'], [('b.jpg', 'not a recognised image format'), ('notes.txt', 'not an image file extension (.txt)')])
     """
     _check_max_pixels(max_pixels)
     exts = _normalise_extensions(extensions)
@@ -581,9 +612,11 @@ def load_image_folder(
     images: list[AtlasImage] = []
     skipped: list[SkippedImage] = []
     seen: dict[str, str] = {}
-    for rel, path in _list_files(folder, exts):
+    candidates, other = _list_files(folder, exts)
+    for rel, path in candidates:
         _add_image(
             images, skipped, seen, name=rel, path=path, source=f"image folder: {rel}",
             licence=licence, credit=credit, max_pixels=max_pixels,
         )
+    _skip_other_files(skipped, other)
     return images, skipped

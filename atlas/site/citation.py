@@ -35,7 +35,7 @@ import yaml
 
 from .. import __version__
 from ..records import RANDOM_INIT_LABEL, AtlasResults
-from .markup import json_script
+from .markup import json_script, visible
 from .paths import cite_key, html_url
 
 _LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -44,12 +44,15 @@ _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX))
 
 
 def latex(text: str) -> str:
-    """Text safe inside a BibTeX field (LaTeX specials escaped, dashes as ``---`` / ``--``).
+    """Text safe inside a BibTeX field (LaTeX specials escaped, dashes as ``---`` / ``--``;
+    invisible format characters shown as escapes, as on the pages).
 
     >>> latex("ViT-S/16 (random init — architecture baseline) 100% a_b")
     'ViT-S/16 (random init --- architecture baseline) 100\\\\% a\\\\_b'
+    >>> print(latex("Tiny \\u202eA"))
+    Tiny \\textbackslash{}u202eA
     """
-    return _LATEX_RE.sub(lambda m: _LATEX[m.group(0)], " ".join(str(text).split()))
+    return _LATEX_RE.sub(lambda m: _LATEX[m.group(0)], " ".join(visible(str(text)).split()))
 
 
 def url_in_latex(url: str) -> str:

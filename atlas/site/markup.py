@@ -21,17 +21,51 @@ from .paths import rel
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "pages"
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Unicode format characters (category Cf, as of Unicode 14): invisible, yet they reorder text
+# (bidi overrides and isolates U+202A-U+202E, U+2066-U+2069: "evil\u202egnp.exe" shows as
+# "evilexe.png"), hide it (zero-width U+200B-U+200D, U+2060, U+FEFF; tag characters
+# U+E0020-U+E007F, which can carry a whole invisible ASCII text) or change it on a line break
+# (soft hyphen U+00AD).
+_FORMAT_CHARS = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+                 "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+                 "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+_FORMAT = re.compile(f"[{_FORMAT_CHARS}]")
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_FORMAT_CHARS}]")
+
+
+def _escape(m: re.Match) -> str:
+    return m.group().encode("unicode_escape").decode("ascii")
 
 
 def printable(text: Any) -> str:
     """Control characters (newlines, tabs, ...) written as escapes: a file name with a newline
-    must not split a table row or a line of Markdown.
+    must not split a table row or a line of Markdown. Invisible format characters likewise, so
+    that a name shows what it holds: a right-to-left override cannot reverse the text after it,
+    and a zero-width space cannot make two names look alike.
 
     >>> printable("a\\nb\\tc")
     'a\\\\nb\\\\tc'
+    >>> print(printable("evil\\u202egnp.exe"), printable("zero\\u200bwidth"), printable("soft\\xadhyphen"))
+    evil\\u202egnp.exe zero\\u200bwidth soft\\xadhyphen
+    >>> printable("tag\\U000e0041")  # invisible tag letter "A"
+    'tag\\\\U000e0041'
     """
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    return _CONTROL.sub(_escape, str(text))
+
+
+def visible(value: Any) -> Any:
+    """The Jinja ``finalize`` of every ``{{ ... }}`` on the pages: invisible format characters
+    written as escapes (see :func:`printable`), also in text that reaches a page without a filter.
+    Control characters stay: a code block may hold newlines. Markup stays Markup (the escapes
+    hold no HTML), other values are returned as they are.
+
+    >>> visible("RTL\\u202eover"), visible(Markup("<b>a\\u200bb</b>")), visible(3)
+    ('RTL\\\\u202eover', Markup('<b>a\\\\u200bb</b>'), 3)
+    """
+    if not isinstance(value, str) or not _FORMAT.search(value):
+        return value
+    text = _FORMAT.sub(_escape, value)
+    return Markup(text) if isinstance(value, Markup) else text
 
 
 def md(text: Any) -> Markup:
@@ -64,6 +98,8 @@ def json_script(obj: Any) -> Markup:
     s = json.dumps(clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     s = s.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    # format characters as JSON escapes (the same data), so that visible() finds none to rewrite
+    s = _FORMAT.sub(lambda m: json.dumps(m.group())[1:-1], s)
     return Markup(s)
 
 
@@ -85,13 +121,14 @@ def jinja_env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=visible,
     )
     env.filters["md"] = md
     env.filters["md_prose"] = md_prose
     env.filters["json_script"] = json_script
     env.filters["rel"] = rel
     env.filters["code"] = lambda t: Markup(f"<code>{html.escape(printable(t)).replace('|', '&#124;')}</code>")
-    # Front-matter title: MkDocs themes print page titles unescaped, so store them escaped.
-    env.filters["yaml_title"] = lambda t: Markup(json.dumps(html.escape(printable(t), quote=False),
-                                                            ensure_ascii=False))
+    # Front-matter title as plain text (a JSON string is YAML): the theme hook escapes it once
+    # (atlas/site/theme_hooks.py), where the theme prints it raw and where through `| e`.
+    env.filters["yaml_title"] = lambda t: Markup(json.dumps(printable(t), ensure_ascii=False))
     return env

@@ -11,7 +11,7 @@ import hashlib
 import posixpath
 from urllib.parse import quote
 
-from ..config import slugify
+from ..config import SLUG_MAX, slugify
 from ..records import ComparisonResult, ModelResult
 
 LEADERBOARD_PAGE = "compare/segmentation-quality.md"
@@ -59,10 +59,31 @@ def cite_key(page: str) -> str:
     return "ssl-vit-atlas-" + slugify(page[:-3] if page.endswith(".md") else page)
 
 
+#: Longest file name the site derives from a slug or an image name, in bytes (ASCII), before the
+#: temporary twin that :func:`atlas.files.atomic_path` writes first. Model and comparison slugs
+#: (<= SLUG_MAX) name folders, ``<slug>.figures.js`` and ``<slug>.csv``; an image stem (<= SLUG_MAX
+#: + 9) is longest in ``<map key>-<stem>.webp`` (map key ``b<block>-<representation>-k<k>``,
+#: at most 24 characters) and ``<stem>-overlay.webp``.
+LONGEST_NAME = max(SLUG_MAX + len(".figures.js"), 24 + 1 + SLUG_MAX + 9 + len(".webp"))
+#: What the temporary twin adds: ``.tmp-<pid>@<host>~`` (pid <= 7 digits, host <= 64 characters),
+#: ``.`` and mkstemp's 8 random characters. LONGEST_NAME + TEMP_OVERHEAD (206) stays well below
+#: the 255 bytes of a file name.
+TEMP_OVERHEAD = len(".tmp-") + 7 + 1 + 64 + 1 + 1 + 8
+
+
 def _image_stem(image: str, content_hash: str) -> str:
+    """Readable, bounded file stem of an image: its slug (cut to SLUG_MAX characters, see
+    :func:`atlas.config.slugify`) and a hash of its name and pixels.
+
+    >>> _image_stem("a b.jpg", "0" * 64)
+    'a-b-jpg-68f61363'
+    >>> len(_image_stem("x" * 250 + ".png", "0" * 64)) == SLUG_MAX + 9
+    True
+    """
     # the hash keeps apart two images whose names give one slug ("a b.jpg", "a-b.jpg") and a
     # photo replaced under the same name
-    return f"{slugify(image)}-{hashlib.sha256(f'{image}|{content_hash}'.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256(f"{image}|{content_hash}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slugify(image, SLUG_MAX)}-{digest}"
 
 
 def model_map(slug: str, block: int, representation: str, k: int, image: str, content_hash: str) -> str:
