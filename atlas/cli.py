@@ -14,10 +14,12 @@ keys, queries and values jointly over all images, measure positional bias, local
 artifacts, evaluate against human masks when a labelled dataset is present, and publish it all as a
 static MkDocs site (site/index.html).
 
-Incremental: features are cached by content (one file per model, weights, image and
-preprocessing, holding every extracted block and representation) and a model whose inputs are
-unchanged is not re-extracted or re-clustered, so adding a model to a config and re-running
-computes only that model and the comparisons with it.
+Features live only while their analyses run (a forward pass per chunk of blocks within
+[features] memory_gb); what is stored are the results: label maps, pictures and numbers, checksummed,
+under build/<config>/state. Incremental: a model whose inputs are unchanged is not run again, so
+adding a model to a config and re-running computes only that model and the comparisons with it,
+and --render-only redraws every page from the stored results. [features] cache = true adds an
+opt-in feature cache for iterating on analyses.
 """
 
 EPILOG = """\
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="", help="comma-separated slugs or display names: build only these "
                                                 "(also the way to build opt-in entries such as the 7B model)")
     p.add_argument("--docs-dir", default=str(root / "site_src"), help="MkDocs docs dir to render into (default: site_src)")
-    p.add_argument("--site-dir", default=str(root / "site"), help="where the static site is written (default: site)")
+    p.add_argument("--site-dir", default=str(root / "site"), help="where the static site is written (default: site). "
+                   "mkdocs empties this folder first, so it must be new, empty or an earlier atlas site, and must not "
+                   "hold the config, docs, output, cache or image folders")
+    p.add_argument("--force", action="store_true", help="replace the contents of a non-empty --site-dir that no atlas "
+                   "build wrote (its files are deleted); folders the build needs are refused even so")
     p.add_argument("--site-url", default=None, help="where the site will be published, e.g. "
                    "https://example.org/atlas/ (overrides [atlas] site_url): required for a publishable build, "
                    "it gives every page an absolute citation URL, a canonical link and a sitemap entry")
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import BuildError
     from .pipeline.executors import check_executor
     from .pipeline.state import load_stored_atlas
+    from .site.mkdocs import SiteBuildError, SiteDirError
 
     try:
         args.site_url = normalise_site_url(args.site_url) if args.site_url is not None else None
@@ -94,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.executor != "serial":
             check_executor(args.executor)
         if not (args.check_weights or args.download_only):  # before any computing
+            if not args.no_site:
+                _check_site_dir(args, cfg, root)
             check_writable({"docs dir": args.docs_dir} | ({} if args.no_site else {"site dir": args.site_dir}))
         if args.render_only:  # no model, no torch: the stored records alone
             results = load_stored_atlas(cfg)
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if not any(b.weights == "pretrained" for b in cfg.backbones):
                 print("no pretrained weights to download (every backbone is random-init or a local checkpoint)")
                 return images_code
-    except (ConfigError, BuildError) as exc:
+    except (ConfigError, BuildError, SiteDirError, SiteBuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .features.backbones import (UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
                                      download_weights, missing_weights, weights_help, weights_unavailable_message)
-    from .features.cache import NonFiniteFeatures
+    from .features.cache import CacheTooSmall, NonFiniteFeatures
+    from .features.stream import FeatureBudgetError
 
     try:
         models = [m.strip() for m in args.models.split(",") if m.strip()] or None
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"only what is missing", file=sys.stderr)
         return 1 if failed else code
     except (ConfigError, BuildError, UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
-            NonFiniteFeatures) as exc:
+            NonFiniteFeatures, FeatureBudgetError, CacheTooSmall, SiteBuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -193,6 +203,25 @@ def _download_images(cfg, *, quiet: bool) -> int:
     return 1
 
 
+def _check_site_dir(args: argparse.Namespace, cfg, root: Path) -> None:
+    """Refuse, before computing, a --site-dir whose cleaning by mkdocs would delete what the build
+    reads or keeps (:func:`atlas.site.mkdocs.check_site_dir`)."""
+    from .site.mkdocs import check_site_dir
+
+    inside = {"docs dir": args.docs_dir, "output dir": cfg.resolve_path(cfg.atlas.output_dir),
+              "feature cache": cfg.resolve_path(cfg.atlas.cache_dir),
+              "image download folder": cfg.resolve_path(cfg.images.download_dir)}
+    for item in cfg.images.sets:
+        if getattr(item, "folder", None):
+            inside[f"image folder {item.folder}"] = cfg.resolve_path(item.folder)
+    if cfg.evaluation.root:
+        inside["evaluation dataset"] = cfg.resolve_path(cfg.evaluation.root)
+    # may hold the site (the default site/ lies in the project folder), never be emptied by it
+    around = {"config's folder": Path(cfg.source_path).parent, "project folder": cfg.project_root,
+              "atlas's own folder": root, "current folder": Path.cwd()}
+    check_site_dir(args.site_dir, inside | around, outside=inside, force=args.force)
+
+
 def _os_error(exc: OSError) -> int:
     """One line for a failed read or write (full disk, read-only folder, ...): nothing written is
     lost, since every file is replaced atomically."""
@@ -219,7 +248,7 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
     if args.no_site:
         print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")
         return 0
-    site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir)
+    site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir, force=args.force)
     print(f"atlas built: {site / 'index.html'}")
     if args.serve:
         serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)

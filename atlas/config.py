@@ -39,14 +39,32 @@ class ConfigError(ValueError):
     """A configuration problem, already phrased as one line that says what to fix."""
 
 
-def slugify(text: str) -> str:
+#: Longest slug of a model, comparison or image kept as it is. Slugs name folders and files
+#: (``models/<slug>.figures.js``, ``<image slug>-<hash>-overlay.webp``, and their temporary
+#: ``.tmp-<pid>@<host>~...`` twins), which must stay below the 255-byte limit of file systems;
+#: atlas.site.paths adds up the longest name.
+SLUG_MAX = 80
+
+
+def slugify(text: str, max_length: int | None = None) -> str:
     """Stable URL slug from a display name (lower-case ASCII, dashes).
+
+    With ``max_length``, a longer slug is cut to a readable prefix and ends in 8 hex digits of the
+    SHA-256 of the full ``text`` (so that two long names that differ only at the end stay apart);
+    slugs within the bound are unchanged.
 
     >>> slugify("DINOv3 ViT-S+/16")
     'dinov3-vit-s-plus-16'
+    >>> slugify("A very long model name", max_length=16)
+    'a-very-2b9ddb27'
+    >>> slugify("short name", max_length=16)
+    'short-name'
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower().replace("+", " plus ")).strip("-")
-    return slug or "item"
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower().replace("+", " plus ")).strip("-") or "item"
+    if max_length is not None and len(slug) > max_length:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        slug = f"{slug[: max_length - 9].rstrip('-')}-{digest}"
+    return slug
 
 
 def normalise_site_url(url: str) -> str:
@@ -176,6 +194,18 @@ class FeaturesSection(_Strict):
     # fp32: exact on every device (TF32 off); fp16 / bf16: autocast, faster on GPUs, labelled on the
     # model card and Methods (bf16 moves features by ~0.5% of their largest value)
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    # Features live only while their analyses run. GB of them kept at a time (float16, every image
+    # set of a model); when a model's pairs need more, the forward pass runs again per chunk of
+    # blocks. Unset: from the device's free memory (GPU) or the machine's (CPU).
+    memory_gb: float | None = Field(None, gt=0)
+    # The feature cache ([atlas] cache_dir) is an opt-in accelerator for iterating on analyses: a
+    # build reads features it holds instead of running the model. No correct build needs it. It
+    # keeps at most cache_gb GB, evicting the least recently used entries.
+    cache: bool = False
+    # 50: every image of a few models at 224 px (ViT-B/16: 15 MB an image) or ~70 images of the
+    # largest zoo entry at native resolution (ViT-g/14 at 518 px: 678 MB), while leaving room for
+    # the stored results on the 64 GB disk of a small GPU machine. Below one image: one error line.
+    cache_gb: float = Field(50.0, gt=0)
 
     _layers = field_validator("layers", "gallery_layers")(_check_layers)
 
@@ -279,6 +309,8 @@ def _check_slug(v: str) -> str:
     if v and not _SLUG.fullmatch(v):
         raise ValueError("slug must be lower-case letters, digits and single dashes, e.g. \"dinov2-vit-s-14\" "
                          "(it names files and URLs)")
+    if len(v) > SLUG_MAX:
+        raise ValueError(f"slug is {len(v)} characters long; give at most {SLUG_MAX} (it names files and URLs)")
     return v
 
 
@@ -314,7 +346,7 @@ class Backbone(_Strict):
         if self.weights != "checkpoint" and self.checkpoint:
             raise ValueError("checkpoint is set but weights is not \"checkpoint\"; set weights = \"checkpoint\"")
         if not self.slug:
-            object.__setattr__(self, "slug", slugify(self.display_name))
+            object.__setattr__(self, "slug", slugify(self.display_name, SLUG_MAX))
         return self
 
     @property
@@ -335,7 +367,7 @@ class Comparison(_Strict):
     @model_validator(mode="after")
     def _slug(self):
         if not self.slug:
-            object.__setattr__(self, "slug", slugify(self.title))
+            object.__setattr__(self, "slug", slugify(self.title, SLUG_MAX))
         return self
 
 
@@ -434,7 +466,15 @@ def load_config(path: str | Path) -> AtlasConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass --config configs/demo.toml or another TOML file")
-    return parse_config(path.read_text(encoding="utf-8"), str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # e.g. saved as Latin-1 or Windows-1252 ("Caf\xe9")
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); "
+                          "save the file as UTF-8") from None
+    # a byte-order mark (Windows Notepad writes one) only says "UTF-8", and tomllib refuses it
+    return parse_config(text.removeprefix("\ufeff"), str(path))
 
 
 def rel_depth(block: int, depth: int) -> float:

@@ -270,6 +270,9 @@ class ModelResult:
     baselines: list[Baseline] = field(default_factory=list)
     # leaderboard choices: {measure: {"block", "representation", "k", "rule", "selection_value"}}
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # how the features went through the analyses (atlas.features.stream): {"passes", "pairs",
+    # "feature_bytes", "budget_bytes" (None: no limit), "on_demand", "cache"}
+    passes: dict[str, Any] = field(default_factory=dict)
     label_maps: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
     # PCA-RGB pictures and prefix-token attention maps of the gallery blocks (picture_key,
     # attention_key); aligned like the cluster colours
@@ -342,6 +345,8 @@ class AtlasResults:
     # (lower = better) or "none"; ``leaderboard`` is the column order on the leaderboard (absent:
     # not on it). CSV/JSON downloads and figure anchors keep the raw name.
     measure_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # bytes of each model's stored results (label maps, pictures, numbers), by model slug
+    stored_bytes: dict[str, int] = field(default_factory=dict)
     # Photos at each model's input size, ``{photo_key(content_hash, (H, W)): uint8 (H, W, 3)}``,
     # and the Images page thumbnails, ``{thumbnail_key(content_hash): uint8 (h, w, 3)}``.
     photos: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)

@@ -4,13 +4,14 @@ extraction per model, and peak GPU memory. Prints figures measured in one run an
 Per model (random init: the speed does not depend on the weights), on one device:
 
 * raw ``model.forward_features`` img/s on preprocessed tensors, fp32 (TF32 off) and bf16 autocast;
-* pipeline img/s: decode + resize + every sweep block x representation + float16 cache writes,
-  in the build's default precision (fp32), and its ratio to raw fp32 and raw bf16;
+* pipeline img/s: decode + resize + every sweep block x representation kept on the device as
+  float16 (:mod:`atlas.features.stream`; no feature file is written), in the build's default
+  precision (fp32), and its ratio to raw fp32 and raw bf16;
 * analyses (joint k-means and every measure of every block x representation) vs extraction time,
-  with the features kept on the device from extraction (the GPU default,
-  :mod:`atlas.features.resident`) and, for the ratio, read back from the cache instead;
-* peak GPU memory (``torch.cuda.max_memory_allocated``) of extraction and of the analyses, and the
-  memory the kept features take.
+  as a build runs them (``ModelRun.run``: forward passes per chunk of blocks within the budget,
+  ``--memory-gb``, default from the free memory), and the passes that took;
+* peak GPU memory (``torch.cuda.max_memory_allocated``) of the whole run, and the most memory the
+  kept features of one pass took.
 
 On a machine without CUDA it runs only with ``--device cpu`` and says so on every line's header:
 those are CPU figures, not GPU ones.
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,10 +71,8 @@ def _peak_gib(device) -> float:
 
 
 def bench_model(model: str, args, device) -> dict[str, float]:
-    from atlas.config import block_representations
     from atlas.features.backbones import load_backbone
-    from atlas.features.cache import FeatureCache
-    from atlas.pipeline.model_run import ModelRun, image_set_key
+    from atlas.pipeline.model_run import ModelRun
     from bench_extraction import _images, run_raw
 
     raw_args = argparse.Namespace(model=model, size=args.size, batch=args.batch, blocks="last", device=args.device,
@@ -83,37 +80,24 @@ def bench_model(model: str, args, device) -> dict[str, float]:
     out = {"raw fp32": run_raw(raw_args, args.images, "fp32"), "raw bf16": run_raw(raw_args, args.images, "bf16")}
     cfg = _config(model, args.batch, args.size)
     loaded = load_backbone(cfg.backbones[0], (args.size, args.size), seed=0)
-    with tempfile.TemporaryDirectory() as d:
-        images = _images(args.images)
-        run = ModelRun(cfg, loaded, images, FeatureCache(d), device)
-        timings: dict = {}
-        _peak_reset(device)
-        t0 = time.perf_counter()
-        extra = run.extract(timings)
-        out["extract all s"] = time.perf_counter() - t0
-        out["peak extract GiB"] = _peak_gib(device)
-        out["kept GiB"] = run.resident.used / 2**30 if run.resident else 0.0
-        out["kept pairs"] = len(run.resident.pairs(image_set_key(images))) if run.resident else 0
-        _peak_reset(device)
-        t0 = time.perf_counter()
-        if args.profile:
-            _profiled_analyses(run, extra, args.profile)
-        else:
-            run.analyse(extra)
-        out["analyse s"] = time.perf_counter() - t0
-        out["peak analyse GiB"] = _peak_gib(device)
-        if run.resident:
-            run.resident.clear()
-        if args.compare_cache and out["kept pairs"]:
-            # the same analyses, every pair read back from the cache (extraction is cached now)
-            again = ModelRun(cfg, loaded, images, FeatureCache(d), device, resident_bytes=0)
-            extra = again.extract({})
-            t0 = time.perf_counter()
-            again.analyse(extra)
-            out["analyse from cache s"] = time.perf_counter() - t0
-    out["pipeline fp32"] = args.images / timings["extract_s"]
-    out["extract images s"] = timings["extract_s"]
-    out["pairs"] = len(block_representations(run.blocks, run.reps, loaded.card.depth))
+    images = _images(args.images)
+    memory = None if args.memory_gb is None else int(args.memory_gb * 1e9)
+    run = ModelRun(cfg, loaded, images, None, device, memory_bytes=memory)
+    _peak_reset(device)
+    if args.profile:
+        result = _profiled_run(run, args.profile)
+    else:
+        result = run.run()
+    out["peak GiB"] = _peak_gib(device)
+    out["extract s"] = result.timings["extract_s"]
+    out["analyse s"] = result.timings["cluster_analyse_s"]
+    passes = result.passes
+    out["passes"], out["pairs"], out["on demand"] = passes["passes"], passes["pairs"], passes["on_demand"]
+    out["kept GiB"] = passes.get("kept_bytes", 0) / 2**30
+    out["features GiB"] = passes["feature_bytes"] / 2**30
+    # images through the model: every set of the run, once per pass that needs it
+    through = sum(len(s.images) for s in run.stream.sets.values()) * passes["passes"]
+    out["pipeline fp32"] = through / max(out["extract s"], 1e-9)
     return out
 
 
@@ -134,9 +118,10 @@ class _InThisThread:
         return [fn(x) for x in items]
 
 
-def _profiled_analyses(run, extra, path: str) -> None:
-    """The analyses one pair after another under cProfile; the 30 costliest functions (own time and
-    with callees) printed, the whole profile written to ``path`` (read with ``python -m pstats``)."""
+def _profiled_run(run, path: str):
+    """The run with its analyses one pair after another under cProfile (forward passes included);
+    the 30 costliest functions (own time and with callees) printed, the whole profile written to
+    ``path`` (read with ``python -m pstats``)."""
     import cProfile
     import pstats
     from unittest import mock
@@ -145,11 +130,12 @@ def _profiled_analyses(run, extra, path: str) -> None:
 
     profiler = cProfile.Profile()
     with mock.patch.object(model_run, "ThreadPoolExecutor", _InThisThread):
-        profiler.runcall(run.analyse, extra)
+        result = profiler.runcall(run.run)
     profiler.dump_stats(path)
     for key in ("tottime", "cumulative"):
-        print(f"\n--- analyses profile, one pair at a time, by {key} ---")
+        print(f"\n--- run profile, one pair at a time, by {key} ---")
         pstats.Stats(profiler).sort_stats(key).print_stats(30)
+    return result
 
 
 def main(argv=None) -> int:
@@ -160,8 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (then the figures are CPU figures)")
-    p.add_argument("--no-compare-cache", dest="compare_cache", action="store_false",
-                   help="skip the second analyses pass that reads features from the cache instead of keeping them")
+    p.add_argument("--memory-gb", type=float, default=None,
+                   help="feature budget ([features] memory_gb; default: from the free memory)")
     p.add_argument("--profile", metavar="FILE", default="",
                    help="run the analyses one pair at a time under cProfile, print the costliest functions and "
                         "write the profile to FILE")
@@ -185,17 +171,13 @@ def main(argv=None) -> int:
         print(f"  raw forward_features bf16 : {f['raw bf16']:8.1f} img/s   (bf16 / fp32 = {f['raw bf16'] / f['raw fp32']:.2f})")
         print(f"  pipeline (fp32)           : {f['pipeline fp32']:8.1f} img/s   (/ raw fp32 = "
               f"{f['pipeline fp32'] / f['raw fp32']:.2f}, / raw bf16 = {f['pipeline fp32'] / f['raw bf16']:.2f})")
-        print(f"  extraction, images        : {f['extract images s']:8.1f} s")
-        print(f"  extraction, all it needs  : {f['extract all s']:8.1f} s   (with blank probes and shift crops)")
-        print(f"  analyses                  : {f['analyse s']:8.1f} s   (/ all extraction = "
-              f"{f['analyse s'] / f['extract all s']:.2f}; features kept on the device: {f['kept pairs']} of "
-              f"{f['pairs']} pairs, {f['kept GiB']:.2f} GiB)")
-        if "analyse from cache s" in f:
-            print(f"  analyses, cache read back : {f['analyse from cache s']:8.1f} s   (kept / read back = "
-                  f"{f['analyse s'] / f['analyse from cache s']:.2f})")
+        print(f"  extraction (all sets)     : {f['extract s']:8.1f} s   ({f['passes']} pass(es) over {f['pairs']} pairs, "
+              f"{f['features GiB']:.2f} GiB of features; at most {f['kept GiB']:.2f} GiB kept at once; "
+              f"{f['on demand']} pair(s) on demand)")
+        print(f"  analyses                  : {f['analyse s']:8.1f} s   (/ extraction = "
+              f"{f['analyse s'] / max(f['extract s'], 1e-9):.2f})")
         if device.type == "cuda":
-            print(f"  peak GPU memory           : extraction {f['peak extract GiB']:.2f} GiB, "
-                  f"analyses {f['peak analyse GiB']:.2f} GiB")
+            print(f"  peak GPU memory           : {f['peak GiB']:.2f} GiB")
     return 0
 
 

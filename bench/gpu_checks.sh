@@ -40,15 +40,15 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $out/NAME.lo
 mode=${1:-quick}
 if [ "$mode" != large ]; then
     step tests 240 python3 -m pytest -q -s -p no:cacheprovider -o addopts="" \
-        tests/test_device.py tests/test_device_parity.py tests/test_resident.py
+        tests/test_device.py tests/test_device_parity.py tests/test_stream.py
     step bench_vits 200 python3 bench/bench_gpu.py --models vit_small_patch16_224.dino --images 64
 else  # where the analyses' time goes, one pair at a time
     step profile_vits 150 python3 bench/bench_gpu.py --models vit_small_patch16_224.dino --images 64 \
-        --no-compare-cache --profile "$out/vits.prof"
+        --profile "$out/vits.prof"
 fi
 if [ "$mode" != quick ]; then
-    step bench_vitb 150 python3 bench/bench_gpu.py --models vit_base_patch16_224.mae --images 128 --no-compare-cache
+    step bench_vitb 150 python3 bench/bench_gpu.py --models vit_base_patch16_224.mae --images 128
     step bench_vitl518 240 python3 bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 \
-        --images 32 --batch 16 --no-compare-cache
+        --images 32 --batch 16
 fi
 exit $rc

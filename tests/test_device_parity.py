@@ -460,7 +460,6 @@ def test_model_run_tensor_path_equals_the_numpy_path(tmp_path, monkeypatch):
     standing in for the GPU, against the CPU build's numpy path: the same numbers."""
     from atlas.config import parse_config
     from atlas.features.backbones import load_backbone
-    from atlas.features.cache import FeatureCache
     from atlas.pipeline.inputs import load_images
     from atlas.pipeline.model_run import ModelRun
 
@@ -487,13 +486,12 @@ overrides = { depth = 2, embed_dim = 32, num_heads = 2 }
 """)
     images, _ = load_images(cfg)
     loaded = load_backbone(cfg.backbones[0], (112, 112), seed=0)
-    cache = FeatureCache(tmp_path)
 
     def analysed():
-        run = ModelRun(cfg, loaded, images, cache, torch.device("cpu"))
-        runs, maps, measures, refs, _ = run.analyse(run.extract({}))
-        return ({(m.block, m.representation, m.measure): (m.value, m.lo, m.hi) for m in measures},
-                {(m.block, m.representation, m.measure, m.reference): m.value for m in refs}, maps)
+        result = ModelRun(cfg, loaded, images, None, torch.device("cpu")).run()
+        return ({(m.block, m.representation, m.measure): (m.value, m.lo, m.hi) for m in result.measures},
+                {(m.block, m.representation, m.measure, m.reference): m.value for m in result.references},
+                result.label_maps)
 
     host, host_refs, host_maps = analysed()
     monkeypatch.setattr(ModelRun, "analysis_device", property(lambda self: torch.device("cpu")))

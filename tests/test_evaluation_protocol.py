@@ -69,9 +69,7 @@ class StubRun:
         card = SimpleNamespace(depth=1, display_name="stub", has_cls=False)
         self.loaded = SimpleNamespace(card=card, grid=(SIZE // PATCH,) * 2, policy=ResizePolicy(SIZE, SIZE))
         self.gallery_blocks, self.reps = [0], ["tokens"]
-
-    def extract_images(self, *args):
-        pass
+        self.stream = SimpleNamespace(add=lambda *args: None)  # planted features need no forward pass
 
     def load(self, images, b, r):
         return self.features_of(images), None
@@ -210,7 +208,7 @@ def test_stego_geometry_runs_the_model_at_320(tmp_path):
                        .replace('training = "random"', 'training = "random"\noverrides = { depth = 1, embed_dim = 32, '
                                                        'num_heads = 2 }'))
     loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
-    model_run = SimpleNamespace(loaded=loaded, cache=None, device=None, progress=False)
+    model_run = SimpleNamespace(loaded=loaded, cache=None, device=torch.device("cpu"), progress=False)
     run = EvaluationRun.from_config(cfg, [])._geometry_run(model_run)
     assert run.loaded.card.input_size == [320, 320] and run.loaded.weights_hash == loaded.weights_hash
     small, big = loaded.model.state_dict(), run.loaded.model.state_dict()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import html.parser
 import http.server
 import json
 import logging
@@ -62,8 +63,9 @@ def _write_photos(folder: Path, names: list[str], size: int = 64) -> None:
 
 def project(tmp: Path, *, title: str = "Tiny atlas", models: list[str] = ("Tiny A",), extra: str = "",
             images: list[str] | None = None, evaluation: str = "", backbone_extra: str = "",
-            batch_size: int = 4) -> Path:
-    """A project folder: configs/tiny.toml and photos/ (64 px, different per file); returns the config."""
+            batch_size: int = 4, features: str = "") -> Path:
+    """A project folder: configs/tiny.toml and photos/ (64 px, different per file); returns the config.
+    ``features``: more lines of its [features] section (e.g. ``cache = true``)."""
     _write_photos(tmp / "photos", images or [f"p{i}.png" for i in range(5)])
     backbones = "".join(f"""
 [[backbones]]
@@ -91,6 +93,7 @@ layers = [1.0]
 gallery_layers = [0.5, 1.0]
 representations = ["tokens", "keys"]
 batch_size = {batch_size}
+{features}
 
 [clustering]
 ks = [2, 3]
@@ -235,6 +238,40 @@ def test_no_script_runs_and_hostile_text_shows_literally(hostile_site):
             page.close()
         browser.close()
     assert dialogs == []
+
+
+class _Attributes(html.parser.HTMLParser):
+    """Every attribute value and text of a page, unescaped once (as a browser reads them)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.values: list[tuple[str, str, str]] = []  # (tag, attribute or "#text", value)
+        self.anchors: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.values += [(tag, k, v or "") for k, v in attrs]
+        if tag == "a":
+            self.anchors.append({k: v or "" for k, v in attrs})
+
+    def handle_data(self, data):
+        self.values.append(("", "#text", data))
+
+
+def test_names_are_escaped_once_in_the_theme(hostile_site):
+    """mkdocs-material prints the site name and page titles raw in the header and through `| e` in
+    the logo's tooltip and the footer's aria-labels: everywhere they read as the text itself, never
+    as escaped entities (`&lt;script&gt;` shown to the reader)."""
+    site = hostile_site["site"]
+    footer_labels = []
+    for page in sorted(site.rglob("*.html")):
+        parser = _Attributes()
+        parser.feed(page.read_text(encoding="utf-8"))
+        double = [(tag, attr, value[:80]) for tag, attr, value in parser.values if "&lt;" in value or "&gt;" in value]
+        assert not double, (page.name, double[:3])
+        logo = [a for a in parser.anchors if "md-logo" in a.get("class", "")]
+        assert logo and all(a["title"] == a["aria-label"] == hostile("title") for a in logo), page.name
+        footer_labels += [a["aria-label"] for a in parser.anchors if "md-footer__link" in a.get("class", "")]
+    assert any(hostile("model A") in label or hostile("model B") in label for label in footer_labels)
 
 
 def test_hostile_titles_give_citations_that_parse(hostile_site):
@@ -384,7 +421,7 @@ def test_damaged_cache_heals_and_the_site_equals_a_clean_build(tmp_path, caplog)
     """Each kind of damage on a different entry, then a rebuild that must read them all: every
     damaged entry is reported, moved aside and extracted again, and the pages equal a clean build's."""
     # batch size 1: an image extracted again alone computes exactly what it computed in its batch
-    config = project(tmp_path, batch_size=1)
+    config = project(tmp_path, batch_size=1, features="cache = true")
     assert run_cli(config, "--no-site") == 0
     clean = _pages(tmp_path / "site_src")
     entries = sorted((tmp_path / "cache").glob("*/*.safetensors"))
@@ -551,7 +588,7 @@ def tmpfs(tmp_path):
 @pytest.mark.parametrize("where", ["output dir", "feature cache", "docs dir", "site dir"])
 def test_read_only_folder_is_named_before_any_computing(tmp_path, tmpfs, capsys, where):
     ro = tmpfs("ro", "ro,size=64k")
-    config = project(tmp_path)
+    config = project(tmp_path, features="cache = true")
     args: list[str] = []
     if where == "output dir":
         config.write_text(config.read_text().replace('output_dir = "out"', f"output_dir = {_toml(str(ro / 'out'))}"))
@@ -577,13 +614,13 @@ def test_folder_in_the_way_is_named(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, tmpfs, capsys):
-    small = tmpfs("small", "size=96k")
-    config = project(tmp_path)
+    small = tmpfs("small", "size=48k")  # about half of what the cache takes
+    config = project(tmp_path, features="cache = true")
     config.write_text(config.read_text().replace('cache_dir = "cache"', f"cache_dir = {_toml(str(small))}"))
     assert run_cli(config, "--no-site") == 1
     line = error_line(capsys)
     assert "No space left on device" in line and str(small) in line
-    written = {p: p.stat().st_mtime_ns for p in small.glob("*/*.safetensors")}
+    written = {p: p.read_bytes() for p in small.glob("*/*.safetensors")}
     assert written and not list(small.glob(f"*/{TEMP_PREFIX}*"))  # no half-written file left
     cache = FeatureCache(small)
     for p in written:  # every entry there is complete and verifies
@@ -595,4 +632,5 @@ def test_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, tmpfs, ca
     assert not cache.damaged
     subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
     assert run_cli(config, "--no-site") == 0
-    assert all(p.stat().st_mtime_ns == t for p, t in written.items())  # nothing computed was lost
+    # nothing computed was lost (reads mark entries as used, so their times change, not their bytes)
+    assert all(p.read_bytes() == raw for p, raw in written.items())

@@ -1,9 +1,11 @@
-"""Feature extraction into the cache, and reading features back for the analyses.
+"""Running a model over images (:func:`forward_batches`), into the opt-in feature cache, and
+reading features back from it.
 
 Extraction streams: images are decoded and preprocessed in a background thread, each batch is
-run once for all requested blocks and representations, and its features are written to the
-cache (in another thread) before the next batch is kept. Peak memory therefore depends on the
-batch size, not on the number of images. Anything already cached is not extracted again.
+run once for all requested blocks and representations (stopping after the last block), and its
+features are handed on (kept for the analyses by :mod:`atlas.features.stream`, or written to the
+cache in another thread) before the next batch is run. Anything already cached is not extracted
+again.
 
 Example::
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,7 +34,6 @@ from .backbones import LoadedBackbone
 from .cache import FeatureCache, NonFiniteFeatures
 from .device import autocast, run_with_oom_halving
 from .extractor import TokenExtractor
-from .resident import ResidentFeatures
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +67,16 @@ def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str, precision: s
 def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: list[int],
                      representations: list[str], cache: FeatureCache, *, device: torch.device | None = None,
                      batch_size: int = 8, progress: bool = True, desc: str = "",
-                     precision: str = "fp32", resident: ResidentFeatures | None = None,
-                     resident_name: Hashable = None) -> ExtractionStats:
-    """Extract every (block, representation) of every image that is not cached yet.
+                     precision: str = "fp32") -> ExtractionStats:
+    """Extract every (block, representation) of every image that is not cached yet (the opt-in
+    cache, ``[features] cache = true``; :func:`forward_batches` runs the model).
 
     Images go through the model's own input policy (``loaded.policy``) and normalisation; the model
     runs in ``precision`` (:func:`atlas.features.device.autocast`: exact fp32 by default).
-    ``resident``: also keep the features on the device, as set ``resident_name``, for the pairs its
-    budget admits, when every image is extracted here (:mod:`atlas.features.resident`).
     """
     device = device or torch.device("cpu")
     stats = ExtractionStats(images=len(images), batch_size=batch_size)
     t0 = time.perf_counter()
-    model_policy = loaded.policy
     pre = preprocessing_key(loaded)
     pairs = block_representations(blocks, representations, loaded.card.depth)
     todo = []
@@ -93,15 +90,8 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
         stats.seconds = time.perf_counter() - t0
         return stats
 
-    model = loaded.model.to(device)
-    extractor = TokenExtractor(model, blocks, representations)
     n_prefix = loaded.card.num_prefix_tokens
     gh, gw = loaded.grid
-    mean, std = loaded.card.mean, loaded.card.std
-
-    def prepare(item):
-        img, _ = item
-        return to_tensor(model_policy.apply(img.load()), mean, std)
 
     def write_image(item, j, feats):
         img, key = item
@@ -111,16 +101,50 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
             raise NonFiniteFeatures(f"{loaded.spec.display_name}: {img.name}: {exc}") from None
         return len(pairs)
 
-    position = {id(item): i for i, item in enumerate(todo)}
+    pending: list = []
+    # One file per image, written in other threads (file-system calls release the GIL) while the
+    # next batch runs. At most two batches wait to be written (bounded memory).
+    with ThreadPoolExecutor(max_workers=WRITERS) as writer:
+        for start, batch, out in forward_batches(loaded, [img for img, _ in todo], blocks, representations,
+                                                 device=device, batch_size=batch_size, progress=progress,
+                                                 desc=desc or f"extract {loaded.spec.display_name}",
+                                                 precision=precision):
+            # on the CPU now, so the GPU batch can be freed before the write finishes
+            feats = {k: v.cpu().numpy() for k, v in out.items()}
+            while len(pending) > 2 * len(batch):
+                stats.entries_written += pending.pop(0).result()
+            pending += [writer.submit(write_image, todo[start + j], j, feats) for j in range(len(batch))]
+            stats.extracted += len(batch)
+        for f in pending:
+            stats.entries_written += f.result()
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def forward_batches(loaded: LoadedBackbone, images: list[AtlasImage], blocks: list[int], representations: list[str],
+                    *, device: torch.device, batch_size: int = 8, progress: bool = False, desc: str = "",
+                    precision: str = "fp32"):
+    """One forward pass of ``images`` through the model, stopping after the last of ``blocks``:
+    yields ``(start, batch images, {(block, representation): float16 tensor (B, T, C) on device})``.
+
+    The one way the atlas runs a model over images (into the cache, or kept for the analyses).
+    Images are decoded and preprocessed in a background thread while the previous batch runs;
+    a CUDA out-of-memory halves the batch. float16 is what the analyses see either way.
+    """
+    model = loaded.model.to(device)
+    extractor = TokenExtractor(model, blocks, representations)
+    model_policy = loaded.policy
+    mean, std = loaded.card.mean, loaded.card.std
+    position = {id(img): i for i, img in enumerate(images)}
     futures: dict = {}
-    # only a whole set is worth keeping: with some images cached, every pair is read from the cache
-    keeping = resident if resident is not None and len(todo) == len(images) else None
-    kept: list = []
+
+    def prepare(img):
+        return to_tensor(model_policy.apply(img.load()), mean, std)
 
     def prefetch(start: int, stop: int):
-        for i in range(start, min(stop, len(todo))):
+        for i in range(start, min(stop, len(images))):
             if i not in futures:
-                futures[i] = loader.submit(prepare, todo[i])
+                futures[i] = loader.submit(prepare, images[i])
 
     def run(batch):
         start = position[id(batch[0])]
@@ -130,32 +154,17 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
         x = torch.stack([futures.pop(start + j).result() for j in range(len(batch))]).to(device)
         with autocast(device, precision):
             out = extractor(x)
-        out = {k: v.to(torch.float16) for k, v in out.items()}
-        if keeping is not None:
-            if start == 0:  # the first batch tells every pair's shape
-                kept[:] = keeping.admit(resident_name, {p: tuple(out[p].shape[1:]) for p in pairs}, len(todo))
-            for pair in kept:
-                keeping.keep(resident_name, pair, start, out[pair])
-        # on the CPU now, so the GPU batch can be freed before the write finishes
-        return {k: v.cpu().numpy() for k, v in out.items()}
+        return start, {k: v.to(torch.float16) for k, v in out.items()}
 
-    bar = tqdm(total=len(todo), desc=desc or f"extract {loaded.spec.display_name}", unit="img",
+    bar = tqdm(total=len(images), desc=desc or f"extract {loaded.spec.display_name}", unit="img",
                disable=not progress, leave=False)
-    pending: list = []
-    # One file per image, written in other threads (file-system calls release the GIL) while the
-    # next batch runs. At most two batches wait to be written (bounded memory).
-    with ThreadPoolExecutor(max_workers=2) as loader, ThreadPoolExecutor(max_workers=WRITERS) as writer:
-        for batch, feats in run_with_oom_halving(run, todo, batch_size, device):
-            while len(pending) > 2 * len(batch):
-                stats.entries_written += pending.pop(0).result()
-            pending += [writer.submit(write_image, item, j, feats) for j, item in enumerate(batch)]
-            stats.extracted += len(batch)
-            bar.update(len(batch))
-        for f in pending:
-            stats.entries_written += f.result()
-    bar.close()
-    stats.seconds = time.perf_counter() - t0
-    return stats
+    try:
+        with ThreadPoolExecutor(max_workers=2) as loader:
+            for batch, (start, out) in run_with_oom_halving(run, images, batch_size, device):
+                yield start, batch, out
+                bar.update(len(batch))
+    finally:
+        bar.close()
 
 
 class NotCached(KeyError):

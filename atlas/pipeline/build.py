@@ -29,10 +29,11 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import AtlasConfig, Backbone
-from ..features.backbones import (WeightsUnavailableError, check_backbone, load_backbone, weights_help,
-                                  weights_unavailable_message)
+from ..features.backbones import (WeightsUnavailableError, check_backbone, check_checkpoint_file, load_backbone,
+                                  memory_problem, weights_help, weights_unavailable_message)
 from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
+from ..features.stream import GB
 from ..files import check_writable
 from ..inputs.geometry import ResizePolicy
 from ..measures.registry import measure_info
@@ -63,13 +64,14 @@ def _environment() -> dict[str, str]:
 
 @dataclass
 class BuildInputs:
-    """What every model of a build shares: the image set, the cache, the device, the evaluation
-    and the stored results. Made once per build, and once per model job on a cluster."""
+    """What every model of a build shares: the image set, the feature cache (None: off, the
+    default), the device, the evaluation and the stored results. Made once per build, and once per
+    model job on a cluster."""
 
     cfg: AtlasConfig
     images: list
     skipped: list[SkippedItem]
-    cache: FeatureCache
+    cache: FeatureCache | None
     device: object
     evaluation: EvaluationRun | None
     store: object
@@ -79,16 +81,26 @@ class BuildInputs:
         return self.evaluation.key if self.evaluation else "none"
 
 
-def prepare_build(cfg: AtlasConfig, backbones: list[Backbone]) -> BuildInputs:
+def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here: bool = True) -> BuildInputs:
     """Check everything that can be checked before computing (writable folders, architectures,
-    weights, the overview image), then load the image set and the evaluation dataset."""
+    weights, checkpoint files, the overview image and, where the models are computed in this
+    process (``computes_here``), that each fits this machine's memory), then load the image set
+    and the evaluation dataset. A job of another executor checks memory where it runs."""
     cache_dir = cfg.resolve_path(cfg.atlas.cache_dir)
-    check_writable({"output dir": cfg.resolve_path(cfg.atlas.output_dir), "feature cache": cache_dir})
+    # the feature cache is an opt-in accelerator: a build without it writes no feature file
+    check_writable({"output dir": cfg.resolve_path(cfg.atlas.output_dir)}
+                   | ({"feature cache": cache_dir} if cfg.features.cache else {}))
     missing = weights_unavailable_message(backbones)  # first: it builds no model, so it answers at once
     if missing:
         raise BuildError(missing)
-    for spec in backbones:  # every architecture buildable (overrides) before any model is computed
-        check_backbone(spec)
+    device = pick_device(cfg.features.device)
+    for spec in backbones:  # every model checked before any is computed
+        probe = check_backbone(spec)  # buildable with its overrides (on the meta device)
+        check_checkpoint_file(spec)  # headers only
+        if computes_here:  # estimated from the meta build: an absurd size is refused before any allocation
+            problem = memory_problem(spec, tuple(cfg.images.resolution), cfg.features, device, probe)
+            if problem:
+                raise BuildError(problem)
 
     images, skipped = load_images(cfg)
     names = [img.name for img in images]
@@ -96,14 +108,15 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone]) -> BuildInputs:
         close = difflib.get_close_matches(cfg.atlas.overview_image, names, n=3, cutoff=0.0)
         raise BuildError(f"[atlas] overview_image {cfg.atlas.overview_image!r} is not an image of this atlas; "
                          f"closest: {', '.join(close)}")
-    cache = FeatureCache(cache_dir)
-    cache.clean_temporaries()
-    stale = cache.stale_files()
-    if stale:
-        size = sum(p.stat().st_size for p in stale) / 2**20
-        log.warning("feature cache: %d files (%.0f MiB) of an earlier cache format are no longer read; "
-                    "delete %s/*/*.npz to free the space", len(stale), size, cache.root)
-    device = pick_device(cfg.features.device)
+    cache = None
+    if cfg.features.cache:
+        cache = FeatureCache(cache_dir, max_bytes=int(cfg.features.cache_gb * GB))
+        cache.clean_temporaries()
+        stale = cache.stale_files()
+        if stale:
+            size = sum(p.stat().st_size for p in stale) / 2**20
+            log.warning("feature cache: %d files (%.0f MiB) of an earlier cache format are no longer read; "
+                        "delete %s/*/*.npz to free the space", len(stale), size, cache.root)
     log.info("device: %s; %d images; %d models", describe(device, cfg.features.precision), len(images), len(backbones))
     evaluation = EvaluationRun.from_config(cfg, skipped)
     return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg))
@@ -149,7 +162,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
     """
     t_start = time.perf_counter()
     backbones = cfg.select_backbones(models)
-    inputs = prepare_build(cfg, backbones)
+    inputs = prepare_build(cfg, backbones, computes_here=executor is None)  # a job checks its own memory
     images, skipped, store = inputs.images, inputs.skipped, inputs.store
 
     built: dict[str, ModelResult] = {}
@@ -174,6 +187,8 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         model_keys[spec.slug] = key
         built[spec.slug] = result
         timings[f"model {spec.slug}"] = round(seconds, 2)
+    if inputs.cache is not None:
+        inputs.cache.log_summary()  # evictions, once per build
     atlas_wide, per_model = make_highlights(list(built.values()), cfg.uncertainty.level)
     for slug, m in built.items():
         m.highlights = per_model.get(slug, [])
@@ -212,6 +227,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         highlights=atlas_wide, datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
+        stored_bytes={slug: store.model_bytes(slug) for slug in built},
     )
     store.save_atlas(results)
     return results

@@ -226,62 +226,83 @@ class EvaluationRun:
 
     def _geometry_run(self, model_run):
         """The run whose model sees the evaluation geometry (the model run itself, or the same
-        weights at STEGO's 320 px)."""
+        weights at STEGO's 320 px, with a feature stream of its own)."""
         if self.cfg.evaluation.geometry != "stego":
             return model_run
         loaded = at_resolution(model_run.loaded, STEGO_SIZE)
         return ModelRun(self.cfg, loaded, [], model_run.cache, model_run.device, model_run.progress)
 
-    def run(self, model_run, figures: dict) -> Scored:
-        """Every evaluation of one model (``model_run``: its :class:`atlas.pipeline.model_run.ModelRun`)."""
+    def start(self, model_run) -> "Scoring":
+        """The evaluation of one model (``model_run``: its :class:`atlas.pipeline.model_run.ModelRun`)
+        begins: its image sets are announced to the feature stream of the run that sees the
+        evaluation geometry, so that they go through the model in the passes of the model's own
+        images. :meth:`score_pairs` then scores each chunk of pairs while its features are kept, and
+        :meth:`finish` gives the numbers."""
         run = self._geometry_run(model_run)
         self.device = model_run.analysis_device
-        loaded, policy = run.loaded, run.loaded.policy
-        depth = model_run.loaded.card.depth
-        n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
-        images = self._atlas_images()
+        policy = run.loaded.policy
         blocks, reps = model_run.gallery_blocks, model_run.reps
-        run.extract_images(images, blocks, reps, "evaluation images")
         masks = [np.asarray(policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
                  for m in self._masks]
         folds = self.split.folds
-        plabels = np.stack([patch_labels(m, loaded.grid, ignore) for m in masks])
-        w_test, w_query = self._weights(len(self.test), 0), self._weights(len(folds["query"]), 1)
-        seeds = kmeans_seeds(self.cfg)
-        out = Scored()
-        choice: dict[str, dict] = {}  # measure -> {(b, r, k): selection value}
+        st = Scoring(run=run, depth=model_run.loaded.card.depth, images=self._atlas_images(), masks=masks,
+                     plabels=np.stack([patch_labels(m, run.loaded.grid, self.dataset.ignore_index) for m in masks]),
+                     w_test=self._weights(len(self.test), 0), w_query=self._weights(len(folds["query"]), 1),
+                     seeds=kmeans_seeds(self.cfg), last=blocks[-1],
+                     pairs=block_representations(blocks, reps, model_run.loaded.card.depth))
+        run.stream.add("evaluation images", st.images, st.pairs)
+        if self._similarity_possible(reps):
+            st.variants = self.variant_images(run.loaded.policy, masks)
+            for v, imgs in st.variants.items():
+                run.stream.add(f"masking {v}", imgs, [(st.last, "tokens")])
+        return st
 
-        def add(b, r, name, u: Uncertainty, k=None):
-            lo, hi = u.interval(REGISTRY[name].value_range)
-            out.rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, depth), representation=r, measure=name,
-                                       value=u.value, k=k, lo=_none_if_nan(lo), hi=_none_if_nan(hi),
-                                       seed_spread=u.seed_spread if len(u.points) > 1 else None))
-
-        last = blocks[-1]
-        for b, r in block_representations(blocks, reps, depth):
-            feats, _ = run.features(images, b, r)  # on a GPU: there once for the k-means and the k-NN probe
-            seg = self.segmentation(lambda k, s: run.cluster(feats, k, seed=s)[0], masks, seeds, w_test)
+    def score_pairs(self, st: "Scoring", pairs) -> None:
+        """Score the pairs among ``pairs`` (a chunk whose features the streams keep now), in order;
+        the last gallery block's pseudo-masks and masking similarity once its pairs have passed."""
+        run, depth = st.run, st.depth
+        for b, r in pairs:
+            if (b, r) not in st.pairs or (b, r) in st.done:
+                continue
+            st.done.add((b, r))
+            feats, _ = run.features(st.images, b, r)  # on a GPU: there once for the k-means and the k-NN probe
+            seg = self.segmentation(lambda k, s: run.cluster(feats, k, seed=s)[0], st.masks, st.seeds, st.w_test)
             for name, (u, k, selection) in seg.items():
                 if name != "seg_coverage" or u.value < 1.0:
-                    add(b, r, name, u, k)
-                choice.setdefault(name, {})[(b, r, k)] = selection
+                    st.add(b, r, name, u, k)
+                st.choice.setdefault(name, {})[(b, r, k)] = selection
             if r in ("tokens", "tokens_normed"):  # the k-NN probe reads token features, not attention's
-                u, knn, selection = self.knn(feats, plabels, w_query)
-                add(b, r, "knn_miou_k10", u)
-                choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
-                if b == last and r == "tokens":
-                    self._last_block_figures(figures, to_numpy(feats), plabels, n_cls, b, knn)
-        pm = self._pseudo_masks(run, images, masks, last, w_test)
-        for name, u in pm.items():
-            add(last, "keys", name, u, n_cls)
-        if pm:
-            out.selected["pseudomask_miou"] = {"block": last, "representation": "keys", "k": n_cls,
-                                               "rule": "last gallery block, keys (fixed by the method)"}
-        for name, u in self._similarity(run, masks, figures, last).items():
-            add(last, "tokens", name, u)
-        out.selected.update(self._select(choice))
-        out.baselines = evaluation_baselines(self, run, images, masks, plabels, w_test, w_query, seeds)
+                u, knn, selection = self.knn(feats, st.plabels, st.w_query)
+                st.add(b, r, "knn_miou_k10", u)
+                st.choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
+                if b == st.last and r == "tokens":
+                    self._last_block_figures(st.figures, to_numpy(feats), st.plabels, self.dataset.n_classes, b, knn)
+        last_pairs = {(st.last, r) for r in ("keys", "tokens")} & set(st.pairs)
+        if not st.last_done and last_pairs <= st.done:
+            st.last_done = True
+            pm = self._pseudo_masks(run, st.images, st.masks, st.last, st.w_test)
+            for name, u in pm.items():
+                st.add(st.last, "keys", name, u, self.dataset.n_classes, tail=True)
+            if pm:
+                st.selected["pseudomask_miou"] = {"block": st.last, "representation": "keys", "k": self.dataset.n_classes,
+                                                  "rule": "last gallery block, keys (fixed by the method)"}
+            for name, u in self._similarity(run, st.variants, st.figures, st.last).items():
+                st.add(st.last, "tokens", name, u, tail=True)
+
+    def finish(self, st: "Scoring", figures: dict) -> Scored:
+        """The numbers of the evaluation (every pair scored), its figures added to ``figures``."""
+        self.score_pairs(st, st.pairs)  # pairs no chunk held (none in a build): computed on demand
+        for kind, items in st.figures.items():
+            figures.setdefault(kind, []).extend(items)
+        out = Scored(rows=st.rows + st.tail_rows, selected=dict(st.selected))
+        out.selected.update(self._select(st.choice))
+        out.baselines = evaluation_baselines(self, st.run, st.images, st.masks, st.plabels, st.w_test, st.w_query,
+                                             st.seeds)
         return out
+
+    def run(self, model_run, figures: dict) -> Scored:
+        """Every evaluation of one model in one go (its features computed on demand)."""
+        return self.finish(self.start(model_run), figures)
 
     # ------------------------------------------------------------------ protocol pieces (also run on baselines)
 
@@ -404,17 +425,18 @@ class EvaluationRun:
                           _factor(weights))
         return out
 
-    def _similarity(self, run, masks, figures, b) -> dict[str, Uncertainty]:
-        """``masks``: the dataset masks already brought to the model's input geometry."""
+    def _similarity_possible(self, reps) -> bool:
+        # foreground-only / background-only would be meaningless without a foreground
+        return bool(self.dataset.foreground) and "tokens" in reps and min(SIMILARITY_IMAGES, len(self.samples)) >= 4
+
+    def _similarity(self, run, variant_images, figures, b) -> dict[str, Uncertainty]:
+        """CKA / SVCCA between the masking variants (``variant_images``, in the model's input
+        geometry) of the first images, at block ``b``'s tokens."""
         loaded = run.loaded
-        if not self.dataset.foreground:  # foreground-only / background-only would be meaningless
-            return {}
-        variant_images = self.variant_images(loaded.policy, masks)
-        if len(variant_images["full"]) < 4:
+        if not variant_images:
             return {}
         emb = {}
         for v, imgs in variant_images.items():
-            run.extract_images(imgs, [b], ["tokens"], f"masking {v}")
             patches, prefix = run.load(imgs, b, "tokens")
             emb[v] = prefix[:, 0] if loaded.card.has_cls else patches.mean(axis=(1, 2))
         mats = similarity_matrix(emb, device=self.device)
@@ -425,3 +447,33 @@ class EvaluationRun:
                 "colorscale": "Viridis", "zlabel": metric, "x_labels": list(VARIANTS), "y_labels": list(VARIANTS),
                 "section": "evaluation"})
         return self.cka_scores(emb)
+
+
+@dataclass
+class Scoring:
+    """One model's evaluation while its chunks pass (:meth:`EvaluationRun.start`)."""
+
+    run: Any  # the ModelRun that sees the evaluation geometry
+    depth: int
+    images: list
+    masks: list
+    plabels: np.ndarray
+    w_test: np.ndarray | None
+    w_query: np.ndarray | None
+    seeds: list
+    last: int
+    pairs: list
+    variants: dict = field(default_factory=dict)
+    done: set = field(default_factory=set)
+    last_done: bool = False
+    rows: list = field(default_factory=list)
+    tail_rows: list = field(default_factory=list)  # the last block's, after every pair's (as chunks pass)
+    choice: dict = field(default_factory=dict)  # measure -> {(b, r, k): selection value}
+    selected: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=lambda: {"heatmaps": [], "curves": []})
+
+    def add(self, b, r, name, u: Uncertainty, k=None, tail: bool = False) -> None:
+        lo, hi = u.interval(REGISTRY[name].value_range)
+        (self.tail_rows if tail else self.rows).append(MeasureRow(block=b, rel_depth=rel_depth(b, self.depth), representation=r, measure=name,
+                                    value=u.value, k=k, lo=_none_if_nan(lo), hi=_none_if_nan(hi),
+                                    seed_spread=u.seed_spread if len(u.points) > 1 else None))

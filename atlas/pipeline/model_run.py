@@ -1,9 +1,10 @@
-"""One model's run: extraction into the cache, joint k-means of every (block, representation, K),
-every positional measure of the layer sweep, colour alignment, and the figure payloads.
+"""One model's run: features streamed through the analyses a chunk of blocks at a time
+(:mod:`atlas.features.stream`), joint k-means of every (block, representation, K), every
+positional measure of the layer sweep, the evaluation, colour alignment, and the figure payloads.
 
 Example::
 
-    run = ModelRun(cfg, loaded, images, cache, device)
+    run = ModelRun(cfg, loaded, images, None, device)   # None: no feature cache (the default)
     result = run.run()
     result.label_maps[map_key(11, "keys", 8)].shape
     # -> (10, 14, 14)
@@ -14,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,10 +26,10 @@ from ..clustering.align import align_chain, apply_mapping, colour_chains
 from ..clustering.kmeans import JointKMeans, cluster_features, predict_features
 from ..config import AtlasConfig, block_representations, rel_depth, resolve_layers
 from ..features.backbones import LoadedBackbone
+from ..features.backbones import host_available_memory
 from ..features.cache import FeatureCache
 from ..features.device import torch_threads
-from ..features.extract import NotCached, extract_to_cache, load_block
-from ..features.resident import ResidentFeatures
+from ..features.stream import GB, FeatureStream, default_budget, plan_chunks
 from ..inputs.images import AtlasImage
 from ..inputs.probes import probe_images
 from ..measures.positional import blank_input_structure
@@ -92,13 +92,16 @@ def reference_tokens(patches: np.ndarray, name: str, seed: int) -> np.ndarray:
 class ModelRun:
     """Extraction, joint clustering, measures and aligned label maps of one backbone."""
 
-    def __init__(self, cfg: AtlasConfig, loaded: LoadedBackbone, images: list[AtlasImage], cache: FeatureCache,
-                 device: torch.device, progress: bool = False, evaluation=None, resident_bytes: int | None = None):
+    def __init__(self, cfg: AtlasConfig, loaded: LoadedBackbone, images: list[AtlasImage], cache: FeatureCache | None,
+                 device: torch.device, progress: bool = False, evaluation=None, memory_bytes: int | None = None):
         self.cfg, self.loaded, self.images, self.cache = cfg, loaded, images, cache
         self.device, self.progress, self.evaluation = device, progress, evaluation
-        # features kept on the analysis device from extraction on (None: as memory allows; 0: none)
-        self.resident_bytes = resident_bytes
-        self.resident: ResidentFeatures | None = None
+        # bytes of features kept at a time (None: [features] memory_gb, else what memory allows)
+        self.memory_bytes = memory_bytes
+        self.stream = FeatureStream(loaded, device=device, keep_device=self.analysis_device or torch.device("cpu"),
+                                    batch_size=cfg.features.batch_size, precision=cfg.features.precision,
+                                    cache=cache, progress=progress)
+        self.passes: dict = {}
         depth = loaded.card.depth
         self.sweep = resolve_layers(cfg.features.layers, depth)
         self.gallery_blocks = resolve_layers(cfg.features.gallery_layers, depth)
@@ -106,7 +109,6 @@ class ModelRun:
         self.reps = list(cfg.features.representations)
         self.ks = sorted(set(cfg.clustering.ks))
         self.k_measures = cfg.analyses.k
-        self._repair_lock = threading.Lock()
         # filled by the pair threads (distinct keys), read in run(): PCA fits to align, attention maps
         self._pca_fits: dict[str, dict] = {}
         self._attention_maps: dict[str, np.ndarray] = {}
@@ -143,27 +145,22 @@ class ModelRun:
         free, _ = torch.cuda.mem_get_info(self.analysis_device)
         return int(max(1, min(2, ANALYSIS_WORKERS, free // self.pair_bytes())))
 
-    def resident_budget(self) -> int:
-        """Bytes of features to keep on the device from extraction to the analyses: what was asked
-        (``resident_bytes``), else on a GPU what its free memory leaves after the model, two pairs'
-        analyses and a tenth of the card (extraction batches), and at most half the free memory;
-        nothing on the CPU (its analyses read the cache, which the page cache holds)."""
-        if self.resident_bytes is not None:
-            return self.resident_bytes
-        if self.analysis_device is None:
-            return 0
-        free, total = torch.cuda.mem_get_info(self.analysis_device)
+    def feature_budget(self, workers: int) -> int | None:
+        """Bytes of features kept at a time: what was asked (``memory_bytes``, ``[features]
+        memory_gb``), else what the device's free memory (GPU) or the machine's (CPU) leaves after
+        the model and ``workers`` pairs' analyses (:func:`atlas.features.stream.default_budget`)."""
+        if self.memory_bytes is not None:
+            return self.memory_bytes
+        if self.cfg.features.memory_gb is not None:
+            return int(self.cfg.features.memory_gb * GB)
         model = sum(p.numel() * p.element_size() for p in self.loaded.model.parameters())
-        return int(max(0, min(free // 2, free - model - 2 * self.pair_bytes() - total // 10)))
+        return default_budget(self.stream.keep_device, reserved=model + workers * self.pair_bytes(),
+                              available=host_available_memory)
 
     def features(self, images: list[AtlasImage], block: int, rep: str) -> tuple:
-        """Patch features (N, h, w, C) on the analysis device, float32 (as :meth:`on_device`), and
-        prefix tokens (N, P, C) as a float32 array: kept from extraction where they were
-        (:attr:`resident`), else read from the cache (:meth:`load`) and copied there."""
-        kept = self.resident.get(image_set_key(images), (block, rep)) if self.resident is not None else None
-        if kept is None:
-            patches, prefix = self.load(images, block, rep)
-            return self.on_device(patches), prefix
+        """Patch features (N, h, w, C) on the analysis device, float32 (as :meth:`on_device`;
+        numpy on the CPU), and prefix tokens (N, P, C) as a float32 array, from the stream."""
+        kept = self.stream.get(images, block, rep)
         n_prefix, (h, w) = self.loaded.card.num_prefix_tokens, self.loaded.grid
         patches = upload_features(kept[:, n_prefix:].unflatten(1, (h, w)), kept.device)
         prefix = kept[:, :n_prefix].float().cpu().numpy()
@@ -174,39 +171,18 @@ class ModelRun:
         resamples = self.cfg.uncertainty.resamples
         return half_samples(n, resamples, self.cfg.atlas.seed + salt) if resamples and n > 1 else None
 
-    def extract_images(self, images: list[AtlasImage], blocks: list[int], reps: list[str], desc: str,
-                       keep: bool = False):
-        """Extract into the cache; ``keep``: also keep them on the device (:attr:`resident`)."""
-        return extract_to_cache(self.loaded, images, blocks, reps, self.cache, device=self.device,
-                                batch_size=self.cfg.features.batch_size, progress=self.progress,
-                                desc=f"{self.loaded.card.display_name}: {desc}", precision=self.cfg.features.precision,
-                                resident=self.resident if keep else None, resident_name=image_set_key(images))
-
     def load(self, images: list[AtlasImage], block: int, rep: str) -> tuple[np.ndarray, np.ndarray]:
-        """Features of ``images`` from the cache; images whose entries turn out damaged (the cache
-        moves them aside and says so) or gone are extracted again, once, and the build goes on."""
-        try:
-            return load_block(self.loaded, images, block, rep, self.cache, precision=self.cfg.features.precision)
-        except NotCached as exc:
-            with self._repair_lock:  # analysis threads may meet the same file: extract it once
-                # the whole entry again (every block and representation it holds in this build)
-                self.extract_images(exc.images, sorted({*self.blocks, block}), sorted({*self.reps, rep}),
-                                    "extract again")
-            return load_block(self.loaded, images, block, rep, self.cache, precision=self.cfg.features.precision)
+        """Patch features (N, h, w, C) and prefix tokens (N, P, C) as float32 arrays on the host."""
+        patches, prefix = self.features(images, block, rep)
+        return (patches if isinstance(patches, np.ndarray) else patches.cpu().numpy()), prefix
 
     # ------------------------------------------------------------------ stages
 
-    def extract(self, timings: dict) -> dict[str, list[AtlasImage]]:
-        """Extract the atlas images, then the blank probes and shift windows the measures need."""
+    def image_sets(self) -> dict[str, list[AtlasImage]]:
+        """The blank probes and shift windows the measures need, beside the atlas images."""
         card = self.loaded.card
-        budget = self.resident_budget()
-        self.resident = ResidentFeatures(self.analysis_device or torch.device("cpu"), budget) if budget > 0 else None
-        t0 = time.perf_counter()
-        stats = self.extract_images(self.images, self.blocks, self.reps, "extract", keep=True)
-        timings["extract_s"] = round(time.perf_counter() - t0, 2)
         extra: dict[str, list[AtlasImage]] = {}
         an = self.cfg.analyses
-        t0 = time.perf_counter()
         if an.blank_probe:
             extra["probe"] = probe_images(tuple(card.input_size), seed=self.cfg.atlas.seed, mean=card.mean, std=card.std)
         if an.shift_test and self.loaded.grid[1] <= max(SHIFTS):
@@ -215,63 +191,102 @@ class ModelRun:
         elif an.shift_test:
             windows = shift_sets(self.images, self.loaded.policy, card.patch_size)
             extra.update({f"shift{s}": v for s, v in windows.items()})
-        for label, imgs in extra.items():
-            self.extract_images(imgs, self.blocks, self.reps, label, keep=True)
-        timings["extract_probes_s"] = round(time.perf_counter() - t0, 2)
-        log.info("%s: %d images extracted, %d cached", card.display_name, stats.extracted, stats.cached)
-        if self.resident is not None:
-            n_pairs = len(block_representations(self.blocks, self.reps, card.depth))
-            log.info("%s: features kept on %s until the analyses: %d of %d (block, representation) pairs of the "
-                     "images, %d image sets in all (%.2f of %.2f GiB budget); the rest are read from the cache",
-                     card.display_name, self.resident.device, len(self.resident.pairs(image_set_key(self.images))),
-                     n_pairs, len(self.resident.names()), self.resident.used / 2**30, self.resident.budget / 2**30)
         return extra
+
+    def plan(self, pairs: list, runs: list["ModelRun"]) -> list[list]:
+        """The chunks of pairs whose features of every image set of ``runs`` fit the budget."""
+        sizes = {p: sum(run.stream.pair_bytes([p])[p] for run in runs) for p in pairs}
+        budget = self.feature_budget(self.analysis_workers())
+        chunks = plan_chunks(pairs, sizes, budget)
+        total = sum(sizes.values())
+        self.passes = {"passes": len(chunks), "pairs": len(pairs), "feature_bytes": int(total),
+                       "max_pair_bytes": int(max(sizes.values(), default=0)),  # the smallest budget that works
+                       "budget_bytes": None if budget is None else int(budget), "cache": self.cache is not None}
+        log.info("%s: features of %d (block, representation) pairs take %.3g GB; %s", self.loaded.card.display_name,
+                 len(pairs), total / GB, "one forward pass" if len(chunks) == 1 else
+                 f"{len(chunks)} forward passes, one per chunk of blocks, within the {budget / GB:.3g} GB budget")
+        return chunks
 
     def run(self) -> ModelResult:
         card = self.loaded.card
-        timings: dict[str, float] = {}
-        extra = self.extract(timings)
-        t0 = time.perf_counter()
-        runs, label_maps, measures, references, figures = self.analyse(extra)
-        timings["cluster_analyse_s"] = round(time.perf_counter() - t0, 2)
-        self.align(label_maps)
-        pictures = {**align_pictures(self._pca_fits, self.gallery_blocks, self.reps), **self._attention_maps}
-        for run in runs:  # sizes in aligned ids
-            run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
-                                                     minlength=run.k)]
-        baselines, selected = [], {}
-        if self.evaluation is not None:
-            t0 = time.perf_counter()
-            scored = self.evaluation.run(self, figures)
-            measures += scored.rows
-            baselines, selected = scored.baselines, scored.selected
-            timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
-        if self.resident is not None:
-            self.resident.clear()
-        card = dataclasses.replace(card, precision=self.cfg.features.precision)
-        return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
-                           measures=measures, figures=figures, timings=timings, references=references,
-                           baselines=baselines, selected=selected, pictures=pictures,
-                           label_maps={k: v.astype(np.int16) for k, v in label_maps.items()})
-
-    def analyse(self, extra: dict):
-        """Joint k-means for every (block, representation, K) and every measure of the sweep blocks."""
-        runs: list[ClusterRun] = []
-        label_maps: dict[str, np.ndarray] = {}
-        measures: list[MeasureRow] = []
-        references: list[MeasureRow] = []
-        figures: dict[str, list] = {"heatmaps": [], "curves": []}
-        last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
-        pairs = block_representations(self.blocks, self.reps, self.loaded.card.depth)
+        timings: dict[str, float] = {"extract_s": 0.0, "cluster_analyse_s": 0.0}
+        extra = self.image_sets()
+        sweep = set(self.sweep)
+        self.stream.add("images", self.images)
+        for label, imgs in extra.items():  # the measures read probes and windows at sweep blocks only
+            self.stream.add(label, imgs, [p for p in self.pairs() if p[0] in sweep])
+        scoring = self.evaluation.start(self) if self.evaluation is not None else None
+        runs_streamed = [self] + ([scoring.run] if scoring is not None and scoring.run is not self else [])
+        pairs = self.pairs()
+        chunks = self.plan(pairs, runs_streamed)
         # the same resamples for every block and representation (one resampling of the image set)
         self._weights = {"images": self.weights(len(self.images)),
                          "probe": self.weights(len(extra.get("probe", [])), 1),
                          "shift": self.weights(len(extra.get("shift0", [])), 2)}
         if self.analysis_device is not None:
             load_linalg(self.analysis_device)  # not in two threads at once (torch's lazy loading races)
+        runs, label_maps, measures, references = [], {}, [], []
+        figures: dict[str, list] = {"heatmaps": [], "curves": []}
+        for i, chunk in enumerate(chunks):
+            t0 = time.perf_counter()
+            for run in runs_streamed:
+                run.stream.fill(chunk, f"pass {i + 1} of {len(chunks)}" if len(chunks) > 1 else "extract")
+            timings["extract_s"] += time.perf_counter() - t0
+            self.passes["kept_bytes"] = max(self.passes.get("kept_bytes", 0),
+                                            sum(run.stream.kept_bytes() for run in runs_streamed))
+            t0 = time.perf_counter()
+            out = self.analyse(chunk, extra)
+            runs += out[0]
+            label_maps.update(out[1])
+            measures += out[2]
+            references += out[3]
+            for kind in figures:
+                figures[kind] += out[4][kind]
+            if scoring is not None:
+                self.evaluation.score_pairs(scoring, chunk)
+            timings["cluster_analyse_s"] += time.perf_counter() - t0
+        for run in runs_streamed:
+            run.stream.release()
+        self.passes["on_demand"] = sum(len(run.stream.on_demand) for run in runs_streamed)
+        if self.passes["on_demand"]:
+            log.info("%s: %d pair(s) computed outside their pass (%s)", card.display_name, self.passes["on_demand"],
+                     "; ".join(d for run in runs_streamed for d in run.stream.on_demand[:3]))
+        timings = {k: round(v, 2) for k, v in timings.items()}
+        runs.sort(key=lambda r: (r.block, r.representation, r.k))
+        self.align(label_maps)
+        pictures = {**align_pictures(self._pca_fits, self.gallery_blocks, self.reps), **self._attention_maps}
+        for run in runs:  # sizes in aligned ids
+            run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
+                                                     minlength=run.k)]
+        baselines, selected = [], {}
+        if scoring is not None:
+            t0 = time.perf_counter()
+            scored = self.evaluation.finish(scoring, figures)
+            measures += scored.rows
+            baselines, selected = scored.baselines, scored.selected
+            timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
+        card = dataclasses.replace(card, precision=self.cfg.features.precision)
+        return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
+                           measures=measures, figures=figures, timings=timings, references=references,
+                           baselines=baselines, selected=selected, pictures=pictures,
+                           label_maps={k: v.astype(np.int16) for k, v in label_maps.items()}, passes=self.passes)
+
+    def pairs(self) -> list:
+        """Every (block, representation) the run analyses, in block order."""
+        return block_representations(self.blocks, self.reps, self.loaded.card.depth)
+
+    def analyse(self, pairs: list, extra: dict):
+        """Joint k-means for every (block, representation, K) of ``pairs`` and every measure of the
+        sweep blocks among them (their features kept by the stream)."""
+        runs: list[ClusterRun] = []
+        label_maps: dict[str, np.ndarray] = {}
+        measures: list[MeasureRow] = []
+        references: list[MeasureRow] = []
+        figures: dict[str, list] = {"heatmaps": [], "curves": []}
+        last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
         # (block, representation) pairs are independent: several at a time use the cores (numpy,
         # BLAS, faiss and torch release the GIL); results are gathered in a fixed order, so the
-        # output does not depend on scheduling.
+        # output does not depend on scheduling (nor on how the pairs were chunked).
         with ThreadPoolExecutor(max_workers=self.analysis_workers()) as pool, torch_threads(1):
             done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
             for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
@@ -283,7 +298,6 @@ class ModelRun:
                 references += pair_refs
                 for kind in figures:
                     figures[kind] += pair_figures[kind]
-        runs.sort(key=lambda r: (r.block, r.representation, r.k))
         return runs, label_maps, measures, references, figures
 
     def analyse_pair(self, b: int, r: str, extra: dict, last_gallery: int):
@@ -425,11 +439,6 @@ class ModelRun:
                 for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
                     if key not in head:
                         label_maps[key] = apply_mapping(label_maps[key], mapping)
-
-
-def image_set_key(images: list[AtlasImage]) -> tuple:
-    """What names an image set among the kept features: its images' names and contents."""
-    return tuple((img.name, img.content_hash) for img in images)
 
 
 def _finite_or_none(v: float) -> float | None:

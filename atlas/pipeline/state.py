@@ -2,15 +2,26 @@
 
 Layout under ``<output_dir>/state``::
 
-    atlas.json, photos.npz                 the last build as a whole (for ``--render-only``)
-    models/<slug>/result.json, labels.npz, key.txt
+    atlas.json, photos.npz, atlas.sha256   the last build as a whole (for ``--render-only``)
+    models/<slug>/result.json, labels.npz, pictures.npz, key.txt
     comparisons/<slug>/result.json, labels.npz, key.txt
 
 A model's *key* hashes its weights, images, preprocessing, every config section that changes
 its numbers and the code that computes them; a model whose key is unchanged is neither
-re-extracted nor re-clustered. ``key.txt`` is written last, after the result and the label maps,
-so an interrupted save never reads as current. Stored results depend only on inputs and code:
-nothing here looks at the rendered site.
+re-extracted nor re-clustered. Stored results depend only on inputs and code: nothing here looks
+at the rendered site.
+
+Every folder's files are listed, with their SHA-256, in a manifest: ``key.txt`` (the key on its
+first line) in a model's or comparison's folder, ``atlas.sha256`` beside ``atlas.json``. Its
+lines are ``sha256sum``'s: ``tail -n +2 key.txt | sha256sum -c``, run in the folder, checks it by
+hand. The manifest is removed before a folder is rewritten and written last, each file
+atomically, so an interrupted save (a kill, a full disk) reads as "not stored" -- never as a mix
+of two saves -- and touches no other folder. Every read checks the checksums: a model or
+comparison whose files are missing, truncated, edited or unparsable is *damaged*; it is moved
+aside to ``<slug>.corrupt`` (replacing an earlier damaged copy) and a build computes it again,
+with one warning, as the feature cache does with its entries. ``--render-only`` computes nothing:
+there a damaged model, comparison or ``atlas.json`` is one error line that says to run a build.
+A folder of an earlier format (a manifest without checksums) is simply not current.
 """
 
 from __future__ import annotations
@@ -19,6 +30,12 @@ import functools
 import hashlib
 import io
 import json
+import logging
+import os
+import re
+import shutil
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +51,20 @@ if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are
     from ..features.backbones import LoadedBackbone
     from ..inputs.images import AtlasImage
 
-MODEL_STATE_VERSION = "4"
+log = logging.getLogger(__name__)
+
+MODEL_STATE_VERSION = "5"  # 5: checksums in key.txt
 _PACKAGE = Path(__file__).resolve().parents[1]
+DAMAGED_SUFFIX = ".corrupt"  # as the feature cache's damaged entries
+_ATLAS_MANIFEST = "atlas.sha256"
+_SUM_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
+# what reading damaged bytes raises (np.load of a broken zip, json of edited text, records of wrong fields)
+_UNREADABLE = (ValueError, KeyError, TypeError, IndexError, EOFError, OSError, zipfile.BadZipFile, zlib.error)
+
+
+# [features] settings that change how features are computed or kept, never the numbers (streaming
+# keeps float16, the cache's values, in chunks whose results are the same to the bit)
+_NOT_IN_RESULTS = {"batch_size", "device", "memory_gb", "cache", "cache_gb"}
 
 
 def digest(obj: Any) -> str:
@@ -43,17 +72,28 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+#: Modules that write words or per-build records, never a model's stored numbers: rewording them
+#: must not invalidate stored results. (The site layer and the command line are left out whole.)
+NOT_COMPUTATION = ("cli.py", "pipeline/highlights.py", "pipeline/methods.py")
+
+
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the code that computes numbers: a change to it invalidates stored results.
 
-    The site layer (``atlas/site``) and the command line are left out: pages are rendered afresh
-    from stored results on every build.
+    The site layer (``atlas/site``), the command line and the modules that only write words of a
+    build (:data:`NOT_COMPUTATION`) are left out: pages and sentences are made afresh from stored
+    results on every build.
     """
+    return package_fingerprint(_PACKAGE)
+
+
+def package_fingerprint(package: Path) -> str:
+    """:func:`code_fingerprint` of the package folder ``package``."""
     h = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        rel = path.relative_to(_PACKAGE)
-        if rel.parts[0] == "site" or rel.name == "cli.py":
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if rel.parts[0] == "site" or rel.as_posix() in NOT_COMPUTATION:
             continue
         h.update(str(rel).encode())
         h.update(path.read_bytes())
@@ -65,11 +105,15 @@ def model_key(cfg: AtlasConfig, loaded: "LoadedBackbone", images: "list[AtlasIma
     return digest({
         "v": MODEL_STATE_VERSION, "atlas": __version__, "code": code_fingerprint(), "weights": loaded.weights_hash,
         "spec": loaded.spec.model_dump(), "images": [i.content_hash for i in images],
-        "resolution": cfg.images.resolution, "features": cfg.features.model_dump(exclude={"batch_size", "device"}),
+        "resolution": cfg.images.resolution, "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
         "clustering": cfg.clustering.model_dump(), "analyses": cfg.analyses.model_dump(), "seed": cfg.atlas.seed,
         "uncertainty": cfg.uncertainty.model_dump(),
         "evaluation": eval_key,
     })
+
+
+class DamagedResults(ValueError):
+    """Stored files that cannot be trusted: missing, truncated, edited (checksum mismatch) or unparsable."""
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -78,9 +122,66 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+def _parse(name: str, raw: bytes) -> Any:
+    """The content of stored file ``name`` (``.json`` or ``.npz``); DamagedResults when unparsable."""
+    try:
+        if name.endswith(".json"):
+            return json.loads(raw)
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except _UNREADABLE as exc:
+        raise DamagedResults(f"{name}: unreadable ({type(exc).__name__})") from None
+
+
+def _write_set(folder: Path, manifest: str, files: dict[str, bytes], head: str | None = None) -> None:
+    """Write ``files`` into ``folder``, then the manifest (``head``, then one checksum line per file)."""
+    # removed first: a folder being rewritten (or whose rewrite failed) reads as not stored, never as a mix
+    (folder / manifest).unlink(missing_ok=True)
+    for name, raw in files.items():
+        atomic_write(folder / name, raw)
+    sums = [f"{hashlib.sha256(raw).hexdigest()}  {name}" for name, raw in files.items()]
+    atomic_write(folder / manifest, "\n".join(([head] if head is not None else []) + sums) + "\n")  # last
+
+
+def _read_set(folder: Path, manifest: str, names: tuple[str, ...], key: str | None = None,
+              keyed: bool = True) -> dict[str, bytes] | None:
+    """The bytes of ``names`` as the manifest lists them, each checked against its checksum.
+
+    None when nothing complete is stored, it was stored under another key (with ``key``) or in an
+    earlier format; DamagedResults when a listed file is missing, truncated or edited.
+    """
+    try:
+        text = (folder / manifest).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = text.splitlines()
+    if keyed and (not lines or (key is not None and lines[0] != key)):
+        return None
+    sums = {m.group(2): m.group(1) for m in map(_SUM_LINE.fullmatch, lines[1 if keyed else 0:]) if m}
+    if not sums:  # an earlier format: no checksums
+        return None
+    out, problem = {}, None
+    for name in names:
+        if name not in sums:
+            problem = f"{name}: not listed in {manifest}"
+            break
+        try:
+            raw = (folder / name).read_bytes()
+        except OSError as exc:
+            problem = f"{name}: {exc.strerror or type(exc).__name__}"
+            break
+        if hashlib.sha256(raw).hexdigest() != sums[name]:
+            problem = f"{name}: checksum mismatch"
+            break
+        out[name] = raw
+    if problem is None:
+        return out
+    try:  # a manifest that changed meanwhile: another build rewrote the folder as it was read
+        if (folder / manifest).read_text(encoding="utf-8", errors="replace") != text:
+            return None
+    except OSError:
+        return None
+    raise DamagedResults(problem)
 
 
 def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray], pictures: dict[str, np.ndarray]) -> ModelResult:
@@ -89,7 +190,7 @@ def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray], pictures: dict[
         runs=[ClusterRun(**r) for r in d["runs"]], measures=[MeasureRow(**m) for m in d["measures"]],
         figures=d["figures"], timings=d["timings"], highlights=[Highlight(**h) for h in d.get("highlights", [])],
         references=[MeasureRow(**m) for m in d["references"]], baselines=[Baseline(**b) for b in d["baselines"]],
-        selected=d["selected"], label_maps=label_maps, pictures=pictures,
+        selected=d["selected"], passes=d.get("passes", {}), label_maps=label_maps, pictures=pictures,
     )
 
 
@@ -106,10 +207,13 @@ def load_stored_atlas(cfg: AtlasConfig) -> AtlasResults:
     """The records of the config's last build, as it handed them to the site (``--render-only``)."""
     from . import BuildError
 
+    build = f"python scripts/build_atlas.py --config {cfg.source_path}"
     try:
         return state_store(cfg).load_atlas()
     except FileNotFoundError as exc:
-        raise BuildError(f"{exc} (python scripts/build_atlas.py --config {cfg.source_path})") from None
+        raise BuildError(f"{exc} ({build})") from None
+    except DamagedResults as exc:  # computing nothing here: a normal build computes it again
+        raise BuildError(f"{exc}; a normal build ({build}) computes it again") from None
 
 
 class StateStore:
@@ -126,37 +230,65 @@ class StateStore:
         return self.root / kind / slug
 
     def _save(self, kind: str, slug: str, key: str, record: ModelResult | ComparisonResult) -> None:
-        d = self._dir(kind, slug)
-        atomic_write(d / "labels.npz", _npz_bytes({k: v.astype(np.int16) for k, v in record.label_maps.items()}))
+        files = {"labels.npz": _npz_bytes({k: v.astype(np.int16) for k, v in record.label_maps.items()})}
         if isinstance(record, ModelResult):  # PCA pictures (uint8) and attention maps (float16) as they are
-            atomic_write(d / "pictures.npz", _npz_bytes(record.pictures))
-        atomic_write(d / "result.json", json.dumps(to_json(record)))  # key order is meaningful (Methods)
-        atomic_write(d / "key.txt", key)  # written last: marks the state complete
+            files["pictures.npz"] = _npz_bytes(record.pictures)
+        files["result.json"] = json.dumps(to_json(record)).encode()  # key order is meaningful (Methods)
+        _write_set(self._dir(kind, slug), "key.txt", files, head=key)
 
     def _load(self, kind: str, slug: str, key: str | None):
+        """The stored record; None when not stored (under ``key``). A damaged folder is moved aside
+        and raises DamagedResults, whose message names it."""
         d = self._dir(kind, slug)
+        names = ("result.json", "labels.npz", "pictures.npz") if kind == "models" else ("result.json", "labels.npz")
         try:
-            if key is not None and (d / "key.txt").read_text() != key:
+            raw = _read_set(d, "key.txt", names, key)
+            if raw is None:
                 return None
-            data = json.loads((d / "result.json").read_text())
-            maps = _load_npz(d / "labels.npz")
-            pictures = _load_npz(d / "pictures.npz") if kind == "models" else {}
-        except (OSError, ValueError, KeyError):
+            data, maps = _parse("result.json", raw["result.json"]), _parse("labels.npz", raw["labels.npz"])
+            pictures = _parse("pictures.npz", raw["pictures.npz"]) if kind == "models" else {}
+            try:
+                return (_model_from_dict if kind == "models" else _comparison_from_dict)(data, maps, pictures)
+            except _UNREADABLE as exc:
+                raise DamagedResults(f"result.json: unreadable ({type(exc).__name__})") from None
+        except DamagedResults as exc:
+            aside = d.with_name(d.name + DAMAGED_SUFFIX)
+            shutil.rmtree(aside, ignore_errors=True)  # only the latest damaged copy is kept
+            try:
+                os.replace(d, aside)
+            except FileNotFoundError:
+                pass  # another reader moved it already
+            what = "model" if kind == "models" else "comparison"
+            raise DamagedResults(f"stored results of {what} {slug!r} damaged ({exc}); moved aside to {aside}") from None
+
+    def _load_reporting(self, kind: str, slug: str, key: str | None):
+        """:meth:`_load` for a build: a damaged folder is one warning and counts as not stored."""
+        try:
+            return self._load(kind, slug, key)
+        except DamagedResults as exc:
+            log.warning("%s; computing it again", exc)
             return None
-        return (_model_from_dict if kind == "models" else _comparison_from_dict)(data, maps, pictures)
+
+    def model_bytes(self, slug: str) -> int:
+        """Bytes a model's stored results take on disk."""
+        d = self._dir("models", slug)
+        return sum(p.stat().st_size for p in d.iterdir() if p.is_file()) if d.is_dir() else 0
 
     def save_model(self, key: str, result: ModelResult) -> None:
         self._save("models", result.card.slug, key, result)
 
     def load_model(self, slug: str, key: str | None = None) -> ModelResult | None:
-        """The stored result of a model; with ``key``, only when it was stored under that key."""
-        return self._load("models", slug, key)
+        """The stored result of a model; with ``key``, only when it was stored under that key.
+
+        None also when it is damaged: then it is moved aside (one warning) and counts as not stored.
+        """
+        return self._load_reporting("models", slug, key)
 
     def save_comparison(self, key: str, result: ComparisonResult) -> None:
         self._save("comparisons", result.slug, key, result)
 
     def load_comparison(self, slug: str, key: str | None = None) -> ComparisonResult | None:
-        return self._load("comparisons", slug, key)
+        return self._load_reporting("comparisons", slug, key)
 
     # ------------------------------------------------------------------ the last build as a whole
 
@@ -168,30 +300,34 @@ class StateStore:
         data["model_highlights"] = {m.card.slug: to_json(m.highlights) for m in results.models}
         data["comparisons"] = [c.slug for c in results.comparisons]
         keys = sorted(results.photos)
-        atomic_write(self.root / "photos.npz", _npz_bytes({f"p{i}": results.photos[k] for i, k in enumerate(keys)}))
         data["photo_keys"] = keys
-        atomic_write(self.root / "atlas.json", json.dumps(data))  # written last; key order kept
+        _write_set(self.root, _ATLAS_MANIFEST, {  # key order of atlas.json kept
+            "photos.npz": _npz_bytes({f"p{i}": results.photos[k] for i, k in enumerate(keys)}),
+            "atlas.json": json.dumps(data).encode()})
 
     def load_atlas(self) -> AtlasResults:
         """The last build's records, exactly as it handed them to the site.
 
-        Raises FileNotFoundError when nothing (complete) is stored.
+        Raises FileNotFoundError when nothing (complete) is stored, DamagedResults when something
+        stored is damaged (a damaged model or comparison is moved aside).
         """
         try:
-            data = json.loads((self.root / "atlas.json").read_text())
-            arrays = _load_npz(self.root / "photos.npz")
-        except (OSError, ValueError) as exc:
-            raise FileNotFoundError(f"no stored build in {self.root} ({exc.__class__.__name__}); run a build first") from None
+            raw = _read_set(self.root, _ATLAS_MANIFEST, ("atlas.json", "photos.npz"), keyed=False)
+            if raw is None:
+                raise FileNotFoundError(f"no stored build in {self.root}; run a build first")
+            data, arrays = _parse("atlas.json", raw["atlas.json"]), _parse("photos.npz", raw["photos.npz"])
+        except DamagedResults as exc:
+            raise DamagedResults(f"stored build in {self.root} damaged ({exc})") from None
         models, comparisons = [], []
         highlights = data.pop("model_highlights")
         for slug in data.pop("models"):
-            m = self.load_model(slug)
+            m = self._load("models", slug, None)
             if m is None:
                 raise FileNotFoundError(f"stored build in {self.root} lacks model {slug!r}; run a build first")
             m.highlights = [Highlight(**h) for h in highlights.get(slug, [])]
             models.append(m)
         for slug in data.pop("comparisons"):
-            c = self.load_comparison(slug)
+            c = self._load("comparisons", slug, None)
             if c is None:
                 raise FileNotFoundError(f"stored build in {self.root} lacks comparison {slug!r}; run a build first")
             comparisons.append(c)

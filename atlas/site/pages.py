@@ -31,7 +31,7 @@ from .figures import (cluster_size_figure, comparison_measure_figure, curve_figu
 from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
-from .markup import fence, jinja_env
+from .markup import fence, jinja_env, printable
 from .mkdocs import CITE_FILE, NAV_FILE
 from .overview import overview_matrix
 from .paths import cite_key, comparison_page, figures_script, html_url, model_page, rel
@@ -445,6 +445,8 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
                        for m in results.models],
             "images": results.images, "skipped": results.skipped,
             "timings": {"atlas": results.timings, "models": {m.card.slug: m.timings for m in results.models}},
+            "features": {m.card.slug: {**m.passes, "stored_bytes": results.stored_bytes.get(m.card.slug)}
+                         for m in results.models},
         }),
         page: env.get_template("build.md.j2").render(
             **common,
@@ -453,6 +455,7 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
             cite_key=cite_key(page),
             labels=labels,
             timing_rows=timing_rows,
+            feature_rows=[(m, m.passes, results.stored_bytes.get(m.card.slug)) for m in results.models],
             fence=fence(results.config_text),
             data={"csv": "build-report.csv", "json": "build-report.json"},
         ),
@@ -460,8 +463,8 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
 
 
 def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str], leaderboard: str = "") -> list[Any]:
-    """The MkDocs ``nav``; titles escaped (MkDocs' theme templates insert them unescaped)."""
-    e = html.escape
+    """The MkDocs ``nav``; titles as plain text (atlas/site/theme_hooks.py escapes them once)."""
+    e = printable
     entries: list[Any] = [{"Home": "index.md"}]
     if guide:
         entries.append({"Guide": [{e(g["title"]): g["path"]} for g in guide]})

@@ -1,0 +1,932 @@
+#!/usr/bin/env python
+"""Benchmark: how a build grows with the number of images, and what the zoo would need.
+
+Part 1, measured. For each N in ``--sizes`` the real command line (``scripts/build_atlas.py
+--config <tiny config> -q``, a subprocess) builds a fresh project folder: N distinct synthetic
+photos (seeded gradients and shapes) and one tiny random-init model (``--model`` with
+``--overrides``, default ViT-S/16 with depth 4, embed dim 64, 2 heads, at ``--px`` px). The config
+takes the zoo's analysis settings (every block, gallery at 0.25/0.5/0.75/1.0, all five
+representations, K = 2/4/8/16, measures at K = 8) and leaves the feature settings at the checkout's
+defaults; uncertainty is cut to ``--resamples`` / ``--seeds`` so a 2-core machine gets through 300
+images. Per N it records:
+
+* wall time of the build process;
+* peak RSS: ``ru_maxrss`` of the build process from ``os.wait4`` (the largest single process of
+  its tree: the build or its ``mkdocs`` child), and the largest sum over the tree seen by a
+  sampler that polls ``/proc`` every ``--poll`` s (less often when one sample of a large site takes
+  over a tenth of that, so it never takes more than a tenth of a core);
+* disk (apparent bytes, ``st_size``) and file counts of the stored results
+  (``<output_dir>/state``), the site (``--site-dir``), the rendered pages (``--docs-dir``) and the
+  feature cache (``cache_dir``): the peak over the same sampling, and the final figure.
+
+``--cache`` runs every N a second time with ``[features] cache = true``; a checkout whose config
+schema does not know the key says "not supported by this checkout" and the sweep goes on. Each
+figure's growth with N is fitted twice: a power law (slope of log y on log N) and a line
+``a + b N`` (``b``: the marginal cost of one more image).
+
+Part 2, projected (no model runs). Every backbone of ``--zoo`` (opt-in entries too, flagged) is
+built on the meta device at 224 px and at its native size (timm ``pretrained_cfg`` input size),
+and with ``--images`` images (default 300) the script gives per model: pairs extracted, float16
+bytes of one pair and of all pairs (the old design's feature cache), device memory per pair for the
+analyses (``ModelRun.pair_bytes``: 3 float32 copies + 1 GiB), forward passes under
+``--budget-gb``, stored results scaled from the tiny model's measured stored bytes, and GPU
+seconds extrapolated from the README's H200 figures. The formulas are printed with the tables and
+stored in the JSON. The goal of issue 25 is checked: the whole zoo at 300 images and native size
+stores at most ``--goal-gb`` (10) GB of results, without a feature cache.
+
+Usage::
+
+    .venv/bin/python bench/bench_scale.py                          # N = 10, 30, 100, 300 (long on 2 cores)
+    .venv/bin/python bench/bench_scale.py --sizes 10,30 --cache    # quick look, with the cache mode too
+    .venv/bin/python bench/bench_scale.py --zoo-only               # the projection alone (needs a stored run:
+                                                                   # reads --json for the measured bytes)
+
+Prints two Markdown tables (paste them into the README) and writes ``bench/results/bench_scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+DEFAULT_JSON = REPO / "bench" / "results" / "bench_scale.json"
+BUILD_DATE = "2026-01-01"
+DIRS = ("results", "site", "docs", "cache")  # measured folders, in table order
+
+# README.md, "GPU figures" table (bench/bench_gpu.py, one NVIDIA H200, 2026-11-30, random init, fp32):
+#   row "ViT-S/16 224 px, 64":  analyses 27.5 s for 49 pairs (all 12 blocks x 4 representations + tokens_normed)
+#   row "ViT-L/14 518 px, 32":  analyses 149.5 s for 97 pairs; raw forward_features fp32 35.2 img/s
+README_SMALL = dict(model="ViT-S/16", px=224, images=64, pairs=49, analyses_s=27.5, cells=14 * 14, dim=384)
+README_LARGE = dict(model="ViT-L/14", px=518, images=32, pairs=97, analyses_s=149.5, cells=37 * 37, dim=1024,
+                    forward_img_s=35.2, params=304_368_640, tokens=1370)
+
+
+# --------------------------------------------------------------------------------------------- inputs
+
+def synthetic_photo(seed: int, size: int):
+    """A distinct 'photo': a smooth two-colour gradient at a random angle, 3-7 filled shapes, a soft
+    blur and a little noise, all from ``seed``."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    angle = rng.uniform(0, 2 * np.pi)
+    t = (np.cos(angle) * x + np.sin(angle) * y)
+    t = (t - t.min()) / max(1e-9, t.max() - t.min())
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    base = (c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]).astype(np.uint8)
+    img = Image.fromarray(base)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 8))):
+        x0, y0 = rng.uniform(-0.2, 0.9, 2) * size
+        w, h = rng.uniform(0.1, 0.6, 2) * size
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        kind = int(rng.integers(0, 3))
+        box = [x0, y0, x0 + w, y0 + h]
+        if kind == 0:
+            draw.ellipse(box, fill=colour)
+        elif kind == 1:
+            draw.rectangle(box, fill=colour)
+        else:
+            pts = [(float(a), float(b)) for a, b in rng.uniform(0, 1, (3, 2)) * [w, h] + [x0, y0]]
+            draw.polygon(pts, fill=colour)
+    img = img.filter(ImageFilter.GaussianBlur(radius=size / 128))
+    arr = np.asarray(img).astype(np.int16) + rng.normal(0, 4, (size, size, 3)).astype(np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def write_photos(folder: Path, n: int, size: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        synthetic_photo(1000 + i, size).save(folder / f"photo{i:04d}.png", format="PNG")
+
+
+def tiny_config(args, cache: bool) -> str:
+    overrides = ", ".join(f"{k} = {v}" for k, v in _overrides(args.overrides).items())
+    return f"""
+[atlas]
+title = "bench_scale"
+seed = 0
+output_dir = "out"
+cache_dir = "cache"
+
+[images]
+sets = [{{ folder = "photos" }}]
+resolution = [{args.px}, {args.px}]
+
+[features]
+layers = "all"
+gallery_layers = [0.25, 0.5, 0.75, 1.0]
+representations = ["tokens", "keys", "queries", "values", "tokens_normed"]
+batch_size = 8
+{"cache = true" if cache else ""}
+
+[clustering]
+ks = [2, 4, 8, 16]
+
+[analyses]
+k = 8
+
+[uncertainty]
+resamples = {args.resamples}
+seeds = {args.seeds}
+
+[[backbones]]
+display_name = "Tiny"
+timm_name = "{args.model}"
+weights = "random"
+training = "random"
+overrides = {{ {overrides} }}
+"""
+
+
+def _overrides(text: str) -> dict:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, v = part.split("=")
+        out[k.strip()] = int(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+def tree_bytes(path: Path) -> tuple[int, int]:
+    """Apparent bytes and file count under ``path`` (0, 0 when absent); tolerant of files that
+    vanish while it walks (temporaries renamed into place)."""
+    total = files = 0
+    stack = [path]
+    while stack:
+        p = stack.pop()
+        try:
+            with os.scandir(p) as it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(Path(e.path))
+                        elif e.is_file(follow_symlinks=False):
+                            total += e.stat(follow_symlinks=False).st_size
+                            files += 1
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    return total, files
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree_rss(pid: int) -> int:
+    """Sum of the resident set sizes of ``pid`` and its descendants (bytes; 0 without /proc)."""
+    if not os.path.isdir("/proc"):
+        return 0
+    kids, page, total, todo = _children(), os.sysconf("SC_PAGE_SIZE"), 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+        todo += kids.get(p, [])
+    return total
+
+
+class Sampler(threading.Thread):
+    """Polls folder sizes and the process tree's RSS every ``period`` s (longer when a sample takes
+    more than a tenth of that); keeps the peaks."""
+
+    def __init__(self, pid: int, folders: dict[str, Path], period: float):
+        super().__init__(daemon=True)
+        self.pid, self.folders, self.period = pid, folders, period
+        self.peak = {name: [0, 0] for name in folders}  # bytes, files
+        self.peak_tree_rss = 0
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def sample(self) -> None:
+        for name, path in self.folders.items():
+            b, n = tree_bytes(path)
+            self.peak[name][0] = max(self.peak[name][0], b)
+            self.peak[name][1] = max(self.peak[name][1], n)
+        self.peak_tree_rss = max(self.peak_tree_rss, tree_rss(self.pid))
+        self.samples += 1
+
+    def run(self) -> None:
+        wait = self.period
+        while not self._halt.wait(wait):
+            t0 = time.perf_counter()
+            self.sample()
+            # walking a large site costs CPU the build would use: at most a tenth of one core
+            wait = max(self.period, 9 * (time.perf_counter() - t0))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+# ---------------------------------------------------------------------------------------- one build
+
+CACHE_REJECTED = re.compile(r"features\.cache\b.*(extra|not permitted|unknown|unexpected)", re.I | re.S)
+
+
+def run_build(args, n: int, cache: bool, photos: Path, workdir: Path) -> dict:
+    """One build of ``n`` images in a fresh project folder under ``workdir``; its figures."""
+    proj = workdir / f"n{n}-{'cache' if cache else 'default'}"
+    shutil.rmtree(proj, ignore_errors=True)
+    (proj / "configs").mkdir(parents=True)
+    (proj / "photos").mkdir()
+    for i in range(n):  # the first n of the shared photos
+        os.link(photos / f"photo{i:04d}.png", proj / "photos" / f"photo{i:04d}.png")
+    cfg = proj / "configs" / "tiny.toml"
+    cfg.write_text(tiny_config(args, cache), encoding="utf-8")
+    folders = {"results": proj / "out" / "state", "site": proj / "site", "docs": proj / "site_src",
+               "cache": proj / "cache"}
+    cmd = [sys.executable, str(REPO / "scripts" / "build_atlas.py"), "--config", str(cfg),
+           "--docs-dir", str(folders["docs"]), "--site-dir", str(folders["site"]), "--build-date", BUILD_DATE, "-q"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out_f, err_f = open(proj / "stdout.txt", "wb"), open(proj / "stderr.txt", "wb")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=proj, stdout=out_f, stderr=err_f, env=env, start_new_session=True)
+    sampler = Sampler(proc.pid, folders, args.poll)
+    sampler.start()
+    timed_out = False
+    deadline = t0 + args.timeout
+    while True:  # os.wait4: this child's own rusage (ru_maxrss), not the running max of all children
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline and not timed_out:
+            timed_out = True
+            os.killpg(proc.pid, 9)  # the build's own process group (start_new_session)
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sampler.stop()
+    sampler.sample()  # the final state
+    out_f.close()
+    err_f.close()
+    final = {name: tree_bytes(path) for name, path in folders.items()}
+    row = {"images": n, "cache_mode": cache, "rc": proc.returncode, "timed_out": timed_out, "wall_s": wall,
+           "maxrss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
+           "peak_tree_rss_bytes": sampler.peak_tree_rss, "samples": sampler.samples, "project": str(proj)}
+    for name in DIRS:
+        row[f"{name}_bytes"], row[f"{name}_files"] = final[name]
+        row[f"{name}_peak_bytes"] = max(sampler.peak[name][0], final[name][0])
+        row[f"{name}_peak_files"] = max(sampler.peak[name][1], final[name][1])
+    if proc.returncode != 0:
+        err = (proj / "stderr.txt").read_text(errors="replace")
+        row["stderr_tail"] = "\n".join(err.strip().splitlines()[-15:])
+        row["cache_rejected"] = bool(cache and CACHE_REJECTED.search(err))
+    else:
+        row["stored"] = stored_breakdown(folders["results"], n)
+    return row
+
+
+# ------------------------------------------------------------------------------ what is stored, how
+
+def _npz_members(path: Path) -> list[dict]:
+    """Per array of an ``.npz``: key, shape, dtype and its compressed bytes in the archive."""
+    import numpy as np
+
+    with zipfile.ZipFile(path) as zf:
+        packed = {info.filename.removesuffix(".npy"): info.compress_size for info in zf.infolist()}
+    out = []
+    with np.load(path, allow_pickle=False) as z:
+        for key in z.files:
+            a = z[key]
+            out.append({"key": key, "shape": list(a.shape), "dtype": str(a.dtype), "itemsize": a.dtype.itemsize,
+                        "compressed": packed.get(key, 0), "elements": int(a.size)})
+    return out
+
+
+def classify(member: dict, n: int) -> str:
+    """What a stored array is, from its key and shape (as ``atlas.records`` names them):
+    ``labels`` (N, h, w) label maps, ``pca`` (N, h, w, 3) pictures, ``attn_mean`` (N, P, h, w),
+    ``attn_heads`` (n, P, heads, h, w), else ``other``."""
+    key, shape = member["key"], member["shape"]
+    if "attention-heads" in key:
+        return "attn_heads"
+    if "attention" in key:
+        return "attn_mean"
+    if re.search(r"-k\d+$", key) and len(shape) == 3 and shape[0] == n:
+        return "labels"
+    if len(shape) == 4 and shape[0] == n and shape[-1] == 3:
+        return "pca"
+    return "other"
+
+
+def stored_breakdown(state: Path, n: int) -> dict:
+    """Bytes of the stored results by kind: per model its label maps, pictures (by class) and JSON;
+    the atlas-wide files; comparisons. With the arrays' element counts, to scale them."""
+    out = {"models": {}, "atlas_bytes": 0, "atlas_json_bytes": 0, "photos": None, "comparisons_bytes": 0,
+           "other_bytes": 0}
+    if not state.is_dir():
+        return out
+    for path in state.rglob("*"):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(state).parts
+        size = path.stat().st_size
+        if rel[0] == "models" and len(rel) == 3:
+            m = out["models"].setdefault(rel[1], {"files": {}, "classes": {}})
+            m["files"][rel[2]] = size
+            if rel[2].endswith(".npz"):
+                try:
+                    members = _npz_members(path)
+                except Exception as exc:  # noqa: BLE001 - a format this script does not know
+                    m.setdefault("unreadable", []).append(f"{rel[2]}: {exc}")
+                    continue
+                for mem in members:
+                    c = m["classes"].setdefault(classify(mem, n), {"arrays": 0, "elements": 0, "compressed": 0,
+                                                                   "raw": 0, "shapes": []})
+                    c["arrays"] += 1
+                    c["elements"] += mem["elements"]
+                    c["compressed"] += mem["compressed"]
+                    c["raw"] += mem["elements"] * mem["itemsize"]
+                    if len(c["shapes"]) < 3:
+                        c["shapes"].append([mem["key"], mem["shape"], mem["dtype"]])
+        elif rel[0] == "comparisons":
+            out["comparisons_bytes"] += size
+        elif len(rel) == 1:
+            out["atlas_bytes"] += size
+            if rel[0] == "photos.npz":  # every image at every model input size, and its thumbnail
+                try:
+                    members = _npz_members(path)
+                    out["photos"] = {"bytes": size, "arrays": len(members),
+                                     "elements": sum(m["elements"] for m in members),
+                                     "sizes": sorted({tuple(m["shape"][:2]) for m in members})}
+                except Exception as exc:  # noqa: BLE001
+                    out["photos"] = {"bytes": size, "unreadable": str(exc)}
+            else:
+                out["atlas_json_bytes"] += size
+        else:
+            out["other_bytes"] += size
+    for m in out["models"].values():
+        m["json_bytes"] = sum(v for k, v in m["files"].items() if not k.endswith(".npz"))
+        m["npz_bytes"] = sum(v for k, v in m["files"].items() if k.endswith(".npz"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ fitting
+
+def fit(xs: list[float], ys: list[float]) -> dict | None:
+    """Power law (log-log least squares slope) and line ``a + b x`` of ``ys`` over ``xs``."""
+    pts = [(x, y) for x, y in zip(xs, ys) if x > 0 and y is not None and math.isfinite(y)]
+    if len(pts) < 2 or len({x for x, _ in pts}) < 2:
+        return None
+    n = len(pts)
+    mx = sum(x for x, _ in pts) / n
+    my = sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    b = sum((x - mx) * (y - my) for x, y in pts) / sxx
+    a = my - b * mx
+    ss_tot = sum((y - my) ** 2 for _, y in pts)
+    r2 = 1 - sum((y - a - b * x) ** 2 for x, y in pts) / ss_tot if ss_tot > 0 else 1.0
+    out = {"a": a, "b": b, "r2_linear": r2, "slope": None}
+    logs = [(math.log(x), math.log(y)) for x, y in pts if y > 0]
+    if len(logs) >= 2 and len({lx for lx, _ in logs}) >= 2:
+        lmx = sum(lx for lx, _ in logs) / len(logs)
+        lmy = sum(ly for _, ly in logs) / len(logs)
+        out["slope"] = (sum((lx - lmx) * (ly - lmy) for lx, ly in logs)
+                        / sum((lx - lmx) ** 2 for lx, _ in logs))
+    return out
+
+
+def at(f: dict | None, x: float) -> float | None:
+    return None if f is None else f["a"] + f["b"] * x
+
+
+METRICS = [  # (key in a row, label, unit scale, unit)
+    ("wall_s", "wall", 1, "s"),
+    ("maxrss_bytes", "peak RSS (one process)", 2**20, "MiB"),
+    ("peak_tree_rss_bytes", "peak RSS (tree, sampled)", 2**20, "MiB"),
+    ("results_peak_bytes", "results disk", 2**20, "MiB"),
+    ("results_peak_files", "results files", 1, ""),
+    ("site_peak_bytes", "site disk", 2**20, "MiB"),
+    ("site_peak_files", "site files", 1, ""),
+    ("docs_peak_bytes", "docs (site_src) disk", 2**20, "MiB"),
+    ("docs_peak_files", "docs files", 1, ""),
+    ("cache_peak_bytes", "cache disk", 2**20, "MiB"),
+    ("cache_peak_files", "cache files", 1, ""),
+]
+
+
+def growth(rows: list[dict]) -> dict:
+    ok = [r for r in rows if r["rc"] == 0]
+    xs = [r["images"] for r in ok]
+    return {key: fit(xs, [float(r[key]) for r in ok]) for key, *_ in METRICS}
+
+
+# ------------------------------------------------------------------------------------- projection
+
+def tiny_coefficients(rows: list[dict], tiny_shape) -> dict | None:
+    """How the tiny model's stored bytes grow, from the successful default-mode runs: per kind of
+    array, compressed bytes = arrays x overhead + e x elements (a line through the runs' totals:
+    the arrays are the same at every N, the elements grow with N; one run: e = bytes / elements,
+    no overhead), and the model JSON and the atlas-wide files as lines in N."""
+    ok = sorted((r for r in rows if r.get("rc") == 0 and not r["cache_mode"] and r.get("stored", {}).get("models")),
+                key=lambda r: r["images"])
+    if not ok:
+        return None
+    models = [next(iter(r["stored"]["models"].values())) for r in ok]
+    big = models[-1]
+    per_element, per_array, raw_per_element = {}, {}, {}
+    for c, v in big["classes"].items():
+        if not v["elements"]:
+            continue
+        raw_per_element[c] = v["raw"] / v["elements"]
+        pts = [(m["classes"][c]["elements"], m["classes"][c]["compressed"]) for m in models if c in m["classes"]]
+        f = fit([x for x, _ in pts], [float(y) for _, y in pts])
+        if f is not None and f["b"] > 0 and f["a"] >= 0:
+            per_element[c], per_array[c] = f["b"], f["a"] / v["arrays"]
+        else:
+            per_element[c], per_array[c] = v["compressed"] / v["elements"], 0.0
+    xs = [r["images"] for r in ok]
+    json_bytes = [m["json_bytes"] for m in models]
+    atlas_bytes = [r["stored"].get("atlas_json_bytes", r["stored"]["atlas_bytes"]) for r in ok]
+    photos = ok[-1]["stored"].get("photos") or {}
+    return {"from_images": xs, "largest": ok[-1]["images"], "per_element": per_element, "per_array": per_array,
+            "raw_per_element": raw_per_element, "classes": big["classes"], "json_bytes": json_bytes,
+            "json_fit": fit(xs, [float(y) for y in json_bytes]), "atlas_bytes": atlas_bytes,
+            "atlas_fit": fit(xs, [float(y) for y in atlas_bytes]), "photos": photos,
+            "photos_per_element": photos["bytes"] / photos["elements"] if photos.get("elements") else None,
+            "tiny": tiny_shape.as_dict() if tiny_shape is not None else None}
+
+
+def elements(shape, images: int, attention_images: int = 4) -> dict[str, tuple[int, int]]:
+    """(arrays, elements) one model stores, by kind (the layout ``atlas.pipeline.model_run``
+    stores): labels (N, h, w) per gallery pair and K; pca (N, h, w, 3) per gallery pair and
+    recipe (2); attn_mean (N, prefix, h, w) and attn_heads (min(N, 4), prefix, heads, h, w) per
+    gallery block (none without prefix tokens). |Ks| comes in as ``shape.ks``."""
+    cells, p, gp, gb = shape.cells, shape.prefix_tokens, shape.gallery_pairs, shape.gallery_blocks
+    return {"labels": (gp * shape.ks, images * cells * gp * shape.ks),
+            "pca": (gp * 2, images * cells * 3 * gp * 2),
+            "attn_mean": (gb if p else 0, images * p * cells * gb),
+            "attn_heads": (gb if p else 0, min(images, attention_images) * p * shape.num_heads * cells * gb)}
+
+
+def comparison_elements(cfg, shapes: dict[str, object], images: int) -> int:
+    """Label-map elements the config's comparisons store (int16, each model's own grid): per
+    comparison of models / scaling, its models x the gallery depths; of representations, the
+    model's gallery pairs at one K."""
+    total = 0
+    for comp in cfg.comparisons:
+        names = comp.models or [b.display_name for b in cfg.backbones]
+        chosen = [s for n, s in shapes.items() if n in names or getattr(s, "slug", None) in names]
+        if comp.kind == "representations":
+            if chosen:
+                total += images * chosen[0].cells * chosen[0].gallery_pairs
+        else:
+            depths = len(cfg.features.gallery_layers) if isinstance(cfg.features.gallery_layers, list) else 4
+            total += sum(images * s.cells * depths for s in chosen)
+    return total
+
+
+def pair_seconds(cells: int, dim: int, images: int, small: dict, large: dict) -> float:
+    """GPU seconds of all analyses of one pair: per image linear in cells x dim through the two
+    README points (s per pair per image = alpha + beta x cells x dim), times the images."""
+    u_s, u_l = small["cells"] * small["dim"], large["cells"] * large["dim"]
+    t_s = small["analyses_s"] / small["pairs"] / small["images"]
+    t_l = large["analyses_s"] / large["pairs"] / large["images"]
+    beta = (t_l - t_s) / (u_l - u_s)
+    alpha = t_s - beta * u_s
+    return images * (alpha + beta * cells * dim)
+
+
+def default_extra_images() -> int:
+    """Images that stream beside the atlas images through every sweep pair: the blank probes and the
+    shift-test windows (``SHIFT_IMAGES`` x (1 + ``len(SHIFTS)``)), read from the atlas (89 today)."""
+    try:
+        from atlas.inputs.probes import probe_images
+        from atlas.pipeline.inputs import SHIFT_IMAGES, SHIFTS
+
+        return len(probe_images((16, 16))) + SHIFT_IMAGES * (1 + len(SHIFTS))
+    except Exception:  # noqa: BLE001 - moved while the feature flow is rewritten: today's figure
+        return 9 + 16 * 5
+
+
+def chunk_passes(blocks: list[int], pair_sizes: dict, budget: float) -> int | None:
+    """Forward passes as ``atlas.features.stream.plan_chunks`` packs them: consecutive whole blocks
+    while they fit, a block larger than the budget split into pairs in chunks of its own; None when
+    one pair alone exceeds the budget."""
+    if any(v > budget for v in pair_sizes.values()):
+        return None
+    chunks, used = 0, 0.0
+    for b in blocks:
+        group = [v for (bb, _), v in pair_sizes.items() if bb == b]
+        parts = [group] if sum(group) <= budget else [[v] for v in group]
+        for i, part in enumerate(parts):
+            size = sum(part)
+            if not chunks or used + size > budget or (len(parts) > 1 and i == 0):
+                chunks, used = chunks + 1, 0.0
+            used += size
+    return chunks
+
+
+def project(args, cfg, coeff: dict | None, resolution) -> dict:
+    """Per zoo model at ``resolution`` (None: native): shapes and projected figures."""
+    from zoo_shapes import model_shape
+
+    budget = args.budget_gb * 1e9
+    small = {**README_SMALL, "analyses_s": args.small_analyses_s}
+    large = {**README_LARGE, "analyses_s": args.large_analyses_s, "forward_img_s": args.large_forward_img_s}
+    n = args.images
+    rows, shapes = [], {}
+    for spec in cfg.backbones:
+        try:
+            s = model_shape(spec, cfg.features, resolution)
+        except Exception as exc:  # noqa: BLE001 - one model timm cannot build: say so, go on
+            rows.append({"display_name": spec.display_name, "error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        s.ks = len(cfg.clustering.ks)
+        s.slug = spec.slug
+        shapes[spec.display_name] = s
+        one_pair = n * s.tokens * s.embed_dim * 2  # float16, every token (prefix too), as the cache held them
+        all_pairs = s.pairs * one_pair
+        pair_dev = 3 * 4 * n * s.cells * s.embed_dim + 2**30  # ModelRun.pair_bytes
+        passes = max(1, math.ceil(all_pairs / budget))
+        # as the stream plans them: whole blocks per chunk, the probes and shift windows beside the images
+        from atlas.config import block_representations, resolve_layers
+
+        sweep = set(resolve_layers(cfg.features.layers, s.depth))
+        blocks = sorted(sweep | set(resolve_layers(cfg.features.gallery_layers, s.depth)))
+        sizes = {(b, r): 2 * s.tokens * s.embed_dim * (n + (args.extra_images if b in sweep else 0))
+                 for b, r in block_representations(blocks, cfg.features.representations, s.depth)}
+        row = {**s.as_dict(), "ks": s.ks, "one_pair_f16_bytes": one_pair, "all_pairs_f16_bytes": all_pairs,
+               "pair_device_bytes": pair_dev, "passes": passes,
+               "streamed_f16_bytes": sum(sizes.values()), "passes_streamed": chunk_passes(blocks, sizes, budget),
+               "budget_fits_one_pair": max(sizes.values()) <= budget, "pair_device_fits_budget": pair_dev <= budget}
+        if coeff is not None:
+            el = elements(s, n, args.attention_images)
+            e, o = coeff["per_element"], coeff["per_array"]
+            by_class = {c: arrays * o.get(c, 0.0) + count * e.get(c, e.get("labels", 2.0))
+                        for c, (arrays, count) in el.items()}
+            json_per_pair = (at(coeff["json_fit"], n) if coeff["json_fit"] else coeff["json_bytes"][-1]) \
+                / coeff["tiny"]["pairs"]
+            by_class["json"] = json_per_pair * s.pairs
+            row["stored_by_class"] = by_class
+            row["stored_bytes"] = sum(by_class.values())
+            row["stored_raw_bytes"] = sum(count * coeff["raw_per_element"].get(c, 2) for c, (_, count) in el.items()) \
+                + by_class["json"]
+        sec = s.pairs * pair_seconds(s.cells, s.embed_dim, n, small, large)
+        fwd = passes * n * (s.params * s.tokens) / (large["params"] * large["tokens"]) / large["forward_img_s"]
+        row.update(analyses_gpu_s=sec, forward_gpu_s=fwd, gpu_s=sec + fwd)
+        rows.append(row)
+    out = {"resolution": "native" if resolution is None else f"{resolution[0]} px", "models": rows}
+    if coeff is not None:
+        comp_el = comparison_elements(cfg, shapes, n)
+        # comparisons store int16 maps: the tiny model's label maps' bytes per element, scaled to 2-byte items
+        lab = coeff["per_element"].get("labels", 2.0) * 2 / coeff["raw_per_element"].get("labels", 2.0)
+        out["comparisons_bytes"] = comp_el * lab
+        out["comparisons_raw_bytes"] = comp_el * 2
+        # atlas-wide: atlas.json (a line in N) and photos.npz: every image at every distinct model input
+        # size, and a thumbnail (at most 256 px a side: 256 x 256 assumed), uint8 RGB
+        sizes = sorted({tuple(sh.input_size) for sh in shapes.values()})
+        photo_el = n * (sum(h * w * 3 for h, w in sizes) + 256 * 256 * 3)
+        out["photo_sizes"] = sizes
+        out["photos_bytes"] = photo_el * args.photo_bytes_per_element
+        out["atlas_json_bytes"] = at(coeff["atlas_fit"], n) if coeff["atlas_fit"] else coeff["atlas_bytes"][-1]
+        out["atlas_bytes"] = out["atlas_json_bytes"] + out["photos_bytes"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ printing
+
+def _mb(x: float | None) -> str:
+    return "-" if x is None else f"{x / 2**20:.2f}"
+
+
+def _size(x: float | None) -> str:
+    if x is None:
+        return "-"
+    for unit, div in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g} {unit}" if abs(x) / div < 100 else f"{x / div:.0f} {unit}"
+    return f"{x:.0f} B"
+
+
+def print_measured(rows: list[dict], fits: dict, mode: str) -> None:
+    ok = [r for r in rows if r["rc"] == 0]
+    print(f"\n### Measured ({mode}): tiny model, {platform.machine()}, {os.cpu_count()} cores\n")
+    print("| images | wall s | peak RSS MiB (process / tree) | results MiB (files) | site MiB (files) "
+          "| docs MiB (files) | cache MiB (files) |")
+    print("| --: | --: | --: | --: | --: | --: | --: |")
+    for r in rows:
+        if r["rc"] != 0:
+            print(f"| {r['images']} | failed (rc {r['rc']}{', timed out' if r['timed_out'] else ''}) "
+                  f"| | | | | |")
+            continue
+        print(f"| {r['images']} | {r['wall_s']:.1f} | {_mb(r['maxrss_bytes'])} / {_mb(r['peak_tree_rss_bytes'])} "
+              + " ".join(f"| {_mb(r[f'{d}_peak_bytes'])} ({r[f'{d}_peak_files']})" for d in ("results", "site", "docs",
+                                                                                             "cache")) + " |")
+    if len(ok) < 2:
+        print("\n(fewer than two successful sizes: no fit)")
+        return
+    print(f"\nGrowth with N ({mode}; N = {', '.join(str(r['images']) for r in ok)}): power-law exponent "
+          f"(log-log slope) and line a + b N (b: one more image)\n")
+    print("| figure | exponent | a | b per image | R² of the line |")
+    print("| --- | --: | --: | --: | --: |")
+    for key, label, scale, unit in METRICS:
+        f = fits.get(key)
+        if f is None:
+            continue
+        slope = "-" if f["slope"] is None else f"{f['slope']:.2f}"
+        u = f" {unit}" if unit else ""
+        print(f"| {label} | {slope} | {f['a'] / scale:.3g}{u} | {f['b'] / scale:.3g}{u} | {f['r2_linear']:.3f} |")
+
+
+def print_projection(args, proj: dict, coeff: dict | None) -> dict:
+    rows = [r for r in proj["models"] if "error" not in r]
+    n = args.images
+    print(f"\n### Zoo projection: {n} images, {proj['resolution']}, budget {args.budget_gb:g} GB "
+          f"(extrapolated, no model run)\n")
+    print("| model | px | depth | C | grid | tokens | pairs | 1 pair f16 | all pairs f16 (old cache) "
+          "| device / pair | passes | stored results | GPU h |")
+    print("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+    for r in proj["models"]:
+        if "error" in r:
+            print(f"| {r['display_name']} | failed: {r['error']} | | | | | | | | | | | |")
+            continue
+        name = r["display_name"] + (" (opt-in)" if r["opt_in"] else "")
+        streamed = "(!)" if r["passes_streamed"] is None else str(r["passes_streamed"])
+        passes = f"{r['passes']}" + (f" ({streamed})" if streamed != str(r["passes"]) else "")
+        print(f"| {name} | {r['input_size'][0]} | {r['depth']} | {r['embed_dim']} | {r['grid'][0]}x{r['grid'][1]} "
+              f"| {r['tokens']} | {r['pairs']} | {_size(r['one_pair_f16_bytes'])} | {_size(r['all_pairs_f16_bytes'])} "
+              f"| {_size(r['pair_device_bytes'])} | {passes} | {_size(r.get('stored_bytes'))} | {r['gpu_s'] / 3600:.2f} |")
+    totals = {}
+    for label, sel in (("without opt-in", [r for r in rows if not r["opt_in"]]), ("with opt-in", rows)):
+        t = {"models": len(sel),
+             "stored_bytes": sum(r.get("stored_bytes", 0) for r in sel) + proj.get("comparisons_bytes", 0)
+             + proj.get("atlas_bytes", 0),
+             "stored_raw_bytes": sum(r.get("stored_raw_bytes", 0) for r in sel),
+             "old_cache_bytes": sum(r["all_pairs_f16_bytes"] for r in sel),
+             "passes": sum(r["passes"] for r in sel),
+             "passes_streamed": sum(r["passes_streamed"] or 0 for r in sel),
+             "pair_device_max_bytes": max((r["pair_device_bytes"] for r in sel), default=0),
+             "gpu_h": sum(r["gpu_s"] for r in sel) / 3600,
+             "analyses_gpu_h": sum(r["analyses_gpu_s"] for r in sel) / 3600}
+        totals[label] = t
+        print(f"| **total, {label}** ({t['models']} models) | | | | | | {sum(r['pairs'] for r in sel)} | "
+              f"| **{_size(t['old_cache_bytes'])}** | max {_size(t['pair_device_max_bytes'])} | {t['passes']}"
+              + (f" ({t['passes_streamed']})" if t["passes_streamed"] != t["passes"] else "") + " "
+              f"| **{_size(t['stored_bytes'] if coeff else None)}** | {t['gpu_h']:.1f} |")
+    if coeff:
+        print(f"\nStored results include {_size(proj.get('comparisons_bytes'))} of comparison label maps and "
+              f"{_size(proj.get('atlas_bytes'))} of atlas-wide files in the totals (photos.npz "
+              f"{_size(proj.get('photos_bytes'))}: {args.images} images at "
+              f"{', '.join(f'{h}x{w}' for h, w in proj.get('photo_sizes', []))} and a 256 px thumbnail, "
+              f"{args.photo_bytes_per_element:g} byte per pixel channel; atlas.json {_size(proj.get('atlas_json_bytes'))}).")
+    proj["totals"] = totals
+    return totals
+
+
+FORMULAS = """\
+Formulas (N images, T tokens = prefix + grid cells, C embed dim, pairs = (block, representation) pairs
+the config extracts (sweep and gallery blocks), gallery pairs / blocks = those at the gallery depths,
+|Ks| = the config's cluster counts; sizes in decimal units, GB = 1e9 bytes):
+* 1 pair f16 = N x T x C x 2 bytes; all pairs f16 = pairs x that (what the old design wrote to the
+  feature cache).
+* device / pair = 3 x 4 x N x cells x C + 1 GiB (ModelRun.pair_bytes: features, a reference token
+  set, the centred unit tokens, float32).
+* passes = ceil(all pairs f16 / budget). In brackets, where it differs: the passes as
+  atlas.features.stream.plan_chunks packs them (consecutive whole blocks per chunk), counting beside
+  the N images the --extra-images (blank probes + shift-test windows, 89) that stream through every
+  sweep pair; (!) = one pair alone exceeds the budget. The evaluation set is not counted.
+* stored results of a model = sum over kinds of arrays x o + e x elements, with
+    labels      arrays gallery pairs x |Ks|,  elements N x cells x gallery pairs x |Ks|      (int16)
+    pca         arrays gallery pairs x 2,     elements N x cells x 3 x gallery pairs x 2    (uint8)
+    attn_mean   arrays gallery blocks,        elements N x prefix x cells x gallery blocks  (float16)
+    attn_heads  arrays gallery blocks,        elements min(N, 4) x prefix x heads x cells x gallery blocks
+  + model JSON = (tiny model's JSON bytes, line in N, at N) / its pairs x pairs.
+  e (compressed bytes per element) and o (bytes per array) come from the tiny model's stored .npz
+  members: the slope and intercept / arrays of compressed bytes vs elements over the sweep's sizes
+  (one size: e = bytes / elements, o = 0).
+* plus comparisons: int16 label maps at each model's own grid (models / scaling: its models x gallery
+  depths x N x cells; representations: gallery pairs x N x cells) at the labels' e; and atlas-wide
+  files: atlas.json (line in N) + photos.npz (N x (sum over distinct input sizes of h x w x 3 +
+  256 x 256 x 3) x --photo-bytes-per-element).
+* GPU h = analyses + forward passes. Analyses: pairs x N x (alpha + beta x cells x C) s, the line
+  through the README's two H200 points in s per pair per image (ViT-S/16 224 px: 27.5 s / 49 pairs /
+  64 images; ViT-L/14 518 px: 149.5 s / 97 pairs / 32 images); forward: passes x N x (params x T) /
+  (params x T of ViT-L/14 at 518) / 35.2 img/s (its raw fp32 forward_features). Extrapolations from
+  two measurements of today's code, not measurements."""
+
+
+# ------------------------------------------------------------------------------------------- main
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("measured sweep (tiny model, real command line)")
+    g.add_argument("--sizes", default="10,30,100,300", help="image counts, comma-separated (default: 10,30,100,300)")
+    g.add_argument("--cache", action="store_true", help="also run every size with [features] cache = true")
+    g.add_argument("--model", default="vit_small_patch16_224", help="timm name of the tiny model (random init)")
+    g.add_argument("--overrides", default="depth=4,embed_dim=64,num_heads=2", help="its timm overrides")
+    g.add_argument("--px", type=int, default=96, help="image resolution of the tiny build (default 96: 6x6 patches)")
+    g.add_argument("--photo-px", type=int, default=160, help="size of the synthetic photos written (default 160)")
+    g.add_argument("--resamples", type=int, default=20, help="[uncertainty] resamples (default 20; the zoo's is 200)")
+    g.add_argument("--seeds", type=int, default=1, help="[uncertainty] seeds (default 1; the zoo's is 3)")
+    g.add_argument("--poll", type=float, default=0.5, help="seconds between disk / RSS samples (default 0.5)")
+    g.add_argument("--timeout", type=float, default=7200, help="seconds before one build is killed (default 7200)")
+    g.add_argument("--workdir", default=None, help="where the project folders go (default: a temporary folder)")
+    g.add_argument("--keep", action="store_true", help="keep the project folders (printed)")
+    g.add_argument("--zoo-only", action="store_true", help="run no build: project from the measured run stored in --json")
+    g = p.add_argument_group("zoo projection (meta device, no model runs)")
+    g.add_argument("--zoo", default=str(REPO / "configs" / "zoo.toml"))
+    g.add_argument("--images", type=int, default=300, help="images of the projection (default 300)")
+    g.add_argument("--budget-gb", type=float, default=70.0,
+                   help="device memory budget of one pass, GB (default 70: half an H200's free memory)")
+    g.add_argument("--goal-gb", type=float, default=10.0, help="issue 25's goal for stored results, GB (default 10)")
+    g.add_argument("--extra-images", type=int, default=None,
+                   help="images streamed beside the atlas images through every sweep pair, for the planned "
+                        "passes (default: the atlas's blank probes + shift-test windows, 89; add the evaluation "
+                        "set's images, e.g. +101 for CamVid, to count it too)")
+    g.add_argument("--photo-bytes-per-element", type=float, default=1.0,
+                   help="stored bytes per uint8 pixel channel of photos.npz (default 1.0: uncompressed; real "
+                        "photographs deflate little; the synthetic ones much more, printed for reference)")
+    g.add_argument("--attention-images", type=int, default=4,
+                   help="images whose every attention head is stored (atlas.pipeline.pictures.ATTENTION_IMAGES)")
+    g.add_argument("--small-analyses-s", type=float, default=README_SMALL["analyses_s"],
+                   help="README GPU figures, row 'ViT-S/16 224 px, 64': analyses seconds for its 49 pairs "
+                        "(default 27.5)")
+    g.add_argument("--large-analyses-s", type=float, default=README_LARGE["analyses_s"],
+                   help="README GPU figures, row 'ViT-L/14 518 px, 32': analyses seconds for its 97 pairs "
+                        "(default 149.5)")
+    g.add_argument("--large-forward-img-s", type=float, default=README_LARGE["forward_img_s"],
+                   help="same row: raw forward_features fp32 img/s (default 35.2)")
+    g.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write the figures (default {DEFAULT_JSON})")
+    args = p.parse_args()
+    sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
+    if args.extra_images is None:
+        args.extra_images = default_extra_images()
+
+    report: dict = {"machine": {"platform": platform.platform(), "machine": platform.machine(),
+                                "cores": os.cpu_count(), "python": sys.version.split()[0]},
+                    "args": vars(args), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    rows: list[dict] = []
+    if args.zoo_only:
+        prev = json.loads(Path(args.json).read_text())
+        rows = prev.get("measured", [])
+        report["measured_from"] = prev.get("when")
+    else:
+        workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="atlas-bench-scale-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        photos = workdir / "photos"
+        print(f"writing {max(sizes)} synthetic {args.photo_px} px photos into {photos} ...", flush=True)
+        write_photos(photos, max(sizes), args.photo_px)
+        modes = [False] + ([True] if args.cache else [])
+        cache_supported: bool | None = None
+        try:
+            for cache in modes:
+                for n in sizes:
+                    if cache and cache_supported is False:
+                        rows.append({"images": n, "cache_mode": True, "rc": None, "skipped": "not supported by this checkout"})
+                        continue
+                    label = "cache = true" if cache else "default"
+                    print(f"build: {n} images, {label} ...", flush=True)
+                    row = run_build(args, n, cache, photos, workdir)
+                    if cache and row.get("cache_rejected"):
+                        cache_supported = False
+                        row["skipped"] = "not supported by this checkout"
+                        print(f"  [features] cache = true: not supported by this checkout "
+                              f"({row['stderr_tail'].splitlines()[-1][:200]})", flush=True)
+                    elif cache and row["rc"] == 0:
+                        cache_supported = True
+                    if row["rc"] == 0:
+                        print(f"  {row['wall_s']:.1f} s, RSS {_mb(row['maxrss_bytes'])} MiB, results "
+                              f"{_mb(row['results_bytes'])} MiB, site {_mb(row['site_bytes'])} MiB, cache "
+                              f"{_mb(row['cache_peak_bytes'])} MiB", flush=True)
+                    elif not row.get("skipped"):
+                        print(f"  FAILED (rc {row['rc']}{', timed out' if row['timed_out'] else ''}); stderr tail:\n"
+                              + "\n".join("    " + ln for ln in row.get("stderr_tail", "").splitlines()), flush=True)
+                    rows.append(row)
+                    if not args.keep:
+                        shutil.rmtree(row["project"], ignore_errors=True)
+            report["cache_mode"] = ("not requested" if not args.cache else "supported" if cache_supported
+                                    else "not supported by this checkout" if cache_supported is False else "failed")
+        finally:
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:
+                print(f"project folders kept in {workdir}")
+    report["measured"] = rows
+
+    for mode, cache in (("default feature settings", False), ("[features] cache = true", True)):
+        sel = [r for r in rows if r.get("cache_mode") == cache and not r.get("skipped")]
+        if not sel:
+            if cache and args.cache:
+                print(f"\n### Measured ({mode}): not supported by this checkout")
+            continue
+        fits = growth(sel)
+        report[f"growth_{'cache' if cache else 'default'}"] = fits
+        print_measured(sel, fits, mode)
+
+    # ---- projection
+    from atlas.config import load_config, parse_config
+    from zoo_shapes import model_shape
+
+    coeff = None
+    if any(r.get("rc") == 0 and not r.get("cache_mode") for r in rows):
+        tiny = parse_config(tiny_config(args, False), "<bench_scale tiny>")
+        tiny_shape = model_shape(tiny.backbones[0], tiny.features, (args.px, args.px))
+        tiny_shape.ks = len(tiny.clustering.ks)
+        coeff = tiny_coefficients(rows, tiny_shape)
+    if coeff is not None:  # does the layout formula reproduce what the tiny model stored?
+        expected = {c: v[1] for c, v in elements(tiny_shape, coeff["largest"], args.attention_images).items() if v[1]}
+        got = {c: v["elements"] for c, v in coeff["classes"].items()}
+        coeff["structure_check"] = {"expected": expected, "stored": got, "match": expected == got}
+    report["coefficients"] = coeff
+    zoo = load_config(args.zoo)
+    report["projection"] = {}
+    verdict = None
+    for res_label, res in (("224", (224, 224)), ("native", None)):
+        proj = project(args, zoo, coeff, res)
+        print_projection(args, proj, coeff)
+        report["projection"][res_label] = proj
+    print()
+    print(FORMULAS)
+    if coeff:
+        print(f"\nMeasured on the tiny model ({coeff['tiny']['grid'][0]}x{coeff['tiny']['grid'][1]} grid, N = "
+              f"{', '.join(map(str, coeff['from_images']))}): compressed bytes per stored element (raw) + per array: "
+              + ", ".join(f"{c} {v:.3f} ({coeff['raw_per_element'][c]:.0f}) + {coeff['per_array'][c]:.0f}"
+                          for c, v in coeff["per_element"].items())
+              + f"; model JSON {coeff['json_bytes'][-1] / coeff['tiny']['pairs']:.0f} B per pair at "
+                f"{coeff['largest']} images, line-fitted to {args.images}.")
+        sc = coeff["structure_check"]
+        print("Layout formula vs the tiny model's stored arrays: "
+              + ("elements match exactly" if sc["match"] else f"MISMATCH expected {sc['expected']} stored {sc['stored']}"
+                 " (the stored layout changed: check elements() before trusting the projection)"))
+        nat = report["projection"]["native"]
+        t = nat["totals"]["without opt-in"]
+        stored = t["stored_bytes"]
+        raw = t["stored_raw_bytes"] + nat.get("comparisons_raw_bytes", 0) + nat.get("atlas_bytes", 0)
+        verdict = stored <= args.goal_gb * 1e9
+        print(f"\nGoal (issue 25): the whole zoo at {args.images} images and native resolution stores at most "
+              f"{args.goal_gb:g} GB of results, no feature cache: {'PASS' if verdict else 'FAIL'} -- projected "
+              f"{stored / 1e9:.2f} GB ({t['models']} models, opt-in excluded; with the opt-in 7B "
+              f"{nat['totals']['with opt-in']['stored_bytes'] / 1e9:.2f} GB; arrays uncompressed "
+              f"{raw / 1e9:.2f} GB)")
+        gp = sum(r["gallery_pairs"] for r in nat["models"] if "error" not in r and not r["opt_in"])
+        site = {}
+        for d in ("site", "docs"):
+            ff, fb = (report.get("growth_default") or {}).get(f"{d}_peak_files"), \
+                (report.get("growth_default") or {}).get(f"{d}_peak_bytes")
+            if ff and fb:
+                scale = args.images * gp / coeff["tiny"]["gallery_pairs"]
+                site[d] = {"files": ff["a"] + ff["b"] * scale, "bytes": fb["a"] + fb["b"] * scale}
+        if site:
+            report["site_projection"] = site
+            print(f"Rough, not a goal: the site's measured growth per image, scaled by the zoo's gallery pairs ({gp} "
+                  f"vs the tiny model's {coeff['tiny']['gallery_pairs']}), puts the zoo's site at "
+                  + "; ".join(f"{'site' if d == 'site' else 'docs (site_src)'} ~{v['files'] / 1e6:.2g} M files, "
+                              f"~{_size(v['bytes'])}" for d, v in site.items())
+                  + " (per-image pictures are counted per gallery pair; their pixel size is taken as the tiny "
+                    "model's)")
+        gh = nat["totals"]["without opt-in"]["gpu_h"]
+        print(f"GPU time (extrapolated from the README's H200 figures of today's code, not measured): the zoo at "
+              f"{args.images} images and native resolution {gh:.1f} h (issue 25's goal: under 1 h on one H200)")
+    else:
+        print("\nGoal (issue 25): not checked: no successful default-mode build to scale stored bytes from")
+    report["goal"] = {"gb": args.goal_gb, "pass": verdict,
+                      "projected_bytes": report["projection"]["native"]["totals"]["without opt-in"]["stored_bytes"]
+                      if coeff else None}
+    report["formulas"] = FORMULAS
+    report["readme_sources"] = {"small": README_SMALL, "large": README_LARGE,
+                                "where": "README.md, section Benchmarks, 'GPU figures' table (bench/bench_gpu.py, "
+                                         "one NVIDIA H200, 2026-11-30)"}
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
