@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                    "mkdocs empties this folder first, so it must be new, empty or an earlier atlas site, and must not "
                    "hold the config, docs, output, cache or image folders")
     p.add_argument("--force", action="store_true", help="replace the contents of a non-empty --site-dir that no atlas "
-                   "build wrote (its files are deleted); folders the build needs are refused even so")
+                   "build wrote (its files are deleted); folders the build needs, the home folder and folders inside "
+                   "the atlas's own are refused even so")
     p.add_argument("--site-url", default=None, help="where the site will be published, e.g. "
                    "https://example.org/atlas/ (overrides [atlas] site_url): required for a publishable build, "
                    "it gives every page an absolute citation URL, a canonical link and a sitemap entry")
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-date", default=None, help=argparse.SUPPRESS)  # tests pin it
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     args = p.parse_args(argv)
+    # "~" expanded once here, so the folder the site guard checks is the one mkdocs empties
+    args.site_dir, args.docs_dir = str(Path(args.site_dir).expanduser()), str(Path(args.docs_dir).expanduser())
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("timm").setLevel(logging.WARNING)
@@ -162,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"only what is missing", file=sys.stderr)
         return 1 if failed else code
     except (ConfigError, BuildError, UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
-            NonFiniteFeatures, FeatureBudgetError, CacheTooSmall, SiteBuildError) as exc:
+            NonFiniteFeatures, FeatureBudgetError, CacheTooSmall, SiteDirError, SiteBuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         return _os_error(exc)
     except KeyboardInterrupt:
-        print("interrupted: the feature cache is intact (entries are written atomically); re-run to continue",
+        print("interrupted: every model already stored is kept (files are written atomically); re-run to continue",
               file=sys.stderr)
         return 130
 
@@ -214,12 +217,28 @@ def _check_site_dir(args: argparse.Namespace, cfg, root: Path) -> None:
     for item in cfg.images.sets:
         if getattr(item, "folder", None):
             inside[f"image folder {item.folder}"] = cfg.resolve_path(item.folder)
-    if cfg.evaluation.root:
-        inside["evaluation dataset"] = cfg.resolve_path(cfg.evaluation.root)
+    ev = cfg.evaluation
+    if ev.root:
+        inside["evaluation dataset"] = cfg.resolve_path(ev.root)
+    inside["theme folder"] = root / "templates"
     # may hold the site (the default site/ lies in the project folder), never be emptied by it
     around = {"config's folder": Path(cfg.source_path).parent, "project folder": cfg.project_root,
-              "atlas's own folder": root, "current folder": Path.cwd()}
-    check_site_dir(args.site_dir, inside | around, outside=inside, force=args.force)
+              "atlas's own folder": root, "current folder": Path.cwd(), "home folder": Path.home()}
+    for item in cfg.images.sets:
+        if getattr(item, "manifest", None):
+            around[f"folder of manifest {item.manifest}"] = cfg.resolve_path(item.manifest).parent
+    for what in ("class_names_file", "image_list"):
+        if getattr(ev, what, ""):
+            around[f"folder of [evaluation] {what}"] = cfg.resolve_path(getattr(ev, what)).parent
+    for b in cfg.backbones:
+        if b.checkpoint:
+            around[f"folder of checkpoint {b.checkpoint}"] = Path(b.checkpoint).expanduser().resolve().parent
+    if cfg.executor.log_dir:
+        around["job log folder"] = cfg.resolve_path(cfg.executor.log_dir)
+    # --force never replaces a folder inside the atlas's own (its code, templates, .git): only a new,
+    # empty or earlier atlas site may be there
+    force = args.force and root.resolve() not in Path(args.site_dir).resolve().parents
+    check_site_dir(args.site_dir, inside | around, outside=inside, force=force)
 
 
 def _os_error(exc: OSError) -> int:

@@ -205,7 +205,7 @@ class FeaturesSection(_Strict):
     # 50: every image of a few models at 224 px (ViT-B/16: 15 MB an image) or ~70 images of the
     # largest zoo entry at native resolution (ViT-g/14 at 518 px: 678 MB), while leaving room for
     # the stored results on the 64 GB disk of a small GPU machine. Below one image: one error line.
-    cache_gb: float = Field(50.0, gt=0)
+    cache_gb: float = Field(50.0, ge=1e-6)  # at least a kilobyte: the bound is counted in bytes
 
     _layers = field_validator("layers", "gallery_layers")(_check_layers)
 

@@ -126,7 +126,7 @@ def remove_orphaned_temporaries(paths: Iterable[Path]) -> int:
             try:
                 path.unlink()
                 n += 1
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile, or another user's file in a shared folder (/tmp)
                 pass
     return n
 

@@ -97,22 +97,30 @@ def slurm():
         pytest.skip(why)
 
 
-def _cancel_first_job(stop: threading.Event, cancelled: list[str]) -> None:
+def _queued() -> dict[str, str]:
+    """Job id -> state of every job in the queue."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout
+    return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
+
+
+def _cancel_first_job(stop: threading.Event, cancelled: list[str], earlier: frozenset = frozenset()) -> None:
+    """Cancel the first job of the build under test as soon as it runs (killed mid-way, not while
+    pending; ``earlier``: jobs queued before the build, e.g. an earlier test's, not its own)."""
     while not stop.is_set():
-        ids = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
-        if ids:
-            first = min(ids, key=int)
-            time.sleep(1.0)  # let it start: it is killed mid-way, not while pending
-            subprocess.run(["scancel", first], check=True)
-            cancelled.append(first)
-            return
-        time.sleep(0.1)
+        jobs = {i: state for i, state in _queued().items() if i not in earlier}
+        if jobs:
+            first = min(jobs, key=int)
+            if jobs[first] == "RUNNING":
+                subprocess.run(["scancel", first], check=True)
+                cancelled.append(first)
+                return
+        time.sleep(0.05)
 
 
 def test_slurm_build_equals_serial_and_resumes_after_scancel(serial, slurm, tmp_path, capsys):
     config = two_models(tmp_path)
     stop, cancelled = threading.Event(), []
-    killer = threading.Thread(target=_cancel_first_job, args=(stop, cancelled), daemon=True)
+    killer = threading.Thread(target=_cancel_first_job, args=(stop, cancelled, frozenset(_queued())), daemon=True)
     killer.start()
     try:
         rc = build(config, "--executor", "slurm", "--cpus-per-job", "1")

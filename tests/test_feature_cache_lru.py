@@ -315,3 +315,16 @@ def test_concurrent_builds_stay_near_the_bound(tmp_path):
                                           _tokens(image, block)[1:])
     _put(cache, "last")  # the next write (after a scan) brings it within the bound
     assert _total(tmp_path) <= bound and not cache.damaged
+
+
+def test_files_the_cache_did_not_write_are_never_evicted(tmp_path):
+    """A cache_dir that also holds someone's checkpoint (`ab/model.safetensors`): never counted,
+    never evicted, however small the bound."""
+    foreign = tmp_path / "ab" / "model.safetensors"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"\0" * 4096)
+    cache = FeatureCache(tmp_path, max_bytes=1500)
+    for i in range(6):
+        cache.put(cache.key(model="m", weights="w", image=str(i), preprocessing="p"),
+                  {(0, "keys"): np.ones((5, 8), np.float16)}, n_prefix=1, grid=(2, 2))
+    assert foreign.read_bytes() == b"\0" * 4096 and cache.evicted > 0

@@ -212,3 +212,16 @@ def test_killed_build_takes_mkdocs_with_it_and_the_next_build_cleans_up(proj, tm
     build_site(REPO / "mkdocs.yml", docs_dir=proj / "site_src", site_dir=tmp_path / "site")
     assert not [p for p in left if p.exists()]
     assert not list(temp.iterdir())
+
+
+def test_force_never_replaces_a_folder_inside_the_atlas_itself(proj, capsys):
+    """--force replaces a stranger's folder, but never one inside the atlas's own (its code,
+    templates, .git): a probe folder made there for this test stands in for them."""
+    probe = REPO / f".site-probe-{os.getpid()}"
+    probe.mkdir()
+    try:
+        (probe / "keep.txt").write_text("mine")
+        assert _render(proj, "--site-dir", str(probe), "--force") == 2
+        assert "--force" in error_line(capsys) and (probe / "keep.txt").read_text() == "mine"
+    finally:
+        shutil.rmtree(probe)

@@ -227,3 +227,24 @@ def test_rewording_a_sentence_keeps_stored_results(tmp_path):
     assert state.package_fingerprint(package) == before
     (package / "measures" / "locality.py").write_text((package / "measures" / "locality.py").read_text() + "\nX = 1\n")
     assert state.package_fingerprint(package) != before
+
+
+def test_an_unreadable_file_is_not_damage(built, tmp_path, monkeypatch):
+    """An I/O error while reading (permissions, a flaky disk) propagates; the folder is neither
+    called damaged nor moved aside (moving it would throw away good results)."""
+    store, model = _store(built, tmp_path)
+    store.save_model("k", model)
+    real = Path.read_bytes
+
+    def flaky(self):
+        if self.name == "labels.npz":
+            raise OSError(errno.EIO, "Input/output error", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", flaky)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.load_model("tiny-a", "k")
+    monkeypatch.setattr(Path, "read_bytes", real)
+    folder = tmp_path / "state" / "models" / "tiny-a"
+    assert folder.is_dir() and not folder.with_name("tiny-a" + state.DAMAGED_SUFFIX).exists()
+    assert store.load_model("tiny-a", "k") is not None

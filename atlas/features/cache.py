@@ -98,6 +98,7 @@ log = logging.getLogger(__name__)
 _FORMAT = "ssl-vit-atlas feature cache"
 _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 DAMAGED_SUFFIX = ".corrupt"
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.safetensors")
 GB = 10**9  # ``cache_gb`` is in decimal gigabytes, like the sizes in the build report
 
 
@@ -510,7 +511,9 @@ class FeatureCache:
             try:
                 with os.scandir(top) as files:
                     for e in files:
-                        if e.name.endswith(".safetensors") and not e.name.startswith(TEMP_PREFIX):
+                        # only names this cache writes (<64 hex>.safetensors in the folder of its
+                        # first two): a file another program put there is never counted or evicted
+                        if _ENTRY_NAME.fullmatch(e.name) and e.name[:2] == os.path.basename(top):
                             try:
                                 st = e.stat(follow_symlinks=False)
                             except FileNotFoundError:  # evicted or moved aside meanwhile

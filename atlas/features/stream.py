@@ -136,7 +136,7 @@ class FeatureStream:
         self.keep_device = torch.device(keep_device) if keep_device is not None else torch.device("cpu")
         self.batch_size, self.precision, self.cache, self.progress = batch_size, precision, cache, progress
         self.sets: dict[str, ImageSet] = {}
-        self._names: dict[tuple, str] = {}
+        self._names: dict[tuple, list[str]] = {}  # one image list may be several sets (same images)
         self._kept: dict[tuple, torch.Tensor] = {}
         self._shapes: dict[Pair, tuple[int, int]] = {}
         # one forward pass at a time: extraction hooks the model's modules
@@ -152,7 +152,9 @@ class FeatureStream:
         if not images:
             return
         self.sets[name] = ImageSet(name, list(images), frozenset(pairs) if pairs is not None else None)
-        self._names[image_set_key(images)] = name
+        names = self._names.setdefault(image_set_key(images), [])
+        if name not in names:
+            names.append(name)
 
     def shapes(self, pairs: Iterable[Pair]) -> dict[Pair, tuple[int, int]]:
         """(tokens, channels) per image of every pair, from one blank image through the model."""
@@ -182,7 +184,16 @@ class FeatureStream:
         self.release()
         with self._lock:
             for s in self.sets.values():
-                want = [p for p in chunk if s.needs(p)]
+                siblings = self._names[image_set_key(s.images)]  # the same images announced twice
+                want = []
+                for p in chunk:
+                    if not s.needs(p):
+                        continue
+                    same = next((self._kept[(n, *p)] for n in siblings if (n, *p) in self._kept), None)
+                    if same is not None:
+                        self._kept[(s.name, *p)] = same
+                    else:
+                        want.append(p)
                 if want:
                     got = self._compute(s.images, want, f"{desc} {s.name}".strip())
                     self._kept.update({(s.name, *p): t for p, t in got.items()})
@@ -191,26 +202,31 @@ class FeatureStream:
     def get(self, images: list[AtlasImage], block: int, rep: str) -> torch.Tensor:
         """The float16 tokens (N, T, C) of ``images`` at ``(block, rep)`` on :attr:`keep_device`:
         kept by :meth:`fill`, else computed now (counted in :attr:`on_demand`)."""
-        name = self._names.get(image_set_key(images))
-        kept = self._kept.get((name, block, rep)) if name is not None else None
-        if kept is not None:
-            return kept
+        names = self._names.get(image_set_key(images), [])
+        for name in names:
+            kept = self._kept.get((name, block, rep))
+            if kept is not None:
+                return kept
+        name = names[0] if names else None
         with self._lock:
             self.on_demand.append(f"{name or f'{len(images)} images'}: block {block} {rep}")
             return self._compute(images, [(block, rep)], f"block {block} {rep} of {name or 'images'}")[(block, rep)]
 
     def release(self) -> None:
-        """Free the kept features."""
+        """Free the kept features (on a GPU, also the allocator's cache of them, so that the free
+        memory the next budget is taken from counts them)."""
         self._kept.clear()
+        if self.keep_device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def kept_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._kept.values())
+        return sum(t.numel() * t.element_size() for t in {id(t): t for t in self._kept.values()}.values())
 
     def _compute(self, images: list[AtlasImage], pairs: list[Pair], desc: str) -> dict[Pair, torch.Tensor]:
         blocks = sorted({b for b, _ in pairs})
         reps = sorted({r for _, r in pairs})
         label = f"{self.loaded.card.display_name}: {desc}"
-        if self.cache is not None:
+        if self.cache is not None and not self._cache_short:
             got = self._through_cache(images, pairs, blocks, reps, label)
             if got is not None:
                 return got

@@ -2,7 +2,7 @@
 
 The DINO figure -- the CLS token's self-attention over the patches, per head -- and, since
 "Vision Transformers Need Registers", the same for every register, computed from the queries and
-keys the atlas already caches (:class:`atlas.features.extractor.TokenExtractor`: exactly the q / k
+keys the atlas already extracts (:class:`atlas.features.extractor.TokenExtractor`: exactly the q / k
 the block's attention multiplies, after q/k-norm and RoPE where the model has them, heads
 concatenated, prefix tokens first). There is no second code path through the model: the only
 model-specific term that is not inside q / k is an additive bias such as BEiT's relative position
@@ -264,7 +264,7 @@ def prefix_attention(
     device: Any = None,
     batch_size: int = 64,
 ) -> PrefixAttention:
-    """Attention rows of every prefix token over all tokens, from cached queries and keys.
+    """Attention rows of every prefix token over all tokens, from extracted queries and keys.
 
     Parameters
     ----------

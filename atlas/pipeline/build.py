@@ -1,6 +1,7 @@
 """The build: config -> image set -> one :class:`ModelRun` per model -> comparisons -> stored records.
 
-Incremental by construction. Features live in the content-addressed cache; each model's results
+Incremental by construction. Features live only while their analyses run
+(:mod:`atlas.features.stream`; the content-addressed feature cache is opt-in); each model's results
 (numbers, aligned label maps) are stored under a *model key* (:mod:`atlas.pipeline.state`); a model
 whose key is unchanged is neither re-extracted nor re-clustered, and a comparison is rebuilt only
 when the key of one of its models (or its own settings) changed. The records are handed to the

@@ -3,10 +3,11 @@ processes on this machine (``local``), or as jobs of a Slurm cluster (``slurm``)
 `submitit <https://github.com/facebookincubator/submitit>`_.
 
 One job per model: :func:`model_job` runs extraction, clustering, measures and evaluation of one
-model and stores its results under its model key (``<output_dir>/state``), writing features into
-the shared feature cache. Every file is written atomically (temp file + rename, the temp file
-named after its writer), so a job killed mid-way leaves nothing that a later run reads as valid,
-and two jobs or builds writing into one cache do not disturb each other. When the jobs have
+model and stores its results under its model key (``<output_dir>/state``); no feature cache is
+shared (features stream through each job's analyses; with ``[features] cache = true`` jobs share
+that cache). Every file is written atomically (temp file + rename, the temp file named after its
+writer), so a job killed mid-way leaves nothing that a later run reads as valid, and two jobs or
+builds writing into one folder do not disturb each other. When the jobs have
 finished, the submitting process reads their stored results and builds the comparisons and the
 site, listing failed jobs on the build report. Rerunning the same command resumes: a model whose
 stored results are current returns at once.

@@ -195,8 +195,16 @@ class ModelRun:
 
     def plan(self, pairs: list, runs: list["ModelRun"]) -> list[list]:
         """The chunks of pairs whose features of every image set of ``runs`` fit the budget."""
-        sizes = {p: sum(run.stream.pair_bytes([p])[p] for run in runs) for p in pairs}
+        per_run = [run.stream.pair_bytes(pairs) for run in runs]  # one blank pass per run for the shapes
+        sizes = {p: sum(b[p] for b in per_run) for p in pairs}
         budget = self.feature_budget(self.analysis_workers())
+        largest = max(sizes.values(), default=0)
+        if budget is not None and budget < largest and self.memory_bytes is None and self.cfg.features.memory_gb is None:
+            # the machine's free memory, not a setting: one pair at a time rather than an error
+            log.warning("%s: the free memory leaves %.3g GB for features, less than one (block, representation) "
+                        "pair (%.3g GB); keeping one pair at a time (set [features] memory_gb to choose)",
+                        self.loaded.card.display_name, budget / GB, largest / GB)
+            budget = largest
         chunks = plan_chunks(pairs, sizes, budget)
         total = sum(sizes.values())
         self.passes = {"passes": len(chunks), "pairs": len(pairs), "feature_bytes": int(total),
@@ -229,6 +237,8 @@ class ModelRun:
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         for i, chunk in enumerate(chunks):
             t0 = time.perf_counter()
+            for run in runs_streamed:  # every run's previous chunk freed before any is filled
+                run.stream.release()
             for run in runs_streamed:
                 run.stream.fill(chunk, f"pass {i + 1} of {len(chunks)}" if len(chunks) > 1 else "extract")
             timings["extract_s"] += time.perf_counter() - t0

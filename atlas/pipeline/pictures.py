@@ -27,7 +27,7 @@ from ..records import PCA_VIEWS, attention_key, picture_key
 
 #: Images whose every head is kept (the attention grid under the gallery); the head mean is kept for all.
 ATTENTION_IMAGES = 4
-#: What the attention measures need from the cache.
+#: What the attention measures need of a block's features.
 ATTENTION_INPUTS = ("queries", "keys", "tokens")
 
 _MODES = {"pca": "all", "pca-fg": "foreground"}

@@ -167,9 +167,11 @@ def _read_set(folder: Path, manifest: str, names: tuple[str, ...], key: str | No
             break
         try:
             raw = (folder / name).read_bytes()
-        except OSError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             problem = f"{name}: {exc.strerror or type(exc).__name__}"
             break
+        # any other OSError (permissions, I/O, too many open files) is not damage: it propagates
+        # as one line and the folder stays where it is
         if hashlib.sha256(raw).hexdigest() != sums[name]:
             problem = f"{name}: checksum mismatch"
             break
@@ -249,8 +251,10 @@ class StateStore:
             pictures = _parse("pictures.npz", raw["pictures.npz"]) if kind == "models" else {}
             try:
                 return (_model_from_dict if kind == "models" else _comparison_from_dict)(data, maps, pictures)
-            except _UNREADABLE as exc:
-                raise DamagedResults(f"result.json: unreadable ({type(exc).__name__})") from None
+            except _UNREADABLE:  # intact (the checksums hold) but of another version's records: not damage
+                what = "model" if kind == "models" else "comparison"
+                raise FileNotFoundError(f"stored results of {what} {slug!r} are of another version of the atlas; "
+                                        "run a build") from None
         except DamagedResults as exc:
             aside = d.with_name(d.name + DAMAGED_SUFFIX)
             shutil.rmtree(aside, ignore_errors=True)  # only the latest damaged copy is kept
@@ -262,11 +266,14 @@ class StateStore:
             raise DamagedResults(f"stored results of {what} {slug!r} damaged ({exc}); moved aside to {aside}") from None
 
     def _load_reporting(self, kind: str, slug: str, key: str | None):
-        """:meth:`_load` for a build: a damaged folder is one warning and counts as not stored."""
+        """:meth:`_load` for a build: a damaged folder is one warning and counts as not stored, as
+        does one of another version's records."""
         try:
             return self._load(kind, slug, key)
         except DamagedResults as exc:
             log.warning("%s; computing it again", exc)
+            return None
+        except FileNotFoundError:
             return None
 
     def model_bytes(self, slug: str) -> int:
@@ -318,6 +325,15 @@ class StateStore:
             data, arrays = _parse("atlas.json", raw["atlas.json"]), _parse("photos.npz", raw["photos.npz"])
         except DamagedResults as exc:
             raise DamagedResults(f"stored build in {self.root} damaged ({exc})") from None
+        try:
+            return self._records(data, arrays)
+        except (DamagedResults, FileNotFoundError):  # a model's or comparison's, already phrased
+            raise
+        except _UNREADABLE:  # intact (the checksums hold) but of another version's records
+            raise FileNotFoundError(f"the stored build in {self.root} is of another version of the atlas; "
+                                    "run a build") from None
+
+    def _records(self, data: dict, arrays: dict) -> AtlasResults:
         models, comparisons = [], []
         highlights = data.pop("model_highlights")
         for slug in data.pop("models"):

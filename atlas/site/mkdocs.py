@@ -205,7 +205,8 @@ def _mkdocs_config_file(cfg: dict[str, Any]):
 def _kill_with_parent():
     """A ``preexec_fn`` (Linux) under which the child gets SIGKILL when the build that started it
     dies, even by ``kill -9``; None elsewhere. ``prctl`` is looked up here, in the parent: the
-    child, between fork and exec, only calls it (no import, no lock)."""
+    child, between fork and exec, only calls it (no import, no Python lock), which keeps the risk
+    that Python documents for ``preexec_fn`` in threaded programs to a foreign call."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
