@@ -1,6 +1,6 @@
 """What the pipeline hands to the site: plain records, JSON-serialisable except for label maps and photos.
 
-Data flows one way: config -> backbones -> feature cache -> clustering and measures -> *these
+Data flows one way: config -> backbones -> features (transient) -> clustering and measures -> *these
 records* (stored under ``build/<config>/state``) -> figures, maps and pages -> site. The site layer
 never touches models or features: everything it shows is in these records. Label maps and photos
 are numpy arrays (the site colours them into gallery images); :func:`to_json` leaves them out and
@@ -205,7 +205,12 @@ class MeasureRow:
 class Baseline:
     """A reference score of an evaluation measure that needs no model: chance, constant, colour,
     position, colour + position, or the patch-resolution ceiling, on the same images, split, grid
-    and protocol as the model's numbers (``lo`` / ``hi``: its interval)."""
+    and protocol as the model's numbers (``lo`` / ``hi``: its interval).
+
+    ``variant``: for a baseline with simple variants, the id of the one reported (the best on the
+    selection images): ``colour`` one of ``rgb``, ``lab``; ``colour + position`` one of
+    ``rgb+plain``, ``lab+plain``, ``rgb+normalised``, ``lab+normalised`` (colour space +
+    coordinates, :data:`atlas.measures.baselines.COLOUR_POSITION_VARIANTS`); ``""`` for none."""
 
     measure: str
     name: str
@@ -213,6 +218,7 @@ class Baseline:
     lo: float | None = None
     hi: float | None = None
     seed_spread: float | None = None
+    variant: str = ""
 
 
 @dataclass

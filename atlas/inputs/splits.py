@@ -18,6 +18,8 @@ Example
 >>> split = grouped_split(names, {"selection": 0.25, "support": 0.375, "query": 0.375}, r"^(seq\\w)_")
 >>> split.rule
 'contiguous blocks of the images ordered by group (2 groups) and name'
+>>> split.kind, split.fold_groups["selection"], split.fold_groups["query"]
+('contiguous blocks', ['seqA'], ['seqB'])
 >>> [names[i] for i in split.folds["selection"]]
 ['seqA_000', 'seqA_001', 'seqA_002']
 """
@@ -29,19 +31,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MIN_GROUPS_PER_FOLD", "Split", "grouped_split"]
+__all__ = ["MIN_GROUPS_PER_FOLD", "SPLIT_KINDS", "Split", "grouped_split"]
 
 #: Groups per fold needed to assign whole groups (fewer: contiguous blocks within groups).
 MIN_GROUPS_PER_FOLD = 3
 
+#: :attr:`Split.kind`: whole groups per fold, or the fallback (folds may share a group at a boundary).
+SPLIT_KINDS = ("groups", "contiguous blocks")
+
 
 @dataclass(frozen=True)
 class Split:
-    """Image indices of every fold (sorted) and the rule that made them, in words."""
+    """Image indices of every fold (sorted) and the rule that made them, in words.
+
+    ``kind`` is ``"groups"`` (every group whole in one fold) or ``"contiguous blocks"`` (too few
+    groups: frame blocks, so a group may lie on both sides of a fold boundary).
+    """
 
     folds: dict[str, np.ndarray]
     groups: list[str]  # group of every image
     rule: str
+    kind: str = "groups"
+
+    @property
+    def fold_groups(self) -> dict[str, list[str]]:
+        """The groups each fold holds (sorted; with contiguous blocks a group can be in two folds)."""
+        return {f: sorted({self.groups[i] for i in idx}) for f, idx in self.folds.items()}
 
 
 def _groups(names: list[str], group_regex: str | None) -> list[str]:
@@ -96,6 +111,7 @@ def grouped_split(names: list[str], fractions: dict[str, float], group_regex: st
                 f += 1
             folds[fold_names[f]] += members[g]
         rule = f"{len(distinct)} groups, each whole in one fold (shuffled with seed {seed})"
+        kind = "groups"
     else:
         order = [i for g in distinct for i in members[g]]
         cuts = np.round(np.concatenate([[0.0], np.cumsum(shares)]) * n).astype(int)
@@ -103,8 +119,9 @@ def grouped_split(names: list[str], fractions: dict[str, float], group_regex: st
             folds[fold] += order[cuts[f]:cuts[f + 1]]
         rule = (f"contiguous blocks of the images ordered by group ({len(distinct)} group"
                 f"{'s' if len(distinct) > 1 else ''}) and name")
+        kind = "contiguous blocks"
     empty = [f for f, idx in folds.items() if not idx]
     if empty:
         raise ValueError(f"fold {empty[0]!r} got no image ({n} images in {len(distinct)} groups); "
                          "use more images or other fractions")
-    return Split({f: np.array(sorted(idx), dtype=np.int64) for f, idx in folds.items()}, groups, rule)
+    return Split({f: np.array(sorted(idx), dtype=np.int64) for f, idx in folds.items()}, groups, rule, kind)

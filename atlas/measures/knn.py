@@ -9,7 +9,10 @@ Definitions (quoted on the Methods page):
   ``-1`` and left out of the probe.
 * **k-NN probe** (:func:`knn_probe`): features are L2-normalised; each query patch takes the
   ``k`` support patches of highest cosine similarity and the class with most votes among them
-  (ties -> larger summed similarity, then lowest class id). Score: mIoU over query patches
+  (ties -> larger summed similarity, then lowest class id). Neighbours tied at the ``k``-th
+  similarity (within :data:`TIE_TOL`) share the votes left after the closer ones equally, however
+  many there are, so the result does not depend on the order of the support set (position-only
+  features are identical across images: dozens of support patches tie). Score: mIoU over query patches
   = mean over classes with non-empty union of ``TP / (TP + FP + FN)``.
 * **Channel removal** (:func:`channel_removal_curve`): channels are ranked by their variance on
   the support patches; the top ``m`` are dropped, then the remaining channels are transformed by
@@ -46,6 +49,9 @@ from .tensors import as_tensor, is_tensor, resolve_device, to_numpy
 DEFAULT_KS = (1, 5, 10, 20)
 DEFAULT_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 CONTROLS = ("none", "zscore", "pca_whiten")
+#: Cosine similarities this close to the k-th one count as tied with it (float32 rounding of equal
+#: features computed in different matmul tiles is far below it).
+TIE_TOL = 1e-5
 
 
 def patch_labels(
@@ -127,22 +133,39 @@ def knn_predict(
     Q = _l2n(as_tensor(query_feats, dev, torch.float32))
     ys = as_tensor(support_labels, dev)
     kmax = ks[-1]
+    kq = min(kmax + 1, len(S))  # one more than k: does a tie cross the k-th neighbour?
     out = {k: np.empty(len(Q), dtype=np.int64) for k in ks}
     St = S.T  # torch's matmul uses its own threads (the build limits numpy's BLAS to one)
+    onehot_s = None
     for start in range(0, len(Q), chunk):
         sim = Q[start:start + chunk] @ St
         # neighbours by decreasing similarity (torch's top-k: ~7x numpy's argpartition of these
         # rows, measured on 1024 x 9800 similarities)
-        top, idx = torch.topk(sim, kmax, dim=1, largest=True, sorted=True)
+        top, idx = torch.topk(sim, kq, dim=1, largest=True, sorted=True)
         # (query, neighbour, class) one-hot: plain sums over neighbours, no atomics (deterministic
         # on CUDA too)
-        onehot = torch.nn.functional.one_hot(ys[idx], n_classes)
-        weighted = onehot * top.double()[:, :, None]
+        onehot = torch.nn.functional.one_hot(ys[idx], n_classes).double()
+        top64 = top.double()
         for k in ks:
-            votes = onehot[:, :k].sum(dim=1)
-            simsum = weighted[:, :k].sum(dim=1)
-            # votes first; summed similarity (shifted into [0, 2k], below one vote step) breaks ties
-            score = votes * (2.0 * k + 2.0) + (simsum + k)
+            t = top64[:, k - 1]  # the k-th similarity: the tie level
+            above = (top64[:, :k] > t[:, None] + TIE_TOL).double()  # full votes
+            tied_in = onehot[:, :k] * (1.0 - above)[:, :, None]
+            votes = (onehot[:, :k] * above[:, :, None]).sum(dim=1)
+            simsum = (onehot[:, :k] * (above * top64[:, :k])[:, :, None]).sum(dim=1)
+            tied = tied_in.sum(dim=1)  # per-class count of the neighbours tied at the k-th similarity
+            if kq > k:
+                cross = torch.nonzero(top64[:, k] >= t - TIE_TOL).ravel()
+                if len(cross):  # the tie goes past the k-th neighbour: count it over the whole support
+                    if onehot_s is None:
+                        onehot_s = torch.nn.functional.one_hot(ys, n_classes).to(sim.dtype)
+                    near = ((sim[cross].double() - t[cross, None]).abs() <= TIE_TOL).to(sim.dtype)
+                    tied[cross] = (near @ onehot_s).double()
+            share = (k - above.sum(dim=1)) / tied.sum(dim=1).clamp(min=1.0)  # votes per tied neighbour
+            votes = votes + tied * share[:, None]
+            simsum = simsum + tied * (share * t)[:, None]
+            # votes first (exact comparison up to rounding), then summed similarity, then lowest id
+            best = votes >= votes.max(dim=1, keepdim=True).values - 1e-9
+            score = torch.where(best, simsum, torch.full_like(simsum, -torch.inf))
             out[k][start:start + chunk] = to_numpy(torch.argmax(score, dim=1))  # first maximum on ties
     return out
 

@@ -267,8 +267,9 @@ REGISTRY: dict[str, Measure] = {
     "knn_miou_k10": Measure(
         "k-NN patch probe mIoU (k = 10)",
         "Each query patch takes the majority label of its 10 nearest support patches (cosine); mIoU "
-        "over the query patches. Support and query images are split by group (video sequence), so no "
-        "query has a near-duplicate frame in the support set.",
+        "over the query patches. Support and query images are disjoint sets of the test images; how they "
+        "were split (by group, or in frame blocks where groups are too few) is stated beside each result and in "
+        "Methods.",
         "mIoU of cosine 10-NN majority votes, patch labels = pixel majority per patch",
         "human masks", knn_probe, 10, "evaluation", "quality", (0.0, 1.0), leaderboard=3, summary=6,
     ),

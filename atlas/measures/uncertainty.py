@@ -16,6 +16,18 @@ the chance-corrected scores (adjusted mutual information, the normalised conditi
 duplicated images look like extra agreement, and in a planted test percentile intervals of the
 bootstrap covered the true AMI in 18% of repetitions where random halves covered it in 97%.
 
+Images that are not independent (frames of a video, a drive) are resampled in *units* instead
+(:func:`resampling_units`, :func:`unit_half_samples`): whole groups (e.g. CamVid's sequence
+prefix) when there are at least :data:`MIN_RESAMPLE_GROUPS` of them, otherwise contiguous blocks of
+frames in frame order (about ``sqrt(N)`` blocks in all, of about ``sqrt(N)`` frames, never across a
+group boundary). Each replicate keeps a random ``floor(U / 2)`` of the ``U`` units, so a replicate
+removes whole stretches of correlated frames and the spread of the replicates sees the correlation;
+random halves of single frames treat neighbours as independent and give intervals too narrow (in a
+planted AR(1) test they covered the true mean in about 60% of repetitions, blocks in about 93%).
+The variance is the grouped delete-d jackknife's, ``(r / d)`` in units; :func:`factor` estimates it
+from the weights as mean images kept over mean images left out, which equals ``r / d`` in units in
+expectation (exactly for equal units).
+
 Where a measure depends on the k-means seed, the interval adds the variance of the value across
 seeds to the mean resampling variance (law of total variance), so one interval covers the choice
 of images and the clustering's randomness; the seeds' own spread is reported beside it.
@@ -36,7 +48,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["half_samples", "factor", "Uncertainty"]
+__all__ = ["MIN_RESAMPLE_GROUPS", "half_samples", "resampling_units", "unit_half_samples", "factor",
+           "Uncertainty"]
+
+#: Groups needed to resample whole groups; with fewer, contiguous blocks of frames within the groups.
+MIN_RESAMPLE_GROUPS = 10
 
 
 def half_samples(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -50,10 +66,76 @@ def half_samples(n: int, resamples: int, seed: int) -> np.ndarray:
     return w
 
 
+def resampling_units(groups, names=None) -> tuple[np.ndarray, str]:
+    """The resampling unit of every image (ids ``0..U-1``) and the rule in words.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Group of every image (e.g. :attr:`atlas.inputs.splits.Split.groups` of the images).
+    names : sequence of str, optional
+        Image names; within a group, frame order is the order of the names (default: given order).
+
+    Rule: every image its own group -> the images (independent); at least
+    :data:`MIN_RESAMPLE_GROUPS` groups -> the groups; otherwise contiguous blocks: ``B = max(2,
+    round(sqrt(N)))`` blocks in all (at most ``N``), each group cut into ``max(1, round(n_g B / N))``
+    blocks of near-equal size in frame order, so blocks hold about ``sqrt(N)`` frames and never
+    straddle two groups.
+
+    >>> u, rule = resampling_units(["a"] * 9 + ["b"] * 7)
+    >>> u.tolist(), rule
+    ([0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3], '4 contiguous blocks of frames (2 groups, too few to resample whole; frame order = name order)')
+    >>> resampling_units(list("abc"))[1]
+    'images'
+    """
+    groups = [str(g) for g in groups]
+    n = len(groups)
+    names = [str(i).zfill(12) for i in range(n)] if names is None else [str(x) for x in names]
+    distinct = sorted(set(groups))
+    if len(distinct) == n:
+        return np.arange(n), "images"
+    if len(distinct) >= MIN_RESAMPLE_GROUPS:
+        index = {g: i for i, g in enumerate(distinct)}
+        return np.array([index[g] for g in groups], dtype=np.int64), f"{len(distinct)} groups"
+    total = min(n, max(2, int(round(np.sqrt(n)))))
+    units = np.empty(n, dtype=np.int64)
+    u = 0
+    for g in distinct:
+        members = sorted((i for i in range(n) if groups[i] == g), key=lambda i: names[i])
+        for block in np.array_split(np.array(members), max(1, int(round(len(members) * total / n)))):
+            units[block] = u
+            u += 1
+    return units, (f"{u} contiguous blocks of frames ({len(distinct)} group{'s' if len(distinct) > 1 else ''}, "
+                   "too few to resample whole; frame order = name order)")
+
+
+def unit_half_samples(units, resamples: int, seed: int) -> np.ndarray:
+    """``(resamples, n)`` 0/1 weights: each row keeps the images of a random ``floor(U / 2)`` of the
+    ``U`` units (``units``: unit id of every image, as :func:`resampling_units`). One unit per image
+    gives exactly :func:`half_samples`.
+
+    >>> unit_half_samples([0, 0, 1, 1, 2, 2], 3, seed=0).sum(axis=1).tolist()
+    [2.0, 2.0, 2.0]
+    """
+    units = np.asarray(units, dtype=np.int64)
+    n_units = int(units.max()) + 1 if units.size else 0
+    if n_units < 2 or resamples < 1:
+        raise ValueError(f"need >= 2 units and resamples >= 1, got {n_units} and {resamples}")
+    return half_samples(n_units, resamples, seed)[:, units]
+
+
 def factor(weights: np.ndarray) -> float:
-    """``r / d`` of delete-d jackknife weights: images kept over images left out per replicate."""
-    kept = float(np.asarray(weights)[0].sum())
-    return kept / (np.asarray(weights).shape[1] - kept)
+    """``r / d`` of delete-d jackknife weights: images kept over images left out, averaged over the
+    replicates (the ratio of the means). For images or equal units this is exactly ``r / d``; for
+    units of unequal size (groups, frame blocks) it is ``r / d`` in units in expectation (a random
+    ``r`` of ``U`` units keeps ``r / U`` of the images on average).
+
+    >>> factor(np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 0]]))
+    0.6666666666666666
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    kept = float(w.sum(axis=1).mean())
+    return kept / (w.shape[1] - kept)
 
 
 class Uncertainty:
@@ -66,10 +148,13 @@ class Uncertainty:
     (0.5, 0.02, True)
     """
 
-    def __init__(self, level: float = 0.95):
+    def __init__(self, level: float = 0.95, centre: str = "first"):
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level}")
+        if centre not in ("first", "mean"):
+            raise ValueError(f"centre must be 'first' or 'mean', got {centre!r}")
         self.level = level
+        self.centre = centre
         self.points: list[float] = []
         self.variances: list[float] = []
 
@@ -84,8 +169,22 @@ class Uncertainty:
 
     @property
     def value(self) -> float:
-        """The value of the first seed (the atlas seed)."""
-        return self.points[0]
+        """The reported value, and the centre of the interval.
+
+        ``centre="first"`` (the default): the first seed's value (the atlas seed). The atlas's own
+        measures use it, because its figures (cluster maps, galleries) show that seed's clustering.
+        ``centre="mean"``: the mean over the seeds with a finite value. The evaluation uses it: its
+        leaderboard row is the block chosen on the selection images with the first seed, so that
+        seed's test value carries the winner's curse; the mean over seeds does not favour it.
+
+        >>> u = Uncertainty(centre="mean"); u.add(0.3); u.add(0.5); u.add(float("nan"))
+        >>> u.value
+        0.4
+        """
+        if self.centre == "first":
+            return self.points[0]
+        finite = [p for p in self.points if np.isfinite(p)]
+        return float(np.mean(finite)) if finite else float("nan")
 
     @property
     def seed_spread(self) -> float | None:

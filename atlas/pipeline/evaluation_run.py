@@ -7,8 +7,10 @@ geometry with nearest-neighbour resampling, so scores are on the centre crop the
 
 Images are split once, by group (:mod:`atlas.inputs.splits`), into a *selection* fold that only
 chooses each model's leaderboard row, and *test* images (k-NN: support and query folds of them).
-Every reported number is on the test images, with an interval (random halves of the test images,
-and the k-means seeds) and beside the baselines of :mod:`.evaluation_baselines`.
+Every reported number is on the test images: the mean over the k-means seeds, with an interval
+(delete-d jackknife over the test images' groups, or contiguous frame blocks when there are too few
+groups: :func:`atlas.measures.uncertainty.resampling_units`; and the seeds) and beside the
+baselines of :mod:`.evaluation_baselines`.
 
 Per model:
 
@@ -44,7 +46,7 @@ from ..measures.registry import REGISTRY
 from ..measures.segmentation import evaluate_label_maps, score_images
 from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
-from ..measures.uncertainty import Uncertainty, factor, half_samples
+from ..measures.uncertainty import Uncertainty, factor, resampling_units, unit_half_samples
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError
 from .evaluation_baselines import evaluation_baselines
@@ -119,6 +121,12 @@ class EvaluationRun:
                                    self.group_regex, cfg.atlas.seed)
         folds = self.split.folds
         self.test = np.sort(np.concatenate([folds["support"], folds["query"]]))
+        # resampling units of every image set with an interval: frames of one sequence are not
+        # independent, so replicates drop whole groups or contiguous frame blocks
+        self.resampling = {what: resampling_units([self.split.groups[i] for i in idx],
+                                                  [self.samples[i].name for i in idx])
+                           for what, idx in (("test", self.test), ("query", folds["query"]),
+                                             ("similarity", np.arange(min(SIMILARITY_IMAGES, len(self.samples)))))}
         h = hashlib.sha256()
         for img, mask in zip(self._images, self._masks):
             h.update(content_hash(img).encode())
@@ -164,7 +172,9 @@ class EvaluationRun:
 
     def methods(self) -> dict:
         ds, ev, folds = self.dataset, self.cfg.evaluation, self.split.folds
-        geometry = ("STEGO geometry: short side resized to 320 px, centre crop 320 x 320 (snapped to the patch size)"
+        geometry = ("STEGO geometry: short side resized to 320 px, centre crop 320 x 320 (snapped to the patch size); "
+                    "the same weights with the position embeddings resampled for 320 px (timm's resampling, as "
+                    "for pretrained weights at another size)"
                     if ev.geometry == "stego" else "the model's own input size and centre crop (as the atlas images)")
         unc = self.cfg.uncertainty
         return {
@@ -174,10 +184,16 @@ class EvaluationRun:
                        + (f", the first {ev.max_images} by name" if ev.max_images else ""),
             "geometry": f"{geometry}; masks follow with nearest-neighbour resampling; scores are on that crop "
                         "(no CRF, no flip averaging)",
-            "splits": f"grouped by {('the regular expression ' + self.group_regex) if self.group_regex else 'image'}: "
+            "splits": f"{'whole groups' if self.split.kind == 'groups' else 'contiguous frame blocks'}; grouped by "
+                      f"{('the regular expression ' + self.group_regex) if self.group_regex else 'image'}: "
                       f"{self.split.rule}. Selection {len(folds['selection'])} images (only choose each model's "
                       f"leaderboard row), test {len(self.test)} images (every reported number); k-NN support "
-                      f"{len(folds['support'])} and queries {len(folds['query'])} of the test images",
+                      f"{len(folds['support'])} and queries {len(folds['query'])} of the test images"
+                      + ("" if self.split.kind == "groups" else "; too few groups to keep each whole, so a group can "
+                         "be on both sides of a fold boundary and neighbouring frames meet there"),
+            # for the site's captions: "groups" (each group whole in one fold) or "contiguous blocks"
+            "split kind": self.split.kind,
+            "split groups": {f: ", ".join(g) for f, g in self.split.fold_groups.items()},
             "matched mIoU (STEGO protocol)": "joint k-means (all images) with K = number of classes; cluster maps "
                                              "upsampled (nearest) to mask resolution; one Hungarian matching on the "
                                              "confusion matrix of the test images; mIoU = mean IoU over the classes "
@@ -197,12 +213,19 @@ class EvaluationRun:
                                            "components, segments under 3 patches dropped; mean-pooled tokens per segment; "
                                            "k-means (K = classes) over all segments; scored over all pixels of the test "
                                            "images (unassigned pixels count as wrong), coverage reported",
-            "intervals": f"{unc.level:.0%} intervals from {unc.resamples} random halves of the test images (k-NN: of "
-                         f"the query images; CKA: of the {SIMILARITY_IMAGES} images; the matching redone in every half) "
-                         f"and {unc.seeds} k-means seeds (their variance added); the seeds' own spread is reported",
+            "intervals": f"{unc.level:.0%} intervals from {unc.resamples} delete-d jackknife replicates that each keep a "
+                         "random half of the resampling units (the matching redone in every replicate) and "
+                         f"{unc.seeds} k-means seeds (their variance added); the seeds' own spread is reported. "
+                         "Frames of one group are not independent, so the units are the groups when there are at "
+                         "least 10, otherwise contiguous blocks of frames in name order (about sqrt(N) blocks of "
+                         "about sqrt(N) frames, none across two groups); images without a group are units "
+                         f"themselves. Test images: {self.resampling['test'][1]}; k-NN query images: "
+                         f"{self.resampling['query'][1]}; CKA's {len(self.resampling['similarity'][0])} images: "
+                         f"{self.resampling['similarity'][1]}",
             "leaderboard": "each model's block and representation (and K) are chosen on the selection images by the "
-                           "measure named in its column (pixel accuracy and coverage follow the mIoU's choice); the "
-                           "value shown is on the test images. Pseudo-masks use the last gallery block's keys by "
+                           "measure named in its column (pixel accuracy and coverage follow the mIoU's choice) with "
+                           "the first k-means seed; the value shown is on the test images, the mean over the k-means "
+                           "seeds (not the seed that made the choice, which would favour it). Pseudo-masks use the last gallery block's keys by "
                            "definition",
             "baselines": "chance (random cluster ids; k-NN: random features), constant (one cluster), colour (mean "
                          "CIELAB per patch), position (Gaussian bumps of 1.5 patches at every grid position), colour + "
@@ -220,9 +243,17 @@ class EvaluationRun:
         return [memory_image(s.name, img, f"{self.dataset.kind}:{s.name}", licence="dataset")
                 for s, img in zip(self.samples, self._images)]
 
-    def _weights(self, n: int, salt: int) -> np.ndarray | None:
+    def _weights(self, units: np.ndarray, salt: int) -> np.ndarray | None:
+        """Replicate weights of an image set: random halves of its resampling ``units`` (groups or
+        frame blocks, ``self.resampling``)."""
         resamples = self.cfg.uncertainty.resamples
-        return half_samples(n, resamples, self.cfg.atlas.seed + 100 + salt) if resamples and n > 1 else None
+        if not resamples or len(units) < 2 or units.max() < 1:
+            return None
+        return unit_half_samples(units, resamples, self.cfg.atlas.seed + 100 + salt)
+
+    def _uncertainty(self) -> Uncertainty:
+        """The evaluation reports the mean over the k-means seeds (see :attr:`Uncertainty.value`)."""
+        return Uncertainty(self.cfg.uncertainty.level, centre="mean")
 
     def _geometry_run(self, model_run):
         """The run whose model sees the evaluation geometry (the model run itself, or the same
@@ -247,7 +278,8 @@ class EvaluationRun:
         folds = self.split.folds
         st = Scoring(run=run, depth=model_run.loaded.card.depth, images=self._atlas_images(), masks=masks,
                      plabels=np.stack([patch_labels(m, run.loaded.grid, self.dataset.ignore_index) for m in masks]),
-                     w_test=self._weights(len(self.test), 0), w_query=self._weights(len(folds["query"]), 1),
+                     w_test=self._weights(self.resampling["test"][0], 0),
+                     w_query=self._weights(self.resampling["query"][0], 1),
                      seeds=kmeans_seeds(self.cfg), last=blocks[-1],
                      pairs=block_representations(blocks, reps, model_run.loaded.card.depth))
         run.stream.add("evaluation images", st.images, st.pairs)
@@ -311,12 +343,12 @@ class EvaluationRun:
         classes) on the test images, pooled over ``seeds``; ``labels_for(k, seed)`` gives the
         (N, h, w) cluster ids. Returns ``{measure: (uncertainty, K, selection-fold value)}``."""
         n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
-        level, rule2 = self.cfg.uncertainty.level, self.cfg.evaluation.over_clustering
+        rule2 = self.cfg.evaluation.over_clustering
         result: dict[str, tuple[Uncertainty, int, float]] = {}
         for k, rule, names in ((n_cls, "hungarian", ("seg_miou", "seg_pixel_accuracy", "seg_coverage")),
                                (2 * n_cls, rule2, ("seg_miou_overcluster",))):
             keys = ("miou", "pixel_accuracy", "coverage")[: len(names)]
-            unc = {n: Uncertainty(level) for n in names}
+            unc = {n: self._uncertainty() for n in names}
             selection = {}
             for j, seed in enumerate(seeds):
                 ev = evaluate_label_maps(list(labels_for(k, seed)), masks, k, n_cls, ignore)
@@ -336,7 +368,7 @@ class EvaluationRun:
         scored = knn_probe(patches[s], plabels[s], patches[q], plabels[q], KNN_KS, n_cls, weights=w_query,
                            device=self.device)
         knn, reps = scored if w_query is not None else (scored, {})
-        u = Uncertainty(self.cfg.uncertainty.level)
+        u = self._uncertainty()
         u.add(knn[10], reps.get(10), _factor(w_query))
         selection = knn_probe(patches[s], plabels[s], patches[sel], plabels[sel], (10,), n_cls, device=self.device)[10]
         return u, knn, selection
@@ -385,7 +417,7 @@ class EvaluationRun:
         test = score_images(ev["per_image"], "hungarian", self.test, w_test, ev["unassigned"])
         out = {}
         for name, key in (("pseudomask_miou", "miou"), ("pseudomask_coverage", "coverage")):
-            out[name] = Uncertainty(self.cfg.uncertainty.level)
+            out[name] = self._uncertainty()
             out[name].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
         return out
 
@@ -413,13 +445,18 @@ class EvaluationRun:
         return out
 
     def cka_scores(self, emb: dict[str, np.ndarray]) -> dict[str, Uncertainty]:
-        """The stored CKA numbers of variant embeddings, with intervals from random halves of the images."""
+        """The stored CKA numbers of variant embeddings, with intervals from halves of the images'
+        resampling units (the first images of the dataset: groups or frame blocks)."""
         mats = similarity_matrix(emb, ("linear_cka",), device=self.device)["linear_cka"]
         idx = {v: i for i, v in enumerate(emb)}
-        weights = self._weights(len(emb["full"]), 2)
+        n = len(emb["full"])
+        units = self.resampling["similarity"][0]  # the variants are made of the first images
+        if n != len(units):
+            units = resampling_units(self.split.groups[:n], [s.name for s in self.samples[:n]])[0]
+        weights = self._weights(units, 2)
         out = {}
         for name, (a, b) in CKA_PAIRS.items():
-            out[name] = Uncertainty(self.cfg.uncertainty.level)
+            out[name] = self._uncertainty()
             out[name].add(float(mats[idx[a], idx[b]]),
                           None if weights is None else linear_cka_replicates(emb[a], emb[b], weights, device=self.device),
                           _factor(weights))

@@ -31,7 +31,10 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
             "precision": ("fp32 on every device, TF32 off (exact up to the float16 storage)" if cfg.features.precision == "fp32"
                           else f"{cfg.features.precision} autocast (approximate: matrix products in {cfg.features.precision}; "
                                "an emulated-autocast test bounds the error against fp32)"),
-            "storage": "float16 feature cache (relative rounding ≤ 2⁻¹¹ of each value)",
+            "storage": ("float16 in memory while the analyses run, never written (relative rounding ≤ 2⁻¹¹ of each "
+                        "value); " + (f"at most {cfg.features.memory_gb:g} GB at a time" if cfg.features.memory_gb
+                                     else "as much at a time as free memory holds") + ", the forward pass run again "
+                        "per chunk of blocks beyond that (the same numbers to the bit)"),
         },
         "Images": {"resolution policy": policy_text, "seed": str(cfg.atlas.seed)},
         "Pictures": {
@@ -39,7 +42,7 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
             "attention, tokens": "every prefix token (CLS first, then the registers) of every gallery block; the "
                                  "gallery's attention picture is the first prefix token's head mean",
             "attention, computation": "softmax over all tokens of (q_p * head_dim^-1/2) . k_t (+ the block's relative "
-                                      "position bias where its attention adds one), from the cached queries and keys "
+                                      "position bias where its attention adds one), from the extracted queries and keys "
                                       "(after q/k norm and rotary embedding), heads split from the concatenated vector",
             "attention, normalisation": ATTENTION_NORMALISATION,
             "attention, colour": "each picture divided by its own most attended patch (0 = none, 1 = the most), then "
@@ -72,7 +75,9 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
                            "percentile intervals missed the true AMI in a planted test"
                            if u.resamples else "off (no intervals)"),
             "k-means seeds": f"{u.seeds}: seeds {cfg.atlas.seed}..{cfg.atlas.seed + u.seeds - 1}; the value shown is "
-                             f"seed {cfg.atlas.seed}'s; for measures that depend on the clustering the variance of the "
+                             f"seed {cfg.atlas.seed}'s for the positional measures (their figures show that seed's "
+                             "clustering) and the mean over seeds for the evaluation against human masks (the seed "
+                             "is not chosen with the block); for measures that depend on the clustering the variance of the "
                              "value over seeds is added to the resampling variance, and the seeds' spread "
                              "(max - min) is reported beside the interval",
             "what is resampled": "the atlas images (cluster counts, norms, outliers, prefix tokens); the position "

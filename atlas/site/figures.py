@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
+from .honesty import baseline_label
 from .palette import palette_hex
 from .wording import measure_definition, measure_title
 
@@ -249,9 +250,9 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
     for b in baselines:
         colour, dash = BASELINE_STYLE.get(b.name, ("#757575", "dash"))
         traces.append(go.Scatter(
-            x=[0.0, 1.0], y=[b.value, b.value], mode="lines", name=_t(f"{b.name} baseline"),
+            x=[0.0, 1.0], y=[b.value, b.value], mode="lines", name=_t(f"{baseline_label(b)} baseline"),
             line={"color": colour, "dash": dash, "width": 1.5},
-            hovertemplate=f"<b>{_t(b.name)} baseline</b><br>{_t(measure)} = {b.value:.4g}"
+            hovertemplate=f"<b>{_t(baseline_label(b))} baseline</b><br>{_t(measure)} = {b.value:.4g}"
                           f"{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
     shown = [p.value for p in rows] + [v for p in rows for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
     shown += [x.value for x in references] + [b.value for b in baselines]
@@ -285,7 +286,7 @@ def single_block_figure(rows: Sequence[Any], measure: str, model_label: str, bas
         hovertemplate=f"<b>%{{x}}</b> · block {block}<br>{_t(measure)} = %{{y:.4g}}%{{customdata}}<extra></extra>")]
     if baselines:
         traces.append(go.Bar(
-            x=[_t(f"{b.name} baseline") for b in baselines], y=[b.value for b in baselines], name="baselines",
+            x=[_t(f"{baseline_label(b)} baseline") for b in baselines], y=[b.value for b in baselines], name="baselines",
             error_y=_bar_errors(baselines), showlegend=False,
             marker={"color": [BASELINE_STYLE.get(b.name, ("#757575", ""))[0] for b in baselines]},
             customdata=[_interval_text(b.lo, b.hi) for b in baselines],
@@ -411,8 +412,10 @@ def heatmap_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
     return _layout([trace], title, "patch column", "patch row", x=x_axis, y=y_axis)
 
 
-def curve_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
-    """Generic x/y curves, one line per named series."""
+def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[Any] = (),
+                 baseline_suffix: str = " baseline") -> go.Figure:
+    """Generic x/y curves, one line per named series; ``baselines`` (Baseline records) as grey
+    horizontal reference lines across the x range, each named ``<baseline><baseline_suffix>``."""
     traces = []
     x = payload.get("x", [])
     for i, (name, ys) in enumerate(payload.get("series", {}).items()):
@@ -426,8 +429,17 @@ def curve_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
                 hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}<extra></extra>",
             )
         )
+    xs = [float(v) for v in x if isinstance(v, (int, float)) and v == v]
+    for b in baselines if xs else ():
+        colour, dash = BASELINE_STYLE.get(b.name, ("#757575", "dash"))
+        name = f"{baseline_label(b)}{baseline_suffix}"
+        traces.append(go.Scatter(
+            x=[min(xs), max(xs)], y=[b.value, b.value], mode="lines", name=_t(name),
+            line={"color": colour, "dash": dash, "width": 1.5},
+            hovertemplate=f"<b>{_t(name)}</b><br>{b.value:.4g}{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
     title = f"{payload.get('title') or payload.get('id', '')} — {model_label}"
     shown = [v for ys in payload.get("series", {}).values() for v in ys]
+    shown += [b.value for b in baselines] if xs else []
     return _layout(traces, title, payload.get("xaxis", "x"), payload.get("yaxis", "y"),
                    y=value_axis(payload.get("bounds"), shown))
 

@@ -15,9 +15,11 @@ from ..formatting import fixed, with_interval
 from ..records import AtlasResults, MeasureRow, ModelResult
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import comparison_measure_figure, measure_figure
+from .honesty import FLAG_RULE, baseline_flag, baseline_label, definition_with_split, split_note, variant_words
+from .honesty import legend as flag_legend
 from .markup import breakable
 from .paths import LEADERBOARD_PAGE, cite_key, comparison_page, html_url, model_page, rel
-from .wording import measure_definition, measure_title
+from .wording import measure_title
 
 #: One sentence for the home page's list of comparisons.
 LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
@@ -64,12 +66,13 @@ def interval_text(row: Any) -> str:
     return with_interval(row.value, row.lo, row.hi, digits=3, missing="—")
 
 
-def cell(row: Any, where: str = "") -> dict[str, Any]:
-    """A table cell: the value, its interval on a line of its own, where it was taken, sort key."""
+def cell(row: Any, where: str = "", flag: dict | None = None) -> dict[str, Any]:
+    """A table cell: the value, its interval on a line of its own, where it was taken, sort key,
+    and its mark against the simple baselines (:func:`.honesty.baseline_flag`; None: unmarked)."""
     if row is None or fixed(row.value, 3, missing="") == "":
-        return {"text": "—", "ci": "", "where": "", "value": None}
+        return {"text": "—", "ci": "", "where": "", "value": None, "flag": None}
     ci = f"[{fixed(row.lo, 3)}, {fixed(row.hi, 3)}]" if row.lo is not None and row.hi is not None else ""
-    return {"text": fixed(row.value, 3), "ci": ci, "where": where, "value": repr(float(row.value))}
+    return {"text": fixed(row.value, 3), "ci": ci, "where": where, "value": repr(float(row.value)), "flag": flag}
 
 
 def _grid_text(m: ModelResult) -> str:
@@ -96,7 +99,10 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                                                "representation": row.representation, "k": row.k,
                                                "rule": pick.get("rule", ""),
                                                "selection_value": num(pick.get("selection_value"))}
-            cells.append(cell(row, f"block {row.block} {row.representation}" if row else ""))
+            flag = baseline_flag(row, m.baselines, info)
+            if row is not None:
+                chosen_json[slug][name]["flag"] = flag and flag["kind"]
+            cells.append(cell(row, f"block {row.block} {row.representation}" if row else "", flag))
             if row is None:
                 continue
             csv_rows.append([slug, labels[slug], m.card.family, m.card.training, m.card.params, name,
@@ -117,7 +123,14 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         by = {(b.measure, b.name): b for b in members[0].baselines}
         table = {"grid": grid, "models": [labels[m.card.slug] for m in members], "rows": []}
         for bname in [b for b in BASELINE_ORDER if any(k[1] == b and k[0] in names for k in by)]:
-            table["rows"].append({"label": bname, "cells": [cell(by.get((name, bname))) for name in names]})
+            # its variant (colour + position: colour space, coordinates) in the row label when one
+            # variant serves every measure, else under each value
+            named = {baseline_label(by[(n, bname)]) for n in names if (n, bname) in by}
+            one = named.pop() if len(named) == 1 else ""
+            table["rows"].append({"label": one or bname, "cells": [
+                cell(by.get((name, bname)), "" if one or (name, bname) not in by
+                     else variant_words(getattr(by[(name, bname)], "variant", "") or ""))
+                for name in names]})
             for name in names:
                 b = by.get((name, bname))
                 if b:
@@ -152,7 +165,9 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         fig = comparison_measure_figure(fig_rows, measure_title(info, name), labels, f"all models · {rep}",
                                         bounds=(info.get(name) or {}).get("bounds"))
         figs.append(measure_figure(fig, slugify(stem), f"fig-measure-{slugify(name)}", name, info,
-                                   f"Representation: {rep}; bands: {results.interval_level:.0%} intervals."))
+                                   " ".join(t for t in (split_note(results.methods, info, name),
+                                                        f"Representation: {rep}; bands: "
+                                                        f"{results.interval_level:.0%} intervals.") if t)))
 
     base = posixpath.basename(stem)
     rules = {n: sorted({m.selected[n]["rule"] for m in results.models if n in m.selected}) for n in names}
@@ -163,7 +178,8 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         f"{stem}.json": dumps({
             "atlas_version": results.atlas_version, "config_hash": results.config_hash,
             "interval_level": results.interval_level,
-            "measures": [{"name": n, "title": measure_title(info, n), "definition": measure_definition(info, n),
+            "measures": [{"name": n, "title": measure_title(info, n),
+                          "definition": definition_with_split(info, n, results.methods),
                           "better": "higher"} for n in names],
             "models": [{"slug": m.card.slug, "label": labels[m.card.slug], "family": m.card.family,
                         "training": m.card.training, "params": m.card.params, "page": html_url(model_page(m)),
@@ -177,9 +193,12 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         page=page,
         title=LEADERBOARD_TITLE,
         cite_key=cite_key(page),
-        measures=[{"name": n, "title": measure_title(info, n), "description": measure_definition(info, n),
+        measures=[{"name": n, "title": measure_title(info, n),
+                   "description": definition_with_split(info, n, results.methods),
                    "head": breakable(measure_title(info, n)), "rule": "; ".join(rules[n])} for n in names],
         rows=rows,
+        flag_legend=flag_legend(),
+        flag_rule=FLAG_RULE,
         baseline_tables=baseline_tables,
         level=results.interval_level,
         unranked=[{"name": n, "title": measure_title(info, n), "head": breakable(measure_title(info, n))}

@@ -29,6 +29,10 @@ from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatt
 from .figures import (cluster_size_figure, comparison_measure_figure, curve_figure, figure, heatmap_figure,
                       layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
+from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SPLIT_CURVES, baseline_flag,
+                      baseline_label, definition_with_split, simple_baselines, split_note, split_sentence, uses_split,
+                      variant_words)
+from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
 from .markup import fence, jinja_env, printable
@@ -86,9 +90,10 @@ def card_rows(card: ModelCard) -> list[tuple[str, str]]:
 
 
 def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
-                   level: float = 0.95) -> dict[str, list[dict[str, Any]]]:
+                   level: float = 0.95, methods: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """The figures of a model page by section: cluster sizes, one layer sweep per measure (with its
-    interval band, references and baselines), payloads."""
+    interval band, references and baselines), payloads. ``methods`` (``AtlasResults.methods``)
+    says how the k-NN support and query images were split, for the captions that depend on it."""
     slug = slugify(m.card.slug)
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in SECTIONS}
     if any(r.sizes for r in m.runs):
@@ -112,15 +117,35 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
                                  references=[r for r in m.references if r.measure == name],
                                  baselines=[b for b in m.baselines if b.measure == name], level=level,
                                  bounds=(info.get(name) or {}).get("bounds"))
-        out[measure_section(info, name)].append(measure_figure(fig, slug, anchor, name, info))
+        out[measure_section(info, name)].append(measure_figure(fig, slug, anchor, name, info,
+                                                               split_note(methods, info, name)))
+    knn_baselines = simple_baselines(m.baselines, CURVE_BASELINE_MEASURE)
     for kind, builder in (("heatmaps", heatmap_figure), ("curves", curve_figure)):
         for payload in m.figures.get(kind, []) or []:
             anchor = anchor_for(f"fig-{slugify(payload.get('id', ''))}")
             section = payload.get("section", "positional")
             section = section if section in SECTIONS else "positional"
-            out[section].append(figure(builder(payload, label), slug, anchor,
-                                       str(payload.get("title") or payload.get("id", ""))))
+            caption = ""
+            if kind == "curves" and payload.get("id") in SPLIT_CURVES:
+                fig = curve_figure(payload, label, baselines=knn_baselines,
+                                   baseline_suffix=" baseline, k-NN (k = 10)")
+                caption = " ".join(t for t in (CURVE_BASELINE_NOTE if knn_baselines else "",
+                                               split_sentence(methods)) if t)
+            else:
+                fig = builder(payload, label)
+            out[section].append(figure(fig, slug, anchor, str(payload.get("title") or payload.get("id", "")),
+                                       caption))
     return out
+
+
+def _baseline_text(b: Any, with_variant: bool) -> str:
+    """A baseline's value and interval ("—" without it), and its variant in words when asked."""
+    from .leaderboard import interval_text
+
+    if b is None:
+        return "—"
+    words = variant_words(getattr(b, "variant", "") or "") if with_variant else ""
+    return interval_text(b) + (f" ({words})" if words else "")
 
 
 def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
@@ -133,13 +158,22 @@ def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
         return None
     by = {(b.measure, b.name): b for b in m.baselines}
     cols = [b for b in BASELINE_ORDER if any((n, b) in by for n in names)]
+    # a baseline's variant (colour + position: which colour space and coordinates) in its column
+    # head when one variant serves every measure, else beside each of its values
+    labels = {}
+    for b in cols:
+        named = {baseline_label(by[(n, b)]) for n in names if (n, b) in by}
+        labels[b] = named.pop() if len(named) == 1 else b
     rows = []
     for n in names:
         row = chosen(m, n)
         rows.append({"title": measure_title(info, n), "value": interval_text(row),
+                     "flag": baseline_flag(row, m.baselines, info),
                      "where": f"block {row.block} {row.representation}",
-                     "baselines": [interval_text(by[(n, b)]) if (n, b) in by else "—" for b in cols]})
-    return {"columns": cols, "rows": rows}
+                     "baselines": [_baseline_text(by.get((n, b)), labels[b] == b) for b in cols]})
+    split = split_sentence(results.methods) if any(uses_split(info, n) for n in names) else ""
+    return {"columns": [labels[b] for b in cols], "rows": rows, "legend": flag_legend(), "rule": FLAG_RULE,
+            "split": split}
 
 
 def positional_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
@@ -184,7 +218,7 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         attention=attention_gallery(results, m, page, maps["pictures"]),
         prefix_tokens=m.card.num_prefix_tokens,
         recipes_href=rel("methods.md", page) + "#pictures" if "Pictures" in results.methods else "",
-        figs=model_sections(m, label, results.measure_info, results.interval_level),
+        figs=model_sections(m, label, results.measure_info, results.interval_level, results.methods),
         evaluation=evaluation_table(results, m),
         leaderboard_href=rel(leaderboard_page(results), page) if leaderboard_page(results) else "",
         positional=positional_table(results, m),
@@ -302,7 +336,8 @@ def protocol(results: AtlasResults) -> list[tuple[str, str]]:
         ("representations", ", ".join(reps) or "—"),
         ("K (clusters)", ", ".join(map(str, ks)) or "—"),
         ("clustering", "joint k-means over the patch tokens of all images (one cluster = one meaning in every image)"),
-        ("intervals", f"{results.interval_level:.0%}: random halves of the images (delete-d jackknife) and the "
+        ("intervals", f"{results.interval_level:.0%}: random halves of the images (delete-d jackknife; for the "
+                      "evaluation's dataset, of whole groups or contiguous frame blocks) and the "
                       "k-means seeds; positional measures beside content-only and position-only references, "
                       "evaluations beside chance, colour, position and ceiling baselines (see Methods)"),
         ("resolution policy", results.resolution_policy),
@@ -386,6 +421,7 @@ def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict
     fields = ("section", "range", "definition", "formula", "inputs", "function", "interval")
     measures = [{"name": n, "anchor": f"measure-{slugify(n)}", "title": measure_title(info, n),
                  **{f: str((info.get(n) or {}).get(f, "")) for f in fields},
+                 "definition": definition_with_split(info, n, results.methods),
                  "depends_on_k": bool((info.get(n) or {}).get("depends_on_k")),
                  "direction_text": DIRECTIONS.get((info.get(n) or {}).get("direction", ""), "")}
                 for n in sorted(present, key=lambda n: (order.get(n, len(order)), n))]

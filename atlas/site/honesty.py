@@ -1,0 +1,243 @@
+"""What a reader must not miss beside a number, in words: whether it clears the simple baselines,
+which colour + position variant a baseline is, and how the k-NN support and query images were split.
+
+The records carry ids (baseline names and variants, the evaluation's methods record); the words
+are written here, so that every page says the same thing.
+
+The flag rule (every model-page evaluation cell and every leaderboard cell):
+
+* only the simple baselines count (chance, constant, colour, position, colour + position), never
+  the ceiling, and only for measures where higher is better;
+* a value's interval is ``[lo, hi]``; without an interval it is the value itself;
+* **below a baseline** (▼): the model's interval lies wholly under a simple baseline's
+  (model ``hi`` < baseline ``lo``): the baseline beats it;
+* **not above a baseline** (≈): otherwise, the model's interval reaches into or under a simple
+  baseline's (model ``lo`` <= baseline ``hi``): the model does not clear it;
+* unmarked: the model's ``lo`` is above every simple baseline's ``hi``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable, Sequence
+
+from ..formatting import with_interval
+
+#: The baselines a model must clear (the ceiling is an upper reference, not a competitor).
+SIMPLE_BASELINES = ("chance", "constant", "colour", "position", "colour + position")
+#: Flag kinds, their marks and words.
+FLAG_MARKS = {"below": "▼", "not above": "≈"}
+FLAG_WORDS = {"below": "below a baseline", "not above": "not above a baseline"}
+FLAG_LEGEND = (
+    ("below", "below a baseline: the model's whole interval lies under the interval of a simple baseline "
+              "(chance, constant, colour, position or colour + position), which beats it"),
+    ("not above", "not above a baseline: the model's interval overlaps a simple baseline's interval (or lies "
+                  "at or under its value), so the number does not clear that baseline"),
+)
+FLAG_RULE = ("Unmarked numbers clear every simple baseline: the lower end of their interval is above the upper "
+             "end of each baseline's. The ceiling does not count.")
+
+#: Words for the parts of a colour + position variant id such as "lab+plain".
+VARIANT_WORDS = {"lab": "CIELAB", "cielab": "CIELAB", "rgb": "RGB", "plain": "plain coordinates",
+                 "raw": "plain coordinates", "norm": "per-block-normalised coordinates",
+                 "normalised": "per-block-normalised coordinates", "normalized": "per-block-normalised coordinates",
+                 "blocknorm": "per-block-normalised coordinates", "block-norm": "per-block-normalised coordinates",
+                 "bumps": "Gaussian position bumps", "gauss": "Gaussian position bumps",
+                 "yx": "plain coordinates"}
+
+#: Measures scored on the k-NN support / query split (by id, and by the registry's function name),
+#: and the model-page curves drawn from it.
+SPLIT_MEASURES = {"knn_miou_k10"}
+SPLIT_FUNCTIONS = {"knn_probe", "channel_removal_curve"}
+SPLIT_CURVES = {"knn-k", "channel-removal"}
+#: The baseline measure drawn on those curves, and how its lines are labelled.
+CURVE_BASELINE_MEASURE = "knn_miou_k10"
+CURVE_BASELINE_NOTE = "Grey lines: the simple baselines' k-NN mIoU at k = 10 (the same split)."
+
+SPLIT_SENTENCES = {
+    "contiguous": ("Support and query images are contiguous frame blocks of the test images ordered by group "
+                   "and name (too few groups to keep each one whole), not whole groups: neighbouring frames may "
+                   "meet across the support/query boundary, so a query can have a near-duplicate frame in the "
+                   "support set."),
+    "group": ("Support and query images are split by group (each group, e.g. a video sequence, whole on one "
+              "side), so no query has a frame of its own group in the support set."),
+    "image": ("Support and query images are split image by image (no grouping rule): frames of one video may "
+              "fall on both sides, so a query can have a near-duplicate frame in the support set."),
+}
+
+
+# --------------------------------------------------------------------------- the split
+
+
+def _truthy(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "0"):
+        return False
+    return None
+
+
+def _kind_of_text(text: str) -> str:
+    t = text.lower()
+    if "contiguous" in t:
+        return "contiguous"
+    if "grouped by image" in t or "by image:" in t:
+        return "image"
+    if "each whole in one fold" in t or "grouped by the regular expression" in t or "whole groups" in t:
+        return "group"
+    return ""
+
+
+def split_kind(methods: Any) -> str:
+    """How the evaluation split its support and query images, from the stored methods record
+    (``AtlasResults.methods``, section of the evaluation): "contiguous" (fell back to contiguous
+    frame blocks), "group" (whole groups), "image" (no grouping rule), or "" when not recorded.
+
+    An explicit key wins (a boolean such as ``split_fallback`` / ``contiguous_fallback``, or a kind
+    such as ``split_kind``); else the ``splits`` text (``grouped_split``'s rule) is read.
+
+    >>> split_kind({"Evaluation against human masks": {"splits": "grouped by image: 3 groups, each whole in one fold"}})
+    'image'
+    >>> split_kind({"E": {"splits": "grouped by the regular expression ^(.*)_: contiguous blocks of the images"}})
+    'contiguous'
+    >>> split_kind({"E": {"split_fallback": False, "splits": "grouped by the regular expression x: 4 groups, each whole in one fold"}})
+    'group'
+    >>> split_kind({"E": {"split kind": "contiguous blocks", "splits": "contiguous frame blocks; grouped by ..."}})
+    'contiguous'
+    >>> split_kind({"E": {"split kind": "groups", "splits": "whole groups; grouped by the regular expression x"}})
+    'group'
+    >>> split_kind({})
+    ''
+    """
+    sections = [methods] if isinstance(methods, dict) else []
+    sections += [v for v in (methods.values() if isinstance(methods, dict) else []) if isinstance(v, dict)]
+    texts = []
+    for section in sections:
+        for key, value in section.items():
+            k = re.sub(r"[\s_\-]+", " ", str(key).strip().lower())
+            if "split" not in k:
+                continue
+            if "fallback" in k or "contiguous" in k:
+                flag = _truthy(value)
+                if flag is True:
+                    return "contiguous"
+                if flag is False:  # whole groups (or images): the text says which
+                    kind = next((_kind_of_text(v) for v in section.values()
+                                 if isinstance(v, str) and _kind_of_text(v)), "")
+                    return kind if kind in ("group", "image") else "group"
+            if k in ("split kind", "split rule kind", "split mode") and isinstance(value, str):
+                kind = _kind_of_text(value) or {"groups": "group", "group": "group", "images": "image",
+                                                "image": "image", "blocks": "contiguous"}.get(value.strip().lower(), "")
+                if kind == "group" and any(isinstance(v, str) and _kind_of_text(v) == "image"
+                                           for v in section.values()):
+                    kind = "image"  # whole groups of one image each: no grouping rule
+                if kind:
+                    return kind
+            if isinstance(value, str):
+                texts.append(value)
+    return next((_kind_of_text(t) for t in texts if _kind_of_text(t)), "")
+
+
+def split_sentence(methods: Any) -> str:
+    """The sentence on the k-NN support / query split this build used ("" when not recorded)."""
+    return SPLIT_SENTENCES.get(split_kind(methods), "")
+
+
+def uses_split(info: dict[str, dict[str, Any]], name: str) -> bool:
+    """Whether measure ``name`` is scored on the support / query split."""
+    return name in SPLIT_MEASURES or (info.get(name) or {}).get("function") in SPLIT_FUNCTIONS
+
+
+def split_note(methods: Any, info: dict[str, dict[str, Any]], name: str) -> str:
+    """The split sentence for a caption of ``name`` ("" for measures that do not use the split)."""
+    return split_sentence(methods) if uses_split(info, name) else ""
+
+
+def definition_with_split(info: dict[str, dict[str, Any]], name: str, methods: Any) -> str:
+    """The registry's definition of ``name`` followed by the split sentence where it applies."""
+    text = str((info.get(name) or {}).get("definition") or "")
+    return " ".join(t for t in (text, split_note(methods, info, name)) if t)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def variant_words(variant: str) -> str:
+    """``"lab+plain"`` -> ``"CIELAB, plain coordinates"`` (unknown parts as they are).
+
+    >>> variant_words("rgb+norm"), variant_words("")
+    ('RGB, per-block-normalised coordinates', '')
+    """
+    parts = [p for p in re.split(r"[+,/ ]+", str(variant or "").strip()) if p]
+    return ", ".join(VARIANT_WORDS.get(p.lower(), p) for p in parts)
+
+
+def baseline_label(b: Any) -> str:
+    """A baseline's name, with its variant in words when the record names one
+    (``colour + position (CIELAB, plain coordinates)``)."""
+    words = variant_words(getattr(b, "variant", "") or "")
+    return f"{b.name} ({words})" if words else str(b.name)
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _bounds(x: Any) -> tuple[float, float] | None:
+    v = _finite(getattr(x, "value", None))
+    if v is None:
+        return None
+    lo, hi = _finite(getattr(x, "lo", None)), _finite(getattr(x, "hi", None))
+    if lo is None or hi is None:
+        return v, v
+    return min(lo, v), max(hi, v)
+
+
+def simple_baselines(baselines: Iterable[Any], measure: str) -> list[Any]:
+    """The simple baselines of ``measure`` (no ceiling), with a value."""
+    return [b for b in baselines if b.measure == measure and b.name in SIMPLE_BASELINES and _bounds(b)]
+
+
+def baseline_flag(row: Any, baselines: Sequence[Any], info: dict[str, dict[str, Any]] | None = None) -> dict | None:
+    """The flag of a model's number against the simple baselines of its measure (module docstring),
+    or None when it clears them all (or has nothing to be compared with).
+
+    Returns ``{"kind", "mark", "words", "title", "baseline"}``; ``title`` says in words which baseline.
+    """
+    if row is None:
+        return None
+    measure = getattr(row, "measure", "")
+    if info is not None and (info.get(measure) or {}).get("direction", "quality") != "quality":
+        return None
+    mine = _bounds(row)
+    simple = simple_baselines(baselines, measure)
+    if mine is None or not simple:
+        return None
+    lo, hi = mine
+    below = [b for b in simple if hi < _bounds(b)[0]]
+    if below:
+        kind, b = "below", max(below, key=lambda b: _bounds(b)[0])
+    else:
+        near = [b for b in simple if lo <= _bounds(b)[1]]
+        if not near:
+            return None
+        kind, b = "not above", max(near, key=lambda b: _bounds(b)[1])
+    shown = with_interval(b.value, b.lo, b.hi, digits=3)
+    title = f"{FLAG_WORDS[kind]}: {baseline_label(b)} scores {shown}".replace("|", "/")  # Markdown tables
+    return {"kind": kind, "mark": FLAG_MARKS[kind], "words": FLAG_WORDS[kind], "title": title,
+            "baseline": b.name}
+
+
+def legend() -> list[dict[str, str]]:
+    """The legend of the marks: ``[{"mark", "text", "cls"}]``."""
+    return [{"mark": FLAG_MARKS[k], "text": text, "cls": "below" if k == "below" else "not-above"}
+            for k, text in FLAG_LEGEND]

@@ -1,0 +1,136 @@
+"""Intervals for correlated frames (issue 26, items 3 and 5a): the evaluation resamples whole groups
+or contiguous frame blocks, and its intervals then cover a planted autocorrelated mean at the
+nominal rate where random halves of single frames do not; the value reported is the mean over the
+k-means seeds; the Methods record says which split was used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_evaluation_protocol import CONFIG, write_dataset
+
+from atlas.config import parse_config
+from atlas.measures.segmentation import evaluate_label_maps, score_images
+from atlas.measures.uncertainty import (MIN_RESAMPLE_GROUPS, Uncertainty, factor, half_samples, resampling_units,
+                                        unit_half_samples)
+from atlas.pipeline.evaluation_run import EvaluationRun
+
+
+def frames(lengths) -> tuple[list[str], list[str]]:
+    """Groups and names of frames in sequences of the given lengths (names in frame order)."""
+    groups = [f"seq{g:02d}" for g, m in enumerate(lengths) for _ in range(m)]
+    names = [f"seq{g:02d}_{f:04d}" for g, m in enumerate(lengths) for f in range(m)]
+    return groups, names
+
+
+def test_units_are_groups_or_contiguous_blocks_within_groups():
+    groups, names = frames((120, 90, 70))
+    perm = np.random.default_rng(0).permutation(len(names))  # the order of the images does not matter
+    units, rule = resampling_units([groups[i] for i in perm], [names[i] for i in perm])
+    units = units[np.argsort(perm)]  # back to frame order
+    sizes = np.bincount(units)
+    assert "contiguous blocks" in rule and abs(len(sizes) - np.sqrt(280)) <= 2  # about sqrt(N) blocks
+    assert (np.diff(units) >= 0).all()  # contiguous in frame order
+    assert all(len({groups[i] for i in np.flatnonzero(units == u)}) == 1 for u in range(len(sizes)))  # no straddle
+    assert sizes.min() >= 0.6 * np.sqrt(280) and sizes.max() <= 1.5 * np.sqrt(280)
+    groups, names = frames((5,) * MIN_RESAMPLE_GROUPS)
+    units, rule = resampling_units(groups, names)
+    assert rule == f"{MIN_RESAMPLE_GROUPS} groups" and (units == np.repeat(np.arange(MIN_RESAMPLE_GROUPS), 5)).all()
+    units, rule = resampling_units(names)  # every image its own group: the images, as random halves
+    assert rule == "images" and np.array_equal(unit_half_samples(units, 7, 3), half_samples(len(names), 7, 3))
+
+
+def test_unit_halves_keep_whole_units_and_factor_is_r_over_d_in_units():
+    units = np.repeat(np.arange(5), [3, 1, 4, 2, 6])
+    w = unit_half_samples(units, 4000, seed=1)
+    for u in range(5):  # a unit is kept or left out as a whole
+        assert (w[:, units == u] == w[:, units == u][:, :1]).all()
+    assert set(w[:, np.unique(units, return_index=True)[1]].sum(axis=1)) == {2.0}  # floor(5 / 2) units kept
+    assert factor(w) == pytest.approx(2 / 3, rel=0.02)  # r / d in units, from unequal units
+    assert factor(unit_half_samples(np.repeat(np.arange(6), 4), 50, 0)) == 1.0  # equal units: exact
+
+
+def coverage(lengths, phi: float, reps: int = 1000, resamples: int = 100) -> dict[str, float]:
+    """How often the 95% interval of the mean over frames covers the true mean (0) of AR(1) frame
+    scores, one independent series per sequence: random halves of the frames vs the units."""
+    rng = np.random.default_rng(0)
+    groups, names = frames(lengths)
+    units, _ = resampling_units(groups, names)
+    n = len(names)
+    hits = {"random halves": 0, "groups or blocks": 0}
+    for r in range(reps):
+        x = []
+        for m in lengths:
+            e = rng.normal(size=m) * np.sqrt(1 - phi ** 2)
+            a = np.empty(m)
+            a[0] = rng.normal()
+            for t in range(1, m):
+                a[t] = phi * a[t - 1] + e[t]
+            x.append(a)
+        x = np.concatenate(x)
+        for kind, w in (("random halves", half_samples(n, resamples, r)),
+                        ("groups or blocks", unit_half_samples(units, resamples, r))):
+            u = Uncertainty(0.95)
+            u.add(float(x.mean()), (w @ x) / w.sum(axis=1), factor(w))
+            lo, hi = u.interval()
+            hits[kind] += lo <= 0.0 <= hi
+    return {k: v / reps for k, v in hits.items()}
+
+
+@pytest.mark.parametrize("lengths, phi", [((120, 90, 70), 0.6),  # few long sequences: frame blocks
+                                          ((25, 18, 22, 30, 15, 20, 24, 19, 21, 26, 17, 23), 0.9)])  # groups
+def test_autocorrelated_frames_are_covered_at_the_nominal_rate(lengths, phi):
+    cov = coverage(lengths, phi)
+    assert 0.88 <= cov["groups or blocks"] <= 1.0, cov
+    assert cov["random halves"] < 0.8, cov  # the old resampling: intervals far too narrow
+
+
+def evaluation(tmp_path, n_seq: int, frames_per_seq: int, extra: str = "") -> EvaluationRun:
+    write_dataset(tmp_path, n_seq, frames_per_seq)
+    cfg = parse_config(CONFIG.format(root=tmp_path).replace("[uncertainty]", extra + "[uncertainty]"))
+    return EvaluationRun.from_config(cfg, [])
+
+
+def test_a_fallback_split_is_recorded_and_its_intervals_drop_frame_blocks(tmp_path):
+    run = evaluation(tmp_path, 2, 30)
+    m = run.methods()
+    assert m["split kind"] == "contiguous blocks" and m["splits"].startswith("contiguous frame blocks")
+    assert set(m["split groups"]) == {"selection", "support", "query"} and "seq01" in m["split groups"]["query"]
+    units, rule = run.resampling["test"]
+    assert "contiguous blocks" in rule and rule in m["intervals"]
+    w = run._weights(units, 0)
+    assert w.shape == (run.cfg.uncertainty.resamples, len(run.test))
+    for u in np.unique(units):  # every replicate keeps or drops a block of frames as a whole
+        assert (w[:, units == u] == w[:, units == u][:, :1]).all()
+    assert (np.diff(units) >= 0).all()  # blocks are contiguous in frame order
+
+
+def test_a_split_by_whole_groups_is_recorded(tmp_path):
+    m = evaluation(tmp_path, 10, 4).methods()
+    assert m["split kind"] == "groups" and m["splits"].startswith("whole groups")
+    held = [set(g.split(", ")) for g in m["split groups"].values()]
+    assert not (held[0] & held[1]) and not (held[1] & held[2]) and not (held[0] & held[2])
+
+
+def test_stego_methods_say_the_position_embeddings_are_resampled(tmp_path):
+    m = evaluation(tmp_path, 10, 4, 'geometry = "stego"\n').methods()
+    assert "position embeddings resampled for 320 px" in m["geometry"]
+
+
+def test_the_reported_value_is_the_mean_over_seeds_not_seed_0(tmp_path):
+    """Seed 0's clustering is perfect, seed 1's is noise: the row shows their mean."""
+    run = evaluation(tmp_path, 10, 4)
+    masks = [np.asarray(m) for m in run._masks]
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 3, m.shape) for m in masks]
+    labels = {0: masks, 1: noise}
+    seg = run.segmentation(lambda k, seed: labels[seed], masks, [0, 1], run._weights(run.resampling["test"][0], 0))
+    per_seed = []
+    for seed in (0, 1):
+        ev = evaluate_label_maps(labels[seed], masks, 3, 3, run.dataset.ignore_index)
+        per_seed.append(score_images(ev["per_image"], "hungarian", run.test, None, ev["unassigned"])["miou"])
+    u = seg["seg_miou"][0]
+    assert per_seed[0] == pytest.approx(1.0) and per_seed[1] < 0.6
+    assert u.value == pytest.approx(np.mean(per_seed)) and u.seed_spread == pytest.approx(per_seed[0] - per_seed[1])
+    lo, hi = u.interval()
+    assert lo < u.value < hi
