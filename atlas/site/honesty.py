@@ -38,13 +38,10 @@ FLAG_LEGEND = (
 FLAG_RULE = ("Unmarked numbers clear every simple baseline: the lower end of their interval is above the upper "
              "end of each baseline's. The ceiling does not count.")
 
-#: Words for the parts of a colour + position variant id such as "lab+plain".
-VARIANT_WORDS = {"lab": "CIELAB", "cielab": "CIELAB", "rgb": "RGB", "plain": "plain coordinates",
-                 "raw": "plain coordinates", "norm": "per-block-normalised coordinates",
-                 "normalised": "per-block-normalised coordinates", "normalized": "per-block-normalised coordinates",
-                 "blocknorm": "per-block-normalised coordinates", "block-norm": "per-block-normalised coordinates",
-                 "bumps": "Gaussian position bumps", "gauss": "Gaussian position bumps",
-                 "yx": "plain coordinates"}
+#: Words for the parts of a baseline variant id (atlas.measures.baselines: COLOUR_VARIANTS and
+#: COLOUR_POSITION_VARIANTS, e.g. "lab+plain").
+VARIANT_WORDS = {"lab": "CIELAB", "rgb": "RGB", "plain": "plain coordinates",
+                 "normalised": "per-block-normalised coordinates"}
 
 #: Measures scored on the k-NN support / query split (by id, and by the registry's function name),
 #: and the model-page curves drawn from it.
@@ -170,7 +167,7 @@ def definition_with_split(info: dict[str, dict[str, Any]], name: str, methods: A
 def variant_words(variant: str) -> str:
     """``"lab+plain"`` -> ``"CIELAB, plain coordinates"`` (unknown parts as they are).
 
-    >>> variant_words("rgb+norm"), variant_words("")
+    >>> variant_words("rgb+normalised"), variant_words("")
     ('RGB, per-block-normalised coordinates', '')
     """
     parts = [p for p in re.split(r"[+,/ ]+", str(variant or "").strip()) if p]
