@@ -353,6 +353,8 @@ class AtlasResults:
     measure_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     # bytes of each model's stored results (label maps, pictures, numbers), by model slug
     stored_bytes: dict[str, int] = field(default_factory=dict)
+    # models whose stored results were current: this build computed nothing for them
+    reused_models: list[str] = field(default_factory=list)
     # Photos at each model's input size, ``{photo_key(content_hash, (H, W)): uint8 (H, W, 3)}``,
     # and the Images page thumbnails, ``{thumbnail_key(content_hash): uint8 (h, w, 3)}``.
     photos: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)

@@ -209,3 +209,13 @@ def _largest_pair(cfg, loaded, images, device) -> int:
     for label, imgs in probe.image_sets().items():
         probe.stream.add(label, imgs, [p for p in probe.pairs() if p[0] in probe.sweep])
     return max(probe.stream.pair_bytes(probe.pairs()).values())
+
+
+def test_a_rebuild_with_nothing_changed_reuses_and_says_so(one_pass, tmp_path):
+    root = tmp_path / "again"
+    shutil.copytree(one_pass, root)
+    report = (root / "site_src" / "build-report.md").read_text()
+    assert "reused: stored results were current" not in report  # computed by that build
+    assert run_cli(root / "configs" / "tiny.toml", "--no-site") == 0
+    report = (root / "site_src" / "build-report.md").read_text()
+    assert "reused: stored results were current" in report

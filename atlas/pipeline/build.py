@@ -167,6 +167,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
     images, skipped, store = inputs.images, inputs.skipped, inputs.store
 
     built: dict[str, ModelResult] = {}
+    reused: list[str] = []  # models whose stored results were current (nothing computed this build)
     model_keys: dict[str, str] = {}
     timings: dict[str, float] = {}
     jobs_done, jobs_failed = executor.run(backbones) if executor is not None else ({}, {})
@@ -183,7 +184,9 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
                                            f"the job finished but its stored results (key {key}) are missing"))
                 continue
         else:
-            key, result, _ = compute_model(inputs, spec, progress)
+            key, result, was_stored = compute_model(inputs, spec, progress)
+            if was_stored:
+                reused.append(spec.slug)
             seconds = time.perf_counter() - t0
         model_keys[spec.slug] = key
         built[spec.slug] = result
@@ -228,7 +231,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         highlights=atlas_wide, datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
-        stored_bytes={slug: store.model_bytes(slug) for slug in built},
+        stored_bytes={slug: store.model_bytes(slug) for slug in built}, reused_models=reused,
     )
     store.save_atlas(results)
     return results

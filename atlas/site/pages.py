@@ -491,7 +491,8 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
             cite_key=cite_key(page),
             labels=labels,
             timing_rows=timing_rows,
-            feature_rows=[(m, m.passes, results.stored_bytes.get(m.card.slug)) for m in results.models],
+            feature_rows=[(m, m.passes, results.stored_bytes.get(m.card.slug), m.card.slug in results.reused_models)
+                          for m in results.models],
             fence=fence(results.config_text),
             data={"csv": "build-report.csv", "json": "build-report.json"},
         ),
