@@ -42,7 +42,7 @@ from ..config import block_representations
 from ..inputs.images import AtlasImage
 from .backbones import LoadedBackbone
 from .cache import FeatureCache, NonFiniteFeatures
-from .extract import NotCached, _entry_key, extract_to_cache, forward_batches, preprocessing_key
+from .extract import NotCached, extract_to_cache, forward_batches, load_block
 from .extractor import TokenExtractor
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class FeatureStream:
                 for p in chunk:
                     if not s.needs(p):
                         continue
-                    same = next((self._kept[(n, *p)] for n in siblings if (n, *p) in self._kept), None)
+                    same = self._kept_of(siblings, p)
                     if same is not None:
                         self._kept[(s.name, *p)] = same
                     else:
@@ -203,14 +203,17 @@ class FeatureStream:
         """The float16 tokens (N, T, C) of ``images`` at ``(block, rep)`` on :attr:`keep_device`:
         kept by :meth:`fill`, else computed now (counted in :attr:`on_demand`)."""
         names = self._names.get(image_set_key(images), [])
-        for name in names:
-            kept = self._kept.get((name, block, rep))
-            if kept is not None:
-                return kept
+        kept = self._kept_of(names, (block, rep))
+        if kept is not None:
+            return kept
         name = names[0] if names else None
         with self._lock:
             self.on_demand.append(f"{name or f'{len(images)} images'}: block {block} {rep}")
             return self._compute(images, [(block, rep)], f"block {block} {rep} of {name or 'images'}")[(block, rep)]
+
+    def _kept_of(self, names: list[str], pair: Pair) -> torch.Tensor | None:
+        """The kept tokens of ``pair`` under any of ``names`` (sets of the same images), else None."""
+        return next((self._kept[(n, *pair)] for n in names if (n, *pair) in self._kept), None)
 
     def release(self) -> None:
         """Free the kept features (on a GPU, also the allocator's cache of them, so that the free
@@ -273,21 +276,14 @@ class FeatureStream:
             return None
 
     def _read(self, images, pairs) -> dict[Pair, torch.Tensor]:
-        pre = preprocessing_key(self.loaded)
-        keys = [_entry_key(self.loaded, img, pre, self.precision) for img in images]
+        """Every pair of ``images`` from the cache (:func:`atlas.features.extract.load_block`, which
+        raises NotCached naming the images it lacks), as the float16 tokens a pass keeps."""
         out = {}
         for pair in pairs:
-            rows, missing = [], []
-            for img, key in zip(images, keys):
-                got = self.cache.get(key, *pair)
-                if got is None:
-                    missing.append(img)
-                elif not missing:
-                    patches, prefix = got
-                    rows.append(np.concatenate([prefix, patches.reshape(-1, patches.shape[-1])]))
-            if missing:
-                raise NotCached(f"{len(missing)} image(s) not cached", missing)
-            out[pair] = torch.from_numpy(np.stack(rows)).to(self.keep_device)
+            patches, prefix = load_block(self.loaded, images, *pair, self.cache, dtype=np.float16,
+                                         precision=self.precision)
+            tokens = np.concatenate([prefix, patches.reshape(len(images), -1, patches.shape[-1])], axis=1)
+            out[pair] = torch.from_numpy(tokens).to(self.keep_device)
         return out
 
 

@@ -25,8 +25,7 @@ from tqdm.auto import tqdm
 from ..clustering.align import align_chain, apply_mapping, colour_chains
 from ..clustering.kmeans import JointKMeans, cluster_features, predict_features
 from ..config import AtlasConfig, block_representations, rel_depth, resolve_layers
-from ..features.backbones import LoadedBackbone
-from ..features.backbones import host_available_memory
+from ..features.backbones import LoadedBackbone, host_available_memory
 from ..features.cache import FeatureCache
 from ..features.device import torch_threads
 from ..features.stream import GB, FeatureStream, default_budget, plan_chunks
@@ -208,7 +207,7 @@ class ModelRun:
         chunks = plan_chunks(pairs, sizes, budget)
         total = sum(sizes.values())
         self.passes = {"passes": len(chunks), "pairs": len(pairs), "feature_bytes": int(total),
-                       "max_pair_bytes": int(max(sizes.values(), default=0)),  # the smallest budget that works
+                       "max_pair_bytes": int(largest),  # the smallest budget that works
                        "budget_bytes": None if budget is None else int(budget), "cache": self.cache is not None}
         log.info("%s: features of %d (block, representation) pairs take %.3g GB; %s", self.loaded.card.display_name,
                  len(pairs), total / GB, "one forward pass" if len(chunks) == 1 else
@@ -219,13 +218,13 @@ class ModelRun:
         card = self.loaded.card
         timings: dict[str, float] = {"extract_s": 0.0, "cluster_analyse_s": 0.0}
         extra = self.image_sets()
+        pairs = self.pairs()
         sweep = set(self.sweep)
         self.stream.add("images", self.images)
         for label, imgs in extra.items():  # the measures read probes and windows at sweep blocks only
-            self.stream.add(label, imgs, [p for p in self.pairs() if p[0] in sweep])
+            self.stream.add(label, imgs, [p for p in pairs if p[0] in sweep])
         scoring = self.evaluation.start(self) if self.evaluation is not None else None
         runs_streamed = [self] + ([scoring.run] if scoring is not None and scoring.run is not self else [])
-        pairs = self.pairs()
         chunks = self.plan(pairs, runs_streamed)
         # the same resamples for every block and representation (one resampling of the image set)
         self._weights = {"images": self.weights(len(self.images)),
