@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["fixed", "with_interval"]
+__all__ = ["byte_size", "fixed", "with_interval"]
 
 
 def fixed(value: Any, digits: int = 2, missing: str = "n/a") -> str:
@@ -35,3 +35,24 @@ def with_interval(value: Any, lo: Any, hi: Any, digits: int = 2, missing: str = 
     if text == missing or lo is None or hi is None or fixed(lo) == "n/a" or fixed(hi) == "n/a":
         return text
     return f"{text} [{fixed(lo, digits)}, {fixed(hi, digits)}]"
+
+
+def byte_size(n: float, binary: bool = False) -> str:
+    """``n`` bytes for a message: decimal units to three significant digits (the units of
+    ``[features] memory_gb`` / ``cache_gb`` and the build report), or with ``binary`` powers of
+    1024 to one decimal (memory sizes).
+
+    >>> byte_size(12_345_678), byte_size(999), byte_size(3 * 2**30, binary=True), byte_size(512, binary=True)
+    ('12.3 MB', '999 bytes', '3.0 GiB', '512 B')
+    >>> byte_size(9.6e15, binary=True)
+    '8.5 PiB'
+    """
+    if binary:
+        if n < 1024:
+            return f"{int(n)} B"
+        exp = min(int(math.log(n, 1024)), 5)
+        return f"{n / 1024**exp:.1f} {'BKMGTP'[exp]}iB"
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if float(f"{n / scale:.3g}") >= 1:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"

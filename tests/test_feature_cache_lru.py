@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 from collections import OrderedDict
 from pathlib import Path
 

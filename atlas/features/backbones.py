@@ -26,7 +26,6 @@ import difflib
 import functools
 import hashlib
 import logging
-import math
 import os
 import pickle
 import re
@@ -43,6 +42,7 @@ from torch import nn
 
 from ..config import Backbone, ConfigError, FeaturesSection, block_representations, resolve_layers
 from ..files import sha256_file
+from ..formatting import byte_size
 from ..inputs.geometry import ResizePolicy, snap_to_patch_multiple
 from ..records import RANDOM_INIT_LABEL, ModelCard
 
@@ -545,18 +545,6 @@ def host_available_memory() -> int | None:
         return None
 
 
-def _size(n: float) -> str:
-    """Bytes for a message.
-
-    >>> _size(3 * 2**30), _size(9.6e15), _size(512)
-    ('3.0 GiB', '8.5 PiB', '512 B')
-    """
-    if n < 1024:
-        return f"{int(n)} B"
-    exp = min(int(math.log(n, 1024)), 5)
-    return f"{n / 1024**exp:.1f} {'BKMGTP'[exp]}iB"
-
-
 def memory_shortfall(spec: Backbone, est: MemoryEstimate, device_type: str, host_free: int | None,
                      device_free: int | None = None) -> str | None:
     """One line saying why ``spec`` cannot run here, with what to do; None when it fits. The rule
@@ -592,12 +580,13 @@ def memory_shortfall(spec: Backbone, est: MemoryEstimate, device_type: str, host
     bigger = ("use smaller overrides (embed_dim, depth) or a machine with more memory" if spec.overrides
               else "use a machine with more memory, or a smaller model")
     at = f"at {est.input_size[0]}x{est.input_size[1]} px"
-    parts = [f"{_size(est.params)} of fp32 parameters"] + (
-        [f"{_size(est.weights_file)} for its weights file"] if est.weights_file else [])
+    parts = [f"{byte_size(est.params, binary=True)} of fp32 parameters"] + (
+        [f"{byte_size(est.weights_file, binary=True)} for its weights file"] if est.weights_file else [])
 
     def refusal(need: int, parts: list[str], where: str, free: int, fix: str) -> str:
-        has = f"the GPU has {_size(free)} free" if where == "gpu" else f"this machine has {_size(free)} available"
-        return f"{spec.display_name}: {what} needs about {_size(need)} ({', '.join(parts)}) but {has}; {fix}"
+        free_text = byte_size(free, binary=True)
+        has = f"the GPU has {free_text} free" if where == "gpu" else f"this machine has {free_text} available"
+        return f"{spec.display_name}: {what} needs about {byte_size(need, binary=True)} ({', '.join(parts)}) but {has}; {fix}"
 
     if device_type == "cuda":
         host_need = est.params + est.weights_file
@@ -605,7 +594,7 @@ def memory_shortfall(spec: Backbone, est: MemoryEstimate, device_type: str, host
             return refusal(host_need, parts, "host", host_free, bigger)
         need = est.need(1)
         if device_free is not None and need > device_free * MEMORY_HEADROOM:
-            return refusal(need, [parts[0], f"{_size(est.per_image)} of activations for one image {at}"],
+            return refusal(need, [parts[0], f"{byte_size(est.per_image, binary=True)} of activations for one image {at}"],
                            "gpu", device_free, bigger.replace("a machine with more memory", "a GPU with more memory"))
         return None
     if host_free is None:
@@ -616,7 +605,7 @@ def memory_shortfall(spec: Backbone, est: MemoryEstimate, device_type: str, host
     batch = int((host_free * MEMORY_HEADROOM - est.params - est.weights_file) // max(1, est.per_image))
     fix = (f"set [features] batch_size = {batch} (or smaller), or use a machine with more memory"
            if 1 <= batch < est.batch_size else bigger)
-    parts.append(f"{_size(est.activations)} of activations for a batch of {est.batch_size} {at}")
+    parts.append(f"{byte_size(est.activations, binary=True)} of activations for a batch of {est.batch_size} {at}")
     return refusal(need, parts, "host", host_free, fix)
 
 

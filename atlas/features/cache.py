@@ -92,6 +92,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import save_file
 
 from ..files import TEMP_PREFIX, atomic_path, remove_orphaned_temporaries
+from ..formatting import byte_size
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,6 @@ class CacheUsage(NamedTuple):
 
     entries: int
     bytes: int
-
-
-def _size(n: float) -> str:
-    """``n`` bytes in decimal units to three significant digits: ``_size(12_345_678) == '12.3 MB'``."""
-    for unit, scale in (("GB", GB), ("MB", 10**6), ("kB", 10**3)):
-        if float(f"{n / scale:.3g}") >= 1:
-            return f"{n / scale:.3g} {unit}"
-    return f"{int(n)} bytes"
 
 
 def _gb_at_least(n: int) -> str:
@@ -464,7 +457,7 @@ class FeatureCache:
         """
         if not self.fits(entry_bytes):
             raise CacheTooSmall(f"[features] cache_gb = {self.max_bytes / GB:g} holds no entry: {what} takes "
-                                f"{_size(entry_bytes)}; raise cache_gb to at least {_gb_at_least(entry_bytes)} "
+                                f"{byte_size(entry_bytes)}; raise cache_gb to at least {_gb_at_least(entry_bytes)} "
                                 f"or set cache = false")
 
     def fits(self, n_bytes: int) -> bool:
@@ -494,8 +487,8 @@ class FeatureCache:
         if self.evicted:
             entries, size = self.usage()
             log.info("feature cache: evicted %d least recently used entries (%s) to stay within cache_gb = %g; "
-                     "it holds %d entries (%s)", self.evicted, _size(self.evicted_bytes), self.max_bytes / GB,
-                     entries, _size(size))
+                     "it holds %d entries (%s)", self.evicted, byte_size(self.evicted_bytes), self.max_bytes / GB,
+                     entries, byte_size(size))
 
     # ------------------------------------------------------------------ the size bound
 
@@ -567,8 +560,8 @@ class FeatureCache:
         """Evict least recently used entries, never ``keep``, until ``keep`` at ``size`` bytes fits.
 
         The oldest entry is first in the index. ``keep`` and the entries this instance used in the
-        last ``recent_s`` seconds are moved behind the others instead; once every entry left was
-        moved, the oldest of them (not ``keep``) goes. An entry is checked on disk before it goes:
+        last ``recent_s`` seconds are passed over for the others; once only those are left, the
+        oldest of them (not ``keep``) goes. An entry is checked on disk before it goes:
         another build may have used it since (then it moves last), rewritten or evicted it.
         """
         now = time.monotonic()
@@ -576,18 +569,13 @@ class FeatureCache:
         def held(path: Path) -> bool:
             return now - self._used.get(path, -math.inf) < self.recent_s
 
-        moved: set[Path] = set()
         checked: set[Path] = set()
         with self._lock:
             while self._total - self._index.get(keep, (0,))[0] + size > self.max_bytes:
-                victim = next(iter(self._index), None)
-                if victim in moved:  # only kept and held entries are left, and others found used meanwhile
-                    victim = (next((p for p in self._index if p != keep and not held(p)), None)
-                              or next((p for p in self._index if p != keep), None))
-                elif victim == keep or (victim is not None and held(victim)):
-                    moved.add(victim)
-                    self._index.move_to_end(victim)
-                    continue
+                # the oldest entry not held, else the oldest held one; held entries are skipped, not
+                # moved, so the index keeps their order of use for the next eviction
+                victim = (next((p for p in self._index if p != keep and not held(p)), None)
+                          or next((p for p in self._index if p != keep), None))
                 if victim is None:
                     break  # nothing else is tracked (check_fits guarantees that keep alone fits)
                 known = self._index[victim]
@@ -617,7 +605,7 @@ class FeatureCache:
                     log.warning("feature cache: cache_gb = %g is less than this build used in the last %.0f s "
                                 "(over %s): entries it reads again are evicted and computed again; raise "
                                 "cache_gb to keep them", self.max_bytes / GB, self.recent_s,
-                                _size(recent + known[0] + size))
+                                byte_size(recent + known[0] + size))
 
     def stale_files(self) -> list[Path]:
         """Entries of an earlier cache format (``.npz`` per block and representation): never read."""

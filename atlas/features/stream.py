@@ -41,15 +41,13 @@ import torch
 from ..config import block_representations
 from ..inputs.images import AtlasImage
 from .backbones import LoadedBackbone
-from .cache import FeatureCache, NonFiniteFeatures
+from .cache import GB, FeatureCache, NonFiniteFeatures
 from .extract import NotCached, extract_to_cache, forward_batches, load_block
 from .extractor import TokenExtractor
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FeatureBudgetError", "FeatureStream", "image_set_key", "plan_chunks"]
-
-GB = 1e9  # [features] memory_gb and cache_gb are decimal gigabytes
 
 Pair = tuple[int, str]
 

@@ -275,7 +275,6 @@ class EvaluationRun:
         blocks, reps = model_run.gallery_blocks, model_run.reps
         masks = [np.asarray(policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
                  for m in self._masks]
-        folds = self.split.folds
         st = Scoring(run=run, depth=model_run.loaded.card.depth, images=self._atlas_images(), masks=masks,
                      plabels=np.stack([patch_labels(m, run.loaded.grid, self.dataset.ignore_index) for m in masks]),
                      w_test=self._weights(self.resampling["test"][0], 0),
@@ -284,7 +283,7 @@ class EvaluationRun:
                      pairs=block_representations(blocks, reps, model_run.loaded.card.depth))
         run.stream.add("evaluation images", st.images, st.pairs)
         if self._similarity_possible(reps):
-            st.variants = self.variant_images(run.loaded.policy, masks)
+            st.variants = self.variant_images(policy, masks)
             for v, imgs in st.variants.items():
                 run.stream.add(f"masking {v}", imgs, [(st.last, "tokens")])
         return st
@@ -292,7 +291,7 @@ class EvaluationRun:
     def score_pairs(self, st: "Scoring", pairs) -> None:
         """Score the pairs among ``pairs`` (a chunk whose features the streams keep now), in order;
         the last gallery block's pseudo-masks and masking similarity once its pairs have passed."""
-        run, depth = st.run, st.depth
+        run = st.run
         for b, r in pairs:
             if (b, r) not in st.pairs or (b, r) in st.done:
                 continue
