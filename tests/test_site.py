@@ -479,8 +479,10 @@ def test_scaling_page(built):
     assert rows == [
         ["DINO ViT-S/16", "22.0 M", "12", "16 px", "0.200 [0.160, 0.240]", "0.500 [0.470, 0.530]", "0.500"],
         ["MAE ViT-B/16", "86.0 M", "12", "16 px", "—", "—", "—"],
-        [f"ViT-S/16 ({RANDOM_INIT_LABEL})", "150.0 M", "12", "16 px", "0.400 [0.360, 0.440]", "0.233 [0.203, 0.263]",
-         "0.300"],
+        # marked as on the model pages: the seg_miou interval overlaps the position baseline's (≈), the
+        # k-NN value lies under it (▼)
+        [f"ViT-S/16 ({RANDOM_INIT_LABEL})", "150.0 M", "12", "16 px", "0.400 [0.360, 0.440]",
+         "0.233 [0.203, 0.263] ≈", "0.300 ▼"],
     ]
     data = json.loads(_text(site / "compare/vit-scaling.json"))
     assert data["scaling"]["depths"] == [0.25, 0.5, 0.75, 1.0]
@@ -518,7 +520,9 @@ def test_leaderboard_page(built):
     specs = _specs(site, "compare/segmentation-quality.html")
     assert {"fig-measure-seg-miou", "fig-measure-knn-miou-k10", "fig-measure-miou-vs-human-masks"} <= set(specs)
     names = [t["name"] for t in specs["fig-measure-seg-miou"]["data"] if t.get("fill") != "toself"]
-    assert names == ["DINO ViT-S/16", f"ViT-S/16 ({RANDOM_INIT_LABEL})"]
+    # the models, then the baselines of their (shared) patch grid, as on the model pages
+    assert names == ["DINO ViT-S/16", f"ViT-S/16 ({RANDOM_INIT_LABEL})", "chance baseline", "position baseline",
+                     "ceiling baseline"]
     assert sum(t.get("fill") == "toself" for t in specs["fig-measure-seg-miou"]["data"]) == 2  # interval bands
     # downloads, cite box, nav and atlas.json
     rows = list(csv.DictReader(io.StringIO(_text(site / "compare/segmentation-quality.csv"))))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import html
 import json
+import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
@@ -21,17 +23,19 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
-from .honesty import baseline_label
+from .honesty import baseline_label, grid_words
 from .palette import palette_hex
 from .wording import measure_definition, measure_title
 
 __all__ = [
     "figure",
     "measure_figure",
+    "baseline_groups",
     "cluster_size_figure",
     "comparison_measure_figure",
     "curve_figure",
     "figure_html",
+    "plain_title",
     "heatmap_figure",
     "layer_sweep_figure",
     "scaling_figure",
@@ -96,8 +100,27 @@ def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None 
     return go.Figure(data=traces, layout=layout)
 
 
-def figure_html(fig: go.Figure, div_id: str, filename: str) -> str:
+_BREAK_TO_TAIL = re.compile(r'<br><span style="font-size:12px">(.*?)</span>', re.S)
+
+
+def plain_title(fig: go.Figure) -> str:
+    """The figure's title as plain text (what it shows, then " — " and its model or comparison):
+    :func:`_title`'s line breaks undone, tags dropped, entities decoded.
+
+    >>> plain_title(_layout([], "Cluster mIoU vs human masks at block 11 — DINO <ViT-S/16>", "x", "y"))
+    'Cluster mIoU vs human masks at block 11 — DINO <ViT-S/16>'
+    """
+    text = str(fig.layout.title.text or "")
+    text = _BREAK_TO_TAIL.sub(r" — \1", text).replace("<br>", " ")
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
+def figure_html(fig: go.Figure, div_id: str, filename: str, label: str | None = None) -> str:
     """Render ``fig`` as an HTML fragment: a target ``<div>`` plus its JSON spec.
+
+    The container is named for assistive technology (``role="figure"``, ``aria-label``): ``label``,
+    by default the figure's title (:func:`plain_title`: what it shows and for which model or
+    comparison).
 
     ``render_site`` moves the specs of a page into ``<page>.figures.js``
     (:func:`atlas.site.pages.split_figures`); ``atlas.js`` loads plotly.js and that script when a
@@ -118,8 +141,10 @@ def figure_html(fig: go.Figure, div_id: str, filename: str) -> str:
     payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     payload = payload.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     div = html.escape(div_id)
+    name = label if label is not None else plain_title(fig)
+    aria = f' role="figure" aria-label="{html.escape(name, quote=True)}"' if name else ""
     return (
-        f'<div class="atlas-plot" data-export-name="{html.escape(filename)}">'
+        f'<div class="atlas-plot" data-export-name="{html.escape(filename)}"{aria}>'
         f'<div id="{div}" class="atlas-plot-target" style="height:{int(fig.layout.height or 420)}px"></div>'
         f'<script type="application/json" class="atlas-plot-spec" data-target="{div}">{payload}</script>'
         "</div>"
@@ -247,13 +272,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                     line={"color": colour, "dash": dash, "width": 1},
                     hovertemplate=f"<b>{_t(name)} · {_t(ref)} reference</b><br>rel. depth %{{x:.2f}}"
                                   f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"))
-    for b in baselines:
-        colour, dash = BASELINE_STYLE.get(b.name, ("#757575", "dash"))
-        traces.append(go.Scatter(
-            x=[0.0, 1.0], y=[b.value, b.value], mode="lines", name=_t(f"{baseline_label(b)} baseline"),
-            line={"color": colour, "dash": dash, "width": 1.5},
-            hovertemplate=f"<b>{_t(baseline_label(b))} baseline</b><br>{_t(measure)} = {b.value:.4g}"
-                          f"{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
+    traces += baseline_lines(baselines, measure)
     shown = [p.value for p in rows] + [v for p in rows for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
     shown += [x.value for x in references] + [b.value for b in baselines]
     return _layout(traces, f"{measure} — {model_label}", DEPTH_AXIS, measure,
@@ -284,13 +303,7 @@ def single_block_figure(rows: Sequence[Any], measure: str, model_label: str, bas
         marker={"color": [rep_colour(r.representation, reps) for r in rows]},
         customdata=[_interval_text(r.lo, r.hi) for r in rows], showlegend=False,
         hovertemplate=f"<b>%{{x}}</b> · block {block}<br>{_t(measure)} = %{{y:.4g}}%{{customdata}}<extra></extra>")]
-    if baselines:
-        traces.append(go.Bar(
-            x=[_t(f"{baseline_label(b)} baseline") for b in baselines], y=[b.value for b in baselines], name="baselines",
-            error_y=_bar_errors(baselines), showlegend=False,
-            marker={"color": [BASELINE_STYLE.get(b.name, ("#757575", ""))[0] for b in baselines]},
-            customdata=[_interval_text(b.lo, b.hi) for b in baselines],
-            hovertemplate=f"<b>%{{x}}</b><br>{_t(measure)} = %{{y:.4g}}%{{customdata}}<extra></extra>"))
+    traces += baseline_bars(baselines, measure)
     shown = [r.value for r in rows] + [v for r in [*rows, *baselines] for v in (r.lo, r.hi)]
     shown += [b.value for b in baselines]
     return _layout(traces, f"{measure} at block {block} — {model_label}",
@@ -444,18 +457,116 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
                    y=value_axis(payload.get("bounds"), shown))
 
 
+# --------------------------------------------------------------------------- baselines
+
+
+def _has_value(b: Any) -> bool:
+    try:
+        return math.isfinite(float(b.value))
+    except (TypeError, ValueError):
+        return False
+
+
+def baseline_lines(baselines: Sequence[Any], measure: str, *, suffix: str = "", colour: str | None = None,
+                   about: str = "", x: Sequence[float] = (0.0, 1.0)) -> list[go.Scatter]:
+    """The evaluation baselines (``Baseline`` records) as horizontal lines across ``x``, a grey level
+    and a dash per baseline (:data:`BASELINE_STYLE`), each named ``<baseline> baseline<suffix>``,
+    its interval in the hover. ``colour`` replaces the grey (comparisons: one colour per patch
+    grid); ``about`` is a hover line (the models the baseline belongs to). A baseline without a
+    finite value draws nothing."""
+    traces = []
+    for b in baselines:
+        if not _has_value(b):
+            continue
+        grey, dash = BASELINE_STYLE.get(b.name, ("#757575", "dash"))
+        name = f"{baseline_label(b)} baseline{suffix}"
+        traces.append(go.Scatter(
+            x=list(x), y=[b.value, b.value], mode="lines", name=_t(name),
+            line={"color": colour or grey, "dash": dash, "width": 1.5},
+            hovertemplate=f"<b>{_t(name)}</b>{'<br>' + _t(about) if about else ''}<br>{_t(measure)} = {b.value:.4g}"
+                          f"{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
+    return traces
+
+
+def baseline_bars(baselines: Sequence[Any], measure: str, *, suffix: str = "", name: str = "baselines",
+                  outline: str | None = None, about: str = "") -> list[go.Bar]:
+    """The evaluation baselines as one trace of grey bars (one per baseline) with their intervals as
+    error bars, each labelled ``<baseline> baseline<suffix>``. ``outline``: a border colour and a
+    legend entry named ``name`` (comparisons: one trace per patch grid); ``about`` is a hover line."""
+    shown = [b for b in baselines if _has_value(b)]
+    if not shown:
+        return []
+    extra = {"showlegend": False}
+    marker: dict[str, Any] = {"color": [BASELINE_STYLE.get(b.name, ("#757575", ""))[0] for b in shown]}
+    if outline:
+        marker["line"] = {"color": outline, "width": 2.5}
+        extra = {"showlegend": True}
+    return [go.Bar(
+        x=[_t(f"{baseline_label(b)} baseline{suffix}") for b in shown], y=[b.value for b in shown], name=_t(name),
+        error_y=_bar_errors(shown), marker=marker, customdata=[_interval_text(b.lo, b.hi) for b in shown],
+        hovertemplate=f"<b>%{{x}}</b>{'<br>' + _t(about) if about else ''}<br>{_t(measure)} = %{{y:.4g}}"
+                      "%{customdata}<extra></extra>", **extra)]
+
+
+def baseline_groups(models: Iterable[Any], measure: str) -> list[dict[str, Any]]:
+    """The baselines of ``measure`` that ``models`` (``ModelResult``) carry, one group per patch grid
+    (models of one grid share their baselines): ``[{"grid": words, "models": [slugs],
+    "baselines": [Baseline]}]`` in model order. A model without baselines of the measure is in no
+    group: nothing is drawn for it."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for m in models:
+        own = [b for b in m.baselines if b.measure == measure and _has_value(b)]
+        if not own:
+            continue
+        numbers = tuple(sorted((((str(b.name), str(getattr(b, "variant", "") or "")), float(b.value), b.lo, b.hi)
+                                for b in own), key=lambda t: (t[0], t[1])))
+        key = (grid_words(m.card), numbers)
+        groups.setdefault(key, {"grid": key[0], "models": [], "baselines": own})["models"].append(m.card.slug)
+    return list(groups.values())
+
+
+def _few(names: Sequence[str], most: int = 3) -> str:
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
+def _grid_groups(groups: Sequence[dict[str, Any]], models: Sequence[str],
+                 labels: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """The baseline groups of the models drawn in a comparison plot (``models``, in their order),
+    each with its legend suffix, colour and hover line, and whether they need telling apart: one
+    grid covering every drawn model is drawn as on a model page (grey, no suffix)."""
+    drawn = []
+    for g in groups:
+        mine = [s for s in g["models"] if s in models]
+        if mine and g["baselines"]:
+            drawn.append({**g, "models": mine})
+    plain = len(drawn) == 1 and set(drawn[0]["models"]) == set(models)
+    grids = [g["grid"] for g in drawn]
+    for g in drawn:
+        names = [labels.get(s, s) for s in g["models"]]
+        words = g["grid"] if grids.count(g["grid"]) == 1 else f"{g['grid']}, {_few(names)}"
+        g["suffix"] = "" if plain else f" · {words}"
+        g["about"] = "" if plain else f"{g['grid']}: {_few(names)}"
+        g["colour"] = None if plain or len(drawn) == 1 else PALETTE[models.index(g["models"][0]) % len(PALETTE)]
+    return drawn, not plain
+
+
 def comparison_measure_figure(
     rows: Iterable[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str,
-    bounds: Sequence[float | None] | None = None,
+    bounds: Sequence[float | None] | None = None, baselines: Sequence[dict[str, Any]] = (),
 ) -> go.Figure:
-    """One measure across depth overlaid across models: colour = model, dash = representation.
-    When every model has the measure at one block only, one bar per model (and representation).
+    """One measure across depth overlaid across models: colour = model, dash = representation,
+    intervals as bands. When every model has the measure at one block only, one bar per model (and
+    representation) with its interval.
 
     ``labels`` maps model slug -> display label (random-init models carry their label).
+    ``baselines``: :func:`baseline_groups` of the measure, drawn as on the model pages (grey lines,
+    or bars, with their intervals in the hover / as error bars). When the drawn models do not all
+    share one grid's baselines, each grid's are named by the grid in the legend (and drawn in the
+    colour of its first model when there are several grids); a model without baselines gets none.
     """
     rows = list(rows)
     if rows and len({(r["model"], r["representation"]) for r in rows}) == len(rows):
-        return _comparison_bars(rows, measure, labels, title_suffix, bounds)
+        return _comparison_bars(rows, measure, labels, title_suffix, bounds, baselines)
     models = list(dict.fromkeys(r["model"] for r in rows))
     reps = list(dict.fromkeys(r["representation"] for r in rows))
     series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -490,13 +601,17 @@ def comparison_measure_figure(
                     ),
                 )
             )
+    groups, _ = _grid_groups(baselines, models, labels)
+    for g in groups:
+        traces += baseline_lines(g["baselines"], measure, suffix=g["suffix"], colour=g["colour"], about=g["about"])
     shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
+    shown += [b.value for g in groups for b in g["baselines"]]
     return _layout(traces, f"{measure} — {title_suffix}", DEPTH_AXIS, measure,
                    x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown))
 
 
 def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str,
-                     bounds: Sequence[float | None] | None) -> go.Figure:
+                     bounds: Sequence[float | None] | None, baselines: Sequence[dict[str, Any]] = ()) -> go.Figure:
     models = list(dict.fromkeys(r["model"] for r in rows))
     several = len({r["representation"] for r in rows}) > 1
     names = [_t(labels.get(r["model"], r["model"]) + (f" · {r['representation']}" if several else "")) for r in rows]
@@ -507,8 +622,14 @@ def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str,
         customdata=[[r.get("block", ""), _interval_text(r.get("lo"), r.get("hi"))] for r in rows],
         hovertemplate=f"<b>%{{x}}</b><br>block %{{customdata[0]}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}"
                       "<extra></extra>")
+    traces = [trace]
+    groups, apart = _grid_groups(baselines, models, labels)
+    for g in groups:
+        traces += baseline_bars(g["baselines"], measure, suffix=g["suffix"], about=g["about"],
+                                name=f"baselines{g['suffix']}", outline=g["colour"] if apart else None)
     shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
-    return _layout([trace], f"{measure} — {title_suffix}", "model (the block each model's value is taken at: hover)",
+    shown += [v for g in groups for b in g["baselines"] for v in (b.value, b.lo, b.hi)]
+    return _layout(traces, f"{measure} — {title_suffix}", "model (the block each model's value is taken at: hover)",
                    measure, y=value_axis(bounds, shown), x={"type": "category", "tickangle": -20}, bargap=0.35)
 
 
@@ -546,13 +667,18 @@ def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix:
 
 def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str = "", raw: str = "") -> dict[str, Any]:
     """A figure for the pages' ``ui.figure`` macro: ``title`` heads the caption, ``caption``
-    follows it, ``raw`` (a measure's raw name, as in the CSV) is shown when it differs."""
+    follows it, ``raw`` (a measure's raw name, as in the CSV) is shown when it differs. The plot's
+    container is labelled for assistive technology with the plot's own title (what it shows and
+    for which model or comparison), else ``title``."""
+    label = plain_title(fig) or str(title)
     return {
         "anchor": anchor,
         "title": title,
         "caption": caption,
         "raw": raw if raw != title else "",
-        "html": Markup(figure_html(fig, div_id=f"plot-{page_slug}-{anchor}", filename=f"{page_slug}-{anchor}")),
+        "label": label,
+        "html": Markup(figure_html(fig, div_id=f"plot-{page_slug}-{anchor}", filename=f"{page_slug}-{anchor}",
+                                   label=label)),
         "height": int(fig.layout.height or 420),
     }
 

@@ -174,6 +174,41 @@ def variant_words(variant: str) -> str:
     return ", ".join(VARIANT_WORDS.get(p.lower(), p) for p in parts)
 
 
+def grid_words(card: Any) -> str:
+    """The patch grid a model's baselines are computed on, in words (``14 × 14 patches of 16 px``):
+    a baseline depends on the grid, not on the model.
+
+    >>> from types import SimpleNamespace
+    >>> grid_words(SimpleNamespace(input_size=[224, 224], patch_size=16))
+    '14 × 14 patches of 16 px'
+    """
+    h, w = card.input_size
+    p = card.patch_size
+    return f"{h // p} × {w // p} patches of {p} px"
+
+
+#: Captions of comparison plots that draw the baselines (atlas.site.figures.comparison_measure_figure).
+COMPARISON_BASELINE_NOTE = ("In grey: the baselines of these models' patch grid, as on the model pages; hover for "
+                            "their intervals.")
+COMPARISON_GRIDS_NOTE = ("The models have different patch grids, so each grid has its own baselines: drawn in the "
+                         "colour of the first model on that grid and named by the grid in the legend; hover for "
+                         "their intervals and models.")
+COMPARISON_PARTIAL_NOTE = ("Baselines are drawn only for the models whose records hold them (the legend names their "
+                           "grid; hover for their intervals and models).")
+
+
+def comparison_baseline_note(groups: Sequence[dict[str, Any]], models: Sequence[str]) -> str:
+    """The caption sentence on the baselines a comparison plot draws ("" when it draws none):
+    ``groups`` are :func:`atlas.site.figures.baseline_groups`, ``models`` the models the plot draws."""
+    drawn = [g for g in groups if any(s in models for s in g["models"])]
+    if not drawn:
+        return ""
+    if len(drawn) > 1:
+        return COMPARISON_GRIDS_NOTE
+    covered = {s for s in drawn[0]["models"] if s in models}
+    return COMPARISON_BASELINE_NOTE if covered == set(models) else COMPARISON_PARTIAL_NOTE
+
+
 def baseline_label(b: Any) -> str:
     """A baseline's name, with its variant in words when the record names one
     (``colour + position (CIELAB, plain coordinates)``)."""

@@ -14,8 +14,9 @@ from ..config import slugify
 from ..formatting import fixed, with_interval
 from ..records import AtlasResults, MeasureRow, ModelResult
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
-from .figures import comparison_measure_figure, measure_figure
-from .honesty import FLAG_RULE, baseline_flag, baseline_label, definition_with_split, split_note, variant_words
+from .figures import baseline_groups, comparison_measure_figure, measure_figure
+from .honesty import (FLAG_RULE, baseline_flag, baseline_label, comparison_baseline_note, definition_with_split,
+                      grid_words, split_note, variant_words)
 from .honesty import legend as flag_legend
 from .markup import breakable
 from .paths import LEADERBOARD_PAGE, cite_key, comparison_page, html_url, model_page, rel
@@ -76,9 +77,7 @@ def cell(row: Any, where: str = "", flag: dict | None = None) -> dict[str, Any]:
 
 
 def _grid_text(m: ModelResult) -> str:
-    h, w = m.card.input_size
-    p = m.card.patch_size
-    return f"{h // p} × {w // p} patches of {p} px"
+    return grid_words(m.card)
 
 
 def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
@@ -162,12 +161,14 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                           "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi}
                          for r in m.measures if r.measure == name and r.representation == rep
                          and (pick_k is None or r.k == pick_k)]
+        groups = baseline_groups(results.models, name)
         fig = comparison_measure_figure(fig_rows, measure_title(info, name), labels, f"all models · {rep}",
-                                        bounds=(info.get(name) or {}).get("bounds"))
+                                        bounds=(info.get(name) or {}).get("bounds"), baselines=groups)
+        note = comparison_baseline_note(groups, list(dict.fromkeys(r["model"] for r in fig_rows)))
         figs.append(measure_figure(fig, slugify(stem), f"fig-measure-{slugify(name)}", name, info,
                                    " ".join(t for t in (split_note(results.methods, info, name),
                                                         f"Representation: {rep}; bands: "
-                                                        f"{results.interval_level:.0%} intervals.") if t)))
+                                                        f"{results.interval_level:.0%} intervals.", note) if t)))
 
     base = posixpath.basename(stem)
     rules = {n: sorted({m.selected[n]["rule"] for m in results.models if n in m.selected}) for n in names}

@@ -26,12 +26,12 @@ from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCa
 from .citation import citation_cff, page_citation
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
-from .figures import (cluster_size_figure, comparison_measure_figure, curve_figure, figure, heatmap_figure,
-                      layer_sweep_figure, measure_figure)
+from .figures import (baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure, figure,
+                      heatmap_figure, layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SPLIT_CURVES, baseline_flag,
-                      baseline_label, definition_with_split, simple_baselines, split_note, split_sentence, uses_split,
-                      variant_words)
+                      baseline_label, comparison_baseline_note, definition_with_split, simple_baselines, split_note,
+                      split_sentence, uses_split, variant_words)
 from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
@@ -254,17 +254,33 @@ def comparison_rows(results: AtlasResults, c: ComparisonResult) -> list[dict[str
     return rows
 
 
+def comparison_baselines(results: AtlasResults, c: ComparisonResult, name: str) -> list[dict[str, Any]]:
+    """The baselines of measure ``name`` that the comparison's models carry, one group per patch
+    grid (:func:`.figures.baseline_groups`); none for a model whose records hold none."""
+    by_slug = {m.card.slug: m for m in results.models}
+    return baseline_groups([by_slug[s] for s in c.models if s in by_slug], name)
+
+
 def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environment, common: dict,
                      labels: dict[str, str], maps: dict) -> dict[str, str]:
     info = results.measure_info
     page = comparison_page(c)
     slug = slugify(c.slug)
     rows = comparison_rows(results, c)
-    figs = []
+    figs, references = [], []
     for name in sorted({r["measure"] for r in rows}):
-        fig = comparison_measure_figure([r for r in rows if r["measure"] == name], measure_title(info, name), labels,
-                                        c.title, bounds=(info.get(name) or {}).get("bounds"))
-        figs.append(measure_figure(fig, f"compare-{slug}", f"fig-measure-{slugify(name)}", name, info))
+        mine = [r for r in rows if r["measure"] == name]
+        groups = comparison_baselines(results, c, name)
+        fig = comparison_measure_figure(mine, measure_title(info, name), labels, c.title,
+                                        bounds=(info.get(name) or {}).get("bounds"), baselines=groups)
+        note = comparison_baseline_note(groups, list(dict.fromkeys(r["model"] for r in mine)))
+        figs.append(measure_figure(fig, f"compare-{slug}", f"fig-measure-{slugify(name)}", name, info,
+                                   " ".join(t for t in (split_note(results.methods, info, name), note) if t)))
+        references += [{"measure": name, "grid": g["grid"], "models": g["models"],
+                        "baselines": [{"name": b.name, "variant": getattr(b, "variant", "") or "",
+                                       "value": num(b.value), "lo": num(b.lo), "hi": num(b.hi)}
+                                      for b in g["baselines"]]}
+                       for g in groups]
     data = scaling(results, c, labels) if c.kind == "scaling" else None
     panels = [dict(p, columns=[dict(col, entries=maps["comparisons"].get((c.slug, col["maps"]), []))
                                for col in p.get("columns", [])]) for p in c.panels]
@@ -279,6 +295,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
             "models": [{"slug": s, "label": labels.get(s, s)} for s in c.models],
             "panels": panels,
             "measures": rows,
+            "baselines": references,
             **({"scaling": data} if data else {}),
         }),
     }

@@ -4,6 +4,7 @@ summary table (the measures the registry marks for it, at relative depth 1.0).""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from ..config import slugify
@@ -11,6 +12,8 @@ from ..formatting import fixed, with_interval
 from ..records import AtlasResults, ComparisonResult, MeasureRow, ModelResult
 from .data import num
 from .figures import measure_figure, scaling_figure
+from .honesty import FLAG_RULE, baseline_flag
+from .honesty import legend as flag_legend
 from .markup import breakable
 from .paths import html_url, model_page, rel
 from .wording import measure_title
@@ -71,16 +74,29 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
     columns = sorted((n for n in present if (info.get(n) or {}).get("summary")), key=lambda n: info[n]["summary"])
     summary = []
     for m in members:
-        values, intervals = {}, {}
+        values, intervals, flags = {}, {}, {}
         for name in columns:
             r = nearest(measure_series(m, name, c.representations, c.k), 1.0)
             values[name] = num(r.value) if r is not None else None
             intervals[name] = [num(r.lo), num(r.hi)] if r is not None else [None, None]
+            flag = baseline_flag(r, m.baselines, info)  # as on the model pages and the leaderboard
+            flags[name] = flag and flag["kind"]
         summary.append({"model": m.card.slug, "label": labels[m.card.slug], "params": m.card.params,
                         "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values,
-                        "intervals": intervals})
+                        "intervals": intervals, "flags": flags})
     return {"depths": list(SCALING_DEPTHS), "measures": list(dict.fromkeys(p["measure"] for p in points)),
             "summary_measures": columns, "summary": summary, "points": points}
+
+
+def summary_flag(results: AtlasResults, model: str, name: str, value: Any, interval: list[Any]) -> dict | None:
+    """The mark of a family-summary number against its model's simple baselines
+    (:func:`.honesty.baseline_flag`, the rule of the model pages and the leaderboard)."""
+    m = next((m for m in results.models if m.card.slug == model), None)
+    if m is None or value is None:
+        return None
+    lo, hi = (list(interval or []) + [None, None])[:2]
+    row = SimpleNamespace(measure=name, value=value, lo=lo, hi=hi)
+    return baseline_flag(row, m.baselines, results.measure_info)
 
 
 def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_slug: str,
@@ -96,8 +112,10 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
     rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],
              "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
              "cells": [{"text": with_interval(v, *s["intervals"][n], digits=3, missing="—"),
-                        "value": None if fmt3(v) == "—" else repr(float(v))}
+                        "value": None if fmt3(v) == "—" else repr(float(v)),
+                        "flag": summary_flag(results, s["model"], n, v, s["intervals"][n])}
                        for n, v in ((n, s["values"][n]) for n in data["summary_measures"])]}
             for s in data["summary"]]
+    flagged = any(cell["flag"] for r in rows for cell in r["cells"])
     return {"head": [breakable(measure_title(info, n)) for n in data["summary_measures"]], "rows": rows,
-            "figs": figs}
+            "figs": figs, "legend": flag_legend() if flagged else [], "rule": FLAG_RULE if flagged else ""}
