@@ -43,7 +43,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 SUB = "atlas"
 COMPRESSIBLE = (".html", ".js", ".css", ".json", ".svg", ".xml", ".cff", ".txt", ".csv")
-GALLERY = ("/generated/models/", "/generated/comparisons/")
+GALLERY = ("/generated/views/", "/generated/photos/")
 LONGTASKS = """
 window.__atlasLong = [];
 new PerformanceObserver(list => list.getEntries().forEach(e => window.__atlasLong.push(

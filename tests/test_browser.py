@@ -12,6 +12,7 @@ import re
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from atlas.site import build_site, render_site
@@ -141,6 +142,21 @@ def test_home(server, browser):
     page.close()
 
 
+GALLERY = ".atlas-gallery[data-anchor=gallery]"
+
+
+def _first_map(page, root: str = GALLERY) -> str:
+    """``<view file>#<map index>`` of a gallery's first drawn cell, once it is drawn."""
+    page.wait_for_selector(f"{root} canvas[data-map]")
+    return page.locator(f"{root} canvas[data-map]").first.get_attribute("data-map")
+
+
+def _wait_map(page, fragment: str, root: str = GALLERY) -> str:
+    page.wait_for_function("([sel, frag]) => { const c = document.querySelector(sel + ' canvas[data-map]');"
+                           " return c && c.getAttribute('data-map').includes(frag); }", arg=[root, fragment])
+    return _first_map(page, root)
+
+
 def test_model_page_gallery_swaps(server, browser):
     page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
     # plots draw when they scroll near the viewport, not at load
@@ -149,53 +165,94 @@ def test_model_page_gallery_swaps(server, browser):
     n_specs = page.locator(".atlas-plot-target").count()
     assert n_specs >= 5 and page.locator(".js-plotly-plot").count() == n_specs
 
-    img = page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first
-    before = img.get_attribute("src")
-    page.locator(".atlas-gallery[data-anchor=gallery] input[type=range]").fill("0")
-    after_block = img.get_attribute("src")
-    assert after_block != before and "/b02-" in after_block
-    page.locator(".atlas-gallery[data-anchor=gallery] select").first.select_option("1")
-    assert "-keys-" in img.get_attribute("src")
-    page.locator(".atlas-gallery[data-anchor=gallery] select").nth(1).select_option("0")
-    assert "-k04/" in img.get_attribute("src")
-    page.locator(".atlas-gallery[data-anchor=gallery] input[data-mode]").uncheck()
-    assert img.get_attribute("src").endswith("-map.webp")
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    assert "?block=2&representation=keys&k=4&picture=clusters#gallery" in page.url  # the selected view is linkable
-    assert page.locator(".atlas-gallery[data-anchor=gallery] output").inner_text().startswith("block 2")
-    page.locator(".atlas-gallery[data-anchor=gallery]").screenshot(path=str(SHOTS / "model-gallery-swapped.png"))
+    before = _first_map(page)
+    assert before.endswith("/b8-tokens-k8.png#0")
+    page.locator(f"{GALLERY} input[type=range]").fill("0")
+    _wait_map(page, "/b2-tokens-k8.png#0")
+    page.locator(f"{GALLERY} select[data-axis='1']").select_option("1")
+    _wait_map(page, "/b2-keys-k8.png")
+    page.locator(f"{GALLERY} select[data-axis='2']").select_option("0")
+    _wait_map(page, "/b2-keys-k4.png")
+    assert page.locator(f"{GALLERY} canvas[data-map]").count() == 4  # one per image
+    page.locator(f"{GALLERY} input[data-mode]").uncheck()
+    assert "atlas-gallery--bare" in page.locator(GALLERY).get_attribute("class")
+    assert "?block=2&representation=keys&k=4&picture=clusters&overlay=0#gallery" in page.url  # linkable, overlay too
+    assert page.locator(f"{GALLERY} output").first.inner_text().startswith("block 2")
+    label = page.locator(f"{GALLERY} canvas[data-map]").first.get_attribute("aria-label")
+    assert label == "sky-and-disc: block 2 · rel. depth 0.25, keys, K = 4, cluster map (joint k-means)"
+    # what the canvas shows is the site's colouring of the stored label map, patch for patch
+    from atlas.site.palette import palette
+    drawn = page.evaluate("""() => { const c = document.querySelector('.atlas-gallery[data-anchor=gallery] canvas');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
+    drawn = np.array(drawn, np.uint8).reshape(14, 14, 4)
+    labels = make_synthetic_results().models[0].label_maps["b2-keys-k4"][0]
+    np.testing.assert_array_equal(drawn[..., :3], palette(4)[labels])
+    page.locator(GALLERY).screenshot(path=str(SHOTS / "model-gallery-swapped.png"))
     assert errors == []
     page.close()
 
 
 def test_picture_switch_and_attention_grid(server, browser):
     """The gallery's picture axis swaps cluster maps for PCA-RGB (both recipes) and the CLS
-    attention, in the URL; the attention grid's block and token swap every head's picture, and its
-    view is citable on its own anchor."""
+    attention, in the URL, with a colour bar beside attention; the attention grid's block and token
+    swap every head's map, and its view is citable on its own anchor."""
     page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
-    gallery = page.locator(".atlas-gallery[data-anchor=gallery]")
-    img = gallery.locator("img[data-cell]").first
-    picture = gallery.locator("select[data-axis='3']")
-    for index, folder in ((1, "-keys-pca/"), (2, "-keys-pca-fg/"), (3, "-attention-mean-t0/")):
-        gallery.locator("select[data-axis='1']").select_option("1")  # keys
+    picture = page.locator(f"{GALLERY} select[data-axis='3']")
+    page.locator(f"{GALLERY} select[data-axis='1']").select_option("1")  # keys
+    for index, name in ((1, "-keys-pca.png"), (2, "-keys-pca-fg.png"), (3, "-attention-mean-t0.png")):
         picture.select_option(str(index))
-        assert folder in img.get_attribute("src"), folder
-    assert "&picture=attention#gallery" in page.url
+        _wait_map(page, name)
+    assert "&picture=attention&overlay=1#gallery" in page.url
+    assert page.locator(f"{GALLERY} .atlas-colourbar").count() == 1
     picture.select_option("0")
-    assert "/gallery/" in img.get_attribute("src")
-    grid = page.locator(".atlas-gallery[data-anchor=attention]")
-    cells = grid.locator("img[data-cell]")
-    assert cells.count() == 4 * 7  # 4 images x (head mean + 6 heads)
-    grid.locator("input[type=range]").fill("0")
-    assert "/b2-attention-mean-t0/" in cells.nth(0).get_attribute("src")
-    assert "/b2-attention-heads-t0-h5/" in cells.nth(6).get_attribute("src")
-    grid.locator(".atlas-cite-link").click()
-    assert page.url.endswith("attention_block=2&token=CLS#attention")  # with the gallery's own view before it
+    _wait_map(page, "-keys-k8.png")
+    assert page.locator(f"{GALLERY} .atlas-colourbar").count() == 0
+    assert page.locator(f"{GALLERY} .atlas-legend-item").count() >= 2  # the cluster legend is back
+    grid = ".atlas-gallery[data-anchor=attention]"
+    page.locator(grid).scroll_into_view_if_needed()
+    _first_map(page, grid)
+    assert page.locator(f"{grid} canvas[data-map]").count() == 4 * 7  # 4 images x (head mean + 6 heads)
+    page.locator(f"{grid} input[type=range]").fill("0")
+    _wait_map(page, "/b2-attention-heads-t0.png#0", grid)
+    assert page.locator(f"{grid} canvas[data-map]").nth(6).get_attribute("data-map").endswith(
+        "/b2-attention-heads-t0.png#6")
+    width = page.locator(f"{grid} canvas[data-map]").first.evaluate("c => c.getBoundingClientRect().width")
+    assert width >= 110  # head maps large enough to read (were 72 px)
+    page.locator(f"{grid} .atlas-cite-link").click()
+    assert page.url.endswith("attention_block=2&token=CLS&attention_overlay=1#attention")
     assert "attention" in page.locator(".atlas-cite-view").inner_text()
-    page.wait_for_function("[...document.images].every(i => !i.src || (i.complete && i.naturalWidth > 0))")
-    grid.screenshot(path=str(SHOTS / "model-attention-grid.png"))
+    page.locator(grid).screenshot(path=str(SHOTS / "model-attention-grid.png"))
     assert errors == []
     page.close()
+
+
+def test_drill_down_highlights_a_cluster_in_every_image(server, browser):
+    """Click a patch: its cluster is the only one drawn opaque in every image, the legend marks it,
+    the panel gives its share and the images it covers most, and the URL keeps it."""
+    page, errors = _open(browser, f"{server}/models/dino-vit-s16.html?block=2&representation=tokens&k=4#gallery")
+    _wait_map(page, "/b2-tokens-k4.png#0")
+    labels = make_synthetic_results().models[0].label_maps["b2-tokens-k4"]
+    target = int(labels[0][0, 0])
+    page.locator(f"{GALLERY} canvas[data-map]").first.click(position={"x": 2, "y": 2})  # patch (0, 0)
+    page.wait_for_selector(f"{GALLERY} .atlas-cluster-panel")
+    assert f"cluster={target}" in page.url and "sort=cluster" in page.url
+    assert page.locator(f"{GALLERY} .atlas-legend-item[aria-pressed=true]").count() == 1
+    alphas = page.evaluate("""() => [...document.querySelectorAll('.atlas-gallery[data-anchor=gallery] canvas')].map(
+        c => [c.getAttribute('data-map'), Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)
+              .filter((_, i) => i % 4 === 3)])""")
+    for ref, alpha in alphas:
+        index = int(ref.rsplit("#", 1)[1])
+        want = np.where(labels[index].ravel() == target, 255, 28)
+        np.testing.assert_array_equal(np.array(alpha), want)
+    cover = [(labels[i] == target).mean() for i in range(len(labels))]
+    shown = [int(r.rsplit("#", 1)[1]) for r, _ in alphas]
+    assert [cover[i] for i in shown] == sorted(cover, reverse=True)  # sorted by the selected cluster's share
+    page.locator(GALLERY).screenshot(path=str(SHOTS / "model-gallery-drill-down.png"))
+    again, errors2 = _open(browser, page.url)  # the permalink restores the selection
+    again.wait_for_selector(f"{GALLERY} .atlas-cluster-panel")
+    assert errors == [] and errors2 == []
+    page.close()
+    again.close()
 
 
 def test_random_model_page_dark(server, browser):
@@ -210,10 +267,10 @@ def test_random_model_page_dark(server, browser):
 def test_comparison_page(server, browser):
     page, errors = _open(browser, f"{server}/compare/ssl-vs-random.html")
     _check_page(page, errors, "comparison")
-    img = page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first
-    before = img.get_attribute("src")
-    page.locator(".atlas-gallery[data-anchor=gallery] input[type=range]").fill("2")
-    assert img.get_attribute("src") != before
+    before = _first_map(page)
+    page.locator(f"{GALLERY} input[type=range]").fill("2")
+    page.wait_for_function("b => document.querySelector('.atlas-gallery[data-anchor=gallery] canvas[data-map]')"
+                           ".getAttribute('data-map') !== b", arg=before)
     assert "random init — architecture baseline" in page.inner_text(".atlas-grid")
     page.close()
 
@@ -305,24 +362,24 @@ def test_view_permalink_restores_the_view_and_is_citable(server, browser):
     page.locator(".atlas-gallery[data-anchor=gallery] select").first.select_option("1")
     page.locator(".atlas-gallery[data-anchor=gallery] select").nth(1).select_option("0")
     page.locator(".atlas-gallery[data-anchor=gallery] .atlas-cite-link").click()
-    assert page.url == f"{server}/models/dino-vit-s16.html?block=5&representation=keys&k=4&picture=clusters#gallery"
+    assert page.url == (f"{server}/models/dino-vit-s16.html?block=5&representation=keys&k=4&picture=clusters"
+                        "&overlay=1#gallery")
     view = page.locator(".atlas-cite-view")
     assert view.is_visible() and "block 5" in view.inner_text() and "K = 4" in view.inner_text()
     page_entry, view_entry = _bibtex_entries(page)
     assert view_entry.key != page_entry.key and view_entry.key.startswith(page_entry.key)
     assert "block 5" in view_entry.fields["title"] and "keys" in view_entry.fields["title"]
-    src = page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first.get_attribute("src")
-    assert "/b05-keys-k04/" in src
+    src = _wait_map(page, "/b5-keys-k4.png")
     urls = _urls(view_entry)
     assert urls == [page.url, page.url]
     assert errors == []
     page.close()
 
     again, errors = _open(browser, urls[0])  # a reader opens the cited URL
-    assert again.locator(".atlas-gallery[data-anchor=gallery] output").inner_text().startswith("block 5")
+    assert again.locator(".atlas-gallery[data-anchor=gallery] output").first.inner_text().startswith("block 5")
     assert again.locator(".atlas-gallery[data-anchor=gallery] select").first.input_value() == "1"
     assert again.locator(".atlas-gallery[data-anchor=gallery] select").nth(1).input_value() == "0"
-    assert again.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first.get_attribute("src") == src
+    assert _first_map(again) == src
     assert again.evaluate("document.getElementById('gallery').getBoundingClientRect().top") < 200  # scrolled there
     assert again.locator(".atlas-cite-view").is_visible()  # and offers the same view's citation
     assert _bibtex_entries(again)[1].key == view_entry.key
@@ -374,15 +431,16 @@ def test_overview_links_land_on_model_and_block(server, browser):
     page.wait_for_load_state("load")
     assert page.url == f"{server}/models/mae-vit-b16.html?block=8&representation=tokens&k=8#gallery"
     assert page.locator("h1").inner_text().startswith("MAE ViT-B/16")
-    assert page.locator(".atlas-gallery[data-anchor=gallery] output").inner_text().startswith("block 8")
-    assert "/b08-tokens-k08/" in page.locator(".atlas-gallery[data-anchor=gallery] img[data-cell]").first.get_attribute("src")
+    assert page.locator(".atlas-gallery[data-anchor=gallery] output").first.inner_text().startswith("block 8")
+    _wait_map(page, "/b8-tokens-k8.png")
     assert errors == []
     page.close()
 
 
 def test_mobile_home_and_leaderboard(server, browser):
     """390 px: the overview and the leaderboard scroll inside their boxes, never the page."""
-    for path, name in (("index.html", "home-mobile"), ("compare/segmentation-quality.html", "leaderboard-mobile")):
+    for path, name in (("index.html", "home-mobile"), ("compare/segmentation-quality.html", "leaderboard-mobile"),
+                       ("models/dino-vit-s16.html", "gallery-mobile")):
         page, errors = _open(browser, f"{server}/{path}", width=390)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
         heads = page.locator("#leaderboard-table th")

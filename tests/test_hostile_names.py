@@ -83,16 +83,15 @@ def test_long_image_name_renders(tmp_path):
     assert run_cli(config, "--no-site") == 0
     info = json.loads((tmp_path / "site_src" / "atlas.json").read_text())
     assert long_image in [i["name"] for i in info["images"]]
-    assert any(n.startswith("p" * 60) and n.endswith("-overlay.webp") for n in _names(tmp_path / "site_src"))
+    assert any(n.startswith("p" * 60) and n.endswith("-a1000.webp") for n in _names(tmp_path / "site_src"))  # its photo
     _assert_short_names(tmp_path / "out", tmp_path / "site_src")
 
 
 def test_every_generated_name_has_a_bounded_length():
     """The longest names the site derives from a slug and an image name, with their temporary twins."""
     slug, image, content = "s" * SLUG_MAX, "x" * 250 + ".png", "0" * 64
-    stems = [paths.model_map(slug, 99, "tokens_normed", 64, image, content) + "-overlay.webp",
-             paths.model_picture(slug, "b99-tokens_normed-pca-fg", image, content) + "-overlay.webp",
-             paths.comparison_map(slug, "b99-tokens_normed-k64", image, content) + "-overlay.webp",
+    stems = [paths.model_view(slug, "b99-attention-heads-t99"), paths.model_view(slug, "b99-tokens_normed-pca-fg"),
+             paths.comparison_view(slug, "d099-" + slug), paths.photo(image, content) + "-a10000.webp",
              paths.overview_map(slug, "b99-tokens_normed-k64", image, content), paths.thumbnail(image, content),
              paths.figures_script(f"models/{slug}.md")]
     longest = max((part for s in stems for part in s.split("/")), key=len)

@@ -88,8 +88,8 @@ def test_demo_build_is_complete_and_labelled(demo):
         measures = {r.measure for r in m.measures}
         assert {"positional_nce", "position_r2", "border_ami", "blank_position_score", "shift_content_fraction"} <= measures
         assert measures <= set(REGISTRY)  # every stored number is described in the registry
-        maps = sorted((docs / "generated" / "models" / m.card.slug / "gallery").rglob("*.webp"))
-        assert len(maps) == 2 * 4 * len(m.runs)  # overlay + bare map per image and run
+        views = {p.name for p in (docs / "generated" / "views" / "models" / m.card.slug).glob("*.png")}
+        assert {f"{map_key(r.block, r.representation, r.k)}.png" for r in m.runs} <= views  # one file per run
         # tokens_normed: the last block only, clustered, measured and shown
         last = m.card.depth - 1
         assert {r.block for r in m.runs if r.representation == "tokens_normed"} == {last}
@@ -111,9 +111,10 @@ def test_demo_build_is_complete_and_labelled(demo):
                                                        "cls_high_norm_enrichment"}
         assert all(0 <= r.value <= 1 for r in attention_rows if r.measure == "attention_entropy")
         assert "pca_top3_variance" in measures
-        pictures = sorted((docs / "generated" / "models" / m.card.slug / "pictures").rglob("*-map.webp"))
-        assert len(pictures) == 4 * (2 * len({(r.block, r.representation) for r in m.runs})
-                                     + len(m.blocks) * m.card.num_prefix_tokens * (1 + m.card.num_heads))
+        # one file per picture view: 2 PCA recipes per (block, representation); per block and prefix
+        # token the head mean over every image and the head grid
+        assert len(views) == len(m.runs) + 2 * len({(r.block, r.representation) for r in m.runs}) + (
+            len(m.blocks) * m.card.num_prefix_tokens * 2)
     assert {c.kind for c in results.comparisons} == {"models", "representations", "scaling"}
     assert (site / "atlas.json").is_file()
     report = (site / "build-report.html").read_text()
@@ -196,9 +197,9 @@ def test_stored_results_do_not_depend_on_the_site(demo, monkeypatch, tmp_path):
     different = [str(f) for f in after if _normalised(again / f) != _normalised(fresh / f)]
     assert different == []
     for m in results.models:  # the gallery and its pictures were drawn again from the stored records
-        assert len(list((again / "generated" / "models" / m.card.slug / "gallery").rglob("*.webp"))) == 2 * 4 * len(m.runs)
-        pictures = {p.parent.name for p in (again / "generated" / "models" / m.card.slug / "pictures").rglob("*.webp")}
-        assert {picture_key(r.block, r.representation, "pca") for r in m.runs} <= pictures
+        views = {p.stem for p in (again / "generated" / "views" / "models" / m.card.slug).glob("*.png")}
+        assert {map_key(r.block, r.representation, r.k) for r in m.runs} <= views
+        assert {picture_key(r.block, r.representation, "pca") for r in m.runs} <= views
 
 
 def _normalised(path: Path) -> bytes:

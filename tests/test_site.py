@@ -264,9 +264,9 @@ def _manifest(page: str, gallery_id: str = "gallery") -> dict:
     return json.loads(raw)
 
 
-def _view_paths(manifest: dict, view: list) -> list[str]:
-    """Docs-relative stems of a view's cells (a cell names its pair by folder and stem)."""
-    return [manifest["base"] + manifest["folders"][folder] + "/" + manifest["stems"][stem] for folder, stem, _ in view]
+def _view_files(manifest: dict, view: dict) -> list[str]:
+    """Page-relative view files of a view's columns."""
+    return [manifest["sprites"][c[0]]["src"] for c in view["cells"] if c]
 
 
 def test_gallery_manifest(built):
@@ -278,12 +278,18 @@ def test_gallery_manifest(built):
     assert len(manifest["views"]) == 4 * 2 * 2
     for key, view in manifest["views"].items():
         block, rep, k = (int(i) for i in key.split("|"))
-        for path in _view_paths(manifest, view):
-            assert f"/b{[2, 5, 8, 11][block]:02d}-{['tokens', 'keys'][rep]}-k{[4, 8][k]:02d}/" in path
-            assert (site / "models" / (path + "-overlay.webp")).resolve().is_file()
-            assert (site / "models" / (path + "-map.webp")).resolve().is_file()
-    imgs = re.findall(r"<img[^>]*data-cell[^>]*>", page)
-    assert len(imgs) == 4 and all('loading="lazy"' in i for i in imgs)
+        (src,) = _view_files(manifest, view)
+        assert src.endswith(f"/b{[2, 5, 8, 11][block]}-{['tokens', 'keys'][rep]}-k{[4, 8][k]}.png")
+        assert (site / "models" / src).resolve().is_file()
+        assert view["cells"] == [[manifest["sprites"].index(next(s for s in manifest["sprites"] if s["src"] == src)), 1, 0]]
+    assert [r[1] for r in manifest["images"]] == ["sky-and-disc", "red waves", "blue_field", "dusk"]
+    for row in manifest["images"]:  # every row has its shared photo
+        (photo,) = row[3].values()
+        assert "/generated/photos/" in photo and (site / "models" / photo).resolve().is_file()
+    sprite = manifest["sprites"][0]
+    assert sprite["kind"] == "labels" and len(sprite["legend"]) == max(4, 1) and set(sprite["numbers"]) == {
+        "largest", "border", "count"}
+    assert "<img" not in page.split('id="gallery-data"')[0].split('data-anchor="gallery"')[1]  # cells are drawn by script
     assert 'id="attention-grid-data"' not in page and "Not computed in this build" in page
 
 
@@ -302,37 +308,33 @@ def test_gallery_picture_axis_and_attention_grid(built):
     for key, view in manifest["views"].items():
         block, rep, k, kind = (int(i) for i in key.split("|"))
         b, r = [2, 5, 8, 11][block], ["tokens", "keys"][rep]
-        expected = [f"/gallery/b{b:02d}-{r}-k{[4, 8][k]:02d}/", f"/pictures/b{b}-{r}-pca/",
-                    f"/pictures/b{b}-{r}-pca-fg/", f"/pictures/b{b}-attention-mean-t0/"][kind]
-        for path in _view_paths(manifest, view):
-            assert expected in path, (key, path)
-            assert (site / "models" / (path + "-map.webp")).resolve().is_file()
+        expected = [f"/b{b}-{r}-k{[4, 8][k]}.png", f"/b{b}-{r}-pca.png",
+                    f"/b{b}-{r}-pca-fg.png", f"/b{b}-attention-mean-t0.png"][kind]
+        (src,) = _view_files(manifest, view)
+        assert src.endswith(expected), (key, src)
+        assert (site / "models" / src).resolve().is_file()
+        assert manifest["sprites"][view["cells"][0][0]]["kind"] == ["labels", "rgb", "rgb", "attention"][kind]
     grid = _manifest(page, "attention-grid")
     assert [a["name"] for a in grid["axes"]] == ["attention_block", "token"]
     assert grid["axes"][1]["labels"] == ["CLS"]
     view = grid["views"]["3|0"]  # block 11, CLS
-    assert len(view) == 4 * (1 + 6)  # images x (head mean + 6 heads)
-    paths = _view_paths(grid, view)
-    assert "/b11-attention-mean-t0/" in paths[0] and all(f"/b11-attention-heads-t0-h{j}/" in paths[1 + j]
-                                                         for j in range(6))
-    heads = re.search(r'<div class="atlas-grid atlas-grid--table" style="--atlas-cols: 7">', page)
-    assert heads and "head mean" in page and "head 6" in page
+    assert view["cells"] == [[0 if len(grid["sprites"]) == 1 else view["cells"][0][0], 7, j] for j in range(7)]
+    assert _view_files(grid, view)[0].endswith("/b11-attention-heads-t0.png")
+    assert grid["columns"] == ["head mean"] + [f"head {j}" for j in range(1, 7)]
+    assert len(grid["images"]) == 4
 
 
 def test_attention_pictures_are_scaled_to_their_own_peak(built):
-    """Each attention picture (bare, lossless) spans the colour scale from its own most attended
-    patch: the brightest pixel is the scale's top colour."""
-    from PIL import Image
-
-    from atlas.site.maps import attention_to_rgb
+    """Each attention map of a head grid spans the colour scale from its own most attended patch:
+    every map's brightest patch is level 255, and the first column is the head mean."""
+    from atlas.site.maps import decode_view
 
     _, site = built
     page = _text(site / "models/dino-vit-s16.html")
     grid = _manifest(page, "attention-grid")
-    top = attention_to_rgb(np.array([[0.0, 1.0]]))[0, 1]
-    path = _view_paths(grid, grid["views"]["3|0"])[1]
-    img = np.asarray(Image.open((site / "models" / (path + "-map.webp")).resolve()).convert("RGB"))
-    assert (img.reshape(-1, 3) == top).all(axis=1).any()
+    sprite = grid["sprites"][grid["views"]["3|0"]["cells"][0][0]]
+    levels = decode_view((site / "models" / sprite["src"]).resolve().read_bytes(), sprite["n"], sprite["h"], sprite["w"])
+    assert (levels.reshape(len(levels), -1).max(axis=1) == 255).all()
 
 
 def test_render_is_deterministic(tmp_path):

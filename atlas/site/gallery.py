@@ -1,15 +1,46 @@
-"""Gallery manifests: which image every (block, representation, K) view of a model page, and every
-matched depth of a comparison page, shows; ``atlas.js`` swaps the images from them."""
+"""Gallery manifests: which view file, and which map in it, every cell of a gallery shows, for every
+(block, representation, K, picture) view of a model page, every head grid of its attention section
+and every matched depth of a comparison page. ``atlas.js`` lays the cells out (paged, filtered by
+image group, sorted by a per-image number of the view) and draws them from the view files
+(:mod:`atlas.site.maps`).
+
+A manifest holds: ``axes`` (the view's controls, their URL values and labels); ``images`` (rows:
+``[atlas index, name, group index, {aspect: photo URL}]``); ``sprites`` (view files: ``src``,
+``n``, ``h``, ``w``, ``kind``, ``a`` (aspect key of their photos), legend and sort numbers);
+``views`` (``"<axis indices>"`` -> ``{"cells": [[sprite, stride, offset] per column], "caps":
+[...]}``: row ``r`` of column ``j`` is map ``atlas index * stride + offset`` of its sprite);
+``columns`` (headers of a table gallery), ``palette``, ``lut`` (the attention colour bar) and
+``sorts``.
+"""
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelResult, attention_key, map_key, picture_key
+from ..records import (RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ImageInfo, ModelResult, attention_key,
+                       map_key, picture_key)
+from .palette import palette_hex
 from .paths import rel
+
+#: Cells per gallery page.
+PAGE_SIZE = 24
+
+#: The gallery's "picture" axis: value, label (cluster maps first: the atlas's own picture).
+PICTURES = (("clusters", "cluster map (joint k-means)"), ("pca", "PCA → RGB (joint, all patches)"),
+            ("pca-fg", "PCA → RGB, foreground (DINOv2 recipe)"), ("attention", "attention of the first prefix token (head mean)"))
+
+#: Orders a gallery offers (id, label); a view without an order's numbers falls back to the atlas order.
+SORTS = (("order", "atlas order", "the order of the atlas image set"), ("name", "name", "image name"),
+         ("largest", "largest cluster's share", "share of the image covered by its largest cluster, most first"),
+         ("border", "share on the border", "cluster maps: share of the image in border-enriched clusters (at least "
+          "twice the border ring's share of their tokens on the ring); attention: share of the attention on the "
+          "border ring; most first"),
+         ("count", "clusters in the image", "number of clusters the image holds, most first"),
+         ("cluster", "selected cluster's share", "share of the image covered by the cluster you selected, most first"))
 
 
 def image_order(results: AtlasResults, names: Iterable[str]) -> list[str]:
@@ -18,9 +49,28 @@ def image_order(results: AtlasResults, names: Iterable[str]) -> list[str]:
     return sorted(set(names), key=lambda n: (order.get(n, len(order)), n))
 
 
-#: The gallery's "picture" axis: value, label (cluster maps first: the atlas's own picture).
-PICTURES = (("clusters", "cluster map (joint k-means)"), ("pca", "PCA → RGB (joint, all patches)"),
-            ("pca-fg", "PCA → RGB, foreground (DINOv2 recipe)"), ("attention", "attention of the first prefix token (head mean)"))
+def image_group(img: ImageInfo) -> str:
+    """The group an image is filtered by: its folder (``<group>/<name>`` of a manifest or an image
+    folder), else the package an embedded photo comes from, the host of its URL, or the kind of its
+    source.
+
+    >>> image_group(ImageInfo("street/a.jpg", "https://x/a.jpg", "CC0"))
+    'street'
+    >>> image_group(ImageInfo("astronaut", "skimage.data.astronaut()", "CC0"))
+    'skimage.data'
+    >>> image_group(ImageInfo("china", 'sklearn.datasets.load_sample_image("china.jpg")', "CC0"))
+    'sklearn.datasets'
+    >>> image_group(ImageInfo("a.jpg", "https://example.org/a.jpg", "CC0")), image_group(ImageInfo("b.png", "image folder: b.png", "CC0"))
+    ('example.org', 'image folder')
+    """
+    if "/" in img.name:
+        return posixpath.dirname(img.name)
+    found = re.fullmatch(r"([\w.]+?)\.\w+\(.*\)", img.source)
+    if found:
+        return found.group(1)
+    if "://" in img.source:
+        return urlsplit(img.source).netloc or img.source
+    return img.source.split(":", 1)[0]
 
 
 def _prefix_names(card) -> list[str]:
@@ -30,44 +80,93 @@ def _prefix_names(card) -> list[str]:
     return names + [f"prefix {i + 1}" for i in range(len(names), card.num_prefix_tokens)]
 
 
-def model_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict,
-                  pictures: dict | None = None) -> dict[str, Any] | None:
-    """Manifest of a model page's gallery; ``maps``: :func:`atlas.site.maps.write_maps`' ``"models"``,
-    ``pictures`` its ``"pictures"`` (PCA-RGB and attention views on the gallery's picture axis)."""
-    runs = [r for r in m.runs if (m.card.slug, map_key(r.block, r.representation, r.k)) in maps]
+class _Manifest:
+    """Collects the sprites and rows of one gallery manifest."""
+
+    def __init__(self, results: AtlasResults, maps: dict, page: str):
+        self.results, self.maps, self.page = results, maps, page
+        self.sprites: list[dict[str, Any]] = []
+        self.index: dict[tuple[str, str], int] = {}
+        self.aspects: dict[str, tuple[int, int]] = {}  # aspect key -> an input size (H, W) of that aspect
+        self.max_k = 1
+
+    def sprite(self, owner: str, key: str, size) -> int | None:
+        """Index of the view file ``(owner, key)`` (None: not written), its photos of input ``size``."""
+        view = self.maps["views"].get((owner, key))
+        if view is None:
+            return None
+        if (owner, key) not in self.index:
+            h, w = (list(size) + [0, 0])[:2]
+            aspect = str(round(1000 * h / w)) if w else "0"
+            self.aspects.setdefault(aspect, (h, w))
+            entry = {k: v for k, v in view.items() if k != "src"}
+            entry.update(src=rel(view["src"], self.page), a=aspect)
+            if view["kind"] == "labels":
+                self.max_k = max(self.max_k, len(view.get("legend", [])))
+            self.index[(owner, key)] = len(self.sprites)
+            self.sprites.append(entry)
+        return self.index[(owner, key)]
+
+    def finish(self, axes: list[dict[str, Any]], views: dict[str, dict], rows: int | None = None,
+               columns: list[str] | None = None) -> dict[str, Any]:
+        images = self.results.images
+        n = max((self.sprites[c[0]]["n"] // c[1] for v in views.values() for c in v["cells"]), default=0)
+        n = min(n if rows is None else rows, len(images))
+        groups = sorted({image_group(img) for img in images[:n]})
+        photos = self.maps.get("photos", {})
+        table = []
+        for i, img in enumerate(images[:n]):
+            urls = {a: rel(photos[(img.name, size)], self.page) for a, size in self.aspects.items()
+                    if (img.name, size) in photos}
+            table.append([i, img.name, groups.index(image_group(img)), urls])
+        from .maps import _lut  # the attention scale the view files index
+
+        lut = _lut("Inferno")
+        return {
+            "axes": [{"name": a["name"], "labels": a["labels"], "values": a["values"]} for a in axes],
+            "images": table, "groups": groups, "sprites": self.sprites, "views": views,
+            "columns": columns or [], "palette": palette_hex(self.max_k),
+            "lut": ["#%02x%02x%02x" % tuple(int(x) for x in lut[i]) for i in range(0, 256, 51)],
+            "sorts": [list(s) for s in SORTS], "pageSize": PAGE_SIZE,
+        }
+
+
+def model_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict) -> dict[str, Any] | None:
+    """Manifest of a model page's gallery; ``maps``: :func:`atlas.site.maps.write_maps`' output."""
+    slug = m.card.slug
+    runs = [r for r in m.runs if (slug, map_key(r.block, r.representation, r.k)) in maps["views"]]
     if not runs:
         return None
-    pictures = pictures or {}
-    slug = m.card.slug
     blocks = sorted({r.block for r in runs})
     reps = [r for r in m.representations if any(x.representation == r for x in runs)]
     reps += sorted({r.representation for r in runs} - set(reps))
     ks = sorted({r.k for r in runs})
     first_token = (_prefix_names(m.card) or ["?"])[0]
     kinds = [(v, label.replace("first prefix token", first_token)) for v, label in PICTURES
-             if v == "clusters" or any(k[0] == slug and _picture_of(k[1]) == v for k in pictures)]
+             if v == "clusters" or any(o == slug and _picture_of(k) == v for o, k in maps["views"])]
 
-    def entries_for(block: int, rep: str, k: int, kind: str) -> list[dict[str, str]] | None:
+    def key_of(block: int, rep: str, k: int, kind: str) -> str:
         if kind == "clusters":
-            return maps.get((slug, map_key(block, rep, k)))
+            return map_key(block, rep, k)
         if kind == "attention":  # from queries and keys: the same for every representation and K
-            return pictures.get((slug, f"{attention_key(block, 'mean')}-t0"))
-        return pictures.get((slug, picture_key(block, rep, kind)))
+            return f"{attention_key(block, 'mean')}-t0"
+        return picture_key(block, rep, kind)
 
-    grid = [(bi, ri, ki, vi) for bi in range(len(blocks)) for ri in range(len(reps)) for ki in range(len(ks))
-            for vi in range(len(kinds))]
-    found = {key: entries_for(blocks[key[0]], reps[key[1]], ks[key[2]], kinds[key[3]][0]) for key in grid}
-    images = image_order(results, (e["image"] for es in found.values() if es for e in es))
-    depth = {r.block: r.rel_depth for r in runs}
-    views: dict[str, list[Any]] = {}
-    for key, entries in found.items():
-        if entries:  # without pictures there is no picture axis (and views keep their 3-part keys)
-            by_image = {e["image"]: e for e in entries}
-            views["|".join(map(str, key if len(kinds) > 1 else key[:3]))] = [[by_image[n]["overlay"], by_image[n]["bare"], ""] if n in by_image
-                                              else None for n in images]
+    man = _Manifest(results, maps, page)
+    views: dict[str, dict] = {}
+    size = m.card.input_size
+    for bi, b in enumerate(blocks):
+        for ri, r in enumerate(reps):
+            for ki, k in enumerate(ks):
+                for vi, (kind, _) in enumerate(kinds):
+                    s = man.sprite(slug, key_of(b, r, k, kind), size)
+                    if s is not None:
+                        key = (bi, ri, ki, vi) if len(kinds) > 1 else (bi, ri, ki)
+                        views["|".join(map(str, key))] = {"cells": [[s, 1, 0]]}
     start = [len(blocks) // 2, 0, len(ks) // 2, 0][: 4 if len(kinds) > 1 else 3]
     if "|".join(map(str, start)) not in views:
         start = [int(v) for v in sorted(views)[0].split("|")]
+    depth = {r.block: r.rel_depth for r in runs}
     # "values" name a view in its URL: ?block=5&representation=keys&k=8&picture=pca#gallery
     axes = [
         {"name": "block", "label": "Block", "kind": "range", "values": [str(b) for b in blocks],
@@ -79,56 +178,46 @@ def model_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict,
     ][: 4 if len(kinds) > 1 else 3]
     for ax, idx in zip(axes, start):
         ax["start"] = idx
-    first = views["|".join(map(str, start))]
-    h, w = (m.card.input_size + [0, 0])[:2]
-    cells = [
-        {"caption": n, "src": (rel(first[i][0], page) if first[i] else ""), "alt": f"picture of {n}"}
-        for i, n in enumerate(images)
-    ]
-    return {
-        "id": "gallery",
-        "anchor": "gallery",  # the heading the view's URL points at
-        "axes": axes,
-        "cells": cells,
-        "columns": [],
-        "width": w,
-        "height": h,
-        "manifest": compact_manifest(axes, views, page),
-    }
+    manifest = man.finish(axes, views)
+    return {"id": "gallery", "anchor": "gallery", "axes": axes, "columns": [], "manifest": manifest,
+            "what": "cluster maps", "groups": manifest["groups"], "rows": len(manifest["images"])}
 
 
 def _picture_of(key: str) -> str:
-    """The picture axis value of a ``pictures`` key (:func:`atlas.site.maps.write_maps`)."""
+    """The picture axis value of a view key (:func:`atlas.site.maps.write_maps`)."""
     if "-attention-mean-" in key:
         return "attention"
     return "pca-fg" if key.endswith("-pca-fg") else "pca" if key.endswith("-pca") else ""
 
 
-def attention_gallery(results: AtlasResults, m: ModelResult, page: str, pictures: dict) -> dict[str, Any] | None:
+def attention_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict) -> dict[str, Any] | None:
     """Manifest of a model page's attention grid: for a gallery block and prefix token, one row per
     image kept with every head (:data:`atlas.pipeline.pictures.ATTENTION_IMAGES`), one column for the
     head mean and one per head."""
     slug = m.card.slug
     tokens = _prefix_names(m.card)
-    blocks = sorted({int(key.split("-")[0][1:]) for s, key in pictures if s == slug and "-attention-heads-" in key})
+    heads_keys = {k: v for (o, k), v in maps["views"].items() if o == slug and "-attention-heads-" in k}
+    blocks = sorted({int(k.split("-")[0][1:]) for k in heads_keys})
     if not blocks or not tokens:
         return None
-    heads = 1 + max(int(key.rsplit("-h", 1)[1]) for s, key in pictures if s == slug and "-attention-heads-" in key)
-    columns = ["head mean"] + [f"head {j + 1}" for j in range(heads)]
-    views: dict[str, list[Any]] = {}
-    names: list[str] = []
+    man = _Manifest(results, maps, page)
+    views: dict[str, dict] = {}
+    rows = 0
     for bi, b in enumerate(blocks):
         for p in range(len(tokens)):
-            cols = [pictures.get((slug, f"{attention_key(b, 'mean')}-t{p}"))] + [
-                pictures.get((slug, f"{attention_key(b, 'heads')}-t{p}-h{j}")) for j in range(heads)]
-            if not all(cols):
+            key = f"{attention_key(b, 'heads')}-t{p}"
+            s = man.sprite(slug, key, m.card.input_size)
+            if s is None:
                 continue
-            names = names or image_order(results, (e["image"] for e in cols[1]))  # the images kept with every head
-            by_col = [{e["image"]: e for e in es} for es in cols]
-            views[f"{bi}|{p}"] = [[c[n]["overlay"], c[n]["bare"], ""] if n in c else None
-                                  for n in names for c in by_col]
+            v = heads_keys[key]
+            per_image = (m.card.num_heads + 1 if m.card.num_heads and v["n"] % (m.card.num_heads + 1) == 0
+                         else _per_image(v["n"], len(results.images)))
+            rows = max(rows, v["n"] // per_image)
+            views[f"{bi}|{p}"] = {"cells": [[s, per_image, j] for j in range(per_image)]}
     if not views:
         return None
+    ncol = len(next(iter(views.values()))["cells"])
+    columns = ["head mean"] + [f"head {j + 1}" for j in range(ncol - 1)]
     start = [len(blocks) - 1, 0]
     if "|".join(map(str, start)) not in views:
         start = [int(v) for v in sorted(views)[0].split("|")]
@@ -141,43 +230,17 @@ def attention_gallery(results: AtlasResults, m: ModelResult, page: str, pictures
     ]
     for ax, idx in zip(axes, start):
         ax["start"] = idx
-    first = views["|".join(map(str, start))]
-    h, w = (m.card.input_size + [0, 0])[:2]
-    cells = [{"caption": "", "src": rel(first[i * len(columns) + j][0], page) if first[i * len(columns) + j] else "",
-              "alt": f"{n}: {columns[j]}", "row": n if j == 0 else ""}
-             for i, n in enumerate(names) for j in range(len(columns))]
-    return {"id": "attention-grid", "anchor": "attention", "axes": axes, "cells": cells, "columns": columns,
-            "width": w, "height": h, "manifest": compact_manifest(axes, views, page)}
+    manifest = man.finish(axes, views, rows=rows, columns=columns)
+    return {"id": "attention-grid", "anchor": "attention", "axes": axes, "columns": columns, "manifest": manifest,
+            "what": "attention maps", "groups": manifest["groups"], "rows": len(manifest["images"])}
 
 
-def compact_manifest(axes: list[dict[str, Any]], views: dict[str, list[Any]], page: str) -> dict[str, Any]:
-    """The gallery manifest ``atlas.js`` reads, without repeating paths.
-
-    ``views`` hold one ``[overlay, bare, caption]`` (docs-dir paths) or None per cell. In the
-    manifest a cell is ``[folder index, stem index, caption]``: the overlay is
-    ``base + folders[f] + "/" + stems[s] + "-overlay.webp"``, the bare map ``...-map.webp``
-    (every map pair is named so, :func:`atlas.site.paths.model_map`). A model page's manifest
-    shrinks from ~150 KB to ~10 KB.
-    """
-    pairs = {(c[0], c[1]) for cells in views.values() for c in cells if c}
-    for overlay, bare in pairs:
-        if not (overlay.endswith("-overlay.webp") and bare == overlay[: -len("-overlay.webp")] + "-map.webp"):
-            raise ValueError(f"gallery images not named as a pair: {overlay}, {bare}")
-    stems = sorted({o[: -len("-overlay.webp")] for o, _ in pairs})
-    base = posixpath.commonpath([posixpath.dirname(posixpath.dirname(s)) for s in stems]) if stems else ""
-    folders = sorted({posixpath.relpath(posixpath.dirname(s), base) for s in stems})
-    names = sorted({posixpath.basename(s) for s in stems})
-    fi, ni = {f: i for i, f in enumerate(folders)}, {n: i for i, n in enumerate(names)}
-
-    def cell(c):
-        if not c:
-            return None
-        stem = c[0][: -len("-overlay.webp")]
-        return [fi[posixpath.relpath(posixpath.dirname(stem), base)], ni[posixpath.basename(stem)], c[2]]
-
-    return {"axes": [{"name": a["name"], "labels": a["labels"], "values": a["values"]} for a in axes],
-            "base": rel(base, page) + "/" if base else "", "folders": folders, "stems": names,
-            "views": {k: [cell(c) for c in cells] for k, cells in views.items()}}
+def _per_image(n: int, images: int) -> int:
+    """Maps per image of a head grid of ``n`` maps when the card does not give the head count."""
+    for rows in range(min(images, n), 0, -1):
+        if n % rows == 0:
+            return n // rows
+    return 1
 
 
 def view_query(block: int, representation: str, k: int) -> str:
@@ -206,15 +269,15 @@ def column_heads(c: ComparisonResult, labels: dict[str, str]) -> list[str]:
 
 def comparison_gallery(results: AtlasResults, c: ComparisonResult, page: str, labels: dict[str, str],
                        maps: dict) -> dict[str, Any] | None:
-    """Manifest of a comparison page's gallery; ``maps``: :func:`atlas.site.maps.write_maps`' ``"comparisons"``."""
+    """Manifest of a comparison page's gallery; ``maps``: :func:`atlas.site.maps.write_maps`' output."""
     panels = [p for p in c.panels if p.get("columns")]
     if not panels:
         return None
     ncol = len(panels[0]["columns"])
     heads = column_heads(c, labels)
-    entries = {col["maps"]: maps.get((c.slug, col["maps"]), []) for p in panels for col in p["columns"]}
-    images = image_order(results, (e["image"] for es in entries.values() for e in es))
-    views: dict[str, list[Any]] = {}
+    sizes = {m.card.slug: m.card.input_size for m in results.models}
+    man = _Manifest(results, maps, page)
+    views: dict[str, dict] = {}
     axis_labels, axis_values = [], []
     for pi, p in enumerate(panels):
         label = f"rel. depth {float(p.get('rel_depth', 0.0)):.2f}"
@@ -224,30 +287,18 @@ def comparison_gallery(results: AtlasResults, c: ComparisonResult, page: str, la
             value += f"-{p['representation']}"
         axis_labels.append(label)
         axis_values.append(value)
-        cells: list[Any] = []
-        for name in images:
-            for col in p["columns"][:ncol]:
-                e = next((e for e in entries[col["maps"]] if e["image"] == name), None)
-                cap = f"block {col['block']}" if col.get("block") is not None else ""
-                cells.append([e["overlay"], e["bare"], cap] if e else None)
-        views[str(pi)] = cells
-    start = 0
+        cells, caps = [], []
+        for col in p["columns"][:ncol]:
+            s = man.sprite(f"compare/{c.slug}", col["maps"], sizes.get(col.get("model"), [0, 0]))
+            cells.append([s, 1, 0] if s is not None else None)
+            caps.append(f"block {col['block']}" if col.get("block") is not None else "")
+        if any(cells):
+            views[str(pi)] = {"cells": cells, "caps": caps}
+    if not views:
+        return None
+    start = int(sorted(views, key=int)[0])
     axes = [{"name": "depth", "label": "Matched depth", "kind": "range", "labels": axis_labels, "values": axis_values,
              "start": start}]
-    first = views[str(start)]
-    cells = []
-    for i, name in enumerate(images):
-        for j in range(ncol):
-            v = first[i * ncol + j]
-            cells.append({"caption": v[2] if v else "", "src": rel(v[0], page) if v else "",
-                          "alt": f"{name}: {heads[j]}", "row": name if j == 0 else ""})
-    return {
-        "id": "gallery",
-        "anchor": "gallery",  # the heading the view's URL points at
-        "axes": axes,
-        "cells": cells,
-        "columns": heads,
-        "width": 0,
-        "height": 0,
-        "manifest": compact_manifest(axes, views, page),
-    }
+    manifest = man.finish(axes, views, columns=heads)
+    return {"id": "gallery", "anchor": "gallery", "axes": axes, "columns": heads, "manifest": manifest,
+            "what": "cluster maps", "groups": manifest["groups"], "rows": len(manifest["images"])}

@@ -1,15 +1,21 @@
-"""Segmentation images: cluster maps coloured with the site palette, bare and over the photo.
+"""The gallery's pictures: one file per view, drawn by the browser; plus the Home overview
+thumbnails and the photos every gallery shares.
 
-Two images per (image, block, representation, K): the *bare* cluster map (flat colour blocks,
-stored lossless: a few hundred bytes) and the *overlay* (map blended over the photo, lossy
-WebP q=80). Patch cells are upsampled with nearest neighbour so every patch stays one crisp
-colour block. Files are written atomically (:mod:`atlas.files`). libwebp is deterministic for a
-given input, settings and libwebp version (single-threaded encoder), so rebuilding gives
-byte-identical files (checked in tests/test_render.py).
+A *view* is one (model, block, representation, K) clustering, one PCA-RGB or attention picture
+kind, one comparison column or one attention head grid. All of its maps, at patch resolution, go
+into one PNG sprite sheet (:func:`encode_view`): a few KB to a few hundred KB for 300 images, where
+one WebP per image and view gave millions of files at zoo scale. ``atlas.js`` draws a map by
+copying its patch cell onto a canvas that CSS scales with nearest-neighbour upscaling, over the
+photo (shared by every page, one per image and aspect ratio) with the overlay's opacity.
 
-:func:`write_maps` draws every gallery of the records (model runs, comparison columns), the Home
-overview and the Images page thumbnails into the docs dir, from the stored label maps and photos
-alone; a map whose labels and photo are unchanged since the last render is not encoded again.
+Cluster views are indexed PNGs whose palette is the site palette, so a map is drawn without any
+script colouring and its ids read back through the palette (drill-down); attention views index
+the Inferno scale. The legend and sort numbers of every view come from the label maps here
+(:func:`label_view_numbers`), so they are tested in Python and shown even from ``file://``.
+
+Files are written atomically (:mod:`atlas.files`); zlib and libwebp are deterministic for a given
+input and settings, so rebuilding gives byte-identical files (checked in tests/test_render.py). A
+view whose maps are unchanged since the last render is not encoded again.
 """
 
 from __future__ import annotations
@@ -36,9 +42,14 @@ __all__ = [
     "upsample_nearest",
     "overlay",
     "save_webp",
-    "save_segmentation_pair",
-    "save_picture_pair",
     "attention_to_rgb",
+    "attention_levels",
+    "sprite_layout",
+    "pack_sprite",
+    "encode_view",
+    "decode_view",
+    "label_view_numbers",
+    "attention_view_numbers",
     "write_maps",
 ]
 
@@ -151,44 +162,6 @@ def save_webp(img, path, quality: int = 80, *, lossless: bool = False) -> Path:
     return path
 
 
-def save_segmentation_pair(photo, labels, overlay_path, bare_path, *, palette=None, alpha: float = 0.55,
-                           boundaries: bool = True, quality: int = 80) -> tuple[Path, Path]:
-    """Write the overlay (lossy WebP) and the bare map (lossless WebP) of one labelled image.
-
-    The bare map is upsampled to the photo size too, so both images of a gallery entry line up.
-
-    Returns
-    -------
-    (overlay_path, bare_path) as :class:`pathlib.Path`
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> d = tempfile.mkdtemp()
-    >>> o, b = save_segmentation_pair(np.zeros((32, 32, 3), np.uint8), np.array([[0, 1], [1, 0]]),
-    ...                               os.path.join(d, "o.webp"), os.path.join(d, "b.webp"))
-    >>> Image.open(b).size
-    (32, 32)
-    """
-    rgb = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
-    ov = overlay(rgb, labels, alpha, palette=palette, boundaries=boundaries)
-    bare = label_map_to_rgb(upsample_nearest(labels, rgb.shape[:2]), palette)
-    return (save_webp(ov, overlay_path, quality=quality),
-            save_webp(bare, bare_path, quality=50, lossless=True))
-
-
-def save_picture_pair(photo, rgb, overlay_path, bare_path, *, alpha: float = 0.65,
-                      quality: int = 80) -> tuple[Path, Path]:
-    """Write the overlay (lossy WebP) and the bare picture (lossless WebP) of one (h, w, 3) uint8
-    patch picture (a PCA-RGB map or a coloured attention map), upsampled with nearest neighbour
-    to the photo's size so every patch stays one block of colour."""
-    photo = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
-    h, w = photo.shape[:2]
-    up = np.asarray(Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize((w, h), Image.Resampling.NEAREST))
-    blend = np.rint((1.0 - alpha) * photo.astype(np.float32) + alpha * up.astype(np.float32)).astype(np.uint8)
-    return (save_webp(blend, overlay_path, quality=quality), save_webp(up, bare_path, quality=50, lossless=True))
-
-
 @functools.lru_cache(maxsize=4)
 def _lut(colorscale: str) -> np.ndarray:
     from plotly.colors import sample_colorscale, unlabel_rgb
@@ -224,28 +197,203 @@ def _check_labels(labels) -> np.ndarray:
     return labels
 
 
-# ---------------------------------------------------------------------------------- the galleries
 
-MAPS_VERSION = "1"  # bump when the drawing changes: every map is drawn again
-MANIFEST = "generated/.maps.json"  # dot-file: MkDocs does not publish it
+# ---------------------------------------------------------------------------------- view packs
+
+VIEWS_VERSION = "2"  # bump when the packing changes: every view file is written again
+MANIFEST = "generated/.views.json"  # dot-file: MkDocs does not publish it
+#: Images per row of a view file: keeps its sides near each other (300 images of a 37 x 37 grid:
+#: 592 x 703 px), far inside every browser's canvas and image limits.
+SPRITE_COLUMNS = 16
+#: Longer side of the shared gallery photos, in pixels (a cell is drawn at up to ~240 CSS px).
+PHOTO_SIZE = 256
+#: Images a cluster legend names as "covers most" per cluster.
+TOP_IMAGES = 5
 
 
-def _digest(array: np.ndarray, photo: str) -> str:
-    h = hashlib.sha256(f"{MAPS_VERSION}|{photo}|{array.shape}|".encode())
-    if np.issubdtype(array.dtype, np.integer) and array.ndim == 2:  # label maps
-        h.update(np.ascontiguousarray(array, dtype=np.int16).tobytes())
-    else:  # pictures: (h, w, 3) uint8
-        h.update(f"{array.dtype}|".encode() + np.ascontiguousarray(array).tobytes())
+def sprite_layout(n: int, h: int, w: int) -> tuple[int, int]:
+    """(columns, rows) of the sprite sheet of ``n`` maps of ``h x w`` patches.
+
+    >>> sprite_layout(300, 37, 37), sprite_layout(3, 14, 14)
+    ((16, 19), (3, 1))
+    """
+    cols = max(1, min(int(n), SPRITE_COLUMNS))
+    return cols, -(-int(n) // cols)
+
+
+def pack_sprite(stack: np.ndarray) -> np.ndarray:
+    """(N, h, w[, 3]) -> one sheet: map ``i`` at row ``i // cols``, column ``i % cols``
+    (:func:`sprite_layout`); cells past N stay 0.
+
+    >>> pack_sprite(np.arange(3)[:, None, None] * np.ones((3, 1, 2), int)).tolist()
+    [[0, 0, 1, 1, 2, 2]]
+    """
+    n, h, w = stack.shape[:3]
+    cols, rows = sprite_layout(n, h, w)
+    sheet = np.zeros((rows * h, cols * w) + stack.shape[3:], dtype=stack.dtype)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = stack[i]
+    return sheet
+
+
+def attention_levels(maps) -> np.ndarray:
+    """Attention maps (..., h, w) -> uint8 levels 0..255, each map divided by its own largest patch
+    value: the index into the colour scale that :func:`attention_to_rgb` applies.
+
+    >>> attention_levels(np.array([[0.0, 0.5], [0.25, 0.5]])).tolist()
+    [[0, 255], [128, 255]]
+    """
+    a = np.asarray(maps, dtype=np.float32)
+    peak = a.max(axis=(-2, -1), keepdims=True)
+    unit = np.divide(a, peak, out=np.zeros_like(a), where=peak > 0)
+    return np.clip(np.rint(unit * 255), 0, 255).astype(np.uint8)
+
+
+def encode_view(stack: np.ndarray, kind: str) -> bytes:
+    """One view's maps as a PNG sprite sheet (:func:`pack_sprite`).
+
+    ``kind``:
+    - ``"labels"``: (N, h, w) cluster ids, an indexed PNG whose palette is the site palette, so the
+      browser draws the colours itself and the ids read back through the palette;
+    - ``"attention"``: (N, h, w) attention, an indexed PNG of :func:`attention_levels` whose palette
+      is the Inferno scale;
+    - ``"rgb"``: (N, h, w, 3) uint8 pictures (PCA colours), a true-colour PNG.
+
+    PNG (zlib level 9) is lossless and byte-identical for the same input; the choice against
+    WebP-lossless and raw arrays is measured in ``bench/bench_views.py``.
+
+    >>> from io import BytesIO
+    >>> im = Image.open(BytesIO(encode_view(np.array([[[0, 1], [1, 2]]]), "labels")))
+    >>> im.mode, im.size, np.asarray(im).tolist()
+    ('P', (2, 2), [[0, 1], [1, 2]])
+    """
+    from io import BytesIO
+
+    stack = np.asarray(stack)
+    if kind == "labels":
+        if stack.ndim != 3 or not np.issubdtype(stack.dtype, np.integer) or stack.size == 0:
+            raise ValueError(f"a labels view needs (N, h, w) integer labels, got {stack.shape} {stack.dtype}")
+        if stack.min() < 0 or stack.max() > 255:
+            raise ValueError(f"cluster ids must lie in [0, 255] for an indexed PNG, got [{stack.min()}, {stack.max()}]")
+        img = Image.fromarray(pack_sprite(stack.astype(np.uint8)), "P")
+        img.putpalette(site_palette(int(stack.max()) + 1).reshape(-1).tolist())
+    elif kind == "attention":
+        img = Image.fromarray(pack_sprite(attention_levels(stack)), "P")
+        img.putpalette(_lut("Inferno").reshape(-1).tolist())
+    elif kind == "rgb":
+        if stack.ndim != 4 or stack.shape[3] != 3 or stack.dtype != np.uint8:
+            raise ValueError(f"an rgb view needs (N, h, w, 3) uint8, got {stack.shape} {stack.dtype}")
+        img = Image.fromarray(pack_sprite(stack), "RGB")
+    else:
+        raise ValueError(f"unknown view kind {kind!r}: use 'labels', 'attention' or 'rgb'")
+    buf = BytesIO()
+    img.save(buf, format="PNG", compress_level=9)
+    return buf.getvalue()
+
+
+def decode_view(data: bytes, n: int, h: int, w: int) -> np.ndarray:
+    """The maps of a view file back: (N, h, w) ids or levels, or (N, h, w, 3) colours.
+
+    >>> stack = np.arange(24).reshape(2, 3, 4) % 5
+    >>> bool((decode_view(encode_view(stack, "labels"), 2, 3, 4) == stack).all())
+    True
+    """
+    from io import BytesIO
+
+    sheet = np.asarray(Image.open(BytesIO(data)))
+    cols, _ = sprite_layout(n, h, w)
+    return np.stack([sheet[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] for i in range(n)])
+
+
+def label_view_numbers(stack: np.ndarray, ring: int = 1) -> dict:
+    """What a cluster view's legend and sort controls show, from its labels (N, h, w).
+
+    Returns ``{"legend": [[share, border share, [top images]] per cluster id], "numbers":
+    {"largest": [...], "border": [...], "count": [...]}}``, shares in per mille (ints):
+    - *share*: the cluster's share of all tokens of the view;
+    - *border share*: the share of the cluster's tokens on the grid's outer ``ring``;
+    - *top images*: the (up to :data:`TOP_IMAGES`) images where it covers most, most first;
+    - per image: its largest cluster's share, the share of its patches in *border-enriched*
+      clusters (border share at least twice the ring's share of the grid), and how many clusters
+      it holds.
+
+    >>> s = np.zeros((2, 4, 4), int); s[0, 1:3, 1:3] = 1
+    >>> out = label_view_numbers(s)
+    >>> out["legend"][1], out["numbers"]["count"]
+    ([125, 0, [0]], [2, 1])
+    """
+    from ..measures.boundary import border_mask
+
+    stack = np.asarray(stack)
+    n, h, w = stack.shape
+    k = int(stack.max()) + 1
+    counts = np.stack([np.bincount(stack[i].ravel(), minlength=k) for i in range(n)])  # (N, K)
+    total = counts.sum(axis=0)
+    if min(h, w) > 2 * ring:
+        ring_mask = border_mask(h, w, ring)
+        on_ring = np.bincount(stack[:, ring_mask].ravel(), minlength=k)
+        border = np.divide(on_ring, total, out=np.zeros(k), where=total > 0)
+        enriched = border >= 2 * ring_mask.mean()
+    else:  # no interior: no border
+        border, enriched = np.zeros(k), np.zeros(k, bool)
+    cover = counts / float(h * w)
+    legend = []
+    for c in range(k):
+        order = [int(i) for i in np.argsort(-cover[:, c], kind="stable")[:TOP_IMAGES] if cover[i, c] > 0]
+        legend.append([_permille(total[c] / counts.sum()), _permille(border[c]), order])
+    return {"legend": legend, "numbers": {
+        "largest": [_permille(v) for v in cover.max(axis=1)],
+        "border": [_permille(v) for v in cover[:, enriched].sum(axis=1)],
+        "count": [int(v) for v in (counts > 0).sum(axis=1)]}}
+
+
+def attention_view_numbers(stack: np.ndarray, ring: int = 1) -> dict:
+    """Per image of an attention view (N, h, w): its attention's share on the grid's outer ring
+    (per mille of the patch attention).
+
+    >>> a = np.zeros((1, 4, 4)); a[0, 0, 0] = 3; a[0, 1, 1] = 1
+    >>> attention_view_numbers(a)
+    {'numbers': {'border': [750]}}
+    """
+    from ..measures.boundary import border_mask
+
+    a = np.asarray(stack, dtype=np.float64)
+    n, h, w = a.shape
+    if min(h, w) <= 2 * ring:
+        return {"numbers": {}}
+    mass = a.reshape(n, -1).sum(axis=1)
+    on_ring = a[:, border_mask(h, w, ring)].sum(axis=1)
+    return {"numbers": {"border": [_permille(v) for v in np.divide(on_ring, mass, out=np.zeros(n), where=mass > 0)]}}
+
+
+def _permille(x: float) -> int:
+    return int(round(1000 * float(x)))
+
+
+def _view_digest(stack: np.ndarray, kind: str) -> str:
+    h = hashlib.sha256(f"{VIEWS_VERSION}|{kind}|{stack.shape}|{stack.dtype}|".encode())
+    h.update(np.ascontiguousarray(stack).tobytes())
     return h.hexdigest()[:24]
 
 
-def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int | None = None) -> dict:
-    """Draw every gallery image and thumbnail of ``results`` into ``docs_dir``.
+def _photo_stem(image: str, content_hash: str, size: tuple[int, int]) -> str:
+    """Shared gallery photo of an image as models of input ``size`` see it: one per aspect ratio
+    (every model crops the centre at its own aspect ratio, :class:`atlas.inputs.geometry.ResizePolicy`)."""
+    h, w = size
+    return f"{paths.photo(image, content_hash)}-a{round(1000 * h / w)}"
 
-    Returns ``{"models": {(slug, map_key): entries}, "comparisons": {(slug, column key): entries},
-    "overview": {(slug, map_key): path}, "thumbnails": {image name: path}}`` with ``entries`` one
-    ``{"image", "overlay", "bare"}`` per image (docs-dir relative paths). Files under ``generated/``
-    that no record names any more are removed, so the folder always mirrors the records.
+
+def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int | None = None) -> dict:
+    """Write every view file, shared photo and thumbnail of ``results`` into ``docs_dir``.
+
+    Returns ``{"views": {(owner, key): view}, "photos": {(image name, (H, W)): path}, "overview":
+    {(slug, map_key): path}, "thumbnails": {image name: path}}``. ``owner`` is a model slug or
+    ``"compare/<slug>"``; ``key`` a label-map or picture key (``<attention key>-t<p>`` for a prefix
+    token's head mean, ``<heads key>-t<p>`` for its head grid: per image the mean, then each head);
+    ``view`` is ``{"src", "n", "h", "w", "kind"}`` plus the numbers of :func:`label_view_numbers` /
+    :func:`attention_view_numbers`. Paths are docs-dir relative. Files under ``generated/`` that no
+    record names any more are removed, so the folder always mirrors the records.
     """
     docs_dir = Path(docs_dir)
     images = results.images
@@ -254,43 +402,56 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     except (OSError, ValueError):
         before = {}
     manifest: dict[str, str] = {}
-    jobs = []  # (overlay path, bare path, photo array key, labels (h, w) or picture (h, w, 3) of one image)
-    out: dict = {"models": {}, "comparisons": {}, "thumbnails": {}, "pictures": {}}
+    jobs: list[tuple[str, np.ndarray, str]] = []
+    out: dict = {"views": {}, "photos": {}, "thumbnails": {}, "overview": {}}
 
-    def plan(stem_of, stack: np.ndarray, size) -> list[dict[str, str]]:
-        entries = []
-        for i, img in enumerate(images[: len(stack)]):
-            stem = stem_of(img)
-            key = photo_key(img.content_hash, size)
-            manifest[stem] = _digest(stack[i], key)
-            overlay_path, bare_path = f"{stem}-overlay.webp", f"{stem}-map.webp"
-            if before.get(stem) != manifest[stem] or not all((docs_dir / p).is_file() for p in (overlay_path, bare_path)):
-                jobs.append((overlay_path, bare_path, key, stack[i]))
-            entries.append({"image": img.name, "overlay": overlay_path, "bare": bare_path})
-        return entries
+    def add(owner: str, key: str, stack: np.ndarray, kind: str, path: str) -> None:
+        stack = np.asarray(stack)
+        if kind == "labels":
+            stack = stack.astype(np.int16 if stack.max() > 255 else np.uint8)
+        n, h, w = stack.shape[:3]
+        view = {"src": path, "n": n, "h": h, "w": w, "kind": kind}
+        view.update(label_view_numbers(stack) if kind == "labels" else
+                    attention_view_numbers(stack) if kind == "attention" else {})
+        out["views"][(owner, key)] = view
+        manifest[path] = _view_digest(stack, kind)
+        if before.get(path) != manifest[path] or not (docs_dir / path).is_file():
+            jobs.append((path, stack, kind))
 
     for m in results.models:
-        size = tuple(m.card.input_size)
+        slug = m.card.slug
         for run in m.runs:
             key = map_key(run.block, run.representation, run.k)
-            if key in m.label_maps:
-                out["models"][(m.card.slug, key)] = plan(
-                    lambda img, r=run: paths.model_map(m.card.slug, r.block, r.representation, r.k, img.name,
-                                                       img.content_hash), m.label_maps[key], size)
-        for key, stack in _picture_stacks(m):
-            out["pictures"][(m.card.slug, key)] = plan(
-                lambda img, k=key: paths.model_picture(m.card.slug, k, img.name, img.content_hash), stack, size)
-    sizes = {m.card.slug: tuple(m.card.input_size) for m in results.models}
+            if key in m.label_maps and (slug, key) not in out["views"]:
+                add(slug, key, m.label_maps[key], "labels", paths.model_view(slug, key))
+        for key, stack, kind in _picture_stacks(m):
+            add(slug, key, stack, kind, paths.model_view(slug, key))
+        size = tuple(m.card.input_size)
+        for img in images:
+            pkey = photo_key(img.content_hash, size)
+            if pkey in results.photos:
+                out["photos"][(img.name, size)] = _photo_stem(img.name, img.content_hash, size) + ".webp"
     for c in results.comparisons:
         for p in c.panels:
             for col in p.get("columns", []):
                 key = col["maps"]
-                if key in c.label_maps and col["model"] in sizes:
-                    out["comparisons"][(c.slug, key)] = plan(
-                        lambda img, k=key: paths.comparison_map(c.slug, k, img.name, img.content_hash),
-                        c.label_maps[key], sizes[col["model"]])
+                if key in c.label_maps and (f"compare/{c.slug}", key) not in out["views"]:
+                    add(f"compare/{c.slug}", key, c.label_maps[key], "labels", paths.comparison_view(c.slug, key))
+
+    # the shared photos: one per image and aspect ratio, from the largest copy the records hold
+    photo_jobs: dict[str, str] = {}
+    for (name, size), path in out["photos"].items():
+        img = next(i for i in images if i.name == name)
+        src = photo_key(img.content_hash, size)
+        best = photo_jobs.get(path)
+        if best is None or results.photos[src].size > results.photos[best].size:
+            photo_jobs[path] = src
+    for path, src in photo_jobs.items():
+        manifest[path] = f"{VIEWS_VERSION}|{src}|{PHOTO_SIZE}"
+    photo_todo = [(p, s) for p, s in photo_jobs.items()
+                  if before.get(p) != manifest[p] or not (docs_dir / p).is_file()]
+
     overview_jobs = []  # (path, photo array key, labels of the overview image)
-    out["overview"] = {}
     first = overview_image(results)
     if first is not None:
         index = [img.name for img in images].index(first.name)
@@ -302,22 +463,26 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
                     continue
                 path = paths.overview_map(m.card.slug, cell["key"], first.name, first.content_hash)
                 out["overview"][(m.card.slug, cell["key"])] = path
-                manifest[path[:-5]] = f"{_digest(stack[index], key)}|{OVERVIEW_SIZE}"
-                if before.get(path[:-5]) != manifest[path[:-5]] or not (docs_dir / path).is_file():
+                manifest[path] = f"{_view_digest(stack[index], 'overview')}|{key}|{OVERVIEW_SIZE}"
+                if before.get(path) != manifest[path] or not (docs_dir / path).is_file():
                     overview_jobs.append((path, key, stack[index]))
     thumbs = []
     for img in images:
         path = paths.thumbnail(img.name, img.content_hash)
         out["thumbnails"][img.name] = path
-        stem = path[:-5]
-        manifest[stem] = f"{MAPS_VERSION}|{img.content_hash}"
-        if before.get(stem) != manifest[stem] or not (docs_dir / path).is_file():
+        manifest[path] = f"{VIEWS_VERSION}|{img.content_hash}"
+        if before.get(path) != manifest[path] or not (docs_dir / path).is_file():
             thumbs.append((path, thumbnail_key(img.content_hash)))
 
-    def draw(job) -> None:
-        overlay_path, bare_path, key, array = job
-        save = save_segmentation_pair if array.ndim == 2 else save_picture_pair
-        save(results.photos[key], array, docs_dir / overlay_path, docs_dir / bare_path)
+    def write_view(job) -> None:
+        path, stack, kind = job
+        atomic_write(docs_dir / path, encode_view(stack, kind))
+
+    def write_photo(job) -> None:
+        path, key = job
+        photo = Image.fromarray(results.photos[key])
+        photo.thumbnail((PHOTO_SIZE, PHOTO_SIZE), Image.Resampling.BOX)
+        save_webp(photo, docs_dir / path, quality=80)
 
     def draw_small(job) -> None:
         path, key, labels = job
@@ -325,30 +490,36 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         photo.thumbnail((OVERVIEW_SIZE, OVERVIEW_SIZE), Image.Resampling.BOX)
         save_webp(overlay(photo, labels), docs_dir / path, quality=80)
 
-    # libwebp and the PIL codecs release the GIL: one encoder per core
+    # zlib, libwebp and the PIL codecs release the GIL: one encoder per core
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        list(pool.map(draw, jobs))
+        list(pool.map(write_view, jobs))
+        list(pool.map(write_photo, photo_todo))
         list(pool.map(draw_small, overview_jobs))
         list(pool.map(lambda t: save_webp(results.photos[t[1]], docs_dir / t[0], quality=80), thumbs))
-    _prune(docs_dir / "generated", {docs_dir / f"{s}-{x}.webp" for s in manifest for x in ("overlay", "map")}
-           | {docs_dir / p for p in out["thumbnails"].values()} | {docs_dir / p for p in out["overview"].values()})
+    _prune(docs_dir / "generated", {docs_dir / p for p in manifest})
     atomic_write(docs_dir / MANIFEST, json.dumps(manifest, sort_keys=True, indent=0), skip_unchanged=True)
     return out
 
 
-def _picture_stacks(m) -> list[tuple[str, np.ndarray]]:
-    """Every picture stack of a model as (key, uint8 (N, h, w, 3)): its PCA-RGB maps as stored; each
-    prefix token's head-mean attention (``<attention key>-t<p>``) and, for the first images, each
-    head's (``<attention key>-t<p>-h<head>``), coloured by :func:`attention_to_rgb`."""
+def _picture_stacks(m) -> list[tuple[str, np.ndarray, str]]:
+    """Every picture view of a model as (key, stack, kind): its PCA-RGB maps as stored (``rgb``);
+    each prefix token's head-mean attention over every image (``<attention key>-t<p>``); and each
+    prefix token's head grid over the first images (``<heads key>-t<p>``: per image the head mean,
+    then every head)."""
     out = []
+    means = {key: stack for key, stack in m.pictures.items() if key.endswith("-attention-mean")}
     for key, stack in sorted(m.pictures.items()):
         if key.endswith("-attention-mean"):  # (N, P, h, w)
-            out += [(f"{key}-t{p}", attention_to_rgb(stack[:, p])) for p in range(stack.shape[1])]
+            out += [(f"{key}-t{p}", stack[:, p], "attention") for p in range(stack.shape[1])]
         elif key.endswith("-attention-heads"):  # (n, P, heads, h, w)
-            out += [(f"{key}-t{p}-h{j}", attention_to_rgb(stack[:, p, j]))
-                    for p in range(stack.shape[1]) for j in range(stack.shape[2])]
+            mean = means.get(key[: -len("-heads")] + "-mean")
+            n, prefix, heads = stack.shape[:3]
+            for p in range(prefix):
+                cols = [mean[:n, p][:, None]] if mean is not None else [stack[:, p].mean(axis=1, keepdims=True)]
+                grid = np.concatenate(cols + [stack[:, p]], axis=1)  # (n, 1 + heads, h, w)
+                out.append((f"{key}-t{p}", grid.reshape((-1,) + grid.shape[2:]), "attention"))
         else:
-            out.append((key, stack))
+            out.append((key, stack, "rgb"))
     return out
 
 

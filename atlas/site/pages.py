@@ -214,8 +214,8 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         cite_key=cite_key(page),
         card_rows=card_rows(m.card),
         highlights=[highlight(h, page, results) for h in m.highlights],
-        gallery=model_gallery(results, m, page, maps["models"], maps["pictures"]),
-        attention=attention_gallery(results, m, page, maps["pictures"]),
+        gallery=model_gallery(results, m, page, maps),
+        attention=attention_gallery(results, m, page, maps),
         prefix_tokens=m.card.num_prefix_tokens,
         recipes_href=rel("methods.md", page) + "#pictures" if "Pictures" in results.methods else "",
         figs=model_sections(m, label, results.measure_info, results.interval_level, results.methods),
@@ -282,7 +282,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
                                       for b in g["baselines"]]}
                        for g in groups]
     data = scaling(results, c, labels) if c.kind == "scaling" else None
-    panels = [dict(p, columns=[dict(col, entries=maps["comparisons"].get((c.slug, col["maps"]), []))
+    panels = [dict(p, columns=[dict(col, view=maps["views"].get((f"compare/{c.slug}", col["maps"]), {}).get("src"))
                                for col in p.get("columns", [])]) for p in c.panels]
     files = {
         f"compare/{slug}.csv": csv_text(
@@ -309,7 +309,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
         cite_key=cite_key(page),
         models=models,
         random_models=[labels[m.card.slug] for m in results.models if m.card.is_random_init and m.card.slug in c.models],
-        gallery=comparison_gallery(results, c, page, labels, maps["comparisons"]),
+        gallery=comparison_gallery(results, c, page, labels, maps),
         figs=figs,
         scaling=data and scaling_view(data, results, page, f"compare-{slug}", c),
         scaling_depths=SCALING_DEPTHS,

@@ -62,8 +62,9 @@ def cite_key(page: str) -> str:
 #: Longest file name the site derives from a slug or an image name, in bytes (ASCII), before the
 #: temporary twin that :func:`atlas.files.atomic_path` writes first. Model and comparison slugs
 #: (<= SLUG_MAX) name folders, ``<slug>.figures.js`` and ``<slug>.csv``; an image stem (<= SLUG_MAX
-#: + 9) is longest in ``<map key>-<stem>.webp`` (map key ``b<block>-<representation>-k<k>``,
-#: at most 24 characters) and ``<stem>-overlay.webp``.
+#: + 9) is longest in an overview thumbnail ``<map key>-<stem>.webp`` (map key
+#: ``b<block>-<representation>-k<k>``, at most 24 characters); a gallery photo is
+#: ``<stem>-a<aspect>.webp``.
 LONGEST_NAME = max(SLUG_MAX + len(".figures.js"), 24 + 1 + SLUG_MAX + 9 + len(".webp"))
 #: What the temporary twin adds: ``.tmp-<pid>@<host>~`` (pid <= 7 digits, host <= 64 characters),
 #: ``.`` and mkstemp's 8 random characters. LONGEST_NAME + TEMP_OVERHEAD (206) stays well below
@@ -86,19 +87,20 @@ def _image_stem(image: str, content_hash: str) -> str:
     return f"{slugify(image, SLUG_MAX)}-{digest}"
 
 
-def model_map(slug: str, block: int, representation: str, k: int, image: str, content_hash: str) -> str:
-    """Docs-dir stem of one gallery image pair (``-overlay.webp`` / ``-map.webp`` are appended)."""
-    return f"generated/models/{slug}/gallery/b{block:02d}-{representation}-k{k:02d}/{_image_stem(image, content_hash)}"
+def model_view(slug: str, key: str) -> str:
+    """Docs-dir path of one view file of a model (:func:`atlas.site.maps.encode_view`); ``key``: its
+    label-map or picture key."""
+    return f"generated/views/models/{slug}/{key}.png"
 
 
-def model_picture(slug: str, key: str, image: str, content_hash: str) -> str:
-    """Docs-dir stem of one PCA-RGB or attention image pair of a model (``key``: its picture key)."""
-    return f"generated/models/{slug}/pictures/{key}/{_image_stem(image, content_hash)}"
+def comparison_view(slug: str, column_key: str) -> str:
+    """Docs-dir path of one comparison column's view file."""
+    return f"generated/views/comparisons/{slug}/{column_key}.png"
 
 
-def comparison_map(slug: str, column_key: str, image: str, content_hash: str) -> str:
-    """Docs-dir stem of one comparison image pair."""
-    return f"generated/comparisons/{slug}/{column_key}/{_image_stem(image, content_hash)}"
+def photo(image: str, content_hash: str) -> str:
+    """Docs-dir stem of an image's shared gallery photos (an aspect-ratio suffix and ``.webp`` follow)."""
+    return f"generated/photos/{_image_stem(image, content_hash)}"
 
 
 def overview_map(slug: str, key: str, image: str, content_hash: str) -> str:

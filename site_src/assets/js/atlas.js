@@ -2,8 +2,10 @@
  * - figures: plotly.js (the cartesian bundle beside this file) and the page's plot specs
  *   (<page>.figures.js) are loaded only on pages with plots, when a plot first nears the viewport;
  *   each plot is drawn when it scrolls near the viewport, one at a time,
- * - galleries: sliders/selectors swap image sources from the page's JSON manifest; the view is in
- *   the URL (?block=5&representation=keys&k=8#gallery) so it can be linked and cited,
+ * - galleries: sliders/selectors choose a view of the page's JSON manifest; its cells are drawn on
+ *   canvases from the view's one sprite file, paged, filtered by image group and sorted by a
+ *   per-image number; clicking a patch highlights its cluster in every image; the whole state is in
+ *   the URL (?block=5&representation=keys&k=8&overlay=1&page=2#gallery) so it can be linked and cited,
  * - "Cite this view": BibTeX of the view the URL names (gallery state, figure anchor),
  * - PNG/SVG export buttons, and Plotly colours that follow the light/dark toggle,
  * - sortable tables (.atlas-sortable): click a header; cells' data-value sort numerically.
@@ -256,6 +258,96 @@
   }
 
   // ------------------------------------------------------------------ galleries
+  // The manifest (atlas/site/gallery.py) names view files (atlas/site/maps.py): PNG sprite sheets
+  // holding every image's map of one view at patch resolution, SPRITE_COLUMNS maps a row. A cell
+  // copies its map onto a canvas of one pixel per patch; CSS scales it up with nearest-neighbour
+  // sampling, over the shared photo.
+
+  var SPRITE_COLUMNS = 16;
+  var sprites = {};  // src -> Promise of the decoded <img> (shared by every gallery of the page)
+
+  function loadSprite(src) {
+    if (!sprites[src]) {
+      sprites[src] = new Promise(function (resolve) {
+        var im = new Image();
+        im.onload = function () { resolve(im); };
+        im.onerror = function () { resolve(null); };  // shown as "damaged" in place, no console error
+        im.src = src;
+      });
+    }
+    return sprites[src];
+  }
+
+  function spriteCell(sp, index) {
+    var cols = Math.max(1, Math.min(sp.n, SPRITE_COLUMNS));
+    return { x: (index % cols) * sp.w, y: Math.floor(index / cols) * sp.h };
+  }
+
+  function spriteIntact(sp, im) {
+    var cols = Math.max(1, Math.min(sp.n, SPRITE_COLUMNS));
+    return im && im.naturalWidth === cols * sp.w && im.naturalHeight === Math.ceil(sp.n / cols) * sp.h;
+  }
+
+  // Cluster ids of a labels sprite, read back through the palette; null where the browser forbids
+  // reading pixels (pages opened from file://).
+  var labelCache = {};
+
+  function spriteLabels(sp, im, palette) {
+    if (sp.src in labelCache) {
+      return labelCache[sp.src];
+    }
+    var out = null;
+    try {
+      var c = document.createElement("canvas");
+      c.width = im.naturalWidth;
+      c.height = im.naturalHeight;
+      var ctx = c.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(im, 0, 0);
+      var px = ctx.getImageData(0, 0, c.width, c.height).data;
+      var ids = {};
+      palette.forEach(function (hex, i) { ids[parseInt(hex.slice(1), 16)] = i; });
+      out = new Uint8Array(c.width * c.height);
+      for (var i = 0; i < out.length; i++) {
+        var id = ids[(px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]];
+        out[i] = id === undefined ? 255 : id;
+      }
+      out = { ids: out, width: c.width };
+    } catch (err) {
+      out = null;  // a tainted canvas (file://): drawing still works, reading does not
+    }
+    labelCache[sp.src] = out;
+    return out;
+  }
+
+  function labelAt(lab, sp, index, px, py) {
+    var at = spriteCell(sp, index);
+    return lab.ids[(at.y + py) * lab.width + at.x + px];
+  }
+
+  function coverage(lab, sp, index, cluster) {
+    var hits = 0;
+    for (var y = 0; y < sp.h; y++) {
+      for (var x = 0; x < sp.w; x++) {
+        hits += labelAt(lab, sp, index, x, y) === cluster ? 1 : 0;
+      }
+    }
+    return hits / (sp.h * sp.w);
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) {
+      e.className = cls;
+    }
+    if (text !== undefined) {
+      e.textContent = text;
+    }
+    return e;
+  }
+
+  function permille(v) {
+    return (v / 10).toFixed(1) + "%";
+  }
 
   function initGallery(root) {
     var data = document.getElementById(root.getAttribute("data-manifest"));
@@ -263,15 +355,34 @@
       return;
     }
     var manifest = JSON.parse(data.textContent);
+    var anchor = root.getAttribute("data-anchor") || "gallery";
+    var prefix = anchor === "gallery" ? "" : anchor + "_";
     var controls = Array.prototype.slice.call(root.querySelectorAll("[data-axis]"));
     controls.sort(function (a, b) {
       return Number(a.getAttribute("data-axis")) - Number(b.getAttribute("data-axis"));
     });
     var mode = root.querySelector("[data-mode]");
-    var imgs = root.querySelectorAll("img[data-cell]");
+    var groupSel = root.querySelector("[data-group]");
+    var sortSel = root.querySelector("[data-sort]");
+    var pager = root.querySelector("[data-pager]");
+    var grid = root.querySelector("[data-grid]");
+    var legend = root.querySelector("[data-legend]");
     var missing = root.querySelector(".atlas-missing");
+    var notice = root.querySelector(".atlas-gallery-notice");
+    var columns = manifest.columns || [];
+    var table = columns.length > 0;
+    var state = { page: 1, group: "", sort: "order", cluster: -1 };
+    var drawn = 0;  // bumps on every redraw: late sprite loads of an older view draw nothing
 
-    // The view named by the URL: ?block=5&representation=keys&k=8 (older links: ?view=2-1-0).
+    manifest.sorts.forEach(function (s) {
+      var o = el("option", "", s[1]);
+      o.value = s[0];
+      o.title = s[2] || "";
+      sortSel.appendChild(o);
+    });
+
+    // The view named by the URL: ?block=5&representation=keys&k=8&picture=clusters&overlay=1&page=2
+    // &sort=border&group=0&cluster=3#gallery (older links: ?view=2-1-0).
     var params = new URLSearchParams(window.location.search);
     var named = false;
     manifest.axes.forEach(function (ax, i) {
@@ -283,7 +394,6 @@
       }
     });
     var legacy = params.get("view");
-    // older links name three axes; the picture axis added since defaults to the first (cluster maps)
     var legacyParts = legacy ? legacy.split("-").concat(["0", "0", "0", "0"]).slice(0, manifest.axes.length) : [];
     if (!named && legacy && manifest.views[legacyParts.join("|")]) {
       legacyParts.forEach(function (v, i) {
@@ -292,6 +402,33 @@
         }
       });
       named = true;
+    }
+    if (params.get(prefix + "overlay") !== null) {
+      mode.checked = params.get(prefix + "overlay") !== "0";
+      named = true;
+    }
+    if (params.get(prefix + "page") !== null) {
+      state.page = Math.max(1, parseInt(params.get(prefix + "page"), 10) || 1);
+    }
+    var g = params.get(prefix + "group");
+    if (g !== null && groupSel && manifest.groups.indexOf(g) >= 0) {
+      state.group = g;
+      groupSel.value = g;
+    }
+    var s = params.get(prefix + "sort");
+    if (s !== null && manifest.sorts.some(function (x) { return x[0] === s; })) {
+      state.sort = s;
+    }
+    sortSel.value = state.sort;
+    if (params.get(prefix + "cluster") !== null) {
+      state.cluster = parseInt(params.get(prefix + "cluster"), 10);
+      if (isNaN(state.cluster)) {
+        state.cluster = -1;
+      }
+    }
+
+    function viewKeyOf() {
+      return controls.map(function (c) { return c.value; }).join("|");
     }
 
     function describe() {
@@ -302,15 +439,189 @@
       }).join(", ");
     }
 
-    function viewKey() {
+    function citeKey() {
       return controls.map(function (c, i) {
         return manifest.axes[i].name + "-" + manifest.axes[i].values[Number(c.value)];
       }).join("-");
     }
 
+    function firstSprite(view) {
+      var cell = view && view.cells.filter(function (c) { return c; })[0];
+      return cell ? manifest.sprites[cell[0]] : null;
+    }
+
+    // Rows of the view after the group filter, in the chosen order.
+    function rows(view, labels) {
+      var list = manifest.images.filter(function (r) {
+        return state.group === "" || manifest.groups[r[2]] === state.group;
+      });
+      var sp = firstSprite(view);
+      var key = state.sort;
+      var numbers = sp && sp.numbers && sp.numbers[key];
+      if (key === "name") {
+        list.sort(function (a, b) { return a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0] - b[0]; });
+      } else if (key === "cluster" && labels && state.cluster >= 0) {
+        var cov = {};
+        list.forEach(function (r) { cov[r[0]] = r[0] < sp.n ? coverage(labels, sp, r[0], state.cluster) : -1; });
+        list.sort(function (a, b) { return cov[b[0]] - cov[a[0]] || a[0] - b[0]; });
+      } else if (numbers) {
+        list.sort(function (a, b) {
+          var va = a[0] < numbers.length ? numbers[a[0]] : -1;
+          var vb = b[0] < numbers.length ? numbers[b[0]] : -1;
+          return vb - va || a[0] - b[0];
+        });
+      }
+      return list;
+    }
+
+    function rowsPerPage() {
+      return table ? Math.max(4, Math.floor(manifest.pageSize / columns.length)) : manifest.pageSize;
+    }
+
+    function cellLabel(view, j, name) {
+      var what = table ? columns[j] + ", " : "";
+      return name + ": " + what + describe();
+    }
+
+    function drawCell(canvas, sp, index, im, labels) {
+      var ctx = canvas.getContext("2d");
+      ctx.imageSmoothingEnabled = false;
+      ctx.clearRect(0, 0, sp.w, sp.h);
+      var at = spriteCell(sp, index);
+      if (sp.kind === "labels" && state.cluster >= 0 && labels) {
+        var img = ctx.createImageData(sp.w, sp.h);
+        var pal = manifest.palette;
+        for (var y = 0; y < sp.h; y++) {
+          for (var x = 0; x < sp.w; x++) {
+            var id = labelAt(labels, sp, index, x, y);
+            var rgb = parseInt((pal[id] || "#000000").slice(1), 16);
+            var o = 4 * (y * sp.w + x);
+            img.data[o] = rgb >> 16;
+            img.data[o + 1] = (rgb >> 8) & 255;
+            img.data[o + 2] = rgb & 255;
+            img.data[o + 3] = id === state.cluster ? 255 : 28;  // the selected cluster stands out
+          }
+        }
+        ctx.putImageData(img, 0, 0);
+      } else {
+        ctx.drawImage(im, at.x, at.y, sp.w, sp.h, 0, 0, sp.w, sp.h);
+      }
+    }
+
+    function renderLegend(view, labels, reading) {
+      legend.textContent = "";
+      if (!view) {
+        return;
+      }
+      var shown = {};
+      view.cells.forEach(function (cell, j) {
+        if (!cell || shown[cell[0]]) {
+          return;
+        }
+        shown[cell[0]] = true;
+        var sp = manifest.sprites[cell[0]];
+        var box = el("div", "atlas-legend-block");
+        if (table && sp.kind === "labels") {
+          box.appendChild(el("p", "atlas-legend-title", columns[j]));
+        }
+        if (sp.kind === "labels" && sp.legend) {
+          if (!shown.ring && sp.h > 2 && sp.w > 2) {
+            shown.ring = true;  // the reference for every "on the border" share
+            legend.appendChild(el("p", "atlas-note", "The border ring (outer row and column of patches) holds " +
+              (100 * (2 * sp.w + 2 * sp.h - 4) / (sp.w * sp.h)).toFixed(1) + "% of the " + sp.h + " × " + sp.w +
+              " grid: a cluster spread evenly has that share on the border. Click a patch or a cluster to highlight it."));
+          }
+          var list = el("ul", "atlas-legend-list");
+          sp.legend.forEach(function (entry, c) {
+            if (!entry[0]) {
+              return;
+            }
+            var li = el("li");
+            var btn = el("button", "atlas-legend-item" + (c === state.cluster ? " is-selected" : ""));
+            btn.type = "button";
+            btn.setAttribute("aria-pressed", c === state.cluster ? "true" : "false");
+            var sw = el("span", "atlas-swatch");
+            sw.style.background = manifest.palette[c];
+            btn.appendChild(sw);
+            btn.appendChild(el("span", "", "cluster " + c + ": " + permille(entry[0]) + " of tokens, " +
+              permille(entry[1]) + " on the border"));
+            btn.addEventListener("click", function () { select(c === state.cluster ? -1 : c); });
+            li.appendChild(btn);
+            list.appendChild(li);
+          });
+          box.appendChild(list);
+          if (state.cluster >= 0 && sp.legend[state.cluster]) {
+            var e = sp.legend[state.cluster];
+            var panel = el("div", "atlas-cluster-panel");
+            panel.appendChild(el("p", "", "Cluster " + state.cluster + ": " + permille(e[0]) + " of all tokens of the view; " +
+              permille(e[1]) + " of its tokens lie on the border ring. Covers most of: "));
+            var top = el("ol", "atlas-cluster-top");
+            e[2].forEach(function (i) {
+              var r = manifest.images.filter(function (x) { return x[0] === i; })[0];
+              if (r) {
+                var pct = labels ? " (" + (100 * coverage(labels, sp, i, state.cluster)).toFixed(0) + "%)" : "";
+                top.appendChild(el("li", "", r[1] + pct));
+              }
+            });
+            panel.appendChild(top);
+            if (!reading) {
+              panel.appendChild(el("p", "atlas-note", "Highlighting needs the site served over HTTP (any static " +
+                "host, or python -m http.server); this copy was opened from a file."));
+            }
+            box.appendChild(panel);
+          }
+        } else if (sp.kind === "attention") {
+          var bar = el("div", "atlas-colourbar");
+          bar.style.background = "linear-gradient(to right, " + manifest.lut.join(", ") + ")";
+          bar.setAttribute("role", "img");
+          bar.setAttribute("aria-label", "colour scale: black = no attention, yellow = the map's most attended patch");
+          box.appendChild(bar);
+          box.appendChild(el("p", "atlas-colourbar-labels", "0 · no attention → 1 · the map's most attended patch"));
+        } else if (sp.kind === "rgb") {
+          box.appendChild(el("p", "atlas-note", "Colours: the first three principal components (red, green, blue) " +
+            "of one PCA over all images' patches."));
+        }
+        if (box.childNodes.length) {
+          legend.appendChild(box);
+        }
+      });
+    }
+
+    function select(cluster) {
+      state.cluster = cluster;
+      if (cluster >= 0 && state.sort !== "cluster" && sortSel.querySelector("option[value=cluster]:not([disabled])")) {
+        state.sort = "cluster";
+        sortSel.value = "cluster";
+        state.page = 1;
+      }
+      update(true);
+    }
+
+    function writeUrl() {
+      var url = new URL(window.location.href);
+      url.searchParams.delete("view");
+      controls.forEach(function (c, i) {
+        var ax = manifest.axes[i];
+        url.searchParams.set(ax.name, ax.values[Number(c.value)]);
+      });
+      url.searchParams.set(prefix + "overlay", mode.checked ? "1" : "0");
+      [["page", state.page > 1 ? String(state.page) : null], ["sort", state.sort !== "order" ? state.sort : null],
+        ["group", state.group !== "" ? state.group : null],
+        ["cluster", state.cluster >= 0 ? String(state.cluster) : null]].forEach(function (kv) {
+        if (kv[1] === null) {
+          url.searchParams.delete(prefix + kv[0]);
+        } else {
+          url.searchParams.set(prefix + kv[0], kv[1]);
+        }
+      });
+      url.hash = anchor;
+      window.history.replaceState(null, "", url);
+    }
+
     function update(fromUser) {
-      var key = controls.map(function (c) { return c.value; }).join("|");
+      var key = viewKeyOf();
       var view = manifest.views[key];
+      var token = ++drawn;
       controls.forEach(function (c, i) {
         var out = c.parentNode.querySelector("output");
         if (out) {
@@ -318,37 +629,123 @@
         }
       });
       missing.hidden = Boolean(view);
-      imgs.forEach(function (img, i) {
-        var cell = view ? view[i] : null;
-        var fig = img.closest("figure");
-        fig.classList.toggle("atlas-cell--missing", !cell);
-        if (!cell) {
+      root.classList.toggle("atlas-gallery--bare", !mode.checked);
+      root.classList.toggle("atlas-gallery--selecting", state.cluster >= 0);
+      var sp0 = firstSprite(view);
+      if (sp0 && sp0.kind === "labels" && state.cluster >= (sp0.legend || []).length) {
+        state.cluster = -1;  // a cluster id of another K
+      }
+      var loads = view ? view.cells.map(function (c) {
+        return c ? loadSprite(manifest.sprites[c[0]].src) : Promise.resolve(null);
+      }) : [];
+      Promise.all(loads).then(function (ims) {
+        if (token !== drawn) {
           return;
         }
-        // cell: [folder index, stem index, caption] (atlas.site.gallery.compact_manifest)
-        var src = manifest.base + manifest.folders[cell[0]] + "/" + manifest.stems[cell[1]] +
-          (mode.checked ? "-overlay.webp" : "-map.webp");
-        if (img.getAttribute("src") !== src) {
-          img.setAttribute("src", src);
+        var labels = null;
+        var reading = true;
+        if (sp0 && sp0.kind === "labels" && ims[0] && spriteIntact(sp0, ims[0])) {
+          labels = spriteLabels(sp0, ims[0], manifest.palette);
+          reading = labels !== null;
         }
-        if (cell[2]) {
-          fig.querySelector("figcaption").textContent = cell[2];
+        var clusterSort = sortSel.querySelector("option[value=cluster]");
+        clusterSort.disabled = !labels;
+        Array.prototype.forEach.call(sortSel.options, function (o) {
+          if (["order", "name", "cluster"].indexOf(o.value) < 0) {
+            o.disabled = !(sp0 && sp0.numbers && sp0.numbers[o.value]);
+          }
+        });
+        if (sortSel.selectedOptions[0] && sortSel.selectedOptions[0].disabled && state.sort !== "order") {
+          state.sort = "order";
+          sortSel.value = "order";
         }
+        var damaged = view ? view.cells.some(function (c, j) {
+          return c && !spriteIntact(manifest.sprites[c[0]], ims[j]);
+        }) : false;
+        notice.hidden = !damaged;
+        notice.textContent = damaged ? "A file of this view is missing or damaged: rebuild the atlas to draw it again." : "";
+        var list = view ? rows(view, labels) : [];
+        var per = rowsPerPage();
+        var pages = Math.max(1, Math.ceil(list.length / per));
+        state.page = Math.min(state.page, pages);
+        var shown = list.slice((state.page - 1) * per, state.page * per);
+        pager.querySelector("output").textContent = list.length ?
+          "images " + ((state.page - 1) * per + 1) + "–" + ((state.page - 1) * per + shown.length) + " of " + list.length +
+          (pages > 1 ? " · page " + state.page + " of " + pages : "") : "no image in this group";
+        pager.querySelector("[data-step='-1']").disabled = state.page <= 1;
+        pager.querySelector("[data-step='1']").disabled = state.page >= pages;
+        grid.textContent = "";
+        shown.forEach(function (r) {
+          var holder = grid;
+          if (table) {
+            holder = el("div", "atlas-row");
+            holder.appendChild(el("p", "atlas-rowhead", r[1]));
+            var cells = el("div", "atlas-row-cells");
+            holder.appendChild(cells);
+            grid.appendChild(holder);
+            holder = cells;
+          }
+          view.cells.forEach(function (cell, j) {
+            var fig = el("figure", "atlas-cell");
+            var box = el("div", "atlas-cell-box");
+            var sp = cell ? manifest.sprites[cell[0]] : sp0;
+            if (sp) {
+              box.style.aspectRatio = sp.w + " / " + sp.h;
+            }
+            var photoUrl = sp && r[3][sp.a];
+            if (photoUrl) {
+              var ph = el("img", "atlas-cell-photo");
+              ph.src = photoUrl;
+              ph.alt = "";
+              ph.loading = "lazy";
+              ph.decoding = "async";
+              box.appendChild(ph);
+            }
+            var index = cell ? r[0] * cell[1] + cell[2] : -1;
+            var msg = null;
+            if (!cell || index >= sp.n) {
+              msg = "not computed for this image";
+            } else if (!spriteIntact(sp, ims[j])) {
+              msg = "damaged: this view's file could not be read";
+            }
+            if (msg) {
+              fig.classList.add("atlas-cell--missing");
+              box.appendChild(el("p", "atlas-cell-msg", msg));
+            } else {
+              var canvas = el("canvas");
+              canvas.width = sp.w;
+              canvas.height = sp.h;
+              canvas.setAttribute("role", "img");
+              canvas.setAttribute("aria-label", cellLabel(view, j, r[1]));
+              canvas.setAttribute("data-map", sp.src + "#" + index);  // which map of which file
+              drawCell(canvas, sp, index, ims[j], j === 0 ? labels : null);
+              if (sp.kind === "labels" && labels && j === 0) {
+                canvas.addEventListener("click", function (ev) {
+                  var rect = canvas.getBoundingClientRect();
+                  var px = Math.min(sp.w - 1, Math.floor((ev.clientX - rect.left) / rect.width * sp.w));
+                  var py = Math.min(sp.h - 1, Math.floor((ev.clientY - rect.top) / rect.height * sp.h));
+                  var c = labelAt(labels, sp, index, px, py);
+                  select(c === state.cluster ? -1 : c);
+                });
+                canvas.title = "Click a patch to highlight its cluster in every image";
+              }
+              box.appendChild(canvas);
+            }
+            fig.appendChild(box);
+            var cap = table ? (columns[j] + (view.caps && view.caps[j] ? " · " + view.caps[j] : "")) : r[1];
+            fig.appendChild(el("figcaption", "", cap));
+            holder.appendChild(fig);
+          });
+        });
+        renderLegend(view, labels, reading);
+        root.setAttribute("data-drawn", String(token));
       });
       if (fromUser) {
-        var url = new URL(window.location.href);
-        url.searchParams.delete("view");
-        controls.forEach(function (c, i) {
-          var ax = manifest.axes[i];
-          url.searchParams.set(ax.name, ax.values[Number(c.value)]);
-        });
-        url.hash = root.getAttribute("data-anchor") || "gallery";
-        window.history.replaceState(null, "", url);
+        writeUrl();
         named = true;
       }
-      var anchor = root.getAttribute("data-anchor") || "gallery";
       if (named) {
-        galleryView = { text: (anchor === "gallery" ? "" : anchor + ": ") + describe(), key: viewKey(), anchor: anchor };
+        galleryView = { text: (anchor === "gallery" ? "" : anchor + ": ") + describe(), key: citeKey(), anchor: anchor };
       } else if (galleryView && galleryView.anchor === anchor) {
         galleryView = null;
       }
@@ -359,7 +756,17 @@
       c.addEventListener("input", function () { update(true); });
       c.addEventListener("change", function () { update(true); });
     });
-    mode.addEventListener("change", function () { update(false); });
+    mode.addEventListener("change", function () { update(true); });
+    if (groupSel) {
+      groupSel.addEventListener("change", function () { state.group = groupSel.value; state.page = 1; update(true); });
+    }
+    sortSel.addEventListener("change", function () { state.sort = sortSel.value; state.page = 1; update(true); });
+    pager.querySelectorAll("[data-step]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        state.page = Math.max(1, state.page + Number(b.getAttribute("data-step")));
+        update(true);
+      });
+    });
     root.atlasNameView = function () { update(true); };
     update(false);
     if (named && !window.location.hash) {
