@@ -53,9 +53,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def server(server_root):
     """The synthetic site, built for its own URL (site_url = the served sub-path) and served there."""
-    root = tmp_path_factory.mktemp("browser")
+    root = server_root
     served = root / "served"
     handler = functools.partial(_Handler, directory=str(served))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # bound first: the port is in the URLs
@@ -449,3 +454,32 @@ def test_mobile_home_and_leaderboard(server, browser):
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         assert errors == []
         page.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_damaged_or_missing_view_file_says_so_in_place(server, browser, damage, request):
+    """A view whose file is damaged or missing shows a message in each cell and above the grid,
+    never a broken picture; the page's script raises nothing (a missing file leaves only the
+    browser's own line about the failed request)."""
+    served = Path(request.getfixturevalue("server_root"))
+    path = next((served / "served").rglob("views/models/dino-vit-s16/b8-tokens-k8.png"))
+    original = path.read_bytes()
+    try:
+        if damage == "truncated":
+            path.write_bytes(original[: len(original) // 2])
+        else:
+            path.unlink()
+        page, errors = _open(browser, f"{server}/models/dino-vit-s16.html?block=8&representation=tokens&k=8#gallery")
+        page.wait_for_selector(f"{GALLERY} .atlas-cell-msg")
+        assert page.locator(f"{GALLERY} .atlas-cell-msg").all_inner_texts() == [
+            "damaged: this view's file could not be read"] * 4
+        assert "missing or damaged" in page.locator(f"{GALLERY} .atlas-gallery-notice").inner_text()
+        assert page.locator(f"{GALLERY} canvas").count() == 0
+        page.locator(f"{GALLERY} select[data-axis='2']").select_option("0")  # another view draws as usual
+        _wait_map(page, "/b8-tokens-k4.png")
+        assert page.locator(f"{GALLERY} .atlas-gallery-notice").is_hidden()
+        page.locator(GALLERY).screenshot(path=str(SHOTS / f"gallery-{damage}-view.png"))
+        assert [e for e in errors if not e.startswith("Failed to load resource")] == []
+        page.close()
+    finally:
+        path.write_bytes(original)

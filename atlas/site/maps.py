@@ -391,7 +391,8 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     {(slug, map_key): path}, "thumbnails": {image name: path}}``. ``owner`` is a model slug or
     ``"compare/<slug>"``; ``key`` a label-map or picture key (``<attention key>-t<p>`` for a prefix
     token's head mean, ``<heads key>-t<p>`` for its head grid: per image the mean, then each head);
-    ``view`` is ``{"src", "n", "h", "w", "kind"}`` plus the numbers of :func:`label_view_numbers` /
+    ``view`` is ``{"src", "n", "h", "w", "kind", "bytes", "sha256"}`` (the file's size and SHA-256, which
+    the browser checks before drawing) plus the numbers of :func:`label_view_numbers` /
     :func:`attention_view_numbers`. Paths are docs-dir relative. Files under ``generated/`` that no
     record names any more are removed, so the folder always mirrors the records.
     """
@@ -414,8 +415,12 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         view.update(label_view_numbers(stack) if kind == "labels" else
                     attention_view_numbers(stack) if kind == "attention" else {})
         out["views"][(owner, key)] = view
-        manifest[path] = _view_digest(stack, kind)
-        if before.get(path) != manifest[path] or not (docs_dir / path).is_file():
+        digest = _view_digest(stack, kind)
+        old = before.get(path, "").split("|")
+        if old[0] == digest and len(old) == 3 and (docs_dir / path).is_file():
+            manifest[path] = before[path]
+        else:
+            manifest[path] = digest
             jobs.append((path, stack, kind))
 
     for m in results.models:
@@ -476,7 +481,9 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
 
     def write_view(job) -> None:
         path, stack, kind = job
-        atomic_write(docs_dir / path, encode_view(stack, kind))
+        data = encode_view(stack, kind)
+        atomic_write(docs_dir / path, data)
+        manifest[path] += f"|{len(data)}|{hashlib.sha256(data).hexdigest()}"
 
     def write_photo(job) -> None:
         path, key = job
@@ -496,6 +503,9 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         list(pool.map(write_photo, photo_todo))
         list(pool.map(draw_small, overview_jobs))
         list(pool.map(lambda t: save_webp(results.photos[t[1]], docs_dir / t[0], quality=80), thumbs))
+    for view in out["views"].values():  # what the browser checks before drawing a view
+        _, size, sha = manifest[view["src"]].split("|")
+        view.update(bytes=int(size), sha256=sha)
     _prune(docs_dir / "generated", {docs_dir / p for p in manifest})
     atomic_write(docs_dir / MANIFEST, json.dumps(manifest, sort_keys=True, indent=0), skip_unchanged=True)
     return out

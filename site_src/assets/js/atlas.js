@@ -266,16 +266,40 @@
   var SPRITE_COLUMNS = 16;
   var sprites = {};  // src -> Promise of the decoded <img> (shared by every gallery of the page)
 
-  function loadSprite(src) {
-    if (!sprites[src]) {
-      sprites[src] = new Promise(function (resolve) {
-        var im = new Image();
-        im.onload = function () { resolve(im); };
-        im.onerror = function () { resolve(null); };  // shown as "damaged" in place, no console error
-        im.src = src;
+  // The decoded view file, or null when it is missing or damaged. Over HTTP its bytes are checked
+  // against the manifest's size and SHA-256 first (a truncated PNG still decodes, partly); from
+  // file://, where fetch is refused, the browser's own decoder is the only check.
+  function loadSprite(sp) {
+    if (!sprites[sp.src]) {
+      var get = window.location.protocol === "file:" ? Promise.reject(new Error("file://")) : fetch(sp.src);
+      sprites[sp.src] = get.then(function (resp) {
+        if (!resp.ok) {
+          return null;
+        }
+        return resp.arrayBuffer().then(function (buf) {
+          if (sp.bytes && buf.byteLength !== sp.bytes) {
+            return null;
+          }
+          var check = sp.sha256 && window.crypto && window.crypto.subtle ?
+            window.crypto.subtle.digest("SHA-256", buf).then(function (d) {
+              return Array.prototype.map.call(new Uint8Array(d), function (b) {
+                return ("0" + b.toString(16)).slice(-2);
+              }).join("") === sp.sha256;
+            }) : Promise.resolve(true);
+          return check.then(function (ok) {
+            return ok ? createImageBitmap(new Blob([buf], { type: "image/png" })).catch(function () { return null; }) : null;
+          });
+        });
+      }, function () {
+        return new Promise(function (resolve) {  // file:// pages
+          var im = new Image();
+          im.onload = function () { resolve(im); };
+          im.onerror = function () { resolve(null); };  // shown as "damaged" in place
+          im.src = sp.src;
+        });
       });
     }
-    return sprites[src];
+    return sprites[sp.src];
   }
 
   function spriteCell(sp, index) {
@@ -285,7 +309,9 @@
 
   function spriteIntact(sp, im) {
     var cols = Math.max(1, Math.min(sp.n, SPRITE_COLUMNS));
-    return im && im.naturalWidth === cols * sp.w && im.naturalHeight === Math.ceil(sp.n / cols) * sp.h;
+    var width = im && (im.naturalWidth || im.width);
+    var height = im && (im.naturalHeight || im.height);
+    return Boolean(im) && width === cols * sp.w && height === Math.ceil(sp.n / cols) * sp.h;
   }
 
   // Cluster ids of a labels sprite, read back through the palette; null where the browser forbids
@@ -299,8 +325,8 @@
     var out = null;
     try {
       var c = document.createElement("canvas");
-      c.width = im.naturalWidth;
-      c.height = im.naturalHeight;
+      c.width = im.naturalWidth || im.width;
+      c.height = im.naturalHeight || im.height;
       var ctx = c.getContext("2d", { willReadFrequently: true });
       ctx.drawImage(im, 0, 0);
       var px = ctx.getImageData(0, 0, c.width, c.height).data;
@@ -636,7 +662,7 @@
         state.cluster = -1;  // a cluster id of another K
       }
       var loads = view ? view.cells.map(function (c) {
-        return c ? loadSprite(manifest.sprites[c[0]].src) : Promise.resolve(null);
+        return c ? loadSprite(manifest.sprites[c[0]]) : Promise.resolve(null);
       }) : [];
       Promise.all(loads).then(function (ims) {
         if (token !== drawn) {
