@@ -430,14 +430,19 @@ def test_overview_links_land_on_model_and_block(server, browser):
     page, errors = _open(browser, f"{server}/index.html")
     cells = page.locator(".atlas-overview__cell")
     assert cells.count() == 12
-    page.wait_for_function("[...document.querySelectorAll('.atlas-overview img')].every(i => i.complete "
-                           "&& i.naturalWidth > 0)")
+    page.wait_for_function("document.querySelectorAll('.atlas-overview canvas[data-map]').length === 12")
+    page.locator("[data-overview-image]").select_option("2")  # the third offered image, keys
+    page.locator("[data-overview-rep]").select_option("1")
+    # dino's file: (keys = 1, depth 0) of 4 images, image 2 -> map (1 * 4 + 0) * 4 + 2
+    page.wait_for_function("document.querySelector('.atlas-overview canvas[data-map]').getAttribute('data-map')"
+                           ".endsWith('/dino-vit-s16.png#18')")
+    assert "overview_image=blue_field&overview_rep=keys&overview_overlay=1#overview" in page.url
     cells.nth(6).click()  # second model (MAE), third depth: rel. depth 0.75 -> block 8
     page.wait_for_load_state("load")
-    assert page.url == f"{server}/models/mae-vit-b16.html?block=8&representation=tokens&k=8#gallery"
+    assert page.url == f"{server}/models/mae-vit-b16.html?block=8&representation=keys&k=8#gallery"
     assert page.locator("h1").inner_text().startswith("MAE ViT-B/16")
     assert page.locator(".atlas-gallery[data-anchor=gallery] output").first.inner_text().startswith("block 8")
-    _wait_map(page, "/b8-tokens-k8.png")
+    _wait_map(page, "/b8-keys-k8.png")
     assert errors == []
     page.close()
 

@@ -92,7 +92,7 @@ def test_every_generated_name_has_a_bounded_length():
     slug, image, content = "s" * SLUG_MAX, "x" * 250 + ".png", "0" * 64
     stems = [paths.model_view(slug, "b99-attention-heads-t99"), paths.model_view(slug, "b99-tokens_normed-pca-fg"),
              paths.comparison_view(slug, "d099-" + slug), paths.photo(image, content) + "-a10000.webp",
-             paths.overview_map(slug, "b99-tokens_normed-k64", image, content), paths.thumbnail(image, content),
+             paths.overview_view(slug), paths.thumbnail(image, content),
              paths.figures_script(f"models/{slug}.md")]
     longest = max((part for s in stems for part in s.split("/")), key=len)
     assert len(longest) + TEMP_OVERHEAD <= 210, longest

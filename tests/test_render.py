@@ -207,8 +207,8 @@ def test_write_maps_from_records(tmp_path):
     files = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*") if p.is_file() and p.name[0] != "."}
     # 3 models x 16 cluster views, 3 panels x 3 comparison columns, the model with pictures: 4 blocks x
     # 2 representations x 2 PCA recipes and per block the CLS head mean and head grid; 4 photos, 4
-    # thumbnails, 3 models x 4 relative depths on the Home overview
-    assert len(files) == 48 + 9 + 16 + 8 + 4 + 4 + 12
+    # thumbnails, one Home overview file per model
+    assert len(files) == 48 + 9 + 16 + 8 + 4 + 4 + 3
     pca = out["views"][("dino-vit-s16", "b2-keys-pca")]
     np.testing.assert_array_equal(decode_view((tmp_path / pca["src"]).read_bytes(), 4, 14, 14),
                                   results.models[0].pictures["b2-keys-pca"])
@@ -220,7 +220,7 @@ def test_write_maps_from_records(tmp_path):
     write_maps(results, tmp_path)
     now = {p: p.stat().st_mtime_ns for p in (tmp_path / "generated").rglob("*") if p.is_file() and p.name[0] != "."}
     assert {p for p in now if now[p] != files.get(p)} == {tmp_path / view["src"]}
-    assert len(now) == 32 + 24 + 4 + 4 + 8  # the third model and the comparison are gone
+    assert len(now) == 32 + 24 + 4 + 4 + 2  # the third model and the comparison are gone
     assert not (tmp_path / "generated" / "views" / "models" / "vit-s16-random").exists()
     assert not (tmp_path / "generated" / "views" / "comparisons").exists()
     assert (tmp_path / MANIFEST).is_file()

@@ -555,20 +555,50 @@ def test_leaderboard_only_with_evaluation_measures(tmp_path):
 
 
 def test_home_opens_with_the_overview_matrix(built):
-    """Home: models x relative depth cluster maps of one image, before the highlights; each links to
-    that model page's gallery at that block (checked in the browser test that it lands there)."""
+    """Home: models x relative depth cluster maps, grouped by family, before the highlights; each
+    links to that model page's gallery at that block (checked in the browser test that it lands
+    there); one view file per model holds every representation, depth and offered image."""
     _, site = built
     page = _text(site / "index.html")
     order = [page.index(x) for x in ('class="atlas-overview"', 'id="highlights"', 'id="protocol-in-one-screen"')]
     assert order == sorted(order)
-    links = re.findall(r'<a class="atlas-overview__cell" href="([^"]+)"[^>]*><img src="([^"]+)"', page)
+    assert re.findall(r'<div class="atlas-overview__family">([^<]*)</div>', page) == ["dino", "mae", "vit"]
+    links = re.findall(r'<a class="atlas-overview__cell" href="([^"]+)"', page)
     assert len(links) == 3 * 4  # 3 models x 4 relative depths
     # synthetic gallery blocks 2, 5, 8, 11 of 12: rel. depths 0.25, 0.5, 0.75, 1.0 -> blocks 2, 5, 8, 11
-    hrefs = [h.replace("&amp;", "&") for h, _ in links]
+    hrefs = [h.replace("&amp;", "&") for h in links]
     assert hrefs[:4] == [f"models/dino-vit-s16.html?block={b}&representation=tokens&k=8#gallery" for b in (2, 5, 8, 11)]
-    for _, src in links:
-        assert (site / src).is_file() and (site / src).stat().st_size < 6000  # small thumbnails
+    manifest = json.loads(re.search(r'<script type="application/json" id="overview-data">(.*?)</script>', page,
+                                    re.S).group(1))
+    assert manifest["reps"] == ["tokens", "keys"] and [i[0] for i in manifest["images"]][0] == "sky-and-disc"
+    for row in manifest["rows"]:
+        sprite = row["sprite"]
+        assert (site / sprite["src"]).is_file() and sprite["n"] == 2 * 4 * 4  # reps x depths x images
+        assert row["cells"]["tokens"] == [[b, 8] for b in (2, 5, 8, 11)]
     assert "sky-and-disc" in page  # the image is named
+
+
+def test_overview_order_and_depth_tolerance():
+    """Families keep their first appearance, models go smallest first within one; a representation
+    stored at the last block only gets no cell at the shallow depths (not the last block's map)."""
+    from atlas.records import ClusterRun
+    from atlas.site.overview import family_order, overview_cells, overview_stack
+
+    results = make_synthetic_results()
+    dino, mae, rand = results.models
+    mae.card.family = "dino"
+    mae.card.params = 1_000  # the smallest of the family now
+    assert [m.card.slug for m in family_order(results)] == ["mae-vit-b16", "dino-vit-s16", "vit-s16-random"]
+    dino.representations = [*dino.representations, "tokens_normed"]
+    dino.runs.append(ClusterRun(block=11, rel_depth=1.0, representation="tokens_normed", k=8, sizes=[], inertia=0.0))
+    dino.label_maps["b11-tokens_normed-k8"] = dino.label_maps["b11-tokens-k8"]
+    cells = overview_cells(results)["dino-vit-s16"]
+    assert [c and c["block"] for c in cells["tokens_normed"]] == [None, None, None, 11]
+    assert [c["block"] for c in cells["tokens"]] == [2, 5, 8, 11]
+    stack = overview_stack(results, dino)
+    assert stack.shape[0] == 3 * 4 * 4  # tokens, keys, tokens_normed x depths x images
+    np.testing.assert_array_equal(stack[(2 * 4 + 3) * 4 + 1], dino.label_maps["b11-tokens-k8"][1])
+    assert not stack[2 * 4 * 4:(2 * 4 + 3) * 4].any()  # no map where no block is near
 
 
 def test_model_page_opens_with_the_gallery(built):

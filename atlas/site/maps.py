@@ -1,5 +1,5 @@
-"""The gallery's pictures: one file per view, drawn by the browser; plus the Home overview
-thumbnails and the photos every gallery shares.
+"""The gallery's pictures: one file per view, drawn by the browser; plus the photos every gallery
+shares and the Images page thumbnails.
 
 A *view* is one (model, block, representation, K) clustering, one PCA-RGB or attention picture
 kind, one comparison column or one attention head grid. All of its maps, at patch resolution, go
@@ -34,7 +34,7 @@ from ..clustering.align import resample_labels
 from ..files import atomic_path, atomic_write
 from ..records import AtlasResults, map_key, photo_key, thumbnail_key
 from . import paths
-from .overview import OVERVIEW_SIZE, overview_cells, overview_image
+from .overview import overview_stack
 from .palette import palette as site_palette
 
 __all__ = [
@@ -387,9 +387,9 @@ def _photo_stem(image: str, content_hash: str, size: tuple[int, int]) -> str:
 def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int | None = None) -> dict:
     """Write every view file, shared photo and thumbnail of ``results`` into ``docs_dir``.
 
-    Returns ``{"views": {(owner, key): view}, "photos": {(image name, (H, W)): path}, "overview":
-    {(slug, map_key): path}, "thumbnails": {image name: path}}``. ``owner`` is a model slug or
-    ``"compare/<slug>"``; ``key`` a label-map or picture key (``<attention key>-t<p>`` for a prefix
+    Returns ``{"views": {(owner, key): view}, "photos": {(image name, (H, W)): path}, "thumbnails":
+    {image name: path}}``. ``owner`` is a model slug, ``"compare/<slug>"`` or ``"overview"`` (key: the
+    model slug, :func:`atlas.site.overview.overview_stack`); ``key`` a label-map or picture key (``<attention key>-t<p>`` for a prefix
     token's head mean, ``<heads key>-t<p>`` for its head grid: per image the mean, then each head);
     ``view`` is ``{"src", "n", "h", "w", "kind", "bytes", "sha256"}`` (the file's size and SHA-256, which
     the browser checks before drawing) plus the numbers of :func:`label_view_numbers` /
@@ -404,7 +404,7 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         before = {}
     manifest: dict[str, str] = {}
     jobs: list[tuple[str, np.ndarray, str]] = []
-    out: dict = {"views": {}, "photos": {}, "thumbnails": {}, "overview": {}}
+    out: dict = {"views": {}, "photos": {}, "thumbnails": {}}
 
     def add(owner: str, key: str, stack: np.ndarray, kind: str, path: str) -> None:
         stack = np.asarray(stack)
@@ -431,6 +431,9 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
                 add(slug, key, m.label_maps[key], "labels", paths.model_view(slug, key))
         for key, stack, kind in _picture_stacks(m):
             add(slug, key, stack, kind, paths.model_view(slug, key))
+        overview = overview_stack(results, m)
+        if overview is not None:
+            add("overview", slug, overview, "labels", paths.overview_view(slug))
         size = tuple(m.card.input_size)
         for img in images:
             pkey = photo_key(img.content_hash, size)
@@ -456,21 +459,6 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     photo_todo = [(p, s) for p, s in photo_jobs.items()
                   if before.get(p) != manifest[p] or not (docs_dir / p).is_file()]
 
-    overview_jobs = []  # (path, photo array key, labels of the overview image)
-    first = overview_image(results)
-    if first is not None:
-        index = [img.name for img in images].index(first.name)
-        for m in results.models:
-            key = photo_key(first.content_hash, tuple(m.card.input_size))
-            for cell in overview_cells(results)[m.card.slug]:
-                stack = m.label_maps[cell["key"]]
-                if index >= len(stack):
-                    continue
-                path = paths.overview_map(m.card.slug, cell["key"], first.name, first.content_hash)
-                out["overview"][(m.card.slug, cell["key"])] = path
-                manifest[path] = f"{_view_digest(stack[index], 'overview')}|{key}|{OVERVIEW_SIZE}"
-                if before.get(path) != manifest[path] or not (docs_dir / path).is_file():
-                    overview_jobs.append((path, key, stack[index]))
     thumbs = []
     for img in images:
         path = paths.thumbnail(img.name, img.content_hash)
@@ -491,17 +479,10 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         photo.thumbnail((PHOTO_SIZE, PHOTO_SIZE), Image.Resampling.BOX)
         save_webp(photo, docs_dir / path, quality=80)
 
-    def draw_small(job) -> None:
-        path, key, labels = job
-        photo = Image.fromarray(results.photos[key])
-        photo.thumbnail((OVERVIEW_SIZE, OVERVIEW_SIZE), Image.Resampling.BOX)
-        save_webp(overlay(photo, labels), docs_dir / path, quality=80)
-
     # zlib, libwebp and the PIL codecs release the GIL: one encoder per core
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(write_view, jobs))
         list(pool.map(write_photo, photo_todo))
-        list(pool.map(draw_small, overview_jobs))
         list(pool.map(lambda t: save_webp(results.photos[t[1]], docs_dir / t[0], quality=80), thumbs))
     for view in out["views"].values():  # what the browser checks before drawing a view
         _, size, sha = manifest[view["src"]].split("|")

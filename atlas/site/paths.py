@@ -61,13 +61,11 @@ def cite_key(page: str) -> str:
 
 #: Longest file name the site derives from a slug or an image name, in bytes (ASCII), before the
 #: temporary twin that :func:`atlas.files.atomic_path` writes first. Model and comparison slugs
-#: (<= SLUG_MAX) name folders, ``<slug>.figures.js`` and ``<slug>.csv``; an image stem (<= SLUG_MAX
-#: + 9) is longest in an overview thumbnail ``<map key>-<stem>.webp`` (map key
-#: ``b<block>-<representation>-k<k>``, at most 24 characters); a gallery photo is
-#: ``<stem>-a<aspect>.webp``.
-LONGEST_NAME = max(SLUG_MAX + len(".figures.js"), 24 + 1 + SLUG_MAX + 9 + len(".webp"))
+#: (<= SLUG_MAX) name folders, ``<slug>.figures.js``, ``<slug>.csv`` and ``<slug>.png``; an image
+#: stem (<= SLUG_MAX + 9) names its gallery photo ``<stem>-a<aspect>.webp`` and its thumbnail.
+LONGEST_NAME = max(SLUG_MAX + len(".figures.js"), SLUG_MAX + 9 + len("-a10000.webp"))
 #: What the temporary twin adds: ``.tmp-<pid>@<host>~`` (pid <= 7 digits, host <= 64 characters),
-#: ``.`` and mkstemp's 8 random characters. LONGEST_NAME + TEMP_OVERHEAD (206) stays well below
+#: ``.`` and mkstemp's 8 random characters. LONGEST_NAME + TEMP_OVERHEAD (188) stays well below
 #: the 255 bytes of a file name.
 TEMP_OVERHEAD = len(".tmp-") + 7 + 1 + 64 + 1 + 1 + 8
 
@@ -103,9 +101,9 @@ def photo(image: str, content_hash: str) -> str:
     return f"generated/photos/{_image_stem(image, content_hash)}"
 
 
-def overview_map(slug: str, key: str, image: str, content_hash: str) -> str:
-    """Docs-dir path of one Home overview thumbnail (``key``: the label-map key)."""
-    return f"generated/overview/{slug}/{key}-{_image_stem(image, content_hash)}.webp"
+def overview_view(slug: str) -> str:
+    """Docs-dir path of a model's Home overview view file."""
+    return f"generated/views/overview/{slug}.png"
 
 
 def thumbnail(image: str, content_hash: str) -> str:

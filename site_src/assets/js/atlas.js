@@ -800,6 +800,106 @@
     }
   }
 
+  // ------------------------------------------------------------------ Home overview
+  // Rows: models (atlas/site/overview.py); each model's view file holds, per representation,
+  // depth and offered image, one cluster map; the chosen image and representation are in the URL.
+
+  function initOverview(root) {
+    var data = document.getElementById(root.getAttribute("data-manifest"));
+    if (!data) {
+      return;
+    }
+    var manifest = JSON.parse(data.textContent);
+    var imageSel = root.querySelector("[data-overview-image]");
+    var repSel = root.querySelector("[data-overview-rep]");
+    var mode = root.querySelector("[data-mode]");
+    var params = new URLSearchParams(window.location.search);
+    var named = params.get("overview_image");
+    manifest.images.forEach(function (im, i) {
+      if (im[0] === named) {
+        imageSel.value = String(i);
+      }
+    });
+    var rep = manifest.reps.indexOf(params.get("overview_rep"));
+    if (rep >= 0) {
+      repSel.value = String(rep);
+    }
+    if (params.get("overview_overlay") === "0") {
+      mode.checked = false;
+    }
+
+    function update(fromUser) {
+      var image = Number(imageSel.value);
+      var repName = manifest.reps[Number(repSel.value)];
+      root.classList.toggle("atlas-gallery--bare", !mode.checked);
+      root.querySelectorAll("a[data-row]").forEach(function (a) {
+        var row = manifest.rows[Number(a.getAttribute("data-row"))];
+        var depth = Number(a.getAttribute("data-depth"));
+        var reps = row.reps;
+        var cell = row.cells[repName] ? row.cells[repName][depth] : null;
+        var box = a.querySelector(".atlas-overview__box");
+        var canvas = box.querySelector("canvas");
+        var photo = box.querySelector("img");
+        var caption = a.querySelector(".atlas-overview__caption");
+        var sp = row.sprite;
+        var url = sp && manifest.images[image][1][sp.a];
+        if (url && !photo) {
+          photo = el("img");
+          photo.alt = "";
+          photo.decoding = "async";
+          box.insertBefore(photo, canvas);
+        }
+        if (photo && url && photo.getAttribute("src") !== url) {
+          photo.setAttribute("src", url);
+        }
+        if (!cell || !sp) {
+          canvas.hidden = true;
+          caption.textContent = row.cells[repName] ? "—" : "no " + repName;
+          a.setAttribute("href", row.href);
+          a.setAttribute("title", row.label + ": no gallery block of " + repName + " near this depth");
+          return;
+        }
+        canvas.hidden = false;
+        var index = (reps.indexOf(repName) * manifest.depths + depth) * manifest.images.length + image;
+        var href = row.href + "?block=" + cell[0] + "&representation=" + encodeURIComponent(repName) + "&k=" + cell[1] +
+          "#gallery";
+        a.setAttribute("href", href);
+        var label = row.label + ": cluster map of " + manifest.images[image][0] + " at block " + cell[0] + " (" +
+          repName + ", K = " + cell[1] + ")";
+        a.setAttribute("title", label);
+        canvas.setAttribute("aria-label", label);
+        caption.textContent = "block " + cell[0];
+        loadSprite(sp).then(function (im) {
+          if (!spriteIntact(sp, im)) {
+            canvas.hidden = true;
+            caption.textContent = "damaged file";
+            return;
+          }
+          canvas.width = sp.w;
+          canvas.height = sp.h;
+          var at = spriteCell(sp, index);
+          var ctx = canvas.getContext("2d");
+          ctx.imageSmoothingEnabled = false;
+          ctx.drawImage(im, at.x, at.y, sp.w, sp.h, 0, 0, sp.w, sp.h);
+          canvas.setAttribute("data-map", sp.src + "#" + index);
+        });
+      });
+      if (fromUser) {
+        var u = new URL(window.location.href);
+        u.searchParams.set("overview_image", manifest.images[image][0]);
+        u.searchParams.set("overview_rep", repName);
+        u.searchParams.set("overview_overlay", mode.checked ? "1" : "0");
+        u.hash = "overview";
+        window.history.replaceState(null, "", u);
+      }
+    }
+
+    [imageSel, repSel, mode].forEach(function (c) {
+      c.addEventListener("change", function () { update(true); });
+    });
+    update(false);
+  }
+
   // ------------------------------------------------------------------ sortable tables
 
   function initSortable(table) {
@@ -866,6 +966,7 @@
 
   function init() {
     document.querySelectorAll(".atlas-gallery").forEach(initGallery);
+    document.querySelectorAll(".atlas-overview-block").forEach(initOverview);
     document.querySelectorAll(".atlas-sortable table").forEach(initSortable);
     lazyPlots();
     exportButtons();
