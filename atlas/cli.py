@@ -256,6 +256,7 @@ def _os_error(exc: OSError) -> int:
 def _publish(args: argparse.Namespace, root: Path, results) -> int:
     """Pages into the docs dir, then (unless --no-site) the static site, then (with --serve) serve it."""
     from .site import build_site, render_site, serve_site
+    from .site.pages import RENDER_STAMP, render_fingerprint
 
     if args.site_url is not None:
         results.site_url = args.site_url
@@ -263,11 +264,28 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
         logging.getLogger("atlas").warning(
             "site URL not set: a local build (citations carry no URL, no canonical links, empty sitemap); "
             "set [atlas] site_url or --site-url for a publishable build")
-    render_site(results, Path(args.docs_dir))
+    docs = Path(args.docs_dir)
+    stamp = docs / RENDER_STAMP
+    fingerprint = render_fingerprint(results, (root / "mkdocs.yml").read_text(encoding="utf-8"), str(docs.resolve()),
+                                     "" if args.no_site else str(Path(args.site_dir).resolve()))
+    site_there = args.no_site or (Path(args.site_dir) / "index.html").is_file()
+    if site_there and (docs / "atlas.json").is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
+        # nothing the pages depend on changed since they were rendered: the site stands as it is
+        logging.getLogger("atlas").info("nothing changed since the last render: pages and site kept "
+                                        "(delete %s to render them again)", stamp)
+        if not args.no_site:
+            print(f"atlas unchanged: {Path(args.site_dir) / 'index.html'}")
+        if args.serve:
+            serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)
+        return 0
+    stamp.unlink(missing_ok=True)  # written again once pages and site are complete
+    render_site(results, docs)
     if args.no_site:
+        stamp.write_text(fingerprint)
         print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")
         return 0
     site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir, force=args.force)
+    stamp.write_text(fingerprint)
     print(f"atlas built: {site / 'index.html'}")
     if args.serve:
         serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)

@@ -11,7 +11,7 @@ import timm
 import torch
 
 from atlas.features.backbones import (UnknownModelError, WeightsUnavailableError, check_model_name, load_backbone,
-                             missing_weights)
+                             missing_weights, state_dict_hash, weights_identity)
 from atlas.files import sha256_file
 from atlas.config import Backbone
 from atlas.records import RANDOM_INIT_LABEL
@@ -75,6 +75,9 @@ def test_random_init_is_deterministic_per_seed():
     b = load_backbone(_spec("vit_small_patch16_224"), (224, 224), seed=0)
     c = load_backbone(_spec("vit_small_patch16_224"), (224, 224), seed=1)
     assert a.weights_hash == b.weights_hash != c.weights_hash
+    # the identity is the recipe: it holds only because the weights themselves are the same
+    assert state_dict_hash(a.model) == state_dict_hash(b.model) != state_dict_hash(c.model)
+    assert weights_identity(a.spec, 0) == a.weights_hash  # known without creating the model
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "pth"])

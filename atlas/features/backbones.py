@@ -95,6 +95,34 @@ def state_dict_hash(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def random_weights_identity(spec: Backbone, seed: int) -> str:
+    """The identity of a random-init model's weights: its recipe. ``torch.manual_seed(seed)`` then
+    timm's initialisation give the same weights for the same model name, overrides, seed and
+    torch and timm versions (tested), so a rebuild knows them without creating the model.
+
+    >>> a = Backbone(display_name="a", timm_name="vit_small_patch16_224", weights="random", training="random")
+    >>> random_weights_identity(a, 0) == random_weights_identity(a, 0) != random_weights_identity(a, 1)
+    True
+    """
+    recipe = {"timm_name": spec.timm_name, "overrides": spec.overrides, "seed": int(seed),
+              "torch": torch.__version__, "timm": timm.__version__}
+    return "random:" + hashlib.sha256(repr(sorted(recipe.items())).encode()).hexdigest()
+
+
+def weights_identity(spec: Backbone, seed: int = 0) -> str | None:
+    """The ``weights_hash`` :func:`load_backbone` will record for ``spec``, found without creating
+    the model (a rebuild with nothing changed then loads none): the recipe of random weights, the
+    SHA-256 of a checkpoint file or of the cached hub file. None when only a load can tell (hub
+    weights not in the cache, a missing checkpoint: the load reports those)."""
+    if spec.weights == "random":
+        return random_weights_identity(spec, seed)
+    if spec.weights == "checkpoint":
+        path = Path(spec.checkpoint).expanduser()
+        return sha256_file(path) if path.is_file() else None
+    cached = cached_hub_file(spec.timm_name)
+    return sha256_file(cached) if cached else None
+
+
 # ---------------------------------------------------------------- pretrained weights on the hub
 
 
@@ -634,7 +662,7 @@ def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) ->
     if spec.weights == "random":
         torch.manual_seed(seed)
         model = _create(spec, input_size, pretrained=False)
-        weights_hash = state_dict_hash(model)
+        weights_hash = random_weights_identity(spec, seed)
         provenance = RANDOM_INIT_LABEL
     elif spec.weights == "checkpoint":
         path = Path(spec.checkpoint).expanduser()

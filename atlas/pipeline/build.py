@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import AtlasConfig, Backbone
 from ..features.backbones import (WeightsUnavailableError, check_backbone, check_checkpoint_file, load_backbone,
-                                  memory_problem, weights_help, weights_unavailable_message)
+                                  memory_problem, weights_help, weights_identity, weights_unavailable_message)
 from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
 from ..features.stream import GB
@@ -127,12 +127,19 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     """One model's results: (model key, result, reused); reused when its stored results are
     current, otherwise computed and stored (extraction, clustering, measures, evaluation)."""
     cfg = inputs.cfg
+    identity = weights_identity(spec, cfg.atlas.seed)
+    if identity is not None:  # current stored results are found without creating the model
+        key = model_key(cfg, spec, identity, inputs.images, inputs.eval_key)
+        result = inputs.store.load_model(spec.slug, key)
+        if result is not None:
+            log.info("%s: unchanged (key %s), reusing its results", spec.display_name, key)
+            return key, result, True
     try:
         loaded = load_backbone(spec, tuple(cfg.images.resolution), seed=cfg.atlas.seed)
     except WeightsUnavailableError as exc:
         raise BuildError(f"{exc}. {weights_help()}") from None
-    key = model_key(cfg, loaded, inputs.images, inputs.eval_key)
-    result = inputs.store.load_model(spec.slug, key)
+    key = model_key(cfg, spec, loaded.weights_hash, inputs.images, inputs.eval_key)
+    result = inputs.store.load_model(spec.slug, key) if identity != loaded.weights_hash else None
     if result is not None:
         log.info("%s: unchanged (key %s), reusing its results", spec.display_name, key)
         return key, result, True

@@ -48,7 +48,7 @@ from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, Dat
                        MeasureRow, ModelCard, ModelResult, SkippedItem, to_json)
 
 if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are read (--render-only)
-    from ..features.backbones import LoadedBackbone
+    from ..config import Backbone
     from ..inputs.images import AtlasImage
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,12 @@ def package_fingerprint(package: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def model_key(cfg: AtlasConfig, loaded: "LoadedBackbone", images: "list[AtlasImage]", eval_key: str) -> str:
-    """Everything a model's stored numbers depend on."""
+def model_key(cfg: AtlasConfig, spec: "Backbone", weights_hash: str, images: "list[AtlasImage]", eval_key: str) -> str:
+    """Everything a model's stored numbers depend on (``weights_hash``:
+    :func:`atlas.features.backbones.weights_identity`)."""
     return digest({
-        "v": MODEL_STATE_VERSION, "atlas": __version__, "code": code_fingerprint(), "weights": loaded.weights_hash,
-        "spec": loaded.spec.model_dump(), "images": [i.content_hash for i in images],
+        "v": MODEL_STATE_VERSION, "atlas": __version__, "code": code_fingerprint(), "weights": weights_hash,
+        "spec": spec.model_dump(), "images": [i.content_hash for i in images],
         "resolution": cfg.images.resolution, "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
         "clustering": cfg.clustering.model_dump(), "analyses": cfg.analyses.model_dump(), "seed": cfg.atlas.seed,
         "uncertainty": cfg.uncertainty.model_dump(),

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment
 
 from ..config import slugify
@@ -615,6 +616,33 @@ def _remove_stale(docs_dir: Path, keep: set[Path]) -> None:
         for f in d.iterdir():
             if f.is_file() and f.suffix in (".md", ".csv", ".json", ".js") and f not in keep:
                 f.unlink()
+
+
+RENDER_STAMP = ".atlas-render"  # in the docs dir (a dot-file: not published)
+
+
+def render_fingerprint(results: AtlasResults, *settings: str) -> str:
+    """Everything the rendered pages and site depend on: the records (this build's timings aside),
+    their arrays, the site code, templates and static files, and ``settings`` (site URL, folders).
+    Equal fingerprints give the same site, so a rebuild with nothing changed renders nothing."""
+    import hashlib
+
+    h = hashlib.sha256()
+    record = {k: v for k, v in results.to_dict().items() if k != "timings"}
+    h.update(json.dumps(record, sort_keys=True, default=str).encode())
+    arrays = [("photos", results.photos)] + [(m.card.slug, {**m.label_maps, **m.pictures}) for m in results.models] + [
+        (f"compare/{c.slug}", c.label_maps) for c in results.comparisons]
+    for owner, stacks in arrays:
+        for key in sorted(stacks):
+            a = np.ascontiguousarray(stacks[key])
+            h.update(f"{owner}|{key}|{a.shape}|{a.dtype}|".encode())
+            h.update(a.tobytes())
+    for folder in (Path(__file__).parent, REPO_ROOT / "templates", STATIC_SRC / "assets", STATIC_SRC / "guide"):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(str(path.relative_to(REPO_ROOT)).encode())
+            h.update(path.read_bytes())
+    h.update("|".join(settings).encode())
+    return h.hexdigest()
 
 
 def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
