@@ -95,9 +95,17 @@ def test_split_cluster_gets_next_free_id():
     assert mapping.tolist() == [1, 2, 0, 3]
 
 
-def test_shape_mismatch_points_to_resample():
-    with pytest.raises(ValueError, match="resample_labels"):
-        align_to_reference(np.zeros((2, 16, 16), int), np.zeros((2, 14, 14), int), 2, 2)
+def test_shape_mismatch_is_refused_or_counted_on_the_common_grid():
+    with pytest.raises(ValueError, match="resample_labels"):  # other images: refused
+        align_to_reference(np.zeros((2, 16, 16), int), np.zeros((3, 14, 14), int), 2, 2)
+    with pytest.raises(ValueError, match="resample_labels"):  # flat labellings of other lengths
+        align_to_reference(np.zeros(4, int), np.zeros(5, int), 2, 2)
+    # other grids of the same images: aligned through their overlap on the common grid
+    ref = np.zeros((2, 16, 16), int)
+    ref[:, :, 8:] = 1
+    lab = np.ones((2, 14, 14), int)
+    lab[:, :, 7:] = 0
+    assert align_to_reference(ref, lab, 2, 2).tolist() == [1, 0]
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         align_to_reference(np.array([0, 2]), np.array([0, 1]), 2, 2)
 
@@ -174,3 +182,17 @@ def test_resample_validation():
         resample_labels(np.zeros((2, 2), int), (0, 4))
     with pytest.raises(ValueError, match=r"\(\.\.\., h, w\)"):
         resample_labels(np.zeros(4, int), (2, 2))
+
+
+@pytest.mark.parametrize("grids", [((14, 14), (16, 16)), ((37, 37), (14, 14)), ((4, 6), (6, 4)), ((5, 5), (5, 5))])
+def test_grid_contingency_equals_counting_on_the_common_grid(grids):
+    """Planted: the overlap counts of two maps on different grids equal those of both maps upsampled
+    to their least common grid (the old, memory-hungry way), for every pair of cluster ids."""
+    from atlas.clustering.align import common_grid, contingency, grid_contingency, resample_labels
+
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 4, size=(3, *grids[0]))
+    b = rng.integers(0, 5, size=(3, *grids[1]))
+    grid = common_grid(grids[0], grids[1])
+    want = contingency(resample_labels(a, grid), resample_labels(b, grid), 4, 5)
+    np.testing.assert_array_equal(grid_contingency(a, b, 4, 5), want)

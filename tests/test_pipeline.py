@@ -258,10 +258,11 @@ def test_built_demo_in_chromium(demo):
                 page, errors = _open(browser, f"{base}/{path}")
                 _check_page(page, errors, f"demo-{path.replace('/', '-')}")
                 if path.startswith("models/"):
-                    img = page.locator(".atlas-gallery img[data-cell]").first
-                    src = img.get_attribute("src")
+                    page.wait_for_selector(".atlas-gallery canvas[data-map]")
+                    src = page.locator(".atlas-gallery canvas[data-map]").first.get_attribute("data-map")
                     page.locator(".atlas-gallery select").first.select_option(index=1)
-                    assert img.get_attribute("src") != src, "representation selector did not swap the image"
+                    page.wait_for_function("s => document.querySelector('.atlas-gallery canvas[data-map]')"
+                                           ".getAttribute('data-map') !== s", arg=src)  # the other view is drawn
                 page.close()
             browser.close()
     finally:

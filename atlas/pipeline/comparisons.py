@@ -2,7 +2,8 @@
 relative depth, with cluster colours aligned across the columns.
 
 Models with different patch grids (16 vs 14 px patches) are compared on their least common grid
-(:func:`atlas.clustering.align.common_grid`); every model is aligned to the first one.
+(:func:`atlas.clustering.align.common_grid`), counted without building it
+(:func:`atlas.clustering.align.grid_contingency`); every model is aligned to the first one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 
 import numpy as np
 
-from ..clustering.align import align_to_reference, apply_mapping, common_grid, resample_labels
+from ..clustering.align import align_to_reference, apply_mapping
 from ..config import AtlasConfig, Comparison, rel_depth, resolve_layers
 from ..records import ComparisonResult, ModelResult, map_key
 
@@ -54,12 +55,11 @@ def build_comparison(cfg: AtlasConfig, comp: Comparison, built: dict[str, ModelR
                 maps.append((s, b, m.label_maps[key].astype(np.int64)))
         if len(maps) < 2:
             continue
-        grid = common_grid(*[mp.shape[1:] for _, _, mp in maps])
-        ref = resample_labels(maps[0][2], grid)
+        ref = maps[0][2]
         cols = []
         for j, (s, b, mp) in enumerate(maps):
-            if j:
-                mp = apply_mapping(mp, align_to_reference(ref, resample_labels(mp, grid), k, k))
+            if j:  # overlap counted on the grids' common grid, never built (grid_contingency)
+                mp = apply_mapping(mp, align_to_reference(ref, mp, k, k))
             key = f"d{int(round(d * 100)):03d}-{s}"
             label_maps[key] = mp.astype(np.int16)
             cols.append({"model": s, "representation": rep, "block": b, "maps": key})
