@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 
 #: Longest slug of a model, comparison or image kept as it is. Slugs name folders and files
-#: (``models/<slug>.figures.js``, ``<image slug>-<hash>-overlay.webp``, and their temporary
+#: (``models/<slug>.figures.js``, ``<image slug>-<hash>-a<aspect>.webp``, and their temporary
 #: ``.tmp-<pid>@<host>~...`` twins), which must stay below the 255-byte limit of file systems;
 #: atlas.site.paths adds up the longest name.
 SLUG_MAX = 80

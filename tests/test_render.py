@@ -13,8 +13,8 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 from atlas.site.palette import BASE_HEX, palette, palette_hex
 from atlas.site.maps import (MANIFEST, attention_levels, attention_to_rgb, decode_view, encode_view, label_map_to_rgb,
-                             label_view_numbers, attention_view_numbers, overlay, pack_sprite, save_webp, sprite_layout,
-                             upsample_nearest, write_maps)
+                             label_view_numbers, attention_view_numbers, pack_sprite, save_webp, sprite_layout,
+                             write_maps)
 from conftest import make_synthetic_results
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
@@ -67,52 +67,16 @@ def test_label_map_to_rgb_values():
         label_map_to_rgb(np.zeros((2, 2, 2), int))
 
 
-def test_upsample_nearest_each_patch_is_one_block():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 27, size=(16, 16))
-    up = upsample_nearest(labels, (224, 224))  # patch 14
-    assert up.shape == (224, 224)
-    blocks = up.reshape(16, 14, 16, 14)
-    np.testing.assert_array_equal(blocks.min(axis=(1, 3)), labels)
-    np.testing.assert_array_equal(blocks.max(axis=(1, 3)), labels)
-    rgb = label_map_to_rgb(up)
-    np.testing.assert_array_equal(rgb.reshape(16, 14, 16, 14, 3)[:, 3, :, 5], label_map_to_rgb(labels))
-    # non-integer factor: still every output pixel takes the colour of one input cell
-    odd = upsample_nearest(labels, (50, 37))
-    assert odd.shape == (50, 37) and set(np.unique(odd)) <= set(np.unique(labels))
-
-
-def test_overlay_size_alpha_and_boundaries():
-    rng = np.random.default_rng(1)
-    photo = rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
-    labels = np.array([[0, 1], [2, 1]])
-    img = overlay(photo, labels, alpha=0.0, boundaries=False)
-    assert isinstance(img, Image.Image) and img.size == (80, 60) and img.mode == "RGB"
-    np.testing.assert_array_equal(np.asarray(img), photo)  # alpha 0: the photo
-    full = np.asarray(overlay(Image.fromarray(photo), labels, alpha=1.0, boundaries=False))
-    np.testing.assert_array_equal(full, label_map_to_rgb(upsample_nearest(labels, (60, 80))))
-    half = np.asarray(overlay(photo, labels, alpha=0.5, boundaries=False)).astype(int)
-    expected = np.rint(0.5 * photo + 0.5 * full.astype(float)).astype(int)
-    assert np.abs(half - expected).max() <= 1
-    edged = np.asarray(overlay(photo, labels, alpha=1.0, boundaries=True, boundary_color=(255, 255, 255)))
-    white = (edged == 255).all(-1)
-    # the label changes between columns 39 and 40 (and rows 29/30 on the left): 1-pixel lines
-    assert white[:, 40].all() and not white[:30, 39].any() and not white[:, 41].any()
-    assert white[30, :40].all() and not white[30, 41:].any()
-    with pytest.raises(ValueError, match="alpha"):
-        overlay(photo, labels, alpha=1.5)
-
-
 def test_save_webp_atomic_and_deterministic(tmp_path):
     rng = np.random.default_rng(2)
     photo = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
     labels = rng.integers(0, 5, size=(4, 4))
     p1, p2 = tmp_path / "a.webp", tmp_path / "sub" / "b.webp"
-    save_webp(overlay(photo, labels), p1)
-    save_webp(overlay(photo, labels), p2)
+    save_webp(photo, p1)
+    save_webp(photo, p2)
     assert p1.read_bytes() == p2.read_bytes()  # same input -> same bytes
     assert p1.read_bytes()[:4] == b"RIFF" and p1.read_bytes()[8:12] == b"WEBP"
-    bare = label_map_to_rgb(upsample_nearest(labels, (64, 64)))
+    bare = label_map_to_rgb(labels)
     lossless = save_webp(bare, tmp_path / "bare.webp", lossless=True)
     np.testing.assert_array_equal(np.asarray(Image.open(lossless).convert("RGB")), bare)  # exact
     assert sorted(os.listdir(tmp_path)) == ["a.webp", "bare.webp", "sub"]

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..clustering.align import resample_labels
 from ..files import atomic_path, atomic_write
 from ..records import AtlasResults, map_key, photo_key, thumbnail_key
 from . import paths
@@ -39,8 +38,6 @@ from .palette import palette as site_palette
 
 __all__ = [
     "label_map_to_rgb",
-    "upsample_nearest",
-    "overlay",
     "save_webp",
     "attention_to_rgb",
     "attention_levels",
@@ -79,65 +76,6 @@ def label_map_to_rgb(labels, palette=None) -> np.ndarray:
             f"label {labels.max()} has no colour: the palette has {len(palette)}; pass a longer palette"
         )
     return palette.astype(np.uint8)[labels]
-
-
-def upsample_nearest(labels, size) -> np.ndarray:
-    """Nearest-neighbour upsampling of a (h, w) label map to ``size = (H, W)``.
-
-    Same rule as :func:`atlas.clustering.align.resample_labels` (an integer factor f turns each
-    patch into an exact f x f block).
-
-    Examples
-    --------
-    >>> upsample_nearest(np.array([[0, 1]]), (2, 4)).tolist()
-    [[0, 0, 1, 1], [0, 0, 1, 1]]
-    """
-    return resample_labels(_check_labels(labels), size)
-
-
-def overlay(photo, labels, alpha: float = 0.55, *, palette=None, boundaries: bool = True,
-            boundary_color=(255, 255, 255)) -> Image.Image:
-    """Blend a cluster map over a photo.
-
-    Parameters
-    ----------
-    photo : (H, W, 3) uint8 array or PIL image
-        The photo; the output has its size.
-    labels : int array of shape (h, w)
-        Patch cluster map, upsampled to (H, W) with nearest neighbour.
-    alpha : float in [0, 1], default 0.55
-        Weight of the cluster colours (0: photo only, 1: map only).
-    palette : (K, 3) uint8 array, optional
-        Defaults to the site palette.
-    boundaries : bool, default True
-        Draw 1-pixel lines where the cluster changes (helps when colours are hard to tell apart).
-    boundary_color : RGB triple, default white
-
-    Returns
-    -------
-    PIL.Image.Image (RGB)
-
-    Examples
-    --------
-    >>> img = overlay(np.zeros((32, 32, 3), np.uint8), np.array([[0, 1], [1, 0]]))
-    >>> img.size
-    (32, 32)
-    """
-    rgb = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"photo must be an (H, W, 3) uint8 array or a PIL image, got {rgb.shape} {rgb.dtype}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    H, W = rgb.shape[:2]
-    up = upsample_nearest(labels, (H, W))
-    colours = label_map_to_rgb(up, palette).astype(np.float32)
-    out = (1.0 - alpha) * rgb.astype(np.float32) + alpha * colours
-    if boundaries:
-        edge = np.zeros((H, W), dtype=bool)
-        edge[:, 1:] |= up[:, 1:] != up[:, :-1]
-        edge[1:, :] |= up[1:, :] != up[:-1, :]
-        out[edge] = np.asarray(boundary_color, dtype=np.float32)
-    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
 
 
 def save_webp(img, path, quality: int = 80, *, lossless: bool = False) -> Path:
