@@ -159,11 +159,7 @@ class JointKMeans:
             raise ValueError(f"chunk_size must be an int >= 1, got {self.chunk_size!r}")
 
     def _resolved_device(self, X=None):
-        import torch
-
-        if self.device is not None or is_tensor(X):
-            return resolve_device(self.device, X)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return resolve_device(self.device, X, default="auto")  # no device, numpy X: CUDA if available (never MPS)
 
     def _resolved_backend(self, X=None) -> str:
         if self.backend != "auto":
@@ -426,7 +422,7 @@ def _fit_two_stage(X, k: int, n_iter: int, n_init: int, seed: int, tol: float, l
         Xs = X
     else:
         Xs = X[torch.from_numpy(sample).to(X.device)] if is_tensor(X) else X[sample]
-    dev = torch.device("cpu") if device is None else _torch_device(device)
+    dev = resolve_device(device)  # None: the CPU (the warm start's own default)
     xs = as_tensor(Xs, dev)
     best = None
     for r in range(n_init):
@@ -468,12 +464,6 @@ def _lloyd_faiss(X: np.ndarray, init: np.ndarray, n_iter: int, tol: float, seed:
     finally:
         faiss.omp_set_num_threads(n_threads)
     return km.centroids, len(km.obj), float(km.obj[-1])
-
-
-def _torch_device(device):
-    import torch
-
-    return torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def _row_sq_norms(x, chunk: int):
@@ -533,7 +523,7 @@ def _lloyd_torch(X, init: np.ndarray, n_iter: int, tol: float, device, chunk: in
     """
     import torch
 
-    dev = _torch_device(device)
+    dev = resolve_device(device, default="auto")  # None: CUDA if available (never MPS)
     x = as_tensor(X, dev)  # CPU: shares memory with a numpy X, no copy
     m, d = x.shape
     k = init.shape[0]

@@ -7,6 +7,7 @@ import logging
 
 import torch
 
+from ..measures.tensors import mps_available, resolve_device
 from ..records import precision_label
 
 log = logging.getLogger(__name__)
@@ -14,17 +15,11 @@ log = logging.getLogger(__name__)
 
 def pick_device(preference: str = "auto") -> torch.device:
     """``auto``: CUDA if available, else Apple MPS, else CPU. An unavailable explicit choice is an error."""
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
     if preference == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device = \"cuda\" but no CUDA device is visible; use device = \"auto\" or \"cpu\"")
-    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if preference == "mps" and not mps_available():
         raise RuntimeError("device = \"mps\" but MPS is not available; use device = \"auto\" or \"cpu\"")
-    return torch.device(preference)
+    return resolve_device(preference, mps=True)  # the build's device: MPS is a choice here
 
 
 @contextlib.contextmanager

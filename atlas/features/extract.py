@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..config import block_representations
 from ..inputs.geometry import to_tensor
 from ..inputs.images import AtlasImage
+from ..measures.tensors import resolve_device
 from .backbones import LoadedBackbone
 from .cache import FeatureCache, NonFiniteFeatures
 from .device import autocast, run_with_oom_halving
@@ -74,7 +75,7 @@ def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: l
     Images go through the model's own input policy (``loaded.policy``) and normalisation; the model
     runs in ``precision`` (:func:`atlas.features.device.autocast`: exact fp32 by default).
     """
-    device = device or torch.device("cpu")
+    device = resolve_device(device)  # None: the CPU
     stats = ExtractionStats(images=len(images), batch_size=batch_size)
     t0 = time.perf_counter()
     pre = preprocessing_key(loaded)

@@ -40,6 +40,7 @@ import torch
 
 from ..config import block_representations
 from ..inputs.images import AtlasImage
+from ..measures.tensors import resolve_device
 from .backbones import LoadedBackbone
 from .cache import GB, FeatureCache, NonFiniteFeatures
 from .extract import NotCached, extract_to_cache, forward_batches, load_block
@@ -131,7 +132,7 @@ class FeatureStream:
                  batch_size: int = 8, precision: str = "fp32", cache: FeatureCache | None = None,
                  progress: bool = False):
         self.loaded, self.device = loaded, torch.device(device)
-        self.keep_device = torch.device(keep_device) if keep_device is not None else torch.device("cpu")
+        self.keep_device = resolve_device(keep_device)  # None: the CPU
         self.batch_size, self.precision, self.cache, self.progress = batch_size, precision, cache, progress
         self.sets: dict[str, ImageSet] = {}
         self._names: dict[tuple, list[str]] = {}  # one image list may be several sets (same images)

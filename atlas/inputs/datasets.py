@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..clustering.align import resample_labels
 from ..records import SkippedItem
 
 IGNORE_INDEX = 255
@@ -176,7 +177,8 @@ def mask_for_size(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a label map to ``size = (H, W)`` with nearest-neighbour sampling (never blends ids).
 
     Output pixel ``(y, x)`` takes the input pixel ``(floor((y + 0.5) * h / H),
-    floor((x + 0.5) * w / W))`` — the same rule as PIL's ``Image.NEAREST``.
+    floor((x + 0.5) * w / W))`` — the same rule as PIL's ``Image.NEAREST``
+    (:func:`atlas.clustering.align.resample_labels`, for one 2-D mask).
 
     >>> mask_for_size(np.array([[0, 1], [2, 3]]), (4, 4))[0].tolist()
     [0, 0, 1, 1]
@@ -187,10 +189,7 @@ def mask_for_size(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     H, W = (int(s) for s in size)
     if H < 1 or W < 1:
         raise ValueError(f"size must be (H, W) with positive entries, got {size}")
-    h, w = mask.shape
-    rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
-    return mask[rows[:, None], cols[None, :]]
+    return resample_labels(mask, (H, W))  # the one nearest-neighbour label resampler
 
 
 class _BadFile(Exception):

@@ -79,6 +79,7 @@ def patch_labels(
     if labels.size and labels.min() < 0:
         raise ValueError("mask ids must be >= 0 (or the ignore index)")
     n_cls = int(labels.max()) + 1 if labels.size else 1
+    # not resample_labels: every pixel votes for its cell (majority), no nearest-neighbour sampling
     cell = ((np.arange(H) * h // H)[:, None] * w + (np.arange(W) * w // W)[None, :])
     counts = np.bincount(cell[valid] * n_cls + labels, minlength=h * w * n_cls).reshape(h * w, n_cls)
     cell_size = np.bincount(cell.ravel(), minlength=h * w)

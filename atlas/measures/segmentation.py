@@ -45,7 +45,8 @@ def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Upsample a patch label map ``(h, w)`` to ``size = (H, W)`` with nearest-neighbour sampling.
 
     Pixel ``(y, x)`` takes patch ``(floor((y + 0.5) * h / H), floor((x + 0.5) * w / W))``
-    (PIL's ``NEAREST`` rule), so each patch covers its own block when ``H, W`` are multiples.
+    (PIL's ``NEAREST`` rule; :func:`atlas.clustering.align.resample_labels` through
+    :func:`~atlas.inputs.datasets.mask_for_size`), so each patch covers its own block when ``H, W`` are multiples.
 
     >>> upsample_labels(np.array([[0, 1]]), (2, 4)).tolist()
     [[0, 0, 1, 1], [0, 0, 1, 1]]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "column_sums", "gram", "is_tensor", "load_linalg", "resolve_device", "to_numpy",
+__all__ = ["as_tensor", "column_sums", "gram", "is_tensor", "load_linalg", "mps_available", "resolve_device", "to_numpy",
            "upload_features"]
 
 
@@ -30,15 +30,25 @@ def is_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor)
 
 
-def resolve_device(device: Any = None, *arrays: Any) -> torch.device:
-    """``device`` as a :class:`torch.device`; None: the device of the first tensor in ``arrays``,
-    else the CPU."""
-    if device is not None:
-        return device if isinstance(device, torch.device) else torch.device(device)
-    for a in arrays:
-        if is_tensor(a):
-            return a.device
-    return torch.device("cpu")
+def resolve_device(device: Any = None, *arrays: Any, default: Any = "cpu", mps: bool = False) -> torch.device:
+    """The one device resolver: ``device`` as a :class:`torch.device`; None: the device of the first
+    tensor in ``arrays``, else ``default``. ``"auto"``: CUDA if available, else MPS when ``mps`` and
+    available, else the CPU."""
+    if device is None:
+        device = next((a.device for a in arrays if is_tensor(a)), default)
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps and mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def as_tensor(x: Any, device: Any = None, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -202,3 +202,16 @@ class Uncertainty:
         half = float(norm.ppf(0.5 + self.level / 2) * np.sqrt(var))
         lo, hi = self.value - half, self.value + half
         return (lo if bounds[0] is None else max(lo, bounds[0]), hi if bounds[1] is None else min(hi, bounds[1]))
+
+
+def row_fields(u: Uncertainty, bounds: tuple[float | None, float | None] = (None, None),
+               seed_spread: bool = True) -> dict:
+    """The one uncertainty-to-row helper: ``value``, ``lo``, ``hi`` (interval clipped to ``bounds``;
+    None where not finite) and ``seed_spread`` (None unless ``seed_spread``) of a record row."""
+    lo, hi = u.interval(bounds)
+    return dict(value=u.value, lo=_finite_or_none(lo), hi=_finite_or_none(hi),
+                seed_spread=u.seed_spread if seed_spread else None)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None

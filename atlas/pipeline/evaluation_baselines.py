@@ -24,7 +24,7 @@ from ..measures.baselines import (COLOUR_VARIANTS, colour_position_variants, pat
                                   position_features, random_labels, zscore)
 from ..measures.registry import REGISTRY
 from ..measures.segmentation import evaluate_label_maps, score_images
-from ..measures.uncertainty import Uncertainty, factor
+from ..measures.uncertainty import Uncertainty, factor, row_fields
 from ..records import Baseline
 from .model_run import kmeans_settings
 
@@ -33,10 +33,7 @@ BASELINES = ("chance", "constant", "colour", "position", "colour + position", "c
 
 
 def _baseline(measure: str, name: str, u: Uncertainty, variant: str = "") -> Baseline:
-    lo, hi = u.interval(REGISTRY[measure].value_range)
-    finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
-    return Baseline(measure=measure, name=name, value=u.value, lo=finite(lo), hi=finite(hi),
-                    seed_spread=u.seed_spread if len(u.points) > 1 else None, variant=variant)
+    return Baseline(measure=measure, name=name, **row_fields(u, REGISTRY[measure].value_range), variant=variant)
 
 
 def _best(selection: dict[str, float]) -> str:

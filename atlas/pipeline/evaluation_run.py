@@ -46,7 +46,7 @@ from ..measures.registry import REGISTRY
 from ..measures.segmentation import evaluate_label_maps, score_images
 from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
-from ..measures.uncertainty import Uncertainty, factor, resampling_units, unit_half_samples
+from ..measures.uncertainty import Uncertainty, factor, resampling_units, row_fields, unit_half_samples
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError
 from .evaluation_baselines import evaluation_baselines
@@ -71,10 +71,6 @@ class Scored:
     rows: list[MeasureRow] = field(default_factory=list)
     baselines: list[Baseline] = field(default_factory=list)
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _none_if_nan(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
 
 
 def _factor(weights: np.ndarray | None) -> float:
@@ -273,6 +269,7 @@ class EvaluationRun:
         self.device = model_run.analysis_device
         policy = run.loaded.policy
         blocks, reps = model_run.gallery_blocks, model_run.reps
+        # not resample_labels: masks take the image's own PIL resize and crop, pixel for pixel
         masks = [np.asarray(policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
                  for m in self._masks]
         st = Scoring(run=run, depth=model_run.loaded.card.depth, images=self._atlas_images(), masks=masks,
@@ -509,7 +506,5 @@ class Scoring:
     figures: dict = field(default_factory=lambda: {"heatmaps": [], "curves": []})
 
     def add(self, b, r, name, u: Uncertainty, k=None, tail: bool = False) -> None:
-        lo, hi = u.interval(REGISTRY[name].value_range)
         (self.tail_rows if tail else self.rows).append(MeasureRow(block=b, rel_depth=rel_depth(b, self.depth), representation=r, measure=name,
-                                    value=u.value, k=k, lo=_none_if_nan(lo), hi=_none_if_nan(hi),
-                                    seed_spread=u.seed_spread if len(u.points) > 1 else None))
+                                    k=k, **row_fields(u, REGISTRY[name].value_range)))

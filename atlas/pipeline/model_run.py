@@ -37,7 +37,7 @@ from ..measures.shift import shift_curve
 from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
 from ..measures.tensors import is_tensor, load_linalg, upload_features
-from ..measures.uncertainty import Uncertainty, factor, half_samples
+from ..measures.uncertainty import Uncertainty, factor, half_samples, row_fields
 from ..records import ClusterRun, MeasureRow, ModelResult, map_key
 from . import payloads
 from .inputs import SHIFTS, shift_sets
@@ -97,7 +97,7 @@ class ModelRun:
         self.device, self.progress, self.evaluation = device, progress, evaluation
         # bytes of features kept at a time (None: [features] memory_gb, else what memory allows)
         self.memory_bytes = memory_bytes
-        self.stream = FeatureStream(loaded, device=device, keep_device=self.analysis_device or torch.device("cpu"),
+        self.stream = FeatureStream(loaded, device=device, keep_device=self.analysis_device,
                                     batch_size=cfg.features.batch_size, precision=cfg.features.precision,
                                     cache=cache, progress=progress)
         self.passes: dict = {}
@@ -336,9 +336,8 @@ class ModelRun:
                                                 b == last_gallery)
             for name, u in uncertainty.items():
                 k = self.k_measures if REGISTRY[name].depends_on_k else None
-                lo, hi = u.interval(REGISTRY[name].value_range)
-                measures.append(MeasureRow(**row, measure=name, value=u.value, k=k, lo=_finite_or_none(lo),
-                                           hi=_finite_or_none(hi), seed_spread=u.seed_spread if k else None))
+                measures.append(MeasureRow(**row, measure=name, k=k,  # seed spread only of k-dependent measures
+                                           **row_fields(u, REGISTRY[name].value_range, seed_spread=bool(k))))
             if b == last_gallery and r in ("tokens", "keys"):
                 figures["heatmaps"] += payloads.measure_maps(results, b, r)
                 figures["curves"].append(payloads.locality_curve(results["similarity_structure"], b, r))
@@ -370,9 +369,8 @@ class ModelRun:
         for name, value in values.items():
             u = Uncertainty(self.cfg.uncertainty.level)
             u.add(value, replicates.get(name), self._factor(name))
-            lo, hi = u.interval(REGISTRY[name].value_range)
             rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth), representation="attention",
-                                   measure=name, value=u.value, lo=_finite_or_none(lo), hi=_finite_or_none(hi)))
+                                   measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)))
         return rows
 
     def _factor(self, name: str) -> float:
@@ -448,7 +446,3 @@ class ModelRun:
                 for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
                     if key not in head:
                         label_maps[key] = apply_mapping(label_maps[key], mapping)
-
-
-def _finite_or_none(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
