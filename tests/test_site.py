@@ -675,3 +675,19 @@ def test_cli_rejects_a_bad_site_url(capsys):
     assert main(["--site-url", "example.org/atlas", "--render-only"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --site-url:") and "https://example.org/atlas/" in err and "\n" not in err
+
+
+def test_comparison_column_without_maps_is_marked_not_computed(tmp_path):
+    """A comparison column whose label maps are absent gets no view (the page says "not computed" in
+    those cells) while the other columns keep theirs."""
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs)
+    comp = next(c for c in results.comparisons if c.panels and c.panels[0].get("columns"))
+    gone = comp.panels[0]["columns"][1]["maps"]
+    del comp.label_maps[gone]
+    render_site(results, docs)
+    page = (docs / f"compare/{comp.slug}.md").read_text()
+    manifest = json.loads(re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>', page,
+                                    re.S).group(1))
+    cells = manifest["views"]["0"]["cells"]
+    assert cells[1] is None and cells[0] is not None and len(manifest["images"]) == len(results.images)

@@ -110,7 +110,7 @@ class _Manifest:
     def finish(self, axes: list[dict[str, Any]], views: dict[str, dict], rows: int | None = None,
                columns: list[str] | None = None) -> dict[str, Any]:
         images = self.results.images
-        n = max((self.sprites[c[0]]["n"] // c[1] for v in views.values() for c in v["cells"]), default=0)
+        n = max((self.sprites[c[0]]["n"] // c[1] for v in views.values() for c in v["cells"] if c), default=0)
         n = min(n if rows is None else rows, len(images))
         groups = sorted({image_group(img) for img in images[:n]})
         photos = self.maps.get("photos", {})
