@@ -551,11 +551,16 @@
           box.appendChild(el("p", "atlas-legend-title", columns[j]));
         }
         if (sp.kind === "labels" && sp.legend) {
-          if (!shown.ring && sp.h > 2 && sp.w > 2) {
-            shown.ring = true;  // the reference for every "on the border" share
-            legend.appendChild(el("p", "atlas-note", "The border ring (outer row and column of patches) holds " +
+          if (!shown.ring) {
+            shown.ring = true;
+            legend.appendChild(el("p", "atlas-note", "Shares on the border are of the outer row and column of " +
+              "patches; a cluster spread evenly has the ring's share of the grid there. Click a patch or a " +
+              "cluster to highlight it."));
+          }
+          if (sp.h > 2 && sp.w > 2) {  // the reference of this map's border shares
+            box.appendChild(el("p", "atlas-note", "Border ring: " +
               (100 * (2 * sp.w + 2 * sp.h - 4) / (sp.w * sp.h)).toFixed(1) + "% of the " + sp.h + " × " + sp.w +
-              " grid: a cluster spread evenly has that share on the border. Click a patch or a cluster to highlight it."));
+              " grid."));
           }
           var list = el("ul", "atlas-legend-list");
           sp.legend.forEach(function (entry, c) {
