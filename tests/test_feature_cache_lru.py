@@ -303,7 +303,9 @@ def test_concurrent_builds_stay_near_the_bound(tmp_path):
         p.join(timeout=30)
     assert all(isinstance(r, tuple) for r in results), results
     assert [r[:2] for r in results] == [(0, []), (0, [])]  # no wrong read, nothing damaged
-    assert sum(r[2] for r in results) > 80  # both evicted
+    # both evicted, and every image beyond the 8 that fit went at least once (more when one build
+    # writes back what the other evicted: how often depends on the interleaving, so no more is asserted)
+    assert all(r[2] > 0 for r in results) and sum(r[2] for r in results) >= 80 - 8
     assert bound / 2 < _total(tmp_path) <= bound + 2 * 2 * ONE  # each build may miss the other's last write
     assert not list(tmp_path.rglob(f"{TEMP_PREFIX}*")) and not list(tmp_path.rglob(f"*{DAMAGED_SUFFIX}"))
     cache = FeatureCache(tmp_path, max_bytes=bound)
