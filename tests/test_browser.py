@@ -488,3 +488,23 @@ def test_damaged_or_missing_view_file_says_so_in_place(server, browser, damage, 
         page.close()
     finally:
         path.write_bytes(original)
+
+
+def test_head_grid_sorts_by_its_head_mean_maps(server, browser):
+    """In the attention grid a file holds, per image, the head mean then every head: sorting by the
+    border share orders the images by their head-mean map's number, not by the map at the image's
+    index."""
+    page, errors = _open(browser, f"{server}/models/dino-vit-s16.html#attention")
+    grid = ".atlas-gallery[data-anchor=attention]"
+    _first_map(page, grid)
+    manifest = page.evaluate("JSON.parse(document.getElementById('attention-grid-data').textContent)")
+    view = manifest["views"]["3|0"]
+    sprite = manifest["sprites"][view["cells"][0][0]]
+    border = sprite["numbers"]["border"]
+    page.locator(f"{grid} select[data-sort]").select_option("border")
+    want = [r[1] for r in sorted(manifest["images"], key=lambda r: (-border[r[0] * 7], r[0]))]
+    page.wait_for_function("([sel, first]) => document.querySelector(sel + ' .atlas-rowhead').textContent === first",
+                           arg=[grid, want[0]])
+    assert page.locator(f"{grid} .atlas-rowhead").all_inner_texts() == want
+    assert errors == []
+    page.close()

@@ -482,20 +482,19 @@
         return state.group === "" || manifest.groups[r[2]] === state.group;
       });
       var sp = firstSprite(view);
+      var first = view.cells.filter(function (c) { return c; })[0];
+      var at = function (r) { return r[0] * first[1] + first[2]; };  // the row's map in the first column's file
       var key = state.sort;
       var numbers = sp && sp.numbers && sp.numbers[key];
       if (key === "name") {
         list.sort(function (a, b) { return a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0] - b[0]; });
       } else if (key === "cluster" && labels && state.cluster >= 0) {
         var cov = {};
-        list.forEach(function (r) { cov[r[0]] = r[0] < sp.n ? coverage(labels, sp, r[0], state.cluster) : -1; });
+        list.forEach(function (r) { cov[r[0]] = at(r) < sp.n ? coverage(labels, sp, at(r), state.cluster) : -1; });
         list.sort(function (a, b) { return cov[b[0]] - cov[a[0]] || a[0] - b[0]; });
       } else if (numbers) {
-        list.sort(function (a, b) {
-          var va = a[0] < numbers.length ? numbers[a[0]] : -1;
-          var vb = b[0] < numbers.length ? numbers[b[0]] : -1;
-          return vb - va || a[0] - b[0];
-        });
+        var value = function (r) { return at(r) < numbers.length ? numbers[at(r)] : -1; };
+        list.sort(function (a, b) { return value(b) - value(a) || a[0] - b[0]; });
       }
       return list;
     }
