@@ -69,12 +69,12 @@ DEFAULT_JSON = REPO / "bench" / "results" / "bench_scale.json"
 BUILD_DATE = "2026-01-01"
 DIRS = ("results", "site", "docs", "cache")  # measured folders, in table order
 
-# README.md, "GPU figures" table (bench/bench_gpu.py, one NVIDIA H200, 2026-11-30, random init, fp32):
-#   row "ViT-S/16 224 px, 64":  analyses 27.5 s for 49 pairs (all 12 blocks x 4 representations + tokens_normed)
-#   row "ViT-L/14 518 px, 32":  analyses 149.5 s for 97 pairs; raw forward_features fp32 35.2 img/s
-README_SMALL = dict(model="ViT-S/16", px=224, images=64, pairs=49, analyses_s=27.5, cells=14 * 14, dim=384)
-README_LARGE = dict(model="ViT-L/14", px=518, images=32, pairs=97, analyses_s=149.5, cells=37 * 37, dim=1024,
-                    forward_img_s=35.2, params=304_368_640, tokens=1370)
+# README.md, "GPU figures" table (bench/bench_gpu.py, one NVIDIA H200, 2026-12-04, random init, fp32):
+#   row "ViT-S/16 224 px, 64":  analyses 10.5 s for 49 pairs (all 12 blocks x 4 representations + tokens_normed)
+#   row "ViT-L/14 518 px, 32":  analyses 63.1 s for 97 pairs; raw forward_features fp32 36.3 img/s
+README_SMALL = dict(model="ViT-S/16", px=224, images=64, pairs=49, analyses_s=10.5, cells=14 * 14, dim=384)
+README_LARGE = dict(model="ViT-L/14", px=518, images=32, pairs=97, analyses_s=63.1, cells=37 * 37, dim=1024,
+                    forward_img_s=36.3, params=304_368_640, tokens=1370)
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -735,9 +735,9 @@ the config extracts (sweep and gallery blocks), gallery pairs / blocks = those a
   files: atlas.json (line in N) + photos.npz (N x (sum over distinct input sizes of h x w x 3 +
   256 x 256 x 3) x --photo-bytes-per-element).
 * GPU h = analyses + forward passes. Analyses: pairs x N x (alpha + beta x cells x C) s, the line
-  through the README's two H200 points in s per pair per image (ViT-S/16 224 px: 27.5 s / 49 pairs /
-  64 images; ViT-L/14 518 px: 149.5 s / 97 pairs / 32 images); forward: passes x N x (params x T) /
-  (params x T of ViT-L/14 at 518) / 35.2 img/s (its raw fp32 forward_features). Extrapolations from
+  through the README's two H200 points in s per pair per image (ViT-S/16 224 px: 10.5 s / 49 pairs /
+  64 images; ViT-L/14 518 px: 63.1 s / 97 pairs / 32 images); forward: passes x N x (params x T) /
+  (params x T of ViT-L/14 at 518) / 36.3 img/s (its raw fp32 forward_features). Extrapolations from
   two measurements of today's code, not measurements."""
 
 
@@ -776,12 +776,12 @@ def main() -> None:
                    help="images whose every attention head is stored (atlas.pipeline.pictures.ATTENTION_IMAGES)")
     g.add_argument("--small-analyses-s", type=float, default=README_SMALL["analyses_s"],
                    help="README GPU figures, row 'ViT-S/16 224 px, 64': analyses seconds for its 49 pairs "
-                        "(default 27.5)")
+                        "(default 10.5)")
     g.add_argument("--large-analyses-s", type=float, default=README_LARGE["analyses_s"],
                    help="README GPU figures, row 'ViT-L/14 518 px, 32': analyses seconds for its 97 pairs "
-                        "(default 149.5)")
+                        "(default 63.1)")
     g.add_argument("--large-forward-img-s", type=float, default=README_LARGE["forward_img_s"],
-                   help="same row: raw forward_features fp32 img/s (default 35.2)")
+                   help="same row: raw forward_features fp32 img/s (default 36.3)")
     g.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write the figures (default {DEFAULT_JSON})")
     args = p.parse_args()
     sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
@@ -921,7 +921,7 @@ def main() -> None:
     report["formulas"] = FORMULAS
     report["readme_sources"] = {"small": README_SMALL, "large": README_LARGE,
                                 "where": "README.md, section Benchmarks, 'GPU figures' table (bench/bench_gpu.py, "
-                                         "one NVIDIA H200, 2026-11-30)"}
+                                         "one NVIDIA H200, 2026-12-04)"}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))

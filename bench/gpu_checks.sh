@@ -6,7 +6,7 @@
 #   bench/gpu_checks.sh full      # then ViT-B/16 (128 images) and ViT-L/14 at 518 px (32 images)
 #   bench/gpu_checks.sh large     # a cProfile of ViT-S/16's analyses, ViT-B/16 and ViT-L/14 (no tests)
 #
-# Logs go to $OUT (else ./gpu-checks). Wheels in .whl/ (packages the machine lacks, e.g. faiss-cpu,
+# Logs go to $OUT (else ./gpu-checks). Wheels in .whl/ (packages the machine lacks, e.g. faiss-cpu, plotly,
 # pydantic, timm: see the README's "GPU checks") are installed into /tmp/site first; the repository
 # itself runs from its checkout (PYTHONPATH), so the machine's own torch is used.
 set -u

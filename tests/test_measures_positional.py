@@ -311,3 +311,37 @@ def test_ami_from_counts_equals_sklearn(case):
     if case == "empty-rows":
         counts = np.insert(counts, [1, 3], 0, axis=0)  # zero rows, as a bincount over all ids gives
     assert _ami_from_counts(counts) == pytest.approx(adjusted_mutual_info_score(x, y), abs=1e-10)
+
+
+def test_ridge_coefficients_by_cholesky_equal_those_by_eigh():
+    """The GPU's ridge path (a batched Cholesky per fold and penalty) and the CPU's (one eigenbasis
+    per fold) solve the same systems: equal coefficients, equal probe scores; run here on the CPU."""
+    import torch
+
+    from atlas.measures import positional
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 300, 40)) @ rng.normal(size=(40, 40))  # correlated channels
+    grams = torch.from_numpy(np.einsum("fnc,fnd->fcd", x, x))
+    xys = torch.from_numpy(np.einsum("fnc,fnt->fct", x, rng.normal(size=(3, 300, 2))))
+    alphas = torch.from_numpy(float(torch.diagonal(grams, dim1=1, dim2=2).mean()) * np.logspace(-4, 4, 9))
+    by_eigh = positional._ridge_coefficients(grams, xys, alphas, "eigh")
+    by_cholesky = positional._ridge_coefficients(grams, xys, alphas, "cholesky")
+    assert by_eigh.shape == by_cholesky.shape == (3, 40, 9 * 2)
+    # exact solve, column by column (penalty-major); the eigh path works in a float32 basis (errors up to ~1e-3 at the smallest penalties)
+    for f in range(3):
+        for a, alpha in enumerate(alphas):
+            exact = np.linalg.solve(grams[f].numpy() + float(alpha) * np.eye(40), xys[f].numpy())
+            np.testing.assert_allclose(by_cholesky[f, :, 2 * a:2 * a + 2].numpy(), exact, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(by_eigh[f, :, 2 * a:2 * a + 2].numpy(), exact,
+                                       rtol=0, atol=1e-2 * np.abs(exact).max())
+
+    feats = rng.normal(size=(12, 6, 6, 32)) + 2 * rng.normal(size=(1, 6, 6, 32))  # a planted position code
+    default = position_decodability(feats)["r2"]
+    original = positional._ridge_coefficients
+    try:
+        positional._ridge_coefficients = lambda g, xy, al: original(g, xy, al, "cholesky")
+        assert position_decodability(feats)["r2"] == pytest.approx(default, abs=1e-6)
+    finally:
+        positional._ridge_coefficients = original
+    assert default > 0.5

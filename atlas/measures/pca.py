@@ -77,8 +77,8 @@ _CHUNK = 1 << 15  # rows per step on the device: the centred copy never exceeds 
 def _fit(x: torch.Tensor, rows: torch.Tensor | None, n_components: int):
     """Mean (C,), components (n, C), explained variances (n,) and total variance of the rows of
     ``x`` (on its device, chunked; ``rows``: a boolean row mask or None for all). The C x C
-    covariance is summed in float32 from float64-centred chunks and decomposed in float64 on the
-    host (exact top components, no randomised solver)."""
+    covariance is summed in float32 from float64-centred chunks and decomposed in float64 where
+    ``x`` is (exact top components, no randomised solver); only the n components come back."""
     xs = x if rows is None else x[rows]
     n = xs.shape[0]
     mean = xs.sum(dim=0, dtype=torch.float64) / max(n, 1)
@@ -87,10 +87,14 @@ def _fit(x: torch.Tensor, rows: torch.Tensor | None, n_components: int):
     for s in range(0, n, _CHUNK):
         xc = xs[s:s + _CHUNK] - m32
         cov += (xc.T @ xc).to(torch.float64)
-    cov = (cov / max(n - 1, 1)).cpu().numpy()
-    evals, evecs = np.linalg.eigh(cov)
-    top = np.argsort(evals)[::-1][:n_components]
-    return mean.cpu().numpy(), evecs[:, top].T.copy(), np.clip(evals[top], 0.0, None), float(np.trace(cov))
+    cov /= max(n - 1, 1)
+    if cov.device.type == "cpu":  # numpy's LAPACK: faster than torch's there (11 vs 16 ms at C = 384)
+        evals, evecs = (torch.from_numpy(a) for a in np.linalg.eigh(cov.numpy()))
+    else:  # on the device: no host round trip of the C x C matrix
+        evals, evecs = torch.linalg.eigh(cov)
+    top = torch.arange(len(evals) - 1, -1, -1, device=cov.device)[:n_components]  # eigh: ascending
+    return (mean.cpu().numpy(), evecs[:, top].T.cpu().numpy().copy(), np.clip(evals[top].cpu().numpy(), 0.0, None),
+            float(torch.trace(cov)))
 
 
 def _project(x: torch.Tensor, mean: np.ndarray, components: np.ndarray) -> np.ndarray:

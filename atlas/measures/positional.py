@@ -13,17 +13,17 @@ All measures are deterministic for a fixed ``seed``.
 
 The heavy parts take ``device`` (:mod:`.tensors`): the replicates' contingency counts and their
 entropies and mutual information, and the whole position probe (token sample, Gram matrices,
-eigendecompositions, predictions) run in torch there; labels, permutations and the expected
-mutual information (a sum over distinct margin values, with scipy's ``gammaln``) stay on the host.
+eigendecompositions, predictions) and the expected mutual information (a sum over distinct margin
+values) run in torch there; labels and permutations stay on the host.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import gammaln
 from sklearn.model_selection import GroupKFold
 
 from .tensors import as_tensor, column_sums, gram, is_tensor, resolve_device, to_numpy, upload_features
@@ -81,25 +81,45 @@ def _entropy(counts: np.ndarray) -> np.ndarray:
     return -(p * logp).sum(axis=-1)
 
 
-def _emi_pair_terms(A: np.ndarray, B: np.ndarray, n: float) -> np.ndarray:
+_EMI_CHUNK = 1 << 22  # (pair, n_ij) cells per step: ~32 MB of float64 per intermediate
+
+
+def _emi_pair_terms(A: Any, B: Any, n: float) -> torch.Tensor:
     """Expected-MI contribution of one cell with row sum ``A`` and column sum ``B`` under the
-    permutation (hypergeometric) model, for every (A, B) pair of the equal-length arrays."""
-    A, B = np.asarray(A, dtype=np.float64).ravel(), np.asarray(B, dtype=np.float64).ravel()
+    permutation (hypergeometric) model, for every (A, B) pair of the equal-length arrays (float64,
+    in torch where ``A`` is: the replicates' margins stay on the device)."""
+    A = as_tensor(A, dtype=torch.float64).reshape(-1)
+    B = as_tensor(B, A.device, torch.float64).reshape(-1)
     # Only n_ij within d of the hypergeometric mean A B / n matter: by Chvatal's tail bound
     # P(|n_ij - A B / n| >= d) <= 2 exp(-2 d^2 / min(A, B)), and d^2 = 40 min(A, B) makes that
     # < 1e-34 (each term is at most ~log n), far below float64 resolution of the sum.
     # This keeps ~13 sqrt(min(A, B)) terms per pair instead of min(A, B).
-    d = np.ceil(np.sqrt(40.0 * np.minimum(A, B))) + 1
-    lo = np.maximum(np.maximum(1, A + B - n), np.floor(A * B / n - d)).astype(np.int64)
-    hi = np.minimum(np.minimum(A, B), np.ceil(A * B / n + d)).astype(np.int64)
-    length = np.maximum(hi - lo + 1, 0)
-    pair = np.repeat(np.arange(len(A)), length)
-    nij = (lo[pair] + np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)).astype(np.float64)
-    Ap, Bp = A[pair], B[pair]
-    log_p = (gammaln(Ap + 1) + gammaln(Bp + 1) + gammaln(n - Ap + 1) + gammaln(n - Bp + 1) - gammaln(n + 1)
-             - gammaln(nij + 1) - gammaln(Ap - nij + 1) - gammaln(Bp - nij + 1) - gammaln(n - Ap - Bp + nij + 1))
-    term = nij / n * (np.log(n) + np.log(nij) - np.log(Ap) - np.log(Bp)) * np.exp(log_p)
-    return np.bincount(pair, weights=term, minlength=len(A))
+    d = torch.ceil(torch.sqrt(40.0 * torch.minimum(A, B))) + 1
+    lo = torch.maximum(torch.clamp(A + B - n, min=1.0), torch.floor(A * B / n - d))
+    hi = torch.minimum(torch.minimum(A, B), torch.ceil(A * B / n + d))
+    length = torch.clamp(hi - lo + 1, min=0.0)
+    out = torch.zeros_like(A)
+    if len(A) == 0:
+        return out
+    # each pair's n_ij laid out along a row of a (pairs, longest) grid, padding masked: a plain
+    # row sum, the same on every device and run (no atomic scatter)
+    longest = int(length.max())
+    if longest == 0:
+        return out
+    step = torch.arange(longest, dtype=torch.float64, device=A.device)
+    const = torch.lgamma(A + 1) + torch.lgamma(B + 1) + torch.lgamma(n - A + 1) + torch.lgamma(n - B + 1) - math.lgamma(n + 1)
+    log_n = math.log(n)
+    rows = max(1, _EMI_CHUNK // longest)
+    for s in range(0, len(A), rows):
+        a, b, c = A[s:s + rows, None], B[s:s + rows, None], const[s:s + rows, None]
+        nij = lo[s:s + rows, None] + step
+        valid = step < length[s:s + rows, None]
+        nij = torch.where(valid, nij, 1.0)  # padding: any value the formulas accept
+        log_p = (c - torch.lgamma(nij + 1) - torch.lgamma(torch.clamp(a - nij, min=0.0) + 1)
+                 - torch.lgamma(torch.clamp(b - nij, min=0.0) + 1) - torch.lgamma(torch.clamp(n - a - b + nij, min=0.0) + 1))
+        term = nij / n * (log_n + torch.log(nij) - torch.log(a) - torch.log(b)) * torch.exp(log_p)
+        out[s:s + rows] = torch.where(valid, term, 0.0).sum(dim=1)
+    return out
 
 
 def _expected_mutual_information(a: np.ndarray, b: np.ndarray, n: int) -> float:
@@ -111,7 +131,7 @@ def _expected_mutual_information(a: np.ndarray, b: np.ndarray, n: int) -> float:
     ub, cb = np.unique(b, return_counts=True)
     A, B = (x.ravel().astype(np.float64) for x in np.meshgrid(ua, ub, indexing="ij"))
     weight = np.outer(ca, cb).ravel().astype(np.float64)
-    return float((weight * _emi_pair_terms(A, B, n)).sum())
+    return float((weight * to_numpy(_emi_pair_terms(A, B, n))).sum())
 
 
 def _ami_replicates(counts: Any) -> np.ndarray:
@@ -139,10 +159,10 @@ def _ami_one_total(counts: torch.Tensor, n0: float) -> np.ndarray:
         # counts of integer values: exact in float64 whatever the order of the additions
         h = torch.zeros((len(m), len(values)), dtype=torch.float64, device=m.device)
         h.scatter_add_(1, inverse, torch.ones_like(m))
-        hist.append((to_numpy(values), h))
+        hist.append((values, h))
     (ua, ha), (ub, hb) = hist
-    A, B = np.meshgrid(ua, ub, indexing="ij")
-    terms = as_tensor(_emi_pair_terms(A, B, n0).reshape(A.shape), counts.device)
+    A, B = torch.meshgrid(ua, ub, indexing="ij")
+    terms = _emi_pair_terms(A, B, n0).reshape(A.shape)
     emi = to_numpy(torch.einsum("bu,uv,bv->b", ha, terms, hb))
     normalizer = (_entropy_of_counts(a) + _entropy_of_counts(b)) / 2
     eps = np.finfo(np.float64).eps
@@ -333,16 +353,48 @@ def _clustering_replicates(flat: np.ndarray, shuffled: list[np.ndarray], k: int,
 # --------------------------------------------------------------------------- linear position probe
 
 
-def _ridge_path(gram: torch.Tensor, xty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eigenbasis of ``X^T X`` for centred data (float64 tensors, on any device): ridge
-    coefficients for penalty ``a`` are ``vec @ (r / (lam + a))`` with ``r = vec^T X^T y``, so every
-    penalty costs O(C T)."""
-    # float32 divide-and-conquer: ~2x faster than float64 and far more precise than a probe needs.
-    # torch's rather than scipy's: scipy's LAPACK wrappers hold the GIL, which serialises the
-    # analyses that run several (block, representation) pairs at a time (build.ANALYSIS_WORKERS).
-    lam, vec = torch.linalg.eigh(gram.float())
-    lam, vec = lam.double().clamp_(min=0.0), vec.double()
-    return lam, vec, vec.T @ xty
+_CHOLESKY_BYTES = 1 << 30  # the (penalties, C, C) systems of one batched Cholesky call at most
+
+
+def _ridge_coefficients(grams: torch.Tensor, xys: torch.Tensor, alphas: torch.Tensor,
+                        method: str | None = None) -> torch.Tensor:
+    """Ridge coefficients of every fold and penalty, ``(F, C, A * T)`` (column ``a * T + t``), from
+    the folds' centred ``X^T X`` (F, C, C) and ``X^T y`` (F, C, T) (float64 tensors on one device).
+
+    ``method`` (None: ``"cholesky"`` on a GPU, ``"eigh"`` elsewhere):
+
+    * ``"eigh"``: one eigenbasis per fold; the coefficients of penalty ``a`` are
+      ``vec @ (r / (lam + a))`` with ``r = vec^T X^T y``, so every penalty costs O(C T). Float32
+      divide-and-conquer: ~2x faster than float64 and far more precise than a probe needs. torch's
+      rather than scipy's: scipy's LAPACK wrappers hold the GIL, which serialises the analyses that
+      run several (block, representation) pairs at a time.
+    * ``"cholesky"``: every (fold, penalty) system ``X^T X + a I`` factored in batched float64
+      calls. More work, but on a GPU an ``eigh`` costs ~10 ms whatever its size and torch runs a
+      batch of them one by one, while a batch of Cholesky solves is one call
+      (``bench/bench_linalg.py``, H200: 165 systems of C = 384 in 2.2 ms vs 43 ms for 5 ``eigh``).
+    """
+    f, c, t = xys.shape
+    if method is None:
+        method = "cholesky" if grams.device.type == "cuda" else "eigh"
+    if method == "eigh":
+        lam, vec = torch.linalg.eigh(grams.float())
+        lam, vec = lam.double().clamp_(min=0.0), vec.double()
+        r = vec.transpose(1, 2) @ xys  # (F, C, T)
+        scaled = r[:, None] / (lam[:, None, :, None] + alphas[None, :, None, None])  # (F, A, C, T)
+        return vec @ scaled.permute(0, 2, 1, 3).reshape(f, c, -1)  # back in the channel basis
+    if method != "cholesky":
+        raise ValueError(f"method must be 'eigh' or 'cholesky'; got {method!r}")
+    eye = torch.eye(c, dtype=torch.float64, device=grams.device)
+    step = max(1, _CHOLESKY_BYTES // (len(alphas) * c * c * 8))  # folds per call
+    out = []
+    for s in range(0, f, step):
+        systems = grams[s:s + step, None] + alphas[None, :, None, None] * eye  # (folds, A, C, C)
+        factor, info = torch.linalg.cholesky_ex(systems)
+        if bool((info != 0).any()):  # not positive definite in float64 (cannot happen for a > 0 in exact terms)
+            return _ridge_coefficients(grams, xys, alphas, "eigh")
+        rhs = xys[s:s + step, None].expand(-1, len(alphas), -1, -1)
+        out.append(torch.cholesky_solve(rhs, factor).permute(0, 2, 1, 3).reshape(-1, c, len(alphas) * t))
+    return torch.cat(out)
 
 
 def position_decodability(
@@ -453,12 +505,17 @@ def _position_probe(feats: Any, *, n_splits: int = 5, seed: int = 0, max_tokens:
     # here: tokens of one image are correlated, the probe learns image identity and R^2 on unseen
     # images goes well below 0.)
     pred = torch.empty((len(alphas), *y.shape), dtype=torch.float64, device=dev)
-    for te, st in zip(tests, stats):
-        xx, sx, xy, sy, yy, m = (tot[j] - st[j] for j in range(6))
+    # the training folds' centred statistics ("all minus the test fold"), decomposed in one call
+    centred_grams, centred_xys, means = [], [], []
+    for st in stats:
+        xx, sx, xy, sy, _, m = (tot[j] - st[j] for j in range(6))
         mx, my = sx / m, sy / m
-        lam, vec, r = _ridge_path(xx - m * torch.outer(mx, mx), xy - m * torch.outer(mx, my))
-        # coefficients of every penalty at once, back in the channel basis: (C, A * T)
-        coef = vec @ (r[None] / (lam[None, :, None] + alphas[:, None, None])).permute(1, 0, 2).reshape(c, -1)
+        centred_grams.append(xx - m * torch.outer(mx, mx))
+        centred_xys.append(xy - m * torch.outer(mx, my))
+        means.append((mx, my))
+    coefs = _ridge_coefficients(torch.stack(centred_grams), torch.stack(centred_xys), alphas)
+    for te, (mx, my), coef in zip(tests, means, coefs):
+        # out-of-fold predictions of every penalty at once
         out = (x.index_select(0, te) - mx.float()) @ coef.float()  # (test tokens, A * T)
         pred[:, te] = out.reshape(len(te), len(alphas), -1).permute(1, 0, 2).double() + my
     err = ((y[None] - pred) ** 2).sum(dim=1)  # (A, T)
