@@ -222,41 +222,26 @@ class Baseline:
 
 
 @dataclass
-class Highlight:
-    """One auto-generated sentence that links to the figure backing it.
-
-    ``model`` (a model slug) or ``comparison`` (a comparison slug) names the page; leave both
-    empty for the home page. ``anchor`` is a figure id on that page: ``gallery``,
-    ``fig-sizes``, ``fig-measure-<slug of measure name>``, or ``fig-<payload id>`` for
-    ``ModelResult.figures`` payloads; comparison pages use ``gallery`` and
-    ``fig-measure-<slug>``, scaling comparisons also ``family-summary`` and
-    ``fig-scaling-<slug>``. The text is plain text (escaped on the site).
-    """
-
-    text: str
-    model: str = ""
-    comparison: str = ""
-    anchor: str = ""
-
-
-@dataclass
 class ModelResult:
     """Everything shown on one model page.
 
     ``label_maps``: aligned cluster ids of every gallery run, ``{map_key(b, rep, k): int16 array
     (N images, h, w)}`` in the order of ``AtlasResults.images``.
 
-    ``figures`` holds extra analysis payloads, drawn generically by the site:
+    ``figures`` holds extra analysis payloads (:mod:`atlas.pipeline.payloads`): ids and numbers,
+    drawn generically by the site, which names them by their ``kind``
+    (:mod:`atlas.site.figure_words`):
 
-    - ``figures["heatmaps"]``: list of ``{"id", "title", "z": 2D list (rows x cols),
-      "block", "representation", "colorscale" (Plotly name, optional), "image" (optional
-      image name), "labels" (optional 2D list, e.g. cluster ids, shown on hover),
-      "zlabel" (optional), "section" (optional, default "positional"), "x_labels" /
-      "y_labels" (optional lists of strings: categorical axes, e.g. masking variants, with
-      "xaxis" / "yaxis" as optional axis titles)}``. Hover shows image, patch row/col (or the
-      x/y labels), value and label.
-    - ``figures["curves"]``: list of ``{"id", "title", "x": list, "series": {name: y list},
-      "xaxis", "yaxis", "section" (optional, default "positional")}``.
+    - ``figures["heatmaps"]``: list of ``{"id", "kind", "z": 2D list (rows x cols), "block",
+      "representation", "image" (optional image name), "labels" (optional 2D list, e.g. cluster
+      ids, shown on hover), "x_labels" / "y_labels" (optional lists of ids: categorical axes, e.g.
+      masking variants)}`` plus the ids the kind's title names. Hover shows image, patch row/col
+      (or the x/y labels), value and label.
+    - ``figures["curves"]``: list of ``{"id", "kind", "x": list, "series": {series id: y list},
+      "block", "representation"}``.
+
+    A payload of no known kind is drawn from its own fields (``title``, ``zlabel``,
+    ``colorscale``, ``xaxis``, ``yaxis``, ``bounds``, ``section``).
 
     ``id`` must be unique within the model; the figure anchor is ``fig-<slug of id>``.
     """
@@ -269,12 +254,12 @@ class ModelResult:
     measures: list[MeasureRow] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)  # extra analysis payloads by name
     timings: dict[str, float] = field(default_factory=dict)
-    highlights: list[Highlight] = field(default_factory=list)
     # positional references (content-only, position-only tokens) at every block and representation
     references: list[MeasureRow] = field(default_factory=list)
     # evaluation baselines of this model's grid
     baselines: list[Baseline] = field(default_factory=list)
-    # leaderboard choices: {measure: {"block", "representation", "k", "rule", "selection_value"}}
+    # leaderboard choices: {measure: {"block", "representation", "k", "selection_value", "selected_by" (the
+    # measure maximised), "selection_images"}} or {..., "fixed_by_method": True}; the site words the rule
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     # how the features went through the analyses (atlas.features.stream): {"passes", "pairs",
     # "feature_bytes", "budget_bytes" (None: no limit), "on_demand", "cache"}
@@ -340,7 +325,6 @@ class AtlasResults:
     site_url: str = ""
     description: str = ""  # one paragraph for the home page (config [atlas] description)
     interval_level: float = 0.95  # coverage of every interval ([uncertainty] level)
-    highlights: list[Highlight] = field(default_factory=list)  # atlas-wide, on the home page
     datasets: list[DatasetCredit] = field(default_factory=list)  # evaluation datasets (Images page)
     overview_image: str = ""  # image of the Home overview matrix ("" = the first image)
     # Readable facts of measures, by raw ``MeasureRow.measure`` name, from the measure registry:

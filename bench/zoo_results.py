@@ -10,7 +10,7 @@ gallery block x representation x K; PCA-RGB pictures in both recipes per gallery
 representation); prefix-token attention, the head mean of every image and every head of the first
 :data:`~atlas.pipeline.pictures.ATTENTION_IMAGES`; the layer sweep's measure rows with intervals and
 seed spreads; positional references; evaluation rows, baselines and leaderboard choices; figure
-payloads (made by :mod:`atlas.pipeline.payloads`); highlights (:func:`make_highlights`);
+payloads (made by :mod:`atlas.pipeline.payloads`);
 comparisons with their label maps; photos at every model input size and the thumbnails; the image
 list. Blocks, representations and K come from the config through ``atlas.config``
 (``resolve_layers``, ``block_representations``) as in :class:`atlas.pipeline.model_run.ModelRun`.
@@ -359,7 +359,7 @@ def _measures(rng, card: ModelCard, sweep: list[int], gallery: list[int], reps: 
             rows.append(MeasureRow(block=last, rel_depth=rel_depth(last, depth), representation="keys", measure=name,
                                    k=EVAL_CLASSES, **_row_value(rng, name, phase[name], 1.0)))
         selected["pseudomask_miou"] = {"block": last, "representation": "keys", "k": EVAL_CLASSES,
-                                       "rule": "last gallery block, keys (fixed by the method)"}
+                                       "fixed_by_method": True}
     if "tokens" in reps:
         for name in ("cka_full_vs_foreground", "cka_full_vs_background", "cka_centre_vs_random_occlusion"):
             rows.append(MeasureRow(block=last, rel_depth=rel_depth(last, depth), representation="tokens",
@@ -371,7 +371,7 @@ def _measures(rng, card: ModelCard, sweep: list[int], gallery: list[int], reps: 
         cands = {key: v for key, v in choice[by].items() if key in choice[name]}
         (b, r, k), value = max(cands.items(), key=lambda kv: (kv[1], -kv[0][0]))
         selected[name] = {"block": b, "representation": r, "k": k, "selection_value": float(value),
-                          "rule": f"best {REGISTRY[by].title} on the 12 selection images (synthetic)"}
+                          "selected_by": by, "selection_images": 12}
     names_for = {"seg_miou": BASELINES, "seg_pixel_accuracy": BASELINES, "seg_miou_overcluster": BASELINES,
                  "knn_miou_k10": ("chance", "colour", "position", "colour + position"),
                  "pseudomask_miou": ("chance", "colour", "position", "colour + position", "ceiling"),
@@ -395,6 +395,7 @@ def _figures(rng, card: ModelCard, grid: tuple[int, int], gallery: list[int], re
     """The figure payloads a build adds (``atlas.pipeline.payloads`` and the evaluation's), from
     random inputs of the right shapes."""
     from atlas.pipeline import payloads
+    from atlas.measures.knn import CONTROLS
     from atlas.pipeline.evaluation_run import KNN_KS, REMOVAL_MS, VARIANTS
     from atlas.pipeline.inputs import SHIFTS
 
@@ -424,30 +425,17 @@ def _figures(rng, card: ModelCard, grid: tuple[int, int], gallery: list[int], re
             figures["heatmaps"] += payloads.shift_pair_maps(lab(len(names)), lab(len(names)), names, 2, last, r)
         figures["curves"].append(payloads.shift_curve(shifts, last, r))
     if evaluation and "tokens" in reps:
-        figures["curves"].append({"id": "knn-k", "title": f"k-NN patch probe, block {last} tokens: mIoU vs k",
-                                  "x": list(KNN_KS), "series": {"mIoU": [round(float(v), 5) for v in
-                                                                        np.sort(rng.uniform(0.2, 0.5, len(KNN_KS)))]},
-                                  "xaxis": "k", "yaxis": "mIoU", "section": "evaluation"})
-        spectrum = np.sort(rng.exponential(1.0, card.embed_dim))[::-1]
-        figures["curves"].append({"id": "variance-spectrum", "title": f"Per-channel variance of block {last} tokens "
-                                  "(sorted)", "x": list(range(1, card.embed_dim + 1)),
-                                  "series": {"variance": [round(float(v), 6) for v in spectrum]},
-                                  "xaxis": "channel rank", "yaxis": "variance", "section": "evaluation"})
+        knn = dict(zip(KNN_KS, np.sort(rng.uniform(0.2, 0.5, len(KNN_KS)))))
+        figures["curves"].append(payloads.knn_curve(knn, KNN_KS, last))
+        figures["curves"].append(payloads.variance_curve(np.sort(rng.exponential(1.0, card.embed_dim))[::-1], last))
         ms = [m for m in REMOVAL_MS if m < card.embed_dim]
-        figures["curves"].append({"id": "channel-removal", "title": f"k-NN (k = 10) after removing top-m variance "
-                                  f"channels, block {last} tokens", "x": ms,
-                                  "series": {c: [round(float(v), 5) for v in rng.uniform(0.1, 0.5, len(ms))]
-                                             for c in ("top variance", "random")},
-                                  "xaxis": "channels removed (m)", "yaxis": "mIoU", "section": "evaluation"})
+        removal = {c: {m: {10: v} for m, v in zip(ms, rng.uniform(0.1, 0.5, len(ms)))} for c in CONTROLS}
+        figures["curves"].append(payloads.removal_curve(removal, 10, last))
         for metric in ("linear_cka", "debiased_cka", "svcca"):
             mat = rng.uniform(0.3, 1.0, (len(VARIANTS), len(VARIANTS)))
             mat = np.round((mat + mat.T) / 2, 4)
             np.fill_diagonal(mat, 1.0)
-            figures["heatmaps"].append({
-                "id": f"masking-{metric}", "title": f"{metric} between masking variants (rows/cols: "
-                f"{', '.join(VARIANTS)})", "z": mat.tolist(), "block": last, "representation": "tokens",
-                "colorscale": "Viridis", "zlabel": metric, "x_labels": list(VARIANTS), "y_labels": list(VARIANTS),
-                "section": "evaluation"})
+            figures["heatmaps"].append(payloads.masking_matrix(metric, mat, list(VARIANTS), last))
     return figures
 
 
@@ -599,7 +587,6 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
     from atlas.inputs.geometry import ResizePolicy
     from atlas.measures.registry import measure_info
     from atlas.pipeline.comparisons import comparison_k, comparison_models
-    from atlas.pipeline.highlights import make_highlights
     from atlas.pipeline.methods import methods_record
 
     if n_images < 2:
@@ -612,9 +599,6 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
     names = [img.name for img in images]
     built = {s.slug: synthetic_model(cfg, s, size, n_images, names, seed, structure, smoothness, noise, evaluation,
                                      config) for s in specs}
-    atlas_wide, per_model = make_highlights(list(built.values()), cfg.uncertainty.level)
-    for slug, m in built.items():
-        m.highlights = per_model.get(slug, [])
     skipped = [SkippedItem(f"model {b.display_name}", "not chosen (synthetic zoo)")
                for b in cfg.backbones if b.slug not in built]
     comparisons = []
@@ -643,7 +627,7 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
         device="none (synthetic results)", images=images, skipped=skipped, models=list(built.values()),
         comparisons=comparisons, methods=methods_record(cfg, policy, None),
         timings={**{f"model {s}": m.timings["extract_s"] for s, m in built.items()}, "total_s": 0.0},
-        site_url="", description=cfg.atlas.description, interval_level=cfg.uncertainty.level, highlights=atlas_wide,
+        site_url="", description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
         datasets=[DatasetCredit(name="CamVid", kind="camvid", images=701, licence="see the dataset",
                                 credit="Brostow et al. (synthetic entry)")] if evaluation else [],
         overview_image=cfg.atlas.overview_image, measure_info=measure_info(), stored_bytes=stored, reused_models=[],

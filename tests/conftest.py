@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from atlas.pipeline import payloads
 from atlas.records import (
     PCA_VIEWS,
     RANDOM_INIT_LABEL,
@@ -20,7 +21,6 @@ from atlas.records import (
     ClusterRun,
     ComparisonResult,
     DatasetCredit,
-    Highlight,
     ImageInfo,
     MeasureRow,
     ModelCard,
@@ -105,7 +105,7 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
                     sizes = [int(50 + 40 * math.sin(c + b + mi)) + 60 for c in range(k)]
                     runs.append(ClusterRun(block=b, rel_depth=(b + 1) / 12, representation=rep, k=k,
                                            sizes=sizes, inertia=1000.0 / (b + 1)))
-        measures, figures, highlights, references, baselines, selected = [], {}, [], [], [], {}
+        measures, figures, references, baselines, selected = [], {}, [], [], {}
         if slug != "mae-vit-b16":  # one model without measures: "not computed" sections
             for b in blocks:
                 for rep in reps:
@@ -143,23 +143,19 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
             measures.append(MeasureRow(11, 1.0, "keys", "pseudomask_miou", 0.18, lo=0.16, hi=0.2))
             baselines.append(Baseline("pseudomask_miou", "colour", 0.25, 0.23, 0.27))
             variants = ["full", "foreground_only", "background_only"]
-            figures["heatmaps"].append({
-                "id": "masking-linear_cka", "title": "linear_cka between masking variants", "block": 11,
-                "representation": "tokens", "zlabel": "linear_cka", "section": "evaluation",
-                "z": [[1.0 if i == j else 0.5 + 0.1 * (i + j) for j in range(3)] for i in range(3)],
-                "x_labels": variants, "y_labels": variants})
+            figures["heatmaps"].append(payloads.masking_matrix(
+                "linear_cka", [[1.0 if i == j else 0.5 + 0.1 * (i + j) for j in range(3)] for i in range(3)],
+                variants, 11))
             baselines += [Baseline("seg_miou", "chance", 0.05, 0.04, 0.06),
                           Baseline("seg_miou", "position", 0.21, 0.18, 0.24),
                           Baseline("seg_miou", "ceiling", 0.62, 0.6, 0.64), Baseline("knn_miou_k10", "position", 0.33)]
-            rule = "best seg_miou on the 2 selection images (synthetic)"
-            selected = {"seg_miou": {"block": 11, "representation": "keys", "k": 8, "rule": rule, "selection_value": 0.5},
-                        "knn_miou_k10": {"block": 11, "representation": "tokens", "k": None, "rule": rule},
-                        "mIoU vs human masks": {"block": 8, "representation": "keys", "k": 8, "rule": rule}}
-            highlights = [Highlight(text=f"Position decodability falls with depth in {name}.", model=slug,
-                                    anchor="fig-measure-position-decodability-r")]
+            rule = {"selected_by": "seg_miou", "selection_images": 2}
+            selected = {"seg_miou": {"block": 11, "representation": "keys", "k": 8, **rule, "selection_value": 0.5},
+                        "knn_miou_k10": {"block": 11, "representation": "tokens", "k": None, **rule},
+                        "mIoU vs human masks": {"block": 8, "representation": "keys", "k": 8, **rule}}
         pictures = _pictures(blocks, reps, len(images), mi) if slug == "dino-vit-s16" else {}
         models.append(ModelResult(card=card, blocks=blocks, representations=reps, ks=ks, runs=runs,
-                                  measures=measures, figures=figures, highlights=highlights,
+                                  measures=measures, figures=figures,
                                   timings={"extract": 1.5 + mi, "cluster": 0.5}, label_maps=label_maps,
                                   references=references, baselines=baselines, selected=selected,
                                   pictures=pictures))
@@ -208,10 +204,6 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
             "Evaluation": ["mIoU against human masks, Hungarian matching.", {"threshold": 0.5}],
         },
         timings={"total": 12.5, "render": 0.7},
-        highlights=[Highlight(text="The random-init baseline has object-agnostic clusters.",
-                              model="vit-s16-random", anchor="gallery"),
-                    Highlight(text="SSL models differ most at the last blocks.", comparison="ssl-vs-random",
-                              anchor="gallery")],
         measure_info={
             "positional_nce": {"title": "Positional clustering (chance-corrected NCE)", "section": "positional",
                                "definition": "How much of the clustering is explained by patch position alone.",

@@ -139,7 +139,8 @@ def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
     for b in baselines.values():
         assert b.lo is None or b.lo <= b.value <= b.hi
     assert rows["seg_miou"].seed_spread is not None and rows["knn_miou_k10"].seed_spread is None
-    assert selected["seg_miou"]["representation"] == "tokens" and "selection images" in selected["seg_miou"]["rule"]
+    assert selected["seg_miou"]["representation"] == "tokens" and selected["seg_miou"]["selected_by"] == "seg_miou"
+    assert selected["seg_miou"]["selection_images"] > 0
     assert selected["seg_pixel_accuracy"]["block"] == selected["seg_miou"]["block"]  # one choice for both
     names = {b.name for b in baselines.values()}
     assert names == {"chance", "constant", "colour", "position", "colour + position", "ceiling"}

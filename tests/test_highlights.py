@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atlas.formatting import fixed
-from atlas.pipeline.highlights import make_highlights
+from atlas.site.highlights import make_highlights
 from atlas.records import MeasureRow, ModelResult
 from conftest import make_synthetic_results
 

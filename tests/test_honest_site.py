@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from atlas.measures.registry import measure_info
+from atlas.pipeline import payloads
 from atlas.records import RANDOM_INIT_LABEL, Baseline
 from atlas.site import render_site
 from conftest import make_synthetic_results
@@ -41,11 +42,8 @@ def _render(tmp_path: Path, splits: str = GROUPED, variant: str = "") -> dict[st
     # the model-page curves the evaluation draws at its last block
     for m in (dino, results.models[2]):
         m.figures.setdefault("curves", []).extend([
-            {"id": "knn-k", "title": "k-NN patch probe, block 11 tokens: mIoU vs k", "x": [1, 5, 10, 20],
-             "series": {"mIoU": [0.4, 0.45, 0.5, 0.48]}, "xaxis": "k", "yaxis": "mIoU", "section": "evaluation"},
-            {"id": "channel-removal", "title": "k-NN (k = 10) after removing top-m variance channels",
-             "x": [0, 1, 4], "series": {"raw": [0.5, 0.49, 0.45]}, "xaxis": "channels removed (m)",
-             "yaxis": "mIoU", "section": "evaluation"}])
+            payloads.knn_curve({1: 0.4, 5: 0.45, 10: 0.5, 20: 0.48}, [1, 5, 10, 20], 11),
+            payloads.removal_curve({"none": {0: {10: 0.5}, 1: {10: 0.49}, 4: {10: 0.45}}}, 10, 11)])
     render_site(results, docs)
     return {"dino": (docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"),
             "random": (docs / "models/vit-s16-random.md").read_text(encoding="utf-8"),

@@ -357,9 +357,9 @@ def test_empty_results_build(tmp_path):
     docs = tmp_path / "site_src"
     results = make_synthetic_results(docs, comparisons=False)
     for m in results.models:
-        m.measures, m.figures, m.highlights = [], {}, []
+        m.measures, m.figures = [], {}
     results.models[1].runs = []
-    results.skipped, results.highlights, results.methods, results.timings = [], [], {}, {}
+    results.skipped, results.methods, results.timings = [], {}, {}
     _, site = _build(tmp_path, results)
     assert not (site / "compare").exists()
     page = _text(site / "models/mae-vit-b16.html")
@@ -513,7 +513,7 @@ def test_leaderboard_page(built):
             '<span class="atlas-where">block 11 keys</span></td>') in body[0]
     assert '<td data-value="22000000">22.0 M</td>' in body[0]
     assert body[2].count("<td>—</td>") == len(head) - 4
-    assert "best seg_miou on the 2 selection images (synthetic)" in page
+    assert "best Cluster mIoU vs human masks on the 2 selection images" in page  # worded by the site
     baselines = re.search(r'<div class="atlas-sortable atlas-baselines">\s*<table>(.*?)</table>', page, re.S).group(1)
     assert [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<tr><td>(.*?)</td>", baselines)] == [
         "chance", "position", "ceiling"]

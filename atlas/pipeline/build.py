@@ -42,7 +42,6 @@ from ..records import AtlasResults, ModelResult, SkippedItem
 from . import BuildError
 from .comparisons import build_comparison, comparison_k, comparison_models
 from .evaluation_run import EvaluationRun
-from .highlights import make_highlights
 from .inputs import load_images, photos
 from .methods import methods_record
 from .model_run import ModelRun
@@ -200,10 +199,6 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         timings[f"model {spec.slug}"] = round(seconds, 2)
     if inputs.cache is not None:
         inputs.cache.log_summary()  # evictions, once per build
-    atlas_wide, per_model = make_highlights(list(built.values()), cfg.uncertainty.level)
-    for slug, m in built.items():
-        m.highlights = per_model.get(slug, [])
-
     # comparisons: rebuilt only when one of their models (or their own settings) changed
     comparisons = []
     comp_k = comparison_k(cfg)
@@ -235,7 +230,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
-        highlights=atlas_wide, datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
+        datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
         stored_bytes={slug: store.model_bytes(slug) for slug in built}, reused_models=reused,

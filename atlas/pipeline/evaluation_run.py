@@ -48,7 +48,7 @@ from ..measures.similarity import linear_cka_replicates, make_variants, similari
 from ..measures.tensors import to_numpy
 from ..measures.uncertainty import Uncertainty, factor, resampling_units, row_fields, unit_half_samples
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
-from . import BuildError
+from . import BuildError, payloads
 from .evaluation_baselines import evaluation_baselines
 from .model_run import ModelRun, kmeans_seeds
 
@@ -313,7 +313,7 @@ class EvaluationRun:
                 st.add(st.last, "keys", name, u, self.dataset.n_classes, tail=True)
             if pm:
                 st.selected["pseudomask_miou"] = {"block": st.last, "representation": "keys", "k": self.dataset.n_classes,
-                                                  "rule": "last gallery block, keys (fixed by the method)"}
+                                                  "fixed_by_method": True}
             for name, u in self._similarity(run, st.variants, st.figures, st.last).items():
                 st.add(st.last, "tokens", name, u, tail=True)
 
@@ -382,28 +382,16 @@ class EvaluationRun:
                 continue
             (b, r, k), value = max(candidates.items(), key=lambda kv: (kv[1], -kv[0][0]))
             selected[name] = {"block": b, "representation": r, "k": k, "selection_value": float(value),
-                              "rule": f"best {REGISTRY[by].title} on the {len(self.split.folds['selection'])} "
-                                      "selection images"}
+                              "selected_by": by, "selection_images": len(self.split.folds["selection"])}
         return selected
 
     def _last_block_figures(self, figures, patches, plabels, n_cls, b, knn) -> None:
         s, q = self.split.folds["support"], self.split.folds["query"]
-        figures.setdefault("curves", []).append({
-            "id": "knn-k", "title": f"k-NN patch probe, block {b} tokens: mIoU vs k", "x": list(KNN_KS),
-            "series": {"mIoU": [round(knn[k], 5) for k in KNN_KS]}, "xaxis": "k", "yaxis": "mIoU", "section": "evaluation"})
-        spectrum = variance_spectrum(patches.reshape(-1, patches.shape[-1]))
-        figures["curves"].append({
-            "id": "variance-spectrum", "title": f"Per-channel variance of block {b} tokens (sorted)",
-            "x": list(range(1, len(spectrum) + 1)), "series": {"variance": [round(float(v), 6) for v in spectrum]},
-            "xaxis": "channel rank", "yaxis": "variance", "section": "evaluation"})
+        figures.setdefault("curves", []).append(payloads.knn_curve(knn, KNN_KS, b))
+        figures["curves"].append(payloads.variance_curve(variance_spectrum(patches.reshape(-1, patches.shape[-1])), b))
         curve = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
                                       n_classes=n_cls, device=self.device)
-        ms = sorted({m for c in curve.values() for m in c})
-        figures["curves"].append({
-            "id": "channel-removal", "title": f"k-NN (k = 10) after removing top-m variance channels, block {b} tokens",
-            "x": ms, "series": {ctrl: [round(curve[ctrl][m][10], 5) if m in curve[ctrl] else None for m in ms]
-                                for ctrl in curve},
-            "xaxis": "channels removed (m)", "yaxis": "mIoU", "section": "evaluation"})
+        figures["curves"].append(payloads.removal_curve(curve, 10, b))
 
     def pseudo_mask_scores(self, keys, tokens, masks, w_test) -> dict[str, Uncertainty]:
         """DatUS²-style pseudo-mask mIoU and coverage on the test images (empty when too few segments)."""
@@ -474,11 +462,7 @@ class EvaluationRun:
             emb[v] = prefix[:, 0] if loaded.card.has_cls else patches.mean(axis=(1, 2))
         mats = similarity_matrix(emb, device=self.device)
         for metric, mat in mats.items():
-            figures.setdefault("heatmaps", []).append({
-                "id": f"masking-{metric}", "title": f"{metric} between masking variants (rows/cols: {', '.join(VARIANTS)})",
-                "z": np.round(np.asarray(mat, dtype=float), 4).tolist(), "block": b, "representation": "tokens",
-                "colorscale": "Viridis", "zlabel": metric, "x_labels": list(VARIANTS), "y_labels": list(VARIANTS),
-                "section": "evaluation"})
+            figures.setdefault("heatmaps", []).append(payloads.masking_matrix(metric, mat, list(VARIANTS), b))
         return self.cka_scores(emb)
 
 

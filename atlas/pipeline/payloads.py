@@ -1,5 +1,10 @@
-"""Figure payloads of a model page: the maps and curves behind the positional measures, as the
-plain dicts ``ModelResult.figures`` holds (the site draws them; see :class:`atlas.records.ModelResult`).
+"""Figure payloads of a model page: the maps and curves behind the measures, as the plain dicts
+``ModelResult.figures`` holds (see :class:`atlas.records.ModelResult`).
+
+A payload carries ids and numbers only: its ``kind``, the block, representation and image it
+belongs to, and the values. Titles, axis names, series names and colour scales belong to the site
+(:mod:`atlas.site.figure_words`), so rewording a figure re-renders pages without recomputing a
+model.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ def _finite(values) -> list:
     return [None if not np.isfinite(v) else round(float(v), 5) for v in np.asarray(values, dtype=float)]
 
 
-def _cluster_map(id_: str, title: str, labels: np.ndarray, b: int, r: str, image: str) -> dict[str, Any]:
-    return {"id": id_, "title": title, "z": labels.tolist(), "labels": labels.tolist(), "block": b,
-            "representation": r, "zlabel": "cluster", "image": image, "section": "positional"}
+def _cluster_map(id_: str, kind: str, labels: np.ndarray, b: int, r: str, image: str, **ids: Any) -> dict[str, Any]:
+    return {"id": id_, "kind": kind, "z": labels.tolist(), "labels": labels.tolist(), "block": b,
+            "representation": r, "image": image, **ids}
 
 
 def measure_maps(results: dict[str, dict], b: int, r: str) -> list[dict[str, Any]]:
@@ -25,33 +30,26 @@ def measure_maps(results: dict[str, dict], b: int, r: str) -> list[dict[str, Any
     cluster's win frequency, the mean token norm and the high-norm outlier count."""
     pc, ba = results["positional_clustering"], results["boundary_artifacts"]
     return [
-        {"id": f"dominant-{r}", "title": f"Block {b} {r}: how often each position's dominant cluster wins",
-         "z": np.round(np.asarray(pc["dominant_freq"], dtype=float), 4).tolist(),
-         "labels": np.asarray(pc["dominant"]).tolist(), "block": b, "representation": r, "colorscale": "Viridis",
-         "zlabel": "win frequency", "section": "positional"},
-        {"id": f"norm-{r}", "title": f"Block {b} {r}: token norm averaged over images",
-         "z": np.round(np.asarray(ba["norm_map"], dtype=float), 4).tolist(), "block": b, "representation": r,
-         "colorscale": "Magma", "zlabel": "mean L2 norm", "section": "positional"},
-        {"id": f"outliers-{r}", "title": f"Block {b} {r}: high-norm outlier tokens per position",
-         "z": np.asarray(ba["outlier_count_map"]).astype(int).tolist(), "block": b, "representation": r,
-         "colorscale": "Magma", "zlabel": "outlier count", "section": "positional"},
+        {"id": f"dominant-{r}", "kind": "dominant", "z": np.round(np.asarray(pc["dominant_freq"], dtype=float), 4).tolist(),
+         "labels": np.asarray(pc["dominant"]).tolist(), "block": b, "representation": r},
+        {"id": f"norm-{r}", "kind": "norm", "z": np.round(np.asarray(ba["norm_map"], dtype=float), 4).tolist(),
+         "block": b, "representation": r},
+        {"id": f"outliers-{r}", "kind": "outliers", "z": np.asarray(ba["outlier_count_map"]).astype(int).tolist(),
+         "block": b, "representation": r},
     ]
 
 
 def locality_curve(loc: dict[str, Any], b: int, r: str) -> dict[str, Any]:
     """Within- vs across-image similarity against distance (:func:`atlas.measures.locality.similarity_structure`)."""
-    return {"id": f"locality-{r}", "title": f"Block {b} {r}: similarity vs distance, within vs across images",
+    return {"id": f"locality-{r}", "kind": "locality", "block": b, "representation": r,
             "x": [int(x) for x in loc["distances"]],
-            "series": {"within image": _finite(loc["within"]), "across images (same offset)": _finite(loc["across"]),
-                       "locality beyond position": _finite(loc["beyond"])},
-            "xaxis": "distance (patches)", "yaxis": "mean cosine similarity", "bounds": [-1, 1],
-            "section": "positional"}
+            "series": {"within": _finite(loc["within"]), "across": _finite(loc["across"]),
+                       "beyond": _finite(loc["beyond"])}}
 
 
 def blank_maps(labels: np.ndarray, names: list[str], b: int, r: str) -> list[dict[str, Any]]:
     """Cluster maps of blank-input probes under the joint centroids."""
-    return [_cluster_map(f"blank-{name}-{r}", f"Blank-input probe ({name}), block {b} {r}: cluster map", lab, b, r, name)
-            for name, lab in zip(names, labels)]
+    return [_cluster_map(f"blank-{name}-{r}", "blank", lab, b, r, name) for name, lab in zip(names, labels)]
 
 
 def shift_pair_maps(base: np.ndarray, moved: np.ndarray, names: list[str], shift: int, b: int, r: str) -> list[dict]:
@@ -59,19 +57,47 @@ def shift_pair_maps(base: np.ndarray, moved: np.ndarray, names: list[str], shift
     clusters that move with it follow content, clusters that stay put follow the grid."""
     out = []
     for name, la, lb in zip(names, base, moved):
-        for tag, lab in (("a", la), ("b", lb)):
-            moved_note = f" (content moved {shift} patches left)" if tag == "b" else ""
-            out.append(_cluster_map(f"shift-pair-{slugify(name)}-{tag}",
-                                    f"Shift test pair, {name}, crop {tag}{moved_note}: block {b} {r} clusters",
-                                    lab, b, r, f"{name}@shift{shift if tag == 'b' else 0}"))
+        for crop, lab in (("a", la), ("b", lb)):
+            moved_by = shift if crop == "b" else 0
+            out.append(_cluster_map(f"shift-pair-{slugify(name)}-{crop}", "shift-pair", lab, b, r,
+                                    f"{name}@shift{moved_by}", photo=name, crop=crop, moved_by=moved_by))
     return out
 
 
 def shift_curve(curve: dict[str, Any], b: int, r: str) -> dict[str, Any]:
     """Agreement by content vs by grid position against the shift (:func:`atlas.measures.shift.shift_curve`)."""
-    return {"id": f"shift-{r}", "title": f"Shift test, block {b} {r}: agreement vs shift",
+    return {"id": f"shift-{r}", "kind": "shift", "block": b, "representation": r,
             "x": [int(s) for s in curve["shifts"]],
-            "series": {"aligned by content": [float(v) for v in curve["content"]],
-                       "aligned by grid position": [float(v) for v in curve["position"]],
-                       "content-following fraction": [float(v) for v in curve["content_fraction_adjusted"]]},
-            "xaxis": "shift s (patches)", "yaxis": "fraction of tokens", "bounds": [0, 1], "section": "positional"}
+            "series": {"content": [float(v) for v in curve["content"]],
+                       "position": [float(v) for v in curve["position"]],
+                       "content_fraction": [float(v) for v in curve["content_fraction_adjusted"]]}}
+
+
+def knn_curve(scores: dict[int, float], ks: list[int], b: int) -> dict[str, Any]:
+    """k-NN patch-probe mIoU against k (:func:`atlas.measures.knn.knn_probe`), block ``b``'s tokens."""
+    ks = list(ks)
+    return {"id": "knn-k", "kind": "knn-k", "block": b, "representation": "tokens", "x": ks,
+            "series": {"miou": [round(float(scores[k]), 5) for k in ks]}}
+
+
+def variance_curve(spectrum: np.ndarray, b: int) -> dict[str, Any]:
+    """Per-channel variance, sorted (:func:`atlas.measures.knn.variance_spectrum`), block ``b``'s tokens."""
+    return {"id": "variance-spectrum", "kind": "variance-spectrum", "block": b, "representation": "tokens",
+            "x": list(range(1, len(spectrum) + 1)), "series": {"variance": [round(float(v), 6) for v in spectrum]}}
+
+
+def removal_curve(curve: dict[str, dict[int, dict[int, float]]], k: int, b: int) -> dict[str, Any]:
+    """k-NN mIoU (at ``k``) after removing the top-m variance channels, per control
+    (:func:`atlas.measures.knn.channel_removal_curve`), block ``b``'s tokens."""
+    ms = sorted({m for c in curve.values() for m in c})
+    return {"id": "channel-removal", "kind": "channel-removal", "block": b, "representation": "tokens", "k": k,
+            "x": ms, "series": {ctrl: [round(float(curve[ctrl][m][k]), 5) if m in curve[ctrl] else None for m in ms]
+                                for ctrl in curve}}
+
+
+def masking_matrix(metric: str, matrix: np.ndarray, variants: list[str], b: int) -> dict[str, Any]:
+    """A similarity ``metric`` between the masking variants' embeddings
+    (:func:`atlas.measures.similarity.similarity_matrix`), block ``b``'s tokens."""
+    return {"id": f"masking-{metric}", "kind": "masking", "metric": metric, "block": b, "representation": "tokens",
+            "z": np.round(np.asarray(matrix, dtype=float), 4).tolist(), "x_labels": list(variants),
+            "y_labels": list(variants)}

@@ -44,7 +44,7 @@ import numpy as np
 from .. import __version__
 from ..config import AtlasConfig
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
-from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, DatasetCredit, Highlight, ImageInfo,
+from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, DatasetCredit, ImageInfo,
                        MeasureRow, ModelCard, ModelResult, SkippedItem, to_json)
 
 if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are read (--render-only)
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are
 
 log = logging.getLogger(__name__)
 
-MODEL_STATE_VERSION = "5"  # 5: checksums in key.txt
+MODEL_STATE_VERSION = "6"  # 5: checksums in key.txt; 6: figure payloads as ids and numbers, no stored highlights
 _PACKAGE = Path(__file__).resolve().parents[1]
 DAMAGED_SUFFIX = ".corrupt"  # as the feature cache's damaged entries
 _ATLAS_MANIFEST = "atlas.sha256"
@@ -74,7 +74,7 @@ def digest(obj: Any) -> str:
 
 #: Modules that write words or per-build records, never a model's stored numbers: rewording them
 #: must not invalidate stored results. (The site layer and the command line are left out whole.)
-NOT_COMPUTATION = ("cli.py", "pipeline/highlights.py", "pipeline/methods.py")
+NOT_COMPUTATION = ("cli.py", "pipeline/methods.py")
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,7 +191,7 @@ def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray], pictures: dict[
     return ModelResult(
         card=ModelCard(**d["card"]), blocks=d["blocks"], representations=d["representations"], ks=d["ks"],
         runs=[ClusterRun(**r) for r in d["runs"]], measures=[MeasureRow(**m) for m in d["measures"]],
-        figures=d["figures"], timings=d["timings"], highlights=[Highlight(**h) for h in d.get("highlights", [])],
+        figures=d["figures"], timings=d["timings"],
         references=[MeasureRow(**m) for m in d["references"]], baselines=[Baseline(**b) for b in d["baselines"]],
         selected=d["selected"], passes=d.get("passes", {}), label_maps=label_maps, pictures=pictures,
     )
@@ -304,8 +304,6 @@ class StateStore:
         """The atlas-level record (models and comparisons by slug) and its photos."""
         data = to_json(results)
         data["models"] = [m.card.slug for m in results.models]
-        # highlights compare models with each other: they belong to this build, not to a model
-        data["model_highlights"] = {m.card.slug: to_json(m.highlights) for m in results.models}
         data["comparisons"] = [c.slug for c in results.comparisons]
         keys = sorted(results.photos)
         data["photo_keys"] = keys
@@ -336,12 +334,10 @@ class StateStore:
 
     def _records(self, data: dict, arrays: dict) -> AtlasResults:
         models, comparisons = [], []
-        highlights = data.pop("model_highlights")
         for slug in data.pop("models"):
             m = self._load("models", slug, None)
             if m is None:
                 raise FileNotFoundError(f"stored build in {self.root} lacks model {slug!r}; run a build first")
-            m.highlights = [Highlight(**h) for h in highlights.get(slug, [])]
             models.append(m)
         for slug in data.pop("comparisons"):
             c = self._load("comparisons", slug, None)
@@ -352,7 +348,6 @@ class StateStore:
         return AtlasResults(
             **{**data, "images": [ImageInfo(**i) for i in data["images"]],
                "skipped": [SkippedItem(**s) for s in data["skipped"]],
-               "highlights": [Highlight(**h) for h in data["highlights"]],
                "datasets": [DatasetCredit(**d) for d in data.get("datasets", [])]},
             models=models, comparisons=comparisons, photos=photos,
         )

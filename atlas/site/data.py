@@ -96,8 +96,8 @@ def model_json(results: AtlasResults, m: ModelResult, label: str) -> dict[str, A
         "selected": m.selected,
         "interval_level": results.interval_level,
         "figures": m.figures,
-        # timings stay on the build report: page data must be identical across identical builds
-        "highlights": m.highlights,
+        # timings stay on the build report: page data must be identical across identical builds;
+        # highlight sentences are words, made by the site (atlas.site.highlights), not data
     }
 
 

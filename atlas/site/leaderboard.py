@@ -28,6 +28,23 @@ LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chose
 BASELINE_ORDER = ("chance", "constant", "colour", "position", "colour + position", "ceiling")
 
 
+
+def selection_rule(info: dict[str, dict[str, Any]], pick: dict[str, Any]) -> str:
+    """How a leaderboard cell's (block, representation, K) was chosen, in words, from the record's
+    ids (``selected_by``: the measure it maximised; ``selection_images``: on how many images;
+    ``fixed_by_method``: the method fixes the block); "" for no choice.
+
+    >>> selection_rule({"seg_miou": {"title": "Cluster mIoU"}}, {"selected_by": "seg_miou", "selection_images": 12})
+    'best Cluster mIoU on the 12 selection images'
+    >>> selection_rule({}, {"block": 11, "representation": "keys", "fixed_by_method": True})
+    'block 11 keys, the last gallery block (fixed by the method)'
+    """
+    if pick.get("fixed_by_method"):
+        return f"block {pick['block']} {pick['representation']}, the last gallery block (fixed by the method)"
+    if not pick.get("selected_by"):
+        return ""
+    return f"best {measure_title(info, pick['selected_by'])} on the {pick['selection_images']} selection images"
+
 def leaderboard_measures(results: AtlasResults) -> list[str]:
     """Measures of this build with a leaderboard column (``measure_info[...]["leaderboard"]``), in
     column order."""
@@ -96,7 +113,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
             chosen_json[slug][name] = row and {"value": num(row.value), "lo": num(row.lo), "hi": num(row.hi),
                                                "block": row.block, "rel_depth": row.rel_depth,
                                                "representation": row.representation, "k": row.k,
-                                               "rule": pick.get("rule", ""),
+                                               "rule": selection_rule(info, pick),
                                                "selection_value": num(pick.get("selection_value"))}
             flag = baseline_flag(row, m.baselines, info)
             if row is not None:
@@ -106,7 +123,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                 continue
             csv_rows.append([slug, labels[slug], m.card.family, m.card.training, m.card.params, name,
                              num(row.value), num(row.lo), num(row.hi), row.block, row.rel_depth, row.representation,
-                             row.k, pick.get("rule", ""), num(pick.get("selection_value")), ""])
+                             row.k, selection_rule(info, pick), num(pick.get("selection_value")), ""])
         rows.append({"label": labels[slug], "href": rel(html_url(model_page(m)), page), "family": m.card.family,
                      "training": m.card.training, "params": m.card.params,
                      "params_text": f"{m.card.params / 1e6:.1f} M", "cells": cells})
@@ -171,7 +188,8 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                                                         f"{results.interval_level:.0%} intervals.", note) if t)))
 
     base = posixpath.basename(stem)
-    rules = {n: sorted({m.selected[n]["rule"] for m in results.models if n in m.selected}) for n in names}
+    rules = {n: sorted({selection_rule(info, m.selected[n]) for m in results.models if n in m.selected})
+             for n in names}
     files = {
         f"{stem}.csv": csv_text(["model", "label", "family", "training", "params", "measure", "value", "lo", "hi",
                                  "block", "rel_depth", "representation", "k", "chosen_by", "selection_value",

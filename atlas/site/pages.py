@@ -27,6 +27,8 @@ from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCa
 from .citation import citation_cff, page_citation
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
+from .figure_words import dressed
+from .highlights import Highlight, make_highlights
 from .figures import (baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure, figure,
                       heatmap_figure, layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
@@ -122,7 +124,7 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
                                                                split_note(methods, info, name)))
     knn_baselines = simple_baselines(m.baselines, CURVE_BASELINE_MEASURE)
     for kind, builder in (("heatmaps", heatmap_figure), ("curves", curve_figure)):
-        for payload in m.figures.get(kind, []) or []:
+        for payload in map(dressed, m.figures.get(kind, []) or []):
             anchor = anchor_for(f"fig-{slugify(payload.get('id', ''))}")
             section = payload.get("section", "positional")
             section = section if section in SECTIONS else "positional"
@@ -201,7 +203,7 @@ def positional_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
 
 
 def model_files(results: AtlasResults, m: ModelResult, env: Environment, common: dict, labels: dict[str, str],
-                maps: dict) -> dict[str, str]:
+                maps: dict, highlights: list[Highlight]) -> dict[str, str]:
     page = model_page(m)
     slug = slugify(m.card.slug)
     label = labels[m.card.slug]
@@ -214,7 +216,7 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         title=label,
         cite_key=cite_key(page),
         card_rows=card_rows(m.card),
-        highlights=[highlight(h, page, results) for h in m.highlights],
+        highlights=[highlight(h, page, results) for h in highlights],
         gallery=model_gallery(results, m, page, maps),
         attention=attention_gallery(results, m, page, maps),
         prefix_tokens=m.card.num_prefix_tokens,
@@ -379,7 +381,7 @@ def guide_pages(docs_dir: Path) -> list[dict[str, str]]:
 
 
 def home_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str], leaderboard: str,
-               guide: list[dict[str, str]], maps: dict) -> dict[str, str]:
+               guide: list[dict[str, str]], maps: dict, highlights: list[Highlight]) -> dict[str, str]:
     page = "index.md"
     return {
         "index.csv": csv_text(
@@ -392,7 +394,6 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             "atlas_version": results.atlas_version, "config_hash": results.config_hash,
             "models": [dict(dataclasses.asdict(m.card), label=labels[m.card.slug], page=html_url(model_page(m)))
                        for m in results.models],
-            "highlights": [dataclasses.asdict(h) for h in results.highlights],
         }),
         page: env.get_template("home.md.j2").render(
             **common,
@@ -402,7 +403,7 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             model_rows=[{"label": labels[m.card.slug], "href": model_page(m), "card": m.card} for m in results.models],
             protocol=protocol(results),
             overview=overview_matrix(results, page, labels, maps),
-            highlights=[highlight(h, page, results) for h in results.highlights],
+            highlights=[highlight(h, page, results) for h in highlights],
             comparisons=[{"title": c.title, "href": comparison_page(c), "description": c.description}
                          for c in results.comparisons]
             + ([{"title": LEADERBOARD_TITLE, "href": leaderboard, "description": LEADERBOARD_BLURB}]
@@ -665,13 +666,14 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
     guide = guide_pages(docs_dir if (docs_dir / "guide").is_dir() else STATIC_SRC)
     common = {"atlas": results, "version": results.atlas_version, "random_label": RANDOM_INIT_LABEL,
               "sections": SECTIONS}
+    atlas_wide, per_model = make_highlights(results.models, results.interval_level)
     for m in results.models:
-        files.update(model_files(results, m, env, common, labels, maps))
+        files.update(model_files(results, m, env, common, labels, maps, per_model.get(m.card.slug, [])))
     for c in results.comparisons:
         files.update(comparison_files(results, c, env, common, labels, maps))
     if leaderboard:
         files.update(leaderboard_files(results, leaderboard, labels, env, common))
-    files.update(home_files(results, env, common, labels, leaderboard, guide, maps))
+    files.update(home_files(results, env, common, labels, leaderboard, guide, maps, atlas_wide))
     files.update(methods_files(results, env, common))
     files.update(images_files(results, env, common, maps))
     files.update(build_report_files(results, env, common, labels))

@@ -1,17 +1,38 @@
 """Highlight sentences: each model's most extreme (block, representation) on the measures the
-registry marks for highlights, computed from the numbers, never hand-written.
+registry marks for highlights, written by the site from the stored numbers at every render
+(never hand-written, never stored: rewording one recomputes nothing).
 
 A model is called "highest in this atlas" only when its interval lies entirely above the interval
 of every other model's highest value (intervals that overlap call for no ranking)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import slugify
 from ..formatting import with_interval
 from ..measures.registry import REGISTRY
-from ..records import Highlight, MeasureRow, ModelResult
+from ..records import MeasureRow, ModelResult
+
+
+@dataclass
+class Highlight:
+    """One auto-generated sentence that links to the figure backing it.
+
+    ``model`` (a model slug) or ``comparison`` (a comparison slug) names the page; leave both
+    empty for the home page. ``anchor`` is a figure id on that page: ``gallery``,
+    ``fig-sizes``, ``fig-measure-<slug of measure name>``, or ``fig-<payload id>`` for
+    ``ModelResult.figures`` payloads; comparison pages use ``gallery`` and
+    ``fig-measure-<slug>``, scaling comparisons also ``family-summary`` and
+    ``fig-scaling-<slug>``. The text is plain text (escaped on the site).
+    """
+
+    text: str
+    model: str = ""
+    comparison: str = ""
+    anchor: str = ""
 
 
 def _with_interval(row: MeasureRow) -> str:

@@ -1,0 +1,87 @@
+"""Words and looks of the analysis figures the build stores as numbers (``ModelResult.figures``,
+made by :mod:`atlas.pipeline.payloads`): each payload names its ``kind``, and this module gives it
+a title, axis and series names, a colour scale, a value range and a page section. Rewording a
+figure here re-renders the site; no model is recomputed.
+
+>>> p = {"id": "norm-keys", "kind": "norm", "block": 11, "representation": "keys", "z": [[1.0]]}
+>>> d = dressed(p)
+>>> d["title"], d["colorscale"], d["zlabel"], d["section"]
+('Block 11 keys: token norm averaged over images', 'Magma', 'mean L2 norm', 'positional')
+>>> "title" in p  # the record is not changed
+False
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FigureWords:
+    """How one kind of payload is shown. ``title`` is formatted with the payload's fields (and
+    ``moved``, the shift pair's note); ``series`` names a curve's series by id (unknown ids are
+    shown as they are)."""
+
+    title: str
+    section: str = "positional"
+    zlabel: str = ""
+    colorscale: str = ""
+    xaxis: str = ""
+    yaxis: str = ""
+    bounds: tuple[float, float] | None = None
+    series: dict[str, str] = field(default_factory=dict)
+
+
+_MAP = "Block {block} {representation}: "
+
+#: One entry per payload kind of :mod:`atlas.pipeline.payloads`.
+FIGURES: dict[str, FigureWords] = {
+    "dominant": FigureWords(_MAP + "how often each position's dominant cluster wins", zlabel="win frequency",
+                            colorscale="Viridis"),
+    "norm": FigureWords(_MAP + "token norm averaged over images", zlabel="mean L2 norm", colorscale="Magma"),
+    "outliers": FigureWords(_MAP + "high-norm outlier tokens per position", zlabel="outlier count",
+                            colorscale="Magma"),
+    "blank": FigureWords("Blank-input probe ({image}), block {block} {representation}: cluster map", zlabel="cluster"),
+    "shift-pair": FigureWords("Shift test pair, {photo}, crop {crop}{moved}: block {block} {representation} clusters",
+                              zlabel="cluster"),
+    "locality": FigureWords(_MAP + "similarity vs distance, within vs across images", xaxis="distance (patches)",
+                            yaxis="mean cosine similarity", bounds=(-1.0, 1.0),
+                            series={"within": "within image", "across": "across images (same offset)",
+                                    "beyond": "locality beyond position"}),
+    "shift": FigureWords("Shift test, block {block} {representation}: agreement vs shift", xaxis="shift s (patches)",
+                         yaxis="fraction of tokens", bounds=(0.0, 1.0),
+                         series={"content": "aligned by content", "position": "aligned by grid position",
+                                 "content_fraction": "content-following fraction"}),
+    "knn-k": FigureWords("k-NN patch probe, block {block} tokens: mIoU vs k", section="evaluation", xaxis="k",
+                         yaxis="mIoU", series={"miou": "mIoU"}),
+    "variance-spectrum": FigureWords("Per-channel variance of block {block} tokens (sorted)", section="evaluation",
+                                     xaxis="channel rank", yaxis="variance", series={"variance": "variance"}),
+    "channel-removal": FigureWords("k-NN (k = {k}) after removing top-m variance channels, block {block} tokens",
+                                   section="evaluation", xaxis="channels removed (m)", yaxis="mIoU",
+                                   series={"none": "raw channels", "zscore": "z-scored channels",
+                                           "pca_whiten": "PCA-whitened channels"}),
+    "masking": FigureWords("{metric} between masking variants, block {block} tokens", section="evaluation",
+                           zlabel="{metric}", colorscale="Viridis"),
+}
+
+
+def dressed(payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` with the words and looks of its kind (a payload without a known kind
+    keeps its own fields: the site draws it as it is)."""
+    words = FIGURES.get(str(payload.get("kind", "")))
+    if words is None:
+        return dict(payload)
+    fields = {"moved": f" (content moved {payload['moved_by']} patches left)" if payload.get("moved_by") else "",
+              **payload}
+    out = {**payload, "title": words.title.format(**fields), "section": words.section}
+    for name in ("colorscale", "xaxis", "yaxis"):
+        if getattr(words, name):
+            out[name] = getattr(words, name)
+    if words.zlabel:
+        out["zlabel"] = words.zlabel.format(**fields)
+    if words.bounds is not None:
+        out["bounds"] = list(words.bounds)
+    if "series" in payload:
+        out["series"] = {words.series.get(key, key): ys for key, ys in payload["series"].items()}
+    return out
