@@ -56,7 +56,7 @@ training = "random"
     loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
     mb = ModelRun(cfg, loaded, [], None, device, evaluation=ev)
     images = ev._atlas_images()
-    scoring = ev.start(mb)
+    scoring = ev.start(mb, blocks=mb.gallery_blocks, reps=mb.reps, device=mb.analysis_device)
     t0 = time.perf_counter()
     mb.stream.fill(scoring.pairs)  # the dataset images (and masking variants) in one pass, as a build does
     t_extract = time.perf_counter() - t0

@@ -62,13 +62,13 @@ training = "random"
 
 
 class StubRun:
-    """What EvaluationRun needs of a ModelRun, with planted features instead of a model."""
+    """A FeatureProvider (what EvaluationRun reads features through) with planted features instead
+    of a model."""
 
     def __init__(self, cfg, features_of):
         self.cfg, self.features_of = cfg, features_of
         card = SimpleNamespace(depth=1, display_name="stub", has_cls=False)
         self.loaded = SimpleNamespace(card=card, grid=(SIZE // PATCH,) * 2, policy=ResizePolicy(SIZE, SIZE))
-        self.gallery_blocks, self.reps = [0], ["tokens"]
         self.stream = SimpleNamespace(add=lambda *args: None)  # planted features need no forward pass
 
     def load(self, images, b, r):
@@ -76,8 +76,6 @@ class StubRun:
 
     def cluster(self, features, k, seed=None):
         return cluster_features(features, k, **kmeans_settings(self.cfg, k, seed))
-
-    analysis_device = None  # the CPU: features stay numpy arrays
 
     def features(self, images, b, r):  # as ModelRun.features on the CPU: the loaded arrays
         return self.load(images, b, r)
@@ -96,7 +94,8 @@ def _masks(protocol):
 
 
 def _score(protocol, features_of):
-    scored = protocol.run(StubRun(protocol.cfg, features_of), {})  # the build's own path
+    scoring = protocol.start(StubRun(protocol.cfg, features_of), blocks=[0], reps=["tokens"])  # the build's own path
+    scored = protocol.finish(scoring, {})  # (on the CPU: features stay numpy arrays)
     rows = {r.measure: r for r in scored.rows}
     baselines = {(b.measure, b.name): b for b in scored.baselines}
     return rows, baselines, scored.selected
@@ -209,9 +208,8 @@ def test_stego_geometry_runs_the_model_at_320(tmp_path):
                        .replace('training = "random"', 'training = "random"\noverrides = { depth = 1, embed_dim = 32, '
                                                        'num_heads = 2 }'))
     loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
-    model_run = SimpleNamespace(loaded=loaded, cache=None, device=torch.device("cpu"), progress=False)
-    run = EvaluationRun.from_config(cfg, [])._geometry_run(model_run)
-    assert run.loaded.card.input_size == [320, 320] and run.loaded.weights_hash == loaded.weights_hash
-    small, big = loaded.model.state_dict(), run.loaded.model.state_dict()
+    seen = EvaluationRun.from_config(cfg, []).geometry(loaded)
+    assert seen.card.input_size == [320, 320] and seen.weights_hash == loaded.weights_hash
+    small, big = loaded.model.state_dict(), seen.model.state_dict()
     assert big["pos_embed"].shape[1] == 1 + 20 * 20  # resampled, not re-drawn
     assert all(torch.equal(small[k], big[k]) for k in small if k != "pos_embed")

@@ -53,13 +53,14 @@ def _colour_embedding(images) -> np.ndarray:
     return np.asarray(rows)
 
 
-def evaluation_baselines(protocol, run, images, masks, plabels, w_test, w_query, seeds) -> list[Baseline]:
-    """Every evaluation measure's baselines for the grid of ``run`` (a :class:`ModelRun` in the
-    evaluation geometry); ``protocol`` is the :class:`EvaluationRun`."""
+def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_query, seeds) -> list[Baseline]:
+    """Every evaluation measure's baselines for the grid of ``loaded`` (the model in the evaluation
+    geometry, :class:`atlas.features.backbones.LoadedBackbone`); ``protocol`` is the
+    :class:`EvaluationRun`."""
     cfg, ds = protocol.cfg, protocol.dataset
-    n, grid = len(images), run.loaded.grid
+    n, grid = len(images), loaded.grid
     n_cls = ds.n_classes
-    photos = [np.asarray(run.loaded.policy.apply(img.load())) for img in images]
+    photos = [np.asarray(loaded.policy.apply(img.load())) for img in images]
     raw = {space: patch_colours(photos, grid, space) for space in COLOUR_VARIANTS}
     # name -> {variant id: (N, h, w, C) features}; a lone variant "" is a baseline without variants
     feature_sets = {"colour": {space: zscore(raw[space]) for space in COLOUR_VARIANTS},
@@ -122,7 +123,7 @@ def evaluation_baselines(protocol, run, images, masks, plabels, w_test, w_query,
         u.add(test["miou"], test.get("replicates", {}).get("miou"), 1.0 if w_test is None else factor(w_test))
         out.append(_baseline("pseudomask_miou", name, u))
 
-    variants = protocol.variant_images(run.loaded.policy, masks) if ds.foreground else {"full": []}
+    variants = protocol.variant_images(loaded.policy, masks) if ds.foreground else {"full": []}
     if len(variants["full"]) >= 4:
         emb = {v: _colour_embedding(imgs) for v, imgs in variants.items()}
         out += [_baseline(m, "colour", u) for m, u in protocol.cka_scores(emb).items()]

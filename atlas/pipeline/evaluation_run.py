@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -50,7 +50,10 @@ from ..measures.uncertainty import Uncertainty, factor, resampling_units, row_fi
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_baselines import evaluation_baselines
-from .model_run import ModelRun, kmeans_seeds
+from .model_run import kmeans_seeds
+
+if TYPE_CHECKING:
+    from .model_run import FeatureProvider
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ class EvaluationRun:
             h.update(np.ascontiguousarray(mask).tobytes())
         h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit"})).encode())
         self.key = h.hexdigest()[:20]
-        self.device = None  # the analysis device of the model being scored (set by run(); None: the CPU)
+        self.device = None  # the analysis device of the model being scored (set by start(); None: the CPU)
 
     @classmethod
     def from_config(cls, cfg, skipped: list[SkippedItem]):
@@ -251,50 +254,48 @@ class EvaluationRun:
         """The evaluation reports the mean over the k-means seeds (see :attr:`Uncertainty.value`)."""
         return Uncertainty(self.cfg.uncertainty.level, centre="mean")
 
-    def _geometry_run(self, model_run):
-        """The run whose model sees the evaluation geometry (the model run itself, or the same
-        weights at STEGO's 320 px, with a feature stream of its own)."""
+    def geometry(self, loaded):
+        """The model as the evaluation sees it: ``loaded`` itself, or the same weights at STEGO's
+        320 px (``[evaluation] geometry = "stego"``)."""
         if self.cfg.evaluation.geometry != "stego":
-            return model_run
-        loaded = at_resolution(model_run.loaded, STEGO_SIZE)
-        return ModelRun(self.cfg, loaded, [], model_run.cache, model_run.device, model_run.progress)
+            return loaded
+        return at_resolution(loaded, STEGO_SIZE)
 
-    def start(self, model_run) -> "Scoring":
-        """The evaluation of one model (``model_run``: its :class:`atlas.pipeline.model_run.ModelRun`)
-        begins: its image sets are announced to the feature stream of the run that sees the
-        evaluation geometry, so that they go through the model in the passes of the model's own
-        images. :meth:`score_pairs` then scores each chunk of pairs while its features are kept, and
-        :meth:`finish` gives the numbers."""
-        run = self._geometry_run(model_run)
-        self.device = model_run.analysis_device
-        policy = run.loaded.policy
-        blocks, reps = model_run.gallery_blocks, model_run.reps
+    def start(self, features: "FeatureProvider", *, blocks: list[int], reps: list[str], device=None) -> "Scoring":
+        """The evaluation of one model begins. ``features`` provides the model's features in the
+        evaluation geometry (:meth:`geometry`): its image sets are announced to its stream, so that
+        they go through the model in the passes of the model's own images. ``blocks`` and
+        ``reps`` are the model's gallery blocks and representations; ``device`` is where the
+        analyses compute (None: the CPU). :meth:`score_pairs` then scores each chunk of pairs
+        while its features are kept, and :meth:`finish` gives the numbers."""
+        self.device = device
+        loaded = features.loaded
         # not resample_labels: masks take the image's own PIL resize and crop, pixel for pixel
-        masks = [np.asarray(policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
+        masks = [np.asarray(loaded.policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
                  for m in self._masks]
-        st = Scoring(run=run, depth=model_run.loaded.card.depth, images=self._atlas_images(), masks=masks,
-                     plabels=np.stack([patch_labels(m, run.loaded.grid, self.dataset.ignore_index) for m in masks]),
+        st = Scoring(features=features, depth=loaded.card.depth, images=self._atlas_images(), masks=masks,
+                     plabels=np.stack([patch_labels(m, loaded.grid, self.dataset.ignore_index) for m in masks]),
                      w_test=self._weights(self.resampling["test"][0], 0),
                      w_query=self._weights(self.resampling["query"][0], 1),
                      seeds=kmeans_seeds(self.cfg), last=blocks[-1],
-                     pairs=block_representations(blocks, reps, model_run.loaded.card.depth))
-        run.stream.add("evaluation images", st.images, st.pairs)
+                     pairs=block_representations(blocks, reps, loaded.card.depth))
+        features.stream.add("evaluation images", st.images, st.pairs)
         if self._similarity_possible(reps):
-            st.variants = self.variant_images(policy, masks)
+            st.variants = self.variant_images(loaded.policy, masks)
             for v, imgs in st.variants.items():
-                run.stream.add(f"masking {v}", imgs, [(st.last, "tokens")])
+                features.stream.add(f"masking {v}", imgs, [(st.last, "tokens")])
         return st
 
     def score_pairs(self, st: "Scoring", pairs) -> None:
         """Score the pairs among ``pairs`` (a chunk whose features the streams keep now), in order;
         the last gallery block's pseudo-masks and masking similarity once its pairs have passed."""
-        run = st.run
+        provider = st.features
         for b, r in pairs:
             if (b, r) not in st.pairs or (b, r) in st.done:
                 continue
             st.done.add((b, r))
-            feats, _ = run.features(st.images, b, r)  # on a GPU: there once for the k-means and the k-NN probe
-            seg = self.segmentation(lambda k, s: run.cluster(feats, k, seed=s)[0], st.masks, st.seeds, st.w_test)
+            feats, _ = provider.features(st.images, b, r)  # on a GPU: there once for the k-means and the k-NN probe
+            seg = self.segmentation(lambda k, s: provider.cluster(feats, k, seed=s)[0], st.masks, st.seeds, st.w_test)
             for name, (u, k, selection) in seg.items():
                 if name != "seg_coverage" or u.value < 1.0:
                     st.add(b, r, name, u, k)
@@ -308,13 +309,13 @@ class EvaluationRun:
         last_pairs = {(st.last, r) for r in ("keys", "tokens")} & set(st.pairs)
         if not st.last_done and last_pairs <= st.done:
             st.last_done = True
-            pm = self._pseudo_masks(run, st.images, st.masks, st.last, st.w_test)
+            pm = self._pseudo_masks(provider, st.images, st.masks, st.last, st.w_test)
             for name, u in pm.items():
                 st.add(st.last, "keys", name, u, self.dataset.n_classes, tail=True)
             if pm:
                 st.selected["pseudomask_miou"] = {"block": st.last, "representation": "keys", "k": self.dataset.n_classes,
                                                   "fixed_by_method": True}
-            for name, u in self._similarity(run, st.variants, st.figures, st.last).items():
+            for name, u in self._similarity(provider, st.variants, st.figures, st.last).items():
                 st.add(st.last, "tokens", name, u, tail=True)
 
     def finish(self, st: "Scoring", figures: dict) -> Scored:
@@ -324,13 +325,9 @@ class EvaluationRun:
             figures.setdefault(kind, []).extend(items)
         out = Scored(rows=st.rows + st.tail_rows, selected=dict(st.selected))
         out.selected.update(self._select(st.choice))
-        out.baselines = evaluation_baselines(self, st.run, st.images, st.masks, st.plabels, st.w_test, st.w_query,
-                                             st.seeds)
+        out.baselines = evaluation_baselines(self, st.features.loaded, st.images, st.masks, st.plabels, st.w_test,
+                                             st.w_query, st.seeds)
         return out
-
-    def run(self, model_run, figures: dict) -> Scored:
-        """Every evaluation of one model in one go (its features computed on demand)."""
-        return self.finish(self.start(model_run), figures)
 
     # ------------------------------------------------------------------ protocol pieces (also run on baselines)
 
@@ -405,15 +402,15 @@ class EvaluationRun:
             out[name].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
         return out
 
-    def _pseudo_masks(self, run, images, masks, b, w_test) -> dict[str, Uncertainty]:
+    def _pseudo_masks(self, features: "FeatureProvider", images, masks, b, w_test) -> dict[str, Uncertainty]:
         if "keys" not in self.cfg.features.representations or "tokens" not in self.cfg.features.representations:
             return {}
-        keys, _ = run.load(images, b, "keys")
-        tokens, _ = run.load(images, b, "tokens")
+        keys, _ = features.load(images, b, "keys")
+        tokens, _ = features.load(images, b, "tokens")
         try:
             return self.pseudo_mask_scores(keys, tokens, masks, w_test)
         except ValueError as exc:  # too few segments for K
-            log.warning("%s: pseudo-masks skipped: %s", run.loaded.card.display_name, exc)
+            log.warning("%s: pseudo-masks skipped: %s", features.loaded.card.display_name, exc)
             return {}
 
     def variant_images(self, policy, masks) -> dict[str, list[AtlasImage]]:
@@ -450,15 +447,15 @@ class EvaluationRun:
         # foreground-only / background-only would be meaningless without a foreground
         return bool(self.dataset.foreground) and "tokens" in reps and min(SIMILARITY_IMAGES, len(self.samples)) >= 4
 
-    def _similarity(self, run, variant_images, figures, b) -> dict[str, Uncertainty]:
+    def _similarity(self, features: "FeatureProvider", variant_images, figures, b) -> dict[str, Uncertainty]:
         """CKA / SVCCA between the masking variants (``variant_images``, in the model's input
         geometry) of the first images, at block ``b``'s tokens."""
-        loaded = run.loaded
+        loaded = features.loaded
         if not variant_images:
             return {}
         emb = {}
         for v, imgs in variant_images.items():
-            patches, prefix = run.load(imgs, b, "tokens")
+            patches, prefix = features.load(imgs, b, "tokens")
             emb[v] = prefix[:, 0] if loaded.card.has_cls else patches.mean(axis=(1, 2))
         mats = similarity_matrix(emb, device=self.device)
         for metric, mat in mats.items():
@@ -470,7 +467,7 @@ class EvaluationRun:
 class Scoring:
     """One model's evaluation while its chunks pass (:meth:`EvaluationRun.start`)."""
 
-    run: Any  # the ModelRun that sees the evaluation geometry
+    features: Any  # the FeatureProvider in the evaluation geometry
     depth: int
     images: list
     masks: list

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -86,6 +87,21 @@ def reference_tokens(patches: np.ndarray, name: str, seed: int) -> np.ndarray:
             return patches.mean(dim=0, keepdim=True).expand(patches.shape)
         return np.broadcast_to(patches.mean(axis=0, keepdims=True), patches.shape).copy()
     raise ValueError(f"unknown reference {name!r}; choose from {REFERENCES}")
+
+
+class FeatureProvider(Protocol):
+    """What an analysis outside the run (the evaluation) reads features through: a model at one
+    input geometry, the stream that keeps its image sets' features during a pass, and the run's
+    joint k-means. :class:`ModelRun` is one; the analysis never sees the run itself."""
+
+    loaded: LoadedBackbone
+    stream: FeatureStream
+
+    def features(self, images: list[AtlasImage], block: int, rep: str) -> tuple: ...
+
+    def load(self, images: list[AtlasImage], block: int, rep: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def cluster(self, features, k: int, seed: int | None = None) -> tuple[np.ndarray, JointKMeans]: ...
 
 
 class ModelRun:
@@ -223,8 +239,12 @@ class ModelRun:
         self.stream.add("images", self.images)
         for label, imgs in extra.items():  # the measures read probes and windows at sweep blocks only
             self.stream.add(label, imgs, [p for p in pairs if p[0] in sweep])
-        scoring = self.evaluation.start(self) if self.evaluation is not None else None
-        runs_streamed = [self] + ([scoring.run] if scoring is not None and scoring.run is not self else [])
+        scoring, runs_streamed = None, [self]
+        if self.evaluation is not None:
+            provider = self.evaluation_features()
+            scoring = self.evaluation.start(provider, blocks=self.gallery_blocks, reps=self.reps,
+                                            device=self.analysis_device)
+            runs_streamed += [provider] if provider is not self else []
         chunks = self.plan(pairs, runs_streamed)
         # the same resamples for every block and representation (one resampling of the image set)
         self._weights = {"images": self.weights(len(self.images)),
@@ -279,6 +299,13 @@ class ModelRun:
                            measures=measures, figures=figures, timings=timings, references=references,
                            baselines=baselines, selected=selected, pictures=pictures,
                            label_maps={k: v.astype(np.int16) for k, v in label_maps.items()}, passes=self.passes)
+
+    def evaluation_features(self) -> "ModelRun":
+        """The features the evaluation reads: this run's, or the same weights in the evaluation's
+        input geometry (:meth:`EvaluationRun.geometry`) with a stream of their own, which passes
+        with this run's chunks."""
+        loaded = self.evaluation.geometry(self.loaded)
+        return self if loaded is self.loaded else ModelRun(self.cfg, loaded, [], self.cache, self.device, self.progress)
 
     def pairs(self) -> list:
         """Every (block, representation) the run analyses, in block order."""
