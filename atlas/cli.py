@@ -68,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--download-only", action="store_true", help="only download, then exit without building: the "
                    "config's manifest images into [images] download_dir (checked against their sha256; see README, "
                    "Curated image sets), then its pretrained weights into the HF / torch hub caches (needs internet)")
+    g = p.add_argument_group("versioned publishing (see README, Citing)")
+    g.add_argument("--publish", metavar="DIR", default=None, help="after the build, copy the site into DIR/VERSION/ "
+                   "in mike's layout (versions.json, alias redirects), ready to push to GitHub Pages or any static "
+                   "host; every citation names the version's URL (site URL + VERSION/), which keeps serving it. "
+                   "Published versions are never touched, except one named with --replace")
+    g.add_argument("--version", dest="publish_version", metavar="VERSION", default=None,
+                   help="the version to publish (letters, digits, '.', '_', '+', '-'), e.g. 2026.12")
+    g.add_argument("--alias", default=None, help="an alias that moves to this version, e.g. latest (its pages "
+                                                 "redirect to this version's; the site root redirects to it)")
+    g.add_argument("--replace", action="store_true", help="overwrite VERSION when it is already published")
     g = p.add_argument_group("where the models are computed (one job per model; see README, Run on a cluster)")
     g.add_argument("--executor", default="serial", help="serial (default: one model after the other in this "
                    "process), local (separate processes on this machine) or slurm (jobs submitted with submitit); "
@@ -93,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline.executors import check_executor
     from .pipeline.state import load_stored_atlas
     from .site.mkdocs import SiteBuildError, SiteDirError
+    from .site.publish import PublishError
 
     try:
         args.site_url = normalise_site_url(args.site_url) if args.site_url is not None else None
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = load_config(args.config)
+        if args.publish is not None:
+            _check_publish(args, cfg)
         if args.executor != "serial":
             check_executor(args.executor)
         if not (args.check_weights or args.download_only):  # before any computing
@@ -118,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             if not any(b.weights == "pretrained" for b in cfg.backbones):
                 print("no pretrained weights to download (every backbone is random-init or a local checkpoint)")
                 return images_code
-    except (ConfigError, BuildError, SiteDirError, SiteBuildError) as exc:
+    except (ConfigError, BuildError, SiteDirError, SiteBuildError, PublishError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -241,6 +254,20 @@ def _check_site_dir(args: argparse.Namespace, cfg, root: Path) -> None:
     check_site_dir(args.site_dir, inside | around, outside=inside, force=force)
 
 
+def _check_publish(args: argparse.Namespace, cfg) -> None:
+    """--publish's settings, refused in one line before anything is computed."""
+    from .site.publish import PublishError, check_target
+
+    if not args.publish_version:
+        raise PublishError("--publish needs --version, e.g. --version 2026.12")
+    if args.no_site:
+        raise PublishError("--publish publishes the built site: drop --no-site")
+    if not (args.site_url if args.site_url is not None else cfg.atlas.site_url):
+        raise PublishError("--publish needs the site URL the folder will be served from (--site-url or [atlas] "
+                           "site_url, e.g. https://example.org/atlas/): citations name its version URLs")
+    check_target(args.publish, args.publish_version, args.alias, args.replace)
+
+
 def _os_error(exc: OSError) -> int:
     """One line for a failed read or write (full disk, read-only folder, ...): nothing written is
     lost, since every file is replaced atomically."""
@@ -260,6 +287,10 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
 
     if args.site_url is not None:
         results.site_url = args.site_url
+    if args.publish is not None:  # cite the version's URL, which keeps serving it; the alias's beside it
+        base = results.site_url
+        results.site_url, results.published_version = f"{base}{args.publish_version}/", args.publish_version
+        results.latest_url = f"{base}{args.alias}/" if args.alias else ""
     if not results.site_url:
         logging.getLogger("atlas").warning(
             "site URL not set: a local build (citations carry no URL, no canonical links, empty sitemap); "
@@ -275,6 +306,7 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
                                         "(delete %s to render them again)", stamp)
         if not args.no_site:
             print(f"atlas unchanged: {Path(args.site_dir) / 'index.html'}")
+            _publish_version(args, Path(args.site_dir), results)
         if args.serve:
             serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)
         return 0
@@ -287,9 +319,22 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
     site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir, force=args.force)
     stamp.write_text(fingerprint)
     print(f"atlas built: {site / 'index.html'}")
+    _publish_version(args, site, results)
     if args.serve:
         serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)
     return 0
+
+
+
+def _publish_version(args: argparse.Namespace, site: Path, results) -> None:
+    """With --publish: the built site into DIR/VERSION/ (atlas.site.publish)."""
+    if args.publish is None:
+        return
+    from .site.publish import publish_site
+
+    where = publish_site(site, args.publish, args.publish_version, args.alias, args.replace)
+    print(f"published version {args.publish_version}: {where} (cited as {results.site_url}"
+          + (f"; {args.alias}: {results.latest_url}" if args.alias else "") + ")")
 
 
 if __name__ == "__main__":

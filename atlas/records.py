@@ -323,6 +323,10 @@ class AtlasResults:
     methods: dict[str, Any]
     timings: dict[str, float]
     site_url: str = ""
+    # a published version (--publish): its name, and the URL of the alias (e.g. latest) that follows
+    # later versions; site_url is then the version's own URL, which citations name
+    published_version: str = ""
+    latest_url: str = ""
     description: str = ""  # one paragraph for the home page (config [atlas] description)
     interval_level: float = 0.95  # coverage of every interval ([uncertainty] level)
     datasets: list[DatasetCredit] = field(default_factory=list)  # evaluation datasets (Images page)

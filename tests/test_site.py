@@ -191,8 +191,10 @@ def test_site_url_citations(tmp_path):
                     .entries.values()))
     assert mae.fields["title"] == ("{MAE\\_ViT \\& B/16 --- 100\\% --- SSL ViT Atlas (synthetic test build)}")
     sitemap = _text(site / "sitemap.xml")
-    assert sorted(re.findall(r"<loc>(.*?)</loc>", sitemap)) == sorted(results.site_url + p.relative_to(site).as_posix()
-                                                                     for p in pages)
+    # every page, and the site root first (mkdocs-material's version selector needs it listed)
+    assert sorted(re.findall(r"<loc>(.*?)</loc>", sitemap)) == sorted([results.site_url] + [
+        results.site_url + p.relative_to(site).as_posix() for p in pages])
+    assert re.findall(r"<loc>(.*?)</loc>", sitemap)[0] == results.site_url
     # 404 under a sub-path: its assets are absolute paths under the site's path
     assert 'href="/v1/assets/stylesheets/' in _text(site / "404.html")
     cff = yaml.safe_load(_text(site / "CITATION.cff"))

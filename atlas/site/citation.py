@@ -1,8 +1,10 @@
 """Citations: the BibTeX of every page, the pieces ``atlas.js`` needs to cite one view of a page,
 and the atlas's ``CITATION.cff``.
 
-A page is cited by its absolute URL under ``[atlas] site_url`` (``--site-url``). Without a site
-URL the build is local: the cite box says so and the BibTeX carries no URL.
+A page is cited by its absolute URL under ``[atlas] site_url`` (``--site-url``); a published
+version (``--publish``) is cited by its version's URL, which keeps serving it after later
+versions, with the alias URL (e.g. ``latest``) offered beside it. Without a site URL the build is
+local: the cite box says so and the BibTeX carries no URL.
 
 BibTeX is written for both BibTeX and biblatex: ``url`` / ``urldate`` / ``version`` for biblatex
 and natbib styles, ``howpublished = {\\url{...}}`` for classic styles that ignore ``url``; the
@@ -101,8 +103,9 @@ def page_citation(results: AtlasResults, page: str, title: str) -> dict[str, Any
     view = {"key": key, "title": latex(full_title), "url": url, "author": latex(common["author"]),
             "year": results.build_date[:4], "version": latex(results.atlas_version), "urldate": results.build_date,
             "note": latex(common["note"])}
+    latest = results.latest_url + html_url(page) if results.latest_url else ""
     return {"key": key, "url": url, "bibtex": bibtex_entry(key, full_title, url, **common),
-            "view_json": str(json_script(view))}
+            "view_json": str(json_script(view)), "version": results.published_version, "latest": latest}
 
 
 def citation_cff(results: AtlasResults) -> str:
@@ -117,7 +120,7 @@ def citation_cff(results: AtlasResults) -> str:
         "date-released": results.build_date,
     }
     if results.site_url:
-        cff["url"] = results.site_url
+        cff["url"] = results.site_url  # a published version's own URL
     cff["abstract"] = (results.description or "Unsupervised semantic segmentation of self-supervised ViT tokens: "
                        "joint k-means clusters of patch tokens, keys, queries and values, block by block, with "
                        "positional, locality, boundary and segmentation measures.") + " " + citation_note(results) + "."

@@ -134,6 +134,8 @@ def atlas_index(results: AtlasResults, labels: dict[str, str], leaderboard: str 
         "config_hash": results.config_hash,
         "build_date": results.build_date,
         "site_url": results.site_url,
+        "published_version": results.published_version,
+        "latest_url": results.latest_url,
         "seed": results.seed,
         "device": results.device,
         "environment": results.environment,

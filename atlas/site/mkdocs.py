@@ -135,6 +135,8 @@ def full_mkdocs_config(config_file: Path, docs_dir, site_dir) -> tuple[dict[str,
         cite = docs / CITE_FILE
         atlas["cite"] = json.loads(cite.read_text(encoding="utf-8")) if cite.exists() else {}
         extra["atlas"] = atlas
+        if info.get("published_version"):  # mkdocs-material's version selector reads ../versions.json
+            extra["version"] = {"provider": "mike"}
         cfg["extra"] = extra
         if info.get("site_url"):
             cfg["site_url"] = info["site_url"]

@@ -1,0 +1,168 @@
+"""Versioned publishing (--publish DIR --version V [--alias latest] [--replace]): mike's layout, a
+published version never touched again, citations that name the version's URL, and one-line
+refusals that touch nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from test_hostile_inputs import error_line, project, run_cli
+
+from atlas.site.publish import PublishError, check_target, publish_site
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with its SHA-256: a published version must not change."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _site(folder: Path, text: str) -> Path:
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text(f"<h1>{text}</h1>")
+    (folder / "models" / "m.html").write_text(f"<p>{text}</p>")
+    (folder / "models" / "m.csv").write_text(f"value\n{text}\n")
+    return folder
+
+
+def _redirect_target(page: Path) -> str:
+    return re.search(r'window.location.replace\(\s*"([^"]+)"', page.read_text()).group(1)
+
+
+def test_versions_layout_alias_and_untouched_versions(tmp_path):
+    from mike.versions import Versions
+
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1", alias="latest")
+    v1 = _tree(out / "1")
+    publish_site(_site(tmp_path / "s2", "two"), out, "2", alias="latest")
+    assert _tree(out / "1") == v1  # version 1 serves what it served
+    versions = Versions.loads((out / "versions.json").read_text())  # mike reads what we wrote
+    assert [str(v.version) for v in versions] == ["2", "1"]
+    assert versions.find("latest") == ("2", "latest")
+    # the alias redirects every page to the same page of the version holding it; data files stay out
+    assert _redirect_target(out / "latest" / "models" / "m.html") == "../../2/models/m.html"
+    assert not (out / "latest" / "models" / "m.csv").exists()
+    assert _redirect_target(out / "index.html") == "latest/"
+    assert (out / ".nojekyll").is_file()
+
+
+def test_replace_swaps_one_version_and_keeps_the_alias_where_it_is(tmp_path):
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1", alias="latest")
+    publish_site(_site(tmp_path / "s2", "two"), out, "2", alias="latest")
+    v2 = _tree(out / "2")
+    publish_site(_site(tmp_path / "s3", "one, corrected"), out, "1", replace=True)
+    assert "corrected" in (out / "1" / "index.html").read_text() and _tree(out / "2") == v2
+    assert _redirect_target(out / "latest" / "index.html") == "../2/index.html"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".nojekyll"]
+
+
+@pytest.mark.parametrize("version, words", [("a/b", "path characters"), ("two words", "no spaces"),
+                                            ("..", "letters, digits"), ("", "letters, digits")])
+def test_bad_version_names_are_refused(tmp_path, version, words):
+    with pytest.raises(PublishError, match=words):
+        check_target(tmp_path / "pub", version)
+
+
+def test_refusals_touch_nothing(tmp_path):
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1", alias="latest")
+    before = _tree(out)
+    with pytest.raises(PublishError, match="already published .* --replace"):
+        publish_site(_site(tmp_path / "s2", "two"), out, "1")
+    with pytest.raises(PublishError, match="alias of version"):
+        publish_site(_site(tmp_path / "s2", "two"), out, "latest")
+    assert _tree(out) == before
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(PublishError, match="not a published atlas"):
+        check_target(stranger, "1")
+
+
+def test_publish_through_the_command_line(tmp_path, capsys):
+    """Version 1, then version 2 from the stored results: each page's BibTeX names its version URL
+    (the site URL normalised to end in '/'), the cite box offers the latest URL beside it, and the
+    version selector is configured."""
+    config = project(tmp_path)
+    out = tmp_path / "published"
+    url = "https://example.org/atlas"  # no trailing slash: normalised
+    assert run_cli(config, "--publish", str(out), "--version", "1", "--alias", "latest", "--site-url", url) == 0
+    page = (out / "1" / "models" / "tiny-a.html").read_text()
+    assert "url          = {https://example.org/atlas/1/models/tiny-a.html}" in page
+    assert 'href="https://example.org/atlas/latest/models/tiny-a.html"' in page
+    v1 = _tree(out / "1")
+    assert run_cli(config, "--render-only", "--publish", str(out), "--version", "2", "--alias", "latest",
+                   "--site-url", url) == 0
+    assert _tree(out / "1") == v1
+    assert "https://example.org/atlas/2/models/tiny-a.html" in (out / "2" / "models" / "tiny-a.html").read_text()
+    assert _redirect_target(out / "latest" / "models" / "tiny-a.html") == "../../2/models/tiny-a.html"
+    assert json.loads((out / "2" / "atlas.json").read_text())["published_version"] == "2"
+    capsys.readouterr()
+
+    # bad input: one line each, nothing computed or written
+    assert run_cli(config, "--publish", str(out), "--version", "2", "--site-url", url) == 2
+    assert "already published" in error_line(capsys)
+    assert run_cli(config, "--publish", str(out), "--version", "x y", "--site-url", url) == 2
+    assert "no spaces" in error_line(capsys)
+    assert run_cli(config, "--publish", str(tmp_path / "photos"), "--version", "3", "--site-url", url) == 2
+    assert "not a published atlas" in error_line(capsys)
+    assert run_cli(config, "--publish", str(out), "--version", "3") == 2
+    assert "needs the site URL" in error_line(capsys)
+    assert _tree(out / "1") == v1 and not (out / "3").exists()
+
+
+@pytest.mark.browser
+def test_browser_version_selector_keeps_the_page_and_versions_keep_their_numbers(tmp_path):
+    """Publish version 1, change the seed (numbers move), publish version 2 with the latest alias;
+    in Chromium: latest serves version 2, the version-1 URL a BibTeX cites still serves version 1's
+    numbers, and the version selector moves to the same page of the other version."""
+    import functools
+    import http.server
+    import threading
+
+    from test_browser import ARGS, CHROMIUM, SUB, _Handler
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian chromium at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    served = tmp_path / "served"
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(served)))
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/{SUB}/"
+    out = served / SUB
+    config = project(tmp_path / "project")
+    assert run_cli(config, "--publish", str(out), "--version", "1", "--alias", "latest", "--site-url", base) == 0
+    config.write_text(config.read_text().replace("seed = 0", "seed = 7"))
+    assert run_cli(config, "--publish", str(out), "--version", "2", "--alias", "latest", "--site-url", base) == 0
+    csv1, csv2 = ((out / v / "models" / "tiny-a.csv").read_text() for v in ("1", "2"))
+    assert csv1 != csv2  # a number moved between the versions
+    cited = re.search(r"url +?= \{([^}]+)\}", (out / "1" / "models" / "tiny-a.html").read_text()).group(1)
+    assert cited == base + "1/models/tiny-a.html"
+
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page()
+            page.goto(base + "latest/models/tiny-a.html", wait_until="networkidle")
+            assert page.url == base + "2/models/tiny-a.html"  # latest: version 2, same page
+            assert page.request.get(cited.replace(".html", ".csv")).text() == csv1  # the cited version's numbers
+            page.wait_for_selector(".md-version__current", timeout=10_000)
+            assert page.inner_text(".md-version__current").strip() == "2"
+            page.hover(".md-version")
+            page.click(".md-version__list a:has-text('1')")
+            page.wait_for_url(base + "1/models/tiny-a.html", timeout=10_000)  # the same page, version 1
+            SHOTS = Path("/tmp/atlas-shots")
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / "published-version-1.png"))
+            browser.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
