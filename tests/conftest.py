@@ -204,6 +204,7 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
             "Evaluation": ["mIoU against human masks, Hungarian matching.", {"threshold": 0.5}],
         },
         timings={"total": 12.5, "render": 0.7},
+        kmeans_seeds=3,
         measure_info={
             "positional_nce": {"title": "Positional clustering (chance-corrected NCE)", "section": "positional",
                                "definition": "How much of the clustering is explained by patch position alone.",

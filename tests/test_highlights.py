@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from atlas.formatting import fixed
+from atlas.measures.registry import measure_info
 from atlas.site.highlights import make_highlights
 from atlas.records import MeasureRow, ModelResult
 from conftest import make_synthetic_results
@@ -16,10 +17,10 @@ def _models(values: list[tuple[float, float, float]]) -> list[ModelResult]:
 
 
 def test_highest_only_when_intervals_do_not_overlap():
-    clear, per_model = make_highlights(_models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)]))
+    clear, per_model = make_highlights(_models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)]), measure_info())
     assert len(clear) == 1 and "highest in this atlas" in clear[0].text and clear[0].model == "dino-vit-s16"
     assert "0.80 [0.75, 0.85]" in clear[0].text
-    overlap, per_model = make_highlights(_models([(0.8, 0.6, 0.9), (0.7, 0.65, 0.75), (0.1, 0.0, 0.2)]))
+    overlap, per_model = make_highlights(_models([(0.8, 0.6, 0.9), (0.7, 0.65, 0.75), (0.1, 0.0, 0.2)]), measure_info())
     assert overlap == []
     assert not any("highest" in h.text for hs in per_model.values() for h in hs)
     assert len(per_model) == 3  # every model still gets its own sentence
@@ -27,5 +28,5 @@ def test_highest_only_when_intervals_do_not_overlap():
 
 def test_numbers_never_read_minus_zero():
     assert fixed(-0.0004) == "0.00" and fixed(-0.004) == "0.00" and fixed(-0.006) == "-0.01"
-    _, per_model = make_highlights(_models([(-0.0004, -0.01, 0.01), (0.2, 0.1, 0.3), (0.3, 0.2, 0.4)]))
+    _, per_model = make_highlights(_models([(-0.0004, -0.01, 0.01), (0.2, 0.1, 0.3), (0.3, 0.2, 0.4)]), measure_info())
     assert all("-0.00" not in h.text for hs in per_model.values() for h in hs)

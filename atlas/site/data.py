@@ -60,24 +60,39 @@ def num(v: Any) -> Any:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
-def model_csv(m: ModelResult, info: dict[str, dict[str, Any]]) -> str:
-    """Every number of a model page, one row each: measures with their intervals, the positional
-    references (``reference`` column), the evaluation baselines (``baseline``), inertia, cluster sizes."""
+#: Columns of a model page's CSV (each row a number of :func:`model_rows`).
+MODEL_CSV_COLUMNS = ["model", "section", "measure", "block", "rel_depth", "representation", "k", "cluster",
+                     "value", "lo", "hi", "seed_spread", "reference", "baseline"]
+
+
+def model_rows(m: ModelResult, info: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every number of a model page, one dict each (:data:`MODEL_CSV_COLUMNS`): measures with their
+    intervals, the positional references (``reference``), the evaluation baselines (``baseline``),
+    inertia, cluster sizes. The atlas-wide table (:mod:`.table`) is made of these rows."""
     rows = []
+
+    def row(section, measure, block, rel_depth, rep, k, cluster, value, lo, hi, spread, reference, baseline):
+        rows.append(dict(zip(MODEL_CSV_COLUMNS, [m.card.slug, section, measure, block, rel_depth, rep, k, cluster,
+                                                 value, lo, hi, spread, reference, baseline])))
+
     for r in [*m.measures, *m.references]:
-        rows.append([m.card.slug, measure_section(info, r.measure), r.measure, r.block, r.rel_depth, r.representation,
-                     r.k, None, num(r.value), num(r.lo), num(r.hi), num(r.seed_spread), r.reference, ""])
+        row(measure_section(info, r.measure), r.measure, r.block, r.rel_depth, r.representation, r.k, None,
+            num(r.value), num(r.lo), num(r.hi), num(r.seed_spread), r.reference, "")
     for b in m.baselines:
-        rows.append([m.card.slug, measure_section(info, b.measure), b.measure, None, None, None, None, None,
-                     num(b.value), num(b.lo), num(b.hi), num(b.seed_spread), "", b.name])
+        row(measure_section(info, b.measure), b.measure, None, None, None, None, None, num(b.value), num(b.lo),
+            num(b.hi), num(b.seed_spread), "", b.name)
     for run in m.runs:
-        rows.append([m.card.slug, "clusters", "inertia", run.block, run.rel_depth, run.representation,
-                     run.k, None, num(run.inertia), None, None, None, "", ""])
+        row("clusters", "inertia", run.block, run.rel_depth, run.representation, run.k, None, num(run.inertia),
+            None, None, None, "", "")
         for cid, size in enumerate(run.sizes):
-            rows.append([m.card.slug, "clusters", "cluster_size", run.block, run.rel_depth,
-                         run.representation, run.k, cid, int(size), None, None, None, "", ""])
-    return csv_text(["model", "section", "measure", "block", "rel_depth", "representation", "k", "cluster",
-                     "value", "lo", "hi", "seed_spread", "reference", "baseline"], rows)
+            row("clusters", "cluster_size", run.block, run.rel_depth, run.representation, run.k, cid, int(size),
+                None, None, None, "", "")
+    return rows
+
+
+def model_csv(m: ModelResult, info: dict[str, dict[str, Any]]) -> str:
+    """A model page's CSV: :func:`model_rows`, one line each."""
+    return csv_text(MODEL_CSV_COLUMNS, ([r[c] for c in MODEL_CSV_COLUMNS] for r in model_rows(m, info)))
 
 
 def model_json(results: AtlasResults, m: ModelResult, label: str) -> dict[str, Any]:
@@ -135,6 +150,7 @@ def atlas_index(results: AtlasResults, labels: dict[str, str], leaderboard: str 
         "build_date": results.build_date,
         "site_url": results.site_url,
         "published_version": results.published_version,
+        "tables": {"parquet": "atlas-results.parquet", "csv": "atlas-results.csv.gz"},  # every number, long format
         "latest_url": results.latest_url,
         "seed": results.seed,
         "device": results.device,

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..config import slugify
 from ..formatting import with_interval
-from ..measures.registry import REGISTRY
 from ..records import MeasureRow, ModelResult
 
 
@@ -39,13 +38,16 @@ def _with_interval(row: MeasureRow) -> str:
     return with_interval(row.value, row.lo, row.hi)
 
 
-def make_highlights(models: list[ModelResult], level: float = 0.95) -> tuple[list[Highlight], dict[str, list[Highlight]]]:
+def make_highlights(models: list[ModelResult], info: dict[str, dict], level: float = 0.95,
+                    ) -> tuple[list[Highlight], dict[str, list[Highlight]]]:
     """Atlas-wide highlights (the highest model per measure, when its interval clears the others)
-    and each model's own, by model slug."""
+    and each model's own, by model slug, on the measures ``info`` (``AtlasResults.measure_info``,
+    from the measure registry) marks for highlights, in its order."""
     per_model: dict[str, list[Highlight]] = {}
     atlas_wide: list[Highlight] = []
-    for measure in sorted((k for k, m in REGISTRY.items() if m.highlight), key=lambda k: REGISTRY[k].highlight):
-        text = REGISTRY[measure].title
+    marked = [k for k, v in info.items() if (v or {}).get("highlight")]
+    for measure in sorted(marked, key=lambda k: info[k]["highlight"]):
+        text = info[measure].get("title") or measure
         best = {}
         for m in models:
             rows = [r for r in m.measures if r.measure == measure and np.isfinite(r.value)]

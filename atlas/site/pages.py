@@ -29,6 +29,7 @@ from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatt
                    num)
 from .figure_words import dressed
 from .highlights import Highlight, make_highlights
+from .table import table_files
 from .figures import (baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure, figure,
                       heatmap_figure, layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
@@ -666,7 +667,7 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
     guide = guide_pages(docs_dir if (docs_dir / "guide").is_dir() else STATIC_SRC)
     common = {"atlas": results, "version": results.atlas_version, "random_label": RANDOM_INIT_LABEL,
               "sections": SECTIONS}
-    atlas_wide, per_model = make_highlights(results.models, results.interval_level)
+    atlas_wide, per_model = make_highlights(results.models, results.measure_info, results.interval_level)
     for m in results.models:
         files.update(model_files(results, m, env, common, labels, maps, per_model.get(m.card.slug, [])))
     for c in results.comparisons:
@@ -678,6 +679,7 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
     files.update(images_files(results, env, common, maps))
     files.update(build_report_files(results, env, common, labels))
     files["atlas.json"] = dumps(atlas_index(results, labels, leaderboard))
+    files.update(table_files(results))
     files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard))
     for page in [p for p in files if p.endswith(".md") and isinstance(files[p], str)]:  # generated pages
         text, script = split_figures(page, files[page])
