@@ -295,10 +295,16 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
         logging.getLogger("atlas").warning(
             "site URL not set: a local build (citations carry no URL, no canonical links, empty sitemap); "
             "set [atlas] site_url or --site-url for a publishable build")
+    previous = None
+    if args.publish is not None:  # the Changes page compares with the newest other published version
+        from .site.changes import read_previous
+
+        previous = read_previous(args.publish, args.publish_version)
     docs = Path(args.docs_dir)
     stamp = docs / RENDER_STAMP
     fingerprint = render_fingerprint(results, (root / "mkdocs.yml").read_text(encoding="utf-8"), str(docs.resolve()),
-                                     "" if args.no_site else str(Path(args.site_dir).resolve()))
+                                     "" if args.no_site else str(Path(args.site_dir).resolve()),
+                                     f"previous {previous.version} {previous.digest}" if previous else "")
     site_there = args.no_site or (Path(args.site_dir) / "index.html").is_file()
     if site_there and (docs / "atlas.json").is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         # nothing the pages depend on changed since they were rendered: the site stands as it is
@@ -311,7 +317,7 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
             serve_site(root / "mkdocs.yml", docs_dir=args.docs_dir)
         return 0
     stamp.unlink(missing_ok=True)  # written again once pages and site are complete
-    render_site(results, docs)
+    render_site(results, docs, previous)
     if args.no_site:
         stamp.write_text(fingerprint)
         print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")

@@ -329,6 +329,7 @@ class AtlasResults:
     latest_url: str = ""
     description: str = ""  # one paragraph for the home page (config [atlas] description)
     interval_level: float = 0.95  # coverage of every interval ([uncertainty] level)
+    code_hash: str = ""  # sha256 of the computation's code (atlas.pipeline.state.code_fingerprint)
     kmeans_seeds: int | None = None  # k-means seeds of every k-dependent number ([uncertainty] seeds; None: not recorded)
     datasets: list[DatasetCredit] = field(default_factory=list)  # evaluation datasets (Images page)
     overview_image: str = ""  # image of the Home overview matrix ("" = the first image)

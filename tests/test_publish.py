@@ -4,7 +4,9 @@ refusals that touch nothing."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -141,6 +143,14 @@ def test_browser_version_selector_keeps_the_page_and_versions_keep_their_numbers
     assert run_cli(config, "--publish", str(out), "--version", "2", "--alias", "latest", "--site-url", base) == 0
     csv1, csv2 = ((out / v / "models" / "tiny-a.csv").read_text() for v in ("1", "2"))
     assert csv1 != csv2  # a number moved between the versions
+    # version 2's Changes page lists the numbers that left their interval, with both values
+    moved = list(csv.DictReader(io.StringIO((out / "2" / "changes.csv").read_text())))
+    assert moved and all(r["previous"] != r["value"] for r in moved)
+    one = moved[0]
+    changes_page = (out / "2" / "changes.html").read_text()
+    assert "Changes in version 2" in changes_page and "since version 1" in changes_page
+    assert f"{float(one['previous']):.3f}" in changes_page and f"{float(one['value']):.3f}" in changes_page
+    assert not (out / "1" / "changes.html").exists()  # the first version has nothing to compare with
     cited = re.search(r"url +?= \{([^}]+)\}", (out / "1" / "models" / "tiny-a.html").read_text()).group(1)
     assert cited == base + "1/models/tiny-a.html"
 
@@ -161,6 +171,9 @@ def test_browser_version_selector_keeps_the_page_and_versions_keep_their_numbers
             SHOTS = Path("/tmp/atlas-shots")
             SHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SHOTS / "published-version-1.png"))
+            page.goto(base + "2/changes.html", wait_until="load")
+            assert page.locator("h2:has-text(\"Numbers that moved beyond their interval\")").count() == 1
+            page.screenshot(path=str(SHOTS / "published-changes.png"), full_page=True)
             browser.close()
     finally:
         httpd.shutdown()

@@ -45,7 +45,7 @@ from .evaluation_run import EvaluationRun
 from .inputs import load_images, photos
 from .methods import methods_record
 from .model_run import ModelRun
-from .state import digest, model_key, state_store
+from .state import code_fingerprint, digest, model_key, state_store
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
-        kmeans_seeds=cfg.uncertainty.seeds,
+        kmeans_seeds=cfg.uncertainty.seeds, code_hash=code_fingerprint(),
         datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),

@@ -147,6 +147,7 @@ def atlas_index(results: AtlasResults, labels: dict[str, str], leaderboard: str 
         "atlas_version": results.atlas_version,
         "config_name": results.config_name,
         "config_hash": results.config_hash,
+        "code_hash": results.code_hash,
         "build_date": results.build_date,
         "site_url": results.site_url,
         "published_version": results.published_version,

@@ -23,16 +23,17 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
+from ..formatting import with_interval
 from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, precision_label
+from .changes import PreviousVersion, changes
 from .citation import citation_cff, page_citation
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
 from .figure_words import dressed
-from .highlights import Highlight, make_highlights
-from .table import table_files
 from .figures import (baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure, figure,
                       heatmap_figure, layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
+from .highlights import Highlight, make_highlights
 from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SPLIT_CURVES, baseline_flag,
                       baseline_label, comparison_baseline_note, definition_with_split, simple_baselines, split_note,
                       split_sentence, uses_split, variant_words)
@@ -42,8 +43,9 @@ from .maps import write_maps
 from .markup import fence, jinja_env, printable
 from .mkdocs import CITE_FILE, NAV_FILE
 from .overview import overview_matrix
-from .paths import cite_key, comparison_page, figures_script, html_url, model_page, rel
+from .paths import CHANGES_PAGE, cite_key, comparison_page, figures_script, html_url, model_page, rel
 from .scaling import SCALING_DEPTHS, scaling, scaling_view
+from .table import results_table, table_files
 from .wording import SECTIONS, measure_section, measure_title, model_label, model_notes
 
 log = logging.getLogger(__name__)
@@ -519,7 +521,36 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
     }
 
 
-def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str], leaderboard: str = "") -> list[Any]:
+def changes_files(results: AtlasResults, env: Environment, common: dict, previous: PreviousVersion) -> dict[str, str]:
+    """The Changes page of a published version against the previous one (:mod:`.changes`)."""
+    page = CHANGES_PAGE
+    c = changes(previous, results_table(results), results)
+    for r in c["moved"]:
+        for digits in (3, 4, 5, 6, 8):  # enough digits to show the move (intervals can be very narrow)
+            r["previous_text"] = with_interval(r["previous"], r["previous_lo"], r["previous_hi"], digits)
+            r["value_text"] = with_interval(r["value"], r["lo"], r["hi"], digits)
+            if r["previous_text"] != r["value_text"]:
+                break
+        r["title"] = measure_title(results.measure_info, r["measure"])
+        where = [f"block {r['block']}" if r["block"] is not None else "", r["representation"] or "",
+                 f"K = {r['k']}" if r["k"] is not None else "", f"cluster {r['cluster']}" if r["cluster"] is not None
+                 else "", r["reference"] or "", f"{r['baseline']} baseline" if r["baseline"] else ""]
+        r["where"] = ", ".join(w for w in where if w) or "—"
+    columns = ["model", "comparison", "section", "measure", "block", "representation", "k", "cluster", "reference",
+               "baseline", "previous", "previous_lo", "previous_hi", "value", "lo", "hi"]
+    return {
+        "changes.csv": csv_text(columns, ([num(r[k]) if k in ("previous", "previous_lo", "previous_hi", "value",
+                                                                "lo", "hi") else r[k] for k in columns]
+                                          for r in c["moved"])),
+        "changes.json": dumps({k: v for k, v in c.items()}),
+        page: env.get_template("changes.md.j2").render(**common, page=page, title=f"Changes in version "
+                                                       f"{results.published_version}", cite_key=cite_key(page), c=c,
+                                                       data={"csv": "changes.csv", "json": "changes.json"}),
+    }
+
+
+def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str], leaderboard: str = "",
+        changed: bool = False) -> list[Any]:
     """The MkDocs ``nav``; titles as plain text (atlas/site/theme_hooks.py escapes them once)."""
     e = printable
     entries: list[Any] = [{"Home": "index.md"}]
@@ -532,11 +563,12 @@ def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, st
     if comparisons:
         entries.append({"Comparisons": comparisons})
     entries += [{"Methods": "methods.md"}, {"Images": "images.md"}, {"Build report": "build-report.md"}]
+    entries += [{"Changes": CHANGES_PAGE}] if changed else []
     return entries
 
 
 def page_titles(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str],
-                leaderboard: str = "") -> dict[str, str]:
+                leaderboard: str = "", changed: bool = False) -> dict[str, str]:
     """Docs-dir path -> plain-text title of every page the site cites."""
     titles = {"index.md": results.title}
     titles.update({model_page(m): labels[m.card.slug] for m in results.models})
@@ -545,14 +577,16 @@ def page_titles(results: AtlasResults, guide: list[dict[str, str]], labels: dict
         titles[leaderboard] = LEADERBOARD_TITLE
     titles.update({"methods.md": "Methods", "images.md": "Images", "build-report.md": "Build report"})
     titles.update({g["path"]: g["title"] for g in guide})
+    if changed:
+        titles[CHANGES_PAGE] = f"Changes in version {results.published_version}"
     return titles
 
 
 def citations(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str],
-              leaderboard: str = "") -> dict[str, dict[str, Any]]:
+              leaderboard: str = "", changed: bool = False) -> dict[str, dict[str, Any]]:
     """Each page's citation (:func:`atlas.site.citation.page_citation`), by docs-dir path."""
     return {page: page_citation(results, page, title)
-            for page, title in page_titles(results, guide, labels, leaderboard).items()}
+            for page, title in page_titles(results, guide, labels, leaderboard, changed).items()}
 
 
 # --------------------------------------------------------------------------- writing
@@ -647,13 +681,15 @@ def render_fingerprint(results: AtlasResults, *settings: str) -> str:
     return h.hexdigest()
 
 
-def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
+def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion | None = None) -> list[Path]:
     """Write every generated page, its CSV/JSON downloads, the gallery maps and ``atlas.json`` into
     ``docs_dir``, from the records alone; returns the written paths (gallery maps aside).
 
     Committed static files (``site_src/assets``, ``site_src/guide``) are copied in when
     ``docs_dir`` is elsewhere.
-    Pages of models or comparisons that are no longer in ``results`` are removed.
+    Pages of models or comparisons that are no longer in ``results`` are removed. With
+    ``previous`` (a published version, :func:`.changes.read_previous`) a Changes page compares
+    this version with it.
     """
     docs_dir = Path(docs_dir)
     docs_dir.mkdir(parents=True, exist_ok=True)
@@ -680,12 +716,15 @@ def render_site(results: AtlasResults, docs_dir: Path) -> list[Path]:
     files.update(build_report_files(results, env, common, labels))
     files["atlas.json"] = dumps(atlas_index(results, labels, leaderboard))
     files.update(table_files(results))
-    files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard))
+    changed = previous is not None
+    if changed:
+        files.update(changes_files(results, env, common, previous))
+    files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard, changed))
     for page in [p for p in files if p.endswith(".md") and isinstance(files[p], str)]:  # generated pages
         text, script = split_figures(page, files[page])
         if script is not None:
             files[page], files[figures_script(page)] = text, script
-    files[CITE_FILE] = dumps(citations(results, guide, labels, leaderboard))
+    files[CITE_FILE] = dumps(citations(results, guide, labels, leaderboard, changed))
     files["CITATION.cff"] = citation_cff(results)
     written = [atomic_write(docs_dir / rel_path, data, skip_unchanged=True) for rel_path, data in files.items()]
     _remove_stale(docs_dir, set(written))

@@ -15,6 +15,7 @@ from ..config import SLUG_MAX, slugify
 from ..records import ComparisonResult, ModelResult
 
 LEADERBOARD_PAGE = "compare/segmentation-quality.md"
+CHANGES_PAGE = "changes.md"  # a published version's changes since the previous one
 
 
 def rel(target: str, page: str) -> str:
