@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--alias", default=None, help="an alias that moves to this version, e.g. latest (its pages "
                                                  "redirect to this version's; the site root redirects to it)")
     g.add_argument("--replace", action="store_true", help="overwrite VERSION when it is already published")
+    g.add_argument("--doi", default=None, help="the DOI of this version (e.g. 10.5281/zenodo.1234567, from Zenodo; "
+                   "overrides [atlas] doi): in every BibTeX entry, CITATION.cff, .zenodo.json and the JSON-LD")
     g = p.add_argument_group("where the models are computed (one job per model; see README, Run on a cluster)")
     g.add_argument("--executor", default="serial", help="serial (default: one model after the other in this "
                    "process), local (separate processes on this machine) or slurm (jobs submitted with submitit); "
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("timm").setLevel(logging.WARNING)
 
-    from .config import ConfigError, load_config, normalise_site_url
+    from .config import ConfigError, load_config, normalise_doi, normalise_site_url
     from .files import check_writable
     from .pipeline import BuildError
     from .pipeline.executors import check_executor
@@ -109,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         args.site_url = normalise_site_url(args.site_url) if args.site_url is not None else None
     except ValueError as exc:
         print(f"error: --site-url: {exc}", file=sys.stderr)
+        return 2
+    try:
+        args.doi = normalise_doi(args.doi) if args.doi is not None else None
+    except ValueError as exc:
+        print(f"error: --doi: {exc}", file=sys.stderr)
         return 2
     try:
         cfg = load_config(args.config)
@@ -287,6 +294,8 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
 
     if args.site_url is not None:
         results.site_url = args.site_url
+    if args.doi is not None:
+        results.doi = args.doi
     if args.publish is not None:  # cite the version's URL, which keeps serving it; the alias's beside it
         base = results.site_url
         results.site_url, results.published_version = f"{base}{args.publish_version}/", args.publish_version

@@ -82,6 +82,25 @@ def normalise_site_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+_DOI = re.compile(r"10\.\d{4,9}/\S+")
+
+
+def normalise_doi(doi: str) -> str:
+    """A DOI as ``10.<registrant>/<suffix>`` (a ``https://doi.org/`` or ``doi:`` prefix dropped; ""
+    for none).
+
+    >>> normalise_doi("https://doi.org/10.5281/zenodo.1234567")
+    '10.5281/zenodo.1234567'
+    """
+    doi = doi.strip()
+    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:"):
+        if doi.lower().startswith(prefix):
+            doi = doi[len(prefix):]
+    if doi and not _DOI.fullmatch(doi):
+        raise ValueError(f"{doi!r} is not a DOI: expected 10.<registrant>/<suffix>, e.g. 10.5281/zenodo.1234567")
+    return doi
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,11 +115,20 @@ class AtlasSection(_Strict):
     cache_dir: str = Field(".cache/features", min_length=1)
     description: str = ""  # one paragraph under the title of the home page
     overview_image: str = ""  # image of the Home overview matrix (file name); default: the first image
+    # the licence of the atlas's data (an SPDX id such as "CC-BY-4.0", or a URL): dataset metadata
+    # (schema.org JSON-LD, CITATION.cff, .zenodo.json); "" = not stated
+    licence: str = ""
+    doi: str = ""  # the DOI of this atlas version (e.g. from Zenodo); --doi overrides it
 
     @field_validator("site_url")
     @classmethod
     def _site_url(cls, v: str) -> str:
         return normalise_site_url(v)
+
+    @field_validator("doi")
+    @classmethod
+    def _doi(cls, v: str) -> str:
+        return normalise_doi(v)
 
 
 class FolderSet(_Strict):

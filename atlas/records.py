@@ -327,6 +327,8 @@ class AtlasResults:
     # later versions; site_url is then the version's own URL, which citations name
     published_version: str = ""
     latest_url: str = ""
+    licence: str = ""  # of the atlas's data ([atlas] licence: SPDX id or URL; "" = not stated)
+    doi: str = ""  # of this version ([atlas] doi or --doi), e.g. 10.5281/zenodo.1234567
     description: str = ""  # one paragraph for the home page (config [atlas] description)
     interval_level: float = 0.95  # coverage of every interval ([uncertainty] level)
     code_hash: str = ""  # sha256 of the computation's code (atlas.pipeline.state.code_fingerprint)

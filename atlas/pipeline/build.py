@@ -230,6 +230,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
+        licence=cfg.atlas.licence, doi=cfg.atlas.doi,
         kmeans_seeds=cfg.uncertainty.seeds, code_hash=code_fingerprint(),
         datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
         overview_image=cfg.atlas.overview_image,

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -62,10 +63,13 @@ def url_in_latex(url: str) -> str:
     return url.replace("%", r"\%").replace("#", r"\#")
 
 
-def bibtex_entry(key: str, title: str, url: str, *, author: str, date: str, version: str, note: str) -> str:
-    """One ``@misc`` entry; ``url`` may be "" (local build: no URL fields)."""
+def bibtex_entry(key: str, title: str, url: str, *, author: str, date: str, version: str, note: str,
+                 doi: str = "") -> str:
+    """One ``@misc`` entry; ``url`` may be "" (local build: no URL fields); ``doi`` "" for none."""
     fields = [("title", "{" + latex(title) + "}"), ("author", "{" + latex(author) + "}"),
               ("year", date[:4]), ("version", latex(version))]
+    if doi:
+        fields.append(("doi", doi))
     if url:
         fields += [("url", url), ("urldate", date), ("howpublished", r"\url{" + url_in_latex(url) + "}")]
     fields.append(("note", latex(note)))
@@ -99,7 +103,7 @@ def page_citation(results: AtlasResults, page: str, title: str) -> dict[str, Any
     full_title = title if page == "index.md" else f"{title} — {results.title}"
     url = page_url(results, page)
     common = {"author": ATLAS_AUTHOR, "date": results.build_date, "version": results.atlas_version,
-              "note": citation_note(results)}
+              "note": citation_note(results), "doi": results.doi}
     view = {"key": key, "title": latex(full_title), "url": url, "author": latex(common["author"]),
             "year": results.build_date[:4], "version": latex(results.atlas_version), "urldate": results.build_date,
             "note": latex(common["note"])}
@@ -119,13 +123,84 @@ def citation_cff(results: AtlasResults) -> str:
         "version": results.atlas_version,
         "date-released": results.build_date,
     }
+    if results.doi:
+        cff["doi"] = results.doi
     if results.site_url:
         cff["url"] = results.site_url  # a published version's own URL
-    cff["abstract"] = (results.description or "Unsupervised semantic segmentation of self-supervised ViT tokens: "
-                       "joint k-means clusters of patch tokens, keys, queries and values, block by block, with "
-                       "positional, locality, boundary and segmentation measures.") + " " + citation_note(results) + "."
+    if results.licence:
+        cff["license" if "://" not in results.licence else "license-url"] = results.licence
+    cff["abstract"] = _abstract(results) + " " + citation_note(results) + "."
     cff["keywords"] = ["self-supervised learning", "vision transformer", "unsupervised semantic segmentation"]
     cff["references"] = [{"type": "software", "title": "SSL ViT Atlas", "version": __version__,
                           "authors": [{"name": ATLAS_AUTHOR}]}]
     header = f"# CITATION.cff of this atlas build (config sha256 {results.config_hash})\n"
     return header + yaml.safe_dump(cff, sort_keys=False, allow_unicode=True, width=100)
+
+
+#: What the atlas is, when its config gives no description.
+ATLAS_ABSTRACT = ("Unsupervised semantic segmentation of self-supervised ViT tokens: joint k-means clusters of patch "
+                  "tokens, keys, queries and values, block by block, with positional, locality, boundary and "
+                  "segmentation measures.")
+
+
+def _abstract(results: AtlasResults) -> str:
+    return results.description or ATLAS_ABSTRACT
+
+
+def zenodo_json(results: AtlasResults) -> str:
+    """``.zenodo.json``: the metadata Zenodo reads when this version is deposited (its DOI, once
+    Zenodo has minted it, goes back in with ``--doi``)."""
+    meta: dict[str, Any] = {
+        "upload_type": "dataset",
+        "title": f"{results.title} (version {results.published_version or results.atlas_version})",
+        "description": _abstract(results) + " " + citation_note(results) + ".",
+        "creators": [{"name": ATLAS_AUTHOR}],
+        "version": results.published_version or results.atlas_version,
+        "publication_date": results.build_date,
+        "keywords": ["self-supervised learning", "vision transformer", "unsupervised semantic segmentation"],
+    }
+    if results.doi:
+        meta["doi"] = results.doi
+    if results.licence:
+        meta["license"] = results.licence
+    if results.site_url:
+        meta["related_identifiers"] = [{"identifier": results.site_url, "relation": "isIdenticalTo",
+                                        "resource_type": "dataset"}]
+    return json.dumps(meta, indent=1, ensure_ascii=False) + "\n"
+
+
+#: Downloads of the atlas as a whole (schema.org ``distribution``), by file and media type.
+ATLAS_DOWNLOADS = (("atlas-results.parquet", "application/vnd.apache.parquet"),
+                   ("atlas-results.csv.gz", "text/csv"), ("atlas.json", "application/json"))
+
+
+def dataset_jsonld(results: AtlasResults, page: str, name: str, description: str,
+                   downloads: tuple[tuple[str, str], ...], part_of: bool = False) -> dict[str, Any]:
+    """schema.org ``Dataset`` of a page (Home: the atlas; a model page: its numbers, part of the
+    atlas), for dataset search engines: name, description, version, url, license, creator,
+    dateModified, distribution (``downloads``: docs-dir paths and media types), identifier (DOI)."""
+    def where(path: str) -> str:
+        return results.site_url + path if results.site_url else path
+
+    data: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "name": name,
+        "description": description,
+        "version": results.published_version or results.atlas_version,
+        "url": page_url(results, page) or html_url(page),
+        "creator": {"@type": "Organization", "name": ATLAS_AUTHOR},
+        "dateModified": results.build_date,
+        "isAccessibleForFree": True,
+        "keywords": ["self-supervised learning", "vision transformer", "unsupervised semantic segmentation"],
+        "distribution": [{"@type": "DataDownload", "encodingFormat": kind, "contentUrl": where(path)}
+                         for path, kind in downloads],
+    }
+    if results.licence:
+        data["license"] = (results.licence if "://" in results.licence
+                           else f"https://spdx.org/licenses/{results.licence}.html")
+    if results.doi:
+        data["identifier"] = f"https://doi.org/{results.doi}"
+    if part_of:
+        data["isPartOf"] = {"@type": "Dataset", "name": results.title, "url": page_url(results, "index.md") or "index.html"}
+    return data

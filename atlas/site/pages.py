@@ -26,7 +26,8 @@ from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..formatting import with_interval
 from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, precision_label
 from .changes import PreviousVersion, changes
-from .citation import citation_cff, page_citation
+from .citation import (ATLAS_ABSTRACT, ATLAS_DOWNLOADS, citation_cff, citation_note, dataset_jsonld,
+                       page_citation, zenodo_json)
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
 from .figure_words import dressed
@@ -232,6 +233,12 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         comparisons=[{"title": c.title, "href": rel(comparison_page(c), page)}
                      for c in results.comparisons if m.card.slug in c.models],
         data={"csv": f"{slug}.csv", "json": f"{slug}.json"},
+        jsonld=dataset_jsonld(
+            results, page, f"{label} — {results.title}",
+            f"Joint k-means clusters, positional, locality and boundary measures and evaluations of the patch "
+            f"tokens, keys, queries and values of {label}, block by block, with intervals and baselines. "
+            + citation_note(results) + ".",
+            ((f"models/{slug}.csv", "text/csv"), (f"models/{slug}.json", "application/json")), part_of=True),
     )
     return {page: text, f"models/{slug}.csv": model_csv(m, results.measure_info),
             f"models/{slug}.json": dumps(model_json(results, m, label))}
@@ -407,6 +414,8 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             protocol=protocol(results),
             overview=overview_matrix(results, page, labels, maps),
             highlights=[highlight(h, page, results) for h in highlights],
+            jsonld=dataset_jsonld(results, page, results.title, (results.description or ATLAS_ABSTRACT) + " "
+                                  + citation_note(results) + ".", ATLAS_DOWNLOADS),
             comparisons=[{"title": c.title, "href": comparison_page(c), "description": c.description}
                          for c in results.comparisons]
             + ([{"title": LEADERBOARD_TITLE, "href": leaderboard, "description": LEADERBOARD_BLURB}]
@@ -726,6 +735,7 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
             files[page], files[figures_script(page)] = text, script
     files[CITE_FILE] = dumps(citations(results, guide, labels, leaderboard, changed))
     files["CITATION.cff"] = citation_cff(results)
+    files[".zenodo.json"] = zenodo_json(results)
     written = [atomic_write(docs_dir / rel_path, data, skip_unchanged=True) for rel_path, data in files.items()]
     _remove_stale(docs_dir, set(written))
     return written
