@@ -508,3 +508,49 @@ def test_head_grid_sorts_by_its_head_mean_maps(server, browser):
     assert page.locator(f"{grid} .atlas-rowhead").all_inner_texts() == want
     assert errors == []
     page.close()
+
+
+@pytest.mark.parametrize("fragment, kind", [("#fig-measure-seg-miou", "figure"),
+                                            ("?block=0&representation=keys&k=4#gallery", "gallery")])
+def test_embed_shows_one_view_in_an_iframe_on_another_site(server, browser, tmp_path, fragment, kind):
+    """?embed=1 in an <iframe> on a page of another origin: the named figure or gallery view alone,
+    no navigation, a line citing the full page; the cite box offers the <iframe> snippet."""
+    page_url = f"{server}/models/dino-vit-s16.html"
+    query, _, anchor = fragment.partition("#")
+    src = page_url + (query + "&" if query else "?") + "embed=1#" + anchor
+    (tmp_path / "host.html").write_text(f'<!doctype html><title>a paper</title><link rel="icon" href="data:,">'
+                                        f'<p>Figure 3:</p>'
+                                        f'<iframe id="atlas" src="{src}" width="900" height="640"></iframe>')
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path)))
+    thread = threading.Thread(target=host.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page, errors = _open(browser, f"http://127.0.0.1:{host.server_address[1]}/host.html")
+        frame = page.frame_locator("#atlas")
+        keep = frame.locator(".atlas-embed-keep")
+        keep.wait_for(timeout=15_000)
+        assert frame.locator(".md-header").is_hidden() and frame.locator(".md-sidebar--primary").is_hidden()
+        assert frame.locator("#cite-this-page").is_hidden()
+        if kind == "figure":
+            assert keep.locator("#fig-measure-seg-miou").is_visible()
+            assert frame.locator(".atlas-figure:visible").count() == 1  # the one figure
+        else:
+            gallery = keep.locator(".atlas-gallery")
+            assert gallery.is_visible() and frame.locator(".atlas-figure:visible").count() == 0
+            assert gallery.locator("select[data-axis]").first.input_value() == "1"  # keys: the permalink's view
+        cite = keep.locator(".atlas-embed-cite a")
+        assert cite.get_attribute("target") == "_top"
+        assert cite.get_attribute("href") == page_url + (query if query else "") + "#" + anchor  # no embed=1
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"embed-{kind}.png"))
+        assert not errors, errors
+        page.close()
+        # the full page's cite box gives the snippet for the view the URL names
+        full, errors = _open(browser, page_url + (query if query else "") + "#" + anchor)
+        snippet = full.locator(".atlas-cite-view-embed").inner_text()
+        assert snippet.startswith("<iframe src=\"") and "embed=1" in snippet and anchor in snippet
+        full.close()
+    finally:
+        host.shutdown()
+        host.server_close()
+        thread.join(timeout=5)

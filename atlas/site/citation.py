@@ -106,7 +106,7 @@ def page_citation(results: AtlasResults, page: str, title: str) -> dict[str, Any
               "note": citation_note(results), "doi": results.doi}
     view = {"key": key, "title": latex(full_title), "url": url, "author": latex(common["author"]),
             "year": results.build_date[:4], "version": latex(results.atlas_version), "urldate": results.build_date,
-            "note": latex(common["note"])}
+            "note": latex(common["note"]), "doi": results.doi}
     latest = results.latest_url + html_url(page) if results.latest_url else ""
     return {"key": key, "url": url, "bibtex": bibtex_entry(key, full_title, url, **common),
             "view_json": str(json_script(view)), "version": results.published_version, "latest": latest}

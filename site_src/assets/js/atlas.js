@@ -200,6 +200,9 @@
   function bibtexEntry(d, key, title, url) {
     var f = [["title", "{" + title + "}"], ["author", "{" + d.author + "}"], ["year", d.year],
       ["version", d.version]];
+    if (d.doi) {
+      f.push(["doi", d.doi]);
+    }
     if (url) {
       f.push(["url", url], ["urldate", d.urldate],
         ["howpublished", "\\url{" + url.replace(/%/g, "\\%").replace(/#/g, "\\#") + "}"]);
@@ -231,6 +234,13 @@
     box.querySelector(".atlas-cite-view-url").textContent = d.url ? url : here + " (relative: site URL not set)";
     box.querySelector(".atlas-cite-view-what").textContent = what;
     box.querySelector(".atlas-cite-view-bibtex").textContent = bibtexEntry(d, key, d.title + ", " + latex(what), url);
+    var embed = box.querySelector(".atlas-cite-view-embed");
+    if (embed) {
+      var src = new URL(d.url ? url : window.location.href, window.location.href);
+      src.searchParams.set("embed", "1");
+      embed.textContent = '<iframe src="' + src.href.replace(/"/g, "%22") + '" width="100%" height="560" ' +
+        'style="border:0" loading="lazy" title="' + what.replace(/[<>&"]/g, "") + '"></iframe>';
+    }
   }
 
   function citeLinks() {
@@ -968,7 +978,51 @@
     });
   }
 
+  // ?embed=1: the page shows one figure or one gallery view (the anchor names it; else the first
+  // gallery), without navigation, with a line citing it; for <iframe>s on other sites
+  function initEmbed() {
+    if (new URLSearchParams(window.location.search).get("embed") !== "1") {
+      return;
+    }
+    var hash = decodeURIComponent(window.location.hash.slice(1));
+    var target = null;
+    document.querySelectorAll(".atlas-gallery").forEach(function (g) {
+      if (!target && hash && g.getAttribute("data-anchor") === hash) {
+        target = g;
+      }
+    });
+    var el = hash ? document.getElementById(hash) : null;
+    if (!target && el && el.classList.contains("atlas-figure")) {
+      target = el;
+    }
+    target = target || document.querySelector(".atlas-gallery") || document.querySelector(".atlas-figure");
+    var inner = document.querySelector(".md-content__inner");
+    if (!target || !inner) {
+      return;
+    }
+    var data = document.getElementById("atlas-cite-data");
+    var d = data ? JSON.parse(data.textContent) : {};
+    var full = new URL(window.location.href);
+    full.searchParams.delete("embed");
+    var link = document.createElement("a");
+    link.href = d.url ? d.url + full.search + full.hash : full.href;
+    link.target = "_top";
+    link.textContent = document.title;
+    var line = document.createElement("p");
+    line.className = "atlas-embed-cite";
+    line.append("From ", link, d.version ? " (atlas " + d.version + ")" : "", ". Cite it from the full page.");
+    var keep = document.createElement("div");
+    keep.className = "atlas-embed-keep";
+    inner.insertBefore(keep, inner.firstChild);
+    keep.appendChild(target);
+    keep.appendChild(line);
+    document.documentElement.classList.add("atlas-embed");
+    // the view is first now: show it from the top, weights banner included, not scrolled to the anchor
+    window.addEventListener("load", function () { window.scrollTo(0, 0); });
+  }
+
   function init() {
+    initEmbed();
     document.querySelectorAll(".atlas-gallery").forEach(initGallery);
     document.querySelectorAll(".atlas-overview-block").forEach(initOverview);
     document.querySelectorAll(".atlas-sortable table").forEach(initSortable);
