@@ -96,3 +96,25 @@ def test_readme_example_reproduces_a_leaderboard_cell(rendered):
     value, lo, hi = cell[["value", "lo", "hi"]].iloc[0]
     assert (value, lo, hi) == (float(board["dino-vit-s16"]["value"]), float(board["dino-vit-s16"]["lo"]),
                                float(board["dino-vit-s16"]["hi"]))
+
+
+def test_model_json_numbers_are_rows_of_the_table(rendered):
+    """A model page's JSON holds the same numbers (measures, references, baselines) as the table."""
+    import json
+
+    results, docs = rendered
+    table = pd.read_parquet(docs / PARQUET_FILE)
+    for m in results.models:
+        data = json.loads((docs / "models" / f"{m.card.slug}.json").read_text())
+        mine = table[table["model"] == m.card.slug]
+        for kind, rows in (("measures", data["measures"]), ("references", data["references"]),
+                           ("baselines", data["baselines"])):
+            for r in rows:
+                if kind == "baselines":
+                    hit = mine[(mine["baseline"] == r["name"]) & (mine["measure"] == r["measure"])]
+                else:
+                    hit = mine[(mine["measure"] == r["measure"]) & (mine["block"] == r["block"])
+                               & (mine["representation"] == r["representation"])
+                               & (mine["reference"] == (r.get("reference") or ""))]
+                assert any(_same(v, r["value"]) and _same(lo, r.get("lo")) for v, lo in zip(hit["value"], hit["lo"])), (
+                    m.card.slug, kind, r)
