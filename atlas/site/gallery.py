@@ -19,7 +19,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from ..records import (RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ImageInfo, ModelResult, attention_key,
                        map_key, picture_key)
@@ -241,15 +241,6 @@ def _per_image(n: int, images: int) -> int:
         if n % rows == 0:
             return n // rows
     return 1
-
-
-def view_query(block: int, representation: str, k: int) -> str:
-    """Query string of a model page's gallery view (what ``atlas.js`` reads and writes).
-
-    >>> view_query(5, "keys", 8)
-    '?block=5&representation=keys&k=8'
-    """
-    return "?" + urlencode({"block": block, "representation": representation, "k": k})
 
 
 def column_heads(c: ComparisonResult, labels: dict[str, str]) -> list[str]:

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..records import AtlasResults, ImageInfo, ModelResult, map_key
-from .gallery import view_query
 from .palette import palette_hex
-from .paths import html_url, model_page, rel
+from .paths import html_url, model_page, rel, view_query
 
 #: Relative depths of the matrix columns ((block + 1) / depth of the nearest gallery block).
 OVERVIEW_DEPTHS = (0.25, 0.5, 0.75, 1.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from ..config import SLUG_MAX, slugify
 from ..records import ComparisonResult, ModelResult
@@ -110,3 +110,12 @@ def overview_view(slug: str) -> str:
 def thumbnail(image: str, content_hash: str) -> str:
     """Docs-dir path of an Images page thumbnail."""
     return f"generated/images/{_image_stem(image, content_hash)}.webp"
+
+
+def view_query(block: int, representation: str, k: int) -> str:
+    """Query string of a model page's gallery view (what ``atlas.js`` reads and writes).
+
+    >>> view_query(5, "keys", 8)
+    '?block=5&representation=keys&k=8'
+    """
+    return "?" + urlencode({"block": block, "representation": representation, "k": k})
