@@ -1,0 +1,99 @@
+"""Label propagation (DINO's DAVIS protocol) and the DAVIS metrics J and F: hand-computed cases,
+an independent boundary matcher, and planted videos (identity features track, shuffled and
+position-only features do not)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from atlas.measures.propagation import boundary_measure, j_and_f, propagate_labels, region_similarity
+
+
+def test_region_similarity_by_hand():
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    a[0:2, 0:2] = True  # 4 pixels
+    b[0:2, 1:3] = True  # 4 pixels, 2 shared
+    assert region_similarity(a, b) == pytest.approx(2 / 6)
+    assert region_similarity(a, a) == 1.0 and region_similarity(a & False, b & False) == 1.0
+
+
+def _reference_f(pred, truth, bound_th=0.008):
+    """Boundary F by Euclidean distance transforms (an independent way to match boundary pixels)."""
+    radius = max(1, math.ceil(bound_th * math.hypot(*truth.shape)))
+
+    def boundary(m):
+        return m & ~ndimage.binary_erosion(m, structure=ndimage.generate_binary_structure(2, 1), border_value=0)
+
+    bp, bt = boundary(pred), boundary(truth)
+    if not bp.any() and not bt.any():
+        return 1.0
+    if not bp.any() or not bt.any():
+        return 0.0
+    precision = (ndimage.distance_transform_edt(~bt)[bp] <= radius).mean()
+    recall = (ndimage.distance_transform_edt(~bp)[bt] <= radius).mean()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def test_boundary_measure_by_hand_and_against_distance_transforms():
+    truth = np.zeros((100, 100), bool)
+    truth[20:60, 20:60] = True
+    assert boundary_measure(truth, truth) == 1.0
+    assert boundary_measure(np.zeros_like(truth), truth) == 0.0
+    assert boundary_measure(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+    near = np.roll(truth, 1, axis=1)  # within the tolerance (ceil(0.008 x 141) = 2 px)
+    far = np.roll(truth, 10, axis=1)
+    assert boundary_measure(near, truth) == 1.0 and boundary_measure(far, truth) < 0.6
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        blob = ndimage.gaussian_filter(rng.normal(size=(60, 80)), 4)
+        other = ndimage.gaussian_filter(rng.normal(size=(60, 80)), 4)
+        a, b = blob > 0, (0.7 * blob + 0.3 * other) > 0
+        assert boundary_measure(a, b) == pytest.approx(_reference_f(a, b), abs=1e-12)
+
+
+def _video(frames=8, size=16, seed=0):
+    """Two textured squares moving in opposite directions over a textured background: masks and
+    per-patch (1 px patches) colours."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((frames, size, size), int)
+    for t in range(frames):
+        masks[t, 2:7, 1 + t:6 + t] = 1
+        masks[t, 9:14, 10 - t:15 - t] = 2
+    return masks, rng
+
+
+def test_identity_features_track_and_shuffled_or_position_features_do_not():
+    masks, rng = _video()
+    t_count, h, w = masks.shape
+    identity = np.eye(3)[masks] * 3 + 0.1 * rng.normal(size=(*masks.shape, 3))
+    tracked = j_and_f(propagate_labels(identity, masks[0], radius=4)[1:], masks[1:])
+    assert tracked["j_and_f"] > 0.9, tracked
+
+    order = rng.permuted(np.tile(np.arange(h * w), (t_count, 1)), axis=1)
+    shuffled = np.stack([f.reshape(h * w, -1)[o].reshape(h, w, -1) for f, o in zip(identity, order)])
+    lost = j_and_f(propagate_labels(shuffled, masks[0], radius=4)[1:], masks[1:])
+    assert lost["j_and_f"] < tracked["j_and_f"] - 0.3, lost
+
+    position = np.broadcast_to(np.eye(h * w).reshape(1, h, w, h * w), (t_count, h, w, h * w))
+    still = j_and_f(propagate_labels(position, masks[0], radius=4)[1:], masks[1:])
+    copied = j_and_f(np.broadcast_to(masks[:1], masks[1:].shape), masks[1:])  # zero motion
+    assert still["j_and_f"] == pytest.approx(copied["j_and_f"], abs=0.02) and still["j_and_f"] < 0.5, still
+
+
+@pytest.mark.parametrize("features, mask, words", [
+    (np.zeros((1, 4, 4, 3)), np.ones((4, 4), int), "T >= 2"),
+    (np.zeros((3, 4, 4, 3)), np.zeros((4, 4), int), "no object"),
+])
+def test_bad_inputs_are_one_line(features, mask, words):
+    with pytest.raises(ValueError, match=words):
+        propagate_labels(features, mask)
+
+
+def test_masks_of_another_size_are_refused():
+    with pytest.raises(ValueError, match="differ in shape"):
+        j_and_f(np.zeros((2, 4, 4), int), np.ones((2, 5, 4), int))
