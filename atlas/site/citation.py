@@ -77,6 +77,9 @@ def bibtex_entry(key: str, title: str, url: str, *, author: str, date: str, vers
     return f"@misc{{{key},\n{body}\n}}"
 
 
+#: The keywords of the atlas as a dataset (CITATION.cff, .zenodo.json, JSON-LD).
+KEYWORDS = ("self-supervised learning", "vision transformer", "unsupervised semantic segmentation")
+
 #: The corporate author of every atlas page (one name: double-braced in BibTeX, an entity in CFF).
 ATLAS_AUTHOR = "SSL ViT Atlas contributors"
 
@@ -130,7 +133,7 @@ def citation_cff(results: AtlasResults) -> str:
     if results.licence:
         cff["license" if "://" not in results.licence else "license-url"] = results.licence
     cff["abstract"] = _abstract(results) + " " + citation_note(results) + "."
-    cff["keywords"] = ["self-supervised learning", "vision transformer", "unsupervised semantic segmentation"]
+    cff["keywords"] = list(KEYWORDS)
     cff["references"] = [{"type": "software", "title": "SSL ViT Atlas", "version": __version__,
                           "authors": [{"name": ATLAS_AUTHOR}]}]
     header = f"# CITATION.cff of this atlas build (config sha256 {results.config_hash})\n"
@@ -157,7 +160,7 @@ def zenodo_json(results: AtlasResults) -> str:
         "creators": [{"name": ATLAS_AUTHOR}],
         "version": results.published_version or results.atlas_version,
         "publication_date": results.build_date,
-        "keywords": ["self-supervised learning", "vision transformer", "unsupervised semantic segmentation"],
+        "keywords": list(KEYWORDS),
     }
     if results.doi:
         meta["doi"] = results.doi
@@ -192,7 +195,7 @@ def dataset_jsonld(results: AtlasResults, page: str, name: str, description: str
         "creator": {"@type": "Organization", "name": ATLAS_AUTHOR},
         "dateModified": results.build_date,
         "isAccessibleForFree": True,
-        "keywords": ["self-supervised learning", "vision transformer", "unsupervised semantic segmentation"],
+        "keywords": list(KEYWORDS),
         "distribution": [{"@type": "DataDownload", "encodingFormat": kind, "contentUrl": where(path)}
                          for path, kind in downloads],
     }
