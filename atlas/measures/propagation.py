@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from ..clustering.align import resample_labels
+
 __all__ = ["propagate_labels", "region_similarity", "boundary_measure", "j_and_f", "PROTOCOL"]
 
 #: DINO's protocol, as the Methods page states it beside every number.
@@ -87,9 +89,7 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
     n_labels = int(first_mask.max()) + 1
     x = F.normalize(x.reshape(t_count, h * w, c), dim=-1)
     # the first mask at the patch grid, nearest (DINO reads the first annotation at 1/patch size)
-    rows = (np.arange(h) * first_mask.shape[0] / h + first_mask.shape[0] / (2 * h)).astype(int)
-    cols = (np.arange(w) * first_mask.shape[1] / w + first_mask.shape[1] / (2 * w)).astype(int)
-    small = torch.as_tensor(first_mask[np.ix_(rows, cols)].reshape(-1), dtype=torch.long)
+    small = torch.as_tensor(resample_labels(first_mask, (h, w)).reshape(-1), dtype=torch.long)
     first = F.one_hot(small, n_labels).float()  # (P, L)
     near = _neighbourhood(h, w, radius)
     soft = [first]
@@ -105,9 +105,7 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
         aff = aff / aff.sum(dim=1, keepdim=True).clamp_min(1e-30)
         soft.append(aff @ ctx_labels)
     out = np.empty((t_count, *size), dtype=np.int64)
-    out[0] = first_mask if first_mask.shape == size else np.asarray(
-        torch.nn.functional.interpolate(torch.as_tensor(first_mask[None, None].astype(np.float32)), size=size,
-                                        mode="nearest")[0, 0], dtype=np.int64)
+    out[0] = resample_labels(first_mask, size)  # given, not predicted (unchanged at its own size)
     for t in range(1, t_count):
         grid = soft[t].T.reshape(1, n_labels, h, w)
         up = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[0]
