@@ -28,7 +28,6 @@ LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chose
 BASELINE_ORDER = ("chance", "constant", "colour", "position", "colour + position", "ceiling")
 
 
-
 def selection_rule(info: dict[str, dict[str, Any]], pick: dict[str, Any]) -> str:
     """How a leaderboard cell's (block, representation, K) was chosen, in words, from the record's
     ids (``selected_by``: the measure it maximised; ``selection_images``: on how many images;
@@ -44,6 +43,7 @@ def selection_rule(info: dict[str, dict[str, Any]], pick: dict[str, Any]) -> str
     if not pick.get("selected_by"):
         return ""
     return f"best {measure_title(info, pick['selected_by'])} on the {pick['selection_images']} selection images"
+
 
 def leaderboard_measures(results: AtlasResults) -> list[str]:
     """Measures of this build with a leaderboard column (``measure_info[...]["leaderboard"]``), in

@@ -530,10 +530,12 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
     }
 
 
-def changes_files(results: AtlasResults, env: Environment, common: dict, previous: PreviousVersion) -> dict[str, str]:
-    """The Changes page of a published version against the previous one (:mod:`.changes`)."""
+def changes_files(results: AtlasResults, env: Environment, common: dict, previous: PreviousVersion,
+                  rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The Changes page of a published version against the previous one (:mod:`.changes`), from this
+    version's table of every number (``rows``, :func:`.table.results_table`)."""
     page = CHANGES_PAGE
-    c = changes(previous, results_table(results), results)
+    c = changes(previous, rows, results)
     for r in c["moved"]:
         for digits in (3, 4, 5, 6, 8):  # enough digits to show the move (intervals can be very narrow)
             r["previous_text"] = with_interval(r["previous"], r["previous_lo"], r["previous_hi"], digits)
@@ -551,7 +553,7 @@ def changes_files(results: AtlasResults, env: Environment, common: dict, previou
         "changes.csv": csv_text(columns, ([num(r[k]) if k in ("previous", "previous_lo", "previous_hi", "value",
                                                                 "lo", "hi") else r[k] for k in columns]
                                           for r in c["moved"])),
-        "changes.json": dumps({k: v for k, v in c.items()}),
+        "changes.json": dumps(c),
         page: env.get_template("changes.md.j2").render(**common, page=page, title=f"Changes in version "
                                                        f"{results.published_version}", cite_key=cite_key(page), c=c,
                                                        data={"csv": "changes.csv", "json": "changes.json"}),
@@ -724,10 +726,11 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
     files.update(images_files(results, env, common, maps))
     files.update(build_report_files(results, env, common, labels))
     files["atlas.json"] = dumps(atlas_index(results, labels, leaderboard))
-    files.update(table_files(results))
+    table = results_table(results)  # once: the downloads and the Changes page read the same rows
+    files.update(table_files(table))
     changed = previous is not None
     if changed:
-        files.update(changes_files(results, env, common, previous))
+        files.update(changes_files(results, env, common, previous, table))
     files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard, changed))
     for page in [p for p in files if p.endswith(".md") and isinstance(files[p], str)]:  # generated pages
         text, script = split_figures(page, files[page])

@@ -64,10 +64,10 @@ def _versions(out: Path):
         raise PublishError(f"{path} is not a versions.json of mike's layout ({exc}); fix or remove it") from None
 
 
-def check_target(out: str | Path, version: str, alias: str | None = None, replace: bool = False) -> None:
+def check_target(out: str | Path, version: str, alias: str | None = None, replace: bool = False):
     """Refuse, before anything is built or written: a bad version or alias name, a folder that is
     neither new, nor empty, nor a published atlas, and a version that exists (without
-    ``replace``)."""
+    ``replace``). Returns the published versions (:class:`mike.versions.Versions`)."""
     check_name(version)
     if alias is not None:
         check_name(alias, "alias")
@@ -89,6 +89,7 @@ def check_target(out: str | Path, version: str, alias: str | None = None, replac
     other = versions.find(alias) if alias is not None else None
     if other and len(other) == 1:
         raise PublishError(f"--alias {alias!r} is a published version in {out}; choose another alias")
+    return versions
 
 
 def _redirect_template() -> Template:
@@ -118,12 +119,11 @@ def publish_site(site_dir: str | Path, out: str | Path, version: str, alias: str
     The version's folder appears whole or not at all (copied beside it, then renamed); a replaced
     version is swapped the same way. Other versions are never touched.
     """
-    check_target(out, version, alias, replace)
+    versions = check_target(out, version, alias, replace)
     site_dir, out = Path(site_dir), Path(out)
     if not (site_dir / "index.html").is_file():
         raise PublishError(f"{site_dir} holds no built site (no index.html); build it first")
     out.mkdir(parents=True, exist_ok=True)
-    versions = _versions(out)
     staged, old = out / f".{version}.publishing", out / f".{version}.replaced"
     for leftover in (staged, old):  # from an interrupted publish
         shutil.rmtree(leftover, ignore_errors=True)

@@ -77,12 +77,12 @@ def results_table(results: AtlasResults) -> list[dict[str, Any]]:
     return rows
 
 
-def table_files(results: AtlasResults) -> dict[str, bytes]:
-    """The table as Parquet and as gzipped CSV (deterministic bytes for the same results)."""
+def table_files(rows: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The table (:func:`results_table`'s rows) as Parquet and as gzipped CSV (deterministic bytes
+    for the same rows)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = results_table(results)
     kind = {**{c: pa.int64() for c in _INTEGERS}, **{c: pa.float64() for c in _FLOATS}, "leaderboard": pa.bool_()}
     schema = pa.schema([(c, kind.get(c, pa.string())) for c in COLUMNS])
     table = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=schema)
