@@ -394,8 +394,8 @@ def _figures(rng, card: ModelCard, grid: tuple[int, int], gallery: list[int], re
              image_names: list[str], evaluation: bool, structure: str, smoothness: float, noise: float) -> dict:
     """The figure payloads a build adds (``atlas.pipeline.payloads`` and the evaluation's), from
     random inputs of the right shapes."""
-    from atlas.pipeline import payloads
     from atlas.measures.knn import CONTROLS
+    from atlas.pipeline import payloads
     from atlas.pipeline.evaluation_run import KNN_KS, REMOVAL_MS, VARIANTS
     from atlas.pipeline.inputs import SHIFTS
 

@@ -106,10 +106,9 @@ def changes(previous: PreviousVersion, current: list[dict[str, Any]], results: A
     def diff(old: set, new: set) -> dict[str, list]:
         return {"added": sorted(new - old), "removed": sorted(old - new)}
 
-    before = {_key(r) for r in previous.rows}
-    after = {_key(r) for r in current}
-    common = before & after
     old_values = {_key(r): r.get("value") for r in previous.rows}
+    before, after = set(old_values), {_key(r) for r in current}
+    common = before & after
     without_interval = sum(1 for r in current if _key(r) in common and r.get("lo") is None
                            and r.get("value") != old_values[_key(r)])
     return {
