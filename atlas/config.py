@@ -275,6 +275,26 @@ class UncertaintySection(_Strict):
     level: float = Field(0.95, gt=0.5, lt=1.0)  # coverage of every interval
 
 
+class PropagationSection(_Strict):
+    """``[evaluation.propagation]``: video object segmentation by label propagation (DINO's DAVIS
+    protocol, :mod:`atlas.measures.propagation`); every parameter is stated on Methods."""
+
+    dataset: Literal["davis", "folder", "camvid"]
+    root: str = ""  # relative to the project root; missing folder = propagation skipped with a logged reason
+    split: str = ""  # davis: the ImageSets/2017 list ("" = val)
+    clip_length: int = Field(10, ge=2)  # camvid: labelled frames per clip
+    max_sequences: int = Field(0, ge=0)  # 0 = all; otherwise the first N usable sequences
+    max_frames: int = Field(0, ge=0)  # 0 = all; otherwise the first N frames of each sequence
+    short_side: int = Field(480, ge=16, le=2048)  # frames resized (whole, no crop) to this short side, as DINO's 480p
+    temperature: float = Field(0.1, gt=0.0)  # DINO 0.1; DINOv3's notebook 0.2
+    top_k: int = Field(5, ge=1)
+    radius: int = Field(12, ge=0)  # neighbourhood, in patches
+    n_context: int = Field(7, ge=0)  # most recent frames beside the first
+    selection_fraction: float = Field(0.25, gt=0.0, lt=0.9)  # sequences that only choose the leaderboard row
+    licence: str = ""
+    credit: str = ""
+
+
 class EvaluationSection(_Strict):
     dataset: Literal["camvid", "suim", "suim6", "voc", "folder", "cocostuff27", "cityscapes27", "ade20k"] | None = None
     root: str = ""  # relative to the project root; missing folder = evaluation skipped with a logged reason
@@ -292,6 +312,7 @@ class EvaluationSection(_Strict):
     geometry: Literal["model", "stego"] = "model"  # "stego": 320 px short side + centre crop, as STEGO
     licence: str = ""  # shown on the Images page; "" = the format's known licence (folder: "not stated")
     credit: str = ""  # ditto, the dataset's authors / source
+    propagation: PropagationSection | None = None  # [evaluation.propagation]: label propagation over video frames
 
     @field_validator("group_regex")
     @classmethod

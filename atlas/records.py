@@ -219,6 +219,7 @@ class Baseline:
     hi: float | None = None
     seed_spread: float | None = None
     variant: str = ""
+    grid: list[int] | None = None  # (rows, columns, patch px) when not the model's own grid (label propagation)
 
 
 @dataclass

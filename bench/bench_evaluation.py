@@ -54,7 +54,7 @@ training = "random"
     ev = EvaluationRun.from_config(cfg, [])
     device = pick_device("auto")
     loaded = load_backbone(cfg.backbones[0], (224, 224), seed=0)
-    mb = ModelRun(cfg, loaded, [], None, device, evaluation=ev)
+    mb = ModelRun(cfg, loaded, [], None, device, evaluations=[ev])
     images = ev._atlas_images()
     scoring = ev.start(mb, blocks=mb.gallery_blocks, reps=mb.reps, device=mb.analysis_device)
     t0 = time.perf_counter()

@@ -40,7 +40,7 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $out/NAME.lo
 mode=${1:-quick}
 if [ "$mode" != large ]; then
     step tests 240 python3 -m pytest -q -s -p no:cacheprovider -o addopts="" \
-        tests/test_device.py tests/test_device_parity.py tests/test_stream.py
+        tests/test_device.py tests/test_device_parity.py tests/test_stream.py tests/test_propagation.py
     step bench_vits 200 python3 bench/bench_gpu.py --models vit_small_patch16_224.dino --images 64
 else  # where the analyses' time goes, one pair at a time
     step profile_vits 150 python3 bench/bench_gpu.py --models vit_small_patch16_224.dino --images 64 \

@@ -47,6 +47,8 @@ HOST_ONLY = {
     "shift_curve": "label agreement of small crop windows: integer comparisons, no linear algebra",
     "evaluate_label_maps": "confusion counts at mask resolution and a Hungarian matching (scipy)",
     "score_pseudo_masks": "per-image spectral segmentation of small affinity matrices and a matching",
+    "j_and_f": "J and F compare masks at mask resolution (a k-d tree matches boundary pixels); the label "
+               "propagation before it runs on the device (tests/test_propagation.py checks it there)",
 }
 #: Input kinds whose inputs this file does not build, with where they are made.
 ELSEWHERE = {"attention": "prefix-token attention rows, computed from a model's queries and keys by "

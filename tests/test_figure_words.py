@@ -8,6 +8,7 @@ import pytest
 
 from atlas.measures.knn import CONTROLS
 from atlas.pipeline import payloads
+from atlas.pipeline.propagation_run import BASELINES
 from atlas.site.figure_words import FIGURES, dressed
 
 WORDS = {"title", "colorscale", "zlabel", "xaxis", "yaxis", "section", "bounds"}
@@ -26,7 +27,8 @@ def _every_payload() -> list[dict]:
             *payloads.shift_pair_maps(grid[None], grid[None], ["street"], 2, 7, "tokens"),
             payloads.shift_curve(shift, 7, "tokens"), payloads.knn_curve({1: 0.3, 5: 0.4}, [1, 5], 7),
             payloads.variance_curve(np.array([2.0, 1.0]), 7), payloads.removal_curve(removal, 10, 7),
-            payloads.masking_matrix("linear_cka", np.eye(2), ["full", "foreground_only"], 7)]
+            payloads.masking_matrix("linear_cka", np.eye(2), ["full", "foreground_only"], 7),
+            payloads.propagation_sequences(["a", "b"], [0.5, 0.6], {b: [0.1, 0.2] for b in BASELINES}, 7, "keys")]
 
 
 def test_payloads_carry_no_words_and_every_kind_is_named():

@@ -8,9 +8,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
-from atlas.measures.propagation import boundary_measure, j_and_f, propagate_labels, region_similarity
+from atlas.measures.propagation import (boundary_measure, j_and_f, object_scores, propagate_labels,
+                                         region_similarity)
 
 
 def test_region_similarity_by_hand():
@@ -97,3 +99,39 @@ def test_bad_inputs_are_one_line(features, mask, words):
 def test_masks_of_another_size_are_refused():
     with pytest.raises(ValueError, match="differ in shape"):
         j_and_f(np.zeros((2, 4, 4), int), np.ones((2, 5, 4), int))
+
+
+def test_ignored_pixels_count_for_neither_j_nor_f_by_hand():
+    truth = np.zeros((1, 20, 20), int)
+    truth[0, 5:15, 5:10] = 1  # 50 pixels of the object
+    truth[0, 5:15, 10:12] = 255  # unlabelled strip beside it
+    pred = np.zeros_like(truth)
+    pred[0, 5:15, 5:12] = 1  # the object and the strip: 70 pixels, 20 of them unlabelled
+    j, f = object_scores(pred, truth, [1], ignore=255)
+    assert j[0] == 1.0 and f[0] == 1.0  # what the truth cannot say is not held against the prediction
+    j, f = object_scores(pred, truth, [1])  # without ignore: 50 / 70, and the strip's edge is off by 2 px
+    assert j[0] == pytest.approx(50 / 70) and f[0] < 1.0
+    pred[0, 5:15, 5:7] = 0  # 20 labelled pixels lost: 30 / 50
+    j, _ = object_scores(pred, truth, [1], ignore=255)
+    assert j[0] == pytest.approx(30 / 50)
+
+
+def test_boundary_is_the_binary_erosion_boundary():
+    from atlas.measures.propagation import _boundary
+
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        m = ndimage.gaussian_filter(rng.normal(size=(30, 40)), 2) > 0
+        inner = ndimage.binary_erosion(m, structure=ndimage.generate_binary_structure(2, 1), border_value=0)
+        assert np.array_equal(_boundary(m), m & ~inner)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device visible"))])
+def test_propagation_on_a_device_equals_the_host(device):
+    masks, rng = _video()
+    feats = np.eye(3)[masks] + 0.5 * rng.normal(size=(*masks.shape, 3))  # noisy: ties and near-ties are rare
+    host = propagate_labels(feats, masks[0], radius=4)
+    on_device = propagate_labels(torch.tensor(feats, dtype=torch.float32, device=device), masks[0], radius=4,
+                                 device=device)
+    assert (host != on_device).mean() < 0.002

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from ..clustering.align import resample_labels
 
-__all__ = ["propagate_labels", "region_similarity", "boundary_measure", "j_and_f", "PROTOCOL"]
+__all__ = ["propagate_labels", "region_similarity", "boundary_measure", "object_scores", "j_and_f", "PROTOCOL"]
 
 #: DINO's protocol, as the Methods page states it beside every number.
 PROTOCOL = {"temperature": 0.1, "top_k": 5, "radius": 12, "n_context": 7}
@@ -56,7 +56,8 @@ def _neighbourhood(h: int, w: int, radius: int) -> torch.Tensor:
 
 def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[int, int] | None = None,
                      temperature: float = PROTOCOL["temperature"], top_k: int = PROTOCOL["top_k"],
-                     radius: int = PROTOCOL["radius"], n_context: int = PROTOCOL["n_context"]) -> np.ndarray:
+                     radius: int = PROTOCOL["radius"], n_context: int = PROTOCOL["n_context"],
+                     device: torch.device | str | None = None) -> np.ndarray:
     """Labels of every frame (T, H, W) propagated from the first frame's mask.
 
     Parameters
@@ -69,12 +70,17 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
         Size of the returned label maps (default: ``first_mask``'s).
     temperature, top_k, radius, n_context
         DINO's protocol (:data:`PROTOCOL`).
+    device : torch device, optional
+        Where the affinities are computed (default: the CPU).
 
     Returns
     -------
     int array (T, H, W); frame 0 is ``first_mask`` itself (it is given, not predicted).
     """
-    x = torch.tensor(np.asarray(features, dtype=np.float32))  # a copy: broadcast (read-only) input is fine
+    if isinstance(features, torch.Tensor):
+        x = features.detach().to(device=device, dtype=torch.float32)
+    else:  # a copy: broadcast (read-only) input is fine
+        x = torch.tensor(np.asarray(features, dtype=np.float32), device=device)
     if x.ndim != 4 or x.shape[0] < 2:
         raise ValueError(f"features must have shape (T >= 2, h, w, C); got {tuple(x.shape)}")
     first_mask = np.asarray(first_mask)
@@ -89,9 +95,9 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
     n_labels = int(first_mask.max()) + 1
     x = F.normalize(x.reshape(t_count, h * w, c), dim=-1)
     # the first mask at the patch grid, nearest (DINO reads the first annotation at 1/patch size)
-    small = torch.as_tensor(resample_labels(first_mask, (h, w)).reshape(-1), dtype=torch.long)
+    small = torch.as_tensor(resample_labels(first_mask, (h, w)).reshape(-1), dtype=torch.long, device=x.device)
     first = F.one_hot(small, n_labels).float()  # (P, L)
-    near = _neighbourhood(h, w, radius)
+    near = _neighbourhood(h, w, radius).to(x.device)
     soft = [first]
     for t in range(1, t_count):
         ctx_idx = [0] + list(range(max(1, t - n_context), t))
@@ -106,10 +112,9 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
         soft.append(aff @ ctx_labels)
     out = np.empty((t_count, *size), dtype=np.int64)
     out[0] = resample_labels(first_mask, size)  # given, not predicted (unchanged at its own size)
-    for t in range(1, t_count):
-        grid = soft[t].T.reshape(1, n_labels, h, w)
-        up = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[0]
-        out[t] = up.argmax(dim=0).numpy()
+    grids = torch.stack(soft[1:]).transpose(1, 2).reshape(t_count - 1, n_labels, h, w)
+    up = F.interpolate(grids, size=size, mode="bilinear", align_corners=False).cpu().numpy()
+    out[1:] = up.argmax(axis=1)  # numpy: torch's CPU argmax over a leading axis is ~10x slower here
     return out
 
 
@@ -121,8 +126,15 @@ def region_similarity(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
-    """One-pixel boundary of a boolean mask: its pixels with a 4-neighbour outside it."""
-    inner = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1), border_value=0)
+    """One-pixel boundary of a boolean mask: its pixels with a 4-neighbour outside it (outside the
+    image counts as outside), as a binary erosion with a cross and border 0 gives."""
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
     return mask & ~inner
 
 
@@ -130,31 +142,56 @@ def boundary_measure(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.00
     """F: the boundary F-measure of DAVIS. Boundary pixels of each mask count as matched when a
     boundary pixel of the other lies within ``ceil(bound_th x image diagonal)`` pixels (a disk);
     precision and recall of the matches, and their harmonic mean (1 when both are empty, 0 when
-    one is)."""
+    one is). Matches are found with a k-d tree over the boundary pixels (exactly the disk's rule)."""
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
     radius = max(1, math.ceil(bound_th * math.hypot(*truth.shape)))
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disk = yy ** 2 + xx ** 2 <= radius ** 2
-    bp, bt = _boundary(pred), _boundary(truth)
-    if not bp.any() and not bt.any():
+    bp, bt = np.argwhere(_boundary(pred)), np.argwhere(_boundary(truth))
+    if not len(bp) and not len(bt):
         return 1.0
-    if not bp.any() or not bt.any():
+    if not len(bp) or not len(bt):
         return 0.0
-    precision = (bp & ndimage.binary_dilation(bt, structure=disk)).sum() / bp.sum()
-    recall = (bt & ndimage.binary_dilation(bp, structure=disk)).sum() / bt.sum()
+    # distance to the nearest boundary pixel of the other mask, infinite beyond the radius
+    precision = (cKDTree(bt).query(bp, distance_upper_bound=radius + 1e-6)[0] <= radius).mean()
+    recall = (cKDTree(bp).query(bt, distance_upper_bound=radius + 1e-6)[0] <= radius).mean()
     return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
 
 
-def j_and_f(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.008) -> dict[str, float]:
-    """J, F and their mean over the objects of ``truth`` (ids 1..K) and the frames (T, H, W), as
-    DAVIS 2017 reports a sequence (an object's J and F averaged over frames, then over objects)."""
+def object_scores(pred: np.ndarray, truth: np.ndarray, objects=None, *, ignore: int | None = None,
+                  bound_th: float = 0.008) -> tuple[np.ndarray, np.ndarray]:
+    """Per object, J and F averaged over the frames (T, H, W), as DAVIS 2017 scores one object.
+
+    ``objects``: the object ids scored (default: the ids > 0 of ``truth``; propagation scores the
+    first mask's). ``ignore``: a label of ``truth`` for pixels without one (semantic datasets):
+    they count for neither J's intersection nor its union, and take the prediction's label in the
+    truth for F, so that no boundary is right or wrong there.
+
+    >>> truth = np.zeros((2, 4, 4), int); truth[:, :2, :2] = 1
+    >>> pred = truth.copy(); pred[1, 0, 2] = 1
+    >>> j, f = object_scores(pred, truth)
+    >>> j.round(3).tolist()
+    [0.9]
+    """
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:
         raise ValueError(f"predicted and true masks differ in shape: {pred.shape} vs {truth.shape}")
-    objects = [o for o in np.unique(truth) if o > 0]
-    if not objects:
+    if objects is None:
+        objects = [o for o in np.unique(truth) if o > 0 and o != ignore]
+    if len(objects) == 0:
         raise ValueError("the masks hold no object")
-    js = [np.mean([region_similarity(p == o, g == o) for p, g in zip(pred, truth)]) for o in objects]
-    fs = [np.mean([boundary_measure(p == o, g == o, bound_th) for p, g in zip(pred, truth)]) for o in objects]
+    valid = np.ones(truth.shape, bool) if ignore is None else truth != ignore
+    filled = truth if ignore is None else np.where(valid, truth, pred)
+    js = np.array([np.mean([region_similarity((p == o) & v, g == o) for p, g, v in zip(pred, truth, valid)])
+                   for o in objects])
+    fs = np.array([np.mean([boundary_measure(p == o, g == o, bound_th) for p, g in zip(pred, filled)])
+                   for o in objects])
+    return js, fs
+
+
+def j_and_f(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.008, *, objects=None,
+            ignore: int | None = None) -> dict[str, float]:
+    """J, F and their mean over the objects of ``truth`` (ids 1..K) and the frames (T, H, W), as
+    DAVIS 2017 reports a sequence (an object's J and F averaged over frames, then over objects);
+    ``objects`` and ``ignore`` as :func:`object_scores`."""
+    js, fs = object_scores(pred, truth, objects, ignore=ignore, bound_th=bound_th)
     j, f = float(np.mean(js)), float(np.mean(fs))
     return {"j": j, "f": f, "j_and_f": (j + f) / 2}

@@ -30,6 +30,7 @@ from .knn import knn_probe
 from .locality import similarity_structure
 from .pca import pca_variance_share
 from .positional import blank_input_structure, position_decodability, positional_clustering
+from .propagation import j_and_f
 from .pseudomasks import score_pseudo_masks
 from .segmentation import evaluate_label_maps
 from .shift import shift_curve
@@ -41,9 +42,10 @@ __all__ = ["Measure", "REGISTRY", "measure_info"]
 #: atlas images (the value depends on K); ``features`` / ``prefix``: their patch / prefix tokens;
 #: ``blank labels``: cluster maps of the blank-input probes; ``shift pairs``: cluster maps of the
 #: shift-test windows; ``human masks``: the labelled evaluation dataset; ``attention``: the prefix
-#: tokens' attention rows from the block's queries and keys (:mod:`.attention`).
+#: tokens' attention rows from the block's queries and keys (:mod:`.attention`); ``video masks``: the
+#: first mask of each video sequence propagated through its frames (:mod:`.propagation`).
 Inputs = Literal["labels", "labels+features", "features", "prefix", "blank labels", "shift pairs", "human masks",
-                 "attention"]
+                 "attention", "video masks"]
 Section = Literal["positional", "evaluation"]
 #: ``bias``: higher = more positional / artifact bias; ``content``: higher = more content-following
 #: (less positional bias); ``quality``: higher = closer to human masks; ``none``: no better or worse
@@ -70,7 +72,9 @@ class Measure:
     highlight: int | None = None  # order of the highlight sentences (absent: none)
     summary: int | None = None  # column order of the scaling pages' family summary
     selected_by: str | None = None  # leaderboard: the (block, representation) chosen for this measure
-    interval: str = "random halves"  # delete-d jackknife over images: "random halves" or "leave-one-out"
+    # delete-d jackknife: "random halves" (of the images, or of their groups), "leave-one-out" (images), or
+    # "sequence halves" (random halves of the test sequences: label propagation)
+    interval: str = "random halves"
 
     @property
     def depends_on_k(self) -> bool:
@@ -285,6 +289,35 @@ REGISTRY: dict[str, Measure] = {
         "Share of labelled pixels that the pseudo-masks assign to a segment.",
         "assigned labelled pixels / labelled pixels",
         "human masks", score_pseudo_masks, "coverage", "evaluation", "none", (0.0, 1.0),
+    ),
+    "propagation_jf": Measure(
+        "Label propagation J&F (DAVIS protocol)",
+        "Video object segmentation from the first frame's mask alone: each later frame's patches take the "
+        "labels of their most similar patches in the first and the most recent frames (DINO's protocol: "
+        "cosine similarity of L2-normalised patch features, softmax temperature, top-k neighbours within a "
+        "spatial radius), upsampled to the mask and argmax-ed. J&F is the mean of region IoU (J) and boundary "
+        "F-measure (F), each averaged over frames per object and over the objects of the test sequences. "
+        "Methods states the parameters and the dataset's frame spacing beside the number.",
+        "(J + F) / 2; J = mean over objects of mean_t IoU(pred_t = o, truth_t = o); F = same with the DAVIS "
+        "boundary F-measure (tolerance 0.008 x image diagonal)",
+        "video masks", j_and_f, "j_and_f", "evaluation", "quality", (0.0, 1.0), leaderboard=6,
+        interval="sequence halves",
+    ),
+    "propagation_j": Measure(
+        "Label propagation J (region IoU)",
+        "The region part of J&F: intersection over union of each propagated object with its mask, averaged "
+        "over the scored frames and then over the objects of the test sequences.",
+        "mean over objects of mean_t |pred_t ∩ truth_t| / |pred_t ∪ truth_t| (1 when both are empty)",
+        "video masks", j_and_f, "j", "evaluation", "quality", (0.0, 1.0), selected_by="propagation_jf",
+        interval="sequence halves",
+    ),
+    "propagation_f": Measure(
+        "Label propagation F (boundary F-measure)",
+        "The boundary part of J&F: precision and recall of the object's boundary pixels matched within "
+        "0.008 x the image diagonal (DAVIS), their harmonic mean, averaged like J.",
+        "mean over objects of mean_t 2 P R / (P + R) of boundary pixels matched within ceil(0.008 x diagonal)",
+        "video masks", j_and_f, "f", "evaluation", "quality", (0.0, 1.0), selected_by="propagation_jf",
+        interval="sequence halves",
     ),
     "cka_full_vs_foreground": Measure(
         "Linear CKA: full image vs foreground only",

@@ -42,6 +42,7 @@ from ..records import AtlasResults, ModelResult, SkippedItem
 from . import BuildError
 from .comparisons import build_comparison, comparison_k, comparison_models
 from .evaluation_run import EvaluationRun
+from .propagation_run import PropagationRun
 from .inputs import load_images, photos
 from .methods import methods_record
 from .model_run import ModelRun
@@ -75,10 +76,17 @@ class BuildInputs:
     device: object
     evaluation: EvaluationRun | None
     store: object
+    propagation: PropagationRun | None = None
+
+    @property
+    def evaluations(self) -> list:
+        """The evaluations every model goes through (against human masks, label propagation)."""
+        return [e for e in (self.evaluation, self.propagation) if e is not None]
 
     @property
     def eval_key(self) -> str:
-        return self.evaluation.key if self.evaluation else "none"
+        keys = [e.key for e in self.evaluations]
+        return "+".join(keys) if keys else "none"
 
 
 def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here: bool = True) -> BuildInputs:
@@ -119,7 +127,8 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here:
                         "delete %s/*/*.npz to free the space", len(stale), size, cache.root)
     log.info("device: %s; %d images; %d models", describe(device, cfg.features.precision), len(images), len(backbones))
     evaluation = EvaluationRun.from_config(cfg, skipped)
-    return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg))
+    propagation = PropagationRun.from_config(cfg, skipped)
+    return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg), propagation)
 
 
 def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -> tuple[str, ModelResult, bool]:
@@ -146,7 +155,7 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     # else runs on the machine, OpenBLAS's spinning threads cost more than they give (measured:
     # 0.45 vs 0.9 s per block and representation idle, 10x worse under load). Torch keeps its own.
     with threadpool_limits(1, user_api="blas"):
-        result = ModelRun(cfg, loaded, inputs.images, inputs.cache, inputs.device, progress, inputs.evaluation).run()
+        result = ModelRun(cfg, loaded, inputs.images, inputs.cache, inputs.device, progress, inputs.evaluations).run()
     inputs.store.save_model(key, result)
     return key, result, False
 
@@ -227,12 +236,13 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         build_date=build_date or _dt.date.today().isoformat(), seed=cfg.atlas.seed, resolution_policy=policy_text,
         environment=_environment(), device=describe(inputs.device, cfg.features.precision), images=[img.info() for img in images], skipped=skipped,
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
-        methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None),
+        methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None,
+                               inputs.propagation.methods() if inputs.propagation else None),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
         licence=cfg.atlas.licence, doi=cfg.atlas.doi,
         kmeans_seeds=cfg.uncertainty.seeds, code_hash=code_fingerprint(),
-        datasets=[inputs.evaluation.credit()] if inputs.evaluation else [],
+        datasets=[e.credit() for e in inputs.evaluations],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
         stored_bytes={slug: store.model_bytes(slug) for slug in built}, reused_models=reused,

@@ -130,7 +130,7 @@ class EvaluationRun:
         for img, mask in zip(self._images, self._masks):
             h.update(content_hash(img).encode())
             h.update(np.ascontiguousarray(mask).tobytes())
-        h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit"})).encode())
+        h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit", "propagation"})).encode())
         self.key = h.hexdigest()[:20]
         self.device = None  # the analysis device of the model being scored (set by start(); None: the CPU)
 

@@ -13,7 +13,8 @@ from .inputs import SHIFT_IMAGES, SHIFTS
 from .pictures import ATTENTION_IMAGES
 
 
-def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None) -> dict:
+def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None,
+                   propagation_methods: dict | None = None) -> dict:
     c, u = cfg.clustering, cfg.uncertainty
     methods = {
         "Extraction": {
@@ -97,4 +98,6 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
     }
     if eval_methods:
         methods["Evaluation against human masks"] = eval_methods
+    if propagation_methods:
+        methods["Label propagation (video)"] = propagation_methods
     return methods

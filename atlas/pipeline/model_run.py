@@ -108,9 +108,10 @@ class ModelRun:
     """Extraction, joint clustering, measures and aligned label maps of one backbone."""
 
     def __init__(self, cfg: AtlasConfig, loaded: LoadedBackbone, images: list[AtlasImage], cache: FeatureCache | None,
-                 device: torch.device, progress: bool = False, evaluation=None, memory_bytes: int | None = None):
+                 device: torch.device, progress: bool = False, evaluations=(), memory_bytes: int | None = None):
         self.cfg, self.loaded, self.images, self.cache = cfg, loaded, images, cache
-        self.device, self.progress, self.evaluation = device, progress, evaluation
+        # the evaluations (against human masks, label propagation): each start / score_pairs / finish
+        self.device, self.progress, self.evaluations = device, progress, [e for e in evaluations if e is not None]
         # bytes of features kept at a time (None: [features] memory_gb, else what memory allows)
         self.memory_bytes = memory_bytes
         self.stream = FeatureStream(loaded, device=device, keep_device=self.analysis_device,
@@ -239,11 +240,11 @@ class ModelRun:
         self.stream.add("images", self.images)
         for label, imgs in extra.items():  # the measures read probes and windows at sweep blocks only
             self.stream.add(label, imgs, [p for p in pairs if p[0] in sweep])
-        scoring, runs_streamed = None, [self]
-        if self.evaluation is not None:
-            provider = self.evaluation_features()
-            scoring = self.evaluation.start(provider, blocks=self.gallery_blocks, reps=self.reps,
-                                            device=self.analysis_device)
+        scorings, runs_streamed = [], [self]
+        for evaluation in self.evaluations:
+            provider = self.evaluation_features(evaluation)
+            scorings.append(evaluation.start(provider, blocks=self.gallery_blocks, reps=self.reps,
+                                             device=self.analysis_device))
             runs_streamed += [provider] if provider is not self else []
         chunks = self.plan(pairs, runs_streamed)
         # the same resamples for every block and representation (one resampling of the image set)
@@ -271,8 +272,8 @@ class ModelRun:
             references += out[3]
             for kind in figures:
                 figures[kind] += out[4][kind]
-            if scoring is not None:
-                self.evaluation.score_pairs(scoring, chunk)
+            for evaluation, scoring in zip(self.evaluations, scorings):
+                evaluation.score_pairs(scoring, chunk)
             timings["cluster_analyse_s"] += time.perf_counter() - t0
         for run in runs_streamed:
             run.stream.release()
@@ -288,11 +289,13 @@ class ModelRun:
             run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
                                                      minlength=run.k)]
         baselines, selected = [], {}
-        if scoring is not None:
-            t0 = time.perf_counter()
-            scored = self.evaluation.finish(scoring, figures)
+        t0 = time.perf_counter()
+        for evaluation, scoring in zip(self.evaluations, scorings):
+            scored = evaluation.finish(scoring, figures)
             measures += scored.rows
-            baselines, selected = scored.baselines, scored.selected
+            baselines += scored.baselines
+            selected.update(scored.selected)
+        if scorings:
             timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
         card = dataclasses.replace(card, precision=self.cfg.features.precision)
         return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
@@ -300,11 +303,11 @@ class ModelRun:
                            baselines=baselines, selected=selected, pictures=pictures,
                            label_maps={k: v.astype(np.int16) for k, v in label_maps.items()}, passes=self.passes)
 
-    def evaluation_features(self) -> "ModelRun":
-        """The features the evaluation reads: this run's, or the same weights in the evaluation's
+    def evaluation_features(self, evaluation) -> "ModelRun":
+        """The features ``evaluation`` reads: this run's, or the same weights in the evaluation's
         input geometry (:meth:`EvaluationRun.geometry`) with a stream of their own, which passes
         with this run's chunks."""
-        loaded = self.evaluation.geometry(self.loaded)
+        loaded = evaluation.geometry(self.loaded)
         return self if loaded is self.loaded else ModelRun(self.cfg, loaded, [], self.cache, self.device, self.progress)
 
     def pairs(self) -> list:

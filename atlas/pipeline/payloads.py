@@ -101,3 +101,12 @@ def masking_matrix(metric: str, matrix: np.ndarray, variants: list[str], b: int)
     return {"id": f"masking-{metric}", "kind": "masking", "metric": metric, "block": b, "representation": "tokens",
             "z": np.round(np.asarray(matrix, dtype=float), 4).tolist(), "x_labels": list(variants),
             "y_labels": list(variants)}
+
+
+def propagation_sequences(sequences: list[str], model: list[float], baselines: dict[str, list[float]], b: int,
+                          r: str) -> dict[str, Any]:
+    """Label-propagation J&F of each test sequence at the chosen block ``b`` and representation
+    ``r``, and of each baseline (``{name: values}``; series ids are the names with ``_`` for spaces)."""
+    return {"id": "propagation-sequences", "kind": "propagation-sequences", "block": b, "representation": r,
+            "x": list(sequences), "series": {"model": _finite(model),
+                                             **{name.replace(" ", "_"): _finite(v) for name, v in baselines.items()}}}

@@ -53,7 +53,8 @@ if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are
 
 log = logging.getLogger(__name__)
 
-MODEL_STATE_VERSION = "6"  # 5: checksums in key.txt; 6: figure payloads as ids and numbers, no stored highlights
+MODEL_STATE_VERSION = "7"  # 5: checksums in key.txt; 6: figure payloads as ids and numbers, no stored highlights;
+# 7: label propagation (its baselines carry their frame grid)
 _PACKAGE = Path(__file__).resolve().parents[1]
 DAMAGED_SUFFIX = ".corrupt"  # as the feature cache's damaged entries
 _ATLAS_MANIFEST = "atlas.sha256"

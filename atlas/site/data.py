@@ -8,7 +8,7 @@ import dataclasses
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import __version__
@@ -128,8 +128,9 @@ def flatten_methods(methods: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def atlas_index(results: AtlasResults, labels: dict[str, str], leaderboard: str = "") -> dict[str, Any]:
-    """``atlas.json``: every page with its data files, every model and comparison, the images."""
+def atlas_index(results: AtlasResults, labels: dict[str, str], evaluation: Sequence[dict] = ()) -> dict[str, Any]:
+    """``atlas.json``: every page with its data files, every model and comparison, the images;
+    ``evaluation``: the evaluations' pages (``{"page", "title"}``: leaderboard, label propagation)."""
     def data(md: str) -> dict[str, str]:
         stem = md[:-3]
         return {"csv": stem + ".csv", "json": stem + ".json"}
@@ -138,8 +139,8 @@ def atlas_index(results: AtlasResults, labels: dict[str, str], leaderboard: str 
     pages += [{"title": "Methods", "page": "methods.html", "data": data("methods.md")},
               {"title": "Images", "page": "images.html", "data": data("images.md")},
               {"title": "Build report", "page": "build-report.html", "data": data("build-report.md")}]
-    if leaderboard:
-        pages.append({"title": LEADERBOARD_TITLE, "page": html_url(leaderboard), "data": data(leaderboard)})
+    pages += [{"title": e["title"], "page": html_url(e["page"]), "data": e.get("data") or data(e["page"])}
+              for e in evaluation]
     return {
         "schema": 1,
         "generator": f"ssl-vit-atlas {__version__}",

@@ -61,6 +61,12 @@ FIGURES: dict[str, FigureWords] = {
                                    section="evaluation", xaxis="channels removed (m)", yaxis="mIoU",
                                    series={"none": "raw channels", "zscore": "z-scored channels",
                                            "pca_whiten": "PCA-whitened channels"}),
+    "propagation-sequences": FigureWords("Label propagation J&F per test sequence, block {block} {representation} "
+                                         "(the leaderboard's choice) and its baselines", section="evaluation",
+                                         xaxis="test sequence", yaxis="J&F", bounds=(0.0, 1.0),
+                                         series={"model": "model", "zero_motion": "zero motion (first mask copied)",
+                                                 "colour": "colour baseline", "position": "position baseline",
+                                                 "ceiling": "patch-grid ceiling"}),
     "masking": FigureWords("{metric} between masking variants, block {block} tokens", section="evaluation",
                            zlabel="{metric}", colorscale="Viridis"),
 }

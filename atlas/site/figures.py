@@ -161,7 +161,8 @@ REP_COLOURS = {"tokens": "#0072B2", "keys": "#E69F00", "queries": "#009E73", "va
 #: Reference lines of the positional measures (same colour as their representation).
 REFERENCE_DASH = {"content-only": "dot", "position-only": "dashdot"}
 #: Evaluation baselines: grey levels, and a dash per baseline.
-BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "dot"), "colour": ("#8D6E63", "dash"),
+BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "dot"), "zero motion": ("#78909C", "dot"),
+                  "colour": ("#8D6E63", "dash"),
                   "position": ("#546E7A", "dash"), "colour + position": ("#37474F", "longdash"),
                   "ceiling": ("#212121", "solid")}
 
@@ -520,7 +521,7 @@ def baseline_groups(models: Iterable[Any], measure: str) -> list[dict[str, Any]]
             continue
         numbers = tuple(sorted((((str(b.name), str(getattr(b, "variant", "") or "")), float(b.value), b.lo, b.hi)
                                 for b in own), key=lambda t: (t[0], t[1])))
-        key = (grid_words(m.card), numbers)
+        key = (grid_words(m.card, getattr(own[0], "grid", None)), numbers)
         groups.setdefault(key, {"grid": key[0], "models": [], "baselines": own})["models"].append(m.card.slug)
     return list(groups.values())
 

@@ -6,7 +6,7 @@ are written here, so that every page says the same thing.
 
 The flag rule (every model-page evaluation cell and every leaderboard cell):
 
-* only the simple baselines count (chance, constant, colour, position, colour + position), never
+* only the simple baselines count (chance, constant, zero motion, colour, position, colour + position), never
   the ceiling, and only for measures where higher is better;
 * a value's interval is ``[lo, hi]``; without an interval it is the value itself;
 * **below a baseline** (▼): the model's interval lies wholly under a simple baseline's
@@ -25,13 +25,13 @@ from typing import Any, Iterable, Sequence
 from ..formatting import with_interval
 
 #: The baselines a model must clear (the ceiling is an upper reference, not a competitor).
-SIMPLE_BASELINES = ("chance", "constant", "colour", "position", "colour + position")
+SIMPLE_BASELINES = ("chance", "constant", "zero motion", "colour", "position", "colour + position")
 #: Flag kinds, their marks and words.
 FLAG_MARKS = {"below": "▼", "not above": "≈"}
 FLAG_WORDS = {"below": "below a baseline", "not above": "not above a baseline"}
 FLAG_LEGEND = (
     ("below", "below a baseline: the model's whole interval lies under the interval of a simple baseline "
-              "(chance, constant, colour, position or colour + position), which beats it"),
+              "(chance, constant, zero motion, colour, position or colour + position), which beats it"),
     ("not above", "not above a baseline: the model's interval overlaps a simple baseline's interval (or lies "
                   "at or under its value), so the number does not clear that baseline"),
 )
@@ -174,14 +174,18 @@ def variant_words(variant: str) -> str:
     return ", ".join(VARIANT_WORDS.get(p.lower(), p) for p in parts)
 
 
-def grid_words(card: Any) -> str:
+def grid_words(card: Any, grid: Any = None) -> str:
     """The patch grid a model's baselines are computed on, in words (``14 × 14 patches of 16 px``):
     a baseline depends on the grid, not on the model.
 
     >>> from types import SimpleNamespace
     >>> grid_words(SimpleNamespace(input_size=[224, 224], patch_size=16))
     '14 × 14 patches of 16 px'
+    >>> grid_words(SimpleNamespace(input_size=[224, 224], patch_size=16), [8, 10, 16])  # the baseline's own grid
+    '8 × 10 patches of 16 px'
     """
+    if grid:  # a baseline computed at another input size than the model's (label propagation's frames)
+        return f"{grid[0]} × {grid[1]} patches of {grid[2]} px"
     h, w = card.input_size
     p = card.patch_size
     return f"{h // p} × {w // p} patches of {p} px"

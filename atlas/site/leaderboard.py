@@ -25,7 +25,7 @@ from .wording import measure_title
 #: One sentence for the home page's list of comparisons.
 LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
                      "chance, colour, position and the ceiling.")
-BASELINE_ORDER = ("chance", "constant", "colour", "position", "colour + position", "ceiling")
+BASELINE_ORDER = ("chance", "constant", "zero motion", "colour", "position", "colour + position", "ceiling")
 
 
 def selection_rule(info: dict[str, dict[str, Any]], pick: dict[str, Any]) -> str:
@@ -42,6 +42,8 @@ def selection_rule(info: dict[str, dict[str, Any]], pick: dict[str, Any]) -> str
         return f"block {pick['block']} {pick['representation']}, the last gallery block (fixed by the method)"
     if not pick.get("selected_by"):
         return ""
+    if "selection_sequences" in pick:  # label propagation chooses on whole video sequences
+        return f"best {measure_title(info, pick['selected_by'])} on the {pick['selection_sequences']} selection sequences"
     return f"best {measure_title(info, pick['selected_by'])} on the {pick['selection_images']} selection images"
 
 
@@ -93,13 +95,10 @@ def cell(row: Any, where: str = "", flag: dict | None = None) -> dict[str, Any]:
     return {"text": fixed(row.value, 3), "ci": ci, "where": where, "value": repr(float(row.value)), "flag": flag}
 
 
-def _grid_text(m: ModelResult) -> str:
-    return grid_words(m.card)
-
-
 def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
-                      common: dict[str, Any]) -> dict[str, str]:
-    """The leaderboard page and its CSV / JSON, ``{docs-dir path: text}``."""
+                      common: dict[str, Any], propagation: str = "") -> dict[str, str]:
+    """The leaderboard page and its CSV / JSON, ``{docs-dir path: text}``; ``propagation``: the
+    label-propagation page ("" when the build has none)."""
     info = results.measure_info
     names = leaderboard_measures(results)
     stem = posixpath.splitext(page)[0]
@@ -131,23 +130,28 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
 
     # baselines: one block of rows per patch grid (a baseline depends on the grid, not on a model)
+    # (label propagation's baselines are on the grid of its frames, the others on the model's)
     baseline_tables, grids = [], {}
     for m in results.models:
-        if m.baselines:
-            grids.setdefault(_grid_text(m), []).append(m)
-    for grid, members in grids.items():
-        by = {(b.measure, b.name): b for b in members[0].baselines}
-        table = {"grid": grid, "models": [labels[m.card.slug] for m in members], "rows": []}
+        for b in m.baselines:
+            group = grids.setdefault(grid_words(m.card, b.grid), {"models": [], "by": {}})
+            group["models"] += [] if m.card.slug in group["models"] else [m.card.slug]
+            group["by"].setdefault((b.measure, b.name), b)
+    for grid, group in grids.items():
+        by = group["by"]
+        present = [n for n in names if any(k[0] == n for k in by)]  # the measures with baselines on this grid
+        table = {"grid": grid, "models": [labels[slug] for slug in group["models"]], "rows": [],
+                 "heads": [breakable(measure_title(info, n)) for n in present]}
         for bname in [b for b in BASELINE_ORDER if any(k[1] == b and k[0] in names for k in by)]:
             # its variant (colour + position: colour space, coordinates) in the row label when one
             # variant serves every measure, else under each value
-            named = {baseline_label(by[(n, bname)]) for n in names if (n, bname) in by}
+            named = {baseline_label(by[(n, bname)]) for n in present if (n, bname) in by}
             one = named.pop() if len(named) == 1 else ""
             table["rows"].append({"label": one or bname, "cells": [
                 cell(by.get((name, bname)), "" if one or (name, bname) not in by
                      else variant_words(getattr(by[(name, bname)], "variant", "") or ""))
-                for name in names]})
-            for name in names:
+                for name in present]})
+            for name in present:
                 b = by.get((name, bname))
                 if b:
                     csv_rows.append(["", f"baseline: {bname}", "", "", "", name, num(b.value), num(b.lo), num(b.hi),
@@ -204,7 +208,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                         "training": m.card.training, "params": m.card.params, "page": html_url(model_page(m)),
                         "chosen": chosen_json[m.card.slug]} for m in results.models],
             "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
-                                 for b in members[0].baselines] for grid, members in grids.items()},
+                                 for b in group["by"].values()] for grid, group in grids.items()},
         }),
     }
     files[page] = env.get_template("leaderboard.md.j2").render(
@@ -226,5 +230,6 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         figs=figs,
         random_models=[labels[m.card.slug] for m in results.models if m.card.is_random_init],
         data={"csv": f"{base}.csv", "json": f"{base}.json"},
+        propagation_href=rel(propagation, page) if propagation else "",
     )
     return files

@@ -40,6 +40,7 @@ from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SP
                       split_sentence, uses_split, variant_words)
 from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
+from .propagation import PROPAGATION_BLURB, PROPAGATION_TITLE, propagation_files, propagation_page
 from .maps import write_maps
 from .markup import fence, jinja_env, printable
 from .mkdocs import CITE_FILE, NAV_FILE
@@ -390,7 +391,7 @@ def guide_pages(docs_dir: Path) -> list[dict[str, str]]:
     return pages
 
 
-def home_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str], leaderboard: str,
+def home_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str], evaluation: list[dict],
                guide: list[dict[str, str]], maps: dict, highlights: list[Highlight]) -> dict[str, str]:
     page = "index.md"
     return {
@@ -418,8 +419,7 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
                                   + citation_note(results) + ".", ATLAS_DOWNLOADS),
             comparisons=[{"title": c.title, "href": comparison_page(c), "description": c.description}
                          for c in results.comparisons]
-            + ([{"title": LEADERBOARD_TITLE, "href": leaderboard, "description": LEADERBOARD_BLURB}]
-               if leaderboard else []),
+            + [{"title": e["title"], "href": e["page"], "description": e["blurb"]} for e in evaluation],
             guide=guide,
             data={"csv": "index.csv", "json": "index.json"},
         ),
@@ -560,7 +560,7 @@ def changes_files(results: AtlasResults, env: Environment, common: dict, previou
     }
 
 
-def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str], leaderboard: str = "",
+def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str], evaluation: list[dict] = (),
         changed: bool = False) -> list[Any]:
     """The MkDocs ``nav``; titles as plain text (atlas/site/theme_hooks.py escapes them once)."""
     e = printable
@@ -570,7 +570,7 @@ def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, st
     if results.models:
         entries.append({"Models": [{e(labels[m.card.slug]): model_page(m)} for m in results.models]})
     comparisons = [{e(c.title): comparison_page(c)} for c in results.comparisons]
-    comparisons += [{LEADERBOARD_TITLE: leaderboard}] if leaderboard else []
+    comparisons += [{e["title"]: e["page"]} for e in evaluation]
     if comparisons:
         entries.append({"Comparisons": comparisons})
     entries += [{"Methods": "methods.md"}, {"Images": "images.md"}, {"Build report": "build-report.md"}]
@@ -579,13 +579,12 @@ def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, st
 
 
 def page_titles(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str],
-                leaderboard: str = "", changed: bool = False) -> dict[str, str]:
+                evaluation: list[dict] = (), changed: bool = False) -> dict[str, str]:
     """Docs-dir path -> plain-text title of every page the site cites."""
     titles = {"index.md": results.title}
     titles.update({model_page(m): labels[m.card.slug] for m in results.models})
     titles.update({comparison_page(c): c.title for c in results.comparisons})
-    if leaderboard:
-        titles[leaderboard] = LEADERBOARD_TITLE
+    titles.update({e["page"]: e["title"] for e in evaluation})
     titles.update({"methods.md": "Methods", "images.md": "Images", "build-report.md": "Build report"})
     titles.update({g["path"]: g["title"] for g in guide})
     if changed:
@@ -594,10 +593,10 @@ def page_titles(results: AtlasResults, guide: list[dict[str, str]], labels: dict
 
 
 def citations(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, str],
-              leaderboard: str = "", changed: bool = False) -> dict[str, dict[str, Any]]:
+              evaluation: list[dict] = (), changed: bool = False) -> dict[str, dict[str, Any]]:
     """Each page's citation (:func:`atlas.site.citation.page_citation`), by docs-dir path."""
     return {page: page_citation(results, page, title)
-            for page, title in page_titles(results, guide, labels, leaderboard, changed).items()}
+            for page, title in page_titles(results, guide, labels, evaluation, changed).items()}
 
 
 # --------------------------------------------------------------------------- writing
@@ -710,6 +709,11 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
     maps = write_maps(results, docs_dir)
     labels = {m.card.slug: model_label(m.card) for m in results.models}
     leaderboard = leaderboard_page(results)
+    propagation = propagation_page(results, {comparison_page(c) for c in results.comparisons})
+    # the pages of the evaluations, under Comparisons after the config's own
+    evaluation = [e for e in ({"page": leaderboard, "title": LEADERBOARD_TITLE, "blurb": LEADERBOARD_BLURB},
+                              {"page": propagation, "title": PROPAGATION_TITLE, "blurb": PROPAGATION_BLURB,
+                               "data": {"csv": propagation[:-3] + ".csv"}}) if e["page"]]
     files: dict[str, str | bytes] = dict(_static_files(docs_dir))
     guide = guide_pages(docs_dir if (docs_dir / "guide").is_dir() else STATIC_SRC)
     common = {"atlas": results, "version": results.atlas_version, "random_label": RANDOM_INIT_LABEL,
@@ -720,23 +724,25 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
     for c in results.comparisons:
         files.update(comparison_files(results, c, env, common, labels, maps))
     if leaderboard:
-        files.update(leaderboard_files(results, leaderboard, labels, env, common))
-    files.update(home_files(results, env, common, labels, leaderboard, guide, maps, atlas_wide))
+        files.update(leaderboard_files(results, leaderboard, labels, env, common, propagation))
+    if propagation:
+        files.update(propagation_files(results, propagation, labels, env, common))
+    files.update(home_files(results, env, common, labels, evaluation, guide, maps, atlas_wide))
     files.update(methods_files(results, env, common))
     files.update(images_files(results, env, common, maps))
     files.update(build_report_files(results, env, common, labels))
-    files["atlas.json"] = dumps(atlas_index(results, labels, leaderboard))
+    files["atlas.json"] = dumps(atlas_index(results, labels, evaluation))
     table = results_table(results)  # once: the downloads and the Changes page read the same rows
     files.update(table_files(table))
     changed = previous is not None
     if changed:
         files.update(changes_files(results, env, common, previous, table))
-    files[NAV_FILE] = dumps(nav(results, guide, labels, leaderboard, changed))
+    files[NAV_FILE] = dumps(nav(results, guide, labels, evaluation, changed))
     for page in [p for p in files if p.endswith(".md") and isinstance(files[p], str)]:  # generated pages
         text, script = split_figures(page, files[page])
         if script is not None:
             files[page], files[figures_script(page)] = text, script
-    files[CITE_FILE] = dumps(citations(results, guide, labels, leaderboard, changed))
+    files[CITE_FILE] = dumps(citations(results, guide, labels, evaluation, changed))
     files["CITATION.cff"] = citation_cff(results)
     files[".zenodo.json"] = zenodo_json(results)
     written = [atomic_write(docs_dir / rel_path, data, skip_unchanged=True) for rel_path, data in files.items()]

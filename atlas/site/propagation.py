@@ -1,0 +1,129 @@
+"""The label-propagation comparison page: every model's J&F, J and F at the block and
+representation chosen on the selection sequences, beside the baselines of its frame grid; each
+representation's curve across depth for all models; and J&F per test sequence."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from jinja2 import Environment
+
+from ..config import slugify
+from ..formatting import fixed
+from ..records import AtlasResults
+from .data import csv_text, num
+from .figures import baseline_groups, comparison_measure_figure, measure_figure
+from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
+from .honesty import legend as flag_legend
+from .leaderboard import BASELINE_ORDER, cell, chosen, selection_rule
+from .paths import cite_key, html_url, model_page, rel
+from .wording import measure_title
+
+PROPAGATION_PAGE = "compare/label-propagation.md"
+PROPAGATION_TITLE = "Label propagation"
+PROPAGATION_BLURB = ("video object segmentation from the first mask alone (DINO's DAVIS protocol), per block and "
+                     "representation, beside zero motion, colour, position and the ceiling.")
+MEASURES = ("propagation_jf", "propagation_j", "propagation_f")
+METHODS = "Label propagation (video)"
+
+
+def propagation_page(results: AtlasResults, taken: set[str] = frozenset()) -> str:
+    """Docs path of the page, or "" when no model has label-propagation numbers."""
+    if not any(r.measure == MEASURES[0] for m in results.models for r in m.measures):
+        return ""
+    return PROPAGATION_PAGE if PROPAGATION_PAGE not in taken else PROPAGATION_PAGE[:-3] + "-video.md"
+
+
+def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
+                      common: dict[str, Any]) -> dict[str, str]:
+    """The page and its CSV (per test sequence), ``{docs-dir path: text}``."""
+    info = results.measure_info
+    stem = posixpath.splitext(page)[0]
+    models = [m for m in results.models if any(r.measure == MEASURES[0] for r in m.measures)]
+    rows = []
+    for m in models:
+        picked = [chosen(m, n) for n in MEASURES]
+        where = picked[0] and f"block {picked[0].block} {picked[0].representation}"
+        rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
+                     "cells": [cell(r, "", baseline_flag(r, m.baselines, info)) for r in picked],
+                     "where": where or "—"})
+    rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
+
+    baseline_tables: dict[str, dict[str, Any]] = {}
+    for m in models:
+        for b in m.baselines:
+            if b.measure not in MEASURES:
+                continue
+            t = baseline_tables.setdefault(grid_words(m.card, b.grid), {"models": [], "by": {}})
+            t["models"] += [] if labels[m.card.slug] in t["models"] else [labels[m.card.slug]]
+            t["by"].setdefault((b.measure, b.name), b)
+    tables = [{"grid": grid, "models": t["models"],
+               "rows": [{"label": name, "cells": [cell(t["by"].get((n, name))) for n in MEASURES]}
+                        for name in BASELINE_ORDER if any((n, name) in t["by"] for n in MEASURES)]}
+              for grid, t in baseline_tables.items()]
+
+    # J&F per test sequence at each model's chosen pair (the model pages' per-sequence figure)
+    sequences: list[str] = []
+    per_model: dict[str, dict[str, float]] = {}
+    baselines_by_grid: dict[str, dict[str, dict[str, float]]] = {}
+    csv_rows = []
+    for m in models:
+        payload = next((p for p in m.figures.get("curves", []) if p.get("kind") == "propagation-sequences"), None)
+        if payload is None:
+            continue
+        sequences += [s for s in payload["x"] if s not in sequences]
+        series = payload["series"]
+        per_model[m.card.slug] = dict(zip(payload["x"], series.get("model", [])))
+        grid = next((grid_words(m.card, b.grid) for b in m.baselines if b.measure in MEASURES), "")
+        for key, values in series.items():
+            if key == "model":
+                continue
+            baselines_by_grid.setdefault(grid, {}).setdefault(key.replace("_", " "), dict(zip(payload["x"], values)))
+        csv_rows += [[m.card.slug, labels[m.card.slug], s, num(v), payload["block"], payload["representation"], ""]
+                     for s, v in zip(payload["x"], series.get("model", []))]
+    for grid, named in baselines_by_grid.items():
+        csv_rows += [["", "", s, num(v), None, None, f"{name} ({grid})"] for name, values in named.items()
+                     for s, v in values.items()]
+    def value_cell(v):
+        return {"text": fixed(v, 3, missing="—"), "ci": "", "where": "", "value": None if v is None else repr(float(v))}
+
+    sequence_rows = [{"sequence": s, "cells": [value_cell(per_model.get(m.card.slug, {}).get(s)) for m in models]
+                      + [value_cell(values.get(s)) for named in baselines_by_grid.values() for values in named.values()]}
+                     for s in sequences]
+    sequence_heads = [labels[m.card.slug] for m in models] + [
+        f"{name} ({grid})" if len(baselines_by_grid) > 1 else name
+        for grid, named in baselines_by_grid.items() for name in named]
+
+    figs = []
+    reps = list(dict.fromkeys(r.representation for m in models for r in m.measures if r.measure == MEASURES[0]))
+    groups = baseline_groups(models, MEASURES[0])
+    for rep in reps:
+        fig_rows = [{"model": m.card.slug, "representation": rep, "measure": MEASURES[0], "rel_depth": r.rel_depth,
+                     "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi}
+                    for m in models for r in m.measures if r.measure == MEASURES[0] and r.representation == rep]
+        if len({r["block"] for r in fig_rows}) < 2 and rep == "tokens_normed":
+            continue  # a last-block-only representation is on the model pages
+        fig = comparison_measure_figure(fig_rows, measure_title(info, MEASURES[0]), labels, f"all models · {rep}",
+                                        bounds=(info.get(MEASURES[0]) or {}).get("bounds"), baselines=groups)
+        note = comparison_baseline_note(groups, list(dict.fromkeys(r["model"] for r in fig_rows)))
+        figs.append(measure_figure(fig, slugify(stem), f"fig-jf-{slugify(rep)}", MEASURES[0], info,
+                                   " ".join(t for t in (f"Representation: {rep}; bands: {results.interval_level:.0%} "
+                                                        "intervals over the test sequences.", note) if t)))
+    rules = sorted({selection_rule(info, m.selected[MEASURES[0]]) for m in models if MEASURES[0] in m.selected})
+    base = posixpath.basename(stem)
+    methods = results.methods.get(METHODS) or {}
+    return {
+        f"{stem}.csv": csv_text(["model", "label", "sequence", "j_and_f", "block", "representation", "baseline"],
+                                csv_rows),
+        page: env.get_template("propagation.md.j2").render(
+            **common, page=page, title=PROPAGATION_TITLE, cite_key=cite_key(page),
+            measures=[{"name": n, "title": measure_title(info, n)} for n in MEASURES],
+            rows=rows, tables=tables, figs=figs, rule="; ".join(rules), level=results.interval_level,
+            flag_legend=flag_legend(), flag_rule=FLAG_RULE,
+            sequence_rows=sequence_rows, sequence_heads=sequence_heads,
+            dataset=methods.get("dataset", ""), protocol=methods.get("protocol", ""),
+            temperature=methods.get("temperature", ""), splits=methods.get("splits", ""),
+            random_models=[labels[m.card.slug] for m in models if m.card.is_random_init],
+            data={"csv": f"{base}.csv"}),
+    }
