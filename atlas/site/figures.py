@@ -432,14 +432,17 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
     horizontal reference lines across the x range, each named ``<baseline><baseline_suffix>``."""
     traces = []
     x = payload.get("x", [])
+    # named x values (video sequences) have no order between them: points, not a line through them
+    categorical = any(not isinstance(v, (int, float)) for v in x)
     for i, (name, ys) in enumerate(payload.get("series", {}).items()):
         traces.append(
             go.Scatter(
                 x=x,
                 y=ys,
-                mode="lines+markers",
+                mode="markers" if categorical else "lines+markers",
                 name=_t(name),
                 line={"color": PALETTE[i % len(PALETTE)]},
+                marker={"size": 9} if categorical else None,
                 hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}<extra></extra>",
             )
         )
