@@ -42,10 +42,10 @@ from ..records import AtlasResults, ModelResult, SkippedItem
 from . import BuildError
 from .comparisons import build_comparison, comparison_k, comparison_models
 from .evaluation_run import EvaluationRun
-from .propagation_run import PropagationRun
 from .inputs import load_images, photos
 from .methods import methods_record
 from .model_run import ModelRun
+from .propagation_run import PropagationRun
 from .state import code_fingerprint, digest, model_key, state_store
 
 log = logging.getLogger(__name__)

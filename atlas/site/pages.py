@@ -40,12 +40,12 @@ from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SP
                       split_sentence, uses_split, variant_words)
 from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
-from .propagation import PROPAGATION_BLURB, PROPAGATION_TITLE, propagation_files, propagation_page
 from .maps import write_maps
 from .markup import fence, jinja_env, printable
 from .mkdocs import CITE_FILE, NAV_FILE
 from .overview import overview_matrix
 from .paths import CHANGES_PAGE, cite_key, comparison_page, figures_script, html_url, model_page, rel
+from .propagation import PROPAGATION_BLURB, PROPAGATION_TITLE, propagation_files, propagation_page
 from .scaling import SCALING_DEPTHS, scaling, scaling_view
 from .table import results_table, table_files
 from .wording import SECTIONS, measure_section, measure_title, model_label, model_notes
@@ -570,7 +570,7 @@ def nav(results: AtlasResults, guide: list[dict[str, str]], labels: dict[str, st
     if results.models:
         entries.append({"Models": [{e(labels[m.card.slug]): model_page(m)} for m in results.models]})
     comparisons = [{e(c.title): comparison_page(c)} for c in results.comparisons]
-    comparisons += [{e["title"]: e["page"]} for e in evaluation]
+    comparisons += [{ev["title"]: ev["page"]} for ev in evaluation]
     if comparisons:
         entries.append({"Comparisons": comparisons})
     entries += [{"Methods": "methods.md"}, {"Images": "images.md"}, {"Build report": "build-report.md"}]
