@@ -107,6 +107,15 @@ class ResizePolicy:
         left, top = (rw - self.width) // 2, (rh - self.height) // 2
         return img.crop((left, top, left + self.width, top + self.height))
 
+    def apply_mask(self, mask: np.ndarray) -> np.ndarray:
+        """A label mask (H, W) in the same geometry as :meth:`apply` gives its photo, pixel for pixel
+        (PIL's nearest-neighbour resize and the same crop; ids are never blended).
+
+        >>> ResizePolicy(2, 2).apply_mask(np.array([[0, 1, 1, 2]] * 4)).tolist()  # columns 1 and 3 of 4
+        [[1, 2], [1, 2]]
+        """
+        return np.asarray(self.apply(Image.fromarray(np.asarray(mask).astype(np.int32)), Image.Resampling.NEAREST))
+
     def describe(self, patch: int | None = None) -> str:
         """One sentence for the site, with the exact numbers."""
         text = (

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from ..config import block_representations, rel_depth
 from ..features.backbones import at_resolution
@@ -271,8 +270,7 @@ class EvaluationRun:
         self.device = device
         loaded = features.loaded
         # not resample_labels: masks take the image's own PIL resize and crop, pixel for pixel
-        masks = [np.asarray(loaded.policy.apply(Image.fromarray(m.astype(np.int32)), Image.Resampling.NEAREST))
-                 for m in self._masks]
+        masks = [loaded.policy.apply_mask(m) for m in self._masks]
         st = Scoring(features=features, depth=loaded.card.depth, images=self._atlas_images(), masks=masks,
                      plabels=np.stack([patch_labels(m, loaded.grid, self.dataset.ignore_index) for m in masks]),
                      w_test=self._weights(self.resampling["test"][0], 0),

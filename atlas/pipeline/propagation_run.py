@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from ..clustering.align import resample_labels
 from ..config import block_representations, rel_depth
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MEASURES = {"propagation_jf": "j_and_f", "propagation_j": "j", "propagation_f": "f"}
-#: Baselines of propagation, in the order the pages list them.
+#: Baselines of propagation, in the order they are computed and the per-sequence figure lists them.
 BASELINES = ("zero motion", "colour", "position", "ceiling")
 VIDEO_CREDITS = {
     "davis": ("DAVIS 2017", "Pont-Tuset et al., The 2017 DAVIS challenge on video object segmentation (2017)",
@@ -177,9 +176,7 @@ class PropagationRun:
         frames, masks, spans, first = [], [], [], 0
         for seq in self.dataset.sequences:
             frames += seq.frames
-            ms = seq.masks()
-            masks.append(np.stack([np.asarray(loaded.policy.apply(Image.fromarray(m.astype(np.int32)),
-                                                                  Image.Resampling.NEAREST)) for m in ms]))
+            masks.append(np.stack([loaded.policy.apply_mask(m) for m in seq.masks()]))
             spans.append((first, first + len(seq.frames)))
             first += len(seq.frames)
         pairs = block_representations(blocks, reps, loaded.card.depth)
@@ -204,8 +201,9 @@ class PropagationRun:
             out.append(object_scores(pred[scored], truth[scored], seq.objects, ignore=IGNORE))
         return out
 
-    def _summary(self, per_seq) -> tuple[dict[str, Uncertainty], float]:
-        """J, F, J&F on the test sequences with their intervals, and J&F on the selection ones."""
+    def _summary(self, per_seq) -> tuple[dict[str, Uncertainty], float, list[float]]:
+        """J, F, J&F on the test sequences with their intervals, J&F on the selection ones, and the
+        J&F of every sequence."""
         def pooled(idx, w=None):
             w = np.ones(len(idx)) if w is None else w
             js = sum(wi * per_seq[i][0].sum() for wi, i in zip(w, idx))
@@ -222,7 +220,7 @@ class PropagationRun:
             u.add(test[key], None if reps is None else np.array([r[key] for r in reps]),
                   1.0 if self.weights is None else factor(self.weights))
             out[name] = u
-        return out, pooled(self.selection)["j_and_f"]
+        return out, pooled(self.selection)["j_and_f"], [float((j.mean() + f.mean()) / 2) for j, f in per_seq]
 
     def score_pairs(self, st: "Propagating", pairs) -> None:
         for b, r in pairs:
@@ -231,12 +229,11 @@ class PropagationRun:
             st.done.add((b, r))
             feats, _ = st.features.features(st.frames, b, r)
             per_seq = self._scores(st, lambda s: self._propagate(feats, st, s))
-            summary, selection = self._summary(per_seq)
+            summary, selection, st.per_sequence[(b, r)] = self._summary(per_seq)
             for name, u in summary.items():
                 st.rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, st.depth), representation=r, measure=name,
                                           k=None, **row_fields(u, REGISTRY[name].value_range)))
             st.choice[(b, r)] = selection
-            st.per_sequence[(b, r)] = [float((j.mean() + f.mean()) / 2) for j, f in per_seq]
 
     def finish(self, st: "Propagating", figures: dict) -> Scored:
         self.score_pairs(st, st.pairs)
@@ -274,10 +271,8 @@ class PropagationRun:
         predictors = {"zero motion": zero_motion, "colour": lambda s: self._propagate(colour, st, s),
                       "position": lambda s: self._propagate(position, st, s), "ceiling": ceiling}
         out, per_sequence = [], {}
-        for name, predict in predictors.items():
-            per_seq = self._scores(st, predict)
-            summary, _ = self._summary(per_seq)
-            per_sequence[name] = [float((j.mean() + f.mean()) / 2) for j, f in per_seq]
+        for name in BASELINES:
+            summary, _, per_sequence[name] = self._summary(self._scores(st, predictors[name]))
             out += [Baseline(measure=m, name=name, **row_fields(u, REGISTRY[m].value_range),
                              grid=[*grid, loaded.card.patch_size]) for m, u in summary.items()]
         return out, per_sequence

@@ -47,6 +47,22 @@ def selection_rule(info: dict[str, dict[str, Any]], pick: dict[str, Any]) -> str
     return f"best {measure_title(info, pick['selected_by'])} on the {pick['selection_images']} selection images"
 
 
+def baselines_by_grid(models, measures=None) -> dict[str, dict[str, Any]]:
+    """The baselines ``models`` carry (of ``measures``; None: all), one group per patch grid, since a
+    baseline depends on the grid, not on a model: ``{grid in words: {"models": [slugs], "by":
+    {(measure, baseline name): Baseline}}}`` in model order, the first model of a grid giving its
+    numbers. Label propagation's baselines are on the grid of its frames, the others on the model's."""
+    grids: dict[str, dict[str, Any]] = {}
+    for m in models:
+        for b in m.baselines:
+            if measures is not None and b.measure not in measures:
+                continue
+            group = grids.setdefault(grid_words(m.card, b.grid), {"models": [], "by": {}})
+            group["models"] += [] if m.card.slug in group["models"] else [m.card.slug]
+            group["by"].setdefault((b.measure, b.name), b)
+    return grids
+
+
 def leaderboard_measures(results: AtlasResults) -> list[str]:
     """Measures of this build with a leaderboard column (``measure_info[...]["leaderboard"]``), in
     column order."""
@@ -130,13 +146,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
 
     # baselines: one block of rows per patch grid (a baseline depends on the grid, not on a model)
-    # (label propagation's baselines are on the grid of its frames, the others on the model's)
-    baseline_tables, grids = [], {}
-    for m in results.models:
-        for b in m.baselines:
-            group = grids.setdefault(grid_words(m.card, b.grid), {"models": [], "by": {}})
-            group["models"] += [] if m.card.slug in group["models"] else [m.card.slug]
-            group["by"].setdefault((b.measure, b.name), b)
+    baseline_tables, grids = [], baselines_by_grid(results.models)
     for grid, group in grids.items():
         by = group["by"]
         present = [n for n in names if any(k[0] == n for k in by)]  # the measures with baselines on this grid

@@ -16,7 +16,7 @@ from .data import csv_text, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import BASELINE_ORDER, cell, chosen, selection_rule
+from .leaderboard import BASELINE_ORDER, baselines_by_grid, cell, chosen, selection_rule
 from .paths import cite_key, html_url, model_page, rel
 from .wording import measure_title
 
@@ -50,23 +50,15 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
                      "where": where or "—"})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
 
-    baseline_tables: dict[str, dict[str, Any]] = {}
-    for m in models:
-        for b in m.baselines:
-            if b.measure not in MEASURES:
-                continue
-            t = baseline_tables.setdefault(grid_words(m.card, b.grid), {"models": [], "by": {}})
-            t["models"] += [] if labels[m.card.slug] in t["models"] else [labels[m.card.slug]]
-            t["by"].setdefault((b.measure, b.name), b)
-    tables = [{"grid": grid, "models": t["models"],
+    tables = [{"grid": grid, "models": [labels[slug] for slug in t["models"]],
                "rows": [{"label": name, "cells": [cell(t["by"].get((n, name))) for n in MEASURES]}
                         for name in BASELINE_ORDER if any((n, name) in t["by"] for n in MEASURES)]}
-              for grid, t in baseline_tables.items()]
+              for grid, t in baselines_by_grid(models, MEASURES).items()]
 
     # J&F per test sequence at each model's chosen pair (the model pages' per-sequence figure)
     sequences: list[str] = []
     per_model: dict[str, dict[str, float]] = {}
-    baselines_by_grid: dict[str, dict[str, dict[str, float]]] = {}
+    sequence_baselines: dict[str, dict[str, dict[str, float]]] = {}
     csv_rows = []
     for m in models:
         payload = next((p for p in m.figures.get("curves", []) if p.get("kind") == "propagation-sequences"), None)
@@ -79,21 +71,21 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         for key, values in series.items():
             if key == "model":
                 continue
-            baselines_by_grid.setdefault(grid, {}).setdefault(key.replace("_", " "), dict(zip(payload["x"], values)))
+            sequence_baselines.setdefault(grid, {}).setdefault(key.replace("_", " "), dict(zip(payload["x"], values)))
         csv_rows += [[m.card.slug, labels[m.card.slug], s, num(v), payload["block"], payload["representation"], ""]
                      for s, v in zip(payload["x"], series.get("model", []))]
-    for grid, named in baselines_by_grid.items():
+    for grid, named in sequence_baselines.items():
         csv_rows += [["", "", s, num(v), None, None, f"{name} ({grid})"] for name, values in named.items()
                      for s, v in values.items()]
     def value_cell(v):
         return {"text": fixed(v, 3, missing="—"), "ci": "", "where": "", "value": None if v is None else repr(float(v))}
 
     sequence_rows = [{"sequence": s, "cells": [value_cell(per_model.get(m.card.slug, {}).get(s)) for m in models]
-                      + [value_cell(values.get(s)) for named in baselines_by_grid.values() for values in named.values()]}
+                      + [value_cell(values.get(s)) for named in sequence_baselines.values() for values in named.values()]}
                      for s in sequences]
     sequence_heads = [labels[m.card.slug] for m in models] + [
-        f"{name} ({grid})" if len(baselines_by_grid) > 1 else name
-        for grid, named in baselines_by_grid.items() for name in named]
+        f"{name} ({grid})" if len(sequence_baselines) > 1 else name
+        for grid, named in sequence_baselines.items() for name in named]
 
     figs = []
     reps = list(dict.fromkeys(r.representation for m in models for r in m.measures if r.measure == MEASURES[0]))
