@@ -131,6 +131,18 @@ class AtlasSection(_Strict):
         return normalise_doi(v)
 
 
+def resolution_label(entry) -> str:
+    """How a resolution entry is named on pages and in ids: ``224``, ``224x320`` or ``native``.
+
+    >>> resolution_label(224), resolution_label((224, 224)), resolution_label([224, 320]), resolution_label("native")
+    ('224', '224', '224x320', 'native')
+    """
+    if entry == "native":
+        return "native"
+    h, w = (entry, entry) if isinstance(entry, int) else entry
+    return str(h) if h == w else f"{h}x{w}"
+
+
 class FolderSet(_Strict):
     folder: str  # relative to the project root; every image file under it (recursive)
 
@@ -150,6 +162,10 @@ class ImagesSection(_Strict):
     sets: list[Literal["embedded"] | FolderSet | ManifestSet] = Field(default_factory=lambda: ["embedded"])
     download_dir: str = Field(".cache/images", min_length=1)  # manifest images and their lock files
     resolution: tuple[int, int] = (224, 224)  # (height, width) in pixels, snapped per model to its patch size
+    # the resolution axis: every model at each of these input sizes, the first one the atlas's main
+    # one (leaderboard, comparisons): a side in pixels (square), [height, width], or "native" (the
+    # model's pretrained input size from its timm config); [] = [resolution] alone
+    resolutions: list[int | tuple[int, int] | Literal["native"]] = Field(default_factory=list)
     max_images: int = Field(0, ge=0)  # 0 = all
     max_pixels: int = Field(89_478_485, gt=0)  # larger files are skipped as decompression bombs
     # images whose shorter side is below this are skipped (a model would see mostly upscaling blur)
@@ -161,6 +177,40 @@ class ImagesSection(_Strict):
         if min(v) < 8 or max(v) > 4096:
             raise ValueError("resolution must be [height, width] between 8 and 4096 pixels")
         return v
+
+    @field_validator("resolutions", mode="before")
+    @classmethod
+    def _resolution_entries(cls, v):
+        for entry in v if isinstance(v, list) else []:
+            sides = entry if isinstance(entry, (list, tuple)) else [entry]
+            if entry == "native":
+                continue
+            if (isinstance(entry, (list, tuple)) and len(entry) != 2) or not all(
+                    isinstance(s, int) and not isinstance(s, bool) for s in sides):
+                raise ValueError(f"each resolution is a whole number of pixels (224), [height, width] "
+                                 f"([224, 320]) or \"native\" (got {entry!r})")
+            if min(sides) < 8 or max(sides) > 4096:
+                raise ValueError(f"resolution {entry!r}: sides must be between 8 and 4096 pixels")
+        return v
+
+    @field_validator("resolutions")
+    @classmethod
+    def _unique_resolutions(cls, v):
+        labels = [resolution_label(e) for e in v]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"resolution {dupes[0]} is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _one_resolution_setting(self):
+        if self.resolutions and "resolution" in self.model_fields_set:
+            raise ValueError("give resolution or resolutions, not both (resolutions = [224] is one size)")
+        return self
+
+    def requested_resolutions(self) -> list:
+        """The entries of the resolution axis as configured (the first is the atlas's main one)."""
+        return list(self.resolutions) or [tuple(self.resolution)]
 
     @field_validator("sets", mode="before")
     @classmethod
@@ -347,7 +397,7 @@ class ExecutorSection(_Strict):
 
 
 # timm keyword arguments the atlas sets itself, and the sizes an override must keep positive
-_RESERVED_OVERRIDES = {"img_size": "set [images] resolution", "num_classes": "the atlas drops the head itself",
+_RESERVED_OVERRIDES = {"img_size": "set [images] resolution or resolutions", "num_classes": "the atlas drops the head itself",
                        "pretrained": "set weights", "pretrained_cfg": "set weights",
                        "pretrained_cfg_overlay": "set weights = \"checkpoint\"", "checkpoint_path": "set checkpoint"}
 _POSITIVE_OVERRIDES = ("depth", "num_heads", "embed_dim", "patch_size", "mlp_ratio", "in_chans")

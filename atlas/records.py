@@ -75,6 +75,17 @@ def thumbnail_key(content_hash: str) -> str:
     return f"{content_hash}@thumb"
 
 
+def run_id(slug: str, size: tuple[int, int] | list[int], main: bool) -> str:
+    """Where a model's results at input ``size`` are kept (stored folder, site view files): its
+    ``slug`` at the main resolution, ``slug--HxW`` at the others of ``[images] resolutions``
+    (slugs never hold two dashes in a row).
+
+    >>> run_id("vit-s", (320, 320), False)
+    'vit-s--320x320'
+    """
+    return slug if main else f"{slug}--{size[0]}x{size[1]}"
+
+
 def to_json(record: Any) -> Any:
     """``dataclasses.asdict`` without the array fields (label maps, photos)."""
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
@@ -153,6 +164,12 @@ class ModelCard:
     is_random_init: bool
     layer_scale: float | None = None  # median |gamma| of the blocks' LayerScale; None without it
     precision: str = "fp32"  # extraction: fp32 (exact, TF32 off), or fp16 / bf16 autocast
+    # the resolution axis ([images] resolutions): the entry as configured ("224", "native"), the
+    # size it asked for before rounding to whole patches, and the grid the weights' learned position
+    # embeddings were resampled from by timm (None: not resampled, or no learned absolute ones)
+    resolution: str = ""
+    requested_size: list[int] = field(default_factory=list)
+    position_grid_from: list[int] | None = None
 
     @property
     def random_label(self) -> str:
@@ -344,10 +361,21 @@ class AtlasResults:
     # (lower = better) or "none"; ``leaderboard`` is the column order on the leaderboard (absent:
     # not on it). CSV/JSON downloads and figure anchors keep the raw name.
     measure_info: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # bytes of each model's stored results (label maps, pictures, numbers), by model slug
+    # bytes of each model's stored results (label maps, pictures, numbers), by run id (the model's
+    # slug at the main resolution, ``slug--HxW`` at the others: atlas.pipeline.resolutions.run_id)
     stored_bytes: dict[str, int] = field(default_factory=dict)
-    # models whose stored results were current: this build computed nothing for them
+    # run ids whose stored results were current: this build computed nothing for them
     reused_models: list[str] = field(default_factory=list)
+    # the resolution axis ([images] resolutions): its labels, the main one first, and every model
+    # at the other resolutions (``models`` holds the main one); ``card.resolution`` names each
+    resolutions: list[str] = field(default_factory=list)
+    resolution_runs: list[ModelResult] = field(default_factory=list)
+    def runs_of(self, slug: str) -> list[tuple[str, ModelResult]]:
+        """A model at each resolution of the axis as ``(run id, result)``, the main one first."""
+        main = [m for m in self.models if m.card.slug == slug]
+        return [(slug, m) for m in main] + [(run_id(slug, m.card.input_size, False), m)
+                                            for m in self.resolution_runs if m.card.slug == slug]
+
     # Photos at each model's input size, ``{photo_key(content_hash, (H, W)): uint8 (H, W, 3)}``,
     # and the Images page thumbnails, ``{thumbnail_key(content_hash): uint8 (h, w, 3)}``.
     photos: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)

@@ -850,7 +850,7 @@ def main() -> None:
         print_measured(sel, fits, mode)
 
     # ---- projection
-    from atlas.config import load_config, parse_config
+    from atlas.config import load_config, parse_config, resolution_label
     from zoo_shapes import model_shape
 
     coeff = None
@@ -867,10 +867,28 @@ def main() -> None:
     zoo = load_config(args.zoo)
     report["projection"] = {}
     verdict = None
-    for res_label, res in (("224", (224, 224)), ("native", None)):
+    axis = {resolution_label(e): (None if e == "native" else (e, e) if isinstance(e, int) else tuple(e))
+            for e in zoo.images.requested_resolutions()}
+    for res_label, res in {"224": (224, 224), "native": None, **axis}.items():
         proj = project(args, zoo, coeff, res)
         print_projection(args, proj, coeff)
         report["projection"][res_label] = proj
+    if len(axis) > 1:  # the zoo's resolution axis: every model at each size, the sizes add up
+        per = {k: report["projection"][k]["totals"]["without opt-in"] for k in axis}
+        projs = [report["projection"][k] for k in axis]
+        # models and their photos at every size; comparisons (main size only) and atlas.json once
+        models_bytes = sum(r.get("stored_bytes", 0) for p in projs for r in p["models"]
+                           if "error" not in r and not r["opt_in"])
+        once = projs[0].get("comparisons_bytes", 0) + projs[0].get("atlas_json_bytes", 0)
+        report["resolution_axis"] = {"sizes": list(axis), "per_size": per,
+                                     "gpu_h": sum(t["gpu_h"] for t in per.values()),
+                                     "stored_bytes": models_bytes + once + sum(p.get("photos_bytes", 0) for p in projs)}
+        print(f"\n### The zoo's resolution axis ({', '.join(axis)}), {args.images} images, opt-in excluded\n")
+        print("| size | GPU h | stored results |\n| --- | --: | --: |")
+        for k, t in per.items():
+            print(f"| {k} | {t['gpu_h']:.2f} | {_size(t['stored_bytes']) if coeff else 'n/a'} |")
+        ra = report["resolution_axis"]
+        print(f"| **all sizes** | **{ra['gpu_h']:.2f}** | **{_size(ra['stored_bytes']) if coeff else 'n/a'}** |")
     print()
     print(FORMULAS)
     if coeff:

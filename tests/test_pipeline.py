@@ -45,7 +45,9 @@ def small_demo(tmp: Path, extra: str = "") -> str:
     # then the same for two builds in different folders
     text = text.replace('output_dir = "build/demo"', 'output_dir = "out"')
     text = text.replace('cache_dir = ".cache/features"', 'cache_dir = "cache"')
-    text = text.replace("resolution = [224, 224]", "resolution = [112, 112]\nmax_images = 4")
+    # one size here: the resolution axis has its own tests (test_resolution.py)
+    text = text.replace("resolutions = [224, 320]", "resolution = [112, 112]\nmax_images = 4")
+    assert "max_images = 4" in text
     text = text.replace("gallery_layers = [0.25, 0.5, 0.75, 1.0]", "gallery_layers = [0.5, 1.0]")
     text = text.replace('layers = "all"', "layers = [0.5, 1.0]")
     text = text.replace('representations = ["tokens", "keys", "queries", "values", "tokens_normed"]',

@@ -267,7 +267,7 @@ def _layer_scale(model: nn.Module) -> float | None:
     return float(torch.cat(gammas).median())
 
 
-def _patch_size(model: nn.Module) -> int:
+def patch_size(model: nn.Module) -> int:
     ps = model.patch_embed.patch_size
     ps = ps if isinstance(ps, int) else ps[0]
     return int(ps)
@@ -318,11 +318,41 @@ def _refused(spec: Backbone, exc: Exception) -> str:
             f"or build the atlas in that trusted environment")
 
 
-def _create(spec: Backbone, input_size: tuple[int, int], pretrained: bool, **extra) -> nn.Module:
+_RESAMPLED = re.compile(r"Resized position embedding: [(\[](\d+), (\d+)[)\]] to")
+
+
+@contextlib.contextmanager
+def _recording_resamples(grids: list):
+    """Record the grid timm resamples learned position embeddings from while it loads weights
+    (``resample_abs_pos_embed`` logs it), so the card says what was done, not what should have been."""
+    logger = logging.getLogger("timm.layers.pos_embed")
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            found = _RESAMPLED.search(record.getMessage())
+            if found:
+                grids.append([int(found.group(1)), int(found.group(2))])
+
+    handler, level, propagate = Recorder(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # recorded on the card; not repeated in the build log
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _create(spec: Backbone, input_size: tuple[int, int], pretrained: bool, resampled: list | None = None,
+            **extra) -> nn.Module:
+    """timm's model of ``spec`` at ``input_size``; ``resampled`` receives the grid timm resampled
+    the weights' position embeddings from, if it did."""
     kwargs = dict(spec.overrides)
     kwargs.update(extra)
     loads: list = []
-    with _recording_load_results(loads):
+    with _recording_load_results(loads), _recording_resamples(resampled if resampled is not None else []):
         try:
             model = timm.create_model(spec.timm_name, pretrained=pretrained, img_size=input_size, num_classes=0, **kwargs)
         except RuntimeError as exc:
@@ -349,7 +379,7 @@ def check_backbone(spec: Backbone) -> nn.Module:
     try:
         with torch.device("meta"):
             probe = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **spec.overrides)
-        _ = _patch_size(probe), probe.blocks[0].attn.num_heads, probe.embed_dim  # what every analysis reads
+        _ = patch_size(probe), probe.blocks[0].attn.num_heads, probe.embed_dim  # what every analysis reads
     except Exception as exc:  # timm's own checks: wrong keyword, impossible sizes
         text = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
         raise UnknownModelError(f"{spec.display_name}: timm cannot build {spec.timm_name} with overrides "
@@ -506,7 +536,7 @@ def activation_bytes_per_image(model: nn.Module, input_size: tuple[int, int], pa
     True
     """
     h, w = input_size
-    patch = _patch_size(model)
+    patch = patch_size(model)
     tokens = int(getattr(model, "num_prefix_tokens", 1)) + (h // patch) * (w // patch)
     dim, heads = int(model.embed_dim), int(model.blocks[0].attn.num_heads)
     kept = pairs * tokens * dim * 10
@@ -539,7 +569,7 @@ def estimate_memory(spec: Backbone, resolution: tuple[int, int], features: Featu
     (83, 339)
     """
     model = probe if probe is not None else check_backbone(spec)
-    input_size = tuple(snap_to_patch_multiple(tuple(resolution), _patch_size(model)))
+    input_size = tuple(snap_to_patch_multiple(tuple(resolution), patch_size(model)))
     built_for = getattr(model.patch_embed, "img_size", None)
     if built_for is None or tuple(built_for) != input_size:  # the position embedding grows with the input
         with torch.device("meta"):
@@ -654,14 +684,20 @@ def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) ->
     """
     # Patch size first (cheap meta-device build) so the input can be snapped before loading weights.
     probe = check_backbone(spec)
-    patch = _patch_size(probe)
+    patch = patch_size(probe)
     input_size = snap_to_patch_multiple(tuple(resolution), patch)
     pretrained_input = list(probe.pretrained_cfg.get("input_size", (3, 0, 0))[1:])
     del probe
 
+    resampled: list = []
     if spec.weights == "random":
         torch.manual_seed(seed)
-        model = _create(spec, input_size, pretrained=False)
+        # born at the pretrained size, then resampled as pretrained weights are: the same random
+        # weights at every resolution of the axis
+        born = snap_to_patch_multiple(tuple(pretrained_input), patch) if min(pretrained_input) > 0 else input_size
+        model = _create(spec, born, pretrained=False)
+        if born != input_size:
+            model = _resampled(spec, model, input_size, resampled)
         weights_hash = random_weights_identity(spec, seed)
         provenance = RANDOM_INIT_LABEL
     elif spec.weights == "checkpoint":
@@ -674,7 +710,8 @@ def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) ->
         weights_hash = sha256_file(path)
         # timm's file loader reads .pth with weights_only=True and applies the model's checkpoint filter.
         try:
-            model = _create(spec, input_size, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+            model = _create(spec, input_size, pretrained=True, resampled=resampled,
+                            pretrained_cfg_overlay={"file": str(path)})
         except Exception as exc:
             if not _damaged(exc):  # damage past the header that check_checkpoint_file reads
                 raise
@@ -685,34 +722,44 @@ def load_backbone(spec: Backbone, resolution: tuple[int, int], seed: int = 0) ->
         hub_id = _weights_location(spec.timm_name)
         if cached is None and not _hub_reachable():
             raise WeightsUnavailableError(f"{spec.display_name}: weights for {spec.timm_name} are not in the HF cache and the hub cannot be reached")
-        model = _create(spec, input_size, pretrained=True)
+        model = _create(spec, input_size, pretrained=True, resampled=resampled)
         cached = cached_hub_file(spec.timm_name)
         weights_hash = sha256_file(cached) if cached else state_dict_hash(model)
         revision = cached.parent.name[:12] if cached else "?"
         provenance = f"hf-hub {hub_id} @ {revision} (sha256 {weights_hash[:16]})"
 
     model.eval().requires_grad_(False)
-    card = describe_model(spec, model, input_size, pretrained_input, provenance)
+    card = describe_model(spec, model, input_size, pretrained_input, provenance,
+                          position_grid_from=resampled[-1] if resampled else None, requested_size=resolution)
     return LoadedBackbone(spec=spec, model=model, card=card, weights_hash=weights_hash)
 
 
-def at_resolution(loaded: LoadedBackbone, resolution: tuple[int, int]) -> LoadedBackbone:
-    """The same weights for another input size (snapped to the patch size): the loaded model's
-    state dict goes through timm's checkpoint path, which resamples the position embeddings as it
-    does for pretrained weights. Used for STEGO's 320 px evaluation geometry."""
+def _resampled(spec: Backbone, model: nn.Module, input_size: tuple[int, int], resampled: list) -> nn.Module:
+    """``model``'s weights in a model for ``input_size``: its state dict goes through timm's
+    checkpoint path, which resamples learned position embeddings as it does for pretrained weights
+    (RoPE has nothing to resample: it is evaluated at the new grid)."""
     from safetensors.torch import save_file
 
-    input_size = snap_to_patch_multiple(tuple(resolution), loaded.card.patch_size)
     with tempfile.TemporaryDirectory(prefix="atlas-weights-") as tmp:
         path = Path(tmp) / "weights.safetensors"
-        save_file({k: v.detach().contiguous().clone() for k, v in loaded.model.state_dict().items()}, str(path))
-        model = _create(loaded.spec, input_size, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
-    model.eval().requires_grad_(False)
-    card = describe_model(loaded.spec, model, input_size, loaded.card.pretrained_input_size, loaded.card.provenance)
+        save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(path))
+        return _create(spec, input_size, pretrained=True, resampled=resampled, pretrained_cfg_overlay={"file": str(path)})
+
+
+def at_resolution(loaded: LoadedBackbone, resolution: tuple[int, int]) -> LoadedBackbone:
+    """The same weights for another input size (snapped to the patch size), position embeddings
+    resampled by timm (:func:`_resampled`). Used for the evaluations' own geometry (STEGO's 320 px,
+    video frames)."""
+    input_size = snap_to_patch_multiple(tuple(resolution), loaded.card.patch_size)
+    resampled: list = []
+    model = _resampled(loaded.spec, loaded.model, input_size, resampled).eval().requires_grad_(False)
+    card = describe_model(loaded.spec, model, input_size, loaded.card.pretrained_input_size, loaded.card.provenance,
+                          position_grid_from=resampled[-1] if resampled else None, requested_size=resolution)
     return LoadedBackbone(spec=loaded.spec, model=model, card=card, weights_hash=loaded.weights_hash)
 
 
-def describe_model(spec: Backbone, model: nn.Module, input_size, pretrained_input, provenance: str) -> ModelCard:
+def describe_model(spec: Backbone, model: nn.Module, input_size, pretrained_input, provenance: str,
+                   position_grid_from=None, requested_size=None) -> ModelCard:
     cfg = model.pretrained_cfg
     n_prefix = int(getattr(model, "num_prefix_tokens", 1 if getattr(model, "cls_token", None) is not None else 0))
     has_cls = getattr(model, "cls_token", None) is not None
@@ -725,7 +772,7 @@ def describe_model(spec: Backbone, model: nn.Module, input_size, pretrained_inpu
         training=spec.training,
         group=spec.group,
         params=sum(p.numel() for p in model.parameters()),
-        patch_size=_patch_size(model),
+        patch_size=patch_size(model),
         embed_dim=int(model.embed_dim),
         depth=len(model.blocks),
         num_heads=int(model.blocks[0].attn.num_heads),
@@ -741,4 +788,6 @@ def describe_model(spec: Backbone, model: nn.Module, input_size, pretrained_inpu
         weights_source=spec.weights,
         provenance=provenance,
         is_random_init=spec.is_random_init,
+        requested_size=[int(x) for x in (requested_size if requested_size is not None else input_size)],
+        position_grid_from=position_grid_from,
     )

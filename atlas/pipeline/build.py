@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import difflib
 import logging
@@ -29,9 +30,10 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import AtlasConfig, Backbone
+from ..config import AtlasConfig, Backbone, resolution_label
 from ..features.backbones import (WeightsUnavailableError, check_backbone, check_checkpoint_file, load_backbone,
-                                  memory_problem, weights_help, weights_identity, weights_unavailable_message)
+                                  memory_problem, patch_size, weights_help, weights_identity,
+                                  weights_unavailable_message)
 from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
 from ..features.stream import GB
@@ -46,6 +48,7 @@ from .inputs import load_images, photos
 from .methods import methods_record
 from .model_run import ModelRun
 from .propagation_run import PropagationRun
+from .resolutions import ResolutionRun, model_resolutions
 from .state import code_fingerprint, digest, model_key, state_store
 
 log = logging.getLogger(__name__)
@@ -77,15 +80,19 @@ class BuildInputs:
     evaluation: EvaluationRun | None
     store: object
     propagation: PropagationRun | None = None
+    # {slug: (the model's runs over [images] resolutions, the resolutions it skips and why)}
+    resolutions: dict[str, tuple[list[ResolutionRun], list[SkippedItem]]] | None = None
 
-    @property
-    def evaluations(self) -> list:
-        """The evaluations every model goes through (against human masks, label propagation)."""
-        return [e for e in (self.evaluation, self.propagation) if e is not None]
+    def evaluations(self, run: ResolutionRun | None = None) -> list:
+        """The evaluations a model goes through at ``run`` (against human masks, label
+        propagation): all of them at the main resolution; at the others, those whose geometry
+        follows the model's input size (a protocol's own geometry, STEGO's 320 px or the video
+        frames' size, gives the same numbers at every resolution)."""
+        return [e for e in (self.evaluation, self.propagation)
+                if e is not None and (run is None or run.main or e.follows_resolution)]
 
-    @property
-    def eval_key(self) -> str:
-        keys = [e.key for e in self.evaluations]
+    def eval_key(self, run: ResolutionRun | None = None) -> str:
+        keys = [e.key for e in self.evaluations(run)]
         return "+".join(keys) if keys else "none"
 
 
@@ -102,11 +109,20 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here:
     if missing:
         raise BuildError(missing)
     device = pick_device(cfg.features.device)
+    resolutions = {}
     for spec in backbones:  # every model checked before any is computed
         probe = check_backbone(spec)  # buildable with its overrides (on the meta device)
         check_checkpoint_file(spec)  # headers only
+        runs, skipped_sizes = resolutions[spec.slug] = model_resolutions(
+            cfg.images.requested_resolutions(), spec.display_name, spec.slug, patch=patch_size(probe),
+            native=tuple(probe.pretrained_cfg.get("input_size", (3, 224, 224))[1:]))
+        if not runs or not runs[0].main:
+            first = skipped_sizes[0]
+            raise BuildError(f"{first.what}: {first.reason}; the first of [images] resolutions is the atlas's main "
+                             "one and every model needs it: change it")
         if computes_here:  # estimated from the meta build: an absurd size is refused before any allocation
-            problem = memory_problem(spec, tuple(cfg.images.resolution), cfg.features, device, probe)
+            largest = max(runs, key=lambda r: r.size[0] * r.size[1])
+            problem = memory_problem(spec, largest.size, cfg.features, device, probe)
             if problem:
                 raise BuildError(problem)
 
@@ -128,36 +144,54 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here:
     log.info("device: %s; %d images; %d models", describe(device, cfg.features.precision), len(images), len(backbones))
     evaluation = EvaluationRun.from_config(cfg, skipped)
     propagation = PropagationRun.from_config(cfg, skipped)
-    return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg), propagation)
+    return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg), propagation, resolutions)
 
 
-def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -> tuple[str, ModelResult, bool]:
-    """One model's results: (model key, result, reused); reused when its stored results are
-    current, otherwise computed and stored (extraction, clustering, measures, evaluation)."""
+@dataclass
+class ComputedRun:
+    """One model at one resolution: where it is stored, under which key, and whether it was reused."""
+
+    run: ResolutionRun
+    key: str
+    result: ModelResult
+    reused: bool
+
+
+def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -> list[ComputedRun]:
+    """One model's results at each of its resolutions (the main one first); each reused when its
+    stored results are current, otherwise computed and stored (extraction, clustering, measures,
+    evaluation)."""
+    return [_compute_run(inputs, spec, run, progress) for run in inputs.resolutions[spec.slug][0]]
+
+
+def _compute_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, progress: bool) -> ComputedRun:
     cfg = inputs.cfg
+    name = spec.display_name if run.main else f"{spec.display_name} at {run.label}"
     identity = weights_identity(spec, cfg.atlas.seed)
     if identity is not None:  # current stored results are found without creating the model
-        key = model_key(cfg, spec, identity, inputs.images, inputs.eval_key)
-        result = inputs.store.load_model(spec.slug, key)
+        key = model_key(cfg, spec, identity, inputs.images, inputs.eval_key(run), run)
+        result = inputs.store.load_model(run.run_id, key)
         if result is not None:
-            log.info("%s: unchanged (key %s), reusing its results", spec.display_name, key)
-            return key, result, True
+            log.info("%s: unchanged (key %s), reusing its results", name, key)
+            return ComputedRun(run, key, result, True)
     try:
-        loaded = load_backbone(spec, tuple(cfg.images.resolution), seed=cfg.atlas.seed)
+        loaded = load_backbone(spec, run.requested, seed=cfg.atlas.seed)
     except WeightsUnavailableError as exc:
         raise BuildError(f"{exc}. {weights_help()}") from None
-    key = model_key(cfg, spec, loaded.weights_hash, inputs.images, inputs.eval_key)
-    result = inputs.store.load_model(spec.slug, key) if identity != loaded.weights_hash else None
+    loaded = dataclasses.replace(loaded, card=dataclasses.replace(loaded.card, resolution=run.label))
+    key = model_key(cfg, spec, loaded.weights_hash, inputs.images, inputs.eval_key(run), run)
+    result = inputs.store.load_model(run.run_id, key) if identity != loaded.weights_hash else None
     if result is not None:
-        log.info("%s: unchanged (key %s), reusing its results", spec.display_name, key)
-        return key, result, True
+        log.info("%s: unchanged (key %s), reusing its results", name, key)
+        return ComputedRun(run, key, result, True)
     # One BLAS thread for the numpy/sklearn analyses: on small matrices, and whenever anything
     # else runs on the machine, OpenBLAS's spinning threads cost more than they give (measured:
     # 0.45 vs 0.9 s per block and representation idle, 10x worse under load). Torch keeps its own.
     with threadpool_limits(1, user_api="blas"):
-        result = ModelRun(cfg, loaded, inputs.images, inputs.cache, inputs.device, progress, inputs.evaluations).run()
-    inputs.store.save_model(key, result)
-    return key, result, False
+        result = ModelRun(cfg, loaded, inputs.images, inputs.cache, inputs.device, progress,
+                          inputs.evaluations(run)).run()
+    inputs.store.save_model(key, result, run.run_id)
+    return ComputedRun(run, key, result, False)
 
 
 def failed_models(results: AtlasResults) -> list[SkippedItem]:
@@ -181,30 +215,40 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
     inputs = prepare_build(cfg, backbones, computes_here=executor is None)  # a job checks its own memory
     images, skipped, store = inputs.images, inputs.skipped, inputs.store
 
-    built: dict[str, ModelResult] = {}
-    reused: list[str] = []  # models whose stored results were current (nothing computed this build)
+    built: dict[str, ModelResult] = {}  # at the main resolution
+    other_sizes: list[ModelResult] = []  # the other resolutions of the axis
+    reused: list[str] = []  # run ids whose stored results were current (nothing computed this build)
     model_keys: dict[str, str] = {}
+    run_bytes: dict[str, int] = {}
     timings: dict[str, float] = {}
     jobs_done, jobs_failed = executor.run(backbones) if executor is not None else ({}, {})
     for spec in tqdm(backbones, desc="models", disable=not progress or executor is not None):
         t0 = time.perf_counter()
+        runs, skipped_sizes = inputs.resolutions[spec.slug]
         if spec.slug in jobs_failed:
             skipped.append(SkippedItem(f"{FAILED_PREFIX}{spec.display_name}", jobs_failed[spec.slug]))
             continue
         if spec.slug in jobs_done:
-            key, seconds = jobs_done[spec.slug]
-            result = store.load_model(spec.slug, key)
-            if result is None:
+            keys, seconds = jobs_done[spec.slug]
+            computed = [ComputedRun(run, keys.get(run.run_id, "?"), store.load_model(run.run_id, keys.get(run.run_id)),
+                                    False) for run in runs]
+            missing = [c.key for c in computed if c.result is None]
+            if missing:
                 skipped.append(SkippedItem(f"{FAILED_PREFIX}{spec.display_name}",
-                                           f"the job finished but its stored results (key {key}) are missing"))
+                                           f"the job finished but its stored results (key {missing[0]}) are missing"))
                 continue
         else:
-            key, result, was_stored = compute_model(inputs, spec, progress)
-            if was_stored:
-                reused.append(spec.slug)
+            computed = compute_model(inputs, spec, progress)
+            reused += [c.run.run_id for c in computed if c.reused]
             seconds = time.perf_counter() - t0
-        model_keys[spec.slug] = key
-        built[spec.slug] = result
+        skipped += skipped_sizes
+        for c in computed:
+            run_bytes[c.run.run_id] = store.model_bytes(c.run.run_id)
+            if c.run.main:
+                model_keys[spec.slug] = c.key
+                built[spec.slug] = c.result
+            else:
+                other_sizes.append(c.result)
         timings[f"model {spec.slug}"] = round(seconds, 2)
     if inputs.cache is not None:
         inputs.cache.log_summary()  # evictions, once per build
@@ -225,10 +269,19 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
             store.save_comparison(key, res)
         comparisons.append(res)
 
-    sizes = {tuple(m.card.input_size) for m in built.values()}
-    policy_text = ResizePolicy(*cfg.images.resolution).describe() + (
-        " The size is then rounded per model to the nearest multiple of its patch size (halves round up; e.g. 224 "
-        "for /16 and /14 patches), so every image of a model shares one patch grid.")
+    sizes = {tuple(m.card.input_size) for m in [*built.values(), *other_sizes]}
+    requested = cfg.images.requested_resolutions()
+    if len(requested) == 1 and requested[0] != "native":
+        side = requested[0]
+        policy_text = ResizePolicy(*((side, side) if isinstance(side, int) else side)).describe()
+    else:
+        policy_text = (f"Every model runs at {'its native pretrained input size' if len(requested) == 1 else ''}"
+                       f"{'' if len(requested) == 1 else f'{len(requested)} input sizes'} ([images] resolutions = "
+                       f"{', '.join(resolution_label(e) for e in requested)}; the first is the main one); at each, "
+                       "every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
+                       "smallest size that covers it, then centre-cropped to it.")
+    policy_text += (" The size is then rounded per model to the nearest multiple of its patch size (halves round up; "
+                    "e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     results = AtlasResults(
         title=cfg.atlas.title, atlas_version=__version__, config_name=Path(cfg.source_path).name,
@@ -236,16 +289,17 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         build_date=build_date or _dt.date.today().isoformat(), seed=cfg.atlas.seed, resolution_policy=policy_text,
         environment=_environment(), device=describe(inputs.device, cfg.features.precision), images=[img.info() for img in images], skipped=skipped,
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
+        resolution_runs=other_sizes, resolutions=[resolution_label(e) for e in requested],
         methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None,
                                inputs.propagation.methods() if inputs.propagation else None),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
         licence=cfg.atlas.licence, doi=cfg.atlas.doi,
         kmeans_seeds=cfg.uncertainty.seeds, code_hash=code_fingerprint(),
-        datasets=[e.credit() for e in inputs.evaluations],
+        datasets=[e.credit() for e in inputs.evaluations()],
         overview_image=cfg.atlas.overview_image,
         measure_info=measure_info(), photos=photos(images, sizes),
-        stored_bytes={slug: store.model_bytes(slug) for slug in built}, reused_models=reused,
+        stored_bytes=run_bytes, reused_models=reused,
     )
     store.save_atlas(results)
     return results

@@ -253,6 +253,12 @@ class EvaluationRun:
         """The evaluation reports the mean over the k-means seeds (see :attr:`Uncertainty.value`)."""
         return Uncertainty(self.cfg.uncertainty.level, centre="mean")
 
+    @property
+    def follows_resolution(self) -> bool:
+        """Whether the evaluation sees the model's own input size (``geometry = "model"``), so that
+        it is run again at each resolution of the axis; STEGO's fixed 320 px is run once."""
+        return self.cfg.evaluation.geometry != "stego"
+
     def geometry(self, loaded):
         """The model as the evaluation sees it: ``loaded`` itself, or the same weights at STEGO's
         320 px (``[evaluation] geometry = "stego"``)."""

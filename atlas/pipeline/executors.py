@@ -79,7 +79,7 @@ def executor_settings(cfg: AtlasConfig, **overrides) -> ExecutorSection:
 def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = None) -> dict:
     """One model of a build, in its own process: compute (or find current) and store its results.
 
-    Returns ``{"slug", "key", "reused", "seconds", "model_s", "process_start", "model_start"}``
+    Returns ``{"slug", "keys" ({run id: key}), "reused", "seconds", "model_s", "process_start", "model_start"}``
     (``seconds``: the job from its start in Python; ``model_s``: loading and computing the model, as
     the serial build does; the two starts as Unix times, for the overhead in
     ``bench/bench_executors.py``). ``gpu`` pins the job to one GPU (local
@@ -103,9 +103,10 @@ def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = N
     (spec,) = cfg.select_backbones([slug])
     inputs = prepare_build(cfg, [spec])
     t1 = time.perf_counter()
-    key, _, reused = compute_model(inputs, spec, progress=False)
+    computed = compute_model(inputs, spec, progress=False)
     t2 = time.perf_counter()
-    return {"slug": slug, "key": key, "reused": reused, "seconds": round(t2 - t0, 2), "model_s": round(t2 - t1, 2),
+    return {"slug": slug, "keys": {c.run.run_id: c.key for c in computed}, "reused": all(c.reused for c in computed),
+            "seconds": round(t2 - t0, 2), "model_s": round(t2 - t1, 2),
             "process_start": _process_start(), "model_start": time.time() - (t2 - t1)}
 
 
@@ -214,7 +215,7 @@ class ModelJobs:
                     entry["wall_s"] = round(entry["seen_at"] - entry["submitted_at"], 2)
                     if isinstance(outcome, dict):
                         entry.update(outcome)
-                        done[spec.slug] = (outcome["key"], outcome["seconds"])
+                        done[spec.slug] = (outcome["keys"], outcome["seconds"])
                         log.info("%s: job %s %s in %.0f s", spec.display_name, job.job_id,
                                  "found its results current" if outcome["reused"] else "done", outcome["seconds"])
                     else:

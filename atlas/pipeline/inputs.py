@@ -54,7 +54,8 @@ def load_images(cfg: AtlasConfig) -> tuple[list[AtlasImage], list[SkippedItem]]:
         images += got
         skipped += [x.item() for x in skip]  # the loaders have logged these already
     seen, unique = set(), []
-    min_side, target = cfg.images.min_side, min(cfg.images.resolution)
+    sides = [min(e) if isinstance(e, (tuple, list)) else e for e in cfg.images.requested_resolutions() if e != "native"]
+    min_side, target = cfg.images.min_side, min(sides, default=224)  # the smallest size asked for
     for img in images:  # the same pixels twice would count twice in every statistic
         short = min(img.width, img.height)
         if short < min_side:

@@ -13,6 +13,23 @@ from .inputs import SHIFT_IMAGES, SHIFTS
 from .pictures import ATTENTION_IMAGES
 
 
+#: How the resolution axis ([images] resolutions) runs, for Methods.
+RESOLUTION_AXIS = {
+    "resolution axis": "every model runs at each size on the same images with the same weights; \"native\" is the "
+                       "model's pretrained input size from its timm config; a size below 2 patches a side, or one that "
+                       "rounds to a size already run, is skipped for that model (build report)",
+    "position embeddings at each size": "learned absolute embeddings are resampled by timm from the weights' own grid "
+                                        "(bicubic, antialiased: resample_abs_pos_embed, as timm loads pretrained "
+                                        "weights); random-init weights are drawn at the pretrained size and resampled "
+                                        "the same way, so every size has the same weights; RoPE is evaluated at the "
+                                        "new grid; each model card lists what was done at each size",
+    "evaluations at each size": "the evaluation against human masks is run again at each size when it sees the "
+                                "model's own input size ([evaluation] geometry = \"model\"); with STEGO's fixed 320 px "
+                                "geometry, and for label propagation (frames at their own size), only at the main one",
+    "leaderboard and comparisons": "at the main resolution (the first of the list); the Resolution page compares sizes",
+}
+
+
 def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None,
                    propagation_methods: dict | None = None) -> dict:
     c, u = cfg.clustering, cfg.uncertainty
@@ -37,7 +54,8 @@ def methods_record(cfg: AtlasConfig, policy_text: str, eval_methods: dict | None
                                      else "as much at a time as free memory holds") + ", the forward pass run again "
                         "per chunk of blocks beyond that (the same numbers to the bit)"),
         },
-        "Images": {"resolution policy": policy_text, "seed": str(cfg.atlas.seed)},
+        "Images": {"resolution policy": policy_text, "seed": str(cfg.atlas.seed),
+                   **(RESOLUTION_AXIS if len(cfg.images.requested_resolutions()) > 1 else {})},
         "Pictures": {
             **{f"PCA → RGB, {k}": v for k, v in PCA_RECIPE.items()},
             "attention, tokens": "every prefix token (CLS first, then the registers) of every gallery block; the "

@@ -164,6 +164,9 @@ class PropagationRun:
                          "patch grid by majority and upsampled, nearest)",
         }
 
+    #: the frames have their own size (``short_side``): run at the main resolution only
+    follows_resolution = False
+
     def geometry(self, loaded):
         """The model at the frames' size (:data:`size`, snapped to its patch size)."""
         return at_resolution(loaded, self.size)

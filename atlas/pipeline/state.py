@@ -45,16 +45,18 @@ from .. import __version__
 from ..config import AtlasConfig
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, DatasetCredit, ImageInfo,
-                       MeasureRow, ModelCard, ModelResult, SkippedItem, to_json)
+                       MeasureRow, ModelCard, ModelResult, SkippedItem, run_id, to_json)
 
 if TYPE_CHECKING:  # torch and timm stay unimported when only stored results are read (--render-only)
     from ..config import Backbone
     from ..inputs.images import AtlasImage
+    from .resolutions import ResolutionRun
 
 log = logging.getLogger(__name__)
 
-MODEL_STATE_VERSION = "7"  # 5: checksums in key.txt; 6: figure payloads as ids and numbers, no stored highlights;
-# 7: label propagation (its baselines carry their frame grid)
+MODEL_STATE_VERSION = "8"  # 5: checksums in key.txt; 6: figure payloads as ids and numbers, no stored highlights;
+# 7: label propagation (its baselines carry their frame grid); 8: the resolution axis (random weights
+# born at the pretrained size, the card records the resampling)
 _PACKAGE = Path(__file__).resolve().parents[1]
 DAMAGED_SUFFIX = ".corrupt"  # as the feature cache's damaged entries
 _ATLAS_MANIFEST = "atlas.sha256"
@@ -101,13 +103,14 @@ def package_fingerprint(package: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def model_key(cfg: AtlasConfig, spec: "Backbone", weights_hash: str, images: "list[AtlasImage]", eval_key: str) -> str:
-    """Everything a model's stored numbers depend on (``weights_hash``:
+def model_key(cfg: AtlasConfig, spec: "Backbone", weights_hash: str, images: "list[AtlasImage]", eval_key: str,
+              run: "ResolutionRun") -> str:
+    """Everything the stored numbers of a model at one resolution depend on (``weights_hash``:
     :func:`atlas.features.backbones.weights_identity`)."""
     return digest({
         "v": MODEL_STATE_VERSION, "atlas": __version__, "code": code_fingerprint(), "weights": weights_hash,
         "spec": spec.model_dump(), "images": [i.content_hash for i in images],
-        "resolution": cfg.images.resolution, "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
+        "resolution": [run.label, list(run.requested), list(run.size), run.main], "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
         "clustering": cfg.clustering.model_dump(), "analyses": cfg.analyses.model_dump(), "seed": cfg.atlas.seed,
         "uncertainty": cfg.uncertainty.model_dump(),
         "evaluation": eval_key,
@@ -283,11 +286,13 @@ class StateStore:
         d = self._dir("models", slug)
         return sum(p.stat().st_size for p in d.iterdir() if p.is_file()) if d.is_dir() else 0
 
-    def save_model(self, key: str, result: ModelResult) -> None:
-        self._save("models", result.card.slug, key, result)
+    def save_model(self, key: str, result: ModelResult, run_id: str | None = None) -> None:
+        """Store a model's result under ``run_id`` (default: its slug, the main resolution)."""
+        self._save("models", run_id or result.card.slug, key, result)
 
     def load_model(self, slug: str, key: str | None = None) -> ModelResult | None:
-        """The stored result of a model; with ``key``, only when it was stored under that key.
+        """The stored result of a model (``slug``: a run id,
+        :func:`atlas.pipeline.resolutions.run_id`); with ``key``, only when it was stored under that key.
 
         None also when it is damaged: then it is moved aside (one warning) and counts as not stored.
         """
@@ -305,6 +310,7 @@ class StateStore:
         """The atlas-level record (models and comparisons by slug) and its photos."""
         data = to_json(results)
         data["models"] = [m.card.slug for m in results.models]
+        data["resolution_runs"] = [run_id(m.card.slug, tuple(m.card.input_size), False) for m in results.resolution_runs]
         data["comparisons"] = [c.slug for c in results.comparisons]
         keys = sorted(results.photos)
         data["photo_keys"] = keys
@@ -334,12 +340,17 @@ class StateStore:
                                     "run a build") from None
 
     def _records(self, data: dict, arrays: dict) -> AtlasResults:
-        models, comparisons = [], []
+        models, comparisons, other_sizes = [], [], []
         for slug in data.pop("models"):
             m = self._load("models", slug, None)
             if m is None:
                 raise FileNotFoundError(f"stored build in {self.root} lacks model {slug!r}; run a build first")
             models.append(m)
+        for rid in data.pop("resolution_runs", []):
+            m = self._load("models", rid, None)
+            if m is None:
+                raise FileNotFoundError(f"stored build in {self.root} lacks model run {rid!r}; run a build first")
+            other_sizes.append(m)
         for slug in data.pop("comparisons"):
             c = self._load("comparisons", slug, None)
             if c is None:
@@ -350,5 +361,5 @@ class StateStore:
             **{**data, "images": [ImageInfo(**i) for i in data["images"]],
                "skipped": [SkippedItem(**s) for s in data["skipped"]],
                "datasets": [DatasetCredit(**d) for d in data.get("datasets", [])]},
-            models=models, comparisons=comparisons, photos=photos,
+            models=models, comparisons=comparisons, photos=photos, resolution_runs=other_sizes,
         )

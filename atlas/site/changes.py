@@ -31,7 +31,8 @@ from ..records import AtlasResults
 from .publish import VERSIONS_FILE
 from .table import CSV_FILE
 
-KEY = ("model", "comparison", "section", "measure", "block", "representation", "k", "cluster", "reference", "baseline")
+KEY = ("model", "resolution", "comparison", "section", "measure", "block", "representation", "k", "cluster", "reference",
+       "baseline")
 _NUMBERS = ("block", "k", "cluster", "value", "lo", "hi", "rel_depth")
 
 

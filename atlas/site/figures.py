@@ -160,6 +160,8 @@ REP_COLOURS = {"tokens": "#0072B2", "keys": "#E69F00", "queries": "#009E73", "va
                "tokens_normed": "#D55E00", "attention": "#56B4E9"}  # attention: the CLS's, from queries and keys
 #: Reference lines of the positional measures (same colour as their representation).
 REFERENCE_DASH = {"content-only": "dot", "position-only": "dashdot"}
+#: Markers of the resolutions of the axis in a layer sweep (the main one first).
+SIZE_MARKERS = ("circle", "square", "diamond", "triangle-up", "x")
 #: Evaluation baselines: grey levels, and a dash per baseline.
 BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "dot"), "zero motion": ("#78909C", "dot"),
                   "colour": ("#8D6E63", "dash"),
@@ -215,29 +217,36 @@ def _interval_text(lo: Any, hi: Any) -> str:
 
 def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, references: Sequence[Any] = (),
                        baselines: Sequence[Any] = (), level: float = 0.95,
-                       bounds: Sequence[float | None] | None = None) -> go.Figure:
+                       bounds: Sequence[float | None] | None = None,
+                       other_sizes: Sequence[tuple[str, Sequence[Any]]] = (), main_size: str = "") -> go.Figure:
     """One measure across depth: x = relative depth, one line per representation (and K), its
     interval as a band; the positional references as thin lines of the same colour; the
     evaluation baselines as grey horizontal lines. A measure taken at a single block is drawn as
-    bars instead (:func:`single_block_figure`).
+    bars instead (:func:`single_block_figure`). ``other_sizes``: the model's rows at the other
+    resolutions of the axis, ``(label, rows)``: one more line (and band) per representation and
+    resolution, in the representation's colour with its own marker; ``main_size`` labels the main one.
 
     ``measure`` is the text shown (the measure's readable title, or its raw name); ``bounds`` its
     value range (``measure_info[...]["bounds"]``), for an honest y axis (:func:`value_axis`).
     """
-    if len({r.block for r in rows}) == 1:
+    other_sizes = [(size, other) for size, other in other_sizes if other]
+    if len({r.block for r in rows}) == 1 and not other_sizes:
         return single_block_figure(rows, measure, model_label, baselines, level, bounds)
     ks = {getattr(r, "k", None) for r in rows}
     several_k = len(ks) > 1
-    series: dict[tuple[str, Any], list[Any]] = defaultdict(list)
-    for r in rows:
-        series[(r.representation, r.k)].append(r)
+    series: dict[tuple[str, Any, int], list[Any]] = defaultdict(list)
+    for zi, size_rows in enumerate([rows] + [other for _, other in other_sizes]):
+        for r in size_rows:
+            series[(r.representation, r.k, zi)].append(r)
+    sizes = [main_size] + [size for size, _ in other_sizes]
     traces = []
-    reps = list(dict.fromkeys(rep for rep, _ in series))  # the model's own order
-    klist = sorted({k for _, k in series}, key=lambda v: (v is None, v or 0))
+    reps = list(dict.fromkeys(rep for rep, _, _ in series))  # the model's own order
+    klist = sorted({k for _, k, _ in series}, key=lambda v: (v is None, v or 0))
     band = f"{level:.0%} interval"
-    for (rep, k), pts in sorted(series.items(), key=lambda kv: (reps.index(kv[0][0]), klist.index(kv[0][1]))):
+    for (rep, k, zi), pts in sorted(series.items(), key=lambda kv: (kv[0][2], reps.index(kv[0][0]),
+                                                                     klist.index(kv[0][1]))):
         pts = sorted(pts, key=lambda r: (r.rel_depth, r.block))
-        name = _label_rep(rep, k, several_k)
+        name = _label_rep(rep, k, several_k) + (f" · {sizes[zi]}" if other_sizes else "")
         colour = rep_colour(rep, reps)
         xs = [round(p.rel_depth, 6) for p in pts]
         with_band = [p for p in pts if getattr(p, "lo", None) is not None and getattr(p, "hi", None) is not None]
@@ -254,14 +263,15 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                 mode="lines+markers",
                 name=_t(name),
                 legendgroup=name,
-                line={"color": colour, "dash": DASHES[klist.index(k) % len(DASHES)]},
+                line={"color": colour, "dash": DASHES[klist.index(k) % len(DASHES)], "width": 2 if zi == 0 else 1.2},
+                marker={"symbol": SIZE_MARKERS[zi % len(SIZE_MARKERS)]},
                 hovertemplate=(
                     f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
                     f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>"
                 ),
             )
         )
-        for ref, dash in REFERENCE_DASH.items():
+        for ref, dash in REFERENCE_DASH.items() if zi == 0 else ():  # references: at the main resolution
             ref_pts = sorted((x for x in references if x.representation == rep and x.k == k and x.reference == ref),
                              key=lambda r: (r.rel_depth, r.block))
             if ref_pts:
@@ -274,10 +284,31 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                     hovertemplate=f"<b>{_t(name)} · {_t(ref)} reference</b><br>rel. depth %{{x:.2f}}"
                                   f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"))
     traces += baseline_lines(baselines, measure)
-    shown = [p.value for p in rows] + [v for p in rows for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
+    every = [p for pts in series.values() for p in pts]
+    shown = [p.value for p in every] + [v for p in every for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
     shown += [x.value for x in references] + [b.value for b in baselines]
+    legend = {"legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0.0}, "height": 540} if other_sizes else {}
     return _layout(traces, f"{measure} — {model_label}", DEPTH_AXIS, measure,
-                   x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown))
+                   x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown), **legend)
+
+
+def against_size_figure(series: dict[str, Sequence[tuple[int, int, Any]]], measure: str,
+                        bounds: Sequence[float | None] | None = None) -> go.Figure:
+    """One measure against input size (the resolution axis): one line per model, its intervals as
+    error bars. ``series``: ``{model label: [(input height px, patches a side, row)]}``."""
+    traces, shown = [], []
+    for label, pts in series.items():
+        rows = [p[2] for p in pts]
+        shown += [v for r in rows for v in (r.value, getattr(r, "lo", None), getattr(r, "hi", None))]
+        traces.append(go.Scatter(
+            x=[p[0] for p in pts], y=[r.value for r in rows], mode="lines+markers", name=_t(label),
+            error_y=_bar_errors(rows),
+            customdata=[[patches, r.block, _interval_text(getattr(r, "lo", None), getattr(r, "hi", None))]
+                        for _, patches, r in pts],
+            hovertemplate=(f"<b>{_t(label)}</b><br>%{{x}} px · %{{customdata[0]}} patches a side · block "
+                           f"%{{customdata[1]}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[2]}}<extra></extra>")))
+    return _layout(traces, f"{measure} — against input size", "input height (px)", measure,
+                   y=value_axis(bounds, shown))
 
 
 def _bar_errors(items: Sequence[Any]) -> dict[str, Any] | None:

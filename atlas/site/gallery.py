@@ -25,6 +25,7 @@ from ..records import (RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ImageI
                        map_key, picture_key)
 from .palette import palette_hex
 from .paths import rel
+from .resolution import resolution_words
 
 #: Cells per gallery page.
 PAGE_SIZE = 24
@@ -154,16 +155,18 @@ def model_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict) 
 
     man = _Manifest(results, maps, page)
     views: dict[str, dict] = {}
-    size = m.card.input_size
-    for bi, b in enumerate(blocks):
-        for ri, r in enumerate(reps):
-            for ki, k in enumerate(ks):
-                for vi, (kind, _) in enumerate(kinds):
-                    s = man.sprite(slug, key_of(b, r, k, kind), size)
-                    if s is not None:
-                        key = (bi, ri, ki, vi) if len(kinds) > 1 else (bi, ri, ki)
-                        views["|".join(map(str, key))] = {"cells": [[s, 1, 0]]}
-    start = [len(blocks) // 2, 0, len(ks) // 2, 0][: 4 if len(kinds) > 1 else 3]
+    # the resolution axis comes last, so that links made before it still name the same view
+    sizes = results.runs_of(slug) or [(slug, m)]
+    for zi, (owner, at) in enumerate(sizes):
+        for bi, b in enumerate(blocks):
+            for ri, r in enumerate(reps):
+                for ki, k in enumerate(ks):
+                    for vi, (kind, _) in enumerate(kinds):
+                        s = man.sprite(owner, key_of(b, r, k, kind), at.card.input_size)
+                        if s is not None:
+                            key = (bi, ri, ki) + ((vi,) if len(kinds) > 1 else ()) + ((zi,) if len(sizes) > 1 else ())
+                            views["|".join(map(str, key))] = {"cells": [[s, 1, 0]]}
+    start = [len(blocks) // 2, 0, len(ks) // 2] + ([0] if len(kinds) > 1 else []) + ([0] if len(sizes) > 1 else [])
     if "|".join(map(str, start)) not in views:
         start = [int(v) for v in sorted(views)[0].split("|")]
     depth = {r.block: r.rel_depth for r in runs}
@@ -176,6 +179,10 @@ def model_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict) 
         {"name": "picture", "label": "Picture", "kind": "select", "values": [v for v, _ in kinds],
          "labels": [label for _, label in kinds]},
     ][: 4 if len(kinds) > 1 else 3]
+    if len(sizes) > 1:
+        axes.append({"name": "resolution", "label": "Resolution", "kind": "select",
+                     "values": [at.card.resolution or "x".join(map(str, at.card.input_size)) for _, at in sizes],
+                     "labels": [resolution_words(at.card) for _, at in sizes]})
     for ax, idx in zip(axes, start):
         ax["start"] = idx
     manifest = man.finish(axes, views)

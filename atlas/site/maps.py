@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..files import atomic_path, atomic_write
-from ..records import AtlasResults, map_key, photo_key, thumbnail_key
+from ..records import AtlasResults, map_key, photo_key, run_id, thumbnail_key
 from . import paths
 from .overview import overview_stack
 from .palette import palette as site_palette
@@ -362,21 +362,12 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
             jobs.append((path, stack, kind))
 
     for m in results.models:
-        slug = m.card.slug
-        for run in m.runs:
-            key = map_key(run.block, run.representation, run.k)
-            if key in m.label_maps and (slug, key) not in out["views"]:
-                add(slug, key, m.label_maps[key], "labels", paths.model_view(slug, key))
-        for key, stack, kind in _picture_stacks(m):
-            add(slug, key, stack, kind, paths.model_view(slug, key))
+        _add_model(results, m, m.card.slug, add, out)
         overview = overview_stack(results, m)
         if overview is not None:
-            add("overview", slug, overview, "labels", paths.overview_view(slug))
-        size = tuple(m.card.input_size)
-        for img in images:
-            pkey = photo_key(img.content_hash, size)
-            if pkey in results.photos:
-                out["photos"][(img.name, size)] = _photo_stem(img.name, img.content_hash, size) + ".webp"
+            add("overview", m.card.slug, overview, "labels", paths.overview_view(m.card.slug))
+    for m in results.resolution_runs:  # the other resolutions of the axis: views of their own
+        _add_model(results, m, run_id(m.card.slug, m.card.input_size, False), add, out)
     for c in results.comparisons:
         for p in c.panels:
             for col in p.get("columns", []):
@@ -428,6 +419,20 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     _prune(docs_dir / "generated", {docs_dir / p for p in manifest})
     atomic_write(docs_dir / MANIFEST, json.dumps(manifest, sort_keys=True, indent=0), skip_unchanged=True)
     return out
+
+
+def _add_model(results: AtlasResults, m, owner: str, add, out: dict) -> None:
+    """The view files of one model at one resolution (``owner``: its run id) and its photos."""
+    for run in m.runs:
+        key = map_key(run.block, run.representation, run.k)
+        if key in m.label_maps and (owner, key) not in out["views"]:
+            add(owner, key, m.label_maps[key], "labels", paths.model_view(owner, key))
+    for key, stack, kind in _picture_stacks(m):
+        add(owner, key, stack, kind, paths.model_view(owner, key))
+    size = tuple(m.card.input_size)
+    for img in results.images:
+        if photo_key(img.content_hash, size) in results.photos:
+            out["photos"][(img.name, size)] = _photo_stem(img.name, img.content_hash, size) + ".webp"
 
 
 def _picture_stacks(m) -> list[tuple[str, np.ndarray, str]]:

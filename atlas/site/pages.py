@@ -46,6 +46,8 @@ from .mkdocs import CITE_FILE, NAV_FILE
 from .overview import overview_matrix
 from .paths import CHANGES_PAGE, cite_key, comparison_page, figures_script, html_url, model_page, rel
 from .propagation import PROPAGATION_BLURB, PROPAGATION_TITLE, propagation_files, propagation_page
+from .resolution import (RESOLUTION_BLURB, RESOLUTION_TITLE, resolution_files, resolution_page, resolution_rows,
+                         size_label)
 from .scaling import SCALING_DEPTHS, scaling, scaling_view
 from .table import results_table, table_files
 from .wording import SECTIONS, measure_section, measure_title, model_label, model_notes
@@ -98,9 +100,11 @@ def card_rows(card: ModelCard) -> list[tuple[str, str]]:
 
 
 def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
-                   level: float = 0.95, methods: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+                   level: float = 0.95, methods: dict[str, Any] | None = None,
+                   other_sizes: list[tuple[str, ModelResult]] = (), main_size: str = "") -> dict[str, list[dict[str, Any]]]:
     """The figures of a model page by section: cluster sizes, one layer sweep per measure (with its
-    interval band, references and baselines), payloads. ``methods`` (``AtlasResults.methods``)
+    interval band, references and baselines, and a trace per resolution of ``other_sizes``:
+    ``(label, the model at that size)``), payloads. ``methods`` (``AtlasResults.methods``)
     says how the k-NN support and query images were split, for the captions that depend on it."""
     slug = slugify(m.card.slug)
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in SECTIONS}
@@ -124,7 +128,9 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
         fig = layer_sweep_figure(by_measure[name], measure_title(info, name), label,
                                  references=[r for r in m.references if r.measure == name],
                                  baselines=[b for b in m.baselines if b.measure == name], level=level,
-                                 bounds=(info.get(name) or {}).get("bounds"))
+                                 bounds=(info.get(name) or {}).get("bounds"),
+                                 other_sizes=[(size, [r for r in other.measures if r.measure == name])
+                                              for size, other in other_sizes], main_size=main_size)
         out[measure_section(info, name)].append(measure_figure(fig, slug, anchor, name, info,
                                                                split_note(methods, info, name)))
     knn_baselines = simple_baselines(m.baselines, CURVE_BASELINE_MEASURE)
@@ -220,13 +226,15 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         label=label,
         title=label,
         cite_key=cite_key(page),
-        card_rows=card_rows(m.card),
+        card_rows=card_rows(m.card) + resolution_rows(results, m.card.slug),
         highlights=[highlight(h, page, results) for h in highlights],
         gallery=model_gallery(results, m, page, maps),
         attention=attention_gallery(results, m, page, maps),
         prefix_tokens=m.card.num_prefix_tokens,
         recipes_href=rel("methods.md", page) + "#pictures" if "Pictures" in results.methods else "",
-        figs=model_sections(m, label, results.measure_info, results.interval_level, results.methods),
+        figs=model_sections(m, label, results.measure_info, results.interval_level, results.methods,
+                            other_sizes=[(size_label(r.card), r) for _, r in results.runs_of(m.card.slug)[1:]],
+                            main_size=size_label(m.card)),
         evaluation=evaluation_table(results, m),
         leaderboard_href=rel(leaderboard_page(results), page) if leaderboard_page(results) else "",
         positional=positional_table(results, m),
@@ -710,10 +718,13 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
     labels = {m.card.slug: model_label(m.card) for m in results.models}
     leaderboard = leaderboard_page(results)
     propagation = propagation_page(results, {comparison_page(c) for c in results.comparisons})
-    # the pages of the evaluations, under Comparisons after the config's own
+    resolution = resolution_page(results, {comparison_page(c) for c in results.comparisons})
+    # the pages of the evaluations and the resolution axis, under Comparisons after the config's own
     evaluation = [e for e in ({"page": leaderboard, "title": LEADERBOARD_TITLE, "blurb": LEADERBOARD_BLURB},
                               {"page": propagation, "title": PROPAGATION_TITLE, "blurb": PROPAGATION_BLURB,
-                               "data": {"csv": propagation[:-3] + ".csv"}}) if e["page"]]
+                               "data": {"csv": propagation[:-3] + ".csv"}},
+                              {"page": resolution, "title": RESOLUTION_TITLE, "blurb": RESOLUTION_BLURB,
+                               "data": {"csv": resolution[:-3] + ".csv"}}) if e["page"]]
     files: dict[str, str | bytes] = dict(_static_files(docs_dir))
     guide = guide_pages(docs_dir if (docs_dir / "guide").is_dir() else STATIC_SRC)
     common = {"atlas": results, "version": results.atlas_version, "random_label": RANDOM_INIT_LABEL,
@@ -727,6 +738,8 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
         files.update(leaderboard_files(results, leaderboard, labels, env, common, propagation))
     if propagation:
         files.update(propagation_files(results, propagation, labels, env, common))
+    if resolution:
+        files.update(resolution_files(results, resolution, labels, env, common))
     files.update(home_files(results, env, common, labels, evaluation, guide, maps, atlas_wide))
     files.update(methods_files(results, env, common))
     files.update(images_files(results, env, common, maps))

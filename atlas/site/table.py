@@ -14,7 +14,10 @@ checkpoint / random), ``section``, ``measure``, ``block``, ``rel_depth``, ``repr
 (an evaluation baseline's name), ``leaderboard`` (the row the leaderboard shows for the model),
 ``comparison`` (a comparison's slug, for the numbers a comparison computes itself),
 ``split`` (the support / query split of the evaluation measures that use one), ``seeds``
-(k-means seeds), ``config_hash``, ``version`` (the published version, else the atlas version).
+(k-means seeds), ``config_hash``, ``version`` (the published version, else the atlas version),
+``input_size`` (``HxW`` px fed to the model) and ``resolution`` (``""`` at the main resolution; at
+the other resolutions of ``[images] resolutions``, the entry as configured, e.g. ``448`` or
+``native``: one model's rows at every size, told apart by it).
 
 >>> import pandas as pd                                            # doctest: +SKIP
 >>> t = pd.read_parquet("https://example.org/atlas/2026.12/atlas-results.parquet")  # doctest: +SKIP
@@ -37,7 +40,7 @@ PARQUET_FILE = "atlas-results.parquet"
 CSV_FILE = "atlas-results.csv.gz"
 
 COLUMNS = ["model", "family", "training", "weights", *MODEL_CSV_COLUMNS[1:], "interval_level", "leaderboard",
-           "comparison", "split", "seeds", "config_hash", "version"]
+           "comparison", "split", "seeds", "config_hash", "version", "input_size", "resolution"]
 
 _INTEGERS = {"block", "k", "cluster", "seeds"}
 _FLOATS = {"rel_depth", "value", "lo", "hi", "interval_level", "seed_spread"}
@@ -51,10 +54,13 @@ def results_table(results: AtlasResults) -> list[dict[str, Any]]:
     ranked = leaderboard_measures(results)
     models = {m.card.slug: m for m in results.models}
     rows = []
-    for m in results.models:
-        picks = {(r.measure, r.block, r.representation, r.k) for name in ranked if (r := chosen(m, name)) is not None}
+    main = {id(m) for m in results.models}
+    for m in [*results.models, *results.resolution_runs]:
+        picks = {(r.measure, r.block, r.representation, r.k) for name in ranked
+                 if (r := chosen(m, name)) is not None} if id(m) in main else set()  # the leaderboard: main only
         facts = {"model": m.card.slug, "family": m.card.family, "training": m.card.training,
-                 "weights": m.card.weights_source}
+                 "weights": m.card.weights_source, "input_size": "x".join(map(str, m.card.input_size)),
+                 "resolution": "" if id(m) in main else m.card.resolution}
         for r in model_rows(m, info):
             picked = not r["reference"] and not r["baseline"] and (
                 (r["measure"], r["block"], r["representation"], r["k"]) in picks)
@@ -68,7 +74,8 @@ def results_table(results: AtlasResults) -> list[dict[str, Any]]:
                          "representation": r.get("representation"), "k": r.get("k", c.k or None), "cluster": None,
                          "value": num(r["value"]), "lo": num(r.get("lo")), "hi": num(r.get("hi")),
                          "seed_spread": num(r.get("seed_spread")), "reference": "", "baseline": "",
-                         "leaderboard": False, "comparison": c.slug})
+                         "leaderboard": False, "comparison": c.slug,
+                         "input_size": "x".join(map(str, m.card.input_size)) if m else "", "resolution": ""})
     for r in rows:
         r.update(interval_level=results.interval_level if r["lo"] is not None else None,
                  split=split if uses_split(info, r["measure"]) else "",

@@ -1,0 +1,68 @@
+"""The resolution axis: the input sizes each model runs at (``[images] resolutions``).
+
+Every entry is resolved per model: a side or ``[height, width]`` in pixels, or ``"native"`` (the
+model's pretrained input size from its timm config), then rounded to whole patches
+(:func:`atlas.inputs.geometry.snap_to_patch_multiple`). The first entry is the atlas's main
+resolution (leaderboard, comparisons, the model page's default); each other one is a run of its
+own with the same images, weights, measures and pictures, stored beside it
+(:func:`run_id`). An entry a model cannot take is skipped for that model with its reason on the
+build report: fewer than 2 patches a side, or an input size already run under another entry.
+
+Example
+-------
+>>> runs, skipped = model_resolutions([224, 330, "native", 20], "ViT-S/16", "vit-s", patch=16, native=(224, 224))
+>>> [(r.label, r.size, r.run_id) for r in runs]
+[('224', (224, 224), 'vit-s'), ('330', (336, 336), 'vit-s--336x336')]
+>>> [s.reason for s in skipped]  # doctest: +NORMALIZE_WHITESPACE
+['native is 224 x 224 px for 16 px patches, the input size of resolution 224: run once',
+ '20 px rounds to 16 x 16 px: fewer than 2 patches of 16 px a side']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import resolution_label
+from ..inputs.geometry import snap_to_patch_multiple
+from ..records import SkippedItem, run_id
+
+MIN_PATCHES = 2  # a grid of one patch a side has no position to speak of
+
+
+@dataclass(frozen=True)
+class ResolutionRun:
+    """One input size of one model: ``label`` as the config names it, ``requested`` (before
+    rounding to whole patches), ``size`` (fed to the model), ``run_id`` (where its results are
+    stored: the model's slug for the main resolution)."""
+
+    label: str
+    requested: tuple[int, int]
+    size: tuple[int, int]
+    run_id: str
+    main: bool
+
+
+def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
+                      native: tuple[int, int]) -> tuple[list[ResolutionRun], list[SkippedItem]]:
+    """The runs of one model (``name``: its display name, for the build report) over the
+    resolution ``entries`` (``[images] requested_resolutions()``), and the entries it skips."""
+    runs: list[ResolutionRun] = []
+    skipped: list[SkippedItem] = []
+    for i, entry in enumerate(entries):
+        label = resolution_label(entry)
+        requested = tuple(native) if entry == "native" else ((entry, entry) if isinstance(entry, int) else tuple(entry))
+        size = snap_to_patch_multiple(requested, patch)
+        what = f"resolution {label} of {name}"
+        if min(size) < MIN_PATCHES * patch:
+            skipped.append(SkippedItem(what, f"{label} px rounds to {size[0]} x {size[1]} px: fewer than "
+                                             f"{MIN_PATCHES} patches of {patch} px a side"))
+            continue
+        same = next((r for r in runs if r.size == size), None)
+        if same is not None:
+            named = f"{label} is {size[0]} x {size[1]} px" if entry == "native" else \
+                f"{label} px rounds to {size[0]} x {size[1]} px"
+            skipped.append(SkippedItem(what, f"{named} for {patch} px patches, the input size of resolution "
+                                             f"{same.label}: run once"))
+            continue
+        runs.append(ResolutionRun(label, requested, size, run_id(slug, size, i == 0), main=i == 0))
+    return runs, skipped

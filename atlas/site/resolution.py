@@ -1,0 +1,210 @@
+"""The resolution axis on the site (``[images] resolutions``): how each model's positions were
+handled at each input size (model card, gallery selector) and the *Resolution* comparison page:
+every model's positional, boundary, high-norm and evaluation measures against input size, with
+intervals and references, and a summary of each change from the main resolution.
+
+Every number on the page is taken by one fixed rule, the same at every resolution and chosen on no
+data: the model's deepest block that has the measure, representation ``tokens`` (a change of block
+or representation with resolution would be a change of what is measured).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from jinja2 import Environment
+
+from ..config import slugify
+from ..formatting import fixed
+from ..records import AtlasResults, ModelCard, ModelResult
+from .data import csv_text, num
+from .figures import against_size_figure, figure
+from .honesty import simple_baselines
+from .leaderboard import cell
+from .paths import cite_key, html_url, model_page, rel
+from .wording import measure_title
+
+RESOLUTION_PAGE = "compare/resolution.md"
+RESOLUTION_TITLE = "Resolution"
+RESOLUTION_BLURB = ("each model's positional, boundary, high-norm and evaluation measures at every input size of the "
+                    "build, with intervals and references, and whether each change clears its interval.")
+#: The measures the page follows across resolution, by what they show.
+MEASURES = (("positional", ("positional_nce", "position_r2", "positional_effect")),
+            ("boundary", ("border_ami", "border_norm_ratio")),
+            ("high-norm tokens", ("outlier_fraction", "outlier_fraction_border")),
+            ("evaluation", ("seg_miou", "knn_miou_k10", "pseudomask_miou")))
+REPRESENTATION = "tokens"
+#: How timm resamples learned absolute position embeddings when it loads weights for another grid.
+RESAMPLING = "bicubic interpolation with antialiasing (timm's resample_abs_pos_embed, as it loads pretrained weights)"
+
+
+def resolution_words(card: ModelCard) -> str:
+    """The gallery's label of one resolution: ``native · 518 × 518 px · 37 × 37 patches``."""
+    h, w = card.input_size
+    size = f"{h} × {w} px · {h // card.patch_size} × {w // card.patch_size} patches"
+    label = card.resolution
+    return f"{label} · {size}" if label and label != str(h) and label != f"{h}x{w}" else size
+
+
+def position_handling(card: ModelCard) -> str:
+    """How the model's positions, grid and tokens are at this input size, in words.
+
+    >>> from types import SimpleNamespace as S
+    >>> position_handling(S(input_size=[320, 320], requested_size=[330, 330], patch_size=16, num_prefix_tokens=1,
+    ...                     pos_encoding="learned absolute", position_grid_from=[14, 14]))  # doctest: +ELLIPSIS
+    "learned absolute embeddings resampled from 14 × 14 to 20 × 20 by bicubic ...; patch grid 20 × 20, 401 tokens (1 prefix); 330 × 330 px asked for, rounded to whole 16 px patches"
+    """
+    h, w = card.input_size
+    gh, gw = h // card.patch_size, w // card.patch_size
+    parts = []
+    if "learned absolute" in card.pos_encoding:
+        if card.position_grid_from:
+            fh, fw = card.position_grid_from
+            parts.append(f"learned absolute embeddings resampled from {fh} × {fw} to {gh} × {gw} by {RESAMPLING}")
+        else:
+            parts.append(f"learned absolute embeddings used at their own {gh} × {gw} grid (not resampled)")
+    if "RoPE" in card.pos_encoding:
+        parts.append(f"RoPE evaluated at the {gh} × {gw} grid (nothing to resample)")
+    if "relative position bias" in card.pos_encoding:
+        parts.append(f"relative position bias as timm builds it for the {gh} × {gw} grid")
+    if not parts:
+        parts.append("no position encoding")
+    text = f"{'; '.join(parts)}; patch grid {gh} × {gw}, {gh * gw + card.num_prefix_tokens} tokens " \
+           f"({card.num_prefix_tokens} prefix)"
+    asked = list(card.requested_size or card.input_size)
+    if asked != list(card.input_size):
+        text += f"; {asked[0]} × {asked[1]} px asked for, rounded to whole {card.patch_size} px patches"
+    return text
+
+
+def resolution_rows(results: AtlasResults, slug: str) -> list[tuple[str, str]]:
+    """Model-card rows, one per resolution the model ran at (none without a resolution axis)."""
+    runs = results.runs_of(slug)
+    if len(runs) < 2:
+        return []
+    return [(f"positions at {resolution_words(m.card)}" + (" (main)" if i == 0 else ""), position_handling(m.card))
+            for i, (_, m) in enumerate(runs)]
+
+
+def fixed_row(m: ModelResult, name: str):
+    """The model's number of ``name`` by the page's rule (module docstring), or None."""
+    rows = [r for r in m.measures if r.measure == name and r.representation == REPRESENTATION]
+    if not rows:
+        return None
+    deepest = max(r.block for r in rows)
+    return min((r for r in rows if r.block == deepest), key=lambda r: (r.k is None, r.k or 0))
+
+
+def reference_of(m: ModelResult, row) -> tuple[str, Any] | None:
+    """The reference a number stands beside: for a positional measure, the same measure on
+    position-only tokens of the same grid; for an evaluation, its best simple baseline."""
+    if row is None:
+        return None
+    ref = next((r for r in m.references if r.measure == row.measure and r.reference == "position-only"
+                and r.block == row.block and r.representation == row.representation and r.k == row.k), None)
+    if ref is not None:
+        return "position-only tokens", ref
+    simple = simple_baselines(m.baselines, row.measure)
+    if simple:
+        best = max(simple, key=lambda b: b.value)
+        return f"{best.name} baseline", best
+    return None
+
+
+def clears(a, b) -> bool | None:
+    """Whether two numbers' intervals are disjoint (None: one has no interval)."""
+    if a is None or b is None or None in (a.lo, a.hi, b.lo, b.hi):
+        return None
+    return a.hi < b.lo or b.hi < a.lo
+
+
+def resolution_page(results: AtlasResults, taken: set[str] = frozenset()) -> str:
+    """Docs path of the page, or "" when no model ran at more than one resolution."""
+    if not results.resolution_runs:
+        return ""
+    return RESOLUTION_PAGE if RESOLUTION_PAGE not in taken else RESOLUTION_PAGE[:-3] + "-axis.md"
+
+
+def size_label(card: ModelCard) -> str:
+    """``96 px``, or ``native, 224 px`` where the configured name is not the size."""
+    h, w = card.input_size
+    px = f"{h} px" if h == w else f"{h} × {w} px"
+    return px if card.resolution in ("", str(h), f"{h}x{w}") else f"{card.resolution}, {px}"
+
+
+def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
+                     common: dict[str, Any]) -> dict[str, str]:
+    """The page and its CSV, ``{docs-dir path: text}``."""
+    info = results.measure_info
+    stem = posixpath.splitext(page)[0]
+    names = [n for _, group in MEASURES for n in group
+             if any(r.measure == n for m in results.models for r in m.measures)]
+    models, summary, csv_rows = [], [], []
+    for main in results.models:
+        runs = [m for _, m in results.runs_of(main.card.slug)]
+        if len(runs) < 2:
+            continue
+        rows = []
+        for name in names:
+            picked = [fixed_row(m, name) for m in runs]
+            if all(p is None for p in picked):
+                continue
+            refs = [reference_of(m, p) for m, p in zip(runs, picked)]
+            cells = []
+            for p, ref in zip(picked, refs):
+                c = cell(p)
+                if ref is not None:
+                    c["where"] = f"{ref[0]}: {fixed(ref[1].value, 3)}"
+                cells.append(c)
+            rows.append({"title": measure_title(info, name), "cells": cells})
+            for m, p, ref in zip(runs, picked, refs):
+                if p is not None:
+                    csv_rows.append([main.card.slug, labels[main.card.slug], m.card.resolution, *m.card.input_size,
+                                     name, p.block, p.representation, p.k, num(p.value), num(p.lo), num(p.hi),
+                                     ref[0] if ref else "", num(ref[1].value) if ref else None])
+            for m, p in zip(runs[1:], picked[1:]):
+                if p is None or picked[0] is None:
+                    continue
+                delta = p.value - picked[0].value
+                clear = clears(picked[0], p)
+                summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
+                                "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
+                                "delta": f"{delta:+.3f}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
+                                "clears": {True: "yes", False: "no", None: "no interval"}[clear],
+                                "value": repr(float(delta))})
+        heads = [resolution_words(m.card) for m in runs]
+        models.append({"label": labels[main.card.slug], "md_href": rel(model_page(main), page),
+                       "heads": heads, "rows": rows,
+                       "positions": [(resolution_words(m.card), position_handling(m.card)) for m in runs],
+                       "random": main.card.is_random_init})
+    figs = [f for f in (_measure_figure(results, name, labels, stem) for name in names) if f]
+    base = posixpath.basename(stem)
+    return {
+        f"{stem}.csv": csv_text(["model", "label", "resolution", "height", "width", "measure", "block",
+                                 "representation", "k", "value", "lo", "hi", "reference", "reference_value"],
+                                csv_rows),
+        page: env.get_template("resolution.md.j2").render(
+            **common, page=page, title=RESOLUTION_TITLE, cite_key=cite_key(page), models=models, summary=summary,
+            figs=figs, level=results.interval_level, resolutions=results.resolutions,
+            random_models=[m["label"] for m in models if m["random"]], data={"csv": f"{base}.csv"}),
+    }
+
+
+def _measure_figure(results: AtlasResults, name: str, labels: dict[str, str], stem: str) -> dict | None:
+    """One measure against input size: one line per model, intervals as error bars."""
+    info = results.measure_info
+    series = {}
+    for main in results.models:
+        runs = sorted((m for _, m in results.runs_of(main.card.slug)), key=lambda m: m.card.input_size[0])
+        pts = [(m.card.input_size[0], m.card.input_size[0] // m.card.patch_size, fixed_row(m, name)) for m in runs]
+        pts = [p for p in pts if p[2] is not None]
+        if len(pts) >= 2:
+            series[labels[main.card.slug]] = pts
+    if not series:
+        return None
+    title = measure_title(info, name)
+    fig = against_size_figure(series, title, (info.get(name) or {}).get("bounds"))
+    return figure(fig, slugify(stem), f"fig-{slugify(name)}", title,
+                  f"Representation {REPRESENTATION}, each model's deepest block with this measure; error bars: "
+                  f"{results.interval_level:.0%} intervals.")

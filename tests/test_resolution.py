@@ -1,0 +1,204 @@
+"""The resolution axis (``[images] resolutions``) through the command line the user runs.
+
+* Learned position embeddings carrying a planted pattern (smooth, strong): the positional
+  measures find it at every resolution, the embeddings resampled by timm from the checkpoint's
+  grid (the card says so); the control with zeroed position embeddings finds nothing at any.
+* A RoPE model beside them: its card records RoPE evaluated at each grid, nothing resampled.
+* A size that does not divide into patches (100 px, 16 px patches) is rounded to whole patches
+  (96 px) and the card says what was asked for; one below 2 patches is skipped with its reason.
+* A rebuild reuses every model at every resolution; the stored build round-trips.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import timm
+import torch
+from PIL import Image
+
+from atlas import cli
+from atlas.config import ConfigError, load_config, parse_config
+from atlas.pipeline.resolutions import model_resolutions
+from atlas.pipeline.state import load_stored_atlas
+from atlas.site.resolution import position_handling
+
+TINY = {"depth": 2, "embed_dim": 32, "num_heads": 2}
+GRID = 14  # vit_small_patch16_224: the checkpoints' position grid
+
+
+def _checkpoint(path: Path, planted: bool) -> str:
+    torch.manual_seed(0)
+    model = timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=0, **TINY)
+    with torch.no_grad():
+        if planted:  # a smooth pattern of row and column (it survives bicubic resampling), far above content
+            r, c = torch.meshgrid(torch.arange(GRID) + 0.5, torch.arange(GRID) + 0.5, indexing="ij")
+            freqs = torch.arange(1, 9, dtype=torch.float32)
+            waves = [torch.sin(np.pi * f * r / GRID) for f in freqs] + [torch.cos(np.pi * f * c / GRID) for f in freqs]
+            pattern = torch.stack(waves * 2, dim=-1).reshape(GRID * GRID, 32)
+            model.pos_embed[0, 1:] = 20 * pattern
+        else:
+            model.pos_embed.zero_()
+    safetensors.torch.save_file(model.state_dict(), str(path))
+    return str(path)
+
+
+def _backbone(name: str, weights: str, timm_name: str = "vit_small_patch16_224") -> str:
+    return f"""
+[[backbones]]
+display_name = "{name}"
+timm_name = "{timm_name}"
+{weights}
+training = "supervised"
+overrides = {{ depth = 2, embed_dim = 32, num_heads = 2 }}
+"""
+
+
+def _project(tmp: Path) -> Path:
+    photos = tmp / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):  # coloured blobs at random places: no layout shared by the photos
+        img = rng.integers(0, 60, size=(128, 128, 3)).astype(np.uint8)
+        for _ in range(4):
+            y, x = rng.integers(0, 96, 2)
+            img[y:y + 32, x:x + 32] = rng.integers(80, 255, 3)
+        Image.fromarray(img).save(photos / f"p{i}.png")
+    ckpt = tmp / "ckpt"
+    ckpt.mkdir()
+    backbones = (_backbone("Planted", f'weights = "checkpoint"\ncheckpoint = "{_checkpoint(ckpt / "p.safetensors", True)}"')
+                 + _backbone("Control", f'weights = "checkpoint"\ncheckpoint = "{_checkpoint(ckpt / "c.safetensors", False)}"')
+                 + _backbone("Rope", 'weights = "random"', "vit_small_patch16_dinov3"))
+    config = tmp / "r.toml"
+    config.write_text(f"""
+[atlas]
+title = "Resolution axis"
+output_dir = "out"
+[images]
+sets = [{{ folder = "photos" }}]
+resolutions = [64, 100, "native", 20]
+[features]
+layers = [1.0]
+gallery_layers = [1.0]
+representations = ["tokens"]
+[clustering]
+ks = [4]
+[analyses]
+k = 4
+shift_test = false
+[uncertainty]
+resamples = 20
+seeds = 1
+{backbones}""", encoding="utf-8")
+    return config
+
+
+def _build(config: Path) -> int:
+    return cli.main(["--config", str(config), "--docs-dir", str(config.parent / "docs"), "--no-site", "-q",
+                     "--build-date", "2026-01-02"])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resolution")
+    config = _project(tmp)
+    assert _build(config) == 0
+    return config, load_stored_atlas(load_config(config))
+
+
+def _runs(results, slug: str) -> dict[int, object]:
+    return {m.card.input_size[0]: m for _, m in results.runs_of(slug)}
+
+
+def _value(m, name: str) -> float:
+    return next(r.value for r in m.measures if r.measure == name and r.representation == "tokens")
+
+
+def test_planted_position_pattern_is_found_at_every_resolution(built):
+    _, results = built
+    planted, control = _runs(results, "planted"), _runs(results, "control")
+    assert sorted(planted) == sorted(control) == [64, 96, 224]  # 100 px -> 96; native = 224; 20 px skipped
+    for size in planted:
+        assert _value(planted[size], "position_r2") > 0.9, size
+        assert _value(planted[size], "positional_nce") > 0.9, size
+        # the control's small-sample level (6 images, grids of 4 x 4 to 14 x 14 patches): measured 0.08-0.14
+        assert _value(control[size], "position_r2") < 0.2, size
+        assert _value(control[size], "positional_nce") < 0.25, size
+
+
+def test_cards_record_how_positions_were_handled(built):
+    _, results = built
+    planted, rope = _runs(results, "planted"), _runs(results, "rope")
+    # learned embeddings: resampled by timm from the checkpoint's 14 x 14 grid, except at its own size
+    assert planted[64].card.position_grid_from == [GRID, GRID]
+    assert planted[96].card.position_grid_from == [GRID, GRID]
+    assert planted[224].card.position_grid_from is None
+    assert "resampled from 14 × 14 to 4 × 4" in position_handling(planted[64].card)
+    assert "not resampled" in position_handling(planted[224].card)
+    # RoPE: nothing to resample at any size; its native size is its own (256 px)
+    assert sorted(rope) == [64, 96, 256]
+    for m in rope.values():
+        assert m.card.pos_encoding == "RoPE" and m.card.position_grid_from is None
+        assert "RoPE evaluated at the" in position_handling(m.card)
+    assert [m.card.resolution for m in planted.values()] == ["64", "100", "native"]
+
+
+def test_a_size_off_the_patch_grid_is_rounded_as_the_card_says(built):
+    _, results = built
+    m = _runs(results, "planted")[96]
+    assert m.card.requested_size == [100, 100] and m.card.input_size == [96, 96]
+    assert next(iter(m.label_maps.values())).shape[1:] == (6, 6)  # the maps are on the 6 x 6 grid
+    assert "100 × 100 px asked for, rounded to whole 16 px patches" in position_handling(m.card)
+
+
+def test_skipped_sizes_are_on_the_build_report(built):
+    config, results = built
+    reasons = {s.what: s.reason for s in results.skipped}
+    assert "fewer than 2 patches" in reasons["resolution 20 of Planted"]
+    report = (config.parent / "docs" / "build-report.md").read_text()
+    assert "resolution 20 of Planted" in report
+
+
+def test_site_shows_the_axis(built):
+    config, _ = built
+    docs = config.parent / "docs"
+    page = (docs / "compare" / "resolution.md").read_text()
+    assert "Planted" in page and "Clears the interval" in page
+    model = (docs / "models" / "planted.md").read_text()
+    manifest = json.loads(model.split('<script type="application/json" id="gallery-data">')[1].split("</script>")[0])
+    axis = next(a for a in manifest["axes"] if a["name"] == "resolution")
+    assert axis["values"] == ["64", "100", "native"]
+    assert "positions at" in model
+
+
+def test_rebuild_reuses_every_resolution(built):
+    config, _ = built
+    assert _build(config) == 0
+    again = load_stored_atlas(load_config(config))
+    assert sorted(again.reused_models) == sorted(
+        ["planted", "planted--96x96", "planted--224x224", "control", "control--96x96", "control--224x224",
+         "rope", "rope--96x96", "rope--256x256"])
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("[224.5]", "whole number of pixels"), ('["big"]', "whole number of pixels"), ("[4]", "between 8 and 4096"),
+    ("[224, 224]", "listed twice")])
+def test_bad_resolutions_are_one_line(entry, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(f"[images]\nresolutions = {entry}\n" + _backbone("M", 'weights = "random"'))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_main_resolution_below_two_patches_is_one_line(tmp_path, capsys):
+    runs, skipped = model_resolutions([20, 64], "m", "m", patch=16, native=(224, 224))
+    assert [r.size for r in runs] == [(64, 64)] and not runs[0].main and "fewer than 2 patches" in skipped[0].reason
+    config = tmp_path / "c.toml"
+    config.write_text('[atlas]\noutput_dir = "out"\n[images]\nresolutions = [20, 64]\n'
+                      + _backbone("M", 'weights = "random"'), encoding="utf-8")
+    assert _build(config) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resolution 20 of M" in err[0] and "main" in err[0], err
