@@ -168,6 +168,7 @@ def test_site_shows_the_axis(built):
     docs = config.parent / "docs"
     page = (docs / "compare" / "resolution.md").read_text()
     assert "Planted" in page and "Clears the interval" in page
+    assert "64 px → 96 px (100 asked)" in page and "64 px → native, 224 px" in page  # each change names its sizes
     model = (docs / "models" / "planted.md").read_text()
     manifest = json.loads(model.split('<script type="application/json" id="gallery-data">')[1].split("</script>")[0])
     axis = next(a for a in manifest["axes"] if a["name"] == "resolution")

@@ -127,10 +127,12 @@ def resolution_page(results: AtlasResults, taken: set[str] = frozenset()) -> str
 
 
 def size_label(card: ModelCard) -> str:
-    """``96 px``, or ``native, 224 px`` where the configured name is not the size."""
+    """``96 px``; ``native, 224 px``; ``322 px (320 asked)`` where the size was rounded to whole patches."""
     h, w = card.input_size
     px = f"{h} px" if h == w else f"{h} × {w} px"
-    return px if card.resolution in ("", str(h), f"{h}x{w}") else f"{card.resolution}, {px}"
+    if card.resolution in ("", str(h), f"{h}x{w}"):
+        return px
+    return f"native, {px}" if card.resolution == "native" else f"{px} ({card.resolution.replace('x', ' × ')} asked)"
 
 
 def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
