@@ -82,7 +82,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from atlas import __version__  # noqa: E402
-from atlas.config import AtlasConfig, block_representations, load_config, rel_depth, resolve_layers  # noqa: E402
+from atlas.config import (  # noqa: E402
+    AtlasConfig,
+    block_representations,
+    load_config,
+    rel_depth,
+    resolution_label,
+    resolve_layers,
+)
 from atlas.records import (  # noqa: E402
     PCA_VIEWS,
     AtlasResults,
@@ -99,6 +106,7 @@ from atlas.records import (  # noqa: E402
     map_key,
     photo_key,
     picture_key,
+    run_id,
     thumbnail_key,
 )
 
@@ -578,8 +586,9 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
     """A complete :class:`AtlasResults` of ``config`` (default ``configs/zoo.toml``) as a build would
     store it, every value random (see the module docstring), no model run.
 
-    ``resolution``: ``"native"`` (every model at its pretrained input size), a side in pixels, or
-    ``(H, W)``. ``models``: None (every entry of the config, opt-in included: the zoo's 25), a count
+    ``resolution``: ``"native"`` (every model at its pretrained input size), a side in pixels,
+    ``(H, W)``, or ``"axis"``: every size of the config's ``[images] resolutions`` as the build
+    resolves them per model (the first in ``models``, the others in ``resolution_runs``). ``models``: None (every entry of the config, opt-in included: the zoo's 25), a count
     (the first entries) or slugs / display names. ``structure``: ``"smooth"`` (spatially structured pictures,
     ``smoothness`` and ``noise`` as :func:`smooth_fields`) or ``"iid"`` (every patch independent).
     ``evaluation``: include the evaluation's rows, baselines and figures (the zoo evaluates on
@@ -592,15 +601,30 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
     if n_images < 2:
         raise ValueError("a build needs at least 2 images")
     cfg = _config(str(config))
-    size = _size(resolution)
+    axis = resolution == "axis"
+    size = None if axis else _size(resolution)
     specs = _select(cfg, models)
-    sizes = {tuple(_meta_facts(str(config), s.slug, size)[0].input_size) for s in specs}
+    skipped = []
+    plan = {s.slug: _axis_runs(cfg, s, config, skipped) if axis else [(None, size)] for s in specs}
+    sizes = {tuple(_meta_facts(str(config), s.slug, at)[0].input_size) for s in specs for _, at in plan[s.slug]}
     images, photos = synthetic_images(n_images, sizes, seed)
     names = [img.name for img in images]
-    built = {s.slug: synthetic_model(cfg, s, size, n_images, names, seed, structure, smoothness, noise, evaluation,
-                                     config) for s in specs}
-    skipped = [SkippedItem(f"model {b.display_name}", "not chosen (synthetic zoo)")
-               for b in cfg.backbones if b.slug not in built]
+    built, other_sizes = {}, []
+    for s in specs:
+        for run, at in plan[s.slug]:
+            m = synthetic_model(cfg, s, at, n_images, names, seed, structure, smoothness, noise, evaluation, config)
+            if run is not None:  # what load_backbone and the build record of a size of the axis
+                native = tuple(m.card.pretrained_input_size)
+                resampled = "learned absolute" in m.card.pos_encoding and tuple(m.card.input_size) != native
+                m.card = dataclasses.replace(
+                    m.card, resolution=run.label, requested_size=list(run.requested),
+                    position_grid_from=[x // m.card.patch_size for x in native] if resampled else None)
+            if run is None or run.main:
+                built[s.slug] = m
+            else:
+                other_sizes.append(m)
+    skipped += [SkippedItem(f"model {b.display_name}", "not chosen (synthetic zoo)")
+                for b in cfg.backbones if b.slug not in built]
     comparisons = []
     k = comparison_k(cfg)
     for comp in cfg.comparisons:
@@ -616,8 +640,13 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
     else:
         policy = ResizePolicy(*size).describe() + " The size is then rounded per model to the nearest multiple of " \
                                                    "its patch size."
-    stored = {slug: int(sum(a.nbytes for a in (*m.label_maps.values(), *m.pictures.values())))
-              for slug, m in built.items()}
+    if axis:
+        policy = (f"Every model runs at {len(cfg.images.requested_resolutions())} input sizes ([images] resolutions = "
+                  f"{', '.join(resolution_label(e) for e in cfg.images.requested_resolutions())}; the first is the "
+                  "main one), each rounded to a multiple of its patch size (synthetic zoo).")
+    stored = {run_id(m.card.slug, m.card.input_size, main):
+              int(sum(a.nbytes for a in (*m.label_maps.values(), *m.pictures.values())))
+              for main, ms in ((True, built.values()), (False, other_sizes)) for m in ms}
     return AtlasResults(
         title=cfg.atlas.title, atlas_version=__version__, config_name=Path(cfg.source_path).name,
         config_text=cfg.source_text, config_hash=cfg.config_hash, build_date=BUILD_DATE, seed=seed,
@@ -631,7 +660,20 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
         datasets=[DatasetCredit(name="CamVid", kind="camvid", images=701, licence="see the dataset",
                                 credit="Brostow et al. (synthetic entry)")] if evaluation else [],
         overview_image=cfg.atlas.overview_image, measure_info=measure_info(), stored_bytes=stored, reused_models=[],
-        photos=photos)
+        photos=photos, resolution_runs=other_sizes,
+        resolutions=[resolution_label(e) for e in cfg.images.requested_resolutions()] if axis else [])
+
+
+def _axis_runs(cfg: AtlasConfig, spec, config, skipped: list) -> list[tuple[Any, tuple[int, int]]]:
+    """The sizes of the config's resolution axis one model runs at, as the build resolves them
+    (:func:`atlas.pipeline.resolutions.model_resolutions`); what it skips goes to ``skipped``."""
+    from atlas.pipeline.resolutions import model_resolutions
+
+    shape = _meta_facts(str(config), spec.slug, None)[0]
+    runs, skips = model_resolutions(cfg.images.requested_resolutions(), spec.display_name, spec.slug,
+                                    patch=shape.patch_size, native=tuple(shape.native_size))
+    skipped += skips
+    return [(run, run.size) for run in runs]
 
 
 # ---------------------------------------------------------------------------------------------- calibration
@@ -865,7 +907,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=300)
     p.add_argument("--models", default=None, help="a count (the first entries) or comma-separated slugs or names "
                                                   "(default: every entry, opt-in included: the zoo's 25)")
-    p.add_argument("--resolution", default="native", help="native (default) or a side in pixels")
+    p.add_argument("--resolution", default="native",
+                   help="native (default), a side in pixels, or axis: every size of the config's [images] resolutions")
     p.add_argument("--structure", choices=STRUCTURES, default="smooth")
     p.add_argument("--smoothness", type=float, default=SMOOTHNESS)
     p.add_argument("--noise", type=float, default=NOISE)
@@ -899,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
     models: Any = None
     if args.models:
         models = int(args.models) if args.models.isdigit() else [m.strip() for m in args.models.split(",")]
-    resolution = args.resolution if args.resolution == "native" else int(args.resolution)
+    resolution = args.resolution if args.resolution in ("native", "axis") else int(args.resolution)
     opts = {"config": args.config, "structure": args.structure, "smoothness": args.smoothness, "noise": args.noise}
     out = Path(args.out)
     if not args.force and args.images > 8:

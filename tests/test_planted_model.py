@@ -3,7 +3,7 @@ extraction into the cache, joint k-means, every positional measure, blank-input 
 
 * position embedding zeroed: no position information enters the model -> no positional score,
   clusters follow content in the shift test, blank inputs give no repeated map;
-* position embedding x10 / x100: every positional score rises with it;
+* position embedding at x10 / x100 timm's init scale: every positional score rises with it;
 * patch embedding zeroed (tokens are a function of position alone): positional clustering and the
   blank-input probe saturate, and the shift test finds clusters that stay with the grid.
 """
@@ -39,9 +39,15 @@ overrides = { depth = 2, embed_dim = 64, num_heads = 2 }
 """
 
 
+INIT_STD = 0.02  # timm's trunc_normal_ std of pos_embed, on the weights' own 14 x 14 grid
+
+
 def _scale_pos(scale: float):
     def plant(model):
-        model.pos_embed.mul_(scale)
+        # at 112 px the random weights' embeddings are resampled from 14 x 14 to 7 x 7 (as every size
+        # of the resolution axis), which averages them (std ~0.009): scale against the init's std so
+        # the planted strength does not depend on the resampling
+        model.pos_embed.mul_(scale * INIT_STD / model.pos_embed.std())
     return plant
 
 

@@ -84,7 +84,7 @@ resolutions = [64, 100, "native", 20]
 [features]
 layers = [1.0]
 gallery_layers = [1.0]
-representations = ["tokens"]
+representations = ["tokens", "queries", "keys"]  # queries and keys: the attention pictures
 [clustering]
 ks = [4]
 [analyses]
@@ -174,6 +174,15 @@ def test_site_shows_the_axis(built):
     axis = next(a for a in manifest["axes"] if a["name"] == "resolution")
     assert axis["values"] == ["64", "100", "native"]
     assert "positions at" in model
+    views = docs / "generated" / "views" / "models"
+    main, other = ({f.name for f in (views / run).iterdir()} for run in ("rope", "rope--96x96"))
+    assert any("-attention-heads-" in f for f in main) and any(f.endswith("-attention-mean-t1.png") for f in main)
+    assert {"b1-keys-pca.png", "b1-queries-pca-fg.png", "b1-keys-k4.png"} <= main
+    # another size: every cluster map, the PCA of tokens and the first prefix token's attention, no
+    # more (a site's bytes are budgeted), and its gallery says why the rest is not there
+    assert {"b1-keys-k4.png", "b1-tokens-pca.png", "b1-tokens-pca-fg.png", "b1-attention-mean-t0.png"} <= other
+    assert not any("-attention-heads-" in f or "-t1." in f or "keys-pca" in f or "queries-pca" in f for f in other)
+    assert "the PCA pictures are of tokens only" in (docs / "models" / "rope.md").read_text()
 
 
 def test_rebuild_reuses_every_resolution(built):

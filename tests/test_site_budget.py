@@ -102,6 +102,27 @@ def test_synthetic_zoo_is_deterministic(small):
     assert all(np.array_equal(small.photos[k], again.photos[k]) for k in small.photos)
 
 
+def test_synthetic_zoo_runs_the_configs_resolution_axis():
+    """``resolution="axis"``: every size of the zoo's ``[images] resolutions`` as the build resolves
+    it per model (224, 448, native; native = 224 for a ViT-S/16 is run once)."""
+    axis = zr.synthetic_zoo_results(2, "axis", models=MODELS)
+    assert axis.resolutions == ["224", "448", "native"]
+    assert [(m.card.slug, m.card.input_size, m.card.resolution) for m in axis.models] == [
+        ("dino-vit-s-16", [224, 224], "224"), ("dinov2-vit-s-14-reg4", [224, 224], "224")]
+    assert [(m.card.slug, m.card.input_size, m.card.resolution) for m in axis.resolution_runs] == [
+        ("dino-vit-s-16", [448, 448], "448"), ("dinov2-vit-s-14-reg4", [448, 448], "448"),
+        ("dinov2-vit-s-14-reg4", [518, 518], "native")]
+    assert axis.resolution_runs[0].card.position_grid_from == [14, 14]  # learned embeddings resampled from 14 x 14
+    assert axis.resolution_runs[2].card.position_grid_from is None  # the weights' own grid
+    assert "resolution native of DINO ViT-S/16" in {s.what for s in axis.skipped}
+    assert set(axis.stored_bytes) == {"dino-vit-s-16", "dinov2-vit-s-14-reg4", "dino-vit-s-16--448x448",
+                                      "dinov2-vit-s-14-reg4--448x448", "dinov2-vit-s-14-reg4--518x518"}
+    for m in axis.resolution_runs:
+        grid = tuple(x // m.card.patch_size for x in m.card.input_size)
+        assert next(iter(m.label_maps.values())).shape == (2, *grid)
+        assert all(photo_key(img.content_hash, m.card.input_size) in axis.photos for img in axis.images)
+
+
 def test_structure_is_spatial_not_noise():
     rng = np.random.default_rng
     smooth = zr.label_map_stats([zr.synthetic_labels(rng(0), 50, 8, (16, 16))])

@@ -26,6 +26,10 @@ RESOLUTION_AXIS = {
     "evaluations at each size": "the evaluation against human masks is run again at each size when it sees the "
                                 "model's own input size ([evaluation] geometry = \"model\"); with STEGO's fixed 320 px "
                                 "geometry, and for label propagation (frames at their own size), only at the main one",
+    "pictures at each size": "the gallery's resolution selector shows every size's cluster maps, the PCA pictures "
+                             "of tokens and the first prefix token's attention; the PCA pictures of the other "
+                             "representations, the attention head grid and the other prefix tokens are at the "
+                             "main resolution only (they would take the zoo's site over its 1 GB budget)",
     "leaderboard and comparisons": "at the main resolution (the first of the list); the Resolution page compares sizes",
 }
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ..records import (RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ImageInfo, ModelResult, attention_key,
                        map_key, picture_key)
+from .maps import OTHER_SIZES_PCA
 from .palette import palette_hex
 from .paths import rel
 from .resolution import resolution_words
@@ -186,8 +187,11 @@ def model_gallery(results: AtlasResults, m: ModelResult, page: str, maps: dict) 
     for ax, idx in zip(axes, start):
         ax["start"] = idx
     manifest = man.finish(axes, views)
+    missing = (f"Not in this build for this selection: at sizes other than the main one "
+               f"({resolution_words(m.card)}), the PCA pictures are of {OTHER_SIZES_PCA} only (Methods)."
+               if len(sizes) > 1 else "")
     return {"id": "gallery", "anchor": "gallery", "axes": axes, "columns": [], "manifest": manifest,
-            "what": "cluster maps", "groups": manifest["groups"], "rows": len(manifest["images"])}
+            "what": "cluster maps", "groups": manifest["groups"], "rows": len(manifest["images"]), "missing": missing}
 
 
 def _picture_of(key: str) -> str:

@@ -48,6 +48,7 @@ __all__ = [
     "label_view_numbers",
     "attention_view_numbers",
     "write_maps",
+    "OTHER_SIZES_PCA",
 ]
 
 
@@ -367,7 +368,7 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
         if overview is not None:
             add("overview", m.card.slug, overview, "labels", paths.overview_view(m.card.slug))
     for m in results.resolution_runs:  # the other resolutions of the axis: views of their own
-        _add_model(results, m, run_id(m.card.slug, m.card.input_size, False), add, out)
+        _add_model(results, m, run_id(m.card.slug, m.card.input_size, False), add, out, other_size=True)
     for c in results.comparisons:
         for p in c.panels:
             for col in p.get("columns", []):
@@ -421,13 +422,31 @@ def write_maps(results: AtlasResults, docs_dir: str | os.PathLike, workers: int 
     return out
 
 
-def _add_model(results: AtlasResults, m, owner: str, add, out: dict) -> None:
-    """The view files of one model at one resolution (``owner``: its run id) and its photos."""
+#: The representation whose PCA pictures the gallery shows at the other sizes of the resolution
+#: axis (every representation's at the main size). Every representation's would take the zoo's site
+#: to 1.20 GB against the 1 GB budget (README, Benchmarks: PCA-RGB is 85 % of a size's bytes).
+OTHER_SIZES_PCA = "tokens"
+
+
+def _shown_at_other_sizes(key: str, kind: str) -> bool:
+    """What a gallery shows of a model at a size other than the main one: every cluster map, the PCA
+    pictures of :data:`OTHER_SIZES_PCA` and the first prefix token's attention (the head grid and
+    the other prefix tokens are on the model page at the main size)."""
+    if kind == "attention":
+        return key.endswith("-attention-mean-t0")
+    return kind != "rgb" or key.split("-")[1] == OTHER_SIZES_PCA
+
+
+def _add_model(results: AtlasResults, m, owner: str, add, out: dict, other_size: bool = False) -> None:
+    """The view files of one model at one resolution (``owner``: its run id) and its photos;
+    ``other_size``: a size other than the main one, which shows less (:func:`_shown_at_other_sizes`)."""
     for run in m.runs:
         key = map_key(run.block, run.representation, run.k)
         if key in m.label_maps and (owner, key) not in out["views"]:
             add(owner, key, m.label_maps[key], "labels", paths.model_view(owner, key))
     for key, stack, kind in _picture_stacks(m):
+        if other_size and not _shown_at_other_sizes(key, kind):
+            continue
         add(owner, key, stack, kind, paths.model_view(owner, key))
     size = tuple(m.card.input_size)
     for img in results.images:
