@@ -362,7 +362,7 @@ class AtlasResults:
     # not on it). CSV/JSON downloads and figure anchors keep the raw name.
     measure_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     # bytes of each model's stored results (label maps, pictures, numbers), by run id (the model's
-    # slug at the main resolution, ``slug--HxW`` at the others: atlas.pipeline.resolutions.run_id)
+    # slug at the main resolution, ``slug--HxW`` at the others: :func:`run_id`)
     stored_bytes: dict[str, int] = field(default_factory=dict)
     # run ids whose stored results were current: this build computed nothing for them
     reused_models: list[str] = field(default_factory=list)
@@ -370,11 +370,6 @@ class AtlasResults:
     # at the other resolutions (``models`` holds the main one); ``card.resolution`` names each
     resolutions: list[str] = field(default_factory=list)
     resolution_runs: list[ModelResult] = field(default_factory=list)
-    def runs_of(self, slug: str) -> list[tuple[str, ModelResult]]:
-        """A model at each resolution of the axis as ``(run id, result)``, the main one first."""
-        main = [m for m in self.models if m.card.slug == slug]
-        return [(slug, m) for m in main] + [(run_id(slug, m.card.input_size, False), m)
-                                            for m in self.resolution_runs if m.card.slug == slug]
 
     # Photos at each model's input size, ``{photo_key(content_hash, (H, W)): uint8 (H, W, 3)}``,
     # and the Images page thumbnails, ``{thumbnail_key(content_hash): uint8 (h, w, 3)}``.
@@ -382,3 +377,10 @@ class AtlasResults:
 
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)
+
+    def runs_of(self, slug: str) -> list[tuple[str, ModelResult]]:
+        """A model at each resolution of the axis as ``(run id, result)``, the main one first."""
+        main = [m for m in self.models if m.card.slug == slug]
+        return [(slug, m) for m in main] + [(run_id(slug, m.card.input_size, False), m)
+                                            for m in self.resolution_runs if m.card.slug == slug]
+

@@ -6,6 +6,12 @@ structured labels, PCA and attention, rendered through the build's own ``--rende
 (pages, then ``mkdocs build``). The site must hold at most 1 GB and 20,000 files (GitHub Pages,
 Cloudflare Pages).
 
+The zoo config runs three sizes (``[images] resolutions = [224, 448, "native"]``); the budget test
+renders one, every model at native size (its pictures are the main size's, the most a size
+shows). The three-size site takes 2.5 times as long to render here (about 40 minutes on 2 busy
+cores): it is measured by ``bench/zoo_results.py --resolution axis`` (README, Benchmarks), and
+``test_synthetic_zoo_runs_the_configs_resolution_axis`` checks that the bench builds its sizes.
+
 The budget test first renders two models at 4 and 8 images and projects the zoo from them (about
 15 s): a renderer that writes files per image (millions at zoo scale) fails there, with the
 projection, instead of filling the disk. Otherwise it renders the whole zoo: 6 to 8 minutes on 2

@@ -275,11 +275,13 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         side = requested[0]
         policy_text = ResizePolicy(*((side, side) if isinstance(side, int) else side)).describe()
     else:
-        policy_text = (f"Every model runs at {'its native pretrained input size' if len(requested) == 1 else ''}"
-                       f"{'' if len(requested) == 1 else f'{len(requested)} input sizes'} ([images] resolutions = "
-                       f"{', '.join(resolution_label(e) for e in requested)}; the first is the main one); at each, "
-                       "every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
-                       "smallest size that covers it, then centre-cropped to it.")
+        listed = ", ".join(resolution_label(e) for e in requested)
+        policy_text = ("Every model runs at its native pretrained input size ([images] resolutions = native): "
+                       if len(requested) == 1 else
+                       f"Every model runs at {len(requested)} input sizes ([images] resolutions = {listed}; the first "
+                       "is the main one); at each, ")
+        policy_text += ("every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
+                        "smallest size that covers it, then centre-cropped to it.")
     policy_text += (" The size is then rounded per model to the nearest multiple of its patch size (halves round up; "
                     "e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
