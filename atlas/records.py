@@ -383,4 +383,3 @@ class AtlasResults:
         main = [m for m in self.models if m.card.slug == slug]
         return [(slug, m) for m in main] + [(run_id(slug, m.card.input_size, False), m)
                                             for m in self.resolution_runs if m.card.slug == slug]
-

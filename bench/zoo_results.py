@@ -588,8 +588,9 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
 
     ``resolution``: ``"native"`` (every model at its pretrained input size), a side in pixels,
     ``(H, W)``, or ``"axis"``: every size of the config's ``[images] resolutions`` as the build
-    resolves them per model (the first in ``models``, the others in ``resolution_runs``). ``models``: None (every entry of the config, opt-in included: the zoo's 25), a count
-    (the first entries) or slugs / display names. ``structure``: ``"smooth"`` (spatially structured pictures,
+    resolves them per model (the first in ``models``, the others in ``resolution_runs``).
+    ``models``: None (every entry of the config, opt-in included: the zoo's 25), a count (the first
+    entries) or slugs / display names. ``structure``: ``"smooth"`` (spatially structured pictures,
     ``smoothness`` and ``noise`` as :func:`smooth_fields`) or ``"iid"`` (every patch independent).
     ``evaluation``: include the evaluation's rows, baselines and figures (the zoo evaluates on
     CamVid). The same arguments give the same results."""

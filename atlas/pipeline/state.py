@@ -291,7 +291,8 @@ class StateStore:
         self._save("models", run_id or result.card.slug, key, result)
 
     def load_model(self, slug: str, key: str | None = None) -> ModelResult | None:
-        """The stored result of a model (``slug``: a run id, :func:`atlas.records.run_id`); with ``key``, only when it was stored under that key.
+        """The stored result of a model (``slug``: a run id, :func:`atlas.records.run_id`); with
+        ``key``, only when it was stored under that key.
 
         None also when it is damaged: then it is moved aside (one warning) and counts as not stored.
         """
