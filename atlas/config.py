@@ -131,15 +131,27 @@ class AtlasSection(_Strict):
         return normalise_doi(v)
 
 
+def resolution_size(entry) -> tuple[int, int] | None:
+    """The (height, width) in pixels of a resolution entry, None for ``"native"`` (the model's own).
+
+    >>> resolution_size(224), resolution_size([224, 320]), resolution_size("native")
+    ((224, 224), (224, 320), None)
+    """
+    if entry == "native":
+        return None
+    return (entry, entry) if isinstance(entry, int) else (int(entry[0]), int(entry[1]))
+
+
 def resolution_label(entry) -> str:
     """How a resolution entry is named on pages and in ids: ``224``, ``224x320`` or ``native``.
 
     >>> resolution_label(224), resolution_label((224, 224)), resolution_label([224, 320]), resolution_label("native")
     ('224', '224', '224x320', 'native')
     """
-    if entry == "native":
+    size = resolution_size(entry)
+    if size is None:
         return "native"
-    h, w = (entry, entry) if isinstance(entry, int) else entry
+    h, w = size
     return str(h) if h == w else f"{h}x{w}"
 
 

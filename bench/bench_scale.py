@@ -850,7 +850,7 @@ def main() -> None:
         print_measured(sel, fits, mode)
 
     # ---- projection
-    from atlas.config import load_config, parse_config, resolution_label
+    from atlas.config import load_config, parse_config, resolution_label, resolution_size
     from zoo_shapes import model_shape
 
     coeff = None
@@ -867,8 +867,7 @@ def main() -> None:
     zoo = load_config(args.zoo)
     report["projection"] = {}
     verdict = None
-    axis = {resolution_label(e): (None if e == "native" else (e, e) if isinstance(e, int) else tuple(e))
-            for e in zoo.images.requested_resolutions()}
+    axis = {resolution_label(e): resolution_size(e) for e in zoo.images.requested_resolutions()}
     for res_label, res in {"224": (224, 224), "native": None, **axis}.items():
         proj = project(args, zoo, coeff, res)
         print_projection(args, proj, coeff)

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import AtlasConfig, Backbone, resolution_label
+from ..config import AtlasConfig, Backbone, resolution_label, resolution_size
 from ..features.backbones import (WeightsUnavailableError, check_backbone, check_checkpoint_file, load_backbone,
                                   memory_problem, patch_size, weights_help, weights_identity,
                                   weights_unavailable_message)
@@ -272,8 +272,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
     sizes = {tuple(m.card.input_size) for m in [*built.values(), *other_sizes]}
     requested = cfg.images.requested_resolutions()
     if len(requested) == 1 and requested[0] != "native":
-        side = requested[0]
-        policy_text = ResizePolicy(*((side, side) if isinstance(side, int) else side)).describe()
+        policy_text = ResizePolicy(*resolution_size(requested[0])).describe()
     else:
         listed = ", ".join(resolution_label(e) for e in requested)
         policy_text = ("Every model runs at its native pretrained input size ([images] resolutions = native): "

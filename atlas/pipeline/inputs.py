@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-from ..config import AtlasConfig
+from ..config import AtlasConfig, resolution_size
 from ..inputs.geometry import ResizePolicy, shift_windows
 from ..inputs.images import AtlasImage, load_embedded_set, load_image_folder, memory_image
 from ..inputs.manifest import load_manifest_set, parse_manifest
@@ -54,7 +54,7 @@ def load_images(cfg: AtlasConfig) -> tuple[list[AtlasImage], list[SkippedItem]]:
         images += got
         skipped += [x.item() for x in skip]  # the loaders have logged these already
     seen, unique = set(), []
-    sides = [min(e) if isinstance(e, (tuple, list)) else e for e in cfg.images.requested_resolutions() if e != "native"]
+    sides = [min(size) for e in cfg.images.requested_resolutions() if (size := resolution_size(e))]
     min_side, target = cfg.images.min_side, min(sides, default=224)  # the smallest size asked for
     for img in images:  # the same pixels twice would count twice in every statistic
         short = min(img.width, img.height)

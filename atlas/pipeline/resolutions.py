@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import resolution_label
+from ..config import resolution_label, resolution_size
 from ..inputs.geometry import snap_to_patch_multiple
 from ..records import SkippedItem, run_id
 
@@ -50,7 +50,7 @@ def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
     skipped: list[SkippedItem] = []
     for i, entry in enumerate(entries):
         label = resolution_label(entry)
-        requested = tuple(native) if entry == "native" else ((entry, entry) if isinstance(entry, int) else tuple(entry))
+        requested = resolution_size(entry) or tuple(native)
         size = snap_to_patch_multiple(requested, patch)
         what = f"resolution {label} of {name}"
         if min(size) < MIN_PATCHES * patch:
