@@ -62,7 +62,8 @@ training = "random"
     parts = None
     if args.breakdown:
         extra = mb.image_sets()
-        mb.stream.fill([(b, r) for b in mb.blocks[:2] for r in mb.reps])  # kept, as during a build
+        # kept, as during a build (tokens_normed exists at the last block only)
+        mb.stream.fill(block_representations(mb.blocks[:2], mb.reps, loaded.card.depth))
         parts = _breakdown(mb, extra)
     n_pairs = len(block_representations(mb.blocks, mb.reps, loaded.card.depth))
     measures = result.measures
@@ -101,7 +102,9 @@ def _breakdown(mb, extra) -> dict[str, float]:
         parts[name] = parts.get(name, 0.0) + (time.perf_counter() - t0) * 1000 / len(pairs)
         return out
 
-    pairs = [(b, r) for b in mb.blocks[:2] for r in mb.reps]
+    from atlas.config import block_representations
+
+    pairs = block_representations(mb.blocks[:2], mb.reps, mb.loaded.card.depth)
     with threadpool_limits(1, user_api="blas"), torch_threads(1):
         for b, r in pairs:
             load = lambda imgs: mb.load(imgs, b, r)  # noqa: E731
