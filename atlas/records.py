@@ -331,14 +331,13 @@ class AtlasResults:
     config_hash: str
     build_date: str
     seed: int
-    resolution_policy: str
     environment: dict[str, str]
     device: str
     images: list[ImageInfo]
     skipped: list[SkippedItem]
     models: list[ModelResult]
     comparisons: list[ComparisonResult]
-    methods: dict[str, Any]
+    methods: dict[str, Any]  # the Methods record: settings as ids and numbers (atlas.pipeline.methods)
     timings: dict[str, float]
     site_url: str = ""
     # a published version (--publish): its name, and the URL of the alias (e.g. latest) that follows

@@ -594,7 +594,6 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
     ``smoothness`` and ``noise`` as :func:`smooth_fields`) or ``"iid"`` (every patch independent).
     ``evaluation``: include the evaluation's rows, baselines and figures (the zoo evaluates on
     CamVid). The same arguments give the same results."""
-    from atlas.inputs.geometry import ResizePolicy
     from atlas.measures.registry import measure_info
     from atlas.pipeline.comparisons import comparison_k, comparison_models
     from atlas.pipeline.methods import methods_record
@@ -635,27 +634,19 @@ def synthetic_zoo_results(n_images: int = 300, resolution: str | int | tuple[int
                                        "fewer than 2 of its models (or no matching blocks) in this build"))
             continue
         comparisons.append(res)
-    if size is None:
-        policy = ("Each model sees the images at its native (pretrained) input size: cover-resize, then centre-crop, "
-                  "rounded to a multiple of its patch size (synthetic zoo).")
-    else:
-        policy = ResizePolicy(*size).describe() + " The size is then rounded per model to the nearest multiple of " \
-                                                   "its patch size."
-    if axis:
-        policy = (f"Every model runs at {len(cfg.images.requested_resolutions())} input sizes ([images] resolutions = "
-                  f"{', '.join(resolution_label(e) for e in cfg.images.requested_resolutions())}; the first is the "
-                  "main one), each rounded to a multiple of its patch size (synthetic zoo).")
+    methods = methods_record(cfg, None)
+    if not axis:  # the size this synthetic build ran at, not the config's axis
+        methods["images"]["resolutions"] = ["native" if size is None else list(size)]
     stored = {run_id(m.card.slug, m.card.input_size, main):
               int(sum(a.nbytes for a in (*m.label_maps.values(), *m.pictures.values())))
               for main, ms in ((True, built.values()), (False, other_sizes)) for m in ms}
     return AtlasResults(
         title=cfg.atlas.title, atlas_version=__version__, config_name=Path(cfg.source_path).name,
         config_text=cfg.source_text, config_hash=cfg.config_hash, build_date=BUILD_DATE, seed=seed,
-        resolution_policy=policy,
         environment={"python": sys.version.split()[0],
                      "note": "synthetic results (bench/zoo_results.py): no model ran"},
         device="none (synthetic results)", images=images, skipped=skipped, models=list(built.values()),
-        comparisons=comparisons, methods=methods_record(cfg, policy, None),
+        comparisons=comparisons, methods=methods,
         timings={**{f"model {s}": m.timings["extract_s"] for s, m in built.items()}, "total_s": 0.0},
         site_url="", description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
         datasets=[DatasetCredit(name="CamVid", kind="camvid", images=701, licence="see the dataset",

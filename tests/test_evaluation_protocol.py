@@ -19,6 +19,7 @@ from atlas.measures.knn import knn_probe
 from atlas.pipeline import BuildError
 from atlas.pipeline.evaluation_run import EvaluationRun
 from atlas.pipeline.model_run import kmeans_settings
+from atlas.site.methods import evaluation_words
 
 SIZE, PATCH, CLASSES = 64, 8, ["sky", "ground", "object"]
 N_SEQ, FRAMES = 10, 4
@@ -103,7 +104,7 @@ def _score(protocol, features_of):
 
 def test_splits_are_grouped_and_disjoint(protocol):
     folds = protocol.split.folds
-    assert "each whole in one fold" in protocol.split.rule
+    assert protocol.split.kind == "groups" and protocol.split.n_groups == N_SEQ
     groups = {f: {protocol.split.groups[i] for i in idx} for f, idx in folds.items()}
     assert not (groups["selection"] & groups["support"]) and not (groups["support"] & groups["query"])
     assert sorted(np.concatenate(list(folds.values())).tolist()) == list(range(N_SEQ * FRAMES))
@@ -196,8 +197,11 @@ def test_config_options_reach_the_dataset(tmp_path):
     assert [s.name for s in run.samples] == ["seq01_000", "seq00_001", "seq02_000", "seq02_001"]
     assert run.dataset.class_names == CLASSES and run.dataset.foreground == [2]
     methods = run.methods()
-    assert "Hungarian matching" in methods["over-clustering"] and "images listed in" in methods["dataset"]
-    assert "contiguous blocks" in methods["splits"]  # 3 groups cannot fill 3 folds whole
+    assert methods["over_clustering"] == "hungarian" and methods["image_list"] == str(tmp_path / "list.txt")
+    words = evaluation_words(methods)
+    assert "Hungarian matching" in words["over-clustering"] and "images listed in" in words["dataset"]
+    assert methods["split_kind"] == "contiguous blocks"  # 3 groups cannot fill 3 folds whole
+    assert "contiguous blocks" in words["splits"]
 
 
 def test_stego_geometry_runs_the_model_at_320(tmp_path):

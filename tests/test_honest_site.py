@@ -17,20 +17,31 @@ from atlas.records import RANDOM_INIT_LABEL, Baseline
 from atlas.site import render_site
 from conftest import make_synthetic_results
 
-EVAL = "Evaluation against human masks"
-FALLBACK = ("grouped by the regular expression ^(\\w+?)_: contiguous blocks of the images ordered by group "
-            "(2 groups) and name. Selection 10 images (only choose each model's leaderboard row), test 40 images "
-            "(every reported number); k-NN support 20 and queries 20 of the test images")
-GROUPED = ("grouped by the regular expression ^(\\w+?)_: 6 groups, each whole in one fold (shuffled with seed 0). "
-           "Selection 10 images, test 40 images; k-NN support 20 and queries 20 of the test images")
+
+def _evaluation_record(split_kind: str, groups: int) -> dict:
+    """The evaluation's section of the Methods record (ids and numbers, as EvaluationRun.methods)."""
+    units = {"unit": "groups", "units": groups, "groups": groups} if split_kind == "groups" else \
+        {"unit": "frame blocks", "units": 7, "groups": groups}
+    return {"dataset": "camvid", "images": 50, "classes": ["sky", "road", "car"], "ignore_index": 255,
+            "split": None, "image_list": None, "max_images": 50, "geometry": "model",
+            "split_kind": split_kind, "group_regex": "^(\\w+?)_", "groups": groups, "split_seed": 0,
+            "folds": {"selection": 10, "test": 40, "support": 20, "query": 20},
+            "fold_groups": {"selection": ["a"], "support": ["b"], "query": ["c"]}, "over_clustering": "hungarian",
+            "knn_ks": [1, 5, 10, 20], "removal_ms": [0, 1, 2], "similarity_images": 16, "variants": ["full"],
+            "foreground": ["car"], "level": 0.95, "resamples": 20, "seeds": 2,
+            "resampling": {w: {**units, "images": 40} for w in ("test", "query", "similarity")}}
+
+
+FALLBACK = _evaluation_record("contiguous blocks", 2)
+GROUPED = _evaluation_record("groups", 6)
 LEGEND = "below a baseline: the model's whole interval lies under the interval of a simple baseline"
 
 
-def _render(tmp_path: Path, splits: str = GROUPED, variant: str = "") -> dict[str, str]:
+def _render(tmp_path: Path, splits: dict = GROUPED, variant: str = "") -> dict[str, str]:
     docs = tmp_path / "site_src"
     results = make_synthetic_results(docs, comparisons=False)
     results.measure_info["knn_miou_k10"] = measure_info()["knn_miou_k10"]  # the registry's own caption
-    results.methods[EVAL] = {"splits": splits}
+    results.methods["evaluation"] = splits
     dino = results.models[0]
     assert dino.card.slug == "dino-vit-s16"
     # DINO's chosen seg_miou is 0.55 [0.52, 0.58]: a colour + position baseline wholly above it

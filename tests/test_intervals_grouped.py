@@ -14,6 +14,7 @@ from atlas.measures.segmentation import evaluate_label_maps, score_images
 from atlas.measures.uncertainty import (MIN_RESAMPLE_GROUPS, Uncertainty, factor, half_samples, resampling_units,
                                         unit_half_samples)
 from atlas.pipeline.evaluation_run import EvaluationRun
+from atlas.site.methods import evaluation_words, units_rule
 
 
 def frames(lengths) -> tuple[list[str], list[str]]:
@@ -29,15 +30,16 @@ def test_units_are_groups_or_contiguous_blocks_within_groups():
     units, rule = resampling_units([groups[i] for i in perm], [names[i] for i in perm])
     units = units[np.argsort(perm)]  # back to frame order
     sizes = np.bincount(units)
-    assert "contiguous blocks" in rule and abs(len(sizes) - np.sqrt(280)) <= 2  # about sqrt(N) blocks
+    assert rule == {"unit": "frame blocks", "units": len(sizes), "groups": 3}
+    assert abs(len(sizes) - np.sqrt(280)) <= 2  # about sqrt(N) blocks
     assert (np.diff(units) >= 0).all()  # contiguous in frame order
     assert all(len({groups[i] for i in np.flatnonzero(units == u)}) == 1 for u in range(len(sizes)))  # no straddle
     assert sizes.min() >= 0.6 * np.sqrt(280) and sizes.max() <= 1.5 * np.sqrt(280)
     groups, names = frames((5,) * MIN_RESAMPLE_GROUPS)
     units, rule = resampling_units(groups, names)
-    assert rule == f"{MIN_RESAMPLE_GROUPS} groups" and (units == np.repeat(np.arange(MIN_RESAMPLE_GROUPS), 5)).all()
+    assert rule == {"unit": "groups", "units": MIN_RESAMPLE_GROUPS, "groups": MIN_RESAMPLE_GROUPS} and (units == np.repeat(np.arange(MIN_RESAMPLE_GROUPS), 5)).all()
     units, rule = resampling_units(names)  # every image its own group: the images, as random halves
-    assert rule == "images" and np.array_equal(unit_half_samples(units, 7, 3), half_samples(len(names), 7, 3))
+    assert rule["unit"] == "images" and np.array_equal(unit_half_samples(units, 7, 3), half_samples(len(names), 7, 3))
 
 
 def test_unit_halves_keep_whole_units_and_factor_is_r_over_d_in_units():
@@ -94,10 +96,11 @@ def evaluation(tmp_path, n_seq: int, frames_per_seq: int, extra: str = "") -> Ev
 def test_a_fallback_split_is_recorded_and_its_intervals_drop_frame_blocks(tmp_path):
     run = evaluation(tmp_path, 2, 30)
     m = run.methods()
-    assert m["split kind"] == "contiguous blocks" and m["splits"].startswith("contiguous frame blocks")
-    assert set(m["split groups"]) == {"selection", "support", "query"} and "seq01" in m["split groups"]["query"]
+    assert m["split_kind"] == "contiguous blocks" and evaluation_words(m)["splits"].startswith("contiguous frame blocks")
+    assert set(m["fold_groups"]) == {"selection", "support", "query"} and "seq01" in m["fold_groups"]["query"]
     units, rule = run.resampling["test"]
-    assert "contiguous blocks" in rule and rule in m["intervals"]
+    assert rule["unit"] == "frame blocks" and m["resampling"]["test"] == {**rule, "images": len(units)}
+    assert units_rule(rule) in evaluation_words(m)["intervals"]
     w = run._weights(units, 0)
     assert w.shape == (run.cfg.uncertainty.resamples, len(run.test))
     for u in np.unique(units):  # every replicate keeps or drops a block of frames as a whole
@@ -107,14 +110,15 @@ def test_a_fallback_split_is_recorded_and_its_intervals_drop_frame_blocks(tmp_pa
 
 def test_a_split_by_whole_groups_is_recorded(tmp_path):
     m = evaluation(tmp_path, 10, 4).methods()
-    assert m["split kind"] == "groups" and m["splits"].startswith("whole groups")
-    held = [set(g.split(", ")) for g in m["split groups"].values()]
+    assert m["split_kind"] == "groups" and evaluation_words(m)["splits"].startswith("whole groups")
+    held = [set(g) for g in m["fold_groups"].values()]
     assert not (held[0] & held[1]) and not (held[1] & held[2]) and not (held[0] & held[2])
 
 
 def test_stego_methods_say_the_position_embeddings_are_resampled(tmp_path):
     m = evaluation(tmp_path, 10, 4, 'geometry = "stego"\n').methods()
-    assert "position embeddings resampled for 320 px" in m["geometry"]
+    assert m["geometry"] == "stego"
+    assert "position embeddings resampled for 320 px" in evaluation_words(m)["geometry"]
 
 
 def test_the_reported_value_is_the_mean_over_seeds_not_seed_0(tmp_path):

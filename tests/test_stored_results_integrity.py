@@ -222,7 +222,8 @@ def test_rewording_a_sentence_keeps_stored_results(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     before = state.package_fingerprint(package)
     assert before == state.code_fingerprint()
-    for words in ("pipeline/methods.py", "site/highlights.py", "site/wording.py", "site/figure_words.py"):
+    for words in ("pipeline/methods.py", "site/methods.py", "site/highlights.py", "site/wording.py",
+                  "site/figure_words.py"):
         (package / words).write_text((package / words).read_text() + "\n# reworded\n")
     assert state.package_fingerprint(package) == before
     (package / "measures" / "locality.py").write_text((package / "measures" / "locality.py").read_text() + "\nX = 1\n")

@@ -16,10 +16,8 @@ Example
 -------
 >>> names = [f"seq{s}_{f:03d}" for s in "AB" for f in range(6)]
 >>> split = grouped_split(names, {"selection": 0.25, "support": 0.375, "query": 0.375}, r"^(seq\\w)_")
->>> split.rule
-'contiguous blocks of the images ordered by group (2 groups) and name'
->>> split.kind, split.fold_groups["selection"], split.fold_groups["query"]
-('contiguous blocks', ['seqA'], ['seqB'])
+>>> split.kind, split.n_groups, split.fold_groups["selection"], split.fold_groups["query"]
+('contiguous blocks', 2, ['seqA'], ['seqB'])
 >>> [names[i] for i in split.folds["selection"]]
 ['seqA_000', 'seqA_001', 'seqA_002']
 """
@@ -42,16 +40,19 @@ SPLIT_KINDS = ("groups", "contiguous blocks")
 
 @dataclass(frozen=True)
 class Split:
-    """Image indices of every fold (sorted) and the rule that made them, in words.
+    """Image indices of every fold (sorted) and the rule that made them, as ids and numbers (the
+    site words them: :mod:`atlas.site.methods`).
 
-    ``kind`` is ``"groups"`` (every group whole in one fold) or ``"contiguous blocks"`` (too few
-    groups: frame blocks, so a group may lie on both sides of a fold boundary).
+    ``kind`` is ``"groups"`` (every group whole in one fold, groups shuffled with ``seed``) or
+    ``"contiguous blocks"`` (too few groups: frame blocks, so a group may lie on both sides of a
+    fold boundary); ``n_groups`` is the number of distinct groups.
     """
 
     folds: dict[str, np.ndarray]
     groups: list[str]  # group of every image
-    rule: str
     kind: str = "groups"
+    n_groups: int = 0
+    seed: int = 0
 
     @property
     def fold_groups(self) -> dict[str, list[str]]:
@@ -110,18 +111,16 @@ def grouped_split(names: list[str], fractions: dict[str, float], group_regex: st
             while f < len(fold_names) - 1 and len(sum(folds.values(), [])) >= targets[f] - 1e-9:
                 f += 1
             folds[fold_names[f]] += members[g]
-        rule = f"{len(distinct)} groups, each whole in one fold (shuffled with seed {seed})"
         kind = "groups"
     else:
         order = [i for g in distinct for i in members[g]]
         cuts = np.round(np.concatenate([[0.0], np.cumsum(shares)]) * n).astype(int)
         for f, fold in enumerate(fractions):
             folds[fold] += order[cuts[f]:cuts[f + 1]]
-        rule = (f"contiguous blocks of the images ordered by group ({len(distinct)} group"
-                f"{'s' if len(distinct) > 1 else ''}) and name")
         kind = "contiguous blocks"
     empty = [f for f, idx in folds.items() if not idx]
     if empty:
         raise ValueError(f"fold {empty[0]!r} got no image ({n} images in {len(distinct)} groups); "
                          "use more images or other fractions")
-    return Split({f: np.array(sorted(idx), dtype=np.int64) for f, idx in folds.items()}, groups, rule, kind)
+    return Split({f: np.array(sorted(idx), dtype=np.int64) for f, idx in folds.items()}, groups, kind,
+                 len(distinct), int(seed))

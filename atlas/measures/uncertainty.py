@@ -45,6 +45,8 @@ Example
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.stats import norm
 
@@ -66,8 +68,8 @@ def half_samples(n: int, resamples: int, seed: int) -> np.ndarray:
     return w
 
 
-def resampling_units(groups, names=None) -> tuple[np.ndarray, str]:
-    """The resampling unit of every image (ids ``0..U-1``) and the rule in words.
+def resampling_units(groups, names=None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The resampling unit of every image (ids ``0..U-1``) and the rule, as ids and numbers.
 
     Parameters
     ----------
@@ -80,23 +82,25 @@ def resampling_units(groups, names=None) -> tuple[np.ndarray, str]:
     :data:`MIN_RESAMPLE_GROUPS` groups -> the groups; otherwise contiguous blocks: ``B = max(2,
     round(sqrt(N)))`` blocks in all (at most ``N``), each group cut into ``max(1, round(n_g B / N))``
     blocks of near-equal size in frame order, so blocks hold about ``sqrt(N)`` frames and never
-    straddle two groups.
+    straddle two groups. The rule is ``{"unit": "images" | "groups" | "frame blocks", "units": U,
+    "groups": number of groups}`` (the site words it).
 
     >>> u, rule = resampling_units(["a"] * 9 + ["b"] * 7)
     >>> u.tolist(), rule
-    ([0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3], '4 contiguous blocks of frames (2 groups, too few to resample whole; frame order = name order)')
+    ([0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3], {'unit': 'frame blocks', 'units': 4, 'groups': 2})
     >>> resampling_units(list("abc"))[1]
-    'images'
+    {'unit': 'images', 'units': 3, 'groups': 3}
     """
     groups = [str(g) for g in groups]
     n = len(groups)
     names = [str(i).zfill(12) for i in range(n)] if names is None else [str(x) for x in names]
     distinct = sorted(set(groups))
     if len(distinct) == n:
-        return np.arange(n), "images"
+        return np.arange(n), {"unit": "images", "units": n, "groups": n}
     if len(distinct) >= MIN_RESAMPLE_GROUPS:
         index = {g: i for i, g in enumerate(distinct)}
-        return np.array([index[g] for g in groups], dtype=np.int64), f"{len(distinct)} groups"
+        return (np.array([index[g] for g in groups], dtype=np.int64),
+                {"unit": "groups", "units": len(distinct), "groups": len(distinct)})
     total = min(n, max(2, int(round(np.sqrt(n)))))
     units = np.empty(n, dtype=np.int64)
     u = 0
@@ -105,8 +109,7 @@ def resampling_units(groups, names=None) -> tuple[np.ndarray, str]:
         for block in np.array_split(np.array(members), max(1, int(round(len(members) * total / n)))):
             units[block] = u
             u += 1
-    return units, (f"{u} contiguous blocks of frames ({len(distinct)} group{'s' if len(distinct) > 1 else ''}, "
-                   "too few to resample whole; frame order = name order)")
+    return units, {"unit": "frame blocks", "units": u, "groups": len(distinct)}
 
 
 def unit_half_samples(units, resamples: int, seed: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import AtlasConfig, Backbone, resolution_label, resolution_size
+from ..config import AtlasConfig, Backbone, resolution_label
 from ..features.backbones import (WeightsUnavailableError, check_backbone, check_checkpoint_file, load_backbone,
                                   memory_problem, patch_size, weights_help, weights_identity,
                                   weights_unavailable_message)
@@ -38,7 +38,6 @@ from ..features.cache import FeatureCache
 from ..features.device import describe, pick_device
 from ..features.stream import GB
 from ..files import check_writable
-from ..inputs.geometry import ResizePolicy
 from ..measures.registry import measure_info
 from ..records import AtlasResults, ModelResult, SkippedItem
 from . import BuildError
@@ -270,28 +269,15 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         comparisons.append(res)
 
     sizes = {tuple(m.card.input_size) for m in [*built.values(), *other_sizes]}
-    requested = cfg.images.requested_resolutions()
-    if len(requested) == 1 and requested[0] != "native":
-        policy_text = ResizePolicy(*resolution_size(requested[0])).describe()
-    else:
-        listed = ", ".join(resolution_label(e) for e in requested)
-        policy_text = ("Every model runs at its native pretrained input size ([images] resolutions = native): "
-                       if len(requested) == 1 else
-                       f"Every model runs at {len(requested)} input sizes ([images] resolutions = {listed}; the first "
-                       "is the main one); at each, ")
-        policy_text += ("every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
-                        "smallest size that covers it, then centre-cropped to it.")
-    policy_text += (" The size is then rounded per model to the nearest multiple of its patch size (halves round up; "
-                    "e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     results = AtlasResults(
         title=cfg.atlas.title, atlas_version=__version__, config_name=Path(cfg.source_path).name,
         config_text=cfg.source_text, config_hash=cfg.config_hash,
-        build_date=build_date or _dt.date.today().isoformat(), seed=cfg.atlas.seed, resolution_policy=policy_text,
+        build_date=build_date or _dt.date.today().isoformat(), seed=cfg.atlas.seed,
         environment=_environment(), device=describe(inputs.device, cfg.features.precision), images=[img.info() for img in images], skipped=skipped,
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
-        resolution_runs=other_sizes, resolutions=[resolution_label(e) for e in requested],
-        methods=methods_record(cfg, policy_text, inputs.evaluation.methods() if inputs.evaluation else None,
+        resolution_runs=other_sizes, resolutions=[resolution_label(e) for e in cfg.images.requested_resolutions()],
+        methods=methods_record(cfg, inputs.evaluation.methods() if inputs.evaluation else None,
                                inputs.propagation.methods() if inputs.propagation else None),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,

@@ -169,70 +169,25 @@ class EvaluationRun:
                              "(set [evaluation] licence)", credit=ev.credit or credit, url=url)
 
     def methods(self) -> dict:
-        ds, ev, folds = self.dataset, self.cfg.evaluation, self.split.folds
-        geometry = ("STEGO geometry: short side resized to 320 px, centre crop 320 x 320 (snapped to the patch size); "
-                    "the same weights with the position embeddings resampled for 320 px (timm's resampling, as "
-                    "for pretrained weights at another size)"
-                    if ev.geometry == "stego" else "the model's own input size and centre crop (as the atlas images)")
-        unc = self.cfg.uncertainty
+        """This evaluation's section of the Methods record: ids and numbers (the site words them,
+        :mod:`atlas.site.methods`)."""
+        ds, ev, folds, unc = self.dataset, self.cfg.evaluation, self.split.folds, self.cfg.uncertainty
         return {
-            "dataset": f"{ds.kind}: {len(ds)} images, {ds.n_classes} classes ({', '.join(ds.class_names)}), "
-                       f"ignore index {ds.ignore_index}" + (f", split {ev.split}" if ev.split else "")
-                       + (f", images listed in {ev.image_list}" if ev.image_list else "")
-                       + (f", the first {ev.max_images} by name" if ev.max_images else ""),
-            "geometry": f"{geometry}; masks follow with nearest-neighbour resampling; scores are on that crop "
-                        "(no CRF, no flip averaging)",
-            "splits": f"{'whole groups' if self.split.kind == 'groups' else 'contiguous frame blocks'}; grouped by "
-                      f"{('the regular expression ' + self.group_regex) if self.group_regex else 'image'}: "
-                      f"{self.split.rule}. Selection {len(folds['selection'])} images (only choose each model's "
-                      f"leaderboard row), test {len(self.test)} images (every reported number); k-NN support "
-                      f"{len(folds['support'])} and queries {len(folds['query'])} of the test images"
-                      + ("" if self.split.kind == "groups" else "; too few groups to keep each whole, so a group can "
-                         "be on both sides of a fold boundary and neighbouring frames meet there"),
-            # for the site's captions: "groups" (each group whole in one fold) or "contiguous blocks"
-            "split kind": self.split.kind,
-            "split groups": {f: ", ".join(g) for f, g in self.split.fold_groups.items()},
-            "matched mIoU (STEGO protocol)": "joint k-means (all images) with K = number of classes; cluster maps "
-                                             "upsampled (nearest) to mask resolution; one Hungarian matching on the "
-                                             "confusion matrix of the test images; mIoU = mean IoU over the classes "
-                                             "with a non-empty union",
-            "over-clustering": f"K = 2 x classes; each cluster mapped to its class by the "
-                               f"{'Hungarian matching (surplus clusters count as wrong)' if ev.over_clustering == 'hungarian' else 'majority rule'}",
-            "k-NN patch probe": f"patch label = majority of its pixels (patches mostly ignore are skipped); cosine "
-                                f"k-NN with k in {list(KNN_KS)}, support -> query; mIoU over query patches",
-            "high-variance channel removal": f"k-NN (k = 10) after dropping the top-m variance channels of the support set, "
-                                             f"m in {list(REMOVAL_MS)}; controls: z-scoring, PCA whitening",
-            "similarity under masking": f"first {SIMILARITY_IMAGES} images in five variants ({', '.join(VARIANTS)}); "
-                                        f"foreground classes: {', '.join(ds.class_names[i] for i in ds.foreground)}; "
-                                        "embedding = CLS token (mean of patch tokens when the model has none) of the last "
-                                        "block; linear CKA, debiased linear CKA, SVCCA (99% variance); no better or "
-                                        "worse direction, so not on the leaderboard",
-            "pseudo-masks (DatUS²-style)": "per image, spectral grouping of the last block's key affinity, connected "
-                                           "components, segments under 3 patches dropped; mean-pooled tokens per segment; "
-                                           "k-means (K = classes) over all segments; scored over all pixels of the test "
-                                           "images (unassigned pixels count as wrong), coverage reported",
-            "intervals": f"{unc.level:.0%} intervals from {unc.resamples} delete-d jackknife replicates that each keep a "
-                         "random half of the resampling units (the matching redone in every replicate) and "
-                         f"{unc.seeds} k-means seeds (their variance added); the seeds' own spread is reported. "
-                         "Frames of one group are not independent, so the units are the groups when there are at "
-                         "least 10, otherwise contiguous blocks of frames in name order (about sqrt(N) blocks of "
-                         "about sqrt(N) frames, none across two groups); images without a group are units "
-                         f"themselves. Test images: {self.resampling['test'][1]}; k-NN query images: "
-                         f"{self.resampling['query'][1]}; CKA's {len(self.resampling['similarity'][0])} images: "
-                         f"{self.resampling['similarity'][1]}",
-            "leaderboard": "each model's block and representation (and K) are chosen on the selection images by the "
-                           "measure named in its column (pixel accuracy and coverage follow the mIoU's choice) with "
-                           "the first k-means seed; the value shown is on the test images, the mean over the k-means "
-                           "seeds (not the seed that made the choice, which would favour it). Pseudo-masks use the last gallery block's keys by "
-                           "definition",
-            "baselines": "chance (random cluster ids; k-NN: random features), constant (one cluster), colour (mean "
-                         "CIELAB per patch), position (Gaussian bumps of 1.5 patches at every grid position), colour + "
-                         "position, all through the same protocol, images, split, grid and K; ceiling = the ground "
-                         "truth reduced to the patch grid (majority class per patch). k-NN is scored on patch labels, "
-                         "so its ceiling is 1 by construction and not shown",
-            "differences from STEGO's evaluation": "no CRF and no flip averaging; the geometry above; images limited "
-                                                   "by max_images / image_list; matching on the test images of this "
-                                                   "split, not the full split",
+            "dataset": ds.kind, "images": len(ds), "classes": list(ds.class_names), "ignore_index": ds.ignore_index,
+            "split": ev.split or None, "image_list": ev.image_list or None, "max_images": ev.max_images or None,
+            "geometry": ev.geometry,
+            # "groups" (each group whole in one fold) or "contiguous blocks"; the captions read it
+            "split_kind": self.split.kind, "group_regex": self.group_regex or None,
+            "groups": self.split.n_groups, "split_seed": self.split.seed,
+            "folds": {"selection": len(folds["selection"]), "test": len(self.test),
+                      "support": len(folds["support"]), "query": len(folds["query"])},
+            "fold_groups": self.split.fold_groups,
+            "over_clustering": ev.over_clustering,
+            "knn_ks": list(KNN_KS), "removal_ms": list(REMOVAL_MS),
+            "similarity_images": SIMILARITY_IMAGES, "variants": list(VARIANTS),
+            "foreground": [ds.class_names[i] for i in ds.foreground],
+            "level": unc.level, "resamples": unc.resamples, "seeds": unc.seeds,
+            "resampling": {what: {**rule, "images": len(units)} for what, (units, rule) in self.resampling.items()},
         }
 
     # ------------------------------------------------------------------ per model

@@ -119,49 +119,17 @@ class PropagationRun:
                              credit=sec.credit or credit, url=url)
 
     def methods(self) -> dict:
+        """This evaluation's section of the Methods record: ids and numbers (the site words them,
+        :mod:`atlas.site.methods`)."""
         sec, ds = self.section, self.dataset
-        frames = [len(s.frames) for s in ds.sequences]
-        spacing = ("consecutive video frames" if ds.frame_step == 1 else
-                   f"frames {ds.frame_step} video frames apart (only labelled frames exist)")
-        if ds.kind == "camvid":
-            spacing += (f"; CamVid's video is 30 Hz, so consecutive frames here are {ds.frame_step}/30 s apart "
-                        "(the 0016E5 part of the SegNet redistribution is labelled at 15 Hz; most of CamVid is "
-                        "labelled at 1 Hz), not DAVIS's 24 fps: read CamVid numbers with that gap in mind")
         return {
-            "dataset": f"{ds.kind}: {len(ds)} sequences, {sum(frames)} frames ("
-                       + (f"{min(frames)} each" if min(frames) == max(frames) else f"{min(frames)}-{max(frames)} a sequence")
-                       + "); "
-                       + spacing
-                       + ("; CamVid's labelled frames cut into clips of "
-                          f"{sec.clip_length}, each class one object (semantic propagation), unlabelled pixels "
-                          "ignored" if ds.kind == "camvid" else ""),
-            "protocol": f"DINO's eval_video_segmentation.py: patch features of block b (CLS and registers dropped), "
-                        f"L2-normalised; affinity exp(cosine / {sec.temperature:g}) to the first frame and the "
-                        f"{sec.n_context} most recent frames; each patch keeps its top {sec.top_k} affinities within "
-                        f"{sec.radius} patches (rows and columns); the context's soft labels averaged with the "
-                        "normalised weights; upsampled (bilinear) to the mask size, then argmax. The first mask "
-                        "enters at the patch grid (nearest)",
-            "temperature": f"{sec.temperature:g} (DINO's; DINOv3's notebook uses 0.2, which spreads the weights over "
-                           "the top-k neighbours more evenly: numbers at the two temperatures are not comparable)",
-            "geometry": f"frames resized whole to {self.size[0]} x {self.size[1]} px (short side {sec.short_side}, "
-                        "rounded to whole patches per model), the model's position embeddings resampled to that grid "
-                        "(timm); masks nearest-neighbour; J and F scored at that size",
-            "metrics": "per object (those of the first mask), J = region IoU and F = boundary F-measure with "
-                       "DAVIS's tolerance of 0.008 x the image diagonal, each averaged over the scored frames "
-                       "(frames after the first that have a mask); J&F = (J + F) / 2; pooled over the objects of "
-                       "the test sequences",
-            "splits": f"sequences: selection {len(self.selection)} "
-                      f"({', '.join(ds.sequences[i].name for i in self.selection)}; only choose each model's "
-                      f"leaderboard block and representation), test {len(self.test)} (every reported number)"
-                      + ("; the clips come from one drive, so neighbouring clips are not independent"
-                         if ds.kind == "camvid" else ""),
-            "intervals": (f"{self.cfg.uncertainty.level:.0%} intervals from {self.cfg.uncertainty.resamples} random "
-                          "halves of the test sequences (delete-d jackknife); deterministic, so no seeds"
-                          if self.weights is not None else "none (intervals off, or fewer than 2 test sequences)"),
-            "baselines": "through the same scoring: zero motion (the first mask copied to every frame), colour "
-                         "(z-scored per-patch mean RGB) and position (Gaussian bumps of 1.5 patches at every grid "
-                         "position) through the same propagation, and the ceiling (every true mask reduced to the "
-                         "patch grid by majority and upsampled, nearest)",
+            "dataset": ds.kind, "sequences": len(ds), "frames": [len(s.frames) for s in ds.sequences],
+            "frame_step": ds.frame_step, "clip_length": sec.clip_length if ds.kind == "camvid" else None,
+            "temperature": sec.temperature, "n_context": sec.n_context, "top_k": sec.top_k, "radius": sec.radius,
+            "size": list(self.size), "short_side": sec.short_side,
+            "selection": [ds.sequences[i].name for i in self.selection], "test": len(self.test),
+            "level": self.cfg.uncertainty.level, "resamples": self.cfg.uncertainty.resamples,
+            "intervals": self.weights is not None,
         }
 
     #: the frames have their own size (``short_side``): run at the main resolution only

@@ -117,7 +117,7 @@ def model_json(results: AtlasResults, m: ModelResult, label: str) -> dict[str, A
 
 
 def flatten_methods(methods: dict[str, Any]) -> list[list[Any]]:
-    """The Methods record as (section, key, value) rows."""
+    """The Methods page's sections (:func:`atlas.site.methods.methods_sections`) as (section, key, value) rows."""
     rows = []
     for section, value in methods.items():
         if isinstance(value, dict):

@@ -67,77 +67,28 @@ SPLIT_SENTENCES = {
 # --------------------------------------------------------------------------- the split
 
 
-def _truthy(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "0"):
-        return False
-    return None
-
-
-def _kind_of_text(text: str) -> str:
-    t = text.lower()
-    if "contiguous" in t:
-        return "contiguous"
-    if "grouped by image" in t or "by image:" in t:
-        return "image"
-    if "each whole in one fold" in t or "grouped by the regular expression" in t or "whole groups" in t:
-        return "group"
-    return ""
-
-
 def split_kind(methods: Any) -> str:
-    """How the evaluation split its support and query images, from the stored methods record
-    (``AtlasResults.methods``, section of the evaluation): "contiguous" (fell back to contiguous
-    frame blocks), "group" (whole groups), "image" (no grouping rule), or "" when not recorded.
+    """How the evaluation split its support and query images, from the Methods record
+    (``AtlasResults.methods``, its ``evaluation`` section): "contiguous" (fell back to contiguous
+    frame blocks), "group" (whole groups), "image" (no grouping rule: every image its own group),
+    or "" when the build ran no evaluation.
 
-    An explicit key wins (a boolean such as ``split_fallback`` / ``contiguous_fallback``, or a kind
-    such as ``split_kind``); else the ``splits`` text (``grouped_split``'s rule) is read.
-
-    >>> split_kind({"Evaluation against human masks": {"splits": "grouped by image: 3 groups, each whole in one fold"}})
+    >>> split_kind({"evaluation": {"split_kind": "groups", "group_regex": "^(.*)_"}})
+    'group'
+    >>> split_kind({"evaluation": {"split_kind": "groups", "group_regex": None}})
     'image'
-    >>> split_kind({"E": {"splits": "grouped by the regular expression ^(.*)_: contiguous blocks of the images"}})
+    >>> split_kind({"evaluation": {"split_kind": "contiguous blocks", "group_regex": "^(.*)_"}})
     'contiguous'
-    >>> split_kind({"E": {"split_fallback": False, "splits": "grouped by the regular expression x: 4 groups, each whole in one fold"}})
-    'group'
-    >>> split_kind({"E": {"split kind": "contiguous blocks", "splits": "contiguous frame blocks; grouped by ..."}})
-    'contiguous'
-    >>> split_kind({"E": {"split kind": "groups", "splits": "whole groups; grouped by the regular expression x"}})
-    'group'
     >>> split_kind({})
     ''
     """
-    sections = [methods] if isinstance(methods, dict) else []
-    sections += [v for v in (methods.values() if isinstance(methods, dict) else []) if isinstance(v, dict)]
-    texts = []
-    for section in sections:
-        for key, value in section.items():
-            k = re.sub(r"[\s_\-]+", " ", str(key).strip().lower())
-            if "split" not in k:
-                continue
-            if "fallback" in k or "contiguous" in k:
-                flag = _truthy(value)
-                if flag is True:
-                    return "contiguous"
-                if flag is False:  # whole groups (or images): the text says which
-                    kind = next((_kind_of_text(v) for v in section.values()
-                                 if isinstance(v, str) and _kind_of_text(v)), "")
-                    return kind if kind in ("group", "image") else "group"
-            if k in ("split kind", "split rule kind", "split mode") and isinstance(value, str):
-                kind = _kind_of_text(value) or {"groups": "group", "group": "group", "images": "image",
-                                                "image": "image", "blocks": "contiguous"}.get(value.strip().lower(), "")
-                if kind == "group" and any(isinstance(v, str) and _kind_of_text(v) == "image"
-                                           for v in section.values()):
-                    kind = "image"  # whole groups of one image each: no grouping rule
-                if kind:
-                    return kind
-            if isinstance(value, str):
-                texts.append(value)
-    return next((_kind_of_text(t) for t in texts if _kind_of_text(t)), "")
+    ev = methods.get("evaluation") if isinstance(methods, dict) else None
+    kind = ev.get("split_kind") if isinstance(ev, dict) else None
+    if kind == "contiguous blocks":
+        return "contiguous"
+    if kind == "groups":
+        return "group" if ev.get("group_regex") else "image"
+    return ""
 
 
 def split_sentence(methods: Any) -> str:

@@ -43,6 +43,7 @@ from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
 from .markup import fence, jinja_env, printable
 from .mkdocs import CITE_FILE, NAV_FILE
+from .methods import methods_sections, policy_sentence
 from .overview import overview_matrix
 from .paths import CHANGES_PAGE, cite_key, comparison_page, figures_script, html_url, model_page, rel
 from .propagation import PROPAGATION_BLURB, PROPAGATION_TITLE, propagation_files, propagation_page
@@ -231,7 +232,7 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         gallery=model_gallery(results, m, page, maps),
         attention=attention_gallery(results, m, page, maps),
         prefix_tokens=m.card.num_prefix_tokens,
-        recipes_href=rel("methods.md", page) + "#pictures" if "Pictures" in results.methods else "",
+        recipes_href=rel("methods.md", page) + "#pictures" if "pictures" in results.methods else "",
         figs=model_sections(m, label, results.measure_info, results.interval_level, results.methods,
                             other_sizes=[(size_label(r.card), r) for _, r in results.runs_of(m.card.slug)[1:]],
                             main_size=size_label(m.card)),
@@ -379,7 +380,7 @@ def protocol(results: AtlasResults) -> list[tuple[str, str]]:
                       "evaluation's dataset, of whole groups or contiguous frame blocks) and the "
                       "k-means seeds; positional measures beside content-only and position-only references, "
                       "evaluations beside chance, colour, position and ceiling baselines (see Methods)"),
-        ("resolution policy", results.resolution_policy),
+        ("resolution policy", policy_sentence(results.methods.get("images") or {})),
         ("seed", str(results.seed)),
         ("config", f"{results.config_name} · sha256 {results.config_hash[:12]}"),
         ("device", results.device),
@@ -455,6 +456,7 @@ def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict
     """Methods: the build's method records, then every measure of this build as the registry defines it."""
     page = "methods.md"
     info = results.measure_info
+    sections = methods_sections(results.methods)
     present = list(dict.fromkeys(r.measure for m in results.models for r in m.measures))
     order = {name: i for i, name in enumerate(info)}
     fields = ("section", "range", "definition", "formula", "inputs", "function", "interval")
@@ -465,16 +467,17 @@ def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict
                  "direction_text": DIRECTIONS.get((info.get(n) or {}).get("direction", ""), "")}
                 for n in sorted(present, key=lambda n: (order.get(n, len(order)), n))]
     return {
+        # the page's words by section, the build's settings as recorded (ids and numbers), the measures
         "methods.json": dumps({"atlas_version": results.atlas_version, "config_hash": results.config_hash,
-                               "methods": results.methods, "measures": {m["name"]: info.get(m["name"], {})
-                                                                        for m in measures}}),
-        "methods.csv": csv_text(["section", "key", "value"], flatten_methods(results.methods)),
+                               "methods": sections, "settings": results.methods,
+                               "measures": {m["name"]: info.get(m["name"], {}) for m in measures}}),
+        "methods.csv": csv_text(["section", "key", "value"], flatten_methods(sections)),
         page: env.get_template("methods.md.j2").render(
             **common,
             page=page,
             title="Methods",
             cite_key=cite_key(page),
-            methods=[method_section(k, v) for k, v in results.methods.items()],
+            methods=[method_section(k, v) for k, v in sections.items()],
             measures=measures,
             fence=fence(results.config_text),
             data={"csv": "methods.csv", "json": "methods.json"},

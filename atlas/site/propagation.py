@@ -17,6 +17,7 @@ from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
 from .leaderboard import BASELINE_ORDER, baselines_by_grid, cell, chosen, selection_rule
+from .methods import propagation_words
 from .paths import cite_key, html_url, model_page, rel
 from .wording import measure_title
 
@@ -25,7 +26,6 @@ PROPAGATION_TITLE = "Label propagation"
 PROPAGATION_BLURB = ("video object segmentation from the first mask alone (DINO's DAVIS protocol), per block and "
                      "representation, beside zero motion, colour, position and the ceiling.")
 MEASURES = ("propagation_jf", "propagation_j", "propagation_f")
-METHODS = "Label propagation (video)"
 
 
 def propagation_page(results: AtlasResults, taken: set[str] = frozenset()) -> str:
@@ -104,7 +104,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
                                                         "intervals over the test sequences.", note) if t)))
     rules = sorted({selection_rule(info, m.selected[MEASURES[0]]) for m in models if MEASURES[0] in m.selected})
     base = posixpath.basename(stem)
-    methods = results.methods.get(METHODS) or {}
+    methods = propagation_words(results.methods["propagation"]) if "propagation" in results.methods else {}
     return {
         f"{stem}.csv": csv_text(["model", "label", "sequence", "j_and_f", "block", "representation", "baseline"],
                                 csv_rows),

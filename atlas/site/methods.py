@@ -1,0 +1,340 @@
+"""The Methods page in words, from the build's Methods record (``AtlasResults.methods``: ids and
+numbers, written by :mod:`atlas.pipeline.methods` and the evaluations).
+
+Rewording a sentence here changes the page at the next render (``--render-only``) and computes
+nothing. :func:`methods_sections` gives the page's sections in order, each a ``{key: words}``
+dict (or one sentence); the other pages take single sentences from here (the resize policy, the
+label-propagation protocol).
+
+>>> record = {"images": {"resolutions": [224], "seed": 0}, "references": False}
+>>> sections = methods_sections(record)
+>>> list(sections), sections["References"]
+(['Images', 'References'], 'off')
+>>> sections["Images"]["resolution policy"][:51]
+'Every image is resized with antialiased bicubic res'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import resolution_label, resolution_size
+from ..inputs.geometry import ResizePolicy
+
+#: The section titles, in page order, by record key.
+SECTION_TITLES = {
+    "extraction": "Extraction", "images": "Images", "pictures": "Pictures", "clustering": "Joint clustering",
+    "shift": "Shift test", "uncertainty": "Uncertainty", "references": "References",
+    "evaluation": "Evaluation against human masks", "propagation": "Label propagation (video)",
+}
+
+#: How the resolution axis ([images] resolutions) runs, for Methods.
+RESOLUTION_AXIS = {
+    "resolution axis": "every model runs at each size on the same images with the same weights; \"native\" is the "
+                       "model's pretrained input size from its timm config; a size below 2 patches a side, or one that "
+                       "rounds to a size already run, is skipped for that model (build report)",
+    "position embeddings at each size": "learned absolute embeddings are resampled by timm from the weights' own grid "
+                                        "(bicubic, antialiased: resample_abs_pos_embed, as timm loads pretrained "
+                                        "weights); random-init weights are drawn at the pretrained size and resampled "
+                                        "the same way, so every size has the same weights; RoPE is evaluated at the "
+                                        "new grid; each model card lists what was done at each size",
+    "evaluations at each size": "the evaluation against human masks is run again at each size when it sees the "
+                                "model's own input size ([evaluation] geometry = \"model\"); with STEGO's fixed 320 px "
+                                "geometry, and for label propagation (frames at their own size), only at the main one",
+    "pictures at each size": "the gallery's resolution selector shows every size's cluster maps, the PCA pictures "
+                             "of tokens and the first prefix token's attention; the PCA pictures of the other "
+                             "representations, the attention head grid and the other prefix tokens are at the "
+                             "main resolution only (they would take the zoo's site over its 1 GB budget)",
+    "leaderboard and comparisons": "at the main resolution (the first of the list); the Resolution page compares sizes",
+}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+def policy_sentence(images: dict[str, Any]) -> str:
+    """How the images are resized, from the record's ``images`` section ("" when not recorded).
+
+    >>> policy_sentence({"resolutions": ["native"]})[:60]
+    'Every model runs at its native pretrained input size ([image'
+    """
+    requested = images.get("resolutions") or []
+    if not requested:
+        return ""
+    if len(requested) == 1 and requested[0] != "native":
+        text = ResizePolicy(*resolution_size(requested[0])).describe()
+    else:
+        listed = ", ".join(resolution_label(e) for e in requested)
+        text = ("Every model runs at its native pretrained input size ([images] resolutions = native): "
+                if len(requested) == 1 else
+                f"Every model runs at {len(requested)} input sizes ([images] resolutions = {listed}; the first "
+                "is the main one); at each, ")
+        text += ("every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
+                 "smallest size that covers it, then centre-cropped to it.")
+    return text + (" The size is then rounded per model to the nearest multiple of its patch size (halves round up; "
+                   "e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
+
+
+def _extraction(r: dict[str, Any]) -> dict[str, str]:
+    precision, memory = r.get("precision", "fp32"), r.get("memory_gb")
+    return {
+        "tokens": "output of transformer block b (the residual stream, before the final norm)",
+        "tokens_normed": "the last block's output after the model's final norm (model.norm): the last-layer "
+                         "features DINO users mean (DINOv2 x_norm_patchtokens, timm forward_features); last block "
+                         "only, so its layer sweep is one point. Models whose final norm is applied after pooling "
+                         "(timm fc_norm) have model.norm = identity: there it equals tokens",
+        "queries / keys / values": "exactly the tensors the block's attention multiplies (after q/k norm and rotary "
+                                   "position embedding where the model has them), heads concatenated: one vector per token",
+        "prefix tokens": "CLS and register tokens are stored apart from the patch grid and used only by the prefix-norm measure",
+        "layers (measures)": _dumps(r.get("layers")),
+        "layers (gallery)": _dumps(r.get("gallery_layers")),
+        "relative depth": "(b + 1) / depth; relative depth d selects block round(d * depth) - 1",
+        "precision": ("fp32 on every device, TF32 off (exact up to the float16 storage)" if precision == "fp32"
+                      else f"{precision} autocast (approximate: matrix products in {precision}; "
+                           "an emulated-autocast test bounds the error against fp32)"),
+        "storage": ("float16 in memory while the analyses run, never written (relative rounding ≤ 2⁻¹¹ of each "
+                    "value); " + (f"at most {memory:g} GB at a time" if memory else "as much at a time as free "
+                                  "memory holds") + ", the forward pass run again per chunk of blocks beyond that "
+                    "(the same numbers to the bit)"),
+    }
+
+
+def _images(r: dict[str, Any]) -> dict[str, str]:
+    return {"resolution policy": policy_sentence(r), "seed": str(r.get("seed")),
+            **(RESOLUTION_AXIS if len(r.get("resolutions") or []) > 1 else {})}
+
+
+def _pictures(r: dict[str, Any]) -> dict[str, str]:
+    return {
+        **{f"PCA → RGB, {k}": v for k, v in (r.get("pca") or {}).items()},
+        "attention, tokens": "every prefix token (CLS first, then the registers) of every gallery block; the "
+                             "gallery's attention picture is the first prefix token's head mean",
+        "attention, computation": "softmax over all tokens of (q_p * head_dim^-1/2) . k_t (+ the block's relative "
+                                  "position bias where its attention adds one), from the extracted queries and keys "
+                                  "(after q/k norm and rotary embedding), heads split from the concatenated vector",
+        "attention, normalisation": str(r.get("attention_normalisation", "")),
+        "attention, colour": "each picture divided by its own most attended patch (0 = none, 1 = the most), then "
+                             "Plotly's Inferno scale; the numbers (entropy, ring and high-norm shares) are on the "
+                             "layer sweep",
+        "attention, head grid": f"every head of the first {r.get('attention_images')} images; the head mean of every image",
+    }
+
+
+def _clustering(r: dict[str, Any]) -> dict[str, str]:
+    train = r.get("train_tokens_per_cluster")
+    return {
+        "algorithm": "k-means (Lloyd, k-means++ init) over the patch features of all images jointly",
+        "L2-normalise before clustering": str(r.get("normalize")),
+        "K": ", ".join(map(str, r.get("ks") or [])),
+        "iterations": str(r.get("n_iter")),
+        "training tokens": (f"centroids fitted on a seeded uniform sample of at most {train} tokens per cluster "
+                            "(K x that many), drawn from all images jointly; every token is then assigned to its "
+                            "nearest centroid" if train else "every token"),
+        "cluster order": "clusters sorted by size; colours aligned across blocks (deep to shallow chain), "
+                         "representations (to tokens at the deepest gallery block) and models (to the first model of "
+                         "a comparison) by Hungarian matching of the co-occurrence matrix",
+        "K for the measures": str(r.get("k")),
+    }
+
+
+def _shift(r: dict[str, Any]) -> dict[str, str]:
+    shifts = r.get("shifts") or [0]
+    return {"shifts (patches)": ", ".join(map(str, shifts)),
+            "images": f"the first {r.get('images')} images, cover-resized to (H, W + {max(shifts)} patches); "
+                      "window s starts s patches right of window 0; both assigned to the same centroids"}
+
+
+def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
+    seed, seeds = r.get("seed", 0), r.get("seeds", 1)
+    return {
+        "level": f"{r.get('level', 0.95):.0%} intervals",
+        "resampling": (f"delete-d jackknife over images (Shao & Wu 1989): {r['resamples']} random halves; every "
+                       "measure is recomputed from per-image sums of the half (same code as the value); variance "
+                       "(r / d) · mean (theta_half - mean)^2, interval value ± z·se. Random halves, not the "
+                       "bootstrap: duplicated images inflate chance-corrected scores (AMI, NCE) and bootstrap "
+                       "percentile intervals missed the true AMI in a planted test"
+                       if r.get("resamples") else "off (no intervals)"),
+        "k-means seeds": f"{seeds}: seeds {seed}..{seed + seeds - 1}; the value shown is seed {seed}'s for the "
+                         "positional measures (their figures show that seed's clustering) and the mean over seeds for "
+                         "the evaluation against human masks (the seed is not chosen with the block); for measures "
+                         "that depend on the clustering the variance of the value over seeds is added to the "
+                         "resampling variance, and the seeds' spread (max - min) is reported beside the interval",
+        "what is resampled": "the atlas images (cluster counts, norms, outliers, prefix tokens); the position "
+                             "probe's held-out images (the probes are not refitted); the blank-input probe "
+                             "images; the shift-test images",
+        "jackknife": "positional effect and locality are means over pairs of images: leave-one-image-out "
+                     "jackknife (dataset mean for centring held fixed), normal interval value ± z·se",
+    }
+
+
+def _references(on: Any) -> dict[str, str] | str:
+    if not on:
+        return "off"
+    return {
+        "content-only": "each image's tokens shuffled over its own positions (content kept, position removed), "
+                        "clustered and measured like the model's tokens",
+        "position-only": "each token replaced by the mean over images of the tokens at its position (position "
+                         "kept, content removed), clustered and measured like the model's tokens",
+        "blank-input probe and shift test": "relative by construction: 0 = chance / grid-following, "
+                                            "1 = identical maps / content-following (planted tests)",
+    }
+
+
+def split_rule(ev: dict[str, Any]) -> str:
+    """How the evaluation's folds were made (its record: ``split_kind``, ``groups``, ``split_seed``).
+
+    >>> split_rule({"split_kind": "groups", "groups": 6, "split_seed": 0})
+    '6 groups, each whole in one fold (shuffled with seed 0)'
+    >>> split_rule({"split_kind": "contiguous blocks", "groups": 1})
+    'contiguous blocks of the images ordered by group (1 group) and name'
+    """
+    n = ev.get("groups", 0)
+    if ev.get("split_kind") == "groups":
+        return f"{n} groups, each whole in one fold (shuffled with seed {ev.get('split_seed', 0)})"
+    return f"contiguous blocks of the images ordered by group ({n} group{'s' if n != 1 else ''}) and name"
+
+
+def units_rule(rule: dict[str, Any]) -> str:
+    """The resampling units of an image set (``atlas.measures.uncertainty.resampling_units``' rule).
+
+    >>> units_rule({"unit": "frame blocks", "units": 4, "groups": 2})
+    '4 contiguous blocks of frames (2 groups, too few to resample whole; frame order = name order)'
+    >>> units_rule({"unit": "groups", "units": 12, "groups": 12}), units_rule({"unit": "images", "units": 5})
+    ('12 groups', 'images')
+    """
+    unit, n, g = rule.get("unit"), rule.get("units", 0), rule.get("groups", 0)
+    if unit == "images":
+        return "images"
+    if unit == "groups":
+        return f"{n} groups"
+    return (f"{n} contiguous blocks of frames ({g} group{'s' if g != 1 else ''}, too few to resample whole; "
+            "frame order = name order)")
+
+
+def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation-against-human-masks section in words."""
+    stego = ev.get("geometry") == "stego"
+    geometry = ("STEGO geometry: short side resized to 320 px, centre crop 320 x 320 (snapped to the patch size); "
+                "the same weights with the position embeddings resampled for 320 px (timm's resampling, as "
+                "for pretrained weights at another size)"
+                if stego else "the model's own input size and centre crop (as the atlas images)")
+    folds, res = ev.get("folds") or {}, ev.get("resampling") or {}
+    classes = ev.get("classes") or []
+    grouped_by = (f"the regular expression {ev['group_regex']}" if ev.get("group_regex") else "image")
+    contiguous = ev.get("split_kind") != "groups"
+    return {
+        "dataset": f"{ev.get('dataset')}: {ev.get('images')} images, {len(classes)} classes ({', '.join(classes)}), "
+                   f"ignore index {ev.get('ignore_index')}" + (f", split {ev['split']}" if ev.get("split") else "")
+                   + (f", images listed in {ev['image_list']}" if ev.get("image_list") else "")
+                   + (f", the first {ev['max_images']} by name" if ev.get("max_images") else ""),
+        "geometry": f"{geometry}; masks follow with nearest-neighbour resampling; scores are on that crop "
+                    "(no CRF, no flip averaging)",
+        "splits": f"{'contiguous frame blocks' if contiguous else 'whole groups'}; grouped by {grouped_by}: "
+                  f"{split_rule(ev)}. Selection {folds.get('selection')} images (only choose each model's "
+                  f"leaderboard row), test {folds.get('test')} images (every reported number); k-NN support "
+                  f"{folds.get('support')} and queries {folds.get('query')} of the test images"
+                  + ("; too few groups to keep each whole, so a group can be on both sides of a fold boundary and "
+                     "neighbouring frames meet there" if contiguous else ""),
+        "split kind": str(ev.get("split_kind", "")),
+        "split groups": {f: ", ".join(g) for f, g in (ev.get("fold_groups") or {}).items()},
+        "matched mIoU (STEGO protocol)": "joint k-means (all images) with K = number of classes; cluster maps "
+                                         "upsampled (nearest) to mask resolution; one Hungarian matching on the "
+                                         "confusion matrix of the test images; mIoU = mean IoU over the classes "
+                                         "with a non-empty union",
+        "over-clustering": "K = 2 x classes; each cluster mapped to its class by the "
+                           + ("Hungarian matching (surplus clusters count as wrong)"
+                              if ev.get("over_clustering") == "hungarian" else "majority rule"),
+        "k-NN patch probe": "patch label = majority of its pixels (patches mostly ignore are skipped); cosine "
+                            f"k-NN with k in {ev.get('knn_ks')}, support -> query; mIoU over query patches",
+        "high-variance channel removal": "k-NN (k = 10) after dropping the top-m variance channels of the support "
+                                         f"set, m in {ev.get('removal_ms')}; controls: z-scoring, PCA whitening",
+        "similarity under masking": f"first {ev.get('similarity_images')} images in five variants "
+                                    f"({', '.join(ev.get('variants') or [])}); foreground classes: "
+                                    f"{', '.join(ev.get('foreground') or [])}; embedding = CLS token (mean of patch "
+                                    "tokens when the model has none) of the last block; linear CKA, debiased linear "
+                                    "CKA, SVCCA (99% variance); no better or worse direction, so not on the leaderboard",
+        "pseudo-masks (DatUS²-style)": "per image, spectral grouping of the last block's key affinity, connected "
+                                       "components, segments under 3 patches dropped; mean-pooled tokens per segment; "
+                                       "k-means (K = classes) over all segments; scored over all pixels of the test "
+                                       "images (unassigned pixels count as wrong), coverage reported",
+        "intervals": f"{ev.get('level', 0.95):.0%} intervals from {ev.get('resamples')} delete-d jackknife replicates "
+                     "that each keep a random half of the resampling units (the matching redone in every replicate) "
+                     f"and {ev.get('seeds')} k-means seeds (their variance added); the seeds' own spread is reported. "
+                     "Frames of one group are not independent, so the units are the groups when there are at "
+                     "least 10, otherwise contiguous blocks of frames in name order (about sqrt(N) blocks of "
+                     "about sqrt(N) frames, none across two groups); images without a group are units "
+                     f"themselves. Test images: {units_rule(res.get('test') or {})}; k-NN query images: "
+                     f"{units_rule(res.get('query') or {})}; CKA's {(res.get('similarity') or {}).get('images')} "
+                     f"images: {units_rule(res.get('similarity') or {})}",
+        "leaderboard": "each model's block and representation (and K) are chosen on the selection images by the "
+                       "measure named in its column (pixel accuracy and coverage follow the mIoU's choice) with "
+                       "the first k-means seed; the value shown is on the test images, the mean over the k-means "
+                       "seeds (not the seed that made the choice, which would favour it). Pseudo-masks use the last "
+                       "gallery block's keys by definition",
+        "baselines": "chance (random cluster ids; k-NN: random features), constant (one cluster), colour (mean "
+                     "CIELAB per patch), position (Gaussian bumps of 1.5 patches at every grid position), colour + "
+                     "position, all through the same protocol, images, split, grid and K; ceiling = the ground "
+                     "truth reduced to the patch grid (majority class per patch). k-NN is scored on patch labels, "
+                     "so its ceiling is 1 by construction and not shown",
+        "differences from STEGO's evaluation": "no CRF and no flip averaging; the geometry above; images limited "
+                                               "by max_images / image_list; matching on the test images of this "
+                                               "split, not the full split",
+    }
+
+
+def propagation_words(p: dict[str, Any]) -> dict[str, str]:
+    """The label-propagation section in words (also the Label propagation page's protocol lines)."""
+    frames, step, camvid = p.get("frames") or [0], p.get("frame_step", 1), p.get("dataset") == "camvid"
+    spacing = ("consecutive video frames" if step == 1 else
+               f"frames {step} video frames apart (only labelled frames exist)")
+    if camvid:
+        spacing += (f"; CamVid's video is 30 Hz, so consecutive frames here are {step}/30 s apart "
+                    "(the 0016E5 part of the SegNet redistribution is labelled at 15 Hz; most of CamVid is "
+                    "labelled at 1 Hz), not DAVIS's 24 fps: read CamVid numbers with that gap in mind")
+    h, w = (p.get("size") or [0, 0])[:2]
+    selection = p.get("selection") or []
+    return {
+        "dataset": f"{p.get('dataset')}: {p.get('sequences')} sequences, {sum(frames)} frames ("
+                   + (f"{min(frames)} each" if min(frames) == max(frames) else f"{min(frames)}-{max(frames)} a sequence")
+                   + "); " + spacing
+                   + (f"; CamVid's labelled frames cut into clips of {p.get('clip_length')}, each class one object "
+                      "(semantic propagation), unlabelled pixels ignored" if camvid else ""),
+        "protocol": "DINO's eval_video_segmentation.py: patch features of block b (CLS and registers dropped), "
+                    f"L2-normalised; affinity exp(cosine / {p.get('temperature'):g}) to the first frame and the "
+                    f"{p.get('n_context')} most recent frames; each patch keeps its top {p.get('top_k')} affinities "
+                    f"within {p.get('radius')} patches (rows and columns); the context's soft labels averaged with "
+                    "the normalised weights; upsampled (bilinear) to the mask size, then argmax. The first mask "
+                    "enters at the patch grid (nearest)",
+        "temperature": f"{p.get('temperature'):g} (DINO's; DINOv3's notebook uses 0.2, which spreads the weights over "
+                       "the top-k neighbours more evenly: numbers at the two temperatures are not comparable)",
+        "geometry": f"frames resized whole to {h} x {w} px (short side {p.get('short_side')}, rounded to whole "
+                    "patches per model), the model's position embeddings resampled to that grid (timm); masks "
+                    "nearest-neighbour; J and F scored at that size",
+        "metrics": "per object (those of the first mask), J = region IoU and F = boundary F-measure with "
+                   "DAVIS's tolerance of 0.008 x the image diagonal, each averaged over the scored frames "
+                   "(frames after the first that have a mask); J&F = (J + F) / 2; pooled over the objects of "
+                   "the test sequences",
+        "splits": f"sequences: selection {len(selection)} ({', '.join(selection)}; only choose each model's "
+                  f"leaderboard block and representation), test {p.get('test')} (every reported number)"
+                  + ("; the clips come from one drive, so neighbouring clips are not independent" if camvid else ""),
+        "intervals": (f"{p.get('level', 0.95):.0%} intervals from {p.get('resamples')} random halves of the test "
+                      "sequences (delete-d jackknife); deterministic, so no seeds"
+                      if p.get("intervals") else "none (intervals off, or fewer than 2 test sequences)"),
+        "baselines": "through the same scoring: zero motion (the first mask copied to every frame), colour "
+                     "(z-scored per-patch mean RGB) and position (Gaussian bumps of 1.5 patches at every grid "
+                     "position) through the same propagation, and the ceiling (every true mask reduced to the "
+                     "patch grid by majority and upsampled, nearest)",
+    }
+
+
+_WORDS = {"extraction": _extraction, "images": _images, "pictures": _pictures, "clustering": _clustering,
+          "shift": _shift, "uncertainty": _uncertainty, "references": _references, "evaluation": evaluation_words,
+          "propagation": propagation_words}
+
+
+def methods_sections(record: dict[str, Any]) -> dict[str, Any]:
+    """The Methods page's sections in words, ``{title: {key: words} or one sentence}``, in page order;
+    sections the record lacks are left out."""
+    return {title: _WORDS[key](record[key]) for key, title in SECTION_TITLES.items() if key in record}
