@@ -619,6 +619,129 @@ def project(args, cfg, coeff: dict | None, resolution) -> dict:
     return out
 
 
+# DAVIS 2017 val at 480p, what [evaluation.propagation] dataset = "davis" reads in the zoo:
+# ImageSets/2017/val.txt lists 30 sequences, 1,999 frames, 854 x 480 px.
+DAVIS_VAL = dict(sequences=30, frames=1999, size=(480, 854))
+# H200 listed peak for fp32 without tensor cores (the build runs fp32, TF32 off): the affinity
+# matrix products at this rate are a lower bound on their time, not a measurement.
+H200_FP32_FLOPS = 67e12
+
+
+def scoring_seconds(size: tuple[int, int], objects: int, frames: int = 20, seed: int = 0) -> float:
+    """Seconds to score one frame (J and F of ``objects`` objects, ``atlas.measures.propagation``)
+    at ``size`` on this machine: blobs and a prediction shifted a few pixels, as propagation leaves."""
+    import numpy as np
+
+    from atlas.inputs.videos import IGNORE
+    from atlas.measures.propagation import object_scores
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    truth = np.zeros((frames, h, w), np.int64)
+    for t in range(frames):
+        for o in range(1, objects + 1):
+            cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+            ry, rx = rng.uniform(0.08, 0.2) * h, rng.uniform(0.08, 0.2) * w
+            truth[t][((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = o
+    pred = np.roll(truth, (3, -5), axis=(1, 2))
+    ids = list(range(1, objects + 1))  # as PropagationRun scores them: the first mask's objects, given
+    object_scores(pred[:1], truth[:1], ids, ignore=IGNORE)  # imports and first-call costs out of the timing
+    t0 = time.perf_counter()
+    object_scores(pred, truth, ids, ignore=IGNORE)
+    return (time.perf_counter() - t0) / frames
+
+
+def project_propagation(args, cfg) -> dict | None:
+    """Label propagation of the zoo on DAVIS 2017 val (``[evaluation.propagation]``): per model, the
+    frames' grid, the features of a pair, the forward passes and their GPU time (the atlas's forward
+    model), the affinity FLOPs with a lower bound on their GPU time, and the CPU time of scoring J
+    and F (measured here per frame). None when the config has no propagation."""
+    from zoo_shapes import model_shape
+
+    from atlas.config import block_representations, resolve_layers
+    from atlas.pipeline.propagation_run import BASELINES, MAX_SCORING_THREADS
+
+    sec = cfg.evaluation.propagation
+    if sec is None:
+        return None
+    frames, sequences = args.davis_frames, args.davis_sequences
+    h, w = DAVIS_VAL["size"]
+    size = (sec.short_side, round(sec.short_side * w / h))  # PropagationRun's _frame_size: short side, aspect kept
+    budget = args.budget_gb * 1e9
+    large = {**README_LARGE, "forward_img_s": args.large_forward_img_s}
+    score_s = scoring_seconds(size, args.davis_objects)
+    predicted = frames - sequences  # every frame but each sequence's first is propagated and scored
+    rows = []
+    for spec in cfg.backbones:
+        try:
+            s = model_shape(spec, cfg.features, size)
+        except Exception as exc:  # noqa: BLE001 - one model timm cannot build: say so, go on
+            rows.append({"display_name": spec.display_name, "error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        gallery = resolve_layers(cfg.features.gallery_layers, s.depth)
+        pairs = block_representations(gallery, cfg.features.representations, s.depth)
+        pair_bytes = frames * s.tokens * s.embed_dim * 2  # float16, every frame of the dataset
+        # PropagationRun passes a sequence at a time, all pairs together or in chunks that fit the
+        # budget (a sequence of the mean length here): each frame goes through the model once per chunk
+        seq_pair_bytes = pair_bytes / sequences
+        passes = chunk_passes(gallery, {p: seq_pair_bytes for p in pairs}, budget)
+        context = 1 + sec.n_context
+        # the pairs' features, then the colour (3 channels) and position (one bump per cell) baselines
+        channels = len(pairs) * s.embed_dim + 3 + s.cells
+        flops = predicted * s.cells * context * s.cells * channels * 2
+        forward = (passes or 0) * frames * (s.params * s.tokens) / (large["params"] * large["tokens"]) \
+            / large["forward_img_s"]
+        rows.append({"display_name": s.display_name, "opt_in": s.opt_in, "input_size": s.input_size, "grid": s.grid,
+                     "tokens": s.tokens, "embed_dim": s.embed_dim, "pairs": len(pairs), "pair_f16_bytes": pair_bytes,
+                     "sequence_f16_bytes": seq_pair_bytes * len(pairs), "passes": passes,
+                     # the position baseline's bumps of one sequence (float32, one per cell, at every cell)
+                     "position_sequence_bytes": frames / sequences * s.cells * s.cells * 4, "forward_gpu_s": forward, "affinity_flops": flops,
+                     "affinity_gpu_s_lower": flops / H200_FP32_FLOPS,
+                     "scoring_cpu_s": (len(pairs) + len(BASELINES)) * predicted * score_s})
+    return {"frames": frames, "sequences": sequences, "size": size, "objects": args.davis_objects,
+            "scoring_s_per_frame": score_s, "baselines": list(BASELINES), "threads": MAX_SCORING_THREADS,
+            "models": rows}
+
+
+def print_propagation(args, prop: dict) -> dict:
+    rows = [r for r in prop["models"] if "error" not in r]
+    print(f"\n### Label propagation: DAVIS 2017 val, {prop['frames']} frames in {prop['sequences']} sequences at "
+          f"{prop['size'][0]} x {prop['size'][1]} px (extrapolated, no model run)\n")
+    print("| model | frame grid | tokens | pairs | 1 pair f16 (all frames) | 1 sequence f16 (all pairs) "
+          "| passes per sequence | forward GPU h | affinity PFLOP | affinity GPU h (lower bound) | scoring CPU h |")
+    print("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+    for r in prop["models"]:
+        if "error" in r:
+            print(f"| {r['display_name']} | failed: {r['error']} | | | | | | | | | |")
+            continue
+        name = r["display_name"] + (" (opt-in)" if r["opt_in"] else "")
+        passes = "(!)" if r["passes"] is None else str(r["passes"])
+        print(f"| {name} | {r['grid'][0]}x{r['grid'][1]} | {r['tokens']} | {r['pairs']} | {_size(r['pair_f16_bytes'])} "
+              f"| {_size(r['sequence_f16_bytes'])} | {passes} | {r['forward_gpu_s'] / 3600:.2f} | {r['affinity_flops'] / 1e15:.1f} "
+              f"| {r['affinity_gpu_s_lower'] / 3600:.2f} | {r['scoring_cpu_s'] / 3600:.2f} |")
+    sel = [r for r in rows if not r["opt_in"]]
+    t = {"models": len(sel), "forward_gpu_h": sum(r["forward_gpu_s"] for r in sel) / 3600,
+         "affinity_gpu_h_lower": sum(r["affinity_gpu_s_lower"] for r in sel) / 3600,
+         "scoring_cpu_h": sum(r["scoring_cpu_s"] for r in sel) / 3600,
+         "unfit": [r["display_name"] for r in sel if r["passes"] is None]}
+    print(f"| **total, without opt-in** ({t['models']} models) | | | {sum(r['pairs'] for r in sel)} | | | "
+          f"| **{t['forward_gpu_h']:.2f}** | | **{t['affinity_gpu_h_lower']:.2f}** | **{t['scoring_cpu_h']:.2f}** |")
+    print(f"\nScoring J and F of {prop['objects']} objects in one {prop['size'][0]} x {prop['size'][1]} frame: "
+          f"{prop['scoring_s_per_frame'] * 1000:.0f} ms on this machine (one core; measured now), for every pair and "
+          f"the {len(prop['baselines'])} baselines ({', '.join(prop['baselines'])}), on up to {prop['threads']} host "
+          "threads while the GPU predicts the next sequence. Forward GPU h as "
+          "the atlas images' (params x tokens, linear: attention's quadratic share grows with the frames' tokens, so "
+          f"it is low), each frame once per chunk of a sequence's pairs (a sequence of the mean length, "
+          f"{prop['frames'] / prop['sequences']:.0f} frames); affinity GPU h at the H200's listed fp32 peak ({H200_FP32_FLOPS / 1e12:.0f} TFLOPS): a lower "
+          "bound, never measured; scoring runs on the host, beside the GPU.")
+    big = max(sel, key=lambda r: r["position_sequence_bytes"])
+    print(f"The position baseline propagates one Gaussian bump per cell at every cell, a sequence at a time: "
+          f"{_size(big['position_sequence_bytes'])} of float32 for a sequence of {big['display_name']} (its largest).")
+    prop["totals"] = t
+    return t
+
+
 # ------------------------------------------------------------------------------------------ printing
 
 def _mb(x: float | None) -> str:
@@ -782,6 +905,12 @@ def main() -> None:
                         "(default 63.1)")
     g.add_argument("--large-forward-img-s", type=float, default=README_LARGE["forward_img_s"],
                    help="same row: raw forward_features fp32 img/s (default 36.3)")
+    g.add_argument("--davis-frames", type=int, default=DAVIS_VAL["frames"],
+                   help=f"frames of the propagation dataset (default {DAVIS_VAL['frames']}: DAVIS 2017 val)")
+    g.add_argument("--davis-sequences", type=int, default=DAVIS_VAL["sequences"],
+                   help=f"its sequences (default {DAVIS_VAL['sequences']}); their first frames are given, not scored")
+    g.add_argument("--davis-objects", type=int, default=2,
+                   help="objects scored per frame when timing J and F (default 2, an assumption)")
     g.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write the figures (default {DEFAULT_JSON})")
     args = p.parse_args()
     sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
@@ -888,6 +1017,10 @@ def main() -> None:
             print(f"| {k} | {t['gpu_h']:.2f} | {_size(t['stored_bytes']) if coeff else 'n/a'} |")
         ra = report["resolution_axis"]
         print(f"| **all sizes** | **{ra['gpu_h']:.2f}** | **{_size(ra['stored_bytes']) if coeff else 'n/a'}** |")
+    prop = project_propagation(args, zoo)
+    if prop is not None:
+        print_propagation(args, prop)
+        report["propagation"] = prop
     print()
     print(FORMULAS)
     if coeff:

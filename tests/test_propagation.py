@@ -58,6 +58,55 @@ def test_boundary_measure_by_hand_and_against_distance_transforms():
         assert boundary_measure(a, b) == pytest.approx(_reference_f(a, b), abs=1e-12)
 
 
+def _whole_frame_scores(pred, truth, objects, ignore):
+    """J and F per object over the frames, each frame scored whole (no crop): the definition."""
+    valid = truth != ignore
+    filled = np.where(valid, truth, pred)
+    js = [np.mean([region_similarity((p == o) & v, g == o) for p, g, v in zip(pred, truth, valid)]) for o in objects]
+    fs = [np.mean([_reference_f(p == o, g == o) for p, g in zip(pred, filled)]) for o in objects]
+    return np.array(js), np.array(fs)
+
+
+def _objects_at_the_edges(rng, frames=3, h=40, w=56, k=3):
+    """Ellipses that often cross the frame's edges, a shifted noisy prediction, ignored pixels."""
+    yy, xx = np.mgrid[:h, :w]
+    truth = np.zeros((frames, h, w), int)
+    for t in range(frames):
+        for o in range(1, k + 1):
+            cy, cx = rng.uniform(-0.2, 1.2) * h, rng.uniform(-0.2, 1.2) * w
+            ry, rx = rng.uniform(0.1, 0.6) * h, rng.uniform(0.1, 0.6) * w
+            truth[t][((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = o
+    pred = np.roll(truth, tuple(rng.integers(-3, 4, 2)), axis=(1, 2))
+    pred[rng.random(pred.shape) < 0.03] = rng.integers(0, k + 1)
+    truth[rng.random(truth.shape) < 0.05] = 255
+    return pred, truth
+
+
+def test_scores_on_the_objects_box_equal_the_whole_frame(monkeypatch):
+    """object_scores crops each frame to the object's box (plus one pixel): the same J and F as
+    scoring whole frames, with objects on the frame's edges, absent objects and ignored pixels.
+    The control: a box one pixel short of the objects' last row and column changes the scores,
+    and the comparison sees it."""
+    rng = np.random.default_rng(3)
+    cases = [_objects_at_the_edges(rng) for _ in range(25)]
+    for pred, truth in cases:
+        js, fs = object_scores(pred, truth, [1, 2, 3, 4], ignore=255)  # object 4 is never there: 1, as DAVIS
+        ref_j, ref_f = _whole_frame_scores(pred, truth, [1, 2, 3, 4], 255)
+        assert js == pytest.approx(ref_j, abs=1e-12) and fs == pytest.approx(ref_f, abs=1e-12)
+        assert js[3] == fs[3] == 1.0
+    import atlas.measures.propagation as prop
+
+    real = prop._box
+
+    def short(a, b):
+        box = real(a, b)
+        return box and tuple(slice(sl.start, min(sl.stop, n + 1) - 2) for sl, n in zip(box, a.shape))
+
+    monkeypatch.setattr(prop, "_box", short)
+    assert any(not np.allclose(object_scores(p, t, [1, 2, 3], ignore=255)[1],
+                               _whole_frame_scores(p, t, [1, 2, 3], 255)[1]) for p, t in cases)
+
+
 def _video(frames=8, size=16, seed=0):
     """Two textured squares moving in opposite directions over a textured background: masks and
     per-patch (1 px patches) colours."""

@@ -224,6 +224,42 @@ def test_shuffled_features_drop_to_the_position_baseline(tmp_path, planted):
     assert jf < baselines["propagation_jf", "position"] + 0.1, (jf, baselines)
 
 
+def test_scoring_threads_give_the_numbers_of_one_thread(tmp_path, planted, monkeypatch):
+    """J and F are scored on host threads while the next sequence is predicted: every number and
+    baseline equals a one-thread build's, to the bit."""
+    from atlas.pipeline import propagation_run
+
+    numbers = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(propagation_run, "SCORING_THREADS", threads)
+        config = project(tmp_path / f"t{threads}", planted.parent / "videos",
+                         _backbone("Identity", planted.parent / "ckpt" / "identity.safetensors"))
+        assert build(config) == 0
+        numbers[threads] = _numbers(tmp_path / f"t{threads}" / "docs", "identity")
+    assert numbers[1] == numbers[3] and len(numbers[1][0]) >= 12
+    assert numbers[1][0] == {k: v for k, v in _numbers(planted, "identity")[0].items() if k in numbers[1][0]}
+
+
+def test_a_budget_that_splits_each_sequence_gives_the_same_numbers(tmp_path, planted):
+    """Propagation passes the frames a sequence at a time, all pairs together, or a sequence's
+    pairs in chunks when they do not fit [features] memory_gb: the numbers are those of one pass
+    per sequence, to the bit, and the build report says how many passes it took."""
+    numbers, passes = {}, {}
+    for name, budget in (("whole", ""), ("split", "memory_gb = 5e-5\n")):
+        config = project(tmp_path / name, planted.parent / "videos",
+                         _backbone("Identity", planted.parent / "ckpt" / "identity.safetensors"))
+        config.write_text(config.read_text().replace("[features]\n", "[features]\n" + budget))
+        assert build(config) == 0
+        docs = tmp_path / name / "docs"
+        numbers[name] = _numbers(docs, "identity")
+        passes[name] = json.loads((docs / "build-report.json").read_text())["features"]["identity"]["propagation"]
+    assert numbers["whole"] == numbers["split"]
+    assert passes["whole"]["passes"] == passes["whole"]["sequences"] == 6  # each sequence once, every pair
+    assert passes["split"]["passes"] >= 2 * passes["split"]["sequences"]
+    report = (tmp_path / "split" / "docs" / "build-report.md").read_text()
+    assert f"{passes['split']['passes']} passes over its 6 sequences" in report
+
+
 # ---------------------------------------------------------------- loaders and bad input
 
 

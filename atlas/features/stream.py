@@ -210,6 +210,13 @@ class FeatureStream:
             self.on_demand.append(f"{name or f'{len(images)} images'}: block {block} {rep}")
             return self._compute(images, [(block, rep)], f"block {block} {rep} of {name or 'images'}")[(block, rep)]
 
+    def extract(self, images: list[AtlasImage], pairs: list[Pair], desc: str = "") -> dict[Pair, torch.Tensor]:
+        """The float16 tokens (N, T, C) of ``images`` at every pair of ``pairs``, from one pass (or
+        the opt-in cache), not kept: for an analysis that walks its own images piece by piece
+        (label propagation, a sequence at a time)."""
+        with self._lock:
+            return self._compute(list(images), list(pairs), desc)
+
     def _kept_of(self, names: list[str], pair: Pair) -> torch.Tensor | None:
         """The kept tokens of ``pair`` under any of ``names`` (sets of the same images), else None."""
         return next((self._kept[(n, *pair)] for n in names if (n, *pair) in self._kept), None)

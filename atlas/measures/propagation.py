@@ -113,8 +113,11 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
     out = np.empty((t_count, *size), dtype=np.int64)
     out[0] = resample_labels(first_mask, size)  # given, not predicted (unchanged at its own size)
     grids = torch.stack(soft[1:]).transpose(1, 2).reshape(t_count - 1, n_labels, h, w)
-    up = F.interpolate(grids, size=size, mode="bilinear", align_corners=False).cpu().numpy()
-    out[1:] = up.argmax(axis=1)  # numpy: torch's CPU argmax over a leading axis is ~10x slower here
+    up = F.interpolate(grids, size=size, mode="bilinear", align_corners=False)
+    if up.device.type == "cpu":  # numpy: torch's CPU argmax over a leading axis is ~10x slower here
+        out[1:] = up.numpy().argmax(axis=1)
+    else:  # on the device: the host gets labels, not every label's score (both take the first maximum)
+        out[1:] = up.argmax(dim=1).cpu().numpy()
     return out
 
 
@@ -138,13 +141,18 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def boundary_measure(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.008) -> float:
-    """F: the boundary F-measure of DAVIS. Boundary pixels of each mask count as matched when a
-    boundary pixel of the other lies within ``ceil(bound_th x image diagonal)`` pixels (a disk);
-    precision and recall of the matches, and their harmonic mean (1 when both are empty, 0 when
-    one is). Matches are found with a k-d tree over the boundary pixels (exactly the disk's rule)."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    radius = max(1, math.ceil(bound_th * math.hypot(*truth.shape)))
+def _box(a: np.ndarray, b: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of ``a | b`` with one pixel of margin (clipped to the image), or None when
+    both are empty. Every pixel of either mask lies in it, and what lies beyond it is outside both
+    masks, as the crop's own edge counts: J and F on the crop equal the whole frame's (tested)."""
+    union = a | b
+    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    if not len(rows):
+        return None
+    return (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+
+
+def _boundary_f(pred: np.ndarray, truth: np.ndarray, radius: int) -> float:
     bp, bt = np.argwhere(_boundary(pred)), np.argwhere(_boundary(truth))
     if not len(bp) and not len(bt):
         return 1.0
@@ -154,6 +162,22 @@ def boundary_measure(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.00
     precision = (cKDTree(bt).query(bp, distance_upper_bound=radius + 1e-6)[0] <= radius).mean()
     recall = (cKDTree(bp).query(bt, distance_upper_bound=radius + 1e-6)[0] <= radius).mean()
     return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+
+
+def _tolerance(shape: tuple[int, ...], bound_th: float) -> int:
+    """DAVIS's boundary tolerance in pixels: ``ceil(bound_th x image diagonal)``, at least 1."""
+    return max(1, math.ceil(bound_th * math.hypot(*shape)))
+
+
+def boundary_measure(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.008) -> float:
+    """F: the boundary F-measure of DAVIS. Boundary pixels of each mask count as matched when a
+    boundary pixel of the other lies within ``ceil(bound_th x image diagonal)`` pixels (a disk);
+    precision and recall of the matches, and their harmonic mean (1 when both are empty, 0 when
+    one is). Matches are found with a k-d tree over the boundary pixels (exactly the disk's rule),
+    on the masks' bounding box (:func:`_box`: the same boundaries, a fraction of the pixels)."""
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    box = _box(pred, truth)
+    return 1.0 if box is None else _boundary_f(pred[box], truth[box], _tolerance(truth.shape, bound_th))
 
 
 def object_scores(pred: np.ndarray, truth: np.ndarray, objects=None, *, ignore: int | None = None,
@@ -180,11 +204,17 @@ def object_scores(pred: np.ndarray, truth: np.ndarray, objects=None, *, ignore: 
         raise ValueError("the masks hold no object")
     valid = np.ones(truth.shape, bool) if ignore is None else truth != ignore
     filled = truth if ignore is None else np.where(valid, truth, pred)
-    js = np.array([np.mean([region_similarity((p == o) & v, g == o) for p, g, v in zip(pred, truth, valid)])
-                   for o in objects])
-    fs = np.array([np.mean([boundary_measure(p == o, g == o, bound_th) for p, g in zip(pred, filled)])
-                   for o in objects])
-    return js, fs
+    radius = _tolerance(truth.shape[1:], bound_th)
+    js, fs = np.ones((len(objects), len(pred))), np.ones((len(objects), len(pred)))
+    for t, (p, g, v, fl) in enumerate(zip(pred, truth, valid, filled)):
+        for i, o in enumerate(objects):
+            mine, true = p == o, g == o
+            box = _box(mine, true)  # the filled truth lies in it too (it is the truth or the prediction)
+            if box is None:  # neither has the object: J and F are 1, as DAVIS scores an absent object
+                continue
+            js[i, t] = region_similarity(mine[box] & v[box], true[box])
+            fs[i, t] = _boundary_f(mine[box], fl[box] == o, radius)
+    return js.mean(axis=1), fs.mean(axis=1)
 
 
 def j_and_f(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.008, *, objects=None,

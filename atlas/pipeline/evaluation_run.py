@@ -73,6 +73,7 @@ class Scored:
     rows: list[MeasureRow] = field(default_factory=list)
     baselines: list[Baseline] = field(default_factory=list)
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    passes: dict[str, Any] = field(default_factory=dict)  # passes of its own through the model (build report)
 
 
 def _factor(weights: np.ndarray | None) -> float:

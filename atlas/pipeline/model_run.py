@@ -103,6 +103,8 @@ class FeatureProvider(Protocol):
 
     def cluster(self, features, k: int, seed: int | None = None) -> tuple[np.ndarray, JointKMeans]: ...
 
+    def feature_budget(self, workers: int) -> int | None: ...
+
 
 class ModelRun:
     """Extraction, joint clustering, measures and aligned label maps of one backbone."""
@@ -295,6 +297,7 @@ class ModelRun:
             measures += scored.rows
             baselines += scored.baselines
             selected.update(scored.selected)
+            self.passes.update(scored.passes)
         if scorings:
             timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
         card = dataclasses.replace(card, precision=self.cfg.features.precision)
@@ -308,7 +311,8 @@ class ModelRun:
         input geometry (:meth:`EvaluationRun.geometry`) with a stream of their own, which passes
         with this run's chunks."""
         loaded = evaluation.geometry(self.loaded)
-        return self if loaded is self.loaded else ModelRun(self.cfg, loaded, [], self.cache, self.device, self.progress)
+        return self if loaded is self.loaded else ModelRun(self.cfg, loaded, [], self.cache, self.device, self.progress,
+                                                           memory_bytes=self.memory_bytes)
 
     def pairs(self) -> list:
         """Every (block, representation) the run analyses, in block order."""

@@ -7,6 +7,11 @@ patches) to ``short_side`` pixels on its short side, as DINO reads DAVIS at 480p
 position embeddings resampled to that grid (timm's resampling, as for pretrained weights at
 another size); masks follow with nearest-neighbour resampling, and J and F are scored at that size.
 
+Features are kept a sequence at a time, every (block, representation) pair at once (a long
+sequence's pairs in chunks that fit ``[features] memory_gb``), so each frame goes through the
+model once and the memory is that of one sequence, not of the dataset; J and F are scored on host
+threads while the next sequence is predicted.
+
 Sequences are split once into *selection* sequences, which only choose each model's leaderboard
 (block, representation), and *test* sequences, which give every reported number: J, F and J&F
 pooled over the objects of the test sequences, with intervals from random halves of the test
@@ -19,6 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +35,7 @@ import numpy as np
 from ..clustering.align import resample_labels
 from ..config import block_representations, rel_depth
 from ..features.backbones import at_resolution
+from ..features.stream import plan_chunks
 from ..inputs.datasets import DatasetError
 from ..inputs.splits import grouped_split
 from ..inputs.videos import IGNORE, VideoDataset, load_videos
@@ -42,6 +51,12 @@ if TYPE_CHECKING:
     from .model_run import FeatureProvider
 
 log = logging.getLogger(__name__)
+
+#: Host threads that score J and F while the next sequence is predicted (:meth:`PropagationRun._scores`):
+#: the machine's cores, at most :data:`MAX_SCORING_THREADS` (each holds one sequence's prediction).
+MAX_SCORING_THREADS = 8
+SCORING_THREADS = max(1, min(MAX_SCORING_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count() or 1))
 
 MEASURES = {"propagation_jf": "j_and_f", "propagation_j": "j", "propagation_f": "f"}
 #: Baselines of propagation, in the order they are computed and the per-sequence figure lists them.
@@ -142,6 +157,8 @@ class PropagationRun:
     # ------------------------------------------------------------------ per model
 
     def start(self, features: "FeatureProvider", *, blocks: list[int], reps: list[str], device=None) -> "Propagating":
+        """Get ready to score one model (``features``: the model at the frames' size). Nothing joins
+        the model's chunks: :meth:`finish` passes the frames a sequence at a time."""
         loaded = features.loaded
         size = tuple(loaded.card.input_size)
         frames, masks, spans, first = [], [], [], 0
@@ -151,26 +168,64 @@ class PropagationRun:
             spans.append((first, first + len(seq.frames)))
             first += len(seq.frames)
         pairs = block_representations(blocks, reps, loaded.card.depth)
-        features.stream.add("propagation frames", frames, pairs)
         return Propagating(features=features, depth=loaded.card.depth, frames=frames, masks=masks, spans=spans,
                            pairs=pairs, size=size, device=device)
 
     def _propagate(self, feats, st: "Propagating", s: int) -> np.ndarray:
-        a, b = st.spans[s]
+        """Sequence ``s``'s labels from its patch features ``feats`` (T, h, w, C)."""
         first = np.where(st.masks[s][0] == IGNORE, 0, st.masks[s][0])  # unlabelled pixels: no object
         sec = self.section
-        return propagate_labels(feats[a:b], first, mask_size=st.size, temperature=sec.temperature, top_k=sec.top_k,
+        return propagate_labels(feats, first, mask_size=st.size, temperature=sec.temperature, top_k=sec.top_k,
                                 radius=sec.radius, n_context=sec.n_context, device=st.device)
+
+    def _score(self, st: "Propagating", s: int, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(J, F) of each of sequence ``s``'s first-mask objects over its scored frames."""
+        seq = self.dataset.sequences[s]
+        return object_scores(pred[seq.scored], st.masks[s][seq.scored], seq.objects, ignore=IGNORE)
 
     def _scores(self, st: "Propagating", predict) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per sequence, (J, F) of each first-mask object over the scored frames; ``predict(s)``
-        gives sequence ``s``'s (T, H, W) labels."""
-        out = []
-        for s, seq in enumerate(self.dataset.sequences):
-            pred, truth = predict(s), st.masks[s]
-            scored = seq.scored
-            out.append(object_scores(pred[scored], truth[scored], seq.objects, ignore=IGNORE))
-        return out
+        gives sequence ``s``'s (T, H, W) labels (on :data:`SCORING_THREADS`, as :class:`_Scoring`)."""
+        with _Scoring(self, st) as scoring:
+            for s in range(len(self.dataset.sequences)):
+                scoring.add(s, s, predict(s))
+        return [scoring.results[s] for s in range(len(self.dataset.sequences))]
+
+    def score_pairs(self, st: "Propagating", pairs) -> None:
+        """Nothing while the model's chunks pass: the frames of a sequence go through the model
+        together, for all pairs, in :meth:`finish`."""
+
+    def _propagate_pairs(self, st: "Propagating") -> dict:
+        """Every pair's (J, F) of every sequence. Each sequence goes through the model once for all
+        pairs, or once per chunk of pairs when its features do not fit the budget: a 480p DAVIS
+        sequence of a large model holds a few GB for all pairs where all sequences held hundreds.
+        Frames are batched within their sequence, so the numbers do not depend on the budget."""
+        provider, stream = st.features, st.features.stream
+        per_frame = {p: 2 * t * c for p, (t, c) in stream.shapes(st.pairs).items()}
+        budget = provider.feature_budget(1)
+        n_prefix, (h, w) = provider.loaded.card.num_prefix_tokens, provider.loaded.grid
+        passes = 0
+        with _Scoring(self, st) as scoring:
+            for s, (a, b) in enumerate(st.spans):
+                sizes = {p: (b - a) * per_frame[p] for p in st.pairs}
+                if budget is not None and budget < max(sizes.values()):  # one pair of one sequence at least
+                    log.warning("%s: propagation: one (block, representation) pair of sequence %s takes %.3g GB, "
+                                "more than the %.3g GB feature budget; keeping it whole",
+                                provider.loaded.card.display_name, self.dataset.sequences[s].name,
+                                max(sizes.values()) / 1e9, budget / 1e9)
+                    budget = max(sizes.values())
+                chunks = plan_chunks(st.pairs, sizes, budget)
+                for chunk in chunks:
+                    kept = stream.extract(st.frames[a:b], chunk, f"propagation: sequence {s + 1} of {len(st.spans)}")
+                    for pair in chunk:  # patch tokens (T, h, w, C), float16 where the stream keeps them
+                        patches = kept.pop(pair)[:, n_prefix:].unflatten(1, (h, w))
+                        scoring.add((pair, s), s, self._propagate(patches, st, s))
+                passes += len(chunks)
+        st.passes = {"sequences": len(st.spans), "frames": len(st.frames), "passes": passes}
+        log.info("%s: propagation: %d frames a sequence at a time, %d passes over %d sequences%s",
+                 provider.loaded.card.display_name, len(st.frames), passes, len(st.spans),
+                 "" if passes == len(st.spans) else " (a sequence's pairs in chunks that fit the feature budget)")
+        return {pair: [scoring.results[pair, s] for s in range(len(st.spans))] for pair in st.pairs}
 
     def _summary(self, per_seq) -> tuple[dict[str, Uncertainty], float, list[float]]:
         """J, F, J&F on the test sequences with their intervals, J&F on the selection ones, and the
@@ -193,22 +248,14 @@ class PropagationRun:
             out[name] = u
         return out, pooled(self.selection)["j_and_f"], [float((j.mean() + f.mean()) / 2) for j, f in per_seq]
 
-    def score_pairs(self, st: "Propagating", pairs) -> None:
-        for b, r in pairs:
-            if (b, r) not in st.pairs or (b, r) in st.done:
-                continue
-            st.done.add((b, r))
-            feats, _ = st.features.features(st.frames, b, r)
-            per_seq = self._scores(st, lambda s: self._propagate(feats, st, s))
+    def finish(self, st: "Propagating", figures: dict) -> Scored:
+        for (b, r), per_seq in self._propagate_pairs(st).items():
             summary, selection, st.per_sequence[(b, r)] = self._summary(per_seq)
             for name, u in summary.items():
                 st.rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, st.depth), representation=r, measure=name,
                                           k=None, **row_fields(u, REGISTRY[name].value_range)))
             st.choice[(b, r)] = selection
-
-    def finish(self, st: "Propagating", figures: dict) -> Scored:
-        self.score_pairs(st, st.pairs)
-        out = Scored(rows=list(st.rows))
+        out = Scored(rows=list(st.rows), passes={"propagation": st.passes})
         finite = {key: v for key, v in st.choice.items() if np.isfinite(v)}
         if finite:
             (b, r), value = max(finite.items(), key=lambda kv: (kv[1], -kv[0][0]))
@@ -230,7 +277,6 @@ class PropagationRun:
         grid = loaded.grid
         photos = [np.asarray(loaded.policy.apply(f.load())) for f in st.frames]
         colour = zscore(patch_colours(photos, grid, "rgb"))
-        position = position_features(len(st.frames), grid)
 
         def zero_motion(s):
             return np.broadcast_to(st.masks[s][:1], st.masks[s].shape)
@@ -239,8 +285,15 @@ class PropagationRun:
             small = patch_majority(list(st.masks[s]), grid, IGNORE)
             return np.stack([resample_labels(np.where(m < 0, 0, m), st.size) for m in small])
 
-        predictors = {"zero motion": zero_motion, "colour": lambda s: self._propagate(colour, st, s),
-                      "position": lambda s: self._propagate(position, st, s), "ceiling": ceiling}
+        def colour_of(s):
+            return self._propagate(colour[slice(*st.spans[s])], st, s)
+
+        def position(s):
+            # one sequence's bumps at a time: all frames' are frames x cells² floats (DAVIS, ViT-S/8: 330 GB)
+            a, b = st.spans[s]
+            return self._propagate(position_features(b - a, grid), st, s)
+
+        predictors = {"zero motion": zero_motion, "colour": colour_of, "position": position, "ceiling": ceiling}
         out, per_sequence = [], {}
         for name in BASELINES:
             summary, _, per_sequence[name] = self._summary(self._scores(st, predictors[name]))
@@ -261,7 +314,42 @@ class Propagating:
     pairs: list
     size: tuple
     device: Any = None
-    done: set = field(default_factory=set)
+    passes: dict = field(default_factory=dict)  # the frames' passes through the model (build report)
     rows: list = field(default_factory=list)
     choice: dict = field(default_factory=dict)  # (b, r) -> selection sequences' J&F
     per_sequence: dict = field(default_factory=dict)  # (b, r) -> J&F of every sequence
+
+
+class _Scoring:
+    """J and F of propagated sequences on :data:`SCORING_THREADS` host threads (numpy and the k-d
+    trees release the GIL) while the caller predicts the next one: at DAVIS's 480p the scoring is
+    host work the size of the prediction's. At most one prediction per thread waits; ``results``
+    maps each ``add``'s key to its (J, F), the same numbers as one thread."""
+
+    def __init__(self, run: PropagationRun, st: Propagating):
+        self.run, self.st, self.results = run, st, {}
+        self._pool = ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="atlas-jf") if SCORING_THREADS > 1 else None
+        self._pending: deque = deque()
+
+    def add(self, key, s: int, pred: np.ndarray) -> None:
+        if self._pool is None:
+            self.results[key] = self.run._score(self.st, s, pred)
+            return
+        self._pending.append((key, self._pool.submit(self.run._score, self.st, s, pred)))
+        while len(self._pending) > SCORING_THREADS:  # bounds the predictions held in memory
+            self._collect()
+
+    def _collect(self) -> None:
+        key, future = self._pending.popleft()
+        self.results[key] = future.result()
+
+    def __enter__(self) -> "_Scoring":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            while self._pending and exc[0] is None:
+                self._collect()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
