@@ -708,18 +708,14 @@ def print_propagation(args, prop: dict) -> dict:
     rows = [r for r in prop["models"] if "error" not in r]
     print(f"\n### Label propagation: DAVIS 2017 val, {prop['frames']} frames in {prop['sequences']} sequences at "
           f"{prop['size'][0]} x {prop['size'][1]} px (extrapolated, no model run)\n")
-    print("| model | frame grid | tokens | pairs | 1 pair f16 (all frames) | 1 sequence f16 (all pairs) "
-          "| passes per sequence | forward GPU h | affinity PFLOP | affinity GPU h (lower bound) | scoring CPU h |")
-    print("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
-    for r in prop["models"]:
-        if "error" in r:
-            print(f"| {r['display_name']} | failed: {r['error']} | | | | | | | | | |")
-            continue
-        name = r["display_name"] + (" (opt-in)" if r["opt_in"] else "")
-        passes = "(!)" if r["passes"] is None else str(r["passes"])
-        print(f"| {name} | {r['grid'][0]}x{r['grid'][1]} | {r['tokens']} | {r['pairs']} | {_size(r['pair_f16_bytes'])} "
-              f"| {_size(r['sequence_f16_bytes'])} | {passes} | {r['forward_gpu_s'] / 3600:.2f} | {r['affinity_flops'] / 1e15:.1f} "
-              f"| {r['affinity_gpu_s_lower'] / 3600:.2f} | {r['scoring_cpu_s'] / 3600:.2f} |")
+    print_model_table(
+        ["frame grid", "tokens", "pairs", "1 pair f16 (all frames)", "1 sequence f16 (all pairs)",
+         "passes per sequence", "forward GPU h", "affinity PFLOP", "affinity GPU h (lower bound)", "scoring CPU h"],
+        prop["models"], lambda r: [
+            f"{r['grid'][0]}x{r['grid'][1]}", str(r["tokens"]), str(r["pairs"]), _size(r["pair_f16_bytes"]),
+            _size(r["sequence_f16_bytes"]), "(!)" if r["passes"] is None else str(r["passes"]),
+            f"{r['forward_gpu_s'] / 3600:.2f}", f"{r['affinity_flops'] / 1e15:.1f}",
+            f"{r['affinity_gpu_s_lower'] / 3600:.2f}", f"{r['scoring_cpu_s'] / 3600:.2f}"])
     sel = [r for r in rows if not r["opt_in"]]
     t = {"models": len(sel), "forward_gpu_h": sum(r["forward_gpu_s"] for r in sel) / 3600,
          "affinity_gpu_h_lower": sum(r["affinity_gpu_s_lower"] for r in sel) / 3600,
@@ -757,6 +753,19 @@ def _size(x: float | None) -> str:
     return f"{x:.0f} B"
 
 
+def print_model_table(columns: list[str], models: list[dict], cells) -> None:
+    """A markdown table of one row per zoo model: its name (marked opt-in), then ``cells(row)``;
+    a model timm could not build gets one row saying so."""
+    print("| " + " | ".join(["model", *columns]) + " |")
+    print("| --- |" + " --: |" * len(columns))
+    for r in models:
+        if "error" in r:
+            print(f"| {r['display_name']} | failed: {r['error']} |" + " |" * (len(columns) - 1))
+            continue
+        name = r["display_name"] + (" (opt-in)" if r["opt_in"] else "")
+        print("| " + " | ".join([name, *cells(r)]) + " |")
+
+
 def print_measured(rows: list[dict], fits: dict, mode: str) -> None:
     ok = [r for r in rows if r["rc"] == 0]
     print(f"\n### Measured ({mode}): tiny model, {platform.machine()}, {os.cpu_count()} cores\n")
@@ -792,19 +801,18 @@ def print_projection(args, proj: dict, coeff: dict | None) -> dict:
     n = args.images
     print(f"\n### Zoo projection: {n} images, {proj['resolution']}, budget {args.budget_gb:g} GB "
           f"(extrapolated, no model run)\n")
-    print("| model | px | depth | C | grid | tokens | pairs | 1 pair f16 | all pairs f16 (old cache) "
-          "| device / pair | passes | stored results | GPU h |")
-    print("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
-    for r in proj["models"]:
-        if "error" in r:
-            print(f"| {r['display_name']} | failed: {r['error']} | | | | | | | | | | | |")
-            continue
-        name = r["display_name"] + (" (opt-in)" if r["opt_in"] else "")
+
+    def passes(r):
         streamed = "(!)" if r["passes_streamed"] is None else str(r["passes_streamed"])
-        passes = f"{r['passes']}" + (f" ({streamed})" if streamed != str(r["passes"]) else "")
-        print(f"| {name} | {r['input_size'][0]} | {r['depth']} | {r['embed_dim']} | {r['grid'][0]}x{r['grid'][1]} "
-              f"| {r['tokens']} | {r['pairs']} | {_size(r['one_pair_f16_bytes'])} | {_size(r['all_pairs_f16_bytes'])} "
-              f"| {_size(r['pair_device_bytes'])} | {passes} | {_size(r.get('stored_bytes'))} | {r['gpu_s'] / 3600:.2f} |")
+        return f"{r['passes']}" + (f" ({streamed})" if streamed != str(r["passes"]) else "")
+
+    print_model_table(
+        ["px", "depth", "C", "grid", "tokens", "pairs", "1 pair f16", "all pairs f16 (old cache)", "device / pair",
+         "passes", "stored results", "GPU h"],
+        proj["models"], lambda r: [
+            str(r["input_size"][0]), str(r["depth"]), str(r["embed_dim"]), f"{r['grid'][0]}x{r['grid'][1]}",
+            str(r["tokens"]), str(r["pairs"]), _size(r["one_pair_f16_bytes"]), _size(r["all_pairs_f16_bytes"]),
+            _size(r["pair_device_bytes"]), passes(r), _size(r.get("stored_bytes")), f"{r['gpu_s'] / 3600:.2f}"])
     totals = {}
     for label, sel in (("without opt-in", [r for r in rows if not r["opt_in"]]), ("with opt-in", rows)):
         t = {"models": len(sel),

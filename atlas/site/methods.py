@@ -50,10 +50,6 @@ RESOLUTION_AXIS = {
 }
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value)
-
-
 def policy_sentence(images: dict[str, Any]) -> str:
     """How the images are resized, from the record's ``images`` section ("" when not recorded).
 
@@ -88,8 +84,8 @@ def _extraction(r: dict[str, Any]) -> dict[str, str]:
         "queries / keys / values": "exactly the tensors the block's attention multiplies (after q/k norm and rotary "
                                    "position embedding where the model has them), heads concatenated: one vector per token",
         "prefix tokens": "CLS and register tokens are stored apart from the patch grid and used only by the prefix-norm measure",
-        "layers (measures)": _dumps(r.get("layers")),
-        "layers (gallery)": _dumps(r.get("gallery_layers")),
+        "layers (measures)": json.dumps(r.get("layers")),
+        "layers (gallery)": json.dumps(r.get("gallery_layers")),
         "relative depth": "(b + 1) / depth; relative depth d selects block round(d * depth) - 1",
         "precision": ("fp32 on every device, TF32 off (exact up to the float16 storage)" if precision == "fp32"
                       else f"{precision} autocast (approximate: matrix products in {precision}; "
