@@ -136,6 +136,32 @@ def test_identity_features_track_and_shuffled_or_position_features_do_not():
     assert still["j_and_f"] == pytest.approx(copied["j_and_f"], abs=0.02) and still["j_and_f"] < 0.5, still
 
 
+@pytest.mark.parametrize("top_k, radius, n_context", [(5, 12, 7), (3, 2, 4), (1, 0, 7), (12, 3, 2)])
+def test_one_shared_map_gives_the_labels_of_the_map_repeated(top_k, radius, n_context):
+    """The position baseline's path: one (h w, h w) affinity matrix for every frame. Bumps tie
+    across the repeated context frames (a patch's M copies share the top-k), random features do
+    not; both give the labels of the map repeated frame by frame."""
+    from atlas.measures.baselines import position_features
+
+    h, w, frames = 8, 11, 12
+    first = np.zeros((4 * h, 4 * w), int)
+    first[5:20, 6:30], first[10:30, 2:9] = 1, 2
+    noise = np.random.default_rng(0).normal(size=(1, h, w, 7)).astype(np.float32)
+    changed = 0
+    for one in (position_features(1, (h, w)), noise):
+        protocol = {"top_k": top_k, "radius": radius, "n_context": n_context}
+        repeated = propagate_labels(np.repeat(one, frames, axis=0), first, **protocol)
+        shared = propagate_labels(one, first, n_frames=frames, **protocol)
+        assert shared.shape == repeated.shape and np.array_equal(shared, repeated)
+        changed += (repeated[1:] != repeated[:1]).sum()
+    assert changed > 0  # the labels move from frame 0: the comparison is not of copies of the first mask
+
+
+def test_a_shared_map_must_be_one_frame():
+    with pytest.raises(ValueError, match="one frame"):
+        propagate_labels(np.zeros((2, 4, 4, 3)), np.ones((4, 4), int), n_frames=5)
+
+
 @pytest.mark.parametrize("features, mask, words", [
     (np.zeros((1, 4, 4, 3)), np.ones((4, 4), int), "T >= 2"),
     (np.zeros((3, 4, 4, 3)), np.zeros((4, 4), int), "no object"),

@@ -57,7 +57,7 @@ def _neighbourhood(h: int, w: int, radius: int) -> torch.Tensor:
 def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[int, int] | None = None,
                      temperature: float = PROTOCOL["temperature"], top_k: int = PROTOCOL["top_k"],
                      radius: int = PROTOCOL["radius"], n_context: int = PROTOCOL["n_context"],
-                     device: torch.device | str | None = None) -> np.ndarray:
+                     n_frames: int | None = None, device: torch.device | str | None = None) -> np.ndarray:
     """Labels of every frame (T, H, W) propagated from the first frame's mask.
 
     Parameters
@@ -70,6 +70,12 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
         Size of the returned label maps (default: ``first_mask``'s).
     temperature, top_k, radius, n_context
         DINO's protocol (:data:`PROTOCOL`).
+    n_frames : int, optional
+        With ``features`` of one frame (1, h, w, C): the ``n_frames`` frames all have these
+        features (a baseline of position alone). The same labels as that map repeated
+        ``n_frames`` times, from one (h w, h w) affinity matrix instead of a frame's (h w, M h w)
+        per frame: each context frame repeats it, so the k-th largest of a patch's M copies is
+        the ceil(k / M)-th largest of one, and the weights average the context's labels.
     device : torch device, optional
         Where the affinities are computed (default: the CPU).
 
@@ -81,7 +87,10 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
         x = features.detach().to(device=device, dtype=torch.float32)
     else:  # a copy: broadcast (read-only) input is fine
         x = torch.tensor(np.asarray(features, dtype=np.float32), device=device)
-    if x.ndim != 4 or x.shape[0] < 2:
+    if n_frames is not None and (x.ndim != 4 or x.shape[0] != 1 or n_frames < 2):
+        raise ValueError(f"n_frames needs features of one frame (1, h, w, C) and n_frames >= 2; "
+                         f"got {tuple(x.shape)} and {n_frames}")
+    if x.ndim != 4 or (x.shape[0] < 2 and n_frames is None):
         raise ValueError(f"features must have shape (T >= 2, h, w, C); got {tuple(x.shape)}")
     first_mask = np.asarray(first_mask)
     if first_mask.ndim != 2 or first_mask.min() < 0:
@@ -91,16 +100,27 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
     if temperature <= 0 or top_k < 1 or radius < 0 or n_context < 0:
         raise ValueError("temperature must be > 0, top_k >= 1, radius >= 0, n_context >= 0")
     t_count, h, w, c = x.shape
+    t_count = n_frames or t_count
     size = tuple(mask_size or first_mask.shape)
     n_labels = int(first_mask.max()) + 1
-    x = F.normalize(x.reshape(t_count, h * w, c), dim=-1)
+    x = F.normalize(x.reshape(len(x), h * w, c), dim=-1)
     # the first mask at the patch grid, nearest (DINO reads the first annotation at 1/patch size)
     small = torch.as_tensor(resample_labels(first_mask, (h, w)).reshape(-1), dtype=torch.long, device=x.device)
     first = F.one_hot(small, n_labels).float()  # (P, L)
     near = _neighbourhood(h, w, radius).to(x.device)
     soft = [first]
+    shared = None if n_frames is None else torch.exp(x[0] @ x[0].T / temperature) * near  # every frame's
+    thresholds = {}  # per number of context frames, for the shared affinities
     for t in range(1, t_count):
         ctx_idx = [0] + list(range(max(1, t - n_context), t))
+        if shared is not None:
+            m = len(ctx_idx)
+            if m not in thresholds:
+                thresholds[m] = torch.topk(shared, math.ceil(min(top_k, m * h * w) / m), dim=1).values[:, -1:]
+            weights = torch.where(shared >= thresholds[m], shared, torch.zeros_like(shared))
+            weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
+            soft.append(weights @ torch.stack([soft[i] for i in ctx_idx]).mean(dim=0))
+            continue
         ctx_feats = torch.cat([x[i] for i in ctx_idx])  # (M P, C)
         ctx_labels = torch.cat([soft[i] for i in ctx_idx])  # (M P, L)
         aff = torch.exp(x[t] @ ctx_feats.T / temperature)  # (P, M P)

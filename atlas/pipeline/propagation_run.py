@@ -171,12 +171,13 @@ class PropagationRun:
         return Propagating(features=features, depth=loaded.card.depth, frames=frames, masks=masks, spans=spans,
                            pairs=pairs, size=size, device=device)
 
-    def _propagate(self, feats, st: "Propagating", s: int) -> np.ndarray:
-        """Sequence ``s``'s labels from its patch features ``feats`` (T, h, w, C)."""
+    def _propagate(self, feats, st: "Propagating", s: int, n_frames: int | None = None) -> np.ndarray:
+        """Sequence ``s``'s labels from its patch features ``feats`` (T, h, w, C), or from one
+        frame's (1, h, w, C) that all ``n_frames`` frames share."""
         first = np.where(st.masks[s][0] == IGNORE, 0, st.masks[s][0])  # unlabelled pixels: no object
         sec = self.section
         return propagate_labels(feats, first, mask_size=st.size, temperature=sec.temperature, top_k=sec.top_k,
-                                radius=sec.radius, n_context=sec.n_context, device=st.device)
+                                radius=sec.radius, n_context=sec.n_context, n_frames=n_frames, device=st.device)
 
     def _score(self, st: "Propagating", s: int, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(J, F) of each of sequence ``s``'s first-mask objects over its scored frames."""
@@ -288,10 +289,11 @@ class PropagationRun:
         def colour_of(s):
             return self._propagate(colour[slice(*st.spans[s])], st, s)
 
+        bumps = position_features(1, grid)  # every frame's: cells² floats, not frames x cells² (DAVIS, ViT-S/8: 330 GB)
+
         def position(s):
-            # one sequence's bumps at a time: all frames' are frames x cells² floats (DAVIS, ViT-S/8: 330 GB)
             a, b = st.spans[s]
-            return self._propagate(position_features(b - a, grid), st, s)
+            return self._propagate(bumps, st, s, n_frames=b - a)
 
         predictors = {"zero motion": zero_motion, "colour": colour_of, "position": position, "ceiling": ceiling}
         out, per_sequence = [], {}
