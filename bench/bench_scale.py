@@ -40,6 +40,8 @@ Usage::
     .venv/bin/python bench/bench_scale.py --sizes 10,30 --cache    # quick look, with the cache mode too
     .venv/bin/python bench/bench_scale.py --zoo-only               # the projection alone (needs a stored run:
                                                                    # reads --json for the measured bytes)
+    .venv/bin/python bench/bench_scale.py --propagation-only --time-propagation   # label propagation alone,
+                                                                   # timed per frame grid and width (on a GPU)
 
 Prints two Markdown tables (paste them into the README) and writes ``bench/results/bench_scale.json``.
 """
@@ -652,6 +654,59 @@ def scoring_seconds(size: tuple[int, int], objects: int, frames: int = 20, seed:
     return (time.perf_counter() - t0) / frames
 
 
+def propagation_seconds(grid: tuple[int, int], channels: int, size: tuple[int, int], sec, device: str,
+                        frames: int, seed: int = 0) -> float:
+    """Seconds of ``propagate_labels`` per frame once its context is full, for one pair's features
+    (random float32, ``grid`` x ``channels``) of frames of ``size`` on ``device``: affinities, top-k,
+    the upsampled labels' argmax and their copy to the host. The difference of a sequence of
+    ``n_context + 2 + frames`` frames and one of ``n_context + 2``, over ``frames``."""
+    import torch
+
+    from atlas.measures.propagation import propagate_labels
+
+    short = sec.n_context + 2
+    x = torch.randn(short + frames, *grid, channels, generator=torch.Generator().manual_seed(seed)).to(device)
+    first = _blobs(size, seed)
+    run = lambda t: propagate_labels(x[:t], first, mask_size=size, temperature=sec.temperature,  # noqa: E731
+                                     top_k=sec.top_k, radius=sec.radius, n_context=sec.n_context, device=device)
+    run(2)  # first-call costs (kernels, allocator) out of the timing
+    t0 = time.perf_counter()
+    run(short)
+    t1 = time.perf_counter()
+    run(short + frames)
+    t2 = time.perf_counter()
+    return max(0.0, (t2 - t1) - (t1 - t0)) / frames
+
+
+def shared_map_seconds(grid: tuple[int, int], size: tuple[int, int], sec, device: str, frames: int) -> float:
+    """Seconds of the position baseline for one sequence of ``frames`` frames on ``device``: the
+    bumps' one map shared by every frame (``propagate_labels(..., n_frames=frames)``)."""
+    from atlas.measures.baselines import position_features
+    from atlas.measures.propagation import propagate_labels
+
+    bumps, first = position_features(1, grid), _blobs(size, 0)
+    kw = dict(mask_size=size, temperature=sec.temperature, top_k=sec.top_k, radius=sec.radius,
+              n_context=sec.n_context, device=device)
+    propagate_labels(bumps, first, n_frames=2, **kw)
+    t0 = time.perf_counter()
+    propagate_labels(bumps, first, n_frames=frames, **kw)
+    return time.perf_counter() - t0
+
+
+def _blobs(size: tuple[int, int], seed: int):
+    """A first mask of two elliptic objects at ``size``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    mask = np.zeros(size, np.int64)
+    for o in (1, 2):
+        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+        mask[((yy - cy) / (0.15 * h)) ** 2 + ((xx - cx) / (0.15 * w)) ** 2 <= 1] = o
+    return mask
+
+
 def project_propagation(args, cfg) -> dict | None:
     """Label propagation of the zoo on DAVIS 2017 val (``[evaluation.propagation]``): per model, the
     frames' grid, the features of a pair, the forward passes and their GPU time (the atlas's forward
@@ -700,30 +755,70 @@ def project_propagation(args, cfg) -> dict | None:
                      "position_bytes": s.cells * s.cells * 4, "forward_gpu_s": forward, "affinity_flops": flops,
                      "affinity_gpu_s_lower": flops / H200_FP32_FLOPS,
                      "scoring_cpu_s": (len(pairs) + len(BASELINES)) * predicted * score_s})
-    return {"frames": frames, "sequences": sequences, "size": size, "objects": args.davis_objects,
-            "scoring_s_per_frame": score_s, "baselines": list(BASELINES), "threads": MAX_SCORING_THREADS,
-            "models": rows}
+    out = {"frames": frames, "sequences": sequences, "size": size, "objects": args.davis_objects,
+           "scoring_s_per_frame": score_s, "baselines": list(BASELINES), "threads": MAX_SCORING_THREADS,
+           "models": rows}
+    if args.time_propagation:
+        out["timed"] = time_propagation(args, sec, size, [r for r in rows if "error" not in r], predicted)
+    return out
+
+
+def time_propagation(args, sec, size: tuple[int, int], rows: list[dict], predicted: int) -> dict:
+    """Measure label propagation on ``--time-propagation``'s device for every frame grid and width
+    of the zoo, and add each model's ``propagation_s``: every predicted frame once per pair and once
+    for the colour baseline (3 channels), and the position baseline's shared map once per sequence
+    (of the mean length)."""
+    import torch
+
+    device = args.time_propagation
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    length = round(args.davis_frames / args.davis_sequences)
+    per_frame, shared = {}, {}
+    for r in rows:
+        grid = tuple(r["grid"])
+        for c in (r["embed_dim"], 3):
+            if (grid, c) not in per_frame:
+                per_frame[grid, c] = propagation_seconds(grid, c, size, sec, device, args.propagation_frames)
+                print(f"  propagation, {grid[0]}x{grid[1]} patches x {c} channels on {device}: "
+                      f"{per_frame[grid, c] * 1000:.1f} ms a frame", flush=True)
+        if grid not in shared:
+            shared[grid] = shared_map_seconds(grid, size, sec, device, length)
+            print(f"  position baseline, {grid[0]}x{grid[1]} patches, a {length}-frame sequence on {device}: "
+                  f"{shared[grid]:.2f} s", flush=True)
+        r["propagation_s"] = predicted * (r["pairs"] * per_frame[grid, r["embed_dim"]] + per_frame[grid, 3]) \
+            + args.davis_sequences * shared[grid]
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU, {os.cpu_count()} cores"
+    return {"device": device, "device_name": name, "frames_timed": args.propagation_frames,
+            "per_frame_s": {f"{g[0]}x{g[1]}x{c}": v for (g, c), v in per_frame.items()},
+            "position_sequence_s": {f"{g[0]}x{g[1]}": v for g, v in shared.items()}}
 
 
 def print_propagation(args, prop: dict) -> dict:
     rows = [r for r in prop["models"] if "error" not in r]
+    timed = prop.get("timed")
     print(f"\n### Label propagation: DAVIS 2017 val, {prop['frames']} frames in {prop['sequences']} sequences at "
           f"{prop['size'][0]} x {prop['size'][1]} px (extrapolated, no model run)\n")
     print_model_table(
         ["frame grid", "tokens", "pairs", "1 pair f16 (all frames)", "1 sequence f16 (all pairs)",
-         "passes per sequence", "forward GPU h", "affinity PFLOP", "affinity GPU h (lower bound)", "scoring CPU h"],
+         "passes per sequence", "forward GPU h", "affinity PFLOP", "affinity GPU h (lower bound)", "scoring CPU h"]
+        + ([f"propagation h, measured ({timed['device']})"] if timed else []),
         prop["models"], lambda r: [
             f"{r['grid'][0]}x{r['grid'][1]}", str(r["tokens"]), str(r["pairs"]), _size(r["pair_f16_bytes"]),
             _size(r["sequence_f16_bytes"]), "(!)" if r["passes"] is None else str(r["passes"]),
             f"{r['forward_gpu_s'] / 3600:.2f}", f"{r['affinity_flops'] / 1e15:.1f}",
-            f"{r['affinity_gpu_s_lower'] / 3600:.2f}", f"{r['scoring_cpu_s'] / 3600:.2f}"])
+            f"{r['affinity_gpu_s_lower'] / 3600:.2f}", f"{r['scoring_cpu_s'] / 3600:.2f}"]
+        + ([f"{r['propagation_s'] / 3600:.2f}"] if timed else []))
     sel = [r for r in rows if not r["opt_in"]]
     t = {"models": len(sel), "forward_gpu_h": sum(r["forward_gpu_s"] for r in sel) / 3600,
          "affinity_gpu_h_lower": sum(r["affinity_gpu_s_lower"] for r in sel) / 3600,
          "scoring_cpu_h": sum(r["scoring_cpu_s"] for r in sel) / 3600,
          "unfit": [r["display_name"] for r in sel if r["passes"] is None]}
+    if timed:
+        t["propagation_h_measured"] = sum(r["propagation_s"] for r in sel) / 3600
     print(f"| **total, without opt-in** ({t['models']} models) | | | {sum(r['pairs'] for r in sel)} | | | "
-          f"| **{t['forward_gpu_h']:.2f}** | | **{t['affinity_gpu_h_lower']:.2f}** | **{t['scoring_cpu_h']:.2f}** |")
+          f"| **{t['forward_gpu_h']:.2f}** | | **{t['affinity_gpu_h_lower']:.2f}** | **{t['scoring_cpu_h']:.2f}** |"
+          + (f" **{t['propagation_h_measured']:.2f}** |" if timed else ""))
     print(f"\nScoring J and F of {prop['objects']} objects in one {prop['size'][0]} x {prop['size'][1]} frame: "
           f"{prop['scoring_s_per_frame'] * 1000:.0f} ms on this machine (one core; measured now), for every pair and "
           f"the {len(prop['baselines'])} baselines ({', '.join(prop['baselines'])}), on up to {prop['threads']} host "
@@ -732,6 +827,10 @@ def print_propagation(args, prop: dict) -> dict:
           f"it is low), each frame once per chunk of a sequence's pairs (a sequence of the mean length, "
           f"{prop['frames'] / prop['sequences']:.0f} frames); affinity GPU h at the H200's listed fp32 peak ({H200_FP32_FLOPS / 1e12:.0f} TFLOPS): a lower "
           "bound, never measured; scoring runs on the host, beside the GPU.")
+    if timed:
+        print(f"Propagation measured on {timed['device_name']}: propagate_labels per frame once the context is full "
+              f"({timed['frames_timed']} frames a timing, random features), for every pair and the colour baseline, "
+              "and the position baseline's shared map once per sequence; the forward passes and J and F not included.")
     big = max(sel, key=lambda r: r["position_bytes"])
     print(f"The position baseline propagates one Gaussian bump per cell at every cell, the same for every frame: one "
           f"cells x cells affinity matrix per sequence, {_size(big['position_bytes'])} of float32 for "
@@ -921,6 +1020,13 @@ def main() -> None:
                    help=f"its sequences (default {DAVIS_VAL['sequences']}); their first frames are given, not scored")
     g.add_argument("--davis-objects", type=int, default=2,
                    help="objects scored per frame when timing J and F (default 2, an assumption)")
+    g.add_argument("--time-propagation", metavar="DEVICE", nargs="?", const="auto", default=None,
+                   help="also measure label propagation per frame at every frame grid and width of the zoo on DEVICE "
+                        "(default: cuda when visible, else cpu; slow on a CPU: the /8 grids take seconds a frame)")
+    g.add_argument("--propagation-frames", type=int, default=8,
+                   help="frames of each propagation timing beyond a full context (default 8)")
+    g.add_argument("--propagation-only", action="store_true",
+                   help="run no build and no storage projection: the label-propagation projection alone")
     g.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write the figures (default {DEFAULT_JSON})")
     args = p.parse_args()
     sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
@@ -931,6 +1037,16 @@ def main() -> None:
                                 "cores": os.cpu_count(), "python": sys.version.split()[0]},
                     "args": vars(args), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     rows: list[dict] = []
+    if args.propagation_only:
+        from atlas.config import load_config
+
+        prop = project_propagation(args, load_config(args.zoo))
+        if prop is None:
+            sys.exit(f"error: {args.zoo} has no [evaluation.propagation]; nothing to project")
+        print_propagation(args, prop)
+        report["propagation"] = prop
+        write_report(report, args.json)
+        return
     if args.zoo_only:
         prev = json.loads(Path(args.json).read_text())
         rows = prev.get("measured", [])
@@ -1082,7 +1198,11 @@ def main() -> None:
     report["readme_sources"] = {"small": README_SMALL, "large": README_LARGE,
                                 "where": "README.md, section Benchmarks, 'GPU figures' table (bench/bench_gpu.py, "
                                          "one NVIDIA H200, 2026-12-04)"}
-    out = Path(args.json)
+    write_report(report, args.json)
+
+
+def write_report(report: dict, path: str) -> None:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwritten {out}")

@@ -3,7 +3,8 @@
 # the CUDA cases of the precision, parity and kept-features tests, then bench/bench_gpu.py.
 #
 #   bench/gpu_checks.sh           # quick: tests + ViT-S/16 (64 images), about 2 minutes on an H200
-#   bench/gpu_checks.sh full      # then ViT-B/16 (128 images) and ViT-L/14 at 518 px (32 images)
+#   bench/gpu_checks.sh full      # then ViT-B/16 (128 images), ViT-L/14 at 518 px (32 images) and the
+#                                 # zoo's label propagation at DAVIS's 480p (bench_scale --propagation-only)
 #   bench/gpu_checks.sh large     # a cProfile of ViT-S/16's analyses, ViT-B/16 and ViT-L/14 (no tests)
 #
 # Logs go to $OUT (else ./gpu-checks). Wheels in .whl/ (packages the machine lacks, e.g. faiss-cpu, plotly,
@@ -32,7 +33,7 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $out/NAME.lo
     local t0=$SECONDS
     timeout "$limit" "$@" >"$out/$name.log" 2>&1
     local status=$?
-    grep -E "MEASURED|passed|failed|error|Error|img/s|analyses|memory|extraction|pairs\)|tottime|linalg|positional|kmeans|summary|attention|pca|boundary|locality" "$out/$name.log" | head -60
+    grep -E "MEASURED|passed|failed|error|Error|img/s|analyses|memory|extraction|pairs\)|tottime|linalg|positional|kmeans|summary|attention|pca|boundary|locality|ms a frame|position baseline,|total, without" "$out/$name.log" | head -60
     echo "=== $name: exit $status after $((SECONDS - t0)) s"
     [ "$status" -eq 0 ] || rc=1
 }
@@ -50,5 +51,8 @@ if [ "$mode" != quick ]; then
     step bench_vitb 150 python3 bench/bench_gpu.py --models vit_base_patch16_224.mae --images 128
     step bench_vitl518 240 python3 bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 \
         --images 32 --batch 16
+    # the zoo's label propagation on DAVIS 2017 val, timed per frame grid and width on the GPU
+    step propagation 150 python3 bench/bench_scale.py --propagation-only --time-propagation cuda \
+        --json "$out/bench_scale_propagation.json"
 fi
 exit $rc

@@ -136,6 +136,38 @@ def test_identity_features_track_and_shuffled_or_position_features_do_not():
     assert still["j_and_f"] == pytest.approx(copied["j_and_f"], abs=0.02) and still["j_and_f"] < 0.5, still
 
 
+def _reference_propagation(feats, first_small, temperature=0.1, top_k=5, radius=12, n_context=7):
+    """Soft labels at the patch grid as DINO's eval_video_segmentation.py writes them (out of place,
+    the neighbourhood mask repeated per context frame), in numpy."""
+    t_count, h, w, c = feats.shape
+    x = feats.reshape(t_count, h * w, c) / np.linalg.norm(feats.reshape(t_count, h * w, c), axis=-1, keepdims=True)
+    ys, xs = np.divmod(np.arange(h * w), w)
+    near = (np.abs(ys[:, None] - ys[None]) <= radius) & (np.abs(xs[:, None] - xs[None]) <= radius)
+    soft = [np.eye(first_small.max() + 1)[first_small.reshape(-1)]]
+    for t in range(1, t_count):
+        ctx = [0] + list(range(max(1, t - n_context), t))
+        aff = np.exp(x[t] @ np.concatenate([x[i] for i in ctx]).T / temperature) * np.tile(near, (1, len(ctx)))
+        threshold = np.sort(aff, axis=1)[:, -min(top_k, aff.shape[1])][:, None]
+        aff = np.where(aff >= threshold, aff, 0.0)
+        soft.append(aff / aff.sum(axis=1, keepdims=True) @ np.concatenate([soft[i] for i in ctx]))
+    return np.stack(soft)
+
+
+@pytest.mark.parametrize("top_k, radius, n_context", [(5, 12, 7), (3, 2, 4), (1, 1, 2)])
+def test_propagation_follows_dinos_reference(top_k, radius, n_context):
+    """The in-place affinities (the neighbourhood broadcast over context frames) give DINO's labels."""
+    rng = np.random.default_rng(3)
+    h, w, frames = 7, 9, 11
+    feats = rng.normal(size=(frames, h, w, 6))
+    first = np.zeros((h, w), int)
+    first[1:4, 2:6], first[4:7, 0:3] = 1, 2
+    protocol = {"top_k": top_k, "radius": radius, "n_context": n_context}
+    ours = propagate_labels(feats, first, **protocol)  # at the patch grid: the argmax of the soft labels
+    reference = _reference_propagation(feats, first, **protocol).argmax(axis=-1).reshape(frames, h, w)
+    assert np.array_equal(ours[1:], reference[1:])
+    assert (reference[1:] != reference[:1]).any()  # the labels move: not a comparison of copies
+
+
 @pytest.mark.parametrize("top_k, radius, n_context", [(5, 12, 7), (3, 2, 4), (1, 0, 7), (12, 3, 2)])
 def test_one_shared_map_gives_the_labels_of_the_map_repeated(top_k, radius, n_context):
     """The position baseline's path: one (h w, h w) affinity matrix for every frame. Bumps tie

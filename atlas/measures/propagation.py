@@ -123,12 +123,13 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
             continue
         ctx_feats = torch.cat([x[i] for i in ctx_idx])  # (M P, C)
         ctx_labels = torch.cat([soft[i] for i in ctx_idx])  # (M P, L)
-        aff = torch.exp(x[t] @ ctx_feats.T / temperature)  # (P, M P)
-        aff = aff * near.repeat(1, len(ctx_idx))
+        # in place: at DAVIS's 480p a /8 model's (P, M P) matrix is 1.3 GB, and each copy costs its writes
+        aff = torch.mm(x[t], ctx_feats.T).div_(temperature).exp_()  # (P, M P)
+        aff.view(h * w, len(ctx_idx), h * w).mul_(near[:, None, :])
         k = min(top_k, aff.shape[1])
         threshold = torch.topk(aff, k, dim=1).values[:, -1:]
-        aff = torch.where(aff >= threshold, aff, torch.zeros_like(aff))
-        aff = aff / aff.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        aff.masked_fill_(~(aff >= threshold), 0.0)
+        aff.div_(aff.sum(dim=1, keepdim=True).clamp_min(1e-30))
         soft.append(aff @ ctx_labels)
     out = np.empty((t_count, *size), dtype=np.int64)
     out[0] = resample_labels(first_mask, size)  # given, not predicted (unchanged at its own size)
