@@ -117,8 +117,8 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
             m = len(ctx_idx)
             if m not in thresholds:
                 thresholds[m] = torch.topk(shared, math.ceil(min(top_k, m * h * w) / m), dim=1).values[:, -1:]
-            weights = torch.where(shared >= thresholds[m], shared, torch.zeros_like(shared))
-            weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
+            weights = shared.masked_fill(~(shared >= thresholds[m]), 0.0)
+            weights.div_(weights.sum(dim=1, keepdim=True).clamp_min(1e-30))
             soft.append(weights @ torch.stack([soft[i] for i in ctx_idx]).mean(dim=0))
             continue
         ctx_feats = torch.cat([x[i] for i in ctx_idx])  # (M P, C)
