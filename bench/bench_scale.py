@@ -666,9 +666,11 @@ def propagation_seconds(grid: tuple[int, int], channels: int, size: tuple[int, i
 
     short = sec.n_context + 2
     x = torch.randn(short + frames, *grid, channels, generator=torch.Generator().manual_seed(seed)).to(device)
-    first = _blobs(size, seed)
-    run = lambda t: propagate_labels(x[:t], first, mask_size=size, temperature=sec.temperature,  # noqa: E731
-                                     top_k=sec.top_k, radius=sec.radius, n_context=sec.n_context, device=device)
+    first, kw = _blobs(size, seed), _protocol(sec, size, device)
+
+    def run(t):
+        propagate_labels(x[:t], first, **kw)
+
     run(2)  # first-call costs (kernels, allocator) out of the timing
     t0 = time.perf_counter()
     run(short)
@@ -684,13 +686,17 @@ def shared_map_seconds(grid: tuple[int, int], size: tuple[int, int], sec, device
     from atlas.measures.baselines import position_features
     from atlas.measures.propagation import propagate_labels
 
-    bumps, first = position_features(1, grid), _blobs(size, 0)
-    kw = dict(mask_size=size, temperature=sec.temperature, top_k=sec.top_k, radius=sec.radius,
-              n_context=sec.n_context, device=device)
+    bumps, first, kw = position_features(1, grid), _blobs(size, 0), _protocol(sec, size, device)
     propagate_labels(bumps, first, n_frames=2, **kw)
     t0 = time.perf_counter()
     propagate_labels(bumps, first, n_frames=frames, **kw)
     return time.perf_counter() - t0
+
+
+def _protocol(sec, size: tuple[int, int], device: str) -> dict:
+    """``propagate_labels``'s keywords for the config's ``[evaluation.propagation]`` ``sec``."""
+    return dict(mask_size=size, temperature=sec.temperature, top_k=sec.top_k, radius=sec.radius,
+                n_context=sec.n_context, device=device)
 
 
 def _blobs(size: tuple[int, int], seed: int):
