@@ -10,6 +10,13 @@ Per model (random init: the speed does not depend on the weights), on one device
 * analyses (joint k-means and every measure of every block x representation) vs extraction time,
   as a build runs them (``ModelRun.run``: forward passes per chunk of blocks within the budget,
   ``--memory-gb``, default from the free memory), and the passes that took;
+* the evaluation against human masks (the zoo's CamVid, ``../shared/data/camvid``; skipped with a
+  line where it is absent), timed apart from the analyses.
+
+The analysis settings are ``configs/zoo.toml``'s (``--settings zoo``: every block, 4 gallery blocks,
+K = 2/4/8/16, 3 k-means seeds, 200 resamples) so that the figures project the zoo;
+``--settings readme`` has those of the README's 2026-12-04 table (one K, the last block's gallery,
+no evaluation), to compare with it.
 * peak GPU memory (``torch.cuda.max_memory_allocated``) of the whole run, and the most memory the
   kept features of one pass took.
 
@@ -20,6 +27,8 @@ Usage::
 
     python bench/bench_gpu.py                                       # CUDA, ViT-S/16 and ViT-B/16, 128 images
     python bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 --images 256
+    python bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 --images 300 \
+        --layers 0.5,1.0 --no-evaluation                            # per pair at 300 images, 4 blocks
     python bench/bench_gpu.py --device cpu --images 16 --models vit_small_patch16_224.dino
 """
 
@@ -33,24 +42,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _config(model: str, batch: int, size: int):
-    from atlas.config import parse_config
+ZOO = Path(__file__).resolve().parents[1] / "configs" / "zoo.toml"
+# the analysis settings of the README's 2026-12-04 H200 table: one K, the last block's gallery, no evaluation
+README_SETTINGS = {"features": {"layers": "all", "gallery_layers": [1.0]}, "clustering": {"ks": [8]}}
 
-    return parse_config(f"""
-[images]
-resolution = [{size}, {size}]
-[features]
-layers = "all"
-gallery_layers = [1.0]
-batch_size = {batch}
-[clustering]
-ks = [8]
-[[backbones]]
-display_name = "bench"
-timm_name = "{model}"
-weights = "random"
-training = "random"
-""")
+
+def _layers(text: str):
+    """``--layers``: "all", or comma-separated block indices (0, 5) or relative depths (0.5, 1.0)."""
+    if text == "all":
+        return text
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    return [float(x) for x in items] if any("." in x for x in items) else [int(x) for x in items]
+
+
+def _config(model: str, batch: int, size: int, settings: str = "zoo", layers: str | None = None,
+            evaluation: bool = True, evaluation_root: str | None = None):
+    """The benchmark's config: ``model`` (random init) at ``size`` px with the analysis settings of
+    ``configs/zoo.toml`` (``settings="zoo"``: its blocks, gallery, representations, Ks, measures,
+    resamples, seeds and, with ``evaluation``, its [evaluation] against human masks; label
+    propagation is timed by ``bench_scale.py --time-propagation``) or of the README's 2026-12-04
+    table (``"readme"``); ``layers`` replaces the sweep's blocks; ``evaluation_root`` the dataset's
+    folder."""
+    import tomllib
+
+    from atlas.config import AtlasConfig
+
+    if settings == "readme":
+        data = {k: dict(v) for k, v in README_SETTINGS.items()}
+    else:
+        zoo = tomllib.loads(ZOO.read_text())
+        data = {"features": {k: zoo["features"][k] for k in ("layers", "gallery_layers", "representations")
+                             if k in zoo["features"]}}
+        data.update({k: zoo[k] for k in ("clustering", "analyses", "uncertainty") if k in zoo})
+        if evaluation and "evaluation" in zoo:
+            data["evaluation"] = {k: v for k, v in zoo["evaluation"].items() if k != "propagation"}
+            if evaluation_root:
+                data["evaluation"]["root"] = str(Path(evaluation_root).resolve())
+    data["features"]["batch_size"] = batch
+    if layers:
+        data["features"]["layers"] = _layers(layers)
+    data["images"] = {"resolution": [size, size]}
+    data["backbones"] = [{"display_name": "bench", "timm_name": model, "weights": "random", "training": "random"}]
+    return AtlasConfig(**data, source_path=str(ZOO))  # paths ([evaluation] root) relative to the repository
 
 
 def _peak_reset(device) -> None:
@@ -71,26 +104,36 @@ def _peak_gib(device) -> float:
 
 
 def bench_model(model: str, args, device) -> dict[str, float]:
+    from threadpoolctl import threadpool_limits
+
     from atlas.features.backbones import load_backbone
+    from atlas.pipeline.evaluation_run import EvaluationRun
     from atlas.pipeline.model_run import ModelRun
     from bench_extraction import _images, run_raw
 
     raw_args = argparse.Namespace(model=model, size=args.size, batch=args.batch, blocks="last", device=args.device,
                                   threads=0)
     out = {"raw fp32": run_raw(raw_args, args.images, "fp32"), "raw bf16": run_raw(raw_args, args.images, "bf16")}
-    cfg = _config(model, args.batch, args.size)
+    cfg = _config(model, args.batch, args.size, args.settings, args.layers, not args.no_evaluation,
+                  args.evaluation_root)
     loaded = load_backbone(cfg.backbones[0], (args.size, args.size), seed=0)
     images = _images(args.images)
     memory = None if args.memory_gb is None else int(args.memory_gb * 1e9)
-    run = ModelRun(cfg, loaded, images, None, device, memory_bytes=memory)
+    skipped = []
+    evaluation = EvaluationRun.from_config(cfg, skipped)
+    for item in skipped:
+        print(f"  skipped: {item.what}: {item.reason}")
+    run = ModelRun(cfg, loaded, images, None, device, memory_bytes=memory,
+                   evaluations=[evaluation] if evaluation else [])
     _peak_reset(device)
-    if args.profile:
-        result = _profiled_run(run, args.profile)
-    else:
-        result = run.run()
+    with threadpool_limits(1, user_api="blas"):  # as a build runs a model (atlas.pipeline.build)
+        result = _profiled_run(run, args.profile) if args.profile else run.run()
     out["peak GiB"] = _peak_gib(device)
     out["extract s"] = result.timings["extract_s"]
     out["analyse s"] = result.timings["cluster_analyse_s"]
+    out["evaluation s"] = result.timings.get("evaluation_s")
+    out["evaluation images"] = len(evaluation.dataset) if evaluation else 0
+    out["gallery pairs"] = len([p for p in run.pairs() if p[0] in run.gallery_blocks])
     passes = result.passes
     out["passes"], out["pairs"], out["on demand"] = passes["passes"], passes["pairs"], passes["on_demand"]
     out["kept GiB"] = passes.get("kept_bytes", 0) / 2**30
@@ -148,6 +191,16 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (then the figures are CPU figures)")
     p.add_argument("--memory-gb", type=float, default=None,
                    help="feature budget ([features] memory_gb; default: from the free memory)")
+    p.add_argument("--settings", choices=("zoo", "readme"), default="zoo",
+                   help="analysis settings: configs/zoo.toml's (default: every block, 4 gallery blocks, K = 2/4/8/16, "
+                        "3 seeds, 200 resamples, its [evaluation]) or the README's 2026-12-04 table's (one K, the "
+                        "last block's gallery, no evaluation)")
+    p.add_argument("--layers", default=None,
+                   help="the sweep's blocks instead: indices (0,11) or relative depths (0.25,0.5,0.75,1.0); the "
+                        "gallery blocks are analysed too. Per-pair figures of a subset, for large image counts")
+    p.add_argument("--no-evaluation", action="store_true", help="leave out the evaluation against human masks")
+    p.add_argument("--evaluation-root", default=None,
+                   help="the evaluation dataset's folder (default: configs/zoo.toml's, ../shared/data/camvid)")
     p.add_argument("--profile", metavar="FILE", default="",
                    help="run the analyses one pair at a time under cProfile, print the costliest functions and "
                         "write the profile to FILE")
@@ -163,7 +216,9 @@ def main(argv=None) -> int:
         return 2
     device = pick_device(args.device)
     where = describe(device) + ("" if device.type == "cuda" else " -- CPU RUN, NOT GPU FIGURES")
-    print(f"{args.images} images at {args.size}px, batch {args.batch} | device {where} | torch {torch.__version__}")
+    print(f"{args.images} images at {args.size}px, batch {args.batch} | device {where} | torch {torch.__version__} | "
+          f"{args.settings} settings{'' if args.layers is None else ', blocks ' + args.layers}"
+          f"{', no evaluation' if args.no_evaluation or args.settings == 'readme' else ''}")
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         f = bench_model(model, args, device)
         print(f"\n{model} ({f['pairs']} block x representation pairs)")
@@ -175,7 +230,11 @@ def main(argv=None) -> int:
               f"{f['features GiB']:.2f} GiB of features; at most {f['kept GiB']:.2f} GiB kept at once; "
               f"{f['on demand']} pair(s) on demand)")
         print(f"  analyses                  : {f['analyse s']:8.1f} s   (/ extraction = "
-              f"{f['analyse s'] / max(f['extract s'], 1e-9):.2f})")
+              f"{f['analyse s'] / max(f['extract s'], 1e-9):.2f}; {f['analyse s'] / max(f['pairs'], 1):.2f} s per pair, "
+              f"{f['gallery pairs']} of the {f['pairs']} pairs in the gallery)")
+        if f["evaluation s"] is not None:
+            print(f"  evaluation                : {f['evaluation s']:8.1f} s   ({f['evaluation images']} images with "
+                  f"human masks, {f['gallery pairs']} gallery pairs)")
         if device.type == "cuda":
             print(f"  peak GPU memory           : {f['peak GiB']:.2f} GiB")
     return 0

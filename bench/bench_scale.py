@@ -976,7 +976,10 @@ the config extracts (sweep and gallery blocks), gallery pairs / blocks = those a
   through the README's two H200 points in s per pair per image (ViT-S/16 224 px: 10.5 s / 49 pairs /
   64 images; ViT-L/14 518 px: 63.1 s / 97 pairs / 32 images); forward: passes x N x (params x T) /
   (params x T of ViT-L/14 at 518) / 36.3 img/s (its raw fp32 forward_features). Extrapolations from
-  two measurements of today's code, not measurements."""
+  two measurements of today's code, not measurements. Not counted: both points were measured with
+  one K (8), the last block's gallery and no evaluation (bench_gpu.py --settings readme), while the
+  zoo clusters K = 2/4/8/16 at 4 gallery depths and scores its [evaluation] (CamVid, 101 images,
+  never timed on a GPU); bench_gpu.py measures those by default now (--settings zoo)."""
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -1194,7 +1197,9 @@ def main() -> None:
                     "model's)")
         gh = nat["totals"]["without opt-in"]["gpu_h"]
         print(f"GPU time (extrapolated from the README's H200 figures of today's code, not measured): the zoo at "
-              f"{args.images} images and native resolution {gh:.1f} h (issue 25's goal: under 1 h on one H200)")
+              f"{args.images} images and native resolution {gh:.1f} h (issue 25's goal: under 1 h on one H200), "
+              "without its evaluation against human masks and its other Ks and gallery depths (not in the H200 "
+              "figures: see the formulas)")
     else:
         print("\nGoal (issue 25): not checked: no successful default-mode build to scale stored bytes from")
     report["goal"] = {"gb": args.goal_gb, "pass": verdict,

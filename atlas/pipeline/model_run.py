@@ -236,6 +236,7 @@ class ModelRun:
     def run(self) -> ModelResult:
         card = self.loaded.card
         timings: dict[str, float] = {"extract_s": 0.0, "cluster_analyse_s": 0.0}
+        evaluation_s = 0.0
         extra = self.image_sets()
         pairs = self.pairs()
         sweep = set(self.sweep)
@@ -274,9 +275,11 @@ class ModelRun:
             references += out[3]
             for kind in figures:
                 figures[kind] += out[4][kind]
+            timings["cluster_analyse_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
             for evaluation, scoring in zip(self.evaluations, scorings):
                 evaluation.score_pairs(scoring, chunk)
-            timings["cluster_analyse_s"] += time.perf_counter() - t0
+            evaluation_s += time.perf_counter() - t0
         for run in runs_streamed:
             run.stream.release()
         self.passes["on_demand"] = sum(len(run.stream.on_demand) for run in runs_streamed)
@@ -298,8 +301,8 @@ class ModelRun:
             baselines += scored.baselines
             selected.update(scored.selected)
             self.passes.update(scored.passes)
-        if scorings:
-            timings["evaluation_s"] = round(time.perf_counter() - t0, 2)
+        if scorings:  # scoring each chunk's pairs and finishing (folds, baselines, selection)
+            timings["evaluation_s"] = round(evaluation_s + time.perf_counter() - t0, 2)
         card = dataclasses.replace(card, precision=self.cfg.features.precision)
         return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
                            measures=measures, figures=figures, timings=timings, references=references,
