@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from atlas.measures.baselines import position_features
+from atlas.clustering.kmeans import cluster_features
+from atlas.measures.baselines import POSITION_FLOOR, POSITION_SIGMA, position_features
 from atlas.measures.knn import knn_predict, knn_probe
 
 GRID = (6, 6)
@@ -55,3 +56,49 @@ def test_without_ties_the_probe_is_plain_cosine_knn(k):
     ours = knn_predict(support.astype(np.float32), ys, query.astype(np.float32), (k,), 2)[k]
     ref = KNeighborsClassifier(k, metric="cosine", algorithm="brute").fit(support, ys).predict(query)
     assert np.array_equal(ours, ref)
+
+
+def test_a_larger_k_tied_at_another_level_is_counted_again():
+    """One query, two ks whose ties both cross the k-th neighbour at different levels. k = 1: the
+    two support patches at similarity 1 (classes 0, 1) tie. k = 3: those two vote, and the last
+    vote is shared by the three at similarity 0.5 (classes 1, 2, 2): class 1 has 4/3 -> class 1.
+    Reusing the k = 1 tie's counts (level 1) would share it between classes 0 and 1 -> class 0."""
+    half = [0.5, np.sqrt(0.75)]
+    feats = np.array([[1, 0], [1, 0], half, half, half, [0, 1], [0, 1], [0, 1]], dtype=np.float32)
+    labels = np.array([0, 1, 1, 2, 2, 0, 0, 0])
+    query = np.array([[1.0, 0.0]], dtype=np.float32)
+    for order in ([0, 1, 2, 3, 4, 5, 6, 7], [4, 3, 2, 1, 0, 7, 6, 5]):
+        out = knn_predict(feats[order], labels[order], query, (1, 3), 3)
+        assert (out[1][0], out[3][0]) == (0, 1), order
+
+
+def _gaussian_bumps(grid):
+    """The position features' Gaussian bumps without their floor, as they were made before it."""
+    h, w = grid
+    rr, cc = np.divmod(np.arange(h * w), w)
+    d2 = (rr[:, None] - rr[None, :]) ** 2 + (cc[:, None] - cc[None, :]) ** 2
+    return np.exp(-d2 / (2.0 * POSITION_SIGMA**2)).astype(np.float32).reshape(h, w, h * w)
+
+
+def test_position_features_have_no_subnormal_products_and_the_same_neighbours():
+    """The floor drops the bumps' far tails, whose products (on unit vectors too) fell below
+    float32's normal range, where CPU arithmetic crawls; the k-NN probe and k-means see the same
+    neighbours and clusters as with the whole Gaussian."""
+    grid, n_s, n_q, n_cls = (20, 20), 4, 2, 5
+    feats = position_features(n_s + n_q, grid)
+    nonzero = feats[feats > 0]
+    assert nonzero.min() >= POSITION_FLOOR
+    norm = np.linalg.norm(feats, axis=-1).max()
+    assert (nonzero.min() / norm) ** 2 >= np.finfo(np.float32).tiny  # products of unit vectors stay normal
+    whole = np.broadcast_to(_gaussian_bumps(grid), feats.shape)
+    assert ((whole > 0) & (whole < np.finfo(np.float32).tiny)).any()  # the grid is large enough to need it
+    labels = np.random.default_rng(0).integers(0, n_cls, (n_s + n_q, *grid))
+    flat = lambda f: f.reshape(-1, f.shape[-1])  # noqa: E731
+    for f in (feats, whole):
+        pred = knn_predict(flat(f[:n_s]), labels[:n_s].ravel(), flat(f[n_s:]), (1, 10), n_cls)
+        if f is feats:
+            ref = pred
+    assert all(np.array_equal(pred[k], ref[k]) for k in (1, 10))
+    ours = cluster_features(feats[:2], 6, seed=0)[0]
+    theirs = cluster_features(np.ascontiguousarray(whole[:2]), 6, seed=0)[0]
+    assert np.array_equal(ours, theirs)

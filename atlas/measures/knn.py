@@ -147,6 +147,7 @@ def knn_predict(
         # on CUDA too)
         onehot = torch.nn.functional.one_hot(ys[idx], n_classes).double()
         top64 = top.double()
+        counted = None  # (rows, their tie level, tied counts) of the last whole-support count
         for k in ks:
             t = top64[:, k - 1]  # the k-th similarity: the tie level
             above = (top64[:, :k] > t[:, None] + TIE_TOL).double()  # full votes
@@ -157,10 +158,15 @@ def knn_predict(
             if kq > k:
                 cross = torch.nonzero(top64[:, k] >= t - TIE_TOL).ravel()
                 if len(cross):  # the tie goes past the k-th neighbour: count it over the whole support
-                    if onehot_s is None:
-                        onehot_s = torch.nn.functional.one_hot(ys, n_classes).to(sim.dtype)
-                    near = ((sim[cross].double() - t[cross, None]).abs() <= TIE_TOL).to(sim.dtype)
-                    tied[cross] = (near @ onehot_s).double()
+                    level = t[cross]
+                    # a larger k inside the same tie (position features: every support image ties)
+                    # has the same rows at the same level: the same counts, not another scan
+                    if counted is None or not (torch.equal(counted[0], cross) and torch.equal(counted[1], level)):
+                        if onehot_s is None:
+                            onehot_s = torch.nn.functional.one_hot(ys, n_classes).to(sim.dtype)
+                        near = ((sim[cross].double() - level[:, None]).abs() <= TIE_TOL).to(sim.dtype)
+                        counted = (cross, level, (near @ onehot_s).double())
+                    tied[cross] = counted[2]
             share = (k - above.sum(dim=1)) / tied.sum(dim=1).clamp(min=1.0)  # votes per tied neighbour
             votes = votes + tied * share[:, None]
             simsum = simsum + tied * (share * t)[:, None]
