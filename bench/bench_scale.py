@@ -733,7 +733,7 @@ def project_propagation(args, cfg) -> dict | None:
     large = {**README_LARGE, "forward_img_s": args.large_forward_img_s}
     score_s = scoring_seconds(size, args.davis_objects)
     predicted = frames - sequences  # every frame but each sequence's first is propagated and scored
-    rows = []
+    rows, geometries = [], set()
     for spec in cfg.backbones:
         try:
             s = model_shape(spec, cfg.features, size)
@@ -748,10 +748,14 @@ def project_propagation(args, cfg) -> dict | None:
         seq_pair_bytes = pair_bytes / sequences
         passes = chunk_passes(gallery, {p: seq_pair_bytes for p in pairs}, budget)
         context = 1 + sec.n_context
+        # the baselines need no model: the first model of a frame geometry (input size, patch) in the
+        # config's order computes them, the others read them (atlas.pipeline.shared_baselines)
+        baselines = (tuple(s.input_size), s.patch_size) not in geometries
+        geometries.add((tuple(s.input_size), s.patch_size))
         # every frame's affinities to its context: the pairs' features and the colour baseline (3
         # channels); the position baseline (one bump per cell) shares one cells x cells matrix per sequence
-        channels = len(pairs) * s.embed_dim + 3
-        flops = predicted * s.cells * context * s.cells * channels * 2 + sequences * s.cells ** 3 * 2
+        channels = len(pairs) * s.embed_dim + 3 * baselines
+        flops = predicted * s.cells * context * s.cells * channels * 2 + baselines * sequences * s.cells ** 3 * 2
         forward = (passes or 0) * frames * (s.params * s.tokens) / (large["params"] * large["tokens"]) \
             / large["forward_img_s"]
         rows.append({"display_name": s.display_name, "opt_in": s.opt_in, "input_size": s.input_size, "grid": s.grid,
@@ -760,7 +764,8 @@ def project_propagation(args, cfg) -> dict | None:
                      # the position baseline's bumps (float32, one per cell, at every cell), shared by all frames
                      "position_bytes": s.cells * s.cells * 4, "forward_gpu_s": forward, "affinity_flops": flops,
                      "affinity_gpu_s_lower": flops / H200_FP32_FLOPS,
-                     "scoring_cpu_s": (len(pairs) + len(BASELINES)) * predicted * score_s})
+                     "computes_baselines": baselines,
+                     "scoring_cpu_s": (len(pairs) + len(BASELINES) * baselines) * predicted * score_s})
     out = {"frames": frames, "sequences": sequences, "size": size, "objects": args.davis_objects,
            "scoring_s_per_frame": score_s, "baselines": list(BASELINES), "threads": MAX_SCORING_THREADS,
            "models": rows}
@@ -771,9 +776,9 @@ def project_propagation(args, cfg) -> dict | None:
 
 def time_propagation(args, sec, size: tuple[int, int], rows: list[dict], predicted: int) -> dict:
     """Measure label propagation on ``--time-propagation``'s device for every frame grid and width
-    of the zoo, and add each model's ``propagation_s``: every predicted frame once per pair and once
-    for the colour baseline (3 channels), and the position baseline's shared map once per sequence
-    (of the mean length)."""
+    of the zoo, and add each model's ``propagation_s``: every predicted frame once per pair and, for
+    the first model of a frame geometry, once for the colour baseline (3 channels) and the position
+    baseline's shared map once per sequence (of the mean length)."""
     import torch
 
     device = args.time_propagation
@@ -792,8 +797,9 @@ def time_propagation(args, sec, size: tuple[int, int], rows: list[dict], predict
             shared[grid] = shared_map_seconds(grid, size, sec, device, length)
             print(f"  position baseline, {grid[0]}x{grid[1]} patches, a {length}-frame sequence on {device}: "
                   f"{shared[grid]:.2f} s", flush=True)
-        r["propagation_s"] = predicted * (r["pairs"] * per_frame[grid, r["embed_dim"]] + per_frame[grid, 3]) \
-            + args.davis_sequences * shared[grid]
+        cb = r["computes_baselines"]  # the colour and position baselines: the first model of its geometry
+        r["propagation_s"] = predicted * (r["pairs"] * per_frame[grid, r["embed_dim"]] + cb * per_frame[grid, 3]) \
+            + cb * args.davis_sequences * shared[grid]
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU, {os.cpu_count()} cores"
     return {"device": device, "device_name": name, "frames_timed": args.propagation_frames,
             "per_frame_s": {f"{g[0]}x{g[1]}x{c}": v for (g, c), v in per_frame.items()},
@@ -827,7 +833,9 @@ def print_propagation(args, prop: dict) -> dict:
           + (f" **{t['propagation_h_measured']:.2f}** |" if timed else ""))
     print(f"\nScoring J and F of {prop['objects']} objects in one {prop['size'][0]} x {prop['size'][1]} frame: "
           f"{prop['scoring_s_per_frame'] * 1000:.0f} ms on this machine (one core; measured now), for every pair and "
-          f"the {len(prop['baselines'])} baselines ({', '.join(prop['baselines'])}), on up to {prop['threads']} host "
+          f"the {len(prop['baselines'])} baselines ({', '.join(prop['baselines'])}; computed by the first model of "
+          f"each frame geometry, {sum(r['computes_baselines'] for r in sel)} of the {len(sel)} models, and shared), "
+          f"on up to {prop['threads']} host "
           "threads while the GPU predicts the next sequence. Forward GPU h as "
           "the atlas images' (params x tokens, linear: attention's quadratic share grows with the frames' tokens, so "
           f"it is low), each frame once per chunk of a sequence's pairs (a sequence of the mean length, "
@@ -835,7 +843,8 @@ def print_propagation(args, prop: dict) -> dict:
           "bound, never measured; scoring runs on the host, beside the GPU.")
     if timed:
         print(f"Propagation measured on {timed['device_name']}: propagate_labels per frame once the context is full "
-              f"({timed['frames_timed']} frames a timing, random features), for every pair and the colour baseline, "
+              f"({timed['frames_timed']} frames a timing, random features), for every pair and (the first model of "
+              "each frame geometry) the colour baseline, "
               "and the position baseline's shared map once per sequence; the forward passes and J and F not included.")
     big = max(sel, key=lambda r: r["position_bytes"])
     print(f"The position baseline propagates one Gaussian bump per cell at every cell, the same for every frame: one "
@@ -1152,6 +1161,13 @@ def main() -> None:
             print(f"| {k} | {t['gpu_h']:.2f} | {_size(t['stored_bytes']) if coeff else 'n/a'} |")
         ra = report["resolution_axis"]
         print(f"| **all sizes** | **{ra['gpu_h']:.2f}** | **{_size(ra['stored_bytes']) if coeff else 'n/a'}** |")
+        # the evaluation's baselines need no model: computed once per (input size, patch) of the axis's runs
+        runs = [(tuple(r["input_size"]), r["patch_size"]) for p in projs for r in p["models"]
+                if "error" not in r and not r["opt_in"]]
+        ra["evaluation_baseline_geometries"] = {"model_runs": len(runs), "geometries": len(set(runs))}
+        print(f"\nThe evaluation's baselines (chance, colour, position, ceiling) are computed once per geometry "
+              f"(input size, patch), shared by its models (atlas.pipeline.shared_baselines): {len(set(runs))} "
+              f"geometries for the axis's {len(runs)} model runs.")
     prop = project_propagation(args, zoo)
     if prop is not None:
         print_propagation(args, prop)

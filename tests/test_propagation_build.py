@@ -26,6 +26,7 @@ from atlas import cli
 from atlas.inputs.datasets import DatasetError
 from atlas.inputs.videos import IGNORE, davis_palette, load_videos
 from atlas.measures.propagation import object_scores
+from atlas.pipeline.propagation_run import PropagationRun
 
 DATE = "2026-01-02"
 SIZE, PATCH, FRAMES = 128, 16, 6
@@ -258,6 +259,28 @@ def test_a_budget_that_splits_each_sequence_gives_the_same_numbers(tmp_path, pla
     assert passes["split"]["passes"] >= 2 * passes["split"]["sequences"]
     report = (tmp_path / "split" / "docs" / "build-report.md").read_text()
     assert f"{passes['split']['passes']} passes over its 6 sequences" in report
+
+
+def test_models_of_one_frame_grid_share_the_baselines_they_would_compute(tmp_path, planted, monkeypatch):
+    """In ``planted`` Position read Identity's baselines (same frames, size and patch); built alone it
+    computes them, with the same record to the bit. A later model of that grid computes none."""
+    calls = []
+    real = PropagationRun.baselines
+    monkeypatch.setattr(PropagationRun, "baselines", lambda self, st: calls.append(1) or real(self, st))
+    ckpt = planted.parent / "ckpt"
+    config = project(tmp_path, planted.parent / "videos", _backbone("Position", ckpt / "position.safetensors"))
+    assert build(config) == 0 and len(calls) == 1
+
+    def stored(root, slug):
+        result = json.loads((root / "out" / "state" / "models" / slug / "result.json").read_text())
+        result.pop("timings"), result.pop("passes")
+        return result
+
+    assert stored(tmp_path, "position") == stored(planted.parent, "position")
+    config.write_text(config.read_text() + _backbone("Identity", ckpt / "identity.safetensors"), encoding="utf-8")
+    assert build(config) == 0 and len(calls) == 1
+    assert stored(tmp_path, "identity")["baselines"] == stored(tmp_path, "position")["baselines"]
+    assert [p.name for p in (tmp_path / "out" / "state" / "baselines").iterdir()] == ["propagation-128x128-p16"]
 
 
 # ---------------------------------------------------------------- loaders and bad input

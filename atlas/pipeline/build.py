@@ -143,7 +143,11 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here:
     log.info("device: %s; %d images; %d models", describe(device, cfg.features.precision), len(images), len(backbones))
     evaluation = EvaluationRun.from_config(cfg, skipped)
     propagation = PropagationRun.from_config(cfg, skipped)
-    return BuildInputs(cfg, images, skipped, cache, device, evaluation, state_store(cfg), propagation, resolutions)
+    store = state_store(cfg)
+    for protocol in (evaluation, propagation):
+        if protocol is not None:  # the models of one geometry share its baselines (computed once)
+            protocol.baseline_store = store
+    return BuildInputs(cfg, images, skipped, cache, device, evaluation, store, propagation, resolutions)
 
 
 @dataclass

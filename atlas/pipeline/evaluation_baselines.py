@@ -13,6 +13,9 @@ and keep, per measure, the one with the best value on the *selection* images (of
 chooses the model's row, ``selected_by`` in the registry; the k-NN probe by its support ->
 selection value; pseudo-masks, which have no selection value, take the variant of ``seg_miou``).
 The test-image numbers of that variant are reported, its id in :attr:`Baseline.variant`.
+
+A build computes them once per geometry and the other models of that geometry read them
+(:mod:`.shared_baselines`).
 """
 
 from __future__ import annotations

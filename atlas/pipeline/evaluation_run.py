@@ -50,6 +50,7 @@ from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_baselines import evaluation_baselines
 from .model_run import kmeans_seeds
+from .shared_baselines import shared_baselines
 
 if TYPE_CHECKING:
     from .model_run import FeatureProvider
@@ -133,6 +134,7 @@ class EvaluationRun:
         h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit", "propagation"})).encode())
         self.key = h.hexdigest()[:20]
         self.device = None  # the analysis device of the model being scored (set by start(); None: the CPU)
+        self.baseline_store = None  # a build's StateStore: baselines shared by the models of a geometry
 
     @classmethod
     def from_config(cls, cfg, skipped: list[SkippedItem]):
@@ -285,8 +287,11 @@ class EvaluationRun:
             figures.setdefault(kind, []).extend(items)
         out = Scored(rows=st.rows + st.tail_rows, selected=dict(st.selected))
         out.selected.update(self._select(st.choice))
-        out.baselines = evaluation_baselines(self, st.features.loaded, st.images, st.masks, st.plabels, st.w_test,
-                                             st.w_query, st.seeds)
+        loaded = st.features.loaded
+        out.baselines, _ = shared_baselines(
+            self.baseline_store, "evaluation", self.key, self.cfg, loaded,
+            lambda: (evaluation_baselines(self, loaded, st.images, st.masks, st.plabels, st.w_test, st.w_query,
+                                          st.seeds), None))
         return out
 
     # ------------------------------------------------------------------ protocol pieces (also run on baselines)

@@ -46,6 +46,7 @@ from ..measures.uncertainty import Uncertainty, factor, row_fields, unit_half_sa
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_run import Scored
+from .shared_baselines import shared_baselines
 
 if TYPE_CHECKING:
     from .model_run import FeatureProvider
@@ -99,6 +100,7 @@ class PropagationRun:
             h.update(np.ascontiguousarray(seq.masks()).tobytes())
         h.update(repr(self.section.model_dump(exclude={"licence", "credit"})).encode())
         self.key = h.hexdigest()[:20]
+        self.baseline_store = None  # a build's StateStore: baselines shared by the models of a geometry
 
     @classmethod
     def from_config(cls, cfg, skipped: list[SkippedItem]):
@@ -263,7 +265,9 @@ class PropagationRun:
             for name in MEASURES:
                 out.selected[name] = {"block": b, "representation": r, "k": None, "selection_value": float(value),
                                       "selected_by": "propagation_jf", "selection_sequences": len(self.selection)}
-        baselines, per_seq_baselines = self.baselines(st)
+        loaded = st.features.loaded
+        baselines, per_seq_baselines = shared_baselines(
+            self.baseline_store, "propagation", self.key, self.cfg, loaded, lambda: self.baselines(st))
         out.baselines = baselines
         if finite:
             names = [s.name for s in self.dataset.sequences]

@@ -5,6 +5,7 @@ Layout under ``<output_dir>/state``::
     atlas.json, photos.npz, atlas.sha256   the last build as a whole (for ``--render-only``)
     models/<slug>/result.json, labels.npz, pictures.npz, key.txt
     comparisons/<slug>/result.json, labels.npz, key.txt
+    baselines/<protocol>-<H>x<W>-p<patch>/baselines.json, key.txt   shared by the models of a geometry
 
 A model's *key* hashes its weights, images, preprocessing, every config section that changes
 its numbers and the code that computes them; a model whose key is unchanged is neither
@@ -191,6 +192,17 @@ def _read_set(folder: Path, manifest: str, names: tuple[str, ...], key: str | No
     raise DamagedResults(problem)
 
 
+def _move_aside(folder: Path) -> Path:
+    """Move a damaged folder to ``<name>.corrupt`` (replacing an earlier damaged copy); its new path."""
+    aside = folder.with_name(folder.name + DAMAGED_SUFFIX)
+    shutil.rmtree(aside, ignore_errors=True)  # only the latest damaged copy is kept
+    try:
+        os.replace(folder, aside)
+    except FileNotFoundError:
+        pass  # another reader moved it already
+    return aside
+
+
 def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray], pictures: dict[str, np.ndarray]) -> ModelResult:
     return ModelResult(
         card=ModelCard(**d["card"]), blocks=d["blocks"], representations=d["representations"], ks=d["ks"],
@@ -261,12 +273,7 @@ class StateStore:
                 raise FileNotFoundError(f"stored results of {what} {slug!r} are of another version of the atlas; "
                                         "run a build") from None
         except DamagedResults as exc:
-            aside = d.with_name(d.name + DAMAGED_SUFFIX)
-            shutil.rmtree(aside, ignore_errors=True)  # only the latest damaged copy is kept
-            try:
-                os.replace(d, aside)
-            except FileNotFoundError:
-                pass  # another reader moved it already
+            aside = _move_aside(d)
             what = "model" if kind == "models" else "comparison"
             raise DamagedResults(f"stored results of {what} {slug!r} damaged ({exc}); moved aside to {aside}") from None
 
@@ -297,6 +304,22 @@ class StateStore:
         None also when it is damaged: then it is moved aside (one warning) and counts as not stored.
         """
         return self._load_reporting("models", slug, key)
+
+    def save_baselines(self, geometry: str, key: str, data: dict) -> None:
+        """Store the baselines of one protocol at one geometry (:mod:`.shared_baselines`)."""
+        _write_set(self._dir("baselines", geometry), "key.txt", {"baselines.json": json.dumps(data).encode()}, head=key)
+
+    def load_baselines(self, geometry: str, key: str) -> dict | None:
+        """The baselines stored for ``geometry`` under ``key``; None when not stored under it. A
+        damaged folder is moved aside with one warning and counts as not stored."""
+        d = self._dir("baselines", geometry)
+        try:
+            raw = _read_set(d, "key.txt", ("baselines.json",), key)
+            return None if raw is None else _parse("baselines.json", raw["baselines.json"])
+        except DamagedResults as exc:
+            log.warning("stored baselines %r damaged (%s); moved aside to %s, computing them again",
+                        geometry, exc, _move_aside(d))
+            return None
 
     def save_comparison(self, key: str, result: ComparisonResult) -> None:
         self._save("comparisons", result.slug, key, result)
