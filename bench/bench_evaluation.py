@@ -10,6 +10,7 @@ Usage::
     python bench/bench_evaluation.py                         # ViT-S/16 random init, all CamVid images
     python bench/bench_evaluation.py --images 40
     python bench/bench_evaluation.py --model vit_small_patch14_reg4_dinov2 --size 322   # a 23 x 23 grid
+    python bench/bench_evaluation.py --images 40 --json /tmp/after.json   # the numbers too, to compare
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main(argv=None) -> None:
     p.add_argument("--images", type=int, default=0, help="0 = all")
     p.add_argument("--size", type=int, default=224, help="input size in px (default 224)")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "camvid"))
+    p.add_argument("--json", metavar="FILE", help="also write the numbers (rows, baselines, selection, figures) "
+                                                  "to FILE: two checkouts' files compare a change's results")
     args = p.parse_args(argv)
     if not Path(args.data).is_dir():
         print(f"skipped: {args.data} not found (the evaluation benchmark needs CamVid)")
@@ -66,7 +69,9 @@ training = "random"
     with threadpool_limits(1, user_api="blas"):
         ev.score_pairs(scoring, scoring.pairs)
         t_pairs = time.perf_counter() - t0
-        rows = ev.finish(scoring, {}).rows  # the baselines (chance, colour, position, ...) and the selection
+        figures: dict = {}
+        scored = ev.finish(scoring, figures)  # the baselines (chance, colour, position, ...) and the selection
+        rows = scored.rows
     t_eval = time.perf_counter() - t0
     print(f"model {args.model} | {len(images)} CamVid images | {len(mb.gallery_blocks)} blocks x {len(mb.reps)} "
           f"representations | device {describe(device)}")
@@ -74,6 +79,15 @@ training = "random"
     print(f"all evaluations                  : {t_eval:7.1f} s  ({len(rows)} numbers; the model's "
           f"{t_pairs:.1f} s, their baselines {t_eval - t_pairs:.1f} s)")
     print(f"ratio evaluation / extraction    : {t_eval / t_extract:7.2f}")
+    if args.json:
+        import json
+
+        from atlas.records import to_json
+
+        numbers = {"rows": to_json(rows), "baselines": to_json(scored.baselines), "selected": scored.selected,
+                   "figures": figures}
+        Path(args.json).write_text(json.dumps(numbers, sort_keys=True, default=float), encoding="utf-8")
+        print(f"numbers written to {args.json}")
 
 
 if __name__ == "__main__":

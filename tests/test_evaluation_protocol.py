@@ -146,6 +146,20 @@ def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
     assert names == {"chance", "constant", "colour", "position", "colour + position", "ceiling"}
 
 
+def test_each_mask_is_counted_once_per_model_for_all_its_label_maps(protocol, monkeypatch):
+    """Every label map of a model (its pairs, Ks and seeds, and its baselines') is scored against the
+    masks' cell counts, made once per mask and grid, and dropped when the model is finished."""
+    from atlas.pipeline import evaluation_run
+
+    calls, real = [], evaluation_run.mask_counts
+    monkeypatch.setattr(evaluation_run, "mask_counts", lambda *a: calls.append(a[1]) or real(*a))
+    rng = np.random.default_rng(7)
+    rows, baselines, _ = _score(protocol, lambda imgs: rng.normal(size=(len(imgs), 8, 8, 4)).astype(np.float32))
+    assert len(baselines) > 10 and "seg_miou" in rows
+    assert calls == [(SIZE // PATCH,) * 2] * len(protocol.samples)
+    assert protocol._counts is None
+
+
 def test_a_leaky_split_scores_near_duplicates_higher_than_the_grouped_split(protocol):
     """Features with no relation to the label across sequences, near-identical within one: only a
     split that puts frames of one sequence on both sides can score them well."""

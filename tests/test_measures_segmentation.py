@@ -141,6 +141,41 @@ def test_upsample_and_evaluate_from_patch_grid():
         upsample_labels(labels.astype(float), (4, 4))
 
 
+def _pixel_definition(preds, gts, n_pred, n_cls, ignore=255):
+    """The per-image confusions by the definition: every label map upsampled to its mask's pixels."""
+    up = [upsample_labels(p, g.shape) for p, g in zip(preds, gts)]
+    una = any((u < 0).any() for u in up)
+    up = [np.where(u < 0, n_pred, u) for u in up]
+    return np.stack([accumulate_confusion([u], [g], n_pred + una, n_cls, ignore) for u, g in zip(up, gts)]), una
+
+
+def test_cell_counts_give_the_confusions_of_the_upsampled_pixels():
+    """evaluate_label_maps sums each cell's class counts (MaskCounts) instead of upsampled pixels: the
+    same confusions on grids that divide their masks, that do not, and that are finer than their
+    masks (cells no pixel takes: their "unassigned" must not count), with ignored pixels."""
+    from atlas.measures.segmentation import mask_counts
+
+    rng = np.random.default_rng(3)
+    cases = [((4, 5), [(8, 15), (12, 10)]), ((7, 6), [(20, 23), (9, 31)]), ((9, 8), [(5, 4), (3, 7)])]
+    for grid, shapes in cases:
+        for trial in range(20):
+            gts = [np.where(rng.random(s) < 0.2, 255, rng.integers(0, 4, s)) for s in shapes]
+            preds = [rng.integers(-1 if trial % 2 else 0, 5, grid) for _ in shapes]
+            expected, una = _pixel_definition(preds, gts, 5, 4)
+            counts = [mask_counts(g, grid, 4) for g in gts]
+            for out in (evaluate_label_maps(preds, gts, 5, 4), evaluate_label_maps(preds, gts, 5, 4, counts=counts)):
+                assert np.array_equal(out["per_image"], expected), (grid, trial)
+                assert out["unassigned"] == (5 if una else None)
+    # a finer grid than the mask: an unassigned cell that no pixel takes leaves coverage alone
+    gt, pred = np.zeros((2, 2), int), np.zeros((4, 4), int)
+    pred[0, 0] = -1  # upsampled to 2 x 2, the map takes cells (1, 1), (1, 3), (3, 1), (3, 3) only
+    assert evaluate_label_maps([pred], [gt], 1, 1)["unassigned"] is None
+    pred[1, 1] = -1
+    assert evaluate_label_maps([pred], [gt], 1, 1)["hungarian"]["coverage"] == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="counts of a"):
+        evaluate_label_maps([pred], [gt], 1, 1, counts=[mask_counts(gt, (2, 2), 1)])
+
+
 def test_validation_messages():
     gt = np.zeros((2, 2), int)
     with pytest.raises(ValueError, match="upsample first"):

@@ -165,10 +165,13 @@ def score_pseudo_masks(
     n_pseudo: int,
     n_classes: int,
     ignore_index: int = IGNORE_INDEX,
+    *,
+    counts=None,
 ) -> dict:
-    """STEGO-protocol scores of patch pseudo-masks against masks (any resolution).
+    """STEGO-protocol scores of patch pseudo-masks against masks (any resolution); ``counts``: the
+    masks' :class:`~atlas.measures.segmentation.MaskCounts` at the pseudo-masks' grid, if made.
 
-    Returns :func:`~atlas.evaluation.segmentation.evaluate_label_maps`' dict: ``hungarian`` and
+    Returns :func:`~atlas.measures.segmentation.evaluate_label_maps`' dict: ``hungarian`` and
     ``majority`` scores (each with ``coverage``) and the confusion matrix.
     """
-    return evaluate_label_maps(list(labels), list(gt_list), n_pseudo, n_classes, ignore_index)
+    return evaluate_label_maps(list(labels), list(gt_list), n_pseudo, n_classes, ignore_index, counts=counts)

@@ -5,7 +5,8 @@ Definitions (quoted on the Methods page):
 * ``confusion[i, j]`` = number of non-ignored pixels predicted as cluster ``i`` whose
   ground-truth class is ``j``, summed over **all images** of the dataset
   (shape ``(n_pred, n_classes)``). Predicted label maps are upsampled to the mask resolution with
-  nearest-neighbour sampling first.
+  nearest-neighbour sampling first. (Computed without making those pixels: each mask's class counts
+  under each patch cell, :class:`MaskCounts`, summed by the cells' predicted ids -- the same counts.)
 * **Hungarian** (:func:`matched_scores`): one one-to-one assignment cluster -> class that
   maximises the number of matched pixels, computed once on the dataset-level confusion matrix
   (never per image; ``scipy.optimize.linear_sum_assignment``). With ``n_pred > n_classes`` the
@@ -34,6 +35,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -180,16 +182,54 @@ def majority_scores(confusion: np.ndarray, unassigned: int | None = None) -> dic
 RULES = {"hungarian": matched_scores, "majority": majority_scores}
 
 
+@dataclass(frozen=True)
+class MaskCounts:
+    """A mask seen from a patch grid: what :func:`upsample_labels` gives each cell of an (h, w)
+    label map. ``classes[c, j]``: the non-ignored pixels of class ``j`` that cell ``c`` (row-major)
+    covers; ``covers[c]``: whether cell ``c`` covers any pixel at all (a grid finer than its mask
+    skips cells). Made once per mask (:func:`mask_counts`), it scores any number of label maps of
+    that grid by summing cells instead of pixels."""
+
+    grid: tuple[int, int]
+    classes: np.ndarray  # (h * w, n_classes) int64
+    covers: np.ndarray  # (h * w,) bool
+
+
+def mask_counts(gt: np.ndarray, grid: tuple[int, int], n_classes: int,
+                ignore_index: int = IGNORE_INDEX) -> MaskCounts:
+    """:class:`MaskCounts` of mask ``gt`` (H, W) for label maps on ``grid`` = (h, w).
+
+    >>> mask_counts(np.array([[0, 0, 1, 255]]), (1, 2), n_classes=2).classes.tolist()
+    [[2, 0], [0, 1]]
+    """
+    gt = np.asarray(gt)
+    if gt.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {gt.shape}")
+    h, w = (int(v) for v in grid)
+    cell = upsample_labels(np.arange(h * w, dtype=np.int64).reshape(h, w), gt.shape)  # each pixel's cell
+    keep = gt != ignore_index
+    g = gt[keep].astype(np.int64)
+    if g.size and (g.min() < 0 or g.max() >= n_classes):
+        raise ValueError(f"mask ids must be in 0..{n_classes - 1} or {ignore_index}")
+    classes = np.bincount(cell[keep] * n_classes + g, minlength=h * w * n_classes).reshape(h * w, n_classes)
+    return MaskCounts((h, w), classes, np.bincount(cell.ravel(), minlength=h * w) > 0)
+
+
 def evaluate_label_maps(
     pred_labels_list: Sequence[np.ndarray],
     gt_list: Sequence[np.ndarray],
     n_pred: int,
     n_classes: int,
     ignore_index: int = IGNORE_INDEX,
+    *,
+    counts: Sequence[MaskCounts] | None = None,
 ) -> dict:
     """Upsample patch label maps to their masks, accumulate, and score both ways.
 
     Predicted ids ``< 0`` mean "no prediction" (scored as wrong, reported through coverage).
+    ``counts``: the masks' :class:`MaskCounts` at the label maps' grid, when many label maps are
+    scored against the same masks (made here otherwise); the confusions are those of the upsampled
+    maps' pixels, to the count.
 
     Returns
     -------
@@ -198,13 +238,36 @@ def evaluate_label_maps(
         "confusion": (n_pred[+1], n_classes) array, "per_image": (N, n_pred[+1], n_classes)
         array (the confusion of every image; they sum to "confusion"), "unassigned": row or None}``.
     """
-    preds = [upsample_labels(p, np.shape(g)) for p, g in zip(pred_labels_list, gt_list)]
-    has_unassigned = any((p < 0).any() for p in preds)
-    if has_unassigned:
-        preds = [np.where(p < 0, n_pred, p) for p in preds]
+    if n_pred < 1 or n_classes < 1:
+        raise ValueError(f"n_pred and n_classes must be >= 1, got {n_pred} and {n_classes}")
+    preds = [np.asarray(p) for p in pred_labels_list]
+    if len(preds) != len(gt_list):
+        raise ValueError(f"got {len(preds)} predictions but {len(gt_list)} masks")
+    for p in preds:
+        if not np.issubdtype(p.dtype, np.integer) or p.ndim != 2:
+            raise ValueError(f"label maps must be 2-D integer arrays, got {p.dtype} of shape {p.shape}")
+    if counts is None:
+        counts = [mask_counts(g, p.shape, n_classes, ignore_index) for p, g in zip(preds, gt_list)]
+    flat = [p.ravel().astype(np.int64) for p in preds]
+    for i, (p, c) in enumerate(zip(preds, counts)):
+        if c.grid != p.shape or c.classes.shape[1] != n_classes:
+            raise ValueError(f"image {i}: counts of a {c.grid} grid and {c.classes.shape[1]} classes for a "
+                             f"{p.shape} label map and {n_classes} classes")
+    has_unassigned = any((f[c.covers] < 0).any() for f, c in zip(flat, counts))
     n_rows = n_pred + int(has_unassigned)
-    per_image = np.stack([accumulate_confusion([p], [g], n_rows, n_classes, ignore_index)
-                          for p, g in zip(preds, gt_list)])
+    index, weights = [], []
+    for i, (f, c) in enumerate(zip(flat, counts)):
+        used = c.classes.any(axis=1)  # cells with a non-ignored pixel
+        rows = np.where(f < 0, n_pred, f) if has_unassigned else f
+        if used.any() and (rows[used].min() < 0 or rows[used].max() >= n_rows):
+            raise ValueError(f"image {i}: predicted ids must be in 0..{n_rows - 1}")
+        index.append(((i * n_rows + rows[used, None]) * n_classes + np.arange(n_classes)).ravel())
+        weights.append(c.classes[used].ravel())
+    # float64 weights hold pixel counts exactly (< 2**53): rounding gives the integer counts back
+    per_image = np.rint(np.bincount(np.concatenate(index) if index else np.zeros(0, np.int64),
+                                    weights=np.concatenate(weights) if weights else None,
+                                    minlength=len(preds) * n_rows * n_classes)).astype(np.int64)
+    per_image = per_image.reshape(len(preds), n_rows, n_classes)
     conf = per_image.sum(axis=0)
     una = n_pred if has_unassigned else None
     return {

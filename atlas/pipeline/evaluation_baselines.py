@@ -120,7 +120,8 @@ def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_que
             continue
         out.append(_baseline("pseudomask_miou", name, scores["pseudomask_miou"], var))
     for name, labels in (("chance", random_labels(n, grid, n_cls, cfg.atlas.seed)), ("ceiling", ceiling)):
-        ev = evaluate_label_maps(list(labels), masks, n_cls, n_cls, ds.ignore_index)
+        labels = list(labels)
+        ev = evaluate_label_maps(labels, masks, n_cls, n_cls, ds.ignore_index, counts=protocol.counts_at(masks, labels))
         test = score_images(ev["per_image"], "hungarian", protocol.test, w_test, ev["unassigned"])
         u = Uncertainty(cfg.uncertainty.level)
         u.add(test["miou"], test.get("replicates", {}).get("miou"), 1.0 if w_test is None else factor(w_test))

@@ -42,7 +42,7 @@ from ..inputs.splits import grouped_split
 from ..measures.knn import channel_removal_curve, knn_probe, patch_labels, variance_spectrum
 from ..measures.pseudomasks import pseudo_masks, score_pseudo_masks
 from ..measures.registry import REGISTRY
-from ..measures.segmentation import evaluate_label_maps, score_images
+from ..measures.segmentation import MaskCounts, evaluate_label_maps, mask_counts, score_images
 from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
 from ..measures.uncertainty import Uncertainty, factor, resampling_units, row_fields, unit_half_samples
@@ -135,6 +135,7 @@ class EvaluationRun:
         self.key = h.hexdigest()[:20]
         self.device = None  # the analysis device of the model being scored (set by start(); None: the CPU)
         self.baseline_store = None  # a build's StateStore: baselines shared by the models of a geometry
+        self._counts = None  # (masks, grid, their MaskCounts): counts_at's memo for the model being scored
 
     @classmethod
     def from_config(cls, cfg, skipped: list[SkippedItem]):
@@ -292,6 +293,7 @@ class EvaluationRun:
             self.baseline_store, "evaluation", self.key, self.cfg, loaded,
             lambda: (evaluation_baselines(self, loaded, st.images, st.masks, st.plabels, st.w_test, st.w_query,
                                           st.seeds), None))
+        self._counts = None  # the model's masks are not needed any more
         return out
 
     # ------------------------------------------------------------------ protocol pieces (also run on baselines)
@@ -309,7 +311,8 @@ class EvaluationRun:
             unc = {n: self._uncertainty() for n in names}
             selection = {}
             for j, seed in enumerate(seeds):
-                ev = evaluate_label_maps(list(labels_for(k, seed)), masks, k, n_cls, ignore)
+                labels = list(labels_for(k, seed))
+                ev = evaluate_label_maps(labels, masks, k, n_cls, ignore, counts=self.counts_at(masks, labels))
                 test = score_images(ev["per_image"], rule, self.test, w_test, ev["unassigned"])
                 for n, key in zip(names, keys):
                     unc[n].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
@@ -318,6 +321,20 @@ class EvaluationRun:
                     selection = {n: sel[key] for n, key in zip(names, keys)}
             result.update({n: (unc[n], k, selection[n]) for n in names})
         return result
+
+    def counts_at(self, masks, labels) -> list[MaskCounts] | None:
+        """The :class:`MaskCounts` of ``masks`` (the model's, :meth:`start`) at the grid of the
+        label maps ``labels``, made once per model and grid: each model scores some hundred label
+        maps (its pairs, Ks and seeds, and the baselines') against the same masks. Kept until
+        :meth:`finish`."""
+        if not len(labels):
+            return None
+        grid = tuple(np.shape(labels[0]))
+        memo = self._counts
+        if memo is None or memo[0] is not masks or memo[1] != grid:  # `is`: the memo holds the list itself
+            n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
+            memo = self._counts = (masks, grid, [mask_counts(m, grid, n_cls, ignore) for m in masks])
+        return memo[2]
 
     def knn(self, patches, plabels, w_query):
         """k-NN mIoU (k = 10) support -> query with its interval, all k, and the support -> selection value."""
@@ -359,7 +376,7 @@ class EvaluationRun:
         """DatUS²-style pseudo-mask mIoU and coverage on the test images (empty when too few segments)."""
         n_cls, ignore, seed = self.dataset.n_classes, self.dataset.ignore_index, self.cfg.atlas.seed
         pm = pseudo_masks(keys, n_cls, features=tokens, seed=seed)  # ValueError: too few segments for K
-        ev = score_pseudo_masks(pm.labels, masks, n_cls, n_cls, ignore)
+        ev = score_pseudo_masks(pm.labels, masks, n_cls, n_cls, ignore, counts=self.counts_at(masks, pm.labels))
         test = score_images(ev["per_image"], "hungarian", self.test, w_test, ev["unassigned"])
         out = {}
         for name, key in (("pseudomask_miou", "miou"), ("pseudomask_coverage", "coverage")):
