@@ -68,6 +68,20 @@ def test_one_computation_per_geometry_protocol_and_settings(tmp_path, caplog):
     assert len(calls) == 8
 
 
+def test_baselines_that_cannot_be_stored_are_still_the_models(tmp_path, monkeypatch, caplog):
+    """A full disk while storing the shared copy: the model keeps its baselines, one warning."""
+    store = StateStore(tmp_path / "state")
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "save_baselines", full)
+    record = [Baseline(measure="seg_miou", name="chance", value=0.25)]
+    with caplog.at_level(logging.WARNING, logger="atlas.pipeline.shared_baselines"):
+        got = shared_baselines(store, "evaluation", "data", parse_config(PATCH8), _loaded(), lambda: (record, None))
+    assert got == (record, None) and "computed but not stored" in caplog.text
+
+
 def _baselines(root: Path, slug: str) -> list:
     return json.loads((root / "out" / "state" / "models" / slug / "result.json").read_text())["baselines"]
 

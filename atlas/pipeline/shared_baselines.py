@@ -62,7 +62,11 @@ def shared_baselines(store: "StateStore | None", protocol: str, protocol_key: st
     baselines, extra = compute()
     data = json.loads(json.dumps({"baselines": to_json(baselines), "extra": extra}))
     if store is not None:
-        store.save_baselines(geometry, key, data)
-        log.info("%s: %s baselines at %s computed in %.1f s, stored for the other models of this geometry",
-                 loaded.card.display_name, protocol, geometry, time.perf_counter() - t0)
+        try:
+            store.save_baselines(geometry, key, data)
+            log.info("%s: %s baselines at %s computed in %.1f s, stored for the other models of this geometry",
+                     loaded.card.display_name, protocol, geometry, time.perf_counter() - t0)
+        except OSError as exc:  # a full disk, say: this model has its baselines; later ones compute theirs
+            log.warning("%s: %s baselines at %s computed but not stored (%s); other models of this geometry "
+                        "compute them again", loaded.card.display_name, protocol, geometry, exc)
     return [Baseline(**b) for b in data["baselines"]], data["extra"]
