@@ -18,7 +18,10 @@ K = 2/4/8/16, 3 k-means seeds, 200 resamples) so that the figures project the zo
 ``--settings readme`` has those of the README's 2026-12-04 table (one K, the last block's gallery,
 no evaluation), to compare with it.
 * peak GPU memory (``torch.cuda.max_memory_allocated``) of the whole run, and the most memory the
-  kept features of one pass took.
+  kept features of one pass took;
+* with ``--stages``: where the run's time goes, stage by stage (k-means, each measure, PCA
+  pictures, attention, the evaluation's parts), the pairs one at a time and the device
+  synchronised at each stage's start and end (:class:`_Stages`).
 
 On a machine without CUDA it runs only with ``--device cpu`` and says so on every line's header:
 those are CPU figures, not GPU ones.
@@ -30,12 +33,19 @@ Usage::
     python bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 --images 300 \
         --layers 0.5,1.0 --no-evaluation                            # per pair at 300 images, 4 blocks
     python bench/bench_gpu.py --device cpu --images 16 --models vit_small_patch16_224.dino
+    python bench/bench_gpu.py --models vit_large_patch14_dinov2.lvd142m --size 518 --images 32 --stages
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import signal
 import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,8 +136,20 @@ def bench_model(model: str, args, device) -> dict[str, float]:
     run = ModelRun(cfg, loaded, images, None, device, memory_bytes=memory,
                    evaluations=[evaluation] if evaluation else [])
     _peak_reset(device)
-    with threadpool_limits(1, user_api="blas"):  # as a build runs a model (atlas.pipeline.build)
-        result = _profiled_run(run, args.profile) if args.profile else run.run()
+    stages = _Stages(device) if args.stages else None
+    t0 = time.perf_counter()
+    try:
+        with threadpool_limits(1, user_api="blas"), (stages.timing() if stages else _nothing()):
+            # as a build runs a model (atlas.pipeline.build)
+            result = _profiled_run(run, args.profile) if args.profile else run.run()
+    except BaseException:  # a time limit (SIGTERM, see main) or an error: where the time went so far
+        if stages is not None:
+            took = time.perf_counter() - t0
+            print(f"\n{model}: stages so far, the run stopped after {took:.1f} s:\n" + "\n".join(stages.table(took)),
+                  flush=True)
+        raise
+    out["run s"] = time.perf_counter() - t0
+    out["stages"] = stages
     out["peak GiB"] = _peak_gib(device)
     out["extract s"] = result.timings["extract_s"]
     out["analyse s"] = result.timings["cluster_analyse_s"]
@@ -159,6 +181,109 @@ class _InThisThread:
 
     def map(self, fn, items):
         return [fn(x) for x in items]
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+class _Stages:
+    """Wall time of the named stages of a run (:data:`STAGES`), its pairs one at a time in the
+    calling thread so that no two stages overlap. The device is synchronised when a stage starts
+    and ends, so the work a stage queues on a GPU counts in that stage; a stage's own time leaves
+    out the stages it calls (the evaluation's k-means is a k-means, its baselines score label
+    maps with the same functions as the model). Calls from other threads (a loader) pass untimed.
+
+    The numbers are of a serial run (a build runs two pairs at a time): where the time goes, not
+    how long a build takes."""
+
+    #: (owner, attribute, stage name): each is replaced by a timed wrapper during :meth:`timing`.
+    STAGES = (
+        ("atlas.features.stream:FeatureStream", "fill", "extraction (forward passes)"),
+        ("atlas.pipeline.model_run:ModelRun", "cluster", "k-means (fit + assign)"),
+        ("atlas.pipeline.evaluation_baselines", "cluster_features", "k-means (fit + assign)"),  # colour, position
+        ("atlas.pipeline.model_run", "fit_pictures", "PCA pictures"),
+        ("atlas.pipeline.model_run:ModelRun", "attention", "attention (maps + CLS measures)"),
+        ("atlas.pipeline.model_run:ModelRun", "probe_measures", "blank probe + shift test"),
+        ("atlas.pipeline.model_run", "reference_tokens", "reference token sets (made)"),
+        ("atlas.measures.summary", "positional_clustering", "measure: positional clustering (NCE, AMI)"),
+        ("atlas.measures.summary", "_boundary_artifacts", "measure: boundary artifacts"),
+        ("atlas.measures.summary", "_position_probe", "measure: position probe (ridge)"),
+        ("atlas.measures.summary", "_similarity_structure", "measure: similarity / locality"),
+        ("atlas.measures.summary", "pca_variance_share", "measure: PCA variance share"),
+        ("atlas.pipeline.model_run:ModelRun", "align", "label alignment"),
+        ("atlas.pipeline.evaluation_run:EvaluationRun", "segmentation", "evaluation: cluster mIoU scoring"),
+        ("atlas.pipeline.evaluation_run:EvaluationRun", "knn", "evaluation: k-NN probe"),
+        ("atlas.pipeline.evaluation_run:EvaluationRun", "_last_block_figures",
+         "evaluation: k-NN curve, spectrum, channel removal"),
+        ("atlas.pipeline.evaluation_run:EvaluationRun", "_pseudo_masks", "evaluation: pseudo-masks"),
+        ("atlas.pipeline.evaluation_run:EvaluationRun", "_similarity", "evaluation: masking CKA / SVCCA"),
+        ("atlas.pipeline.evaluation_run", "evaluation_baselines", "evaluation: baselines (colour, position)"),
+    )
+
+    def __init__(self, device):
+        import torch
+
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.total: dict[str, float] = defaultdict(float)
+        self.own: dict[str, float] = defaultdict(float)
+        self.calls: Counter = Counter()
+        self._inner: list[float] = []  # per open stage: the time of the stages it called
+        self._thread = threading.get_ident()
+
+    def wrap(self, name: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            if threading.get_ident() != self._thread:
+                return fn(*args, **kwargs)
+            self.sync()
+            t0 = time.perf_counter()
+            self._inner.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.sync()
+                took = time.perf_counter() - t0
+                inner = self._inner.pop()
+                self.total[name] += took
+                self.own[name] += took - inner
+                self.calls[name] += 1
+                if self._inner:
+                    self._inner[-1] += took
+        return timed
+
+    @contextmanager
+    def timing(self):
+        """Every stage timed and the pairs one at a time, while the block runs."""
+        import importlib
+        from unittest import mock
+
+        from atlas.pipeline import model_run
+
+        with ExitStack() as stack:
+            stack.enter_context(mock.patch.object(model_run, "ThreadPoolExecutor", _InThisThread))
+            for where, attr, name in self.STAGES:
+                module, _, cls = where.partition(":")
+                owner = importlib.import_module(module)
+                owner = getattr(owner, cls) if cls else owner
+                stack.enter_context(mock.patch.object(owner, attr, self.wrap(name, getattr(owner, attr))))
+            yield self
+
+    def table(self, run_s: float) -> list[str]:
+        """Lines of the stages by own time, with the run's time no stage covers."""
+        lines = [f"  {'stage (own time: without the stages it calls)':52s} {'calls':>6} {'own s':>8} {'share':>6} "
+                 f"{'with callees s':>15}"]
+        for name in sorted(self.own, key=self.own.get, reverse=True):
+            lines.append(f"  {name:52s} {self.calls[name]:6d} {self.own[name]:8.2f} {self.own[name] / run_s:6.1%} "
+                         f"{self.total[name]:15.2f}")
+        rest = run_s - sum(self.own.values())
+        lines.append(f"  {'(in no stage: streams, intervals, records, ...)':52s} {'':6s} {rest:8.2f} {rest / run_s:6.1%}")
+        return lines
+
+
+def _stopped(signum, frame):
+    raise SystemExit(f"stopped by signal {signum} (a time limit?)")
 
 
 def _profiled_run(run, path: str):
@@ -204,11 +329,18 @@ def main(argv=None) -> int:
     p.add_argument("--profile", metavar="FILE", default="",
                    help="run the analyses one pair at a time under cProfile, print the costliest functions and "
                         "write the profile to FILE")
+    p.add_argument("--stages", action="store_true",
+                   help="also time each stage (k-means, every measure, PCA, attention, the evaluation's parts), the "
+                        "pairs one at a time and the device synchronised at each stage: where the time goes (the "
+                        "run's own total is then a serial one, not a build's)")
     args = p.parse_args(argv)
 
     import torch
 
     from atlas.features.device import describe, pick_device
+
+    if args.stages:  # `timeout` stops a step with SIGTERM: unwind, so that the stages so far are printed
+        signal.signal(signal.SIGTERM, _stopped)
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: no CUDA device here; run on a GPU machine, or with --device cpu for CPU figures",
@@ -237,6 +369,9 @@ def main(argv=None) -> int:
                   f"human masks, {f['gallery pairs']} gallery pairs)")
         if device.type == "cuda":
             print(f"  peak GPU memory           : {f['peak GiB']:.2f} GiB")
+        if f["stages"] is not None:
+            print(f"  stages of the run ({f['run s']:.1f} s, pairs one at a time, device synchronised per stage):")
+            print("\n".join(f["stages"].table(f["run s"])))
     return 0
 
 

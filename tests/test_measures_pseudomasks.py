@@ -57,6 +57,18 @@ def test_pseudo_masks_score_100_percent():
     assert h["miou"] == 1.0 and h["pixel_accuracy"] == 1.0 and h["coverage"] == 1.0
 
 
+def test_the_same_segments_in_every_image_give_pseudo_classes_without_a_warning(recwarn):
+    # the position baseline's case: every image has the same features, so fewer distinct
+    # segments (3) than pseudo-classes (5); each distinct segment is one pseudo-class
+    keys, classes, gts = _planted(n_img=1)
+    keys, classes, gts = np.repeat(keys, 4, axis=0), np.repeat(classes, 4, axis=0), gts * 4
+    pm = pseudo_masks(keys, n_pseudo=5, n_segments=3, min_size=2)
+    assert not [w for w in recwarn if "distinct clusters" in str(w.message)]
+    assert len(np.unique(pm.segment_class)) == 3
+    assert adjusted_rand_score(classes.ravel(), pm.labels.ravel()) == 1.0
+    assert score_pseudo_masks(pm.labels, gts, n_pseudo=5, n_classes=3)["hungarian"]["miou"] == 1.0
+
+
 def test_small_segment_dropped_and_scored_as_wrong():
     keys, classes, gts = _planted(island=True)
     pm = pseudo_masks(keys, n_pseudo=3, n_segments=3, min_size=2)

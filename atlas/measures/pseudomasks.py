@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from sklearn.cluster import KMeans, SpectralClustering
+from sklearn.exceptions import ConvergenceWarning
 
 from ..inputs.datasets import IGNORE_INDEX
 from .segmentation import evaluate_label_maps
@@ -148,7 +149,11 @@ def pseudo_masks(
         raise ValueError(f"only {len(seg_feat)} segments for n_pseudo={n_pseudo}; lower n_pseudo or min_size")
     F = np.asarray(seg_feat)
     F /= np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
-    seg_cls = KMeans(n_clusters=n_pseudo, n_init=10, random_state=seed).fit_predict(F)
+    with warnings.catch_warnings():
+        # fewer distinct segments than K (the position baseline: the same segments in every
+        # image): each distinct segment is its own pseudo-class and the others stay empty
+        warnings.filterwarnings("ignore", message="Number of distinct clusters", category=ConvergenceWarning)
+        seg_cls = KMeans(n_clusters=n_pseudo, n_init=10, random_state=seed).fit_predict(F)
     labels = np.full(segs.shape, -1, dtype=np.int64)
     offset = 0
     for i, s in enumerate(segs):
