@@ -30,9 +30,11 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-python3 -c "import torch, timm, numpy, sklearn, faiss; print('torch', torch.__version__, 'cuda', torch.version.cuda,
-'| timm', timm.__version__, '| numpy', numpy.__version__, '| sklearn', sklearn.__version__, '| faiss', faiss.__version__)" \
-    | tee -a "$out/gpu.txt"
+python3 -c "import torch, timm, numpy, sklearn, faiss, pydantic, plotly; print('torch', torch.__version__, 'cuda',
+torch.version.cuda, '| timm', timm.__version__, '| numpy', numpy.__version__, '| sklearn', sklearn.__version__, '| faiss',
+faiss.__version__, '| pydantic', pydantic.__version__, '| plotly', plotly.__version__)" 2>&1 | tee -a "$out/gpu.txt"
+# every step needs these: a missing or broken wheel stops here, not after minutes of device time
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: a package above does not import; see the README's GPU checks (.whl/)" >&2; exit 1; }
 
 rc=0
 step() {  # step NAME SECONDS CMD...: run with a time limit, log to $out/NAME.log, remember a failure
