@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -139,7 +139,7 @@ def bench_model(model: str, args, device) -> dict[str, float]:
     stages = _Stages(device) if args.stages else None
     t0 = time.perf_counter()
     try:
-        with threadpool_limits(1, user_api="blas"), (stages.timing() if stages else _nothing()):
+        with threadpool_limits(1, user_api="blas"), (stages.timing() if stages else nullcontext()):
             # as a build runs a model (atlas.pipeline.build)
             result = _profiled_run(run, args.profile) if args.profile else run.run()
     except BaseException:  # a time limit (SIGTERM, see main) or an error: where the time went so far
@@ -181,11 +181,6 @@ class _InThisThread:
 
     def map(self, fn, items):
         return [fn(x) for x in items]
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 class _Stages:
