@@ -231,3 +231,21 @@ def test_stego_geometry_runs_the_model_at_320(tmp_path):
     small, big = loaded.model.state_dict(), seen.model.state_dict()
     assert big["pos_embed"].shape[1] == 1 + 20 * 20  # resampled, not re-drawn
     assert all(torch.equal(small[k], big[k]) for k in small if k != "pos_embed")
+
+
+def test_the_evaluation_key_follows_the_class_names_file(tmp_path):
+    """The config names classes.txt by path only: editing the file (other classes, another order,
+    another foreground) must make stored scores and baselines stale."""
+    write_dataset(tmp_path, n_seq=4, frames=1)
+    config = CONFIG.format(root=tmp_path).replace('class_names = ["sky", "ground", "object"]\n', "")
+
+    def key(names: str, foreground: str = 'foreground = ["object"]\n') -> str:
+        (tmp_path / "classes.txt").write_text(names)
+        return EvaluationRun.from_config(parse_config(config.replace("[uncertainty]", foreground + "[uncertainty]")),
+                                         []).key
+
+    first = key("sky\nground\nobject\n")
+    assert key("sky\nground\nobject\n") == first  # the same file, the same key
+    assert key("ground\nsky\nobject\n") != first
+    assert key("sky\nground\nobject\nroad\n") != first
+    assert key("sky\nground\nobject\n", 'foreground = ["sky"]\n') != first

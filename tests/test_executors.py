@@ -171,3 +171,22 @@ def test_two_builds_of_one_config_at_once(serial, tmp_path):
     assert not cache.damaged and not list((tmp_path / "cache").glob("*/.tmp-*"))
     assert _pages(tmp_path / "docs1") == _pages(tmp_path / "docs2") == serial
 
+
+
+def test_a_job_refuses_a_config_or_code_changed_after_submission(tmp_path):
+    """A job may wait hours in a queue: if the config or the code changed meanwhile, its numbers
+    would not be the ones the submitting build describes, so it stops before computing anything."""
+    from atlas.config import load_config
+    from atlas.pipeline import BuildError
+    from atlas.pipeline.executors import model_job
+    from atlas.pipeline.state import code_fingerprint
+
+    config = project(tmp_path, models=["Tiny A"])
+    submitted = load_config(config)
+    slug = submitted.backbones[0].slug
+    with pytest.raises(BuildError, match=r"atlas code changed after this job was submitted"):
+        model_job(str(config), slug, config_hash=submitted.config_hash, code="0" * 16)
+    config.write_text(config.read_text() + "\n# edited while the job waited\n", encoding="utf-8")
+    with pytest.raises(BuildError, match=r"atlas config changed after this job was submitted"):
+        model_job(str(config), slug, config_hash=submitted.config_hash, code=code_fingerprint())
+    assert not submitted.resolve_path(submitted.atlas.output_dir).exists()  # nothing computed, nothing stored

@@ -71,6 +71,28 @@ def test_cache_key_covers_everything_that_changes_features():
     assert len(keys) == 5
 
 
+def test_cached_features_follow_the_extraction_code_and_libraries(tmp_path, loaded, monkeypatch):
+    """A changed extraction module (or timm, or torch) makes every model compute again; the opt-in
+    cache must then not hand it the old code's features."""
+    import timm
+
+    import atlas.features.extract as extract
+
+    cache, images = FeatureCache(tmp_path), _images(2)
+    assert extract_to_cache(loaded, images, [0], ["tokens"], cache, progress=False).extracted == 2
+    assert extract_to_cache(loaded, images, [0], ["tokens"], cache, progress=False).cached == 2
+    before = extract.extraction_fingerprint()
+    monkeypatch.setattr(timm, "__version__", timm.__version__ + ".post1")
+    extract.extraction_fingerprint.cache_clear()
+    try:
+        assert extract.extraction_fingerprint() != before
+        assert extract_to_cache(loaded, images, [0], ["tokens"], cache, progress=False).extracted == 2
+    finally:
+        monkeypatch.undo()
+        extract.extraction_fingerprint.cache_clear()
+    assert extract.extraction_fingerprint() == before
+
+
 def test_atomic_write_and_corrupt_entries(tmp_path, monkeypatch):
     import atlas.features.cache as cache_mod
 

@@ -647,3 +647,15 @@ def test_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, tmpfs, ca
     assert run_cli(config, "--no-site") == 0
     # nothing computed was lost (reads mark entries as used, so their times change, not their bytes)
     assert all(p.read_bytes() == raw for p, raw in written.items())
+
+
+def test_a_block_beyond_one_models_depth_stops_before_any_model_computes(tmp_path, capsys):
+    """layers = [3] fits the first model (4 blocks), not the second (2): one line naming the second,
+    before the first has computed anything."""
+    config = project(tmp_path, models=["Tiny A", "Tiny B"])
+    text = config.read_text().replace("layers = [1.0]", "layers = [3]")
+    config.write_text(text.replace("depth = 2,", "depth = 4,", 1))
+    assert run_cli(config) == 2
+    line = error_line(capsys)
+    assert "Tiny B" in line and "block 3 does not exist in a model of depth 2" in line, line
+    assert not list((tmp_path / "out").rglob("result.json"))

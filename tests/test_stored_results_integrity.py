@@ -223,11 +223,34 @@ def test_rewording_a_sentence_keeps_stored_results(tmp_path):
     before = state.package_fingerprint(package)
     assert before == state.code_fingerprint()
     for words in ("pipeline/methods.py", "site/methods.py", "site/highlights.py", "site/wording.py",
-                  "site/figure_words.py"):
+                  "site/figure_words.py", "pipeline/executors.py"):  # (executors: how jobs run, not what)
         (package / words).write_text((package / words).read_text() + "\n# reworded\n")
     assert state.package_fingerprint(package) == before
     (package / "measures" / "locality.py").write_text((package / "measures" / "locality.py").read_text() + "\nX = 1\n")
     assert state.package_fingerprint(package) != before
+
+
+def test_the_model_key_follows_timm_but_not_the_opt_in_flag(monkeypatch):
+    """opt_in only says whether a build includes the model: toggling it keeps the stored results.
+    timm builds the model and runs its forward pass: another version makes them stale."""
+    import timm
+
+    from atlas.config import parse_config
+    from atlas.pipeline import state
+    from atlas.pipeline.resolutions import ResolutionRun
+
+    cfg = parse_config('[[backbones]]\ndisplay_name = "m"\ntimm_name = "vit_small_patch16_224"\n'
+                       'weights = "random"\ntraining = "random"')
+    spec = cfg.backbones[0]
+    run = ResolutionRun(label="224", requested=(224, 224), size=(224, 224), run_id=spec.slug, main=True)
+
+    def key(s):
+        return state.model_key(cfg, s, "w", [], "", run)
+
+    before = key(spec)
+    assert key(spec.model_copy(update={"opt_in": True})) == before
+    monkeypatch.setattr(timm, "__version__", timm.__version__ + ".post1")
+    assert key(spec) != before
 
 
 def test_an_unreadable_file_is_not_damage(built, tmp_path, monkeypatch):

@@ -85,6 +85,8 @@ def test_one_pass_by_default_and_no_feature_file(one_pass):
     info = _passes(one_pass)
     assert info["passes"] == 1 and info["on_demand"] == 0 and info["cache"] is False
     assert info["feature_bytes"] > 0 and info["max_pair_bytes"] <= info["feature_bytes"]
+    assert info["device"].startswith("cpu (")  # where this model's numbers were computed, on its report row
+    assert f"| {info['device']} | 1 |" in (one_pass / "site_src" / "build-report.md").read_text()
     assert not (one_pass / "cache").exists()  # not even the folder
     assert not list(one_pass.rglob("*.safetensors"))
 

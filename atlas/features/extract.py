@@ -17,11 +17,13 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,11 +60,25 @@ def preprocessing_key(loaded: LoadedBackbone) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def extraction_fingerprint() -> str:
+    """The code and libraries that make a cached entry: this package's modules (loading, hooks,
+    the forward pass) and the timm and torch versions. A change to any of them gives new keys, so
+    the opt-in cache never hands a recomputed model the features of the old code."""
+    import timm
+
+    h = hashlib.sha256(f"timm={timm.__version__}|torch={torch.__version__}".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str, precision: str) -> str:
-    # fp32 entries keep the key they had before precisions were a choice
     numeric = "" if precision == "fp32" else f"|precision={precision}"
     return FeatureCache.key(model=loaded.spec.timm_name + repr(sorted(loaded.spec.overrides.items())),
-                            weights=loaded.weights_hash, image=image.content_hash, preprocessing=pre + numeric)
+                            weights=loaded.weights_hash, image=image.content_hash,
+                            preprocessing=f"{pre}{numeric}|code={extraction_fingerprint()}")
 
 
 def extract_to_cache(loaded: LoadedBackbone, images: list[AtlasImage], blocks: list[int],

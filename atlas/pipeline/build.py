@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import AtlasConfig, Backbone, resolution_label
+from ..config import AtlasConfig, Backbone, ConfigError, resolution_label, resolve_layers
 from ..features.backbones import (WeightsUnavailableError, check_backbone, check_checkpoint_file, load_backbone,
                                   memory_problem, patch_size, weights_help, weights_identity,
                                   weights_unavailable_message)
@@ -112,6 +112,11 @@ def prepare_build(cfg: AtlasConfig, backbones: list[Backbone], *, computes_here:
     for spec in backbones:  # every model checked before any is computed
         probe = check_backbone(spec)  # buildable with its overrides (on the meta device)
         check_checkpoint_file(spec)  # headers only
+        for setting in ("layers", "gallery_layers"):  # block indices beyond this model's depth
+            try:
+                resolve_layers(getattr(cfg.features, setting), len(probe.blocks))
+            except ConfigError as exc:
+                raise BuildError(f"{spec.display_name}: [features] {setting}: {exc}") from None
         runs, skipped_sizes = resolutions[spec.slug] = model_resolutions(
             cfg.images.requested_resolutions(), spec.display_name, spec.slug, patch=patch_size(probe),
             native=tuple(probe.pretrained_cfg.get("input_size", (3, 224, 224))[1:]))
@@ -233,8 +238,13 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
             continue
         if spec.slug in jobs_done:
             keys, seconds = jobs_done[spec.slug]
-            computed = [ComputedRun(run, keys.get(run.run_id, "?"), store.load_model(run.run_id, keys.get(run.run_id)),
-                                    False) for run in runs]
+            unknown = [run.run_id for run in runs if run.run_id not in keys]
+            if unknown:  # never load without a key: any stored folder would do
+                skipped.append(SkippedItem(f"{FAILED_PREFIX}{spec.display_name}",
+                                           f"the job returned no results for {unknown[0]}"))
+                continue
+            computed = [ComputedRun(run, keys[run.run_id], store.load_model(run.run_id, keys[run.run_id]), False)
+                        for run in runs]
             missing = [c.key for c in computed if c.result is None]
             if missing:
                 skipped.append(SkippedItem(f"{FAILED_PREFIX}{spec.display_name}",

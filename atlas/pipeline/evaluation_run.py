@@ -132,6 +132,10 @@ class EvaluationRun:
             h.update(content_hash(img).encode())
             h.update(np.ascontiguousarray(mask).tobytes())
         h.update(repr(cfg.evaluation.model_dump(exclude={"licence", "credit", "propagation"})).encode())
+        # what the dataset resolved from its files (classes.txt names the classes, sets K and the
+        # foreground): the config holds only the path
+        h.update(repr((list(dataset.class_names), sorted(int(c) for c in dataset.foreground),
+                       int(dataset.ignore_index))).encode())
         self.key = h.hexdigest()[:20]
         self.device = None  # the analysis device of the model being scored (set by start(); None: the CPU)
         self.baseline_store = None  # a build's StateStore: baselines shared by the models of a geometry

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..config import AtlasConfig, Backbone, ExecutorSection, load_config
 from . import BuildError
+from .state import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,18 @@ def executor_settings(cfg: AtlasConfig, **overrides) -> ExecutorSection:
         raise BuildError(f"{flag}: {first['msg']} (got {first.get('input')!r})") from None
 
 
-def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = None) -> dict:
+def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = None,
+              config_hash: str | None = None, code: str | None = None) -> dict:
     """One model of a build, in its own process: compute (or find current) and store its results.
 
     Returns ``{"slug", "keys" ({run id: key}), "reused", "seconds", "model_s", "process_start", "model_start"}``
     (``seconds``: the job from its start in Python; ``model_s``: loading and computing the model, as
     the serial build does; the two starts as Unix times, for the overhead in
     ``bench/bench_executors.py``). ``gpu`` pins the job to one GPU (local
-    executor); ``threads`` limits torch's CPU threads (its share of the cores).
+    executor); ``threads`` limits torch's CPU threads (its share of the cores). ``config_hash`` and
+    ``code`` (:func:`atlas.pipeline.state.code_fingerprint`) are the submitting build's: a job that
+    starts after the config or the code changed (it may wait hours in a queue) refuses to compute,
+    since its numbers would not be those the build describes.
     """
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before torch initialises CUDA
@@ -100,6 +105,11 @@ def model_job(config_path: str, slug: str, threads: int = 0, gpu: int | None = N
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     cfg = load_config(config_path)
+    changed = [what for what, now, then in (("config", cfg.config_hash, config_hash), ("code", code_fingerprint(), code))
+               if then is not None and now != then]
+    if changed:
+        raise BuildError(f"the atlas {' and '.join(changed)} changed after this job was submitted "
+                         f"({config_path}); re-run the build to compute with the new one")
     (spec,) = cfg.select_backbones([slug])
     inputs = prepare_build(cfg, [spec])
     t1 = time.perf_counter()
@@ -190,7 +200,8 @@ class ModelJobs:
         def submit(spec: Backbone, slot: int):
             ex = self._executor(f"atlas-{spec.slug}")
             try:
-                job = ex.submit(model_job, self.config_path, spec.slug, threads, slot_gpus[slot])
+                job = ex.submit(model_job, self.config_path, spec.slug, threads, slot_gpus[slot],
+                                self.cfg.config_hash, code_fingerprint())
             except Exception as exc:  # sbatch refused it: bad partition, limits, ...
                 text = str(exc).strip().splitlines()
                 raise BuildError(f"--executor {self.kind}: could not submit the job of {spec.display_name}: "

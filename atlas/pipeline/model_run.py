@@ -28,7 +28,7 @@ from ..clustering.kmeans import JointKMeans, cluster_features, predict_features
 from ..config import AtlasConfig, block_representations, rel_depth, resolve_layers
 from ..features.backbones import LoadedBackbone, host_available_memory
 from ..features.cache import FeatureCache
-from ..features.device import torch_threads
+from ..features.device import describe, torch_threads
 from ..features.stream import GB, FeatureStream, default_budget, plan_chunks
 from ..inputs.images import AtlasImage
 from ..inputs.probes import probe_images
@@ -227,7 +227,9 @@ class ModelRun:
         total = sum(sizes.values())
         self.passes = {"passes": len(chunks), "pairs": len(pairs), "feature_bytes": int(total),
                        "max_pair_bytes": int(largest),  # the smallest budget that works
-                       "budget_bytes": None if budget is None else int(budget), "cache": self.cache is not None}
+                       "budget_bytes": None if budget is None else int(budget), "cache": self.cache is not None,
+                       # where this model's numbers were computed (a job's GPU, not the submitting node)
+                       "device": describe(self.device, self.cfg.features.precision)}
         log.info("%s: features of %d (block, representation) pairs take %.3g GB; %s", self.loaded.card.display_name,
                  len(pairs), total / GB, "one forward pass" if len(chunks) == 1 else
                  f"{len(chunks)} forward passes, one per chunk of blocks, within the {budget / GB:.3g} GB budget")

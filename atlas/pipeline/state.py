@@ -76,9 +76,10 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-#: Modules that write words or per-build records, never a model's stored numbers: rewording them
-#: must not invalidate stored results. (The site layer and the command line are left out whole.)
-NOT_COMPUTATION = ("cli.py", "pipeline/methods.py")
+#: Modules that write words or per-build records, or run jobs, never a model's stored numbers:
+#: changing them must not invalidate stored results. (The site layer and the command line are left
+#: out whole.)
+NOT_COMPUTATION = ("cli.py", "pipeline/methods.py", "pipeline/executors.py")
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,12 +111,19 @@ def model_key(cfg: AtlasConfig, spec: "Backbone", weights_hash: str, images: "li
     :func:`atlas.features.backbones.weights_identity`)."""
     return digest({
         "v": MODEL_STATE_VERSION, "atlas": __version__, "code": code_fingerprint(), "weights": weights_hash,
-        "spec": spec.model_dump(), "images": [i.content_hash for i in images],
+        "spec": spec.model_dump(exclude={"opt_in"}), "timm": _timm_version(), "images": [i.content_hash for i in images],
         "resolution": [run.label, list(run.requested), list(run.size), run.main], "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
         "clustering": cfg.clustering.model_dump(), "analyses": cfg.analyses.model_dump(), "seed": cfg.atlas.seed,
         "uncertainty": cfg.uncertainty.model_dump(),
         "evaluation": eval_key,
     })
+
+
+def _timm_version() -> str:
+    """timm builds the models and defines their forward pass: another timm may compute other numbers."""
+    import timm
+
+    return timm.__version__
 
 
 class DamagedResults(ValueError):
