@@ -85,9 +85,33 @@ def test_same_seed_gives_identical_result(backend):
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     np.testing.assert_array_equal(a.labels_, b.labels_)
     assert a.inertia_ == b.inertia_
-    # control: the seed matters on a problem with many local optima (seeds 3..5 vs 50..52)
+    # control: the seed matters on a problem with many local optima
     c = JointKMeans(k, backend=backend, seed=50).fit(X)
     assert not np.array_equal(a.cluster_centers_, c.cluster_centers_)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_consecutive_seeds_share_no_restart(backend, monkeypatch):
+    """The intervals' k-means seeds are consecutive (atlas seed + j): with n_init restarts each,
+    no restart may repeat across seeds, or their clusterings coincide and the seed spread reads 0."""
+    from atlas.clustering import kmeans
+
+    used, greedy = {}, kmeans._greedy_kmeanspp
+
+    def recording(xs, k, seed, chunk):
+        used.setdefault(current, []).append(seed)
+        return greedy(xs, k, seed, chunk)
+
+    monkeypatch.setattr(kmeans, "_greedy_kmeanspp", recording)
+    X, k = overlapping_mixture(n=3000)
+    for current in range(4):
+        JointKMeans(k, backend=backend, seed=current, n_init=3).fit(X)
+    assert all(len(set(s)) == 3 for s in used.values())
+    assert len(set().union(*used.values())) == 12, used
+    used.clear()
+    current = 7
+    JointKMeans(k, backend=backend, seed=7, n_init=1).fit(X)
+    assert used == {7: [7]}  # one restart: the seed itself (results of n_init = 1 unchanged)
 
 
 def test_normalisation_merges_clusters_that_differ_only_in_norm():

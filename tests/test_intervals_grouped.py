@@ -138,3 +138,21 @@ def test_the_reported_value_is_the_mean_over_seeds_not_seed_0(tmp_path):
     assert u.value == pytest.approx(np.mean(per_seed)) and u.seed_spread == pytest.approx(per_seed[0] - per_seed[1])
     lo, hi = u.interval()
     assert lo < u.value < hi
+
+
+def test_frame_order_compares_frame_numbers_as_numbers():
+    """Names without zero padding (clip_1 ... clip_20): blocks and the fallback split follow the
+    frame numbers, exactly as with padded names, so only block-boundary frames are neighbours."""
+    from atlas.inputs.splits import grouped_split
+
+    plain = [f"clip_{i}" for i in range(1, 21)]
+    padded = [f"clip_{i:03d}" for i in range(1, 21)]
+    perm = np.random.default_rng(0).permutation(20)
+    for names in ([plain[i] for i in perm], [padded[i] for i in perm]):
+        units, rule = resampling_units(["clip"] * 20, names)
+        assert rule["unit"] == "frame blocks"
+        by_frame = units[np.argsort([int(n.split("_")[1]) for n in names])]
+        assert (np.diff(by_frame) >= 0).all()  # each block a run of consecutive frames
+        split = grouped_split(names, {"selection": 0.25, "support": 0.375, "query": 0.375}, r"^(clip)_")
+        assert split.kind == "contiguous blocks"
+        assert sorted(int(names[i].split("_")[1]) for i in split.folds["selection"]) == [1, 2, 3, 4, 5]

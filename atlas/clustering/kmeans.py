@@ -426,7 +426,9 @@ def _fit_two_stage(X, k: int, n_iter: int, n_init: int, seed: int, tol: float, l
     xs = as_tensor(Xs, dev)
     best = None
     for r in range(n_init):
-        init = _greedy_kmeanspp(xs, k, (seed + r) % 2**31, chunk).cpu().numpy()
+        # restart r of seed s: s * n_init + r, so seeds s and s + 1 share no restart (with s + r
+        # they shared n_init - 1 and often returned the same clustering: no seed spread)
+        init = _greedy_kmeanspp(xs, k, (seed * n_init + r) % 2**31, chunk).cpu().numpy()
         fit = lloyd(Xs, init, n_iter, tol)
         if best is None or fit[2] < best[2]:  # strict: ties keep the earlier restart
             best = fit

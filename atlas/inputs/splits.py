@@ -29,13 +29,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MIN_GROUPS_PER_FOLD", "SPLIT_KINDS", "Split", "grouped_split"]
+__all__ = ["MIN_GROUPS_PER_FOLD", "SPLIT_KINDS", "Split", "frame_order", "grouped_split"]
 
 #: Groups per fold needed to assign whole groups (fewer: contiguous blocks within groups).
 MIN_GROUPS_PER_FOLD = 3
 
 #: :attr:`Split.kind`: whole groups per fold, or the fallback (folds may share a group at a boundary).
 SPLIT_KINDS = ("groups", "contiguous blocks")
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def frame_order(name: str) -> tuple:
+    """Sort key of an image name in frame order: digit runs compare as numbers, so names without
+    zero padding keep their order (``clip_2`` before ``clip_10``, which a plain string sort reverses).
+
+    >>> sorted(["clip_10", "clip_2", "clip_1"], key=frame_order)
+    ['clip_1', 'clip_2', 'clip_10']
+    """
+    return tuple((1, int(part), part) if part.isdigit() else (0, 0, part) for part in _DIGITS.split(str(name)))
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,8 @@ def grouped_split(names: list[str], fractions: dict[str, float], group_regex: st
         raise ValueError(f"fold shares must be positive and sum to 1, got {fractions}")
     groups = _groups(names, group_regex)
     distinct = sorted(set(groups))
-    members = {g: sorted((i for i in range(n) if groups[i] == g), key=lambda i: names[i]) for g in distinct}
+    members = {g: sorted((i for i in range(n) if groups[i] == g), key=lambda i: frame_order(names[i]))
+               for g in distinct}
     folds: dict[str, list[int]] = {f: [] for f in fractions}
     if len(distinct) >= MIN_GROUPS_PER_FOLD * len(fractions):
         order = [distinct[i] for i in np.random.default_rng([int(seed), 104729]).permutation(len(distinct))]

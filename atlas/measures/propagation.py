@@ -6,8 +6,11 @@ notebook uses 0.2) between the frame and its context, the first frame plus the `
 most recent frames with their propagated soft labels; each patch keeps its ``top_k`` = 5 largest
 affinities within a square neighbourhood of ``radius`` = 12 patches; the weights are normalised
 and the context's soft labels averaged with them; the first frame's labels are its mask reduced
-to the patch grid (nearest). The soft labels are then upsampled (bilinear) to the mask size and
-the argmax taken.
+to the patch grid (nearest). The soft labels are then upsampled (bilinear) to the mask size, each
+label's map rescaled to [0, 1] over the frame (DINO's ``norm_mask``: minus its minimum, over its
+new maximum; a map that is zero everywhere is left alone, a constant one becomes 0) and the
+argmax taken. The rescaling keeps small or faint objects from losing their pixels to the
+background, whose soft labels are larger everywhere.
 
 :func:`region_similarity` (J, region IoU) and :func:`boundary_measure` (F, the boundary
 F-measure with DAVIS's tolerance of 0.008 x the image diagonal) score one object in one frame,
@@ -135,6 +138,10 @@ def propagate_labels(features: Any, first_mask: np.ndarray, *, mask_size: tuple[
     out[0] = resample_labels(first_mask, size)  # given, not predicted (unchanged at its own size)
     grids = torch.stack(soft[1:]).transpose(1, 2).reshape(t_count - 1, n_labels, h, w)
     up = F.interpolate(grids, size=size, mode="bilinear", align_corners=False)
+    # DINO's norm_mask, in place (at 480p the maps are the largest array here)
+    lo, hi = up.amin(dim=(2, 3), keepdim=True), up.amax(dim=(2, 3), keepdim=True)
+    used = hi > 0
+    up.sub_(torch.where(used, lo, 0.0)).mul_(torch.where(used, 1.0 / (hi - lo).clamp_min(1e-30), 1.0))
     if up.device.type == "cpu":  # numpy: torch's CPU argmax over a leading axis is ~10x slower here
         out[1:] = up.numpy().argmax(axis=1)
     else:  # on the device: the host gets labels, not every label's score (both take the first maximum)

@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from ..inputs.splits import frame_order
+
 __all__ = ["MIN_RESAMPLE_GROUPS", "half_samples", "resampling_units", "unit_half_samples", "factor",
            "Uncertainty"]
 
@@ -76,7 +78,8 @@ def resampling_units(groups, names=None) -> tuple[np.ndarray, dict[str, Any]]:
     groups : sequence of str
         Group of every image (e.g. :attr:`atlas.inputs.splits.Split.groups` of the images).
     names : sequence of str, optional
-        Image names; within a group, frame order is the order of the names (default: given order).
+        Image names; within a group, frame order is the order of the names, digit runs compared as
+        numbers (:func:`atlas.inputs.splits.frame_order`; default: given order).
 
     Rule: every image its own group -> the images (independent); at least
     :data:`MIN_RESAMPLE_GROUPS` groups -> the groups; otherwise contiguous blocks: ``B = max(2,
@@ -105,7 +108,7 @@ def resampling_units(groups, names=None) -> tuple[np.ndarray, dict[str, Any]]:
     units = np.empty(n, dtype=np.int64)
     u = 0
     for g in distinct:
-        members = sorted((i for i in range(n) if groups[i] == g), key=lambda i: names[i])
+        members = sorted((i for i in range(n) if groups[i] == g), key=lambda i: frame_order(names[i]))
         for block in np.array_split(np.array(members), max(1, int(round(len(members) * total / n)))):
             units[block] = u
             u += 1
@@ -197,7 +200,12 @@ class Uncertainty:
 
     def interval(self, bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float]:
         """``value ± z * se``, ``se^2`` = mean resampling variance + variance of the value over seeds,
-        clipped to the measure's possible ``bounds`` (a normal interval of a ratio can cross them)."""
+        clipped to the measure's possible ``bounds`` (a normal interval of a ratio can cross them).
+
+        With ``centre="mean"`` the seed term is still one seed's variance, not that over the number
+        of seeds: at the default 3 seeds it is estimated from 2 degrees of freedom, and the smaller
+        term then under-covers where seeds vary more than images (README, Numbers and their
+        company); with many seeds the interval is conservative."""
         finite = [p for p in self.points if np.isfinite(p)]
         if not self.variances or not np.isfinite(self.value):
             return float("nan"), float("nan")

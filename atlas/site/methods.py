@@ -301,7 +301,8 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
                     f"L2-normalised; affinity exp(cosine / {p.get('temperature'):g}) to the first frame and the "
                     f"{p.get('n_context')} most recent frames; each patch keeps its top {p.get('top_k')} affinities "
                     f"within {p.get('radius')} patches (rows and columns); the context's soft labels averaged with "
-                    "the normalised weights; upsampled (bilinear) to the mask size, then argmax. The first mask "
+                    "the normalised weights; upsampled (bilinear) to the mask size, each label's map rescaled to "
+                    "[0, 1] over the frame (DINO's norm_mask), then argmax. The first mask "
                     "enters at the patch grid (nearest)",
         "temperature": f"{p.get('temperature'):g} (DINO's; DINOv3's notebook uses 0.2, which spreads the weights over "
                        "the top-k neighbours more evenly: numbers at the two temperatures are not comparable)",
