@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"only what is missing", file=sys.stderr)
         return 1 if failed else code
     except (ConfigError, BuildError, UnknownModelError, UnsafeCheckpointError, WeightsUnavailableError,
-            NonFiniteFeatures, FeatureBudgetError, CacheTooSmall, SiteDirError, SiteBuildError) as exc:
+            NonFiniteFeatures, FeatureBudgetError, CacheTooSmall, SiteDirError, SiteBuildError, PublishError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -75,3 +75,55 @@ def test_a_doi_that_is_not_a_doi_is_one_line(tmp_path, capsys):
     config = project(tmp_path)
     assert run_cli(config, "--doi", "zenodo 42", "--no-site") == 2
     assert "--doi" in error_line(capsys) and not (tmp_path / "out").exists()
+
+
+def _published_citations(version: str, page: str = "models/dino-vit-s16.md") -> dict:
+    """Every citation format of one page of a build published as ``version`` (no site built)."""
+    from atlas.site.citation import citation_cff, dataset_jsonld, page_citation, zenodo_json
+
+    results = make_synthetic_results()
+    results.site_url, results.published_version = f"https://example.org/atlas/{version}/", version
+    results.latest_url = "https://example.org/atlas/latest/"
+    cite = page_citation(results, page, "DINO ViT-S/16")
+    return {"results": results, "cite": cite, "view": json.loads(cite["view_json"]),
+            "cff": yaml.safe_load(citation_cff(results)), "zenodo": json.loads(zenodo_json(results)),
+            "jsonld": dataset_jsonld(results, page, "DINO ViT-S/16", "d" * 60, ())}
+
+
+def test_published_version_is_the_cited_version_in_every_format():
+    """On a published build (--publish DIR --version 2026.12) every format names 2026.12 as the
+    version: cite box, BibTeX (field and note), the "Cite this view" data, CITATION.cff, .zenodo.json
+    and JSON-LD; the software version appears only labelled as such. The BibTeX key carries the
+    version, so two versions cited in one paper do not collide."""
+    pybtex = pytest.importorskip("pybtex.database")
+    c = _published_citations("2026.12")
+    software = c["results"].atlas_version
+    assert software != "2026.12"
+    assert c["cite"]["version"] == "2026.12"  # the cite box: "This is version 2026.12"
+    ((key, entry),) = pybtex.parse_string(c["cite"]["bibtex"], "bibtex").entries.items()
+    assert key == c["cite"]["key"] == c["view"]["key"] == "ssl-vit-atlas-models-dino-vit-s16-2026.12"
+    assert re.fullmatch(r"[A-Za-z0-9_:.-]+", key)
+    assert entry.fields["version"] == "2026.12"
+    assert entry.fields["note"].startswith(f"Atlas version 2026.12 (SSL ViT Atlas software {software}),")
+    assert f"Atlas version {software}" not in entry.fields["note"]
+    assert c["view"]["version"] == "2026.12" and c["view"]["note"].startswith("Atlas version 2026.12 ")
+    assert c["cff"]["version"] == "2026.12" and "Atlas version 2026.12 " in c["cff"]["abstract"]
+    assert c["cff"]["references"][0]["type"] == "software"  # the software's own version stays apart
+    assert c["zenodo"]["version"] == "2026.12" and "Atlas version 2026.12 " in c["zenodo"]["description"]
+    assert c["jsonld"]["version"] == "2026.12"
+    # two versions of one page: two keys, both valid BibTeX (a version's '+' is spelled out)
+    other = _published_citations("2027.1+rc1")["cite"]
+    assert other["key"] != key and re.fullmatch(r"[A-Za-z0-9_:.-]+", other["key"])
+    assert list(pybtex.parse_string(other["bibtex"], "bibtex").entries) == [other["key"]]
+
+
+def test_local_build_cites_the_software_version_unchanged():
+    """Without --publish the citation is as before: the atlas version, the page's plain key."""
+    from atlas.site.citation import citation_cff, citation_note, page_citation
+
+    results = make_synthetic_results()
+    cite = page_citation(results, "methods.md", "Methods")
+    assert cite["key"] == "ssl-vit-atlas-methods" and cite["version"] == ""
+    assert f"version      = {{{results.atlas_version}}}" in cite["bibtex"]
+    assert citation_note(results).startswith(f"Atlas version {results.atlas_version}, built ")
+    assert yaml.safe_load(citation_cff(results))["version"] == results.atlas_version

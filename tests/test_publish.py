@@ -179,3 +179,123 @@ def test_browser_version_selector_keeps_the_page_and_versions_keep_their_numbers
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- names of the layout, interrupted publishes
+
+def _entries(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir())
+
+
+def _listed(out: Path) -> dict[str, list[str]]:
+    from mike.versions import Versions
+
+    return {str(v.version): sorted(v.aliases) for v in Versions.loads((out / "versions.json").read_text())}
+
+
+@pytest.mark.parametrize("name", ["versions.json", "index.html", "404.html", "sitemap.xml", "Versions.JSON",
+                                  "notes.txt"])
+@pytest.mark.parametrize("what", ["version", "alias"])
+def test_names_of_files_in_the_folder_are_refused_and_touch_nothing(tmp_path, name, what):
+    """A version or alias named like a file of the layout (or a file of the user's, there) would
+    turn that file into a folder: refused in one line; the folder stays as it was, publishable."""
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1.0", alias="latest")
+    (out / "notes.txt").write_text("mine")
+    before, names = _tree(out), _entries(out)
+    version, alias = (name, None) if what == "version" else ("2.0", name)
+    with pytest.raises(PublishError) as refused:
+        publish_site(_site(tmp_path / "s2", "two"), out, version, alias=alias)
+    assert f"--{what} {name!r}" in str(refused.value) and "\n" not in str(refused.value)
+    assert _tree(out) == before and _entries(out) == names
+    publish_site(_site(tmp_path / "s2", "two"), out, "2.0", alias="latest")  # still publishable
+    assert _listed(out) == {"2.0": ["latest"], "1.0": []} and (out / "notes.txt").read_text() == "mine"
+
+
+def _rename_fails(monkeypatch, source: str) -> None:
+    """Path.rename of ``source`` (a dot-name of the publish) raises, as a full disk or ^C would."""
+    rename = Path.rename
+
+    def failing(self, target):
+        if self.name == source:
+            raise OSError(f"interrupted renaming {source}")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing)
+
+
+def test_interrupted_replace_keeps_the_version(tmp_path, monkeypatch):
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1", alias="latest")
+    publish_site(_site(tmp_path / "s2", "two"), out, "2", alias="latest")
+    before = _tree(out)
+    with monkeypatch.context() as m:
+        _rename_fails(m, ".1.publishing")  # the old version moved aside, the new one not yet in place
+        with pytest.raises(OSError, match="interrupted"):
+            publish_site(_site(tmp_path / "s3", "one, corrected"), out, "1", replace=True)
+    assert (out / "1" / "index.html").read_text() == "<h1>one</h1>" and _tree(out) == before
+    assert _listed(out) == {"2": ["latest"], "1": []}
+    assert not [n for n in _entries(out) if n.startswith(".") and n != ".nojekyll"]
+    publish_site(_site(tmp_path / "s3", "one, corrected"), out, "1", replace=True)
+    assert "corrected" in (out / "1" / "index.html").read_text()
+
+
+def test_interrupted_alias_move_keeps_the_alias(tmp_path, monkeypatch):
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1", alias="latest")
+    before = _tree(out)
+    with monkeypatch.context() as m:
+        _rename_fails(m, ".latest.publishing")  # the old alias moved aside, the new one not yet in place
+        with pytest.raises(OSError, match="interrupted"):
+            publish_site(_site(tmp_path / "s2", "two"), out, "2", alias="latest")
+    assert _redirect_target(out / "latest" / "index.html") == "../1/index.html"  # the root's redirect lands
+    assert _redirect_target(out / "index.html") == "latest/"
+    assert _listed(out) == {"1": ["latest"]} and _tree(out) == before and not (out / "2").exists()
+    publish_site(_site(tmp_path / "s2", "two"), out, "2", alias="latest")
+    assert _redirect_target(out / "latest" / "models" / "m.html") == "../../2/models/m.html"
+
+
+def test_a_killed_publish_is_undone_by_the_next(tmp_path, monkeypatch):
+    """kill -9 (nothing undone at once): the next publish puts back the version moved aside, drops
+    a folder never listed in versions.json, and accepts a folder whose first publish was killed."""
+    from atlas.site import publish
+
+    out = tmp_path / "pub"
+    publish_site(_site(tmp_path / "s1", "one"), out, "1", alias="latest")
+    v1 = _tree(out / "1")
+    with monkeypatch.context() as m:
+        m.setattr(publish, "_recover", lambda *a, **k: None)
+        _rename_fails(m, ".1.publishing")
+        with pytest.raises(OSError):
+            publish_site(_site(tmp_path / "s2", "two"), out, "1", alias="latest", replace=True)
+    assert not (out / "1").exists()  # the moment of the kill
+    check_target(out, "2", "latest")  # not refused
+    publish_site(_site(tmp_path / "s2", "two"), out, "2", alias="latest")
+    assert _tree(out / "1") == v1 and _listed(out) == {"2": ["latest"], "1": []}
+    assert not [n for n in _entries(out) if n.startswith(".") and n != ".nojekyll"]
+
+    first = tmp_path / "first"  # the very first publish killed before versions.json was written
+    with monkeypatch.context() as m:
+        m.setattr(publish, "_recover", lambda *a, **k: None)
+        write = publish.atomic_write
+        m.setattr(publish, "atomic_write", lambda path, *a, **k: (_ for _ in ()).throw(OSError("killed"))
+                  if Path(path).name == "versions.json" else write(path, *a, **k))
+        with pytest.raises(OSError):
+            publish_site(_site(tmp_path / "s1", "one"), first, "1", alias="latest")
+    assert (first / "1").is_dir() and not (first / "versions.json").exists()
+    publish_site(_site(tmp_path / "s1", "one"), first, "1", alias="latest")  # neither foreign nor "not an atlas"
+    assert _listed(first) == {"1": ["latest"]} and _tree(first / "1") == v1
+
+
+def test_publish_refused_after_the_build_is_one_line(tmp_path, capsys, monkeypatch):
+    """A publish refused only once the site is built (another publish took the version meanwhile):
+    one line, exit 2 as for the same refusal before the build, no traceback."""
+    from atlas import cli
+
+    config = project(tmp_path)
+    out = tmp_path / "published"
+    publish_site(_site(tmp_path / "other", "other"), out, "1")
+    monkeypatch.setattr(cli, "_check_publish", lambda args, cfg: None)  # the check before the build passed
+    assert run_cli(config, "--publish", str(out), "--version", "1", "--site-url", "https://example.org/") == 2
+    assert "already published" in error_line(capsys)
+    assert (out / "1" / "index.html").read_text() == "<h1>other</h1>"

@@ -6,6 +6,10 @@ version (``--publish``) is cited by its version's URL, which keeps serving it af
 versions, with the alias URL (e.g. ``latest``) offered beside it. Without a site URL the build is
 local: the cite box says so and the BibTeX carries no URL.
 
+The version a citation names (cite box, BibTeX, CITATION.cff, .zenodo.json, JSON-LD) is the
+published version when there is one, else the atlas software version (:func:`cited_version`); a
+published build's BibTeX key ends in its version and its note names the software version, labelled.
+
 BibTeX is written for both BibTeX and biblatex: ``url`` / ``urldate`` / ``version`` for biblatex
 and natbib styles, ``howpublished = {\\url{...}}`` for classic styles that ignore ``url``; the
 corporate author in double braces (one name, not "contributors, SSL ViT Atlas"); titles in double
@@ -84,8 +88,38 @@ KEYWORDS = ("self-supervised learning", "vision transformer", "unsupervised sema
 ATLAS_AUTHOR = "SSL ViT Atlas contributors"
 
 
+def cited_version(results: AtlasResults) -> str:
+    """The version every citation names: the published version (``--publish DIR --version V``)
+    when there is one, else the atlas software version the results were computed with."""
+    return results.published_version or results.atlas_version
+
+
+def versioned_cite_key(results: AtlasResults, page: str) -> str:
+    """BibTeX key of ``page`` in this build: :func:`~atlas.site.paths.cite_key`, and on a published
+    build the version after it, so that two versions cited in one paper do not collide. Kept to
+    letters, digits, ``-``, ``_``, ``:`` and ``.`` (a version's ``+`` becomes ``plus``).
+
+    >>> from types import SimpleNamespace as R
+    >>> versioned_cite_key(R(published_version="2026.12+rc1"), "models/dino-vit-s-16.md")
+    'ssl-vit-atlas-models-dino-vit-s-16-2026.12plusrc1'
+    >>> versioned_cite_key(R(published_version=""), "models/dino-vit-s-16.md")
+    'ssl-vit-atlas-models-dino-vit-s-16'
+    """
+    key = cite_key(page)
+    if not results.published_version:
+        return key
+    version = re.sub(r"[^A-Za-z0-9_.:-]", lambda m: "plus" if m.group(0) == "+" else "-",
+                     results.published_version)
+    return f"{key}-{version}"
+
+
 def citation_note(results: AtlasResults) -> str:
-    note = f"Atlas version {results.atlas_version}, built {results.build_date}, config sha256 {results.config_hash}"
+    """The note of every citation: the cited version, and on a published build the software version
+    beside it, labelled as such (the published version names the data, not the software)."""
+    version = f"Atlas version {cited_version(results)}"
+    if results.published_version:
+        version += f" (SSL ViT Atlas software {results.atlas_version})"
+    note = f"{version}, built {results.build_date}, config sha256 {results.config_hash}"
     if any(m.card.is_random_init for m in results.models):
         note += f". Includes randomly initialised models ({RANDOM_INIT_LABEL})"
     return note
@@ -102,13 +136,13 @@ def page_citation(results: AtlasResults, page: str, title: str) -> dict[str, Any
     ``fields`` are the entry's lines after title and URL, so a view's entry differs only in key,
     title and URL.
     """
-    key = cite_key(page)
+    key = versioned_cite_key(results, page)
     full_title = title if page == "index.md" else f"{title} — {results.title}"
     url = page_url(results, page)
-    common = {"author": ATLAS_AUTHOR, "date": results.build_date, "version": results.atlas_version,
+    common = {"author": ATLAS_AUTHOR, "date": results.build_date, "version": cited_version(results),
               "note": citation_note(results), "doi": results.doi}
     view = {"key": key, "title": latex(full_title), "url": url, "author": latex(common["author"]),
-            "year": results.build_date[:4], "version": latex(results.atlas_version), "urldate": results.build_date,
+            "year": results.build_date[:4], "version": latex(common["version"]), "urldate": results.build_date,
             "note": latex(common["note"]), "doi": results.doi}
     latest = results.latest_url + html_url(page) if results.latest_url else ""
     return {"key": key, "url": url, "bibtex": bibtex_entry(key, full_title, url, **common),
@@ -123,7 +157,7 @@ def citation_cff(results: AtlasResults) -> str:
         "type": "dataset",
         "title": results.title,
         "authors": [{"name": ATLAS_AUTHOR}],
-        "version": results.atlas_version,
+        "version": cited_version(results),
         "date-released": results.build_date,
     }
     if results.doi:
@@ -155,10 +189,10 @@ def zenodo_json(results: AtlasResults) -> str:
     Zenodo has minted it, goes back in with ``--doi``)."""
     meta: dict[str, Any] = {
         "upload_type": "dataset",
-        "title": f"{results.title} (version {results.published_version or results.atlas_version})",
+        "title": f"{results.title} (version {cited_version(results)})",
         "description": _abstract(results) + " " + citation_note(results) + ".",
         "creators": [{"name": ATLAS_AUTHOR}],
-        "version": results.published_version or results.atlas_version,
+        "version": cited_version(results),
         "publication_date": results.build_date,
         "keywords": list(KEYWORDS),
     }
@@ -190,7 +224,7 @@ def dataset_jsonld(results: AtlasResults, page: str, name: str, description: str
         "@type": "Dataset",
         "name": name,
         "description": description,
-        "version": results.published_version or results.atlas_version,
+        "version": cited_version(results),
         "url": page_url(results, page) or html_url(page),
         "creator": {"@type": "Organization", "name": ATLAS_AUTHOR},
         "dateModified": results.build_date,
