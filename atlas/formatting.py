@@ -37,6 +37,15 @@ def with_interval(value: Any, lo: Any, hi: Any, digits: int = 2, missing: str = 
     return f"{text} [{fixed(lo, digits)}, {fixed(hi, digits)}]"
 
 
+def level_percent(level: float) -> str:
+    """An interval's confidence level as a percentage, never rounded to another level.
+
+    >>> level_percent(0.95), level_percent(0.999), level_percent(0.9)
+    ('95%', '99.9%', '90%')
+    """
+    return f"{float(level) * 100:.10g}%"
+
+
 def byte_size(n: float, binary: bool = False) -> str:
     """``n`` bytes for a message: decimal units to three significant digits (the units of
     ``[features] memory_gb`` / ``cache_gb`` and the build report), or with ``binary`` powers of

@@ -73,6 +73,28 @@ def test_comparison_draws_the_model_pages_baselines(site):
         ("chance", 0.05, 0.04, 0.06), ("position", 0.21, 0.18, 0.24), ("ceiling", 0.62, 0.6, 0.64)}
 
 
+def test_comparison_plots_carry_each_models_positional_references(site):
+    """Positional measures on a comparison page: every model's content-only and position-only
+    references, thin lines of its colour, hidden until their legend entry is clicked (one entry per
+    kind), said in the caption and held in the JSON download; none for an evaluation measure."""
+    traces = _specs(site, "compare/ssl-vs-random.md")["fig-measure-positional-nce"]["data"]
+    refs = [t for t in traces if t.get("legendgroup") in ("content-only", "position-only")]
+    data = json.loads((site / "compare/ssl-vs-random.json").read_text(encoding="utf-8"))
+    stored = {(r["model"], r["representation"], r["reference"]) for r in data["references"]
+              if r["measure"] == "positional_nce"}
+    assert stored and len(refs) == len(stored)  # one line per model, representation and reference kind
+    assert all(t["visible"] == "legendonly" and t["line"]["width"] == 1 for t in refs)
+    assert sorted(t["name"] for t in refs if t.get("showlegend", True)) == ["content-only references",
+                                                                           "position-only references"]
+    position_only = [t for t in refs if t["legendgroup"] == "position-only"]
+    assert all(set(t["y"]) == {0.97} for t in position_only)  # conftest's planted reference values
+    page = (site / "compare/ssl-vs-random.md").read_text(encoding="utf-8")
+    caption = re.search(r'id="fig-measure-positional-nce".*?</figcaption>', page, re.S).group(0)
+    assert "positional references" in caption
+    seg = _specs(site, "compare/ssl-vs-random.md")["fig-measure-seg-miou"]["data"]
+    assert not [t for t in seg if t.get("legendgroup") in ("content-only", "position-only")]
+
+
 def test_leaderboard_plots_draw_the_baselines(site):
     lines = _baselines(_specs(site, "compare/segmentation-quality.md")["fig-measure-seg-miou"]["data"])
     assert {n: t["y"][0] for n, t in lines.items()} == {n: v for n, (v, _) in PLANTED.items()}

@@ -4,7 +4,9 @@ k-NN-vs-k and channel-removal curves. Synthetic records only (no model), rendere
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import re
 from pathlib import Path
@@ -70,7 +72,7 @@ def _eval_row(page: str, title: str) -> str:
 def _leaderboard_cells(page: str, label: str) -> list[str]:
     table = re.search(r'id="leaderboard-table">\s*<table>(.*?)</table>', page, re.S).group(1)
     row = next(tr for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S) if f">{label}</a>" in tr)
-    return re.findall(r"<td[^>]*>.*?</td>", row)[4:]  # the measure columns (seg_miou, k-NN, ...)
+    return re.findall(r"<td[^>]*>.*?</td>", row)[5:]  # the measure columns (seg_miou, k-NN, ...)
 
 
 def _traces(pages: dict[str, str], anchor: str) -> list[dict]:
@@ -149,3 +151,146 @@ def test_group_split_captions_say_group(tmp_path):
         assert "split by group" in page
     for anchor in ("fig-measure-knn-miou-k10", "fig-knn-k", "fig-channel-removal"):
         assert "split by group" in _figure(pages["dino"], anchor), anchor
+
+
+# ---------------------------------------------------------------- the random-init label, verbatim
+
+
+def _front_matter(page: str) -> dict:
+    from mkdocs.utils.meta import get_data
+
+    return get_data(page)[1]
+
+
+def test_highlight_of_a_random_init_model_carries_the_label():
+    from atlas.site.highlights import make_highlights
+
+    results = make_synthetic_results(comparisons=False)
+    info = {"seg_miou": {"title": "Cluster mIoU", "highlight": 1}}
+    _, per_model = make_highlights(results.models, info)
+    (text,) = [h.text for h in per_model["vit-s16-random"]]
+    assert RANDOM_INIT_LABEL in text, text
+    assert all(RANDOM_INIT_LABEL not in h.text for h in per_model["dino-vit-s16"])
+
+
+def test_changes_page_labels_a_random_init_model(tmp_path):
+    from atlas.site.changes import PreviousVersion
+    from atlas.site.table import results_table
+
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    results.published_version = "2"
+    previous = []
+    for r in results_table(results):  # version 1: every seg_miou one whole unit lower, outside its interval
+        r = dict(r)
+        if r["measure"] == "seg_miou" and r["lo"] is not None and not r["baseline"] and not r["reference"]:
+            r.update(value=r["value"] - 1, lo=r["lo"] - 1, hi=r["hi"] - 1)
+        previous.append(r)
+    index = {"models": [{"slug": m.card.slug} for m in results.models]}
+    render_site(results, docs, previous=PreviousVersion("1", previous, index, "0" * 64))
+    page = (docs / "changes.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| ") and "Cluster mIoU" in line]
+    random_rows = [line for line in rows if line.startswith("| vit-s16-random")]
+    assert random_rows and all(RANDOM_INIT_LABEL in line for line in random_rows)
+    assert all(RANDOM_INIT_LABEL not in line for line in rows if line.startswith("| dino-vit-s16"))
+
+
+def test_meta_description_carries_the_random_init_label(tmp_path):
+    """Every page's <meta name="description"> was the site's, without the label; mkdocs-material
+    prints a page's front-matter ``description`` there, raw (escaped once, by the page)."""
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs)
+    results.models[2].card.display_name = 'ViT "S" <16>'
+    render_site(results, docs)
+
+    def description(page: str) -> str:
+        return _front_matter((docs / page).read_text(encoding="utf-8")).get("description", "")
+
+    random = description("models/vit-s16-random.md")
+    assert RANDOM_INIT_LABEL in random
+    assert "ViT &quot;S&quot; &lt;16&gt;" in random and "<" not in random and '"' not in random
+    for page in ("index.md", "compare/ssl-vs-random.md", "compare/segmentation-quality.md"):
+        assert RANDOM_INIT_LABEL in description(page), page
+    assert description("models/dino-vit-s16.md") == ""  # a pretrained model keeps the site's
+
+
+# ---- ranks in tiers: intervals that overlap are not told apart (the guide's "How to read")
+
+OVERLAPPING = [(0.410, 0.310, 0.510), (0.400, 0.300, 0.500), (0.390, 0.290, 0.490)]
+TWO_TIERS = [(0.41, 0.40, 0.42), (0.30, 0.29, 0.31), (0.299, 0.28, 0.30)]
+RANK_SENTENCE = "rows whose intervals overlap the interval of their tier's first row share its rank"
+
+
+def test_rank_tiers_share_overlapping_intervals():
+    from atlas.site.leaderboard import rank_tiers
+
+    assert rank_tiers(OVERLAPPING) == [(1, True), (1, True), (1, True)]  # not a 1-2-3 ranking
+    assert rank_tiers(TWO_TIERS) == [(1, False), (2, True), (2, True)]
+    # joining is against the tier's first row: 0.30 [0.25, 0.35] overlaps 0.36's, 0.24 [0.20, 0.28] only 0.30's
+    assert rank_tiers([(0.36, 0.32, 0.40), (0.30, 0.25, 0.35), (0.24, 0.20, 0.28)]) == [(1, True), (1, True),
+                                                                                         (2, False)]
+    # a row without an interval is a tier of its own, and nothing joins it; a row without a value has no rank
+    assert rank_tiers([(0.41, 0.31, 0.51), (0.40, None, None), (0.39, 0.29, 0.49), (None, None, None)]) == [
+        (1, False), (2, False), (3, False), None]
+    assert rank_tiers([]) == []
+
+
+def _plant(model, measure: str, value: float, lo: float, hi: float, k: int | None = 8) -> None:
+    """``model``'s number of ``measure`` at its chosen (block 11, keys), replaced by the given one."""
+    import dataclasses
+
+    from atlas.records import MeasureRow
+
+    model.selected[measure] = {"block": 11, "representation": "keys", "k": k, "selected_by": measure,
+                               "selection_images": 2, "selection_value": value}
+    model.measures = [r for r in model.measures if not (r.measure == measure and r.block == 11
+                                                       and r.representation == "keys")]
+    model.measures.append(dataclasses.replace(MeasureRow(11, 1.0, "keys", measure, value, k=k), lo=lo, hi=hi))
+
+
+def _rank_column(page: str, table_id: str) -> dict[str, str]:
+    table = re.search(rf'id="{table_id}">\s*<table>(.*?)</table>', page, re.S).group(1)
+    heads = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
+    assert heads[:2] == ["Model", "Rank"]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
+    return {re.search(r">([^<]+)</a>", tr).group(1): re.sub(r"<[^>]+>", "", re.findall(r"<td[^>]*>.*?</td>", tr)[1])
+            for tr in rows}
+
+
+@pytest.mark.parametrize("planted, shown", [(OVERLAPPING, ["1=", "1=", "1="]), (TWO_TIERS, ["1", "2=", "2="])])
+def test_leaderboard_shows_shared_ranks(tmp_path, planted, shown):
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    for m, (value, lo, hi) in zip(results.models, planted):  # DINO, MAE, the random model, best first
+        _plant(m, "seg_miou", value, lo, hi)
+    render_site(results, docs)
+    page = html.unescape((docs / "compare/segmentation-quality.md").read_text(encoding="utf-8"))
+    labels = [m.card.display_name for m in results.models]
+    ranks = _rank_column(page, "leaderboard-table")
+    assert [next(v for k, v in ranks.items() if k.startswith(label)) for label in labels] == shown
+    assert RANK_SENTENCE in page and "Rank: by Cluster mIoU vs human masks, best first" in page
+    # the downloads carry the tier number (the words, "=", are the page's)
+    board = [r for r in csv.DictReader(io.StringIO((docs / "compare/segmentation-quality.csv").read_text()))
+             if r["measure"] == "seg_miou" and not r["baseline"]]
+    expected = [int(s.rstrip("=")) for s in shown]
+    assert [int(r["rank"]) for r in board] == expected
+    data = json.loads((docs / "compare/segmentation-quality.json").read_text())
+    assert data["ranked_by"] == "seg_miou" and [m["rank"] for m in data["models"]] == expected
+
+
+def test_propagation_page_shows_shared_ranks(tmp_path):
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    registry = measure_info()
+    for name in ("propagation_jf", "propagation_j", "propagation_f"):
+        results.measure_info[name] = registry[name]
+    planted = [OVERLAPPING[0], (0.12, 0.10, 0.14), OVERLAPPING[2]]  # DINO and the random model overlap
+    for m, (value, lo, hi) in zip(results.models, planted):
+        for name in ("propagation_jf", "propagation_j", "propagation_f"):
+            _plant(m, name, value, lo, hi, k=None)
+    render_site(results, docs)
+    page = html.unescape((docs / "compare/label-propagation.md").read_text(encoding="utf-8"))
+    ranks = _rank_column(page, "propagation-table")
+    assert list(ranks.values()) == ["1=", "1=", "2"]
+    assert ranks["MAE ViT-B/16"] == "2"
+    assert RANK_SENTENCE in page and "Rank: by Label propagation J&F (DAVIS protocol), best first" in page

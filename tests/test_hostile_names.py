@@ -9,9 +9,11 @@ in test_hostile_inputs.py, whose helpers these drills use.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,6 +130,55 @@ def test_format_characters_are_shown_as_escapes():
         assert ch not in out and out.startswith("a\\") and out.isascii(), hex(ord(ch))
     assert printable("evil\u202egnp.exe") == "evil\\u202egnp.exe"
     assert json.loads(str(json_script({"x": "a\u202eb\U000e0041"}))) == {"x": "a\u202eb\U000e0041"}
+
+
+# ---------------------------------------------------------------- Markdown inside inline code
+
+#: A timm name and a config file name that are Markdown: a link, emphasis, a code span, strong
+#: emphasis, an attribute list, a table's cell separator, a backslash escape and HTML.
+HOSTILE_CODE = "vit_[click](javascript:alert(1)) a*b*c `tick` __init__ {: .x} a|b \\*k <i>&amp;"
+
+
+def _markdown_html(page: str) -> str:
+    """A generated page as MkDocs turns it into HTML: front matter off, the extensions of mkdocs.yml."""
+    import markdown
+    import yaml
+    from mkdocs.utils.meta import get_data
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "mkdocs.yml").read_text(encoding="utf-8"))
+    names, settings = [], {}
+    for ext in config["markdown_extensions"]:
+        name, options = next(iter(ext.items())) if isinstance(ext, dict) else (ext, None)
+        names.append(name)
+        settings[name] = options or {}
+    return markdown.markdown(get_data(page)[0], extensions=names, extension_configs=settings)
+
+
+def test_code_shows_markdown_in_config_names_literally(tmp_path):
+    """`|code` (build report, Methods) escaped for HTML only: Python-Markdown still parses Markdown
+    inside inline <code>, so a timm name became a javascript: link, `a*b*c` emphasis, and a backtick
+    a second <code> inside the first."""
+    from conftest import make_synthetic_results
+
+    from atlas.site import render_site
+
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    results.config_name = HOSTILE_CODE
+    results.models[0].card.timm_name = HOSTILE_CODE
+    render_site(results, docs)
+    for name in ("build-report.md", "methods.md"):
+        page = _markdown_html((docs / name).read_text(encoding="utf-8"))
+        codes = re.findall(r"<code>(.*?)</code>", page, re.S)
+        hostile = [c for c in codes if "javascript" in c]
+        assert hostile, name
+        for c in hostile:
+            assert not re.search(r"<(a|em|strong|code|i)\b", c), (name, c)
+            assert html.unescape(c) == HOSTILE_CODE, (name, c)
+        assert "<a href=\"javascript" not in page and "<em>b</em>" not in page, name
+    report = _markdown_html((docs / "build-report.md").read_text(encoding="utf-8"))
+    row = next(tr for tr in re.findall(r"<tr>(.*?)</tr>", report, re.S) if "javascript" in tr)
+    assert len(re.findall(r"<td", row)) == 4  # the | in the name splits no cell
 
 
 @pytest.fixture(scope="module")

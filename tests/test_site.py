@@ -465,13 +465,18 @@ def test_scaling_page(built):
     nce = specs["fig-scaling-positional-nce"]
     assert nce["layout"]["xaxis"]["type"] == "log"
     assert nce["layout"]["title"]["text"].startswith("Positional clustering (chance-corrected NCE) vs model size")
-    assert [t["name"] for t in nce["data"]] == [f"rel. depth {d:.2f}" for d in (0.25, 0.5, 0.75, 1.0)]
-    for trace in nce["data"]:  # mae has no measures: only dino (22 M) and the random model (150 M)
+    depths = [t for t in nce["data"] if t["name"].startswith("rel. depth")]
+    assert [t["name"] for t in depths] == [f"rel. depth {d:.2f}" for d in (0.25, 0.5, 0.75, 1.0)]
+    # the positional references beside them (one legend entry per kind)
+    refs = [t for t in nce["data"] if t["name"].endswith(" reference")]
+    assert {t["name"] for t in refs} == {"content-only reference", "position-only reference"} and len(refs) == 8
+    for trace in depths:  # mae has no measures: only dino (22 M) and the random model (150 M)
         assert trace["x"] == [22_000_000, 150_000_000]
         assert trace["customdata"][0][0] == "DINO ViT-S/16" and trace["customdata"][0][1] == "22.0 M"
         assert "block %{customdata[2]}" in trace["hovertemplate"]
-    last = nce["data"][-1]
+    last = depths[-1]
     assert last["y"] == pytest.approx([0.2, 0.4]) and [c[2] for c in last["customdata"]] == [11, 11]
+    assert last["error_y"]["array"] == pytest.approx([0.04, 0.04])  # the records' intervals
     assert "fig-measure-positional-nce" in specs  # the depth overlays are still there
     # family summary: one row per model by size, key measures at relative depth 1.0
     table = re.search(r'id="family-summary".*?<table>(.*?)</table>', page, re.S).group(1)
@@ -500,8 +505,8 @@ def test_leaderboard_page(built):
     page = _text(site / "compare/segmentation-quality.html")
     table = re.search(r'<div class="atlas-sortable" id="leaderboard-table">\s*<table>(.*?)</table>', page, re.S).group(1)
     head = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
-    assert head[:4] == ["Model", "Family", "Training", "Params"]
-    assert head[4:6] == ["Cluster mIoU vs human masks", "k-NN patch probe mIoU (k = 10)"]  # preferred first
+    assert head[:5] == ["Model", "Rank", "Family", "Training", "Params"]
+    assert head[5:7] == ["Cluster mIoU vs human masks", "k-NN patch probe mIoU (k = 10)"]  # preferred first
     body = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
     links = [re.search(r'<a href="([^"]+)">([^<]+)</a>', tr).groups() for tr in body]
     # ranked by the first measure, models without it last; every model linked, labels kept
@@ -514,7 +519,9 @@ def test_leaderboard_page(built):
     assert ('<td data-value="0.55">0.550<span class="atlas-ci">[0.520, 0.580]</span>'
             '<span class="atlas-where">block 11 keys</span></td>') in body[0]
     assert '<td data-value="22000000">22.0 M</td>' in body[0]
-    assert body[2].count("<td>—</td>") == len(head) - 4
+    # ranks in tiers: 0.550 [0.520, 0.580] and 0.283 [0.253, 0.313] do not overlap; no rank without the number
+    assert [re.findall(r"<td[^>]*>(.*?)</td>", tr)[1] for tr in body] == ["1", "2", "—"]
+    assert body[2].count("<td>—</td>") == len(head) - 4  # the rank and every measure
     assert "best Cluster mIoU vs human masks on the 2 selection images" in page  # worded by the site
     baselines = re.search(r'<div class="atlas-sortable atlas-baselines">\s*<table>(.*?)</table>', page, re.S).group(1)
     assert [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<tr><td>(.*?)</td>", baselines)] == [

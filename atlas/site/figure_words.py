@@ -34,6 +34,9 @@ class FigureWords:
 
 
 _MAP = "Block {block} {representation}: "
+#: Said in the title of a figure of scores whose payload holds no interval (the curves store one number
+#: per point), so the figure and its caption say it.
+NO_INTERVAL = " (no interval)"
 
 #: One entry per payload kind of :mod:`atlas.pipeline.payloads`.
 FIGURES: dict[str, FigureWords] = {
@@ -53,16 +56,18 @@ FIGURES: dict[str, FigureWords] = {
                          yaxis="fraction of tokens", bounds=(0.0, 1.0),
                          series={"content": "aligned by content", "position": "aligned by grid position",
                                  "content_fraction": "content-following fraction"}),
-    "knn-k": FigureWords("k-NN patch probe, block {block} tokens: mIoU vs k", section="evaluation", xaxis="k",
-                         yaxis="mIoU", series={"miou": "mIoU"}),
+    "knn-k": FigureWords("k-NN patch probe, block {block} tokens: mIoU vs k" + NO_INTERVAL, section="evaluation",
+                         xaxis="k", yaxis="mIoU", series={"miou": "mIoU"}),
     "variance-spectrum": FigureWords("Per-channel variance of block {block} tokens (sorted)", section="evaluation",
                                      xaxis="channel rank", yaxis="variance", series={"variance": "variance"}),
-    "channel-removal": FigureWords("k-NN (k = {k}) after removing top-m variance channels, block {block} tokens",
+    "channel-removal": FigureWords("k-NN (k = {k}) after removing top-m variance channels, block {block} tokens"
+                                   + NO_INTERVAL,
                                    section="evaluation", xaxis="channels removed (m)", yaxis="mIoU",
                                    series={"none": "raw channels", "zscore": "z-scored channels",
                                            "pca_whiten": "PCA-whitened channels"}),
     "propagation-sequences": FigureWords("Label propagation J&F per test sequence, block {block} {representation} "
-                                         "(the leaderboard's choice) and its baselines", section="evaluation",
+                                         "(the leaderboard's choice) and its baselines" + NO_INTERVAL,
+                                         section="evaluation",
                                          xaxis="test sequence", yaxis="J&F", bounds=(0.0, 1.0),
                                          series={"model": "model", "zero_motion": "zero motion (first mask copied)",
                                                  "colour": "colour baseline", "position": "position baseline",

@@ -23,6 +23,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
+from ..formatting import level_percent
+from ..records import RANDOM_INIT_LABEL
 from .honesty import baseline_label, grid_words
 from .palette import palette_hex
 from .wording import measure_definition, measure_title
@@ -242,7 +244,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
     traces = []
     reps = list(dict.fromkeys(rep for rep, _, _ in series))  # the model's own order
     klist = sorted({k for _, k, _ in series}, key=lambda v: (v is None, v or 0))
-    band = f"{level:.0%} interval"
+    band = f"{level_percent(level)} interval"
     for (rep, k, zi), pts in sorted(series.items(), key=lambda kv: (kv[0][2], reps.index(kv[0][0]),
                                                                      klist.index(kv[0][1]))):
         pts = sorted(pts, key=lambda r: (r.rel_depth, r.block))
@@ -339,7 +341,7 @@ def single_block_figure(rows: Sequence[Any], measure: str, model_label: str, bas
     shown = [r.value for r in rows] + [v for r in [*rows, *baselines] for v in (r.lo, r.hi)]
     shown += [b.value for b in baselines]
     return _layout(traces, f"{measure} at block {block} — {model_label}",
-                   f"representation (bars: {level:.0%} intervals)", measure,
+                   f"representation (bars: {level_percent(level)} intervals)", measure,
                    y=value_axis(bounds, shown), x={"type": "category"}, bargap=0.35)
 
 
@@ -465,10 +467,11 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
     x = payload.get("x", [])
     # named x values (video sequences) have no order between them: points, not a line through them
     categorical = any(not isinstance(v, (int, float)) for v in x)
+    shown_x = [_t(v) for v in x] if categorical else x  # names (e.g. from folder names) are escaped
     for i, (name, ys) in enumerate(payload.get("series", {}).items()):
         traces.append(
             go.Scatter(
-                x=x,
+                x=shown_x,
                 y=ys,
                 mode="markers" if categorical else "lines+markers",
                 name=_t(name),
@@ -489,7 +492,7 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
     shown = [v for ys in payload.get("series", {}).values() for v in ys]
     shown += [b.value for b in baselines] if xs else []
     return _layout(traces, title, payload.get("xaxis", "x"), payload.get("yaxis", "y"),
-                   y=value_axis(payload.get("bounds"), shown))
+                   y=value_axis(payload.get("bounds"), shown), x={"type": "category"} if categorical else None)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -588,12 +591,17 @@ def _grid_groups(groups: Sequence[dict[str, Any]], models: Sequence[str],
 def comparison_measure_figure(
     rows: Iterable[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str,
     bounds: Sequence[float | None] | None = None, baselines: Sequence[dict[str, Any]] = (),
+    references: Iterable[dict[str, Any]] = (),
 ) -> go.Figure:
     """One measure across depth overlaid across models: colour = model, dash = representation,
     intervals as bands. When every model has the measure at one block only, one bar per model (and
     representation) with its interval.
 
     ``labels`` maps model slug -> display label (random-init models carry their label).
+    ``references``: rows like ``rows`` with a ``reference`` ("content-only", "position-only"): the
+    positional references of each model's line, thin lines in its colour, hidden until their legend
+    entry (one per kind, toggling every model's) is clicked: with several models they would hide
+    the lines they stand beside.
     ``baselines``: :func:`baseline_groups` of the measure, drawn as on the model pages (grey lines,
     or bars, with their intervals in the hover / as error bars). When the drawn models do not all
     share one grid's baselines, each grid's are named by the grid in the legend (and drawn in the
@@ -636,11 +644,28 @@ def comparison_measure_figure(
                     ),
                 )
             )
+    references = [r for r in references if r["model"] in models and r["representation"] in reps]
+    for m in models:
+        for rep in reps:
+            for ref, dash in REFERENCE_DASH.items():
+                pts = sorted((r for r in references if (r["model"], r["representation"], r["reference"]) == (m, rep, ref)),
+                             key=lambda r: (r["rel_depth"], r.get("block", 0)))
+                if not pts:
+                    continue
+                name = labels.get(m, m) + (f" · {rep}" if len(reps) > 1 else "")
+                first = not any(t.legendgroup == ref for t in traces)  # one legend entry per reference kind
+                traces.append(go.Scatter(
+                    x=[round(float(p["rel_depth"]), 6) for p in pts], y=[p["value"] for p in pts], mode="lines",
+                    name=_t(f"{ref} references"), legendgroup=ref, showlegend=first, visible="legendonly",
+                    line={"color": PALETTE[models.index(m) % len(PALETTE)], "dash": dash, "width": 1},
+                    customdata=[[p.get("block", ""), _interval_text(p.get("lo"), p.get("hi"))] for p in pts],
+                    hovertemplate=(f"<b>{_t(name)} · {_t(ref)} reference</b><br>block %{{customdata[0]}} · rel. "
+                                   f"depth %{{x:.2f}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>")))
     groups, _ = _grid_groups(baselines, models, labels)
     for g in groups:
         traces += baseline_lines(g["baselines"], measure, suffix=g["suffix"], colour=g["colour"], about=g["about"])
     shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
-    shown += [b.value for g in groups for b in g["baselines"]]
+    shown += [b.value for g in groups for b in g["baselines"]] + [r["value"] for r in references]
     return _layout(traces, f"{measure} — {title_suffix}", DEPTH_AXIS, measure,
                    x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown))
 
@@ -668,36 +693,99 @@ def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str,
                    measure, y=value_axis(bounds, shown), x={"type": "category", "tickangle": -20}, bargap=0.35)
 
 
+def _model_tick(label: str) -> str:
+    """A model's label on an x tick, escaped; the random-init label, verbatim, on a line of its own."""
+    tail = f" ({RANDOM_INIT_LABEL})"
+    if label.endswith(tail):
+        return f"{_t(label[:-len(tail)])}<br>{_t(tail.strip())}"
+    return _t(label)
+
+
+def _size_ticks(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Ticks of the parameter axis at the models' sizes, each naming its models (their labels,
+    the random-init label included) and the size."""
+    sizes = sorted({int(p["params"]) for p in points})
+    text = []
+    for size in sizes:
+        names = dict.fromkeys(p["label"] for p in points if int(p["params"]) == size)
+        text.append("<br>".join([*(_model_tick(n) for n in names), f"{size / 1e6:.1f} M"]))
+    return {"tickmode": "array", "tickvals": sizes, "ticktext": text}
+
+
 def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix: str,
-                   bounds: Sequence[float | None] | None = None) -> go.Figure:
-    """One measure against model size: x = parameter count (log axis), one line per matched
-    relative depth. ``points``: ``{"target", "label", "params", "block", "rel_depth", "value"}``
-    (``target`` is the matched relative depth the point stands for).
+                   bounds: Sequence[float | None] | None = None,
+                   baselines: Sequence[dict[str, Any]] = ()) -> go.Figure:
+    """One measure against model size: x = parameter count (log axis, ticked with the models'
+    labels, the random-init label included), one line per matched relative depth, the points'
+    intervals as error bars. ``points``: ``{"target", "model", "label", "params", "block",
+    "rel_depth", "value", "lo", "hi", "references"}`` (``target`` is the matched relative depth
+    the point stands for; ``references``: ``{"content-only" | "position-only": {"value", "lo",
+    "hi"}}``, the positional references at the point's block, drawn as thin lines of the depth's
+    colour). ``baselines``: :func:`baseline_groups` of the measure, drawn as grey lines across the
+    sizes of the models they belong to (named by their grid where the models' grids differ).
     """
     points = list(points)
     targets = sorted({float(p["target"]) for p in points})
     traces = []
+    shown: list[Any] = []
     for i, target in enumerate(targets):
         pts = sorted((p for p in points if float(p["target"]) == target), key=lambda p: (p["params"], p["label"]))
         name = f"rel. depth {target:.2f}"
+        colour = PALETTE[i % len(PALETTE)]
+        items = [SimpleNamespace(value=p["value"], lo=p.get("lo") if p["value"] is not None else None,
+                                 hi=p.get("hi") if p["value"] is not None else None) for p in pts]
+        errors = _bar_errors(items)
+        shown += [v for it in items for v in (it.value, it.lo, it.hi)]
         traces.append(
             go.Scatter(
                 x=[int(p["params"]) for p in pts],
                 y=[p["value"] for p in pts],
+                error_y={**errors, "color": colour} if errors else None,
                 customdata=[[_t(p["label"]), f"{p['params'] / 1e6:.1f} M", p["block"],
-                             round(float(p["rel_depth"]), 4)] for p in pts],
+                             round(float(p["rel_depth"]), 4), _interval_text(it.lo, it.hi) or " (no interval)"]
+                            for p, it in zip(pts, items)],
                 mode="lines+markers",
                 name=_t(name),
-                line={"color": PALETTE[i % len(PALETTE)], "dash": DASHES[i % len(DASHES)]},
+                legendgroup=name,
+                line={"color": colour, "dash": DASHES[i % len(DASHES)]},
                 hovertemplate=(
                     f"<b>%{{customdata[0]}}</b><br>%{{customdata[1]}} parameters"
                     f"<br>block %{{customdata[2]}} (rel. depth %{{customdata[3]:.2f}}, matched to {target:.2f})"
-                    f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"
+                    f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[4]}}<extra></extra>"
                 ),
             )
         )
+        for ref, dash in REFERENCE_DASH.items():
+            ref_pts = [(p, (p.get("references") or {})[ref]) for p in pts
+                       if (p.get("references") or {}).get(ref) and p["references"][ref].get("value") is not None]
+            if not ref_pts:
+                continue
+            first = not any(t.legendgroup == ref for t in traces)  # one legend entry per reference kind
+            shown += [r["value"] for _, r in ref_pts]
+            traces.append(go.Scatter(
+                x=[int(p["params"]) for p, _ in ref_pts], y=[r["value"] for _, r in ref_pts], mode="lines+markers",
+                name=_t(f"{ref} reference"), legendgroup=ref, showlegend=first,
+                line={"color": colour, "dash": dash, "width": 1}, marker={"size": 4},
+                customdata=[[_t(p["label"]), p["block"], _interval_text(r.get("lo"), r.get("hi"))] for p, r in ref_pts],
+                hovertemplate=(f"<b>%{{customdata[0]}} · {_t(ref)} reference</b><br>block %{{customdata[1]}} "
+                               f"(matched to {target:.2f})<br>{_t(measure)} = %{{y:.4g}}%{{customdata[2]}}"
+                               "<extra></extra>")))
+    order = sorted(points, key=lambda p: (p["params"], p["label"]))
+    models = list(dict.fromkeys(p.get("model", p["label"]) for p in order))
+    labels = {p.get("model", p["label"]): p["label"] for p in order}
+    groups, _ = _grid_groups(baselines, models, labels)
+    for g in groups:  # grey (colour tells the depths apart); each grid's lines span its models' sizes
+        sizes = [int(p["params"]) for p in order if p.get("model", p["label"]) in g["models"]]
+        lo, hi = min(sizes), max(sizes)
+        span = (lo, hi) if lo < hi else (lo / 1.15, hi * 1.15)
+        traces += baseline_lines(g["baselines"], measure, suffix=g["suffix"], about=g["about"], x=span)
+        shown += [b.value for b in g["baselines"]]
+    ticks = _size_ticks(points)
+    lines = max((t.count("<br>") + 1 for t in ticks["ticktext"]), default=1)
+    legend = {"orientation": "h", "yanchor": "top", "y": round(-0.2 - 0.06 * lines, 3), "x": 0.0}
     return _layout(traces, f"{measure} vs model size — {title_suffix}", "parameters (log scale)", measure,
-                   x={"type": "log"}, y=value_axis(bounds, [p["value"] for p in points]))
+                   x={"type": "log", **ticks}, y=value_axis(bounds, shown), legend=legend,
+                   height=420 + 16 * (lines - 1))
 
 
 def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str = "", raw: str = "") -> dict[str, Any]:

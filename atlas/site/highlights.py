@@ -3,7 +3,10 @@ registry marks for highlights, written by the site from the stored numbers at ev
 (never hand-written, never stored: rewording one recomputes nothing).
 
 A model is called "highest in this atlas" only when its interval lies entirely above the interval
-of every other model's highest value (intervals that overlap call for no ranking)."""
+of every other model's highest value (intervals that overlap call for no ranking). The value is
+chosen as the largest of the model's values, on the numbers it reports: the sentence says how many
+it was chosen from (the interval is that value's own, not widened for the choice) and gives the
+positional references at that block beside it."""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import slugify
-from ..formatting import with_interval
-from ..records import MeasureRow, ModelResult
+from ..formatting import level_percent, with_interval
+from ..records import RANDOM_INIT_LABEL, MeasureRow, ModelResult
 
 
 @dataclass
@@ -38,6 +41,18 @@ def _with_interval(row: MeasureRow) -> str:
     return with_interval(row.value, row.lo, row.hi)
 
 
+def _chosen(n: int) -> str:
+    return f"; the largest of its {n} values in this model (the interval not widened for that choice)" if n > 1 else ""
+
+
+def _references(m: ModelResult, row: MeasureRow) -> str:
+    """The positional references (content-only, position-only tokens) of ``row``'s cell, if stored."""
+    refs = sorted((r for r in m.references if (r.measure, r.block, r.representation, r.k)
+                   == (row.measure, row.block, row.representation, row.k) and np.isfinite(r.value)),
+                  key=lambda r: r.reference)
+    return "; references: " + ", ".join(f"{r.reference} {_with_interval(r)}" for r in refs) if refs else ""
+
+
 def make_highlights(models: list[ModelResult], info: dict[str, dict], level: float = 0.95,
                     ) -> tuple[list[Highlight], dict[str, list[Highlight]]]:
     """Atlas-wide highlights (the highest model per measure, when its interval clears the others)
@@ -48,11 +63,12 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
     marked = [k for k, v in info.items() if (v or {}).get("highlight")]
     for measure in sorted(marked, key=lambda k: info[k]["highlight"]):
         text = info[measure].get("title") or measure
-        best = {}
+        best, counts = {}, {}
         for m in models:
             rows = [r for r in m.measures if r.measure == measure and np.isfinite(r.value)]
             if rows:
                 best[m.card.slug] = (max(rows, key=lambda r: (r.value, -r.block)), m)
+                counts[m.card.slug] = len(rows)
         if not best:
             continue
         top_slug = max(best, key=lambda s: best[s][0].value)
@@ -60,14 +76,16 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
         others = [row for slug, (row, _) in best.items() if slug != top_slug]
         clear = bool(others) and top.lo is not None and all(r.hi is not None and top.lo > r.hi for r in others)
         for slug, (row, m) in best.items():
-            tag = " — random init, architecture baseline" if m.card.is_random_init else ""
+            tag = f" ({RANDOM_INIT_LABEL})" if m.card.is_random_init else ""  # the label, verbatim
             flag = ", highest in this atlas" if slug == top_slug and clear else ""
-            sentence = f"Block {row.block} {row.representation}: {text} {_with_interval(row)}{flag}{tag}."
+            sentence = (f"Block {row.block} {row.representation}: {text} {_with_interval(row)}{flag}{tag}"
+                        f"{_chosen(counts[slug])}{_references(m, row)}.")
             anchor = f"fig-measure-{slugify(measure)}"
             per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor))
             if flag:
                 atlas_wide.append(Highlight(text=f"{m.card.display_name}, block {row.block} {row.representation}: "
                                                  f"{text} {_with_interval(row)}, highest in this atlas, its "
-                                                 f"{level:.0%} interval above every other model's{tag}.",
+                                                 f"{level_percent(level)} interval above every other model's largest"
+                                                 f"{tag}.",
                                             model=slug, anchor=anchor))
     return atlas_wide, per_model

@@ -5,13 +5,15 @@ better or worse direction) in a table of their own."""
 
 from __future__ import annotations
 
+import math
 import posixpath
+from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment
 
 from ..config import slugify
-from ..formatting import fixed, with_interval
+from ..formatting import fixed, level_percent, with_interval
 from ..records import AtlasResults, MeasureRow, ModelResult
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
@@ -19,12 +21,16 @@ from .honesty import (FLAG_RULE, baseline_flag, baseline_label, comparison_basel
                       grid_words, split_note, variant_words)
 from .honesty import legend as flag_legend
 from .markup import breakable
-from .paths import LEADERBOARD_PAGE, cite_key, comparison_page, html_url, model_page, rel
+from .citation import versioned_cite_key
+from .paths import LEADERBOARD_PAGE, comparison_page, html_url, model_page, rel
 from .wording import measure_title
 
 #: One sentence for the home page's list of comparisons.
 LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
                      "chance, colour, position and the ceiling.")
+#: The legend's sentence on the Rank column (:func:`rank_tiers`).
+RANK_WORDS = ("rows whose intervals overlap the interval of their tier's first row share its rank (\"2=\"), "
+              "since this atlas does not tell such numbers apart.")
 BASELINE_ORDER = ("chance", "constant", "zero motion", "colour", "position", "colour + position", "ceiling")
 
 
@@ -97,6 +103,43 @@ def chosen(m: ModelResult, name: str) -> MeasureRow | None:
                  and r.representation == pick["representation"] and (pick.get("k") is None or r.k == pick["k"])), None)
 
 
+def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]]
+               ) -> list[tuple[int, bool] | None]:
+    """Ranks as tiers, for ``(value, lo, hi)`` rows already sorted best first: ``(tier, shared)`` per
+    row, None for a row without a value. A row whose interval overlaps the interval of its tier's
+    first row joins that tier (the atlas does not tell such numbers apart); any other row starts the
+    next tier. A row without an interval starts a tier of its own and nothing joins it. ``shared``:
+    the tier holds more than one row.
+
+    >>> rank_tiers([(0.41, 0.31, 0.51), (0.40, 0.30, 0.50), (0.39, 0.29, 0.49)])
+    [(1, True), (1, True), (1, True)]
+    >>> rank_tiers([(0.41, 0.40, 0.42), (0.30, 0.29, 0.31), (0.299, 0.28, 0.30), (0.25, None, None),
+    ...             (None, None, None)])
+    [(1, False), (2, True), (2, True), (3, False), None]
+    """
+    def number(x: float | None) -> bool:
+        return x is not None and math.isfinite(float(x))
+
+    tiers: list[int | None] = []
+    tier, first = 0, None  # the current tier and its first row's interval (None: no interval)
+    for value, lo, hi in rows:
+        if not number(value):
+            tiers.append(None)
+            continue
+        interval = (float(lo), float(hi)) if number(lo) and number(hi) else None
+        if not (tier and first and interval and interval[0] <= first[1] and first[0] <= interval[1]):
+            tier, first = tier + 1, interval
+        tiers.append(tier)
+    return [None if t is None else (t, tiers.count(t) > 1) for t in tiers]
+
+
+def rank_cell(tier: tuple[int, bool] | None) -> dict[str, Any]:
+    """The Rank column's cell of a :func:`rank_tiers` entry: ``2=`` for a shared tier, "—" without one."""
+    if tier is None:
+        return {"text": "—", "ci": "", "where": "", "value": None}
+    return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": "", "where": "", "value": str(tier[0])}
+
+
 def interval_text(row: Any) -> str:
     """``0.412 [0.380, 0.441]`` (or the value alone without an interval; "—" without a value)."""
     return with_interval(row.value, row.lo, row.hi, digits=3, missing="—")
@@ -118,10 +161,12 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     info = results.measure_info
     names = leaderboard_measures(results)
     stem = posixpath.splitext(page)[0]
-    rows, csv_rows, chosen_json = [], [], {}
+    rows, csv_rows, chosen_json, ranked = [], [], {}, {}
     for m in results.models:
         slug = m.card.slug
         cells, chosen_json[slug] = [], {}
+        first = chosen(m, names[0])
+        ranked[slug] = (first.value, first.lo, first.hi) if first is not None else (None, None, None)
         for name in names:
             row = chosen(m, name)
             pick = m.selected.get(name, {})
@@ -138,12 +183,19 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                 continue
             csv_rows.append([slug, labels[slug], m.card.family, m.card.training, m.card.params, name,
                              num(row.value), num(row.lo), num(row.hi), row.block, row.rel_depth, row.representation,
-                             row.k, selection_rule(info, pick), num(pick.get("selection_value")), ""])
-        rows.append({"label": labels[slug], "href": rel(html_url(model_page(m)), page), "family": m.card.family,
-                     "training": m.card.training, "params": m.card.params,
+                             row.k, selection_rule(info, pick), num(pick.get("selection_value")), "", None])
+        rows.append({"slug": slug, "label": labels[slug], "href": rel(html_url(model_page(m)), page),
+                     "family": m.card.family, "training": m.card.training, "params": m.card.params,
                      "params_text": f"{m.card.params / 1e6:.1f} M", "cells": cells})
-    # Ranked by the first measure, best first (models without it last, in atlas order).
+    # Ranked by the first measure, best first (models without it last, in atlas order), in tiers of
+    # overlapping intervals (:func:`rank_tiers`).
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
+    tiers = dict(zip((r["slug"] for r in rows), rank_tiers([ranked[r["slug"]] for r in rows])))
+    for r in rows:
+        r["rank"] = rank_cell(tiers[r["slug"]])
+    for line in csv_rows:  # the tier number on each model's row of the ranked measure
+        if line[5] == names[0] and tiers.get(line[0]):
+            line[-1] = tiers[line[0]][0]
 
     # baselines: one block of rows per patch grid (a baseline depends on the grid, not on a model)
     baseline_tables, grids = [], baselines_by_grid(results.models)
@@ -165,7 +217,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                 b = by.get((name, bname))
                 if b:
                     csv_rows.append(["", f"baseline: {bname}", "", "", "", name, num(b.value), num(b.lo), num(b.hi),
-                                     None, None, None, None, grid, None, bname])
+                                     None, None, None, None, grid, None, bname, None])
         baseline_tables.append(table)
 
     unranked = unranked_measures(results)
@@ -199,7 +251,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         figs.append(measure_figure(fig, slugify(stem), f"fig-measure-{slugify(name)}", name, info,
                                    " ".join(t for t in (split_note(results.methods, info, name),
                                                         f"Representation: {rep}; bands: "
-                                                        f"{results.interval_level:.0%} intervals.", note) if t)))
+                                                        f"{level_percent(results.interval_level)} intervals.", note) if t)))
 
     base = posixpath.basename(stem)
     rules = {n: sorted({selection_rule(info, m.selected[n]) for m in results.models if n in m.selected})
@@ -207,15 +259,16 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     files = {
         f"{stem}.csv": csv_text(["model", "label", "family", "training", "params", "measure", "value", "lo", "hi",
                                  "block", "rel_depth", "representation", "k", "chosen_by", "selection_value",
-                                 "baseline"], csv_rows),
+                                 "baseline", "rank"], csv_rows),
         f"{stem}.json": dumps({
             "atlas_version": results.atlas_version, "config_hash": results.config_hash,
-            "interval_level": results.interval_level,
+            "interval_level": results.interval_level, "ranked_by": names[0],
             "measures": [{"name": n, "title": measure_title(info, n),
                           "definition": definition_with_split(info, n, results.methods),
                           "better": "higher"} for n in names],
             "models": [{"slug": m.card.slug, "label": labels[m.card.slug], "family": m.card.family,
                         "training": m.card.training, "params": m.card.params, "page": html_url(model_page(m)),
+                        "rank": (tiers[m.card.slug] or (None,))[0],
                         "chosen": chosen_json[m.card.slug]} for m in results.models],
             "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
                                  for b in group["by"].values()] for grid, group in grids.items()},
@@ -225,11 +278,12 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         **common,
         page=page,
         title=LEADERBOARD_TITLE,
-        cite_key=cite_key(page),
+        cite_key=versioned_cite_key(results, page),
         measures=[{"name": n, "title": measure_title(info, n),
                    "description": definition_with_split(info, n, results.methods),
                    "head": breakable(measure_title(info, n)), "rule": "; ".join(rules[n])} for n in names],
         rows=rows,
+        rank_words=RANK_WORDS,
         flag_legend=flag_legend(),
         flag_rule=FLAG_RULE,
         baseline_tables=baseline_tables,

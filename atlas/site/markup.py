@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from ..formatting import level_percent
 from .data import clean
 from .paths import rel
 
@@ -78,6 +79,23 @@ def md(text: Any) -> Markup:
     return Markup(html.escape(s, quote=True))
 
 
+#: Characters that mean something to Markdown (or HTML) inside an inline ``<code>`` element:
+#: Python-Markdown still parses Markdown there (links, emphasis, code spans, attribute lists, a
+#: table's cell separator), and a backslash escape would be eaten. Each is written as a numeric
+#: character reference, which Markdown passes through and the browser shows as the character.
+_CODE_SPECIAL = re.compile(r"""[\\`*_\[\]()<>#+\-!|{}~&"']""")
+
+
+def code(text: Any) -> Markup:
+    """Inline ``<code>`` whose text shows literally through Markdown and HTML: a timm name
+    ``vit_[click](javascript:...)`` stays text, ``a*b*c`` no emphasis, a backtick no code span.
+
+    >>> str(code("vit_[x](y) a*b`c|d\\\\e<&"))
+    '<code>vit&#95;&#91;x&#93;&#40;y&#41; a&#42;b&#96;c&#124;d&#92;e&#60;&#38;</code>'
+    """
+    return Markup("<code>" + _CODE_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", printable(text)) + "</code>")
+
+
 def md_prose(text: Any) -> Markup:
     """:func:`md` for prose from a config (descriptions): line breaks and tabs become spaces, so a
     multi-line TOML string reads as one paragraph; other control characters are escaped.
@@ -86,6 +104,27 @@ def md_prose(text: Any) -> Markup:
     'two lines'
     """
     return md(re.sub(r"\s+", " ", str(text)).strip())
+
+
+def yaml_description(text: Any) -> Markup:
+    """A page's ``description`` in its front matter: one line, as a JSON string (which is YAML),
+    HTML-escaped once. mkdocs-material prints ``page.meta.description`` raw into
+    ``<meta name="description" content="...">`` (MkDocs theme templates do not autoescape).
+
+    >>> str(yaml_description('A "b" <i>\\nc'))
+    '"A &quot;b&quot; &lt;i&gt; c"'
+    """
+    line = printable(re.sub(r"\s+", " ", str(text)).strip())
+    safe = line if isinstance(text, Markup) else html.escape(line, quote=True)  # Markup: escaped already
+    return Markup(json.dumps(safe, ensure_ascii=False))
+
+
+def random_note(labels: Any) -> str:
+    """The description of a page that shows numbers of randomly initialised models (their labels,
+    each carrying :data:`~atlas.records.RANDOM_INIT_LABEL`); "" for none."""
+    labels = [str(label) for label in labels]
+    return (f"Includes randomly initialised weights: {', '.join(labels)}. Their numbers show the architecture "
+            f"and the input, not pretraining." if labels else "")
 
 
 def breakable(text: str) -> Markup:
@@ -127,8 +166,11 @@ def jinja_env() -> Environment:
     env.filters["md_prose"] = md_prose
     env.filters["json_script"] = json_script
     env.filters["rel"] = rel
-    env.filters["code"] = lambda t: Markup(f"<code>{html.escape(printable(t)).replace('|', '&#124;')}</code>")
+    env.filters["code"] = code
     # Front-matter title as plain text (a JSON string is YAML): the theme hook escapes it once
     # (atlas/site/theme_hooks.py), where the theme prints it raw and where through `| e`.
     env.filters["yaml_title"] = lambda t: Markup(json.dumps(printable(t), ensure_ascii=False))
+    env.filters["yaml_description"] = yaml_description
+    env.filters["random_note"] = random_note
+    env.filters["level_percent"] = level_percent
     return env

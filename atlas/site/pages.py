@@ -23,16 +23,16 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
-from ..formatting import with_interval
+from ..formatting import level_percent, with_interval
 from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, precision_label
 from .changes import PreviousVersion, changes
 from .citation import (ATLAS_ABSTRACT, ATLAS_DOWNLOADS, citation_cff, citation_note, dataset_jsonld,
-                       page_citation, zenodo_json)
+                       page_citation, versioned_cite_key, zenodo_json)
 from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatten_methods, model_csv, model_json,
                    num)
 from .figure_words import dressed
-from .figures import (baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure, figure,
-                      heatmap_figure, layer_sweep_figure, measure_figure)
+from .figures import (REFERENCE_DASH, baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure,
+                      figure, heatmap_figure, layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .highlights import Highlight, make_highlights
 from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SPLIT_CURVES, baseline_flag,
@@ -41,11 +41,11 @@ from .honesty import (CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SP
 from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
-from .markup import fence, jinja_env, printable
+from .markup import fence, jinja_env, printable, random_note
 from .mkdocs import CITE_FILE, NAV_FILE
 from .methods import methods_sections, policy_sentence
 from .overview import overview_matrix
-from .paths import CHANGES_PAGE, cite_key, comparison_page, figures_script, html_url, model_page, rel
+from .paths import CHANGES_PAGE, comparison_page, figures_script, html_url, model_page, rel
 from .propagation import PROPAGATION_BLURB, PROPAGATION_TITLE, propagation_files, propagation_page
 from .resolution import (RESOLUTION_BLURB, RESOLUTION_TITLE, resolution_files, resolution_page, resolution_rows,
                          size_label)
@@ -226,7 +226,10 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         card=m.card,
         label=label,
         title=label,
-        cite_key=cite_key(page),
+        cite_key=versioned_cite_key(results, page),
+        # the page's <meta name="description">, which otherwise is the site's, without the label
+        description=f"{label}: randomly initialised weights. Its clusters and numbers show the architecture and "
+                    f"the input, not pretraining." if m.card.is_random_init else "",
         card_rows=card_rows(m.card) + resolution_rows(results, m.card.slug),
         highlights=[highlight(h, page, results) for h in highlights],
         gallery=model_gallery(results, m, page, maps),
@@ -257,23 +260,26 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
 # --------------------------------------------------------------------------- comparison pages
 
 
-def comparison_rows(results: AtlasResults, c: ComparisonResult) -> list[dict[str, Any]]:
-    """Long rows of the measures a comparison overlays (its own, else its models')."""
+def comparison_rows(results: AtlasResults, c: ComparisonResult, references: bool = False) -> list[dict[str, Any]]:
+    """Long rows of the measures a comparison overlays (its own, else its models'); with
+    ``references``, the models' positional references of those rows instead (``reference``:
+    content-only or position-only; none for a comparison with measures of its own)."""
     if c.measures:
-        return [dict(r) for r in c.measures]
+        return [] if references else [dict(r) for r in c.measures]
     by_slug = {m.card.slug: m for m in results.models}
     rows = []
     for slug in c.models:
         m = by_slug.get(slug)
         if m is None:
             continue
-        for r in m.measures:
+        for r in m.references if references else m.measures:
             if c.representations and r.representation not in c.representations:
                 continue
             if r.k is not None and c.k and r.k != c.k and any(x.k == c.k for x in m.measures):
                 continue
             rows.append({"model": slug, "representation": r.representation, "measure": r.measure,
-                         "rel_depth": r.rel_depth, "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi})
+                         "rel_depth": r.rel_depth, "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi,
+                         **({"reference": r.reference} if references else {})})
     return rows
 
 
@@ -290,15 +296,21 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
     page = comparison_page(c)
     slug = slugify(c.slug)
     rows = comparison_rows(results, c)
+    positional = comparison_rows(results, c, references=True)
     figs, references = [], []
     for name in sorted({r["measure"] for r in rows}):
         mine = [r for r in rows if r["measure"] == name]
+        refs = [r for r in positional if r["measure"] == name]
         groups = comparison_baselines(results, c, name)
         fig = comparison_measure_figure(mine, measure_title(info, name), labels, c.title,
-                                        bounds=(info.get(name) or {}).get("bounds"), baselines=groups)
+                                        bounds=(info.get(name) or {}).get("bounds"), baselines=groups, references=refs)
         note = comparison_baseline_note(groups, list(dict.fromkeys(r["model"] for r in mine)))
+        shown = {t.legendgroup for t in fig.data if t.legendgroup in REFERENCE_DASH}
+        ref_note = (f"Thin lines, shown by clicking {' and '.join(sorted(shown))} references in the legend: each "
+                    "model's positional references (the same measure on its tokens shuffled over positions, and on "
+                    "its per-position mean token), as on its own page." if shown else "")
         figs.append(measure_figure(fig, f"compare-{slug}", f"fig-measure-{slugify(name)}", name, info,
-                                   " ".join(t for t in (split_note(results.methods, info, name), note) if t)))
+                                   " ".join(t for t in (split_note(results.methods, info, name), note, ref_note) if t)))
         references += [{"measure": name, "grid": g["grid"], "models": g["models"],
                         "baselines": [{"name": b.name, "variant": getattr(b, "variant", "") or "",
                                        "value": num(b.value), "lo": num(b.lo), "hi": num(b.hi)}
@@ -318,6 +330,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
             "models": [{"slug": s, "label": labels.get(s, s)} for s in c.models],
             "panels": panels,
             "measures": rows,
+            "references": positional,
             "baselines": references,
             **({"scaling": data} if data else {}),
         }),
@@ -329,7 +342,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
         page=page,
         c=c,
         title=c.title,
-        cite_key=cite_key(page),
+        cite_key=versioned_cite_key(results, page),
         models=models,
         random_models=[labels[m.card.slug] for m in results.models if m.card.is_random_init and m.card.slug in c.models],
         gallery=comparison_gallery(results, c, page, labels, maps),
@@ -376,8 +389,9 @@ def protocol(results: AtlasResults) -> list[tuple[str, str]]:
         ("representations", ", ".join(reps) or "—"),
         ("K (clusters)", ", ".join(map(str, ks)) or "—"),
         ("clustering", "joint k-means over the patch tokens of all images (one cluster = one meaning in every image)"),
-        ("intervals", f"{results.interval_level:.0%}: random halves of the images (delete-d jackknife; for the "
-                      "evaluation's dataset, of whole groups or contiguous frame blocks) and the "
+        ("intervals", f"{level_percent(results.interval_level)}: random halves of the images (delete-d jackknife; "
+                      "leave-one-out for the measures that are means over pairs of images, such as locality; for "
+                      "the evaluation's dataset, of whole groups or contiguous frame blocks) and the "
                       "k-means seeds; positional measures beside content-only and position-only references, "
                       "evaluations beside chance, colour, position and ceiling baselines (see Methods)"),
         ("resolution policy", policy_sentence(results.methods.get("images") or {})),
@@ -403,6 +417,7 @@ def guide_pages(docs_dir: Path) -> list[dict[str, str]]:
 def home_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str], evaluation: list[dict],
                guide: list[dict[str, str]], maps: dict, highlights: list[Highlight]) -> dict[str, str]:
     page = "index.md"
+    random = [labels[m.card.slug] for m in results.models if m.card.is_random_init]
     return {
         "index.csv": csv_text(
             ["slug", "display_name", "label", "family", "training", "params", "patch_size",
@@ -419,7 +434,8 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             **common,
             page=page,
             title=results.title,
-            cite_key=cite_key(page),
+            cite_key=versioned_cite_key(results, page),
+            description=(f"{results.description or ATLAS_ABSTRACT} {random_note(random)}" if random else ""),
             model_rows=[{"label": labels[m.card.slug], "href": model_page(m), "card": m.card} for m in results.models],
             protocol=protocol(results),
             overview=overview_matrix(results, page, labels, maps),
@@ -476,7 +492,7 @@ def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict
             **common,
             page=page,
             title="Methods",
-            cite_key=cite_key(page),
+            cite_key=versioned_cite_key(results, page),
             methods=[method_section(k, v) for k, v in sections.items()],
             measures=measures,
             fence=fence(results.config_text),
@@ -499,7 +515,7 @@ def images_files(results: AtlasResults, env: Environment, common: dict, maps: di
             **common,
             page=page,
             title="Images",
-            cite_key=cite_key(page),
+            cite_key=versioned_cite_key(results, page),
             images=[{"info": i, "thumb": rel(thumbs[i.name], page) if i.name in thumbs else ""}
                     for i in results.images],
             datasets=results.datasets,
@@ -530,7 +546,7 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
             **common,
             page=page,
             title="Build report",
-            cite_key=cite_key(page),
+            cite_key=versioned_cite_key(results, page),
             labels=labels,
             timing_rows=timing_rows,
             feature_rows=[(m, m.passes, results.stored_bytes.get(m.card.slug), m.card.slug in results.reused_models)
@@ -566,7 +582,10 @@ def changes_files(results: AtlasResults, env: Environment, common: dict, previou
                                           for r in c["moved"])),
         "changes.json": dumps(c),
         page: env.get_template("changes.md.j2").render(**common, page=page, title=f"Changes in version "
-                                                       f"{results.published_version}", cite_key=cite_key(page), c=c,
+                                                       f"{results.published_version}",
+                                                       cite_key=versioned_cite_key(results, page), c=c,
+                                                       random_slugs={r.card.slug for r in results.models
+                                                                     + results.resolution_runs if r.card.is_random_init},
                                                        data={"csv": "changes.csv", "json": "changes.json"}),
     }
 

@@ -10,15 +10,17 @@ from typing import Any
 from jinja2 import Environment
 
 from ..config import slugify
-from ..formatting import fixed
+from ..formatting import fixed, level_percent
 from ..records import AtlasResults
 from .data import csv_text, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import BASELINE_ORDER, baselines_by_grid, cell, chosen, selection_rule
+from .leaderboard import (BASELINE_ORDER, RANK_WORDS, baselines_by_grid, cell, chosen, rank_cell, rank_tiers,
+                          selection_rule)
 from .methods import propagation_words
-from .paths import cite_key, html_url, model_page, rel
+from .citation import versioned_cite_key
+from .paths import html_url, model_page, rel
 from .wording import measure_title
 
 PROPAGATION_PAGE = "compare/label-propagation.md"
@@ -47,8 +49,11 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         where = picked[0] and f"block {picked[0].block} {picked[0].representation}"
         rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
                      "cells": [cell(r, "", baseline_flag(r, m.baselines, info)) for r in picked],
-                     "where": where or "—"})
+                     "where": where or "—",
+                     "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi) or (None, None, None)})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
+    for r, tier in zip(rows, rank_tiers([r["interval"] for r in rows])):  # J&F, in tiers of overlapping intervals
+        r["rank"] = rank_cell(tier)
 
     tables = [{"grid": grid, "models": [labels[slug] for slug in t["models"]],
                "rows": [{"label": name, "cells": [cell(t["by"].get((n, name))) for n in MEASURES]}
@@ -100,7 +105,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
                                         bounds=(info.get(MEASURES[0]) or {}).get("bounds"), baselines=groups)
         note = comparison_baseline_note(groups, list(dict.fromkeys(r["model"] for r in fig_rows)))
         figs.append(measure_figure(fig, slugify(stem), f"fig-jf-{slugify(rep)}", MEASURES[0], info,
-                                   " ".join(t for t in (f"Representation: {rep}; bands: {results.interval_level:.0%} "
+                                   " ".join(t for t in (f"Representation: {rep}; bands: {level_percent(results.interval_level)} "
                                                         "intervals over the test sequences.", note) if t)))
     rules = sorted({selection_rule(info, m.selected[MEASURES[0]]) for m in models if MEASURES[0] in m.selected})
     base = posixpath.basename(stem)
@@ -109,9 +114,10 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         f"{stem}.csv": csv_text(["model", "label", "sequence", "j_and_f", "block", "representation", "baseline"],
                                 csv_rows),
         page: env.get_template("propagation.md.j2").render(
-            **common, page=page, title=PROPAGATION_TITLE, cite_key=cite_key(page),
+            **common, page=page, title=PROPAGATION_TITLE, cite_key=versioned_cite_key(results, page),
             measures=[{"name": n, "title": measure_title(info, n)} for n in MEASURES],
-            rows=rows, tables=tables, figs=figs, rule="; ".join(rules), level=results.interval_level,
+            rows=rows, rank_words=RANK_WORDS, tables=tables, figs=figs, rule="; ".join(rules),
+            level=results.interval_level,
             flag_legend=flag_legend(), flag_rule=FLAG_RULE,
             sequence_rows=sequence_rows, sequence_heads=sequence_heads,
             dataset=methods.get("dataset", ""), protocol=methods.get("protocol", ""),

@@ -16,13 +16,14 @@ from typing import Any
 from jinja2 import Environment
 
 from ..config import slugify
-from ..formatting import fixed
+from ..formatting import level_percent, with_interval
 from ..records import AtlasResults, ModelCard, ModelResult
 from .data import csv_text, num
 from .figures import against_size_figure, figure
 from .honesty import simple_baselines
 from .leaderboard import cell
-from .paths import cite_key, html_url, model_page, rel
+from .citation import versioned_cite_key
+from .paths import html_url, model_page, rel
 from .wording import measure_title
 
 RESOLUTION_PAGE = "compare/resolution.md"
@@ -112,6 +113,13 @@ def reference_of(m: ModelResult, row) -> tuple[str, Any] | None:
     return None
 
 
+def reference_text(ref) -> str:
+    """A reference's value with its interval, ``0.210 [0.180, 0.240]``, or ``0.330 (no interval)``
+    where its record holds none."""
+    text = with_interval(ref.value, getattr(ref, "lo", None), getattr(ref, "hi", None), digits=3, missing="—")
+    return text if "[" in text or text == "—" else f"{text} (no interval)"
+
+
 def clears(a, b) -> bool | None:
     """Whether two numbers' intervals are disjoint (None: one has no interval)."""
     if a is None or b is None or None in (a.lo, a.hi, b.lo, b.hi):
@@ -157,14 +165,15 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
             for p, ref in zip(picked, refs):
                 c = cell(p)
                 if ref is not None:
-                    c["where"] = f"{ref[0]}: {fixed(ref[1].value, 3)}"
+                    c["where"] = f"{ref[0]}: {reference_text(ref[1])}"
                 cells.append(c)
             rows.append({"title": measure_title(info, name), "cells": cells})
             for m, p, ref in zip(runs, picked, refs):
                 if p is not None:
                     csv_rows.append([main.card.slug, labels[main.card.slug], m.card.resolution, *m.card.input_size,
                                      name, p.block, p.representation, p.k, num(p.value), num(p.lo), num(p.hi),
-                                     ref[0] if ref else "", num(ref[1].value) if ref else None])
+                                     ref[0] if ref else "", num(ref[1].value) if ref else None,
+                                     num(ref[1].lo) if ref else None, num(ref[1].hi) if ref else None])
             for m, p in zip(runs[1:], picked[1:]):
                 if p is None or picked[0] is None:
                     continue
@@ -184,10 +193,11 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
     base = posixpath.basename(stem)
     return {
         f"{stem}.csv": csv_text(["model", "label", "resolution", "height", "width", "measure", "block",
-                                 "representation", "k", "value", "lo", "hi", "reference", "reference_value"],
+                                 "representation", "k", "value", "lo", "hi", "reference", "reference_value",
+                                 "reference_lo", "reference_hi"],
                                 csv_rows),
         page: env.get_template("resolution.md.j2").render(
-            **common, page=page, title=RESOLUTION_TITLE, cite_key=cite_key(page), models=models, summary=summary,
+            **common, page=page, title=RESOLUTION_TITLE, cite_key=versioned_cite_key(results, page), models=models, summary=summary,
             figs=figs, level=results.interval_level, resolutions=results.resolutions,
             random_models=[m["label"] for m in models if m["random"]], data={"csv": f"{base}.csv"}),
     }
@@ -209,4 +219,4 @@ def _measure_figure(results: AtlasResults, name: str, labels: dict[str, str], st
     fig = against_size_figure(series, title, (info.get(name) or {}).get("bounds"))
     return figure(fig, slugify(stem), f"fig-{slugify(name)}", title,
                   f"Representation {REPRESENTATION}, each model's deepest block with this measure; error bars: "
-                  f"{results.interval_level:.0%} intervals.")
+                  f"{level_percent(results.interval_level)} intervals.")

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..config import slugify
-from ..formatting import fixed, with_interval
+from ..formatting import fixed, level_percent, with_interval
 from ..records import AtlasResults, ComparisonResult, MeasureRow, ModelResult
 from .data import num
-from .figures import measure_figure, scaling_figure
-from .honesty import FLAG_RULE, baseline_flag
+from .figures import baseline_groups, measure_figure, scaling_figure
+from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note
 from .honesty import legend as flag_legend
 from .markup import breakable
 from .paths import html_url, model_page, rel
@@ -48,6 +48,41 @@ def nearest(rows: list[MeasureRow], target: float) -> MeasureRow | None:
     return min(rows, key=lambda r: (abs(r.rel_depth - target), r.block)) if rows else None
 
 
+def point_references(m: ModelResult, r: MeasureRow) -> dict[str, dict[str, Any]]:
+    """The positional references (content-only, position-only tokens) of row ``r``: the same
+    measure at the same block, representation and K, ``{reference: {"value", "lo", "hi"}}``."""
+    out = {}
+    for ref in m.references:
+        if (ref.measure == r.measure and ref.block == r.block and ref.representation == r.representation
+                and ref.k == r.k and ref.reference and ref.reference not in out):
+            out[ref.reference] = {"value": num(ref.value), "lo": num(ref.lo), "hi": num(ref.hi)}
+    return out
+
+
+def scaling_note(points: list[dict[str, Any]], groups: list[dict[str, Any]], level: float) -> str:
+    """The caption of one size plot: how its points were taken, what its error bars, thin lines
+    and grey lines are, and which points have no interval."""
+    words = ["Each point is the model's block nearest to the matched relative depth."]
+    banded = [p for p in points if p.get("lo") is not None and p.get("hi") is not None]
+    if banded:
+        words.append(f"Error bars: {level_percent(level)} intervals.")
+    if not banded:
+        words.append("These values have no interval (the records hold none).")
+    elif len(banded) < len(points):
+        words.append("Points without error bars have no interval.")
+    if any(p.get("references") for p in points):
+        kinds = sorted({k for p in points for k in (p.get("references") or {})})
+        words.append(f"Thin lines: the positional references, the same measure on {' and '.join(kinds)} tokens "
+                     "at the same block.")
+    models = list(dict.fromkeys(p["model"] for p in points))
+    if sum(any(s in models for s in g["models"]) for g in groups) > 1:  # grey here: colour tells the depths apart
+        words.append("The models have different patch grids, so each grid has its own baselines: grey lines across "
+                     "the sizes of its models, named by the grid in the legend; hover for their intervals and models.")
+    elif note := comparison_baseline_note(groups, models):
+        words.append(note)
+    return " ".join(words)
+
+
 def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) -> dict[str, Any] | None:
     """Data of a scaling page: each measure at matched relative depths against parameter
     count (``points``), and the family summary at relative depth 1.0 (``summary``)."""
@@ -68,7 +103,8 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
                     points.append({"measure": name, "target": target, "model": m.card.slug,
                                    "label": labels[m.card.slug], "params": m.card.params, "block": r.block,
                                    "rel_depth": r.rel_depth, "representation": r.representation, "k": r.k,
-                                   "value": num(r.value)})
+                                   "value": num(r.value), "lo": num(r.lo), "hi": num(r.hi),
+                                   "references": point_references(m, r)})
     present = {r.measure for m in members for r in m.measures}
     info = results.measure_info
     columns = sorted((n for n in present if (info.get(n) or {}).get("summary")), key=lambda n: info[n]["summary"])
@@ -103,12 +139,16 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
                   c: ComparisonResult) -> dict[str, Any]:
     info = results.measure_info
     pages = {m.card.slug: model_page(m) for m in results.models}
+    by_slug = {m.card.slug: m for m in results.models}
     figs = []
     for name in data["measures"]:
-        fig = scaling_figure([p for p in data["points"] if p["measure"] == name], measure_title(info, name), c.title,
-                             bounds=(info.get(name) or {}).get("bounds"))
+        points = [p for p in data["points"] if p["measure"] == name]
+        drawn = [by_slug[s] for s in dict.fromkeys(p["model"] for p in points) if s in by_slug]
+        groups = baseline_groups(drawn, name)
+        fig = scaling_figure(points, measure_title(info, name), c.title,
+                             bounds=(info.get(name) or {}).get("bounds"), baselines=groups)
         figs.append(measure_figure(fig, page_slug, f"fig-scaling-{slugify(name)}", name, info,
-                                    "Each point is the model's block nearest to the matched relative depth."))
+                                    scaling_note(points, groups, results.interval_level)))
     rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],
              "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
              "cells": [{"text": with_interval(v, *s["intervals"][n], digits=3, missing="—"),

@@ -1,0 +1,153 @@
+"""Every score a plot shows stands beside its interval and its references (synthetic records only,
+no model): the scaling plots' error bars, baselines, positional references and random-init label;
+the model pages' k-NN curves and per-sequence figure say they have no interval; the Resolution
+page's references carry theirs (or say they have none); categorical x values are escaped."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from atlas.pipeline import payloads
+from atlas.records import RANDOM_INIT_LABEL
+from atlas.site import render_site
+from atlas.site.figure_words import dressed
+from atlas.site.figures import curve_figure, plain_title, scaling_figure
+from atlas.site.scaling import scaling, scaling_view
+from atlas.site.wording import model_label
+from conftest import make_synthetic_results
+
+
+def _spec(fig: dict) -> dict:
+    """The Plotly spec inside a figure dict's HTML fragment."""
+    payload = re.search(r'<script type="application/json" class="atlas-plot-spec"[^>]*>(.*?)</script>',
+                        str(fig["html"]), re.S).group(1)
+    return json.loads(payload)
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    results = make_synthetic_results()
+    c = next(c for c in results.comparisons if c.kind == "scaling")
+    labels = {m.card.slug: model_label(m.card) for m in results.models}
+    data = scaling(results, c, labels)
+    view = scaling_view(data, results, "compare/vit-scaling.md", "compare-vit-scaling", c)
+    figs = {f["anchor"]: f for f in view["figs"]}
+    return results, data, figs
+
+
+def _depth_traces(spec: dict) -> list[dict]:
+    return [t for t in spec["data"] if t["name"].startswith("rel. depth")]
+
+
+def test_scaling_points_draw_the_records_intervals_as_error_bars(scaled):
+    results, data, figs = scaled
+    by_slug = {m.card.slug: m for m in results.models}
+    spec = _spec(figs["fig-scaling-seg-miou"])
+    traces = _depth_traces(spec)
+    assert traces
+    for trace, target in zip(traces, data["depths"]):
+        pts = sorted((p for p in data["points"] if p["measure"] == "seg_miou" and p["target"] == target),
+                     key=lambda p: p["params"])
+        rows = [next(r for r in by_slug[p["model"]].measures if r.measure == "seg_miou" and r.block == p["block"]
+                     and r.representation == p["representation"] and r.k == p["k"]) for p in pts]
+        assert [p["lo"] for p in pts] == [r.lo for r in rows] and [p["hi"] for p in pts] == [r.hi for r in rows]
+        assert trace["error_y"]["array"] == pytest.approx([r.hi - r.value for r in rows])
+        assert trace["error_y"]["arrayminus"] == pytest.approx([r.value - r.lo for r in rows])
+        assert all("[" in c[4] for c in trace["customdata"])  # and in the hover
+
+
+def test_scaling_without_intervals_says_so(scaled):
+    _, _, figs = scaled
+    knn = figs["fig-scaling-knn-miou-k10"]  # the synthetic k-NN rows hold no interval
+    assert all("error_y" not in t or not t["error_y"] for t in _depth_traces(_spec(knn)))
+    assert "no interval" in knn["caption"]
+    assert "no interval" not in figs["fig-scaling-seg-miou"]["caption"]
+    assert "Error bars: 95% intervals" in figs["fig-scaling-seg-miou"]["caption"]
+
+
+def test_scaling_plots_draw_the_baselines(scaled):
+    _, _, figs = scaled
+    lines = {t["name"]: t for t in _spec(figs["fig-scaling-seg-miou"])["data"] if t["name"].endswith(" baseline")}
+    assert {n: t["y"] for n, t in lines.items()} == {"chance baseline": [0.05, 0.05], "position baseline": [0.21, 0.21],
+                                                      "ceiling baseline": [0.62, 0.62]}
+    assert lines["position baseline"]["x"] == [22_000_000, 150_000_000]  # across the drawn sizes
+    assert "[0.18, 0.24]" in lines["position baseline"]["hovertemplate"]
+    knn = {t["name"]: t["y"] for t in _spec(figs["fig-scaling-knn-miou-k10"])["data"] if "baseline" in t["name"]}
+    assert knn == {"position baseline": [0.33, 0.33]}
+    assert "baselines" in figs["fig-scaling-seg-miou"]["caption"]
+
+
+def test_scaling_plots_draw_the_positional_references(scaled):
+    _, data, figs = scaled
+    refs = [t for t in _spec(figs["fig-scaling-positional-nce"])["data"] if t["name"].endswith(" reference")]
+    assert {t["name"] for t in refs} == {"content-only reference", "position-only reference"}
+    for t in refs:
+        assert t["y"] == pytest.approx([0.01] * 2 if t["name"].startswith("content") else [0.97] * 2)
+    assert sum(t["showlegend"] is not False for t in refs) == 2  # one legend entry per kind
+    assert all(p["references"] for p in data["points"] if p["measure"] == "positional_nce")
+    assert "position-only" in figs["fig-scaling-positional-nce"]["caption"]
+    # a measure without references draws none
+    assert not [t for t in _spec(figs["fig-scaling-seg-miou"])["data"] if t["name"].endswith(" reference")]
+
+
+def test_scaling_plot_names_a_random_init_model_in_the_figure(scaled):
+    _, _, figs = scaled
+    xaxis = _spec(figs["fig-scaling-positional-nce"])["layout"]["xaxis"]
+    assert xaxis["tickvals"] == [22_000_000, 150_000_000]
+    assert RANDOM_INIT_LABEL in xaxis["ticktext"][1] and "ViT-S/16" in xaxis["ticktext"][1]
+    assert "DINO ViT-S/16" in xaxis["ticktext"][0] and RANDOM_INIT_LABEL not in xaxis["ticktext"][0]
+
+
+def test_scaling_tick_labels_are_escaped():
+    pts = [{"target": 1.0, "model": m, "label": label, "params": p, "block": 11, "rel_depth": 1.0, "value": 0.5}
+           for m, label, p in (("a", "<b>x</b>", 10), ("b", "y", 100))]
+    ticks = scaling_figure(pts, "m", "t").to_plotly_json()["layout"]["xaxis"]["ticktext"]
+    assert ticks[0].startswith("&lt;b&gt;x&lt;/b&gt;") and "<b>" not in ticks[0]
+
+
+@pytest.mark.parametrize("payload", [
+    payloads.knn_curve({1: 0.3, 5: 0.4}, [1, 5], 11),
+    payloads.removal_curve({"none": {0: {10: 0.5}, 4: {10: 0.4}}}, 10, 11),
+    payloads.propagation_sequences(["a", "b"], [0.5, 0.6], {"zero motion": [0.1, 0.2]}, 11, "keys"),
+], ids=lambda p: p["kind"])
+def test_score_curves_without_intervals_say_so(payload):
+    d = dressed(payload)
+    assert "no interval" in d["title"]  # the caption's head (the model page's figure title) ...
+    assert "no interval" in plain_title(curve_figure(d, "DINO ViT-S/16"))  # ... and the plot's own title
+    assert not any(t.get("error_y") for t in curve_figure(d, "DINO ViT-S/16").to_plotly_json()["data"])
+
+
+def test_categorical_curve_x_values_are_escaped():
+    d = dressed(payloads.propagation_sequences(["<b>x</b>", "bike"], [0.5, 0.6], {"colour": [0.1, 0.2]}, 11, "keys"))
+    spec = curve_figure(d, "m").to_plotly_json()
+    for trace in spec["data"]:
+        assert list(trace["x"]) == ["&lt;b&gt;x&lt;/b&gt;", "bike"]
+    assert spec["layout"]["xaxis"]["type"] == "category"
+
+
+def test_reference_text_carries_the_interval_or_says_none():
+    from atlas.records import Baseline
+    from atlas.site.resolution import reference_text
+
+    assert reference_text(Baseline("seg_miou", "position", 0.21, 0.18, 0.24)) == "0.210 [0.180, 0.240]"
+    assert reference_text(Baseline("knn_miou_k10", "position", 0.33)) == "0.330 (no interval)"
+
+
+def test_resolution_page_references_carry_their_intervals(tmp_path: Path):
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    other = copy.deepcopy(results.models[0])
+    other.card.input_size, other.card.resolution, other.card.requested_size = [320, 320], "320", [320, 320]
+    results.resolutions, results.resolution_runs = ["native", "320"], [other]
+    render_site(results, docs)
+    page = next(docs.rglob("resolution*.md")).read_text(encoding="utf-8")
+    assert "position baseline: 0.210 [0.180, 0.240]" in page  # seg_miou's best simple baseline, with its interval
+    assert "position baseline: 0.330 (no interval)" in page  # k-NN's: none in the records
+    assert "position-only tokens: 0.970 (no interval)" in page
+    csv = next(docs.rglob("resolution*.csv")).read_text(encoding="utf-8")
+    assert csv.splitlines()[0].endswith("reference,reference_value,reference_lo,reference_hi")
