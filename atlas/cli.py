@@ -41,6 +41,16 @@ weights_only=True).
 """
 
 
+def _iso_date(text: str) -> str:
+    """``--build-date``: a calendar date, written the ISO way (it goes into citations)."""
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: give it as YYYY-MM-DD") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[1]
     p = argparse.ArgumentParser(prog="build_atlas.py", description=DESCRIPTION, epilog=EPILOG,
@@ -90,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--cpus-per-job", type=int, default=None, help="CPU cores of each job")
     g.add_argument("--mem-gb", type=float, default=None, help="memory of each slurm job, in GB")
     g.add_argument("--time-min", type=int, default=None, help="time limit of each job, in minutes")
-    p.add_argument("--build-date", default=None, help=argparse.SUPPRESS)  # tests pin it
+    p.add_argument("--build-date", default=None, metavar="YYYY-MM-DD", type=_iso_date,
+                   help="date the pages and citations give (default: today; a rebuild with nothing "
+                        "changed keeps the pages, and the date, of the build that rendered them)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     args = p.parse_args(argv)
     # "~" expanded once here, so the folder the site guard checks is the one mkdocs empties
@@ -314,8 +326,11 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
     fingerprint = render_fingerprint(results, (root / "mkdocs.yml").read_text(encoding="utf-8"), str(docs.resolve()),
                                      "" if args.no_site else str(Path(args.site_dir).resolve()),
                                      f"previous {previous.version} {previous.digest}" if previous else "")
+    # the stamp: the fingerprint, then the date the pages give; a date not asked for (today's) is no change
+    rendered = stamp.read_text().split("\n") if stamp.is_file() else []
+    current = rendered[:1] == [fingerprint] and (args.build_date is None or rendered[1:] == [results.build_date])
     site_there = args.no_site or (Path(args.site_dir) / "index.html").is_file()
-    if site_there and (docs / "atlas.json").is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
+    if site_there and (docs / "atlas.json").is_file() and current:
         # nothing the pages depend on changed since they were rendered: the site stands as it is
         logging.getLogger("atlas").info("nothing changed since the last render: pages and site kept "
                                         "(delete %s to render them again)", stamp)
@@ -328,11 +343,11 @@ def _publish(args: argparse.Namespace, root: Path, results) -> int:
     stamp.unlink(missing_ok=True)  # written again once pages and site are complete
     render_site(results, docs, previous)
     if args.no_site:
-        stamp.write_text(fingerprint)
+        stamp.write_text(f"{fingerprint}\n{results.build_date}")
         print(f"pages rendered into {args.docs_dir} (mkdocs build skipped)")
         return 0
     site = build_site(root / "mkdocs.yml", docs_dir=args.docs_dir, site_dir=args.site_dir, force=args.force)
-    stamp.write_text(fingerprint)
+    stamp.write_text(f"{fingerprint}\n{results.build_date}")
     print(f"atlas built: {site / 'index.html'}")
     _publish_version(args, site, results)
     if args.serve:

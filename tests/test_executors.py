@@ -52,6 +52,9 @@ def test_local_workers_build_the_serial_site(serial, tmp_path):
     assert _pages(tmp_path / "docs") == serial
     logs = sorted(p.name for p in (tmp_path / "out" / "jobs").glob("*_log.err"))
     assert len(logs) == 2  # one job per model, each with its log
+    assert build(config, "--executor", "local", "--workers", "2") == 0  # nothing changed: no job sent
+    assert sorted(p.name for p in (tmp_path / "out" / "jobs").glob("*_log.err")) == logs
+    assert _pages(tmp_path / "docs") == serial
 
 
 def test_unknown_executor_is_one_line(tmp_path, capsys):

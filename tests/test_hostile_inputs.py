@@ -659,3 +659,11 @@ def test_a_block_beyond_one_models_depth_stops_before_any_model_computes(tmp_pat
     line = error_line(capsys)
     assert "Tiny B" in line and "block 3 does not exist in a model of depth 2" in line, line
     assert not list((tmp_path / "out").rglob("result.json"))
+
+
+def test_a_build_date_that_is_no_date_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:  # refused while reading the arguments: nothing read or computed
+        cli.main(["--config", str(tmp_path / "absent.toml"), "--build-date", "tomorrow"])
+    assert exc.value.code == 2
+    assert "'tomorrow' is not a date: give it as YYYY-MM-DD" in capsys.readouterr().err
+    assert cli._iso_date("20260102") == "2026-01-02"  # the citations get one spelling

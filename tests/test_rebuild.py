@@ -6,6 +6,7 @@ import pytest
 
 import atlas.features.backbones as backbones
 import atlas.pipeline.build as build
+from atlas import cli
 from test_hostile_inputs import project, run_cli
 
 
@@ -27,11 +28,20 @@ def test_unchanged_rebuild_loads_no_model_and_keeps_the_site(tmp_path, monkeypat
     assert run_cli(config) == 0  # right after the computing build: every model reused, nothing rendered
     assert "atlas unchanged" in capsys.readouterr().out
     assert _site_files(tmp_path) == before  # not one file written again
+    # a later day (today, not the pinned date), nothing changed: the date alone renders nothing
+    assert cli.main(["--config", str(config), "--docs-dir", str(tmp_path / "site_src"),
+                     "--site-dir", str(tmp_path / "site"), "-q"]) == 0
+    assert "atlas unchanged" in capsys.readouterr().out
+    assert _site_files(tmp_path) == before
 
     # control: another site URL changes every page's citations: rendered again, still no model
     assert run_cli(config, "--site-url", "https://example.org/atlas/") == 0
     assert "atlas built" in capsys.readouterr().out
     assert "https://example.org/atlas/" in (tmp_path / "site" / "index.html").read_text()
+    # control: a date the user asks for is a change: rendered again, and shown
+    assert run_cli(config, "--site-url", "https://example.org/atlas/", "--build-date", "2026-01-02") == 0
+    assert "atlas built" in capsys.readouterr().out
+    assert "Built 2026-01-02" in (tmp_path / "site_src" / "build-report.md").read_text()
     # control: a changed seed changes the random weights' identity: the model is created again
     config.write_text(config.read_text().replace("seed = 0", "seed = 1"))
     with pytest.raises(AssertionError, match="a model was created"):

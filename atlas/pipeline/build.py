@@ -172,16 +172,33 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     return [_compute_run(inputs, spec, run, progress) for run in inputs.resolutions[spec.slug][0]]
 
 
+def stored_model(inputs: BuildInputs, spec: Backbone) -> list[ComputedRun] | None:
+    """The model's current stored results at each of its resolutions, found without creating the
+    model (its weights are known by name, seed or file); ``None`` when any one must be computed."""
+    found = [_stored_run(inputs, spec, run) for run in inputs.resolutions[spec.slug][0]]
+    return found if all(found) else None
+
+
+def _stored_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun) -> ComputedRun | None:
+    identity = weights_identity(spec, inputs.cfg.atlas.seed)
+    if identity is None:
+        return None
+    key = model_key(inputs.cfg, spec, identity, inputs.images, inputs.eval_key(run), run)
+    result = inputs.store.load_model(run.run_id, key)
+    if result is None:
+        return None
+    name = spec.display_name if run.main else f"{spec.display_name} at {run.label}"
+    log.info("%s: unchanged (key %s), reusing its results", name, key)
+    return ComputedRun(run, key, result, True)
+
+
 def _compute_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, progress: bool) -> ComputedRun:
     cfg = inputs.cfg
     name = spec.display_name if run.main else f"{spec.display_name} at {run.label}"
     identity = weights_identity(spec, cfg.atlas.seed)
-    if identity is not None:  # current stored results are found without creating the model
-        key = model_key(cfg, spec, identity, inputs.images, inputs.eval_key(run), run)
-        result = inputs.store.load_model(run.run_id, key)
-        if result is not None:
-            log.info("%s: unchanged (key %s), reusing its results", name, key)
-            return ComputedRun(run, key, result, True)
+    current = _stored_run(inputs, spec, run)
+    if current is not None:
+        return current
     try:
         loaded = load_backbone(spec, run.requested, seed=cfg.atlas.seed)
     except WeightsUnavailableError as exc:
@@ -229,7 +246,10 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
     model_keys: dict[str, str] = {}
     run_bytes: dict[str, int] = {}
     timings: dict[str, float] = {}
-    jobs_done, jobs_failed = executor.run(backbones) if executor is not None else ({}, {})
+    # a model whose stored results are current is read here, not sent as a job (no queue wait)
+    stored = {b.slug: found for b in backbones if executor is not None and (found := stored_model(inputs, b))}
+    jobs_done, jobs_failed = (executor.run([b for b in backbones if b.slug not in stored])
+                              if executor is not None else ({}, {}))
     for spec in tqdm(backbones, desc="models", disable=not progress or executor is not None):
         t0 = time.perf_counter()
         runs, skipped_sizes = inputs.resolutions[spec.slug]
@@ -251,7 +271,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
                                            f"the job finished but its stored results (key {missing[0]}) are missing"))
                 continue
         else:
-            computed = compute_model(inputs, spec, progress)
+            computed = stored.get(spec.slug) or compute_model(inputs, spec, progress)
             reused += [c.run.run_id for c in computed if c.reused]
             seconds = time.perf_counter() - t0
         skipped += skipped_sizes

@@ -10,7 +10,7 @@ writer), so a job killed mid-way leaves nothing that a later run reads as valid,
 builds writing into one folder do not disturb each other. When the jobs have
 finished, the submitting process reads their stored results and builds the comparisons and the
 site, listing failed jobs on the build report. Rerunning the same command resumes: a model whose
-stored results are current returns at once.
+stored results are current is read by the submitting process and sent as no job.
 
 Example::
 

@@ -698,16 +698,17 @@ RENDER_STAMP = ".atlas-render"  # in the docs dir (a dot-file: not published)
 
 
 def render_fingerprint(results: AtlasResults, *settings: str) -> str:
-    """Everything the rendered pages and site depend on: the records (this build's timings and reuse aside),
-    their arrays, the site code, templates and static files, and ``settings`` (site URL, folders).
-    Equal fingerprints give the same site, so a rebuild with nothing changed renders nothing."""
+    """Everything the rendered pages and site depend on: the records (this build's date, timings and
+    reuse aside), their arrays, the site code, templates and static files, and ``settings`` (site URL,
+    folders). Equal fingerprints give the same site but for its date, so a rebuild with nothing
+    changed renders nothing (the caller compares a date the user asked for on its own)."""
     import hashlib
 
     h = hashlib.sha256()
-    # this build's own facts (how long it took, which models it found current) are left out: a
-    # rebuild right after a computing build renders nothing, and the build report stays that of the
-    # build that last rendered the site (its timings and its reuse shown together)
-    record = {k: v for k, v in results.to_dict().items() if k not in ("timings", "reused_models")}
+    # this build's own facts (the day it ran, how long it took, which models it found current) are
+    # left out: a rebuild with nothing changed renders nothing, on the same day or a later one, and
+    # the pages stay those of the build that last rendered them (its date, timings and reuse together)
+    record = {k: v for k, v in results.to_dict().items() if k not in ("build_date", "timings", "reused_models")}
     h.update(json.dumps(record, sort_keys=True, default=str).encode())
     arrays = [("photos", results.photos)] + [(m.card.slug, {**m.label_maps, **m.pictures}) for m in results.models] + [
         (f"compare/{c.slug}", c.label_maps) for c in results.comparisons]
