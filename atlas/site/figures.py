@@ -14,6 +14,7 @@ import html
 import json
 import math
 import re
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
@@ -82,6 +83,9 @@ def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None 
     # Transparent backgrounds and neutral grid colours so one figure reads in light and dark
     # mode; atlas.js re-colours fonts and grids when the reader toggles the palette.
     title_html = _title(title)
+    # Plotly makes room for a legend below the plot by shrinking the plot: the figure grows by the
+    # rows beyond two instead, so the plot keeps its height and its axis title clears the legend
+    height += LEGEND_ROW_PX * max(0, legend_rows(traces) - 2)
     axis = {"gridcolor": "rgba(128,128,128,0.25)", "zerolinecolor": "rgba(128,128,128,0.45)",
             "linecolor": "rgba(128,128,128,0.6)", "showline": True, "ticks": "outside", "automargin": True}
     layout = {
@@ -100,6 +104,30 @@ def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None 
         **extra,
     }
     return go.Figure(data=traces, layout=layout)
+
+
+#: Height of one row of a horizontal legend, and the width its entries share (the content column).
+LEGEND_ROW_PX, LEGEND_WIDTH_PX = 22, 620
+
+
+def legend_rows(traces: Sequence[Any]) -> int:
+    """Rows of the horizontal legend of ``traces`` at the content column's width, estimated from
+    the entries' names (a 40 px symbol, 6.5 px a character, as Plotly packs them, in order).
+
+    >>> legend_rows([go.Scatter(name="a"), go.Scatter(name="b", showlegend=False)])
+    1
+    >>> legend_rows([go.Scatter(name="x" * 80) for _ in range(3)])
+    3
+    """
+    rows, used = 0, LEGEND_WIDTH_PX
+    for t in traces:
+        if t.showlegend is False or not t.name:
+            continue
+        width = 40 + 6.5 * len(html.unescape(re.sub(r"<[^>]+>", "", str(t.name))))
+        if used + width > LEGEND_WIDTH_PX:
+            rows, used = rows + 1, 0
+        used += width
+    return rows
 
 
 _BREAK_TO_TAIL = re.compile(r'<br><span style="font-size:12px">(.*?)</span>', re.S)
@@ -693,12 +721,13 @@ def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str,
                    measure, y=value_axis(bounds, shown), x={"type": "category", "tickangle": -20}, bargap=0.35)
 
 
-def _model_tick(label: str) -> str:
-    """A model's label on an x tick, escaped; the random-init label, verbatim, on a line of its own."""
+def _model_tick(label: str, width: int = 24) -> str:
+    """A model's label on an x tick, escaped, in lines of at most ``width`` characters (ticks stay
+    level and clear of each other); the random-init label, verbatim, on a line of its own."""
     tail = f" ({RANDOM_INIT_LABEL})"
-    if label.endswith(tail):
-        return f"{_t(label[:-len(tail)])}<br>{_t(tail.strip())}"
-    return _t(label)
+    head, random = (label[:-len(tail)], True) if label.endswith(tail) else (label, False)
+    lines = textwrap.wrap(head, width, break_long_words=False) or [head]
+    return "<br>".join([*map(_t, lines), *([_t(tail.strip())] if random else [])])
 
 
 def _size_ticks(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -709,7 +738,12 @@ def _size_ticks(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for size in sizes:
         names = dict.fromkeys(p["label"] for p in points if int(p["params"]) == size)
         text.append("<br>".join([*(_model_tick(n) for n in names), f"{size / 1e6:.1f} M"]))
-    return {"tickmode": "array", "tickvals": sizes, "ticktext": text}
+    # labels are centred on their ticks and Plotly hides one that would stick out of the figure: the
+    # range (log10 units) leaves at least a quarter of the axis beyond the smallest and largest model
+    lo, hi = math.log10(sizes[0]), math.log10(sizes[-1])
+    pad = max((hi - lo) / 2, 0.25)
+    return {"tickmode": "array", "tickvals": sizes, "ticktext": text, "tickangle": 0,
+            "range": [round(lo - pad, 4), round(hi + pad, 4)]}
 
 
 def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix: str,
@@ -785,7 +819,7 @@ def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix:
     legend = {"orientation": "h", "yanchor": "top", "y": round(-0.2 - 0.06 * lines, 3), "x": 0.0}
     return _layout(traces, f"{measure} vs model size — {title_suffix}", "parameters (log scale)", measure,
                    x={"type": "log", **ticks}, y=value_axis(bounds, shown), legend=legend,
-                   height=420 + 16 * (lines - 1))
+                   height=460 + 16 * (lines - 1))  # the plot taller than a two-line axis title under its tick lines
 
 
 def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str = "", raw: str = "") -> dict[str, Any]:
