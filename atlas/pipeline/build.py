@@ -169,21 +169,24 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     """One model's results at each of its resolutions (the main one first); each reused when its
     stored results are current, otherwise computed and stored (extraction, clustering, measures,
     evaluation)."""
-    return [_compute_run(inputs, spec, run, progress) for run in inputs.resolutions[spec.slug][0]]
+    identity = weights_identity(spec, inputs.cfg.atlas.seed)  # may hash a checkpoint: once per model
+    return [_stored_run(inputs, spec, run, identity) or _compute_run(inputs, spec, run, identity, progress)
+            for run in inputs.resolutions[spec.slug][0]]
 
 
 def stored_model(inputs: BuildInputs, spec: Backbone) -> list[ComputedRun] | None:
     """The model's current stored results at each of its resolutions, found without creating the
     model (its weights are known by name, seed or file); ``None`` when any one must be computed."""
-    found = [_stored_run(inputs, spec, run) for run in inputs.resolutions[spec.slug][0]]
+    identity = weights_identity(spec, inputs.cfg.atlas.seed)
+    found = [_stored_run(inputs, spec, run, identity) for run in inputs.resolutions[spec.slug][0]]
     return found if all(found) else None
 
 
-def _stored_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun) -> ComputedRun | None:
-    identity = weights_identity(spec, inputs.cfg.atlas.seed)
-    if identity is None:
+def _stored_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, weights: str | None) -> ComputedRun | None:
+    """``run``'s stored results when current for the weights whose hash is ``weights`` (None: unknown)."""
+    if weights is None:
         return None
-    key = model_key(inputs.cfg, spec, identity, inputs.images, inputs.eval_key(run), run)
+    key = model_key(inputs.cfg, spec, weights, inputs.images, inputs.eval_key(run), run)
     result = inputs.store.load_model(run.run_id, key)
     if result is None:
         return None
@@ -192,23 +195,19 @@ def _stored_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun) -> Comp
     return ComputedRun(run, key, result, True)
 
 
-def _compute_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, progress: bool) -> ComputedRun:
+def _compute_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, identity: str | None,
+                 progress: bool) -> ComputedRun:
+    """``run`` computed and stored, its stored results not current for ``identity`` (the weights
+    known without a load): they may be for the weights the load finds."""
     cfg = inputs.cfg
-    name = spec.display_name if run.main else f"{spec.display_name} at {run.label}"
-    identity = weights_identity(spec, cfg.atlas.seed)
-    current = _stored_run(inputs, spec, run)
-    if current is not None:
-        return current
     try:
         loaded = load_backbone(spec, run.requested, seed=cfg.atlas.seed)
     except WeightsUnavailableError as exc:
         raise BuildError(f"{exc}. {weights_help()}") from None
     loaded = dataclasses.replace(loaded, card=dataclasses.replace(loaded.card, resolution=run.label))
+    if loaded.weights_hash != identity and (current := _stored_run(inputs, spec, run, loaded.weights_hash)):
+        return current
     key = model_key(cfg, spec, loaded.weights_hash, inputs.images, inputs.eval_key(run), run)
-    result = inputs.store.load_model(run.run_id, key) if identity != loaded.weights_hash else None
-    if result is not None:
-        log.info("%s: unchanged (key %s), reusing its results", name, key)
-        return ComputedRun(run, key, result, True)
     # One BLAS thread for the numpy/sklearn analyses: on small matrices, and whenever anything
     # else runs on the machine, OpenBLAS's spinning threads cost more than they give (measured:
     # 0.45 vs 0.9 s per block and representation idle, 10x worse under load). Torch keeps its own.

@@ -734,6 +734,8 @@ def _size_ticks(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Ticks of the parameter axis at the models' sizes, each naming its models (their labels,
     the random-init label included) and the size."""
     sizes = sorted({int(p["params"]) for p in points})
+    if not sizes:
+        return {"tickmode": "array", "tickvals": [], "ticktext": []}
     text = []
     for size in sizes:
         names = dict.fromkeys(p["label"] for p in points if int(p["params"]) == size)

@@ -228,8 +228,7 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         title=label,
         cite_key=versioned_cite_key(results, page),
         # the page's <meta name="description">, which otherwise is the site's, without the label
-        description=f"{label}: randomly initialised weights. Its clusters and numbers show the architecture and "
-                    f"the input, not pretraining." if m.card.is_random_init else "",
+        description=random_note([label] if m.card.is_random_init else []),
         card_rows=card_rows(m.card) + resolution_rows(results, m.card.slug),
         highlights=[highlight(h, page, results) for h in highlights],
         gallery=model_gallery(results, m, page, maps),
