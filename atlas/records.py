@@ -256,7 +256,8 @@ class ModelResult:
       masking variants)}`` plus the ids the kind's title names. Hover shows image, patch row/col
       (or the x/y labels), value and label.
     - ``figures["curves"]``: list of ``{"id", "kind", "x": list, "series": {series id: y list},
-      "block", "representation"}``.
+      "block", "representation"}``, and for curves of scores with intervals ``"lo"`` and ``"hi"``
+      (``{series id: bound list}``, None where a point has none).
 
     A payload of no known kind is drawn from its own fields (``title``, ``zlabel``,
     ``colorscale``, ``xaxis``, ``yaxis``, ``bounds``, ``section``).

@@ -94,9 +94,9 @@ def _masks(protocol):
     return [np.asarray(m) for m in protocol._masks]
 
 
-def _score(protocol, features_of):
+def _score(protocol, features_of, figures=None):
     scoring = protocol.start(StubRun(protocol.cfg, features_of), blocks=[0], reps=["tokens"])  # the build's own path
-    scored = protocol.finish(scoring, {})  # (on the CPU: features stay numpy arrays)
+    scored = protocol.finish(scoring, {} if figures is None else figures)  # (on the CPU: features stay numpy arrays)
     rows = {r.measure: r for r in scored.rows}
     baselines = {(b.measure, b.name): b for b in scored.baselines}
     return rows, baselines, scored.selected
@@ -144,6 +144,28 @@ def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
     assert selected["seg_pixel_accuracy"]["block"] == selected["seg_miou"]["block"]  # one choice for both
     names = {b.name for b in baselines.values()}
     assert names == {"chance", "constant", "colour", "position", "colour + position", "ceiling"}
+
+
+def test_knn_curves_carry_the_intervals_of_the_knn_number(protocol):
+    """The curve's k = 10 point is the leaderboard's k-NN number, interval included; channel removal
+    at m = 0 without a control is that probe again, so it has the same value and interval."""
+    grid = (SIZE // PATCH,) * 2
+    truth = patch_majority(_masks(protocol), grid)
+    rng = np.random.default_rng(7)
+    feats = lambda imgs: (np.eye(3)[np.maximum(truth, 0)] + 0.8 * rng.normal(size=(*truth.shape, 3))).astype(np.float32)  # noqa: E731
+    figures: dict = {}
+    row = _score(protocol, feats, figures)[0]["knn_miou_k10"]
+    curves = {c["kind"]: c for c in figures["curves"]}
+    knn, removal = curves["knn-k"], curves["channel-removal"]
+    at10 = knn["x"].index(10)
+    assert (knn["series"]["miou"][at10], knn["lo"]["miou"][at10], knn["hi"]["miou"][at10]) == pytest.approx(
+        (row.value, row.lo, row.hi), abs=1e-5)
+    assert (removal["series"]["none"][0], removal["lo"]["none"][0], removal["hi"]["none"][0]) == pytest.approx(
+        (row.value, row.lo, row.hi), abs=1e-5)
+    for curve in (knn, removal):
+        for name, values in curve["series"].items():
+            for v, lo, hi in zip(values, curve["lo"][name], curve["hi"][name]):
+                assert v is None or lo < v < hi, (curve["kind"], name)  # noisy features: a real width
 
 
 def test_each_mask_is_counted_once_per_model_for_all_its_label_maps(protocol, monkeypatch):

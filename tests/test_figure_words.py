@@ -56,7 +56,7 @@ def test_titles_and_series_names_come_from_the_payloads_ids(kind, words):
 def test_rewording_a_title_changes_the_page_not_the_record(monkeypatch):
     from atlas.site import figure_words
 
-    p = payloads.knn_curve({1: 0.3}, [1], 7)
+    p = payloads.knn_curve({1: 0.3}, [1], 7, {1: (0.2, 0.4)})
     monkeypatch.setitem(figure_words.FIGURES, "knn-k", figure_words.FigureWords("Probe at block {block}",
                                                                                  section="evaluation"))
     assert dressed(p)["title"] == "Probe at block 7" and "title" not in p

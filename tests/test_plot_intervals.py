@@ -122,6 +122,34 @@ def test_score_curves_without_intervals_say_so(payload):
     assert not any(t.get("error_y") for t in curve_figure(d, "DINO ViT-S/16").to_plotly_json()["data"])
 
 
+@pytest.mark.parametrize("payload", [
+    payloads.knn_curve({1: 0.3, 5: 0.4}, [1, 5], 11, {1: (0.25, 0.35), 5: (0.33, 0.47)}),
+    payloads.removal_curve({"none": {0: {10: 0.5}, 4: {10: 0.4}}, "zscore": {0: {10: 0.45}}}, 10, 11,
+                           {"none": {0: (0.45, 0.55), 4: (0.35, 0.45)}, "zscore": {0: (0.4, 0.5)}}),
+], ids=lambda p: p["kind"])
+def test_score_curves_with_intervals_draw_them_as_bands(payload):
+    d = dressed(payload)
+    assert "no interval" not in d["title"]
+    spec = curve_figure(d, "DINO ViT-S/16", level=0.9).to_plotly_json()
+    bands = {t["legendgroup"]: t for t in spec["data"] if t.get("fill") == "toself"}
+    lines = {t["name"]: t for t in spec["data"] if t.get("mode") == "lines+markers"}
+    assert set(bands) == set(lines) == set(d["series"])  # one band per series, grouped with its line
+    for name, line in lines.items():
+        lo, hi = d["lo"][name], d["hi"][name]
+        drawn = [(x, l, h) for x, l, h in zip(d["x"], lo, hi) if l is not None]  # a skipped m has no band point
+        assert list(bands[name]["x"]) == [x for x, _, _ in drawn] + [x for x, _, _ in drawn][::-1]
+        assert list(bands[name]["y"]) == [h for _, _, h in drawn] + [l for _, l, _ in drawn][::-1]
+        assert "90% interval" in bands[name]["name"]
+        assert all(f"[{l:.3g}, {h:.3g}]" == c.strip() for l, h, c in zip(lo, hi, line["customdata"]) if l is not None)
+    low = min(v for side in d["lo"].values() for v in side if v is not None)
+    assert spec["layout"]["yaxis"]["range"][0] <= low  # the axis shows the whole band
+
+
+def test_a_curve_whose_intervals_are_not_finite_says_it_has_none():
+    p = payloads.knn_curve({1: 0.3, 5: 0.4}, [1, 5], 11, {1: (float("nan"), float("nan")), 5: None})
+    assert "lo" not in p and "no interval" in dressed(p)["title"]
+
+
 def test_categorical_curve_x_values_are_escaped():
     d = dressed(payloads.propagation_sequences(["<b>x</b>", "bike"], [0.5, 0.6], {"colour": [0.1, 0.2]}, 11, "keys"))
     spec = curve_figure(d, "m").to_plotly_json()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from atlas.measures.boundary import boundary_artifacts
-from atlas.measures.knn import knn_probe
+from atlas.measures.knn import channel_removal_curve, knn_probe
 from atlas.measures.locality import similarity_structure
 from atlas.measures.positional import blank_input_structure, position_decodability, positional_clustering
 from atlas.measures.segmentation import evaluate_label_maps, score_images
@@ -40,7 +40,8 @@ def test_half_samples_and_factor():
         half_samples(1, 10, 0)
 
 
-@pytest.mark.parametrize("name", ["clustering", "blank", "probe", "boundary", "shift", "segmentation", "knn", "cka"])
+@pytest.mark.parametrize("name", ["clustering", "blank", "probe", "boundary", "shift", "segmentation", "knn",
+                                  "removal", "cka"])
 def test_all_ones_replicate_is_the_value(name):
     """The replicates come from the same per-image sums as the value, not from a second formula."""
     rng = np.random.default_rng(1)
@@ -71,6 +72,10 @@ def test_all_ones_replicate_is_the_value(name):
     elif name == "knn":
         scores, reps = knn_probe(feats[:6], labels[:6], feats[6:], labels[6:], (1, 5), K, weights=with_ones(6))
         pairs = [(scores[k], reps[k][0]) for k in (1, 5)]
+    elif name == "removal":
+        curve, reps = channel_removal_curve(feats[:6], labels[:6], feats[6:], labels[6:], ks=(1, 5), ms=(0, 2),
+                                            n_classes=K, weights=with_ones(6))
+        pairs = [(curve[c][m][k], reps[c][m][k][0]) for c in curve for m in (0, 2) for k in (1, 5)]
     else:
         X, Y = feats.reshape(n, -1), feats.reshape(n, -1) ** 2
         pairs = [(linear_cka(X, Y), linear_cka_replicates(X, Y, w)[0])]
@@ -89,6 +94,26 @@ def test_a_half_replicate_is_the_measure_of_that_half():
         kept = positional_clustering(labels[w[b] == 1], n_permutations=512)
         assert out["replicates"]["ami"][b] == pytest.approx(kept["ami"], abs=1e-9)
         assert out["replicates"]["nce"][b] == pytest.approx(kept["nce"], abs=0.01)
+
+
+def test_a_channel_removal_replicate_is_the_curve_of_those_query_images():
+    """Resampling the query images only: a replicate is the curve recomputed on the kept queries
+    (the support set, its variance ranking and the controls' fits unchanged)."""
+    rng = np.random.default_rng(4)
+    labels = planted_labels(12, rng)
+    feats = rng.normal(size=(12, H, W, 8)) + 1.5 * labels[..., None] * rng.normal(size=8)
+    labels[0, 0, :2] = labels[7, 0, :2] = -1  # unlabelled patches (support and query) are left out
+    sup, qry = slice(0, 6), slice(6, 12)
+    w = half_samples(6, 3, seed=1)
+    kw = dict(ks=(1, 5), ms=(0, 3), n_classes=K)
+    _, reps = channel_removal_curve(feats[sup], labels[sup], feats[qry], labels[qry], weights=w, **kw)
+    for b in range(3):
+        kept = w[b] == 1
+        direct = channel_removal_curve(feats[sup], labels[sup], feats[qry][kept], labels[qry][kept], **kw)
+        for c in direct:
+            for m in (0, 3):
+                for k in (1, 5):
+                    assert reps[c][m][k][b] == pytest.approx(direct[c][m][k], abs=1e-12), (c, m, k, b)
 
 
 def test_leave_one_out_similarity_matches_recomputation():

@@ -242,13 +242,29 @@ def knn_probe(
     scores = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
     if weights is None:
         return scores
+    return scores, {k: replicate_miou(p, yq, query_labels, weights, n_classes) for k, p in preds.items()}
+
+
+def replicate_miou(pred: np.ndarray, true: np.ndarray, query_labels: np.ndarray, weights: np.ndarray,
+                   n_classes: int) -> np.ndarray:
+    """mIoU of each resampling replicate: the per-image confusion matrices of the labelled query
+    patches (``pred``, ``true``: in the order :func:`_flat` keeps them from ``query_labels``, whose
+    first axis is the image), weighted by ``weights`` (B, n_query_images). With all weights 1 this
+    is :func:`miou_from_labels` of the same predictions.
+
+    >>> labels = np.array([[0, 1], [1, -1]])
+    >>> replicate_miou(np.array([0, 1, 0]), np.array([0, 1, 1]), labels, np.array([[1, 0], [1, 1]]), 2).tolist()
+    [1.0, 0.5]
+    """
     labels = to_numpy(query_labels)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 2 or weights.shape[1] != len(labels):
+        raise ValueError(f"weights {weights.shape} must be (replicates, {len(labels)} query images)")
     image = np.broadcast_to(np.arange(len(labels)).reshape(-1, *([1] * (labels.ndim - 1))), labels.shape)
     image = image.reshape(-1)[labels.reshape(-1) >= 0]  # the image of every labelled query patch
-    per_image = {k: np.bincount((image * n_classes + yq) * n_classes + p, minlength=len(labels) * n_classes ** 2)
-                 .reshape(len(labels), n_classes, n_classes) for k, p in preds.items()}
-    return scores, {k: miou_from_confusion(np.tensordot(weights, c.astype(np.float64), axes=(1, 0)))
-                    for k, c in per_image.items()}
+    per_image = np.bincount((image * n_classes + true) * n_classes + pred, minlength=len(labels) * n_classes ** 2)
+    per_image = per_image.reshape(len(labels), n_classes, n_classes).astype(np.float64)
+    return miou_from_confusion(np.tensordot(weights, per_image, axes=(1, 0)))
 
 
 def variance_spectrum(features: np.ndarray) -> np.ndarray:
@@ -283,17 +299,21 @@ def channel_removal_curve(
     controls: Sequence[str] = CONTROLS,
     n_classes: int | None = None,
     device=None,
-) -> dict[str, dict[int, dict[int, float]]]:
+    weights: np.ndarray | None = None,
+) -> dict[str, dict[int, dict[int, float]]] | tuple[dict, dict]:
     """k-NN mIoU after dropping the top-``m`` variance channels, under each control.
 
     Variances are computed on the labelled support patches only. ``m`` values that would leave
     no channel are skipped. The controls are fitted on the host (float64); every k-NN probe runs
-    on ``device`` (None: where the features are; numpy: the CPU).
+    on ``device`` (None: where the features are; numpy: the CPU). ``weights`` (B, n_query_images):
+    resampling replicates of the query images, as in :func:`knn_probe` (the support set, the
+    variance ranking and the controls' fits stay those of the full support set).
 
     Returns
     -------
     dict
-        ``{control: {m: {k: mIoU}}}``.
+        ``{control: {m: {k: mIoU}}}``; with ``weights`` also the replicates,
+        ``{control: {m: {k: (B,) array}}}``.
     """
     bad = [c for c in controls if c not in CONTROLS]
     if bad:
@@ -308,8 +328,9 @@ def channel_removal_curve(
         n_classes = int(max(ys.max(), yq.max())) + 1
     order = np.argsort(-S.astype(np.float64).var(axis=0), kind="stable")
     out: dict[str, dict[int, dict[int, float]]] = {}
+    reps: dict[str, dict[int, dict[int, np.ndarray]]] = {}
     for control in controls:
-        out[control] = {}
+        out[control], reps[control] = {}, {}
         for m in sorted({int(m) for m in ms}):
             if m >= S.shape[1]:
                 continue
@@ -317,4 +338,7 @@ def channel_removal_curve(
             s, q = _control(S[:, keep], Q[:, keep], control)
             preds = knn_predict(s, ys, q, ks, n_classes, device=dev)
             out[control][m] = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
-    return out
+            if weights is not None:
+                reps[control][m] = {k: replicate_miou(p, yq, query_labels, weights, n_classes)
+                                    for k, p in preds.items()}
+    return out if weights is None else (out, reps)

@@ -268,11 +268,12 @@ class EvaluationRun:
                     st.add(b, r, name, u, k)
                 st.choice.setdefault(name, {})[(b, r, k)] = selection
             if r in ("tokens", "tokens_normed"):  # the k-NN probe reads token features, not attention's
-                u, knn, selection = self.knn(feats, st.plabels, st.w_query)
+                u, per_k, selection = self.knn(feats, st.plabels, st.w_query)
                 st.add(b, r, "knn_miou_k10", u)
                 st.choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
                 if b == st.last and r == "tokens":
-                    self._last_block_figures(st.figures, to_numpy(feats), st.plabels, self.dataset.n_classes, b, knn)
+                    self._last_block_figures(st.figures, to_numpy(feats), st.plabels, self.dataset.n_classes, b, per_k,
+                                             st.w_query)
         last_pairs = {(st.last, r) for r in ("keys", "tokens")} & set(st.pairs)
         if not st.last_done and last_pairs <= st.done:
             st.last_done = True
@@ -347,10 +348,11 @@ class EvaluationRun:
         scored = knn_probe(patches[s], plabels[s], patches[q], plabels[q], KNN_KS, n_cls, weights=w_query,
                            device=self.device)
         knn, reps = scored if w_query is not None else (scored, {})
-        u = self._uncertainty()
-        u.add(knn[10], reps.get(10), _factor(w_query))
+        per_k = {k: self._uncertainty() for k in knn}
+        for k, u in per_k.items():
+            u.add(knn[k], reps.get(k), _factor(w_query))
         selection = knn_probe(patches[s], plabels[s], patches[sel], plabels[sel], (10,), n_cls, device=self.device)[10]
-        return u, knn, selection
+        return per_k[10], per_k, selection
 
     def _select(self, choice: dict[str, dict]) -> dict[str, dict]:
         """Each leaderboard measure's (block, representation, K): the best selection-fold value of
@@ -368,13 +370,24 @@ class EvaluationRun:
                               "selected_by": by, "selection_images": len(self.split.folds["selection"])}
         return selected
 
-    def _last_block_figures(self, figures, patches, plabels, n_cls, b, knn) -> None:
+    def _last_block_figures(self, figures, patches, plabels, n_cls, b, per_k, w_query) -> None:
+        """The last block's curves: k-NN mIoU against k, the variance spectrum and channel removal,
+        the mIoU curves with the intervals of the leaderboard's k-NN number (the same query images
+        and replicates)."""
         s, q = self.split.folds["support"], self.split.folds["query"]
-        figures.setdefault("curves", []).append(payloads.knn_curve(knn, KNN_KS, b))
+        figures.setdefault("curves", []).append(payloads.knn_curve(
+            {k: u.value for k, u in per_k.items()}, KNN_KS, b, {k: u.interval((0.0, 1.0)) for k, u in per_k.items()}))
         figures["curves"].append(payloads.variance_curve(variance_spectrum(patches.reshape(-1, patches.shape[-1])), b))
-        curve = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
-                                      n_classes=n_cls, device=self.device)
-        figures["curves"].append(payloads.removal_curve(curve, 10, b))
+        scored = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
+                                       n_classes=n_cls, device=self.device, weights=w_query)
+        curve, reps = scored if w_query is not None else (scored, {})
+        intervals = {}
+        for ctrl, by_m in curve.items():
+            for m, by_k in by_m.items():
+                u = self._uncertainty()
+                u.add(by_k[10], reps.get(ctrl, {}).get(m, {}).get(10), _factor(w_query))
+                intervals.setdefault(ctrl, {})[m] = u.interval((0.0, 1.0))
+        figures["curves"].append(payloads.removal_curve(curve, 10, b, intervals))
 
     def pseudo_mask_scores(self, keys, tokens, masks, w_test) -> dict[str, Uncertainty]:
         """DatUS²-style pseudo-mask mIoU and coverage on the test images (empty when too few segments)."""

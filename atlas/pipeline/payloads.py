@@ -73,11 +73,27 @@ def shift_curve(curve: dict[str, Any], b: int, r: str) -> dict[str, Any]:
                        "content_fraction": [float(v) for v in curve["content_fraction_adjusted"]]}}
 
 
-def knn_curve(scores: dict[int, float], ks: list[int], b: int) -> dict[str, Any]:
-    """k-NN patch-probe mIoU against k (:func:`atlas.measures.knn.knn_probe`), block ``b``'s tokens."""
+def _interval_series(intervals: dict[str, list], keys: list[str]) -> dict[str, dict[str, list]]:
+    """``{"lo": {series: [...]}, "hi": {series: [...]}}`` of the intervals ``{series: [(lo, hi) |
+    None per point]}`` (a bound that is not finite is None); empty when no point has a finite
+    interval (the site then says "no interval")."""
+    def whole(iv) -> bool:
+        return iv is not None and all(v is not None and np.isfinite(v) for v in iv)
+
+    if not any(whole(iv) for key in keys for iv in intervals.get(key, [])):
+        return {}
+    return {side: {key: [round(float(iv[j]), 5) if whole(iv) else None for iv in intervals[key]] for key in keys}
+            for j, side in enumerate(("lo", "hi"))}
+
+
+def knn_curve(scores: dict[int, float], ks: list[int], b: int,
+              intervals: dict[int, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """k-NN patch-probe mIoU against k (:func:`atlas.measures.knn.knn_probe`), block ``b``'s tokens;
+    ``intervals``: ``{k: (lo, hi)}`` (the site draws them as a band)."""
     ks = list(ks)
+    bands = _interval_series({"miou": [(intervals or {}).get(k) for k in ks]}, ["miou"])
     return {"id": "knn-k", "kind": "knn-k", "block": b, "representation": "tokens", "x": ks,
-            "series": {"miou": [round(float(scores[k]), 5) for k in ks]}}
+            "series": {"miou": [round(float(scores[k]), 5) for k in ks]}, **bands}
 
 
 def variance_curve(spectrum: np.ndarray, b: int) -> dict[str, Any]:
@@ -86,13 +102,17 @@ def variance_curve(spectrum: np.ndarray, b: int) -> dict[str, Any]:
             "x": list(range(1, len(spectrum) + 1)), "series": {"variance": [round(float(v), 6) for v in spectrum]}}
 
 
-def removal_curve(curve: dict[str, dict[int, dict[int, float]]], k: int, b: int) -> dict[str, Any]:
+def removal_curve(curve: dict[str, dict[int, dict[int, float]]], k: int, b: int,
+                  intervals: dict[str, dict[int, tuple[float, float]]] | None = None) -> dict[str, Any]:
     """k-NN mIoU (at ``k``) after removing the top-m variance channels, per control
-    (:func:`atlas.measures.knn.channel_removal_curve`), block ``b``'s tokens."""
+    (:func:`atlas.measures.knn.channel_removal_curve`), block ``b``'s tokens; ``intervals``:
+    ``{control: {m: (lo, hi)}}``."""
     ms = sorted({m for c in curve.values() for m in c})
+    bands = _interval_series({ctrl: [((intervals or {}).get(ctrl) or {}).get(m) for m in ms] for ctrl in curve},
+                             list(curve))
     return {"id": "channel-removal", "kind": "channel-removal", "block": b, "representation": "tokens", "k": k,
             "x": ms, "series": {ctrl: [round(float(curve[ctrl][m][k]), 5) if m in curve[ctrl] else None for m in ms]
-                                for ctrl in curve}}
+                                for ctrl in curve}, **bands}
 
 
 def masking_matrix(metric: str, matrix: np.ndarray, variants: list[str], b: int) -> dict[str, Any]:

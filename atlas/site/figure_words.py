@@ -34,9 +34,12 @@ class FigureWords:
 
 
 _MAP = "Block {block} {representation}: "
-#: Said in the title of a figure of scores whose payload holds no interval (the curves store one number
-#: per point), so the figure and its caption say it.
+#: Said in the title of a figure of scores whose payload holds no interval (``lo``/``hi``), so the
+#: figure and its caption say it: per-sequence J&F (one number per sequence), and curves of results
+#: stored before their intervals were, or built with ``resamples = 0``.
 NO_INTERVAL = " (no interval)"
+#: The curve kinds that are scores: their intervals are drawn as bands, or their titles say there are none.
+SCORE_CURVES = frozenset({"knn-k", "channel-removal", "propagation-sequences"})
 
 #: One entry per payload kind of :mod:`atlas.pipeline.payloads`.
 FIGURES: dict[str, FigureWords] = {
@@ -56,17 +59,16 @@ FIGURES: dict[str, FigureWords] = {
                          yaxis="fraction of tokens", bounds=(0.0, 1.0),
                          series={"content": "aligned by content", "position": "aligned by grid position",
                                  "content_fraction": "content-following fraction"}),
-    "knn-k": FigureWords("k-NN patch probe, block {block} tokens: mIoU vs k" + NO_INTERVAL, section="evaluation",
-                         xaxis="k", yaxis="mIoU", series={"miou": "mIoU"}),
+    "knn-k": FigureWords("k-NN patch probe, block {block} tokens: mIoU vs k", section="evaluation",
+                         xaxis="k", yaxis="mIoU", bounds=(0.0, 1.0), series={"miou": "mIoU"}),
     "variance-spectrum": FigureWords("Per-channel variance of block {block} tokens (sorted)", section="evaluation",
                                      xaxis="channel rank", yaxis="variance", series={"variance": "variance"}),
-    "channel-removal": FigureWords("k-NN (k = {k}) after removing top-m variance channels, block {block} tokens"
-                                   + NO_INTERVAL,
-                                   section="evaluation", xaxis="channels removed (m)", yaxis="mIoU",
+    "channel-removal": FigureWords("k-NN (k = {k}) after removing top-m variance channels, block {block} tokens",
+                                   section="evaluation", xaxis="channels removed (m)", yaxis="mIoU", bounds=(0.0, 1.0),
                                    series={"none": "raw channels", "zscore": "z-scored channels",
                                            "pca_whiten": "PCA-whitened channels"}),
     "propagation-sequences": FigureWords("Label propagation J&F per test sequence, block {block} {representation} "
-                                         "(the leaderboard's choice) and its baselines" + NO_INTERVAL,
+                                         "(the leaderboard's choice) and its baselines",
                                          section="evaluation",
                                          xaxis="test sequence", yaxis="J&F", bounds=(0.0, 1.0),
                                          series={"model": "model", "zero_motion": "zero motion (first mask copied)",
@@ -85,7 +87,10 @@ def dressed(payload: dict[str, Any]) -> dict[str, Any]:
         return dict(payload)
     fields = {"moved": f" (content moved {payload['moved_by']} patches left)" if payload.get("moved_by") else "",
               **payload}
-    out = {**payload, "title": words.title.format(**fields), "section": words.section}
+    title = words.title.format(**fields)
+    if payload.get("kind") in SCORE_CURVES and not (payload.get("lo") and payload.get("hi")):
+        title += NO_INTERVAL
+    out = {**payload, "title": title, "section": words.section}
     for name in ("colorscale", "xaxis", "yaxis"):
         if getattr(words, name):
             out[name] = getattr(words, name)
@@ -93,6 +98,7 @@ def dressed(payload: dict[str, Any]) -> dict[str, Any]:
         out["zlabel"] = words.zlabel.format(**fields)
     if words.bounds is not None:
         out["bounds"] = list(words.bounds)
-    if "series" in payload:
-        out["series"] = {words.series.get(key, key): ys for key, ys in payload["series"].items()}
+    for name in ("series", "lo", "hi"):  # the bounds are keyed by series, like the values
+        if name in payload:
+            out[name] = {words.series.get(key, key): ys for key, ys in payload[name].items()}
     return out

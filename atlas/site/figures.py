@@ -488,24 +488,39 @@ def heatmap_figure(payload: dict[str, Any], model_label: str) -> go.Figure:
 
 
 def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[Any] = (),
-                 baseline_suffix: str = " baseline") -> go.Figure:
-    """Generic x/y curves, one line per named series; ``baselines`` (Baseline records) as grey
-    horizontal reference lines across the x range, each named ``<baseline><baseline_suffix>``."""
+                 baseline_suffix: str = " baseline", level: float = 0.95) -> go.Figure:
+    """Generic x/y curves, one line per named series, its interval (the payload's ``lo`` / ``hi``
+    of the series, where it has them) as a band of ``level``; ``baselines`` (Baseline records) as
+    grey horizontal reference lines across the x range, each named ``<baseline><baseline_suffix>``."""
     traces = []
     x = payload.get("x", [])
     # named x values (video sequences) have no order between them: points, not a line through them
     categorical = any(not isinstance(v, (int, float)) for v in x)
     shown_x = [_t(v) for v in x] if categorical else x  # names (e.g. from folder names) are escaped
+    lows, highs = payload.get("lo") or {}, payload.get("hi") or {}
+    bounds_shown = []
     for i, (name, ys) in enumerate(payload.get("series", {}).items()):
+        colour = PALETTE[i % len(PALETTE)]
+        lo, hi = lows.get(name) or [None] * len(ys), highs.get(name) or [None] * len(ys)
+        banded = [j for j in range(len(ys)) if lo[j] is not None and hi[j] is not None]
+        if banded and not categorical:
+            bx = [x[j] for j in banded]
+            traces.append(go.Scatter(x=bx + bx[::-1], y=[hi[j] for j in banded] + [lo[j] for j in banded][::-1],
+                                     fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, legendgroup=_t(name),
+                                     name=_t(f"{name} · {level_percent(level)} interval")))
+            bounds_shown += [v for j in banded for v in (lo[j], hi[j])]
         traces.append(
             go.Scatter(
                 x=shown_x,
                 y=ys,
+                customdata=[_interval_text(a, b) for a, b in zip(lo, hi)],
                 mode="markers" if categorical else "lines+markers",
                 name=_t(name),
-                line={"color": PALETTE[i % len(PALETTE)]},
+                legendgroup=_t(name),
+                line={"color": colour},
                 marker={"size": 9} if categorical else None,
-                hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}%{{customdata}}<extra></extra>",
             )
         )
     xs = [float(v) for v in x if isinstance(v, (int, float)) and v == v]
@@ -517,7 +532,7 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
             line={"color": colour, "dash": dash, "width": 1.5},
             hovertemplate=f"<b>{_t(name)}</b><br>{b.value:.4g}{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
     title = f"{payload.get('title') or payload.get('id', '')} — {model_label}"
-    shown = [v for ys in payload.get("series", {}).values() for v in ys]
+    shown = [v for ys in payload.get("series", {}).values() for v in ys] + bounds_shown
     shown += [b.value for b in baselines] if xs else []
     return _layout(traces, title, payload.get("xaxis", "x"), payload.get("yaxis", "y"),
                    y=value_axis(payload.get("bounds"), shown), x={"type": "category"} if categorical else None)

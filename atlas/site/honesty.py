@@ -51,6 +51,10 @@ SPLIT_CURVES = {"knn-k", "channel-removal"}
 #: The baseline measure drawn on those curves, and how its lines are labelled.
 CURVE_BASELINE_MEASURE = "knn_miou_k10"
 CURVE_BASELINE_NOTE = "Grey lines: the simple baselines' k-NN mIoU at k = 10 (the same split)."
+#: Said under those curves when they carry their intervals ({level}: "95%").
+CURVE_BAND_NOTE = ("Bands: {level} intervals from random halves of the query images' resampling units, as for "
+                   "the k-NN number on the leaderboard (the support set, the variance ranking and the controls "
+                   "stay those of all support images).")
 
 SPLIT_SENTENCES = {
     "contiguous": ("Support and query images are contiguous frame blocks of the test images ordered by group "

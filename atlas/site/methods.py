@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from ..config import resolution_label, resolution_size
+from ..formatting import level_percent
 from ..inputs.geometry import ResizePolicy
 
 #: The section titles, in page order, by record key.
@@ -145,7 +146,7 @@ def _shift(r: dict[str, Any]) -> dict[str, str]:
 def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
     seed, seeds = r.get("seed", 0), r.get("seeds", 1)
     return {
-        "level": f"{r.get('level', 0.95):.0%} intervals",
+        "level": f"{level_percent(r.get('level', 0.95))} intervals",
         "resampling": (f"delete-d jackknife over images (Shao & Wu 1989): {r['resamples']} random halves; every "
                        "measure is recomputed from per-image sums of the half (same code as the value); variance "
                        "(r / d) · mean (theta_half - mean)^2, interval value ± z·se. Random halves, not the "
@@ -184,19 +185,21 @@ def split_rule(ev: dict[str, Any]) -> str:
     >>> split_rule({"split_kind": "groups", "groups": 6, "split_seed": 0})
     '6 groups, each whole in one fold (shuffled with seed 0)'
     >>> split_rule({"split_kind": "contiguous blocks", "groups": 1})
-    'contiguous blocks of the images ordered by group (1 group) and name'
+    'contiguous blocks of the images ordered by group (1 group) and name (numbers in names as numbers)'
     """
     n = ev.get("groups", 0)
     if ev.get("split_kind") == "groups":
         return f"{n} groups, each whole in one fold (shuffled with seed {ev.get('split_seed', 0)})"
-    return f"contiguous blocks of the images ordered by group ({n} group{'s' if n != 1 else ''}) and name"
+    return (f"contiguous blocks of the images ordered by group ({n} group{'s' if n != 1 else ''}) and name "
+            "(numbers in names as numbers)")
 
 
 def units_rule(rule: dict[str, Any]) -> str:
     """The resampling units of an image set (``atlas.measures.uncertainty.resampling_units``' rule).
 
     >>> units_rule({"unit": "frame blocks", "units": 4, "groups": 2})
-    '4 contiguous blocks of frames (2 groups, too few to resample whole; frame order = name order)'
+    '4 contiguous blocks of frames (2 groups, too few to resample whole; frames in name order, numbers in names as \
+numbers)'
     >>> units_rule({"unit": "groups", "units": 12, "groups": 12}), units_rule({"unit": "images", "units": 5})
     ('12 groups', 'images')
     """
@@ -206,7 +209,7 @@ def units_rule(rule: dict[str, Any]) -> str:
     if unit == "groups":
         return f"{n} groups"
     return (f"{n} contiguous blocks of frames ({g} group{'s' if g != 1 else ''}, too few to resample whole; "
-            "frame order = name order)")
+            "frames in name order, numbers in names as numbers)")
 
 
 def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
@@ -255,12 +258,15 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
                                        "components, segments under 3 patches dropped; mean-pooled tokens per segment; "
                                        "k-means (K = classes) over all segments; scored over all pixels of the test "
                                        "images (unassigned pixels count as wrong), coverage reported",
-        "intervals": f"{ev.get('level', 0.95):.0%} intervals from {ev.get('resamples')} delete-d jackknife replicates "
-                     "that each keep a random half of the resampling units (the matching redone in every replicate) "
-                     f"and {ev.get('seeds')} k-means seeds (their variance added); the seeds' own spread is reported. "
+        "intervals": f"{level_percent(ev.get('level', 0.95))} intervals from {ev.get('resamples')} delete-d "
+                     "jackknife replicates that each keep a random half of the resampling units (the matching redone "
+                     f"in every replicate) and {ev.get('seeds')} k-means seeds (their variance added); the seeds' own "
+                     "spread is reported. The k-NN curves (mIoU against k, channel removal) carry the k-NN number's "
+                     "intervals: the same query-image replicates, the support set fixed. "
                      "Frames of one group are not independent, so the units are the groups when there are at "
-                     "least 10, otherwise contiguous blocks of frames in name order (about sqrt(N) blocks of "
-                     "about sqrt(N) frames, none across two groups); images without a group are units "
+                     "least 10, otherwise contiguous blocks of frames in name order (numbers in names compared as "
+                     "numbers; about sqrt(N) blocks of about sqrt(N) frames, none across two groups); images without "
+                     "a group are units "
                      f"themselves. Test images: {units_rule(res.get('test') or {})}; k-NN query images: "
                      f"{units_rule(res.get('query') or {})}; CKA's {(res.get('similarity') or {}).get('images')} "
                      f"images: {units_rule(res.get('similarity') or {})}",
@@ -316,7 +322,8 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
         "splits": f"sequences: selection {len(selection)} ({', '.join(selection)}; only choose each model's "
                   f"leaderboard block and representation), test {p.get('test')} (every reported number)"
                   + ("; the clips come from one drive, so neighbouring clips are not independent" if camvid else ""),
-        "intervals": (f"{p.get('level', 0.95):.0%} intervals from {p.get('resamples')} random halves of the test "
+        "intervals": (f"{level_percent(p.get('level', 0.95))} intervals from {p.get('resamples')} random halves "
+                      "of the test "
                       "sequences (delete-d jackknife); deterministic, so no seeds"
                       if p.get("intervals") else "none (intervals off, or fewer than 2 test sequences)"),
         "baselines": "through the same scoring: zero motion (the first mask copied to every frame), colour "
