@@ -39,7 +39,7 @@ GROUPED = _evaluation_record("groups", 6)
 LEGEND = "below a baseline: the model's whole interval lies under the interval of a simple baseline"
 
 
-def _render(tmp_path: Path, splits: dict = GROUPED, variant: str = "") -> dict[str, str]:
+def _render(tmp_path: Path, splits: dict = GROUPED, variant: str = "", bands: bool = False) -> dict[str, str]:
     docs = tmp_path / "site_src"
     results = make_synthetic_results(docs, comparisons=False)
     results.measure_info["knn_miou_k10"] = measure_info()["knn_miou_k10"]  # the registry's own caption
@@ -55,8 +55,10 @@ def _render(tmp_path: Path, splits: dict = GROUPED, variant: str = "") -> dict[s
     # the model-page curves the evaluation draws at its last block
     for m in (dino, results.models[2]):
         m.figures.setdefault("curves", []).extend([
-            payloads.knn_curve({1: 0.4, 5: 0.45, 10: 0.5, 20: 0.48}, [1, 5, 10, 20], 11),
-            payloads.removal_curve({"none": {0: {10: 0.5}, 1: {10: 0.49}, 4: {10: 0.45}}}, 10, 11)])
+            payloads.knn_curve({1: 0.4, 5: 0.45, 10: 0.5, 20: 0.48}, [1, 5, 10, 20], 11,
+                               {k: (0.3, 0.6) for k in (1, 5, 10, 20)} if bands else None),
+            payloads.removal_curve({"none": {0: {10: 0.5}, 1: {10: 0.49}, 4: {10: 0.45}}}, 10, 11,
+                                   {"none": {m: (0.3, 0.6) for m in (0, 1, 4)}} if bands else None)])
     render_site(results, docs)
     return {"dino": (docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"),
             "random": (docs / "models/vit-s16-random.md").read_text(encoding="utf-8"),
@@ -131,6 +133,16 @@ def test_knn_curves_draw_the_baselines(tmp_path, anchor):
     # DINO's k-NN baselines: position 0.33 and colour 0.2, as horizontal lines labelled as such
     assert lines == {"position baseline, k-NN (k = 10)": [0.33, 0.33], "colour baseline, k-NN (k = 10)": [0.2, 0.2]}
     assert "k-NN mIoU at k = 10" in _figure(pages["dino"], anchor)  # the caption says what the lines are
+
+
+@pytest.mark.parametrize("bands", [True, False])
+def test_knn_curve_captions_say_what_their_bands_are(tmp_path, bands):
+    pages = _render(tmp_path, bands=bands)
+    for anchor, fixed in (("fig-knn-k", "(the support set of all"), ("fig-channel-removal", "its channel ranking")):
+        caption = html.unescape(_figure(pages["dino"], anchor))
+        assert ("Bands: 95% intervals from random halves of the query images" in caption) is bands, anchor
+        assert (fixed in caption) is bands and ("(no interval)" in caption) is not bands, anchor
+        assert any(t.get("fill") == "toself" for t in _traces(pages, anchor)) is bands, anchor
 
 
 def test_fallback_split_captions_say_contiguous_frame_blocks(tmp_path):

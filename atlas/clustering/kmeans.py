@@ -54,7 +54,8 @@ class JointKMeans:
         until the objective stops decreasing. Ignored by ``backend="sklearn"``, which keeps
         scikit-learn's own criterion.
     n_init : int, default 3
-        Seedings tried in the warm-start stage (seeds ``seed, seed + 1, ...``); the one with the
+        Seedings tried in the warm-start stage (seeds ``seed * n_init + r`` for ``r < n_init``, so two
+        seeds share no seeding); the one with the
         lowest objective on the sample goes on to the full-data stage. Cheap, as the sample is small
         (when all tokens fit in the sample it is a plain best-of-``n_init``). Ignored by
         ``backend="sklearn"`` (one initialisation, as the reference).

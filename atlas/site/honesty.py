@@ -51,10 +51,12 @@ SPLIT_CURVES = {"knn-k", "channel-removal"}
 #: The baseline measure drawn on those curves, and how its lines are labelled.
 CURVE_BASELINE_MEASURE = "knn_miou_k10"
 CURVE_BASELINE_NOTE = "Grey lines: the simple baselines' k-NN mIoU at k = 10 (the same split)."
-#: Said under those curves when they carry their intervals ({level}: "95%").
+#: Said under those curves when they carry their intervals ({level}: "95%"; {fixed}: what the replicates
+#: keep from all support images, :data:`CURVE_FIXED`).
 CURVE_BAND_NOTE = ("Bands: {level} intervals from random halves of the query images' resampling units, as for "
-                   "the k-NN number on the leaderboard (the support set, the variance ranking and the controls "
-                   "stay those of all support images).")
+                   "the k-NN number on the leaderboard ({fixed} of all support images in every replicate).")
+CURVE_FIXED = {"knn-k": "the support set",
+               "channel-removal": "the support set, its channel ranking and the controls fitted on it"}
 
 SPLIT_SENTENCES = {
     "contiguous": ("Support and query images are contiguous frame blocks of the test images ordered by group "

@@ -35,9 +35,9 @@ from .figures import (REFERENCE_DASH, baseline_groups, cluster_size_figure, comp
                       figure, heatmap_figure, layer_sweep_figure, measure_figure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .highlights import Highlight, make_highlights
-from .honesty import (CURVE_BAND_NOTE, CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, FLAG_RULE, SPLIT_CURVES,
-                      baseline_flag, baseline_label, comparison_baseline_note, definition_with_split, simple_baselines,
-                      split_note, split_sentence, uses_split, variant_words)
+from .honesty import (CURVE_BAND_NOTE, CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, CURVE_FIXED, FLAG_RULE,
+                      SPLIT_CURVES, baseline_flag, baseline_label, comparison_baseline_note, definition_with_split,
+                      simple_baselines, split_note, split_sentence, uses_split, variant_words)
 from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
@@ -144,7 +144,8 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
             if kind == "curves" and payload.get("id") in SPLIT_CURVES:
                 fig = curve_figure(payload, label, baselines=knn_baselines,
                                    baseline_suffix=" baseline, k-NN (k = 10)", level=level)
-                bands = CURVE_BAND_NOTE.format(level=level_percent(level)) if payload.get("lo") else ""
+                bands = (CURVE_BAND_NOTE.format(level=level_percent(level), fixed=CURVE_FIXED[payload["id"]])
+                         if payload.get("lo") else "")
                 caption = " ".join(t for t in (bands, CURVE_BASELINE_NOTE if knn_baselines else "",
                                                split_sentence(methods)) if t)
             else:
