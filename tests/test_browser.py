@@ -129,6 +129,17 @@ def _check_page(page, errors: list[str], name: str) -> None:
         "[...document.querySelectorAll('.js-plotly-plot')].filter(el => !(el.data && el.data.length > 0))"
         ".map(el => el.id)")
     assert empty == [], f"{name}: plots without data: {empty}"
+    # every legend whole (not scrolled, not cut off by the figure) and clear of the x axis's title
+    legends = page.evaluate("""[...document.querySelectorAll('.js-plotly-plot')].map(el => {
+        const bg = el.querySelector('.legend rect.bg'), full = el._fullLayout.legend;
+        if (!bg || !full) return null;
+        const box = bg.getBoundingClientRect(), svg = el.querySelector('svg.main-svg').getBoundingClientRect();
+        const title = el.querySelector('.g-xtitle text'), t = title ? title.getBoundingClientRect() : null;
+        const entries = [...el.querySelectorAll('.legend .traces text')].map(e => e.getBoundingClientRect().top);
+        return {id: el.id, scrolled: full._height > full._effHeight + 1, cut: box.bottom > svg.bottom + 1,
+                on_axis_title: !!(t && t.height > 0 && entries.length && Math.min(...entries) < t.bottom)};
+    }).filter(r => r && (r.scrolled || r.cut || r.on_axis_title))""")
+    assert legends == [], f"{name}: legends scrolled, cut or over the axis title: {legends}"
     plotly = [u for u in page.atlas_requests if "plotly" in u]
     assert len(plotly) == (1 if specs else 0), f"{name}: plotly.js requests {plotly} on a page with {specs} plots"
     scripts = [u for u in page.atlas_requests if u.endswith(".figures.js")]
@@ -558,3 +569,72 @@ def test_embed_shows_one_view_in_an_iframe_on_another_site(server, browser, tmp_
         host.shutdown()
         host.server_close()
         thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- crowded legends and long labels
+
+LEGEND_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(el => {
+    const full = el._fullLayout.legend, bg = el.querySelector('.legend rect.bg');
+    const svg = el.querySelector('svg.main-svg').getBoundingClientRect();
+    const title = el.querySelector('.g-xtitle text'), t = title.getBoundingClientRect();
+    const entries = [...el.querySelectorAll('.legend .traces text')].map(e => e.getBoundingClientRect().top);
+    const ticks = [...el.querySelectorAll('.ytick text')].map(e => e.getBoundingClientRect())
+        .filter(b => b.height > 0).sort((a, b) => a.top - b.top);
+    return {id: el.id, scrolled: full._height > full._effHeight + 1,
+            cut: bg.getBoundingClientRect().bottom > svg.bottom + 1,
+            on_axis_title: Math.min(...entries) < t.bottom,
+            ticks_touch: ticks.some((b, i) => i > 0 && b.top < ticks[i - 1].bottom - 1),
+            plot_height: el._fullLayout._size.h};
+})"""
+
+
+def _crowded_figures():
+    """Figures as a zoo's comparison draws them: four models with long random-init names, two patch
+    grids with six baselines each (16 legend entries), the same at one block (bars), and a model
+    page's channel-removal curves with their bands and baselines."""
+    from atlas.pipeline import payloads
+    from atlas.records import RANDOM_INIT_LABEL, Baseline
+    from atlas.site.figure_words import dressed
+    from atlas.site.figures import comparison_measure_figure, curve_figure
+
+    names = {f"m{i}": f"ViT-S/{14 + 2 * (i % 2)} learned-abs + CLS + 4 registers (DINOv{i} arch) ({RANDOM_INIT_LABEL})"
+             for i in range(4)}
+    kinds = ("chance", "constant", "colour", "position", "colour + position", "ceiling")
+    groups = [{"grid": f"{g} × {g} patches of {p} px", "models": [m for i, m in enumerate(names) if i % 2 == j],
+               "baselines": [Baseline("seg_miou", k, 0.1 + 0.1 * n, 0.08 + 0.1 * n, 0.12 + 0.1 * n, variant="lab+plain"
+                                      if k == "colour + position" else "") for n, k in enumerate(kinds)]}
+              for j, (g, p) in enumerate(((14, 16), (16, 14)))]
+    sweep = [{"model": m, "representation": "tokens", "rel_depth": d / 4, "block": d, "value": 0.3, "lo": 0.25,
+              "hi": 0.35} for m in names for d in (1, 2, 3, 4)]
+    removal = payloads.removal_curve({c: {m: {10: 0.4} for m in (0, 5, 50)} for c in ("none", "zscore", "pca_whiten")},
+                                     10, 11, {c: {m: (0.3, 0.5) for m in (0, 5, 50)} for c in ("none", "zscore",
+                                                                                           "pca_whiten")})
+    return {"sweep": comparison_measure_figure(sweep, "Cluster mIoU", names, "zoo", bounds=[0, 1], baselines=groups),
+            "bars": comparison_measure_figure([r for r in sweep if r["block"] == 4], "Cluster mIoU", names, "zoo",
+                                              bounds=[0, 1], baselines=groups),
+            "removal": curve_figure(dressed(removal), names["m0"], baselines=groups[0]["baselines"],
+                                    baseline_suffix=" baseline, k-NN (k = 10)")}
+
+
+@pytest.mark.parametrize("width", [688, 1000])  # the content column of a laptop's and of a wide screen
+def test_crowded_legends_show_whole_below_the_axis_title(browser, tmp_path, width):
+    import plotly.io as pio
+
+    figures = _crowded_figures()
+    plots = "".join(f'<div id="{name}" style="width:{width}px;height:{fig.layout.height}px"></div>'
+                    f'<script>Plotly.newPlot("{name}", ...(s => [s.data, s.layout])({pio.to_json(fig)}))</script>'
+                    for name, fig in figures.items())
+    vendor = REPO / "site_src/assets/js/vendor/plotly-cartesian.min.js"
+    page_file = tmp_path / "legends.html"
+    page_file.write_text(f'<!doctype html><meta charset="utf-8"><script src="{vendor.as_uri()}"></script>{plots}',
+                         encoding="utf-8")
+    page, errors = _open(browser, page_file.as_uri(), width=width + 40)
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length === {len(figures)}")
+    found = {r.pop("id"): r for r in page.evaluate(LEGEND_JS)}
+    page.screenshot(path=str(SHOTS / f"crowded-legends-{width}.png"), full_page=True) if SHOTS.mkdir(
+        parents=True, exist_ok=True) is None else None
+    page.close()
+    assert errors == []
+    for name, r in found.items():
+        assert not (r["scrolled"] or r["cut"] or r["on_axis_title"] or r["ticks_touch"]), (name, r)
+        assert r["plot_height"] >= 200, (name, r["plot_height"])  # the legend did not squeeze the plot

@@ -213,11 +213,13 @@ def test_single_block_comparison_bars_carry_baselines_and_intervals():
     fig, _ = _comparison_figure(results, "pseudomask_miou")
     bars = fig.to_plotly_json()["data"]
     assert [t["type"] for t in bars] == ["bar"] * 3  # the models, then one trace of baselines per grid
+    assert all(t["orientation"] == "h" for t in bars)  # long model names stay level on the y axis
+    assert fig.to_plotly_json()["layout"]["yaxis"]["autorange"] == "reversed"  # the first model on top
     dino, rand = bars[1], bars[2]
-    assert dino["x"] == ["colour baseline · 14 × 14 patches of 16 px"] and list(dino["y"]) == [0.25]
-    assert rand["x"] == ["colour baseline · 14 × 14 patches of 14 px"] and list(rand["y"]) == [0.2]
-    assert dino["error_y"]["array"] == [pytest.approx(0.02)] and dino["error_y"]["arrayminus"] == [pytest.approx(0.02)]
-    assert rand["error_y"]["array"] == [pytest.approx(0.04)] and rand["error_y"]["arrayminus"] == [pytest.approx(0.03)]
+    assert dino["y"] == ["colour baseline · 14 × 14 patches of<br>16\u00a0px"] and list(dino["x"]) == [0.25]
+    assert rand["y"] == ["colour baseline · 14 × 14 patches of<br>14\u00a0px"] and list(rand["x"]) == [0.2]
+    assert dino["error_x"]["array"] == [pytest.approx(0.02)] and dino["error_x"]["arrayminus"] == [pytest.approx(0.02)]
+    assert rand["error_x"]["array"] == [pytest.approx(0.04)] and rand["error_x"]["arrayminus"] == [pytest.approx(0.03)]
     assert (dino["marker"]["line"]["color"], rand["marker"]["line"]["color"]) == (PALETTE[0], PALETTE[1])
     assert dino["showlegend"] and rand["showlegend"]
     # one grid for every model: as on the model page (grey bars, no legend)
@@ -225,7 +227,7 @@ def test_single_block_comparison_bars_carry_baselines_and_intervals():
     for m in (same.models[0], same.models[2]):
         m.measures.append(MeasureRow(11, 1.0, "tokens", "pseudomask_miou", 0.18, lo=0.16, hi=0.2))
     bars = _comparison_figure(same, "pseudomask_miou")[0].to_plotly_json()["data"]
-    assert len(bars) == 2 and bars[1]["x"] == ["colour baseline"] and bars[1]["showlegend"] is False
+    assert len(bars) == 2 and bars[1]["y"] == ["colour baseline"] and bars[1]["showlegend"] is False
 
 
 def test_baseline_groups_keep_a_grid_together():

@@ -134,6 +134,7 @@ def test_score_curves_with_intervals_draw_them_as_bands(payload):
     bands = {t["legendgroup"]: t for t in spec["data"] if t.get("fill") == "toself"}
     lines = {t["name"]: t for t in spec["data"] if t.get("mode") == "lines+markers"}
     assert set(bands) == set(lines) == set(d["series"])  # one band per series, grouped with its line
+    assert all(band["mode"] == "lines" for band in bands.values())  # no marker at the band's corners
     for name, line in lines.items():
         lo, hi = d["lo"][name], d["hi"][name]
         drawn = [(x, l, h) for x, l, h in zip(d["x"], lo, hi) if l is not None]  # a skipped m has no band point

@@ -407,6 +407,7 @@ def test_measure_titles_replace_raw_names(built):
     # the interval as a band, the references as thin lines of the representation's colour
     bands = [t for t in spec["data"] if t.get("fill") == "toself"]
     assert len(bands) == 2 and all(t.get("hoverinfo") == "skip" for t in bands)
+    assert all(t.get("mode") == "lines" for t in bands)  # an outline only: no marker at the band's corners
     refs = [t for t in spec["data"] if "reference" in t.get("name", "")]
     assert len(refs) == 4 and {t["name"] for t in refs} == {"content-only reference", "position-only reference"}
     assert sum(t.get("showlegend", True) for t in refs) == 2  # one legend entry per kind of reference
@@ -534,7 +535,8 @@ def test_leaderboard_page(built):
     # the models, then the baselines of their (shared) patch grid, as on the model pages
     assert names == ["DINO ViT-S/16", f"ViT-S/16 ({RANDOM_INIT_LABEL})", "chance baseline", "position baseline",
                      "ceiling baseline"]
-    assert sum(t.get("fill") == "toself" for t in specs["fig-measure-seg-miou"]["data"]) == 2  # interval bands
+    bands = [t for t in specs["fig-measure-seg-miou"]["data"] if t.get("fill") == "toself"]
+    assert len(bands) == 2 and all(t.get("mode") == "lines" for t in bands)  # interval bands, no corner markers
     # downloads, cite box, nav and atlas.json
     rows = list(csv.DictReader(io.StringIO(_text(site / "compare/segmentation-quality.csv"))))
     best = {(r["model"], r["measure"]): r for r in rows}

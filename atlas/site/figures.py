@@ -83,9 +83,12 @@ def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None 
     # Transparent backgrounds and neutral grid colours so one figure reads in light and dark
     # mode; atlas.js re-colours fonts and grids when the reader toggles the palette.
     title_html = _title(title)
-    # Plotly makes room for a legend below the plot by shrinking the plot: the figure grows by the
-    # rows beyond two instead, so the plot keeps its height and its axis title clears the legend
-    height += LEGEND_ROW_PX * max(0, legend_rows(traces) - 2)
+    # Plotly makes room for a legend below the plot by shrinking the plot, and scrolls a legend taller
+    # than half the figure: the figure grows by the legend's height beyond two rows instead, and the
+    # legend may be as tall as it is, so the plot keeps its height, its axis title clears the legend
+    # and every entry shows
+    legend_px = legend_height(traces)
+    height += max(0, legend_px - LEGEND_ROOM_PX)
     axis = {"gridcolor": "rgba(128,128,128,0.25)", "zerolinecolor": "rgba(128,128,128,0.45)",
             "linecolor": "rgba(128,128,128,0.6)", "showline": True, "ticks": "outside", "automargin": True}
     layout = {
@@ -96,38 +99,62 @@ def _layout(traces: list, title: str, xaxis: str, yaxis: str, *, x: dict | None 
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "margin": {"l": 60, "r": 20, "t": 52 + 18 * title_html.count("<br>"), "b": 60},  # room for every title line
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.24, "x": 0.0},
         "hoverlabel": {"namelength": -1},
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
         "height": height,
         "autosize": True,
         **extra,
     }
+    layout["legend"] = {"orientation": "h", "yanchor": "top", "y": -0.24, "x": 0.0, **extra.get("legend", {}),
+                        "maxheight": max(legend_px, LEGEND_ROOM_PX) + LEGEND_ITEM_PX}  # > 1: pixels
     return go.Figure(data=traces, layout=layout)
 
 
-#: Height of one row of a horizontal legend, and the width its entries share (the content column).
-LEGEND_ROW_PX, LEGEND_WIDTH_PX = 22, 620
+#: Plotly's horizontal legend (plotly.js 4, ``components/legend/draw.js``) at the site's 12 px font:
+#: an entry is 19 px tall and 40 px of symbol and gaps wide plus its text (about 6.8 px a
+#: character), entries 5 px apart, 10 px of padding. It wraps at the plot area's width (the content
+#: column less the figure's margins). The figure leaves room for two rows of entries.
+LEGEND_ITEM_PX, LEGEND_PAD_PX, LEGEND_GROUP_GAP_PX, LEGEND_WIDTH_PX = 19, 10, 10, 600
+LEGEND_ROOM_PX = 2 * LEGEND_ITEM_PX + LEGEND_PAD_PX
 
 
-def legend_rows(traces: Sequence[Any]) -> int:
-    """Rows of the horizontal legend of ``traces`` at the content column's width, estimated from
-    the entries' names (a 40 px symbol, 6.5 px a character, as Plotly packs them, in order).
+def legend_height(traces: Sequence[Any]) -> int:
+    """Height in px of the horizontal legend of ``traces``, laid out as Plotly lays it out.
 
-    >>> legend_rows([go.Scatter(name="a"), go.Scatter(name="b", showlegend=False)])
-    1
-    >>> legend_rows([go.Scatter(name="x" * 80) for _ in range(3)])
-    3
+    A legend is *grouped* when any trace has a ``legendgroup`` (Plotly's default ``traceorder``):
+    its groups (a trace without a group is one) are packed in rows by their own widths, a group's
+    entries stacked, rows :data:`LEGEND_GROUP_GAP_PX` apart. Otherwise the entries share one row
+    when they fit, and else every entry takes the widest entry's width.
+
+    >>> legend_height([go.Scatter(name="a"), go.Scatter(name="b", showlegend=False)])
+    29
+    >>> legend_height([go.Scatter(name="x" * 80) for _ in range(3)])  # too wide for two a row
+    67
+    >>> legend_height([go.Scatter(name="x" * 80, legendgroup=str(i)) for i in range(3)])  # grouped: gaps
+    87
     """
-    rows, used = 0, LEGEND_WIDTH_PX
-    for t in traces:
-        if t.showlegend is False or not t.name:
-            continue
-        width = 40 + 6.5 * len(html.unescape(re.sub(r"<[^>]+>", "", str(t.name))))
-        if used + width > LEGEND_WIDTH_PX:
-            rows, used = rows + 1, 0
+    shown = [t for t in traces if t.showlegend is not False and t.name]
+    if not shown:
+        return 0
+    widths = [40 + 6.8 * len(html.unescape(re.sub(r"<[^>]+>", "", str(t.name)))) for t in shown]
+    if not any(t.legendgroup for t in traces if t.visible is not False):
+        if sum(widths) + 5 * (len(widths) - 1) < LEGEND_WIDTH_PX:
+            return LEGEND_ITEM_PX + LEGEND_PAD_PX
+        per_row = max(1, int((LEGEND_WIDTH_PX + 5) // (max(widths) + 5)))
+        return -(-len(shown) // per_row) * LEGEND_ITEM_PX + LEGEND_PAD_PX
+    groups: dict[str, list[float]] = {}
+    for i, (t, w) in enumerate(zip(shown, widths)):
+        groups.setdefault(t.legendgroup or f"\0{i}", []).append(w)
+    rows, used, tallest = [], 0.0, 0
+    for entries in groups.values():
+        width = max(entries) + 5
+        if used > 0 and used + width > LEGEND_WIDTH_PX:
+            rows.append(tallest)
+            used, tallest = 0.0, 0
         used += width
-    return rows
+        tallest = max(tallest, len(entries) * LEGEND_ITEM_PX)
+    rows.append(tallest)
+    return sum(rows) + LEGEND_GROUP_GAP_PX * (len(rows) - 1) + LEGEND_PAD_PX
 
 
 _BREAK_TO_TAIL = re.compile(r'<br><span style="font-size:12px">(.*?)</span>', re.S)
@@ -283,7 +310,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
         if with_band:
             bx = [round(p.rel_depth, 6) for p in with_band]
             traces.append(go.Scatter(x=bx + bx[::-1], y=[p.hi for p in with_band] + [p.lo for p in with_band][::-1],
-                                     fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0},
+                                     fill="toself", mode="lines", fillcolor=_rgba(colour, 0.15), line={"width": 0},
                                      hoverinfo="skip", showlegend=False, legendgroup=name, name=_t(f"{name} · {band}")))
         traces.append(
             go.Scatter(
@@ -506,7 +533,7 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
         if banded and not categorical:
             bx = [x[j] for j in banded]
             traces.append(go.Scatter(x=bx + bx[::-1], y=[hi[j] for j in banded] + [lo[j] for j in banded][::-1],
-                                     fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0},
+                                     fill="toself", mode="lines", fillcolor=_rgba(colour, 0.15), line={"width": 0},
                                      hoverinfo="skip", showlegend=False, legendgroup=_t(name),
                                      name=_t(f"{name} · {level_percent(level)} interval")))
             bounds_shown += [v for j in banded for v in (lo[j], hi[j])]
@@ -570,10 +597,11 @@ def baseline_lines(baselines: Sequence[Any], measure: str, *, suffix: str = "", 
 
 
 def baseline_bars(baselines: Sequence[Any], measure: str, *, suffix: str = "", name: str = "baselines",
-                  outline: str | None = None, about: str = "") -> list[go.Bar]:
+                  outline: str | None = None, about: str = "", horizontal: bool = False) -> list[go.Bar]:
     """The evaluation baselines as one trace of grey bars (one per baseline) with their intervals as
     error bars, each labelled ``<baseline> baseline<suffix>``. ``outline``: a border colour and a
-    legend entry named ``name`` (comparisons: one trace per patch grid); ``about`` is a hover line."""
+    legend entry named ``name`` (comparisons: one trace per patch grid); ``about`` is a hover line.
+    ``horizontal``: bars along x, labels on the y axis in lines of :data:`BAR_LABEL_WIDTH` characters."""
     shown = [b for b in baselines if _has_value(b)]
     if not shown:
         return []
@@ -582,10 +610,17 @@ def baseline_bars(baselines: Sequence[Any], measure: str, *, suffix: str = "", n
     if outline:
         marker["line"] = {"color": outline, "width": 2.5}
         extra = {"showlegend": True}
+    labels = [f"{baseline_label(b)} baseline{suffix}" for b in shown]
+    values, errors = [b.value for b in shown], _bar_errors(shown)
+    if horizontal:
+        axes = {"y": [_model_tick(t, BAR_LABEL_WIDTH) for t in labels], "x": values, "error_x": errors,
+                "orientation": "h"}
+    else:
+        axes = {"x": [_t(t) for t in labels], "y": values, "error_y": errors}
+    label, value = ("y", "x") if horizontal else ("x", "y")
     return [go.Bar(
-        x=[_t(f"{baseline_label(b)} baseline{suffix}") for b in shown], y=[b.value for b in shown], name=_t(name),
-        error_y=_bar_errors(shown), marker=marker, customdata=[_interval_text(b.lo, b.hi) for b in shown],
-        hovertemplate=f"<b>%{{x}}</b>{'<br>' + _t(about) if about else ''}<br>{_t(measure)} = %{{y:.4g}}"
+        **axes, name=_t(name), marker=marker, customdata=[_interval_text(b.lo, b.hi) for b in shown],
+        hovertemplate=f"<b>%{{{label}}}</b>{'<br>' + _t(about) if about else ''}<br>{_t(measure)} = %{{{value}:.4g}}"
                       "%{customdata}<extra></extra>", **extra)]
 
 
@@ -670,7 +705,7 @@ def comparison_measure_figure(
             if banded:
                 bx = [round(float(p["rel_depth"]), 6) for p in banded]
                 traces.append(go.Scatter(x=bx + bx[::-1], y=[p["hi"] for p in banded] + [p["lo"] for p in banded][::-1],
-                                         fill="toself", fillcolor=_rgba(colour, 0.12), line={"width": 0},
+                                         fill="toself", mode="lines", fillcolor=_rgba(colour, 0.12), line={"width": 0},
                                          hoverinfo="skip", showlegend=False, legendgroup=name, name=_t(name)))
             traces.append(
                 go.Scatter(
@@ -713,34 +748,48 @@ def comparison_measure_figure(
                    x={"range": [-0.03, 1.03]}, y=value_axis(bounds, shown))
 
 
+#: Characters per line of a horizontal bar's label (model names are long: "ViT-S/16 learned-abs + CLS
+#: (DINO arch) (random init — architecture baseline)"), and the height of a label line and of a bar.
+BAR_LABEL_WIDTH, BAR_LINE_PX, BAR_MIN_PX = 40, 15, 30
+
+
 def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str, str], title_suffix: str,
                      bounds: Sequence[float | None] | None, baselines: Sequence[dict[str, Any]] = ()) -> go.Figure:
+    """One horizontal bar per model (and representation) with its interval, then the baselines: the
+    models' names, long as they are, stay level and readable on the y axis, first model on top."""
     models = list(dict.fromkeys(r["model"] for r in rows))
     several = len({r["representation"] for r in rows}) > 1
-    names = [_t(labels.get(r["model"], r["model"]) + (f" · {r['representation']}" if several else "")) for r in rows]
+    names = [_model_tick(labels.get(r["model"], r["model"]) + (f" · {r['representation']}" if several else ""),
+                         BAR_LABEL_WIDTH) for r in rows]
     items = [SimpleNamespace(value=r["value"], lo=r.get("lo"), hi=r.get("hi")) for r in rows]
     trace = go.Bar(
-        x=names, y=[r["value"] for r in rows], error_y=_bar_errors(items), showlegend=False,
+        y=names, x=[r["value"] for r in rows], error_x=_bar_errors(items), orientation="h", showlegend=False,
         marker={"color": [PALETTE[models.index(r["model"]) % len(PALETTE)] for r in rows]},
         customdata=[[r.get("block", ""), _interval_text(r.get("lo"), r.get("hi"))] for r in rows],
-        hovertemplate=f"<b>%{{x}}</b><br>block %{{customdata[0]}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}"
+        hovertemplate=f"<b>%{{y}}</b><br>block %{{customdata[0]}}<br>{_t(measure)} = %{{x:.4g}}%{{customdata[1]}}"
                       "<extra></extra>")
     traces = [trace]
     groups, apart = _grid_groups(baselines, models, labels)
     for g in groups:
-        traces += baseline_bars(g["baselines"], measure, suffix=g["suffix"], about=g["about"],
+        traces += baseline_bars(g["baselines"], measure, suffix=g["suffix"], about=g["about"], horizontal=True,
                                 name=f"baselines{g['suffix']}", outline=g["colour"] if apart else None)
     shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
     shown += [v for g in groups for b in g["baselines"] for v in (b.value, b.lo, b.hi)]
-    return _layout(traces, f"{measure} — {title_suffix}", "model (the block each model's value is taken at: hover)",
-                   measure, y=value_axis(bounds, shown), x={"type": "category", "tickangle": -20}, bargap=0.35)
+    # Plotly gives every category the same slot: the tallest label sets it
+    labels_shown = [label for t in traces for label in t.y]
+    slot = max(BAR_MIN_PX, BAR_LINE_PX * max(label.count("<br>") + 1 for label in labels_shown) + 12)
+    plot_px = slot * len(labels_shown)
+    return _layout(traces, f"{measure} — {title_suffix}", measure, "",
+                   x=value_axis(bounds, shown), y={"type": "category", "autorange": "reversed"}, bargap=0.3,
+                   height=plot_px + 170, legend={"y": round(-75 / plot_px, 4)})  # legend 75 px below the plot
 
 
 def _model_tick(label: str, width: int = 24) -> str:
-    """A model's label on an x tick, escaped, in lines of at most ``width`` characters (ticks stay
+    """A model's label on an axis tick, escaped, in lines of at most ``width`` characters (ticks stay
     level and clear of each other); the random-init label, verbatim, on a line of its own."""
     tail = f" ({RANDOM_INIT_LABEL})"
     head, random = (label[:-len(tail)], True) if label.endswith(tail) else (label, False)
+    head = re.sub(r"(\d) (?=px\b)", "\\1\u00a0", head)  # "16 px" stays on one line
     lines = textwrap.wrap(head, width, break_long_words=False) or [head]
     return "<br>".join([*map(_t, lines), *([_t(tail.strip())] if random else [])])
 
