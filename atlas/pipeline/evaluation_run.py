@@ -216,6 +216,13 @@ class EvaluationRun:
         """The evaluation reports the mean over the k-means seeds (see :attr:`Uncertainty.value`)."""
         return Uncertainty(self.cfg.uncertainty.level, centre="mean")
 
+    def _unseeded(self, value: float, replicates, weights: np.ndarray | None) -> Uncertainty:
+        """A number no k-means seed changes (k-NN, CKA, pseudo-masks): its value and its replicates
+        under the replicate ``weights`` (None: no interval)."""
+        u = self._uncertainty()
+        u.add(value, replicates, _factor(weights))
+        return u
+
     @property
     def follows_resolution(self) -> bool:
         """Whether the evaluation sees the model's own input size (``geometry = "model"``), so that
@@ -348,9 +355,7 @@ class EvaluationRun:
         scored = knn_probe(patches[s], plabels[s], patches[q], plabels[q], KNN_KS, n_cls, weights=w_query,
                            device=self.device)
         knn, reps = scored if w_query is not None else (scored, {})
-        per_k = {k: self._uncertainty() for k in knn}
-        for k, u in per_k.items():
-            u.add(knn[k], reps.get(k), _factor(w_query))
+        per_k = {k: self._unseeded(knn[k], reps.get(k), w_query) for k in knn}
         selection = knn_probe(patches[s], plabels[s], patches[sel], plabels[sel], (10,), n_cls, device=self.device)[10]
         return per_k[10], per_k, selection
 
@@ -381,12 +386,8 @@ class EvaluationRun:
         scored = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
                                        n_classes=n_cls, device=self.device, weights=w_query)
         curve, reps = scored if w_query is not None else (scored, {})
-        intervals = {}
-        for ctrl, by_m in curve.items():
-            for m, by_k in by_m.items():
-                u = self._uncertainty()
-                u.add(by_k[10], reps.get(ctrl, {}).get(m, {}).get(10), _factor(w_query))
-                intervals.setdefault(ctrl, {})[m] = u.interval((0.0, 1.0))
+        intervals = {ctrl: {m: self._unseeded(by_k[10], reps.get(ctrl, {}).get(m, {}).get(10), w_query)
+                            .interval((0.0, 1.0)) for m, by_k in by_m.items()} for ctrl, by_m in curve.items()}
         figures["curves"].append(payloads.removal_curve(curve, 10, b, intervals))
 
     def pseudo_mask_scores(self, keys, tokens, masks, w_test) -> dict[str, Uncertainty]:
@@ -397,8 +398,7 @@ class EvaluationRun:
         test = score_images(ev["per_image"], "hungarian", self.test, w_test, ev["unassigned"])
         out = {}
         for name, key in (("pseudomask_miou", "miou"), ("pseudomask_coverage", "coverage")):
-            out[name] = self._uncertainty()
-            out[name].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
+            out[name] = self._unseeded(test[key], test.get("replicates", {}).get(key), w_test)
         return out
 
     def _pseudo_masks(self, features: "FeatureProvider", images, masks, b, w_test) -> dict[str, Uncertainty]:
@@ -436,10 +436,9 @@ class EvaluationRun:
         weights = self._weights(units, 2)
         out = {}
         for name, (a, b) in CKA_PAIRS.items():
-            out[name] = self._uncertainty()
-            out[name].add(float(mats[idx[a], idx[b]]),
-                          None if weights is None else linear_cka_replicates(emb[a], emb[b], weights, device=self.device),
-                          _factor(weights))
+            out[name] = self._unseeded(
+                float(mats[idx[a], idx[b]]),
+                None if weights is None else linear_cka_replicates(emb[a], emb[b], weights, device=self.device), weights)
         return out
 
     def _similarity_possible(self, reps) -> bool:

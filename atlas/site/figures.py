@@ -268,6 +268,14 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def _band(xs: list, lo: list, hi: list, colour: str, group: str, name: str, alpha: float = 0.15) -> go.Scatter:
+    """An interval band: the area between ``lo`` and ``hi`` over ``xs``, in ``colour``, grouped with
+    its line (legend group ``group``). An outline only: Plotly's default markers would put a dot of
+    another colour at every corner, like data points."""
+    return go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines", fillcolor=_rgba(colour, alpha),
+                      line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=group, name=name)
+
+
 def _interval_text(lo: Any, hi: Any) -> str:
     return "" if lo is None or hi is None else f" [{lo:.3g}, {hi:.3g}]"
 
@@ -308,10 +316,8 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
         xs = [round(p.rel_depth, 6) for p in pts]
         with_band = [p for p in pts if getattr(p, "lo", None) is not None and getattr(p, "hi", None) is not None]
         if with_band:
-            bx = [round(p.rel_depth, 6) for p in with_band]
-            traces.append(go.Scatter(x=bx + bx[::-1], y=[p.hi for p in with_band] + [p.lo for p in with_band][::-1],
-                                     fill="toself", mode="lines", fillcolor=_rgba(colour, 0.15), line={"width": 0},
-                                     hoverinfo="skip", showlegend=False, legendgroup=name, name=_t(f"{name} · {band}")))
+            traces.append(_band([round(p.rel_depth, 6) for p in with_band], [p.lo for p in with_band],
+                                [p.hi for p in with_band], colour, name, _t(f"{name} · {band}")))
         traces.append(
             go.Scatter(
                 x=xs,
@@ -531,11 +537,8 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
         lo, hi = lows.get(name) or [None] * len(ys), highs.get(name) or [None] * len(ys)
         banded = [j for j in range(len(ys)) if lo[j] is not None and hi[j] is not None]
         if banded and not categorical:
-            bx = [x[j] for j in banded]
-            traces.append(go.Scatter(x=bx + bx[::-1], y=[hi[j] for j in banded] + [lo[j] for j in banded][::-1],
-                                     fill="toself", mode="lines", fillcolor=_rgba(colour, 0.15), line={"width": 0},
-                                     hoverinfo="skip", showlegend=False, legendgroup=_t(name),
-                                     name=_t(f"{name} · {level_percent(level)} interval")))
+            traces.append(_band([x[j] for j in banded], [lo[j] for j in banded], [hi[j] for j in banded], colour,
+                                _t(name), _t(f"{name} · {level_percent(level)} interval")))
             bounds_shown += [v for j in banded for v in (lo[j], hi[j])]
         traces.append(
             go.Scatter(
@@ -613,11 +616,12 @@ def baseline_bars(baselines: Sequence[Any], measure: str, *, suffix: str = "", n
     labels = [f"{baseline_label(b)} baseline{suffix}" for b in shown]
     values, errors = [b.value for b in shown], _bar_errors(shown)
     if horizontal:
+        label, value = "y", "x"
         axes = {"y": [_model_tick(t, BAR_LABEL_WIDTH) for t in labels], "x": values, "error_x": errors,
                 "orientation": "h"}
     else:
+        label, value = "x", "y"
         axes = {"x": [_t(t) for t in labels], "y": values, "error_y": errors}
-    label, value = ("y", "x") if horizontal else ("x", "y")
     return [go.Bar(
         **axes, name=_t(name), marker=marker, customdata=[_interval_text(b.lo, b.hi) for b in shown],
         hovertemplate=f"<b>%{{{label}}}</b>{'<br>' + _t(about) if about else ''}<br>{_t(measure)} = %{{{value}:.4g}}"
@@ -703,10 +707,8 @@ def comparison_measure_figure(
             colour = PALETTE[models.index(m) % len(PALETTE)]
             banded = [p for p in pts if p.get("lo") is not None and p.get("hi") is not None]
             if banded:
-                bx = [round(float(p["rel_depth"]), 6) for p in banded]
-                traces.append(go.Scatter(x=bx + bx[::-1], y=[p["hi"] for p in banded] + [p["lo"] for p in banded][::-1],
-                                         fill="toself", mode="lines", fillcolor=_rgba(colour, 0.12), line={"width": 0},
-                                         hoverinfo="skip", showlegend=False, legendgroup=name, name=_t(name)))
+                traces.append(_band([round(float(p["rel_depth"]), 6) for p in banded], [p["lo"] for p in banded],
+                                    [p["hi"] for p in banded], colour, name, _t(name), alpha=0.12))
             traces.append(
                 go.Scatter(
                     x=[round(float(p["rel_depth"]), 6) for p in pts],
