@@ -14,8 +14,15 @@ them (for decode timing at 300 images; the bytes then flatter every format alike
 kind ``--rounds`` times (fresh URL each time) and draws every map onto a canvas; the median per
 view is printed. Ratios within one run are what to compare.
 
+``--encoders`` compares zlib settings of the PNG instead (bytes and encode time per kind): the
+stored atlas's views as stored, synthetic zoo-sized views (300 images, 37 x 37, K = 16;
+``bench/zoo_results.py``, calibrated against the demo), and CamVid's human masks and photos in
+frame order (``../shared/data/camvid``, when present): how ``atlas.site.maps.PNG_ENCODINGS`` was
+chosen.
+
     .venv/bin/python bench/bench_views.py                       # the demo's maps as stored (10 images)
     .venv/bin/python bench/bench_views.py --images 300          # decode times at 300 images
+    .venv/bin/python bench/bench_views.py --encoders            # zlib level and strategy of the PNGs
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from atlas.config import load_config  # noqa: E402
 from atlas.pipeline.state import load_stored_atlas  # noqa: E402
-from atlas.site.maps import encode_view, pack_sprite  # noqa: E402
+from atlas.records import attention_key  # noqa: E402
+from atlas.site.maps import encode_view, pack_sprite, smallest_png  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -108,6 +118,82 @@ async function run(urls, kind, rounds, n, h, w) {
 </script>"""
 
 
+#: PNG settings compared by ``--encoders``: (zlib level, zlib strategy; None: Pillow's choice,
+#: filtered for true colour), then the site's ``smallest_png`` (the smaller of run-length and level 6).
+ENCODERS = {"level 9, Pillow's (site before 2026-12-07)": (9, None),
+            "level 6, default": (6, zlib.Z_DEFAULT_STRATEGY), "level 9, default": (9, zlib.Z_DEFAULT_STRATEGY),
+            "level 9, filtered": (9, zlib.Z_FILTERED), "level 9, run-length": (9, zlib.Z_RLE)}
+CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+
+
+def encoder_views(results) -> list[tuple[str, np.ndarray, str]]:
+    """(name, stack, kind) of every view kind of the site: cluster maps, PCA pictures and the
+    first prefix token's head-mean attention of every block."""
+    out = views_of(results, 0)
+    for m in results.models:
+        for b in m.blocks:
+            mean = m.pictures.get(attention_key(b, "mean"))
+            if mean is not None:
+                out.append((f"{m.card.slug}/{attention_key(b)}-t0", mean[:, 0], "attention"))
+    return out
+
+
+def synthetic_views(n_views: int = 4) -> list[tuple[str, np.ndarray, str]]:
+    """Zoo-sized views: 300 images of a 37 x 37 grid (ViT-L/14 at 518 px), K = 16."""
+    import zoo_results as zr
+
+    rng, grid = np.random.default_rng(0), (37, 37)
+    out = []
+    for i in range(n_views):
+        out.append((f"synthetic/labels-{i}", zr.synthetic_labels(rng, 300, 16, grid).astype(np.uint8), "labels"))
+        out.append((f"synthetic/pca-{i}", zr.synthetic_pca(rng, 300, grid, "pca" if i % 2 else "pca-fg"), "rgb"))
+        out.append((f"synthetic/attention-{i}", zr.synthetic_attention(rng, (300,), grid), "attention"))
+    return out
+
+
+def camvid_views(grid: int = 37) -> list[tuple[str, np.ndarray, str]]:
+    """Clean, near-duplicate views: CamVid's human masks (as cluster ids) and its photos (as PCA
+    colours), every frame in sequence order, resized to ``grid`` x ``grid`` patches; [] when absent."""
+    masks = sorted((CAMVID / "masks").glob("*.png"))
+    photos = sorted((CAMVID / "images").glob("*.png"))
+    if not masks or not photos:
+        return []
+    labels = np.stack([np.asarray(Image.open(p).convert("L").resize((grid, grid), Image.NEAREST)) for p in masks])
+    labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.uint8)
+    rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize((grid, grid), Image.BOX)) for p in photos])
+    return [("camvid/masks", labels, "labels"), ("camvid/photos", rgb, "rgb")]
+
+
+def compare_encoders(views: list[tuple[str, np.ndarray, str]], title: str) -> None:
+    """Print total bytes and encode time of every :data:`ENCODERS` setting and of the site's
+    ``smallest_png``, per view kind."""
+    print(f"\n{title}")
+    for kind in ("labels", "attention", "rgb"):
+        sheets = []  # the site's sprite sheets and palettes, decoded: only the encoding is timed
+        for _, stack, k in views:
+            if k == kind:
+                sheets.append(Image.open(io.BytesIO(encode_view(stack, kind))))
+                sheets[-1].load()
+        if not sheets:
+            continue
+        print(f"  {kind}: {len(sheets)} views")
+        encoders = {name: functools.partial(_png, level=level, strategy=strategy)
+                    for name, (level, strategy) in ENCODERS.items()}
+        encoders["site: smaller of run-length and level 6"] = smallest_png
+        for name, encode_png in encoders.items():
+            total, t0 = 0, time.perf_counter()
+            for sheet in sheets:
+                total += len(encode_png(sheet))
+            ms = 1e3 * (time.perf_counter() - t0) / len(sheets)
+            print(f"    {name:42s} {total / 1e6:8.3f} MB  {ms:8.1f} ms per view")
+
+
+def _png(img: Image.Image, level: int, strategy: int | None) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=level, **({} if strategy is None else {"compress_type": strategy}))
+    return buf.getvalue()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs/demo.toml"), help="atlas whose stored maps to use")
@@ -116,8 +202,16 @@ def main() -> None:
                          "compressor: repeats inside 32 kB cost little), for decode timing only")
     ap.add_argument("--rounds", type=int, default=5, help="decode rounds in Chromium")
     ap.add_argument("--views", type=int, default=40, help="label views to time in Chromium (all are sized)")
+    ap.add_argument("--encoders", action="store_true",
+                    help="compare zlib levels and strategies of the PNGs (bytes, encode time) and stop")
     args = ap.parse_args()
     results = load_stored_atlas(load_config(args.config))
+    if args.encoders:
+        compare_encoders(encoder_views(results), f"views of {args.config} as stored")
+        compare_encoders(synthetic_views(), "synthetic zoo-sized views (300 images, 37 x 37, K = 16)")
+        compare_encoders(camvid_views(), f"CamVid's {len(list((CAMVID / 'masks').glob('*.png')))} masks and "
+                                         "photos at 37 x 37, frames in sequence (clean maps, near duplicates)")
+        return
     views = views_of(results, args.images)
     fmts = ("png", "webp", "raw.gz")
     print(f"{len(views)} views of {views[0][1].shape[0]} images from {args.config}")
