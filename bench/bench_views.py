@@ -118,8 +118,9 @@ async function run(urls, kind, rounds, n, h, w) {
 </script>"""
 
 
-#: PNG settings compared by ``--encoders``: (zlib level, zlib strategy; None: Pillow's choice,
-#: filtered for true colour), then the site's ``smallest_png`` (the smaller of run-length and level 6).
+#: PNG settings compared by ``--encoders``: (zlib level, zlib strategy; None: Pillow's choice, which
+#: was the filtered strategy on every sheet measured), then the site's ``smallest_png`` (the smaller
+#: of run-length and level 6).
 ENCODERS = {"level 9, Pillow's (site before 2026-12-07)": (9, None),
             "level 6, default": (6, zlib.Z_DEFAULT_STRATEGY), "level 9, default": (9, zlib.Z_DEFAULT_STRATEGY),
             "level 9, filtered": (9, zlib.Z_FILTERED), "level 9, run-length": (9, zlib.Z_RLE)}
@@ -185,7 +186,7 @@ def compare_encoders(views: list[tuple[str, np.ndarray, str]], title: str) -> No
             for sheet in sheets:
                 total += len(encode_png(sheet))
             ms = 1e3 * (time.perf_counter() - t0) / len(sheets)
-            print(f"    {name:42s} {total / 1e6:8.3f} MB  {ms:8.1f} ms per view")
+            print(f"    {name:42s} {total / 1e3:10.1f} kB  {ms:8.1f} ms per view")
 
 
 def _png(img: Image.Image, level: int, strategy: int | None) -> bytes:
@@ -209,8 +210,12 @@ def main() -> None:
     if args.encoders:
         compare_encoders(encoder_views(results), f"views of {args.config} as stored")
         compare_encoders(synthetic_views(), "synthetic zoo-sized views (300 images, 37 x 37, K = 16)")
-        compare_encoders(camvid_views(), f"CamVid's {len(list((CAMVID / 'masks').glob('*.png')))} masks and "
-                                         "photos at 37 x 37, frames in sequence (clean maps, near duplicates)")
+        camvid = camvid_views()
+        if camvid:
+            compare_encoders(camvid, f"CamVid's {len(camvid[0][1])} masks and photos at 37 x 37, frames in "
+                                     "sequence (clean maps, near duplicates)")
+        else:
+            print(f"\nCamVid skipped: no masks and images under {CAMVID}")
         return
     views = views_of(results, args.images)
     fmts = ("png", "webp", "raw.gz")
