@@ -732,7 +732,8 @@ def project_propagation(args, cfg) -> dict | None:
     budget = args.budget_gb * 1e9
     large = {**README_LARGE, "forward_img_s": args.large_forward_img_s}
     score_s = scoring_seconds(size, args.davis_objects)
-    predicted = frames - sequences  # every frame but each sequence's first is propagated and scored
+    predicted = frames - sequences  # every frame but each sequence's first is propagated
+    scored = frames - 2 * sequences  # DAVIS 2017 scores neither a sequence's first nor its last frame
     rows, geometries = [], set()
     for spec in cfg.backbones:
         try:
@@ -765,7 +766,7 @@ def project_propagation(args, cfg) -> dict | None:
                      "position_bytes": s.cells * s.cells * 4, "forward_gpu_s": forward, "affinity_flops": flops,
                      "affinity_gpu_s_lower": flops / H200_FP32_FLOPS,
                      "computes_baselines": baselines,
-                     "scoring_cpu_s": (len(pairs) + len(BASELINES) * baselines) * predicted * score_s})
+                     "scoring_cpu_s": (len(pairs) + len(BASELINES) * baselines) * scored * score_s})
     out = {"frames": frames, "sequences": sequences, "size": size, "objects": args.davis_objects,
            "scoring_s_per_frame": score_s, "baselines": list(BASELINES), "threads": MAX_SCORING_THREADS,
            "models": rows}
@@ -1035,7 +1036,8 @@ def main() -> None:
     g.add_argument("--davis-frames", type=int, default=DAVIS_VAL["frames"],
                    help=f"frames of the propagation dataset (default {DAVIS_VAL['frames']}: DAVIS 2017 val)")
     g.add_argument("--davis-sequences", type=int, default=DAVIS_VAL["sequences"],
-                   help=f"its sequences (default {DAVIS_VAL['sequences']}); their first frames are given, not scored")
+                   help=f"its sequences (default {DAVIS_VAL['sequences']}); their first frames are given; first and "
+                        "last frames are not scored")
     g.add_argument("--davis-objects", type=int, default=2,
                    help="objects scored per frame when timing J and F (default 2, an assumption)")
     g.add_argument("--time-propagation", metavar="DEVICE", nargs="?", const="auto", default=None,

@@ -428,6 +428,8 @@ def _figures(rng, card: ModelCard, grid: tuple[int, int], gallery: list[int], re
         shifts = {"shifts": list(SHIFTS), "content": list(rng.uniform(0.3, 0.9, len(SHIFTS))),
                   "position": list(rng.uniform(0.1, 0.6, len(SHIFTS))),
                   "content_fraction_adjusted": list(rng.uniform(0.2, 0.8, len(SHIFTS)))}
+        # below both agreements, and no draw of its own (the generator's stream stays as calibrated)
+        shifts["self_agreement"] = [0.8 * min(c, p) for c, p in zip(shifts["content"], shifts["position"])]
         if r == "tokens":
             names = image_names[:2]
             figures["heatmaps"] += payloads.shift_pair_maps(lab(len(names)), lab(len(names)), names, 2, last, r)

@@ -27,6 +27,7 @@ from atlas.measures.positional import blank_input_structure
 from atlas.measures.registry import REGISTRY
 from atlas.measures.similarity import (
     debiased_linear_cka,
+    debiased_linear_cka_replicates,
     linear_cka,
     linear_cka_replicates,
     similarity_matrix,
@@ -451,6 +452,8 @@ def test_cka_and_svcca_on_the_device_equal_float64(device):
     w = half_samples(16, 10, seed=6)
     reps = linear_cka_replicates(Xd, Yd, w, device=device)
     np.testing.assert_allclose(reps, [ref_cka(X32[kept(r)], Y32[kept(r)]) for r in w], atol=1e-10)
+    reps = debiased_linear_cka_replicates(Xd, Yd, w, device=device)  # the stored numbers' intervals
+    np.testing.assert_allclose(reps, [ref_debiased_cka(X32[kept(r)], Y32[kept(r)]) for r in w], atol=1e-10)
 
 
 # --------------------------------------------------------------------------- the pipeline

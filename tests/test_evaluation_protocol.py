@@ -271,3 +271,23 @@ def test_the_evaluation_key_follows_the_class_names_file(tmp_path):
     assert key("ground\nsky\nobject\n") != first
     assert key("sky\nground\nobject\nroad\n") != first
     assert key("sky\nground\nobject\n", 'foreground = ["sky"]\n') != first
+
+
+def test_stored_cka_numbers_are_debiased(protocol):
+    """The stored CKA rows (and the colour baseline's, which goes through the same method) are
+    debiased CKA: 16 unrelated embeddings of 384 dimensions score about 0, not the ~0.95 of plain
+    linear CKA; an embedding and a noisy copy of it score high. Intervals come with them."""
+    from atlas.measures.similarity import VARIANTS, debiased_linear_cka, linear_cka
+
+    rng = np.random.default_rng(0)
+    n = len(protocol.resampling["similarity"][0])
+    full = rng.normal(size=(n, 384)) * np.linspace(3, 0.1, 384)
+    emb = {v: rng.normal(size=(n, 384)) * np.linspace(3, 0.1, 384) for v in VARIANTS}
+    emb["full"], emb["foreground_only"] = full, full + 0.3 * rng.normal(size=full.shape)
+    scores = protocol.cka_scores(emb)
+    unrelated = scores["cka_full_vs_background"]
+    assert linear_cka(full, emb["background_only"]) > 0.8  # what the stored number was before
+    assert unrelated.value == pytest.approx(debiased_linear_cka(full, emb["background_only"]), abs=1e-9)
+    assert abs(unrelated.value) < 0.3 and scores["cka_full_vs_foreground"].value > 0.8
+    lo, hi = unrelated.interval((None, 1.0))
+    assert lo < unrelated.value < hi

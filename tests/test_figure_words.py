@@ -20,7 +20,8 @@ def _every_payload() -> list[dict]:
     results = {"positional_clustering": {"dominant_freq": rng.random((3, 3)), "dominant": grid},
                "boundary_artifacts": {"norm_map": rng.random((3, 3)), "outlier_count_map": grid}}
     loc = {"distances": [1, 2], "within": [0.5, 0.4], "across": [0.3, float("nan")], "beyond": [0.2, 0.1]}
-    shift = {"shifts": [1, 2], "content": [0.6, 0.5], "position": [0.3, 0.2], "content_fraction_adjusted": [0.5, 0.6]}
+    shift = {"shifts": [1, 2], "content": [0.6, 0.5], "position": [0.3, 0.2], "self_agreement": [0.2, 0.1],
+             "content_fraction_adjusted": [0.5, 0.6]}
     removal = {c: {0: {10: 0.5}, 4: {10: 0.4}} for c in CONTROLS}
     return [*payloads.measure_maps(results, 7, "keys"), payloads.locality_curve(loc, 7, "keys"),
             *payloads.blank_maps(grid[None], ["constant-grey"], 7, "keys"),

@@ -50,6 +50,7 @@ def test_no_border_effect_is_not_flagged():
     assert out["max_enrichment"] < 1.3
     assert out["norm_ratio"] == pytest.approx(1.0, abs=0.03)
     assert out["outlier_fraction"] < 0.002
+    assert out["outlier_fraction_border"] < 0.002
 
 
 def test_boundary_measures_rise_with_border_offset():
@@ -60,6 +61,9 @@ def test_boundary_measures_rise_with_border_offset():
         rows.append((out["ami"], out["max_enrichment"], out["norm_ratio"]))
     rows = np.array(rows)
     assert np.all(np.diff(rows, axis=0) > -0.02), rows
+    # and they rise by much: a constant output, or one that saturates at the first offset, fails
+    assert np.all(rows[-1] - rows[0] > [0.4, 10.0, 0.5]), rows
+    assert np.all(rows[2] - rows[1] > [0.1, 2.0, 0.05]), rows
 
 
 def test_high_norm_outliers_are_counted_by_position():
@@ -96,6 +100,14 @@ def test_prefix_norms():
     assert out["prefix_norm_ratio"][0] > 2 and out["prefix_norm_ratio"][1] == 0
     with pytest.raises(ValueError, match="prefix"):
         boundary_artifacts(np.zeros((N, H, W), dtype=int), feats, np.zeros((N, C)))
+
+
+def test_prefix_tokens_like_the_patches_have_a_norm_ratio_near_one():
+    """The control of :func:`test_prefix_norms`: prefix tokens drawn as the patch tokens are."""
+    feats = features(0.0)
+    prefix = np.random.default_rng(7).normal(size=(N, 2, C))
+    out = boundary_artifacts(np.zeros((N, H, W), dtype=int), feats, prefix)
+    assert out["prefix_norm_ratio"] == pytest.approx([1.0, 1.0], abs=0.1)
 
 
 def test_validation():

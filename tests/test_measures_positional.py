@@ -120,6 +120,13 @@ def test_position_decodability_ignores_image_level_content():
     assert set(out) >= {"r2_row", "r2_col", "r2"}
 
 
+def test_position_decodability_of_constant_features_is_zero_not_nan():
+    """Constant tokens (e.g. a model whose blocks are switched off) carry no position: R^2 about 0
+    (the training folds' mean), where the penalty scale trace(X^T X) / C = 0 once gave 0 / 0."""
+    out = position_decodability(np.zeros((6, 3, 3, 4), np.float32))
+    assert np.isfinite(out["r2"]) and -0.2 < out["r2"] <= 0.0
+
+
 def test_position_decodability_holds_out_whole_images():
     # every image writes (row, col) along its *own* random directions: a probe can fit all
     # training images at once (20 constraints in 64 dims) but has nothing for an unseen image.

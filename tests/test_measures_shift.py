@@ -95,6 +95,29 @@ def test_independent_maps_sit_at_chance():
     assert out["n_tokens"] == 50 * H * (W - 2)
 
 
+def test_the_headline_of_maps_that_follow_neither_stays_near_one_half():
+    """The pipeline's size (16 images, 14 x 14 patches): independent maps, seed after seed. The
+    ratio of the agreements' excesses over the self-agreement went 1, NaN, 0, 0, NaN, 0 here."""
+    values = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        a, b = rng.integers(0, K, (16, 14, 14)), rng.integers(0, K, (16, 14, 14))
+        values.append(shift_curve({2: (a, b)})["content_fraction_mean"])
+    assert np.all(np.abs(np.array(values) - 0.5) < 0.05), values
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75])
+def test_a_mix_of_content_and_position_images_scores_its_content_share(alpha):
+    """Planted: in a share ``alpha`` of the images the ids follow content (crop b shows the scene
+    shifted), in the others they stay on the grid (crop b's map equals crop a's). This pins what
+    the number means; the old ratio gave the same here (the test above is the one it failed)."""
+    scene = smooth_scene(seed=1)
+    n_content = int(alpha * N)
+    a = scene[:, :, :W]
+    b = np.concatenate([scene[:n_content, :, 2:2 + W], a[n_content:]])
+    assert shift_test(a, b, 2)["content_fraction_adjusted"] == pytest.approx(alpha, abs=0.05)
+
+
 def test_exact_agreements_and_negative_shift():
     a = np.array([[[0, 1, 2, 3]]])
     b = np.array([[[1, 2, 3, 0]]])  # b[x] = a[x + 1] for x < 3
@@ -105,9 +128,9 @@ def test_exact_agreements_and_negative_shift():
     assert shift_test(b, a, -1) == out  # negative shift = b lies to the left
 
 
-def test_nan_when_nothing_beats_chance():
+def test_nan_for_constant_maps():
     a = np.zeros((2, 3, 4), dtype=int)
-    out = shift_test(a, a, 1)  # constant maps: agreements equal chance (=1)
+    out = shift_test(a, a, 1)  # constant maps: every agreement and the self-agreement are 1
     assert out["content"] == out["position"] == out["chance"] == 1.0
     assert np.isnan(out["content_fraction_adjusted"])
 

@@ -67,6 +67,26 @@ def test_debiased_cka_near_zero_for_independent_features():
     assert linear_cka(X, Y) > 0.5  # the biased estimator is far from 0 here: why debias
 
 
+def test_stored_cka_separates_related_from_unrelated_embeddings_at_the_pipelines_size():
+    """The pipeline stores CKA of 16 images of 384+ dimensions, and of halves of them. Planted:
+    a noisy linear map of X scores high; control: an unrelated embedding scores about 0, where
+    plain linear CKA (the old stored number) put both near 1."""
+    from atlas.measures.similarity import debiased_linear_cka_replicates
+    from atlas.measures.uncertainty import half_samples
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(16, 384)) * np.linspace(3, 0.1, 384)  # a decaying spectrum, as embeddings have
+    related = X @ rng.normal(size=(384, 384)) / 20 + 0.3 * rng.normal(size=(16, 384))
+    unrelated = rng.normal(size=(16, 384)) * np.linspace(3, 0.1, 384)
+    assert linear_cka(X, unrelated) > 0.8  # why the stored number is debiased
+    assert debiased_linear_cka(X, related) > 0.5 and abs(debiased_linear_cka(X, unrelated)) < 0.25
+    w = half_samples(16, 20, seed=0)
+    reps = debiased_linear_cka_replicates(X, unrelated, w)
+    assert reps == pytest.approx([debiased_linear_cka(X[r == 1], unrelated[r == 1]) for r in w], abs=1e-12)
+    with pytest.raises(ValueError, match="0/1 weights"):
+        debiased_linear_cka_replicates(X, unrelated, 2 * w)
+
+
 def test_svcca_linear_transform_and_independent():
     rng = np.random.default_rng(4)
     Z = rng.normal(size=(400, 5))

@@ -183,7 +183,8 @@ def planted(tmp_path_factory):
 def test_identity_features_track_the_moving_squares(planted):
     rows, baselines = _numbers(planted, "identity")
     jf = rows[1, "tokens", "propagation_jf"]
-    assert jf > 0.9, jf
+    # J 0.93, F 0.86: DAVIS's F gives no free match along the frame's edge, which the squares touch
+    assert jf > 0.85 and rows[1, "tokens", "propagation_j"] > 0.9, (jf, rows[1, "tokens", "propagation_j"])
     assert baselines["propagation_jf", "zero motion"] < 0.4  # the squares move: copying the first mask fails
     assert baselines["propagation_jf", "ceiling"] > 0.95  # patch-aligned squares: the grid loses nothing
 
@@ -290,11 +291,18 @@ def test_davis_layout_with_palette_masks_and_image_sets(tmp_path):
     root = write_videos(tmp_path, sequences=3, layout="davis", mask_mode="P")
     (root / "ImageSets" / "2017").mkdir(parents=True)
     (root / "ImageSets" / "2017" / "val.txt").write_text("seq2\nseq0\n")
+    _, masks = _video(0)
+    void = masks[1].copy()
+    void[0, :3] = IGNORE
+    _save_mask(void, root / "Annotations" / "480p" / "seq0" / "00001.png", "P")
     ds = load_videos("davis", root)
     assert [s.name for s in ds.sequences] == ["seq2", "seq0"]
     seq = ds.sequences[1]
-    _, masks = _video(0)
+    # DAVIS 2017's evaluation: void (255) is background, neither the first nor the last frame is scored
     assert np.array_equal(seq.masks(), masks) and seq.objects == [1, 2] and seq.frame_step == 1
+    assert seq.scored == list(range(1, len(masks) - 1))
+    folder = load_videos("folder", write_videos(tmp_path / "folder", sequences=1))  # the control: every frame after the first
+    assert folder.sequences[0].scored == list(range(1, len(masks)))
 
 
 def _one_sequence(root: Path, name: str, frames: int = 3) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@
   grid (the card says so); the control with zeroed position embeddings finds nothing at any.
 * A RoPE model beside them: its card records RoPE evaluated at each grid, nothing resampled.
 * A size that does not divide into patches (100 px, 16 px patches) is rounded to whole patches
-  (96 px) and the card says what was asked for; one below 2 patches is skipped with its reason.
+  (96 px) and the card says what was asked for; one below 3 patches is skipped with its reason.
 * A rebuild reuses every model at every resolution; the stored build round-trips.
 """
 
@@ -158,7 +158,7 @@ def test_a_size_off_the_patch_grid_is_rounded_as_the_card_says(built):
 def test_skipped_sizes_are_on_the_build_report(built):
     config, results = built
     reasons = {s.what: s.reason for s in results.skipped}
-    assert "fewer than 2 patches" in reasons["resolution 20 of Planted"]
+    assert "fewer than 3 patches" in reasons["resolution 20 of Planted"]
     report = (config.parent / "docs" / "build-report.md").read_text()
     assert "resolution 20 of Planted" in report
 
@@ -203,9 +203,10 @@ def test_bad_resolutions_are_one_line(entry, words):
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-def test_main_resolution_below_two_patches_is_one_line(tmp_path, capsys):
-    runs, skipped = model_resolutions([20, 64], "m", "m", patch=16, native=(224, 224))
-    assert [r.size for r in runs] == [(64, 64)] and not runs[0].main and "fewer than 2 patches" in skipped[0].reason
+def test_main_resolution_below_three_patches_is_one_line(tmp_path, capsys):
+    runs, skipped = model_resolutions([36, 48, 64], "m", "m", patch=16, native=(224, 224))
+    assert [r.size for r in runs] == [(48, 48), (64, 64)] and not runs[0].main
+    assert "fewer than 3 patches" in skipped[0].reason  # 2 x 2 patches: no interior for the border measures
     config = tmp_path / "c.toml"
     config.write_text('[atlas]\noutput_dir = "out"\n[images]\nresolutions = [20, 64]\n'
                       + _backbone("M", 'weights = "random"'), encoding="utf-8")

@@ -10,7 +10,8 @@ Formats (``load_videos(kind, root, **opts)``):
 ``davis``
     DAVIS 2017: ``JPEGImages/480p/<seq>/NNNNN.jpg`` + ``Annotations/480p/<seq>/NNNNN.png`` (palette
     PNGs whose index is the object id), sequences listed in ``ImageSets/2017/<split>.txt``
-    (``split`` default ``val``; every sequence folder when the list is absent).
+    (``split`` default ``val``; every sequence folder when the list is absent). Scored as DAVIS
+    2017's evaluation scores it: neither the first nor the last frame, void (255) as background.
 ``folder``
     ``frames/<seq>/NAME.{jpg,png}`` + ``masks/<seq>/NAME.png``: any frame sequences with indexed
     masks (single-channel index PNGs, or palette / RGB PNGs in DAVIS's palette). Frames without a
@@ -24,9 +25,9 @@ Formats (``load_videos(kind, root, **opts)``):
     redistribution).
 
 A sequence that cannot be used is left out with a one-line reason in ``dataset.skipped`` (one
-frame; an empty first mask; no mask after the first; a mask and its frame of different sizes; frame numbers that skip,
-i.e. missing frames; a mask without its frame; a palette or colours the loader does not know),
-and the others are kept.
+frame; an empty first mask; no scored frame with a mask; a mask and its frame of different sizes;
+frame numbers that skip, i.e. missing frames; a mask without its frame; a palette or colours the
+loader does not know), and the others are kept.
 
 Example
 -------
@@ -133,7 +134,9 @@ class VideoSequence:
     """One sequence: frames in time order and their masks (read from disk on each access).
 
     ``mask_paths[t]`` is None for a frame without a mask (propagated through, not scored);
-    ``frame_step``: video frames between consecutive frames (from numbered names; 1 when unknown).
+    ``frame_step``: video frames between consecutive frames (from numbered names; 1 when unknown);
+    ``scores_last``: whether the last frame is scored (DAVIS 2017's evaluation scores neither the
+    first nor the last frame of a sequence).
     """
 
     name: str
@@ -142,6 +145,7 @@ class VideoSequence:
     objects: list[int]
     frame_step: int = 1
     _decode: object = field(default=_read_object_mask, repr=False, compare=False)
+    scores_last: bool = True
 
     def masks(self) -> np.ndarray:
         """int64 (T, H, W) object ids; frames without a mask are all :data:`IGNORE`."""
@@ -151,8 +155,10 @@ class VideoSequence:
 
     @property
     def scored(self) -> list[int]:
-        """Indices of the frames after the first that have a mask (the scored frames)."""
-        return [t for t, p in enumerate(self.mask_paths) if t > 0 and p is not None]
+        """Indices of the frames after the first (and before the last, unless ``scores_last``) that
+        have a mask: the scored frames."""
+        end = len(self.mask_paths) - (not self.scores_last)
+        return [t for t, p in enumerate(self.mask_paths[:end]) if t > 0 and p is not None]
 
 
 @dataclass
@@ -203,14 +209,17 @@ def _frame_step(stems: list[str]) -> int:
     return step
 
 
-def _sequence(name: str, frame_paths: list[Path], mask_paths: list[Path | None], decode) -> VideoSequence:
+def _sequence(name: str, frame_paths: list[Path], mask_paths: list[Path | None], decode,
+              scores_last: bool = True) -> VideoSequence:
     """A checked sequence, or :class:`_Unusable` with the reason."""
     if len(frame_paths) < 2:
         raise _Unusable(f"{len(frame_paths)} frame: nothing to propagate to")
     if mask_paths[0] is None:
         raise _Unusable(f"the first frame {frame_paths[0].name} has no mask")
-    if all(m is None for m in mask_paths[1:]):
-        raise _Unusable("no frame after the first has a mask: nothing to score")
+    if not VideoSequence(name, [], mask_paths, [], scores_last=scores_last).scored:
+        raise _Unusable("no frame after the first has a mask: nothing to score" if scores_last else
+                        "no frame between the first and the last has a mask: nothing to score (DAVIS scores "
+                        "neither)")
     step = _frame_step([p.stem for p in frame_paths])
     frames = []
     for p in frame_paths:
@@ -237,14 +246,14 @@ def _sequence(name: str, frame_paths: list[Path], mask_paths: list[Path | None],
             objects = sorted(int(o) for o in np.unique(mask) if 0 < o != IGNORE)
             if not objects:
                 raise _Unusable(f"the first mask {mp.name} holds no object")
-    return VideoSequence(name, frames, mask_paths, objects, step, decode)
+    return VideoSequence(name, frames, mask_paths, objects, step, decode, scores_last)
 
 
 def _frames_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS)
 
 
-def _paired(name: str, frame_dir: Path, mask_dir: Path, decode) -> VideoSequence:
+def _paired(name: str, frame_dir: Path, mask_dir: Path, decode, scores_last: bool = True) -> VideoSequence:
     """Frames of ``frame_dir`` with the same-stem masks of ``mask_dir`` (a mask without its frame:
     unusable, since a frame is missing)."""
     frame_paths = _frames_in(frame_dir)
@@ -252,7 +261,7 @@ def _paired(name: str, frame_dir: Path, mask_dir: Path, decode) -> VideoSequence
     orphans = sorted(set(masks) - {p.stem for p in frame_paths})
     if orphans:
         raise _Unusable(f"mask {masks[orphans[0]].name} has no frame (frame missing)")
-    return _sequence(name, frame_paths, [masks.get(p.stem) for p in frame_paths], decode)
+    return _sequence(name, frame_paths, [masks.get(p.stem) for p in frame_paths], decode, scores_last)
 
 
 def _davis(root: Path, split: str, clip_length: int):
@@ -264,7 +273,13 @@ def _davis(root: Path, split: str, clip_length: int):
         names = [ln.strip() for ln in listing.read_text(encoding="utf-8").splitlines() if ln.strip()]
     else:
         names = sorted(p.name for p in frames_root.iterdir() if p.is_dir())
-    return [(n, partial(_paired, n, frames_root / n, masks_root / n, _read_object_mask)) for n in names]
+    return [(n, partial(_paired, n, frames_root / n, masks_root / n, _davis_mask, False)) for n in names]
+
+
+def _davis_mask(path: Path) -> np.ndarray:
+    """DAVIS's object ids, 255 (void) as background: DAVIS 2017's evaluation reads masks so."""
+    ids = _read_object_mask(path)
+    return np.where(ids == IGNORE, 0, ids)
 
 
 def _folder(root: Path, split: str, clip_length: int):
@@ -339,6 +354,10 @@ def load_videos(kind: str, root: str | Path, *, split: str = "", clip_length: in
             continue
         if max_frames and len(seq.frames) > max_frames:
             seq.frames, seq.mask_paths = seq.frames[:max_frames], seq.mask_paths[:max_frames]
+            seq.scores_last = True  # the cut's last frame is not the sequence's last, which DAVIS leaves out
+            if not seq.scored:
+                skipped.append(SkippedItem(f"sequence {name}", f"no scored frame among the first {max_frames}"))
+                continue
         sequences.append(seq)
     if not sequences:
         reasons = "; ".join(f"{s.what}: {s.reason}" for s in skipped[:2])

@@ -499,6 +499,7 @@ def _position_probe(feats: Any, *, n_splits: int = 5, seed: int = 0, max_tokens:
                       (yt ** 2).sum(dim=0), len(te)))
     tot = [sum(st[j] for st in stats) for j in range(6)]
     scale = float(torch.trace(tot[0] - torch.outer(tot[1], tot[1]) / tot[5])) / c
+    scale = scale if scale > 0 else 1.0  # constant features: any penalty gives the intercept alone (R^2 ~ 0)
     alphas = as_tensor(scale * np.logspace(-4, 4, 33), dev)
     # out-of-fold predictions for every penalty; the penalty is then chosen per target on these
     # image-grouped folds. (Leave-one-token-out criteria such as GCV pick far too small penalties

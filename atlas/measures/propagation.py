@@ -13,10 +13,11 @@ argmax taken. The rescaling keeps small or faint objects from losing their pixel
 background, whose soft labels are larger everywhere.
 
 :func:`region_similarity` (J, region IoU) and :func:`boundary_measure` (F, the boundary
-F-measure with DAVIS's tolerance of 0.008 x the image diagonal) score one object in one frame,
-as the DAVIS 2017 evaluation does; :func:`j_and_f` averages them over objects and frames. No
-maintained implementation is on the package registries (``davis2017-evaluation`` is not): the
-tests compare with hand-computed cases instead.
+F-measure on DAVIS's boundary map with its tolerance of 0.008 x the image diagonal) score one
+object in one frame, as the DAVIS 2017 evaluation does; :func:`j_and_f` averages them over
+objects and frames. No maintained implementation is on the package registries
+(``davis2017-evaluation`` is not): the tests compare with hand-computed cases and with a port of
+its ``_seg2bmap`` and ``f_measure``.
 
 Example: a square that moves right by one patch a frame, with features that name the object.
 
@@ -157,22 +158,24 @@ def region_similarity(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
-    """One-pixel boundary of a boolean mask: its pixels with a 4-neighbour outside it (outside the
-    image counts as outside), as a binary erosion with a cross and border 0 gives."""
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    inner[[0, -1], :] = False
-    inner[:, [0, -1]] = False
-    return mask & ~inner
+    """DAVIS's boundary map (``_seg2bmap`` of the davis2017-evaluation code, after the BSDS
+    benchmark): the pixels whose east, south or south-east neighbour differs from them, so the
+    boundary lies half a pixel towards the origin (outside the mask on its top and left edges,
+    inside on its bottom and right ones). The image's own edge is no boundary: the last row
+    compares only east, the last column only south."""
+    b = np.zeros_like(mask)
+    b[:, :-1] |= mask[:, :-1] ^ mask[:, 1:]
+    b[:-1, :] |= mask[:-1, :] ^ mask[1:, :]
+    b[:-1, :-1] |= mask[:-1, :-1] ^ mask[1:, 1:]
+    return b
 
 
 def _box(a: np.ndarray, b: np.ndarray) -> tuple[slice, slice] | None:
     """The bounding box of ``a | b`` with one pixel of margin (clipped to the image), or None when
-    both are empty. Every pixel of either mask lies in it, and what lies beyond it is outside both
-    masks, as the crop's own edge counts: J and F on the crop equal the whole frame's (tested)."""
+    both are empty. Every pixel of either mask lies in it, and so does every boundary pixel (a
+    boundary pixel is at most one pixel above or left of a mask pixel); the margin's last row and
+    column are outside both masks, so the crop's edge adds none: J and F on the crop equal the
+    whole frame's (tested)."""
     union = a | b
     rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
     if not len(rows):
@@ -198,8 +201,9 @@ def _tolerance(shape: tuple[int, ...], bound_th: float) -> int:
 
 
 def boundary_measure(pred: np.ndarray, truth: np.ndarray, bound_th: float = 0.008) -> float:
-    """F: the boundary F-measure of DAVIS. Boundary pixels of each mask count as matched when a
-    boundary pixel of the other lies within ``ceil(bound_th x image diagonal)`` pixels (a disk);
+    """F: the boundary F-measure of DAVIS (``db_eval_boundary``; the boundary map :func:`_boundary`).
+    Boundary pixels of each mask count as matched when a boundary pixel of the other lies within
+    ``ceil(bound_th x image diagonal)`` pixels (a disk);
     precision and recall of the matches, and their harmonic mean (1 when both are empty, 0 when
     one is). Matches are found with a k-d tree over the boundary pixels (exactly the disk's rule),
     on the masks' bounding box (:func:`_box`: the same boundaries, a fraction of the pixels)."""

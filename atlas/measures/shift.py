@@ -64,10 +64,14 @@ def shift_test(labels_a: Any, labels_b: Any, shift: int) -> dict[str, float]:
       tokens of ``a`` and ``b``: the expected agreement of independently shuffled maps
       (reported for reference).
     * ``content_fraction = content / (content + position)`` (raw, unadjusted)
-    * ``content_fraction_adjusted = c / (c + q)`` with ``c = max(content - self_agreement, 0)``
-      and ``q = max(position - self_agreement, 0)``: 1 = purely content-following, 0 = purely
-      position-following, NaN when neither agreement exceeds the self-agreement (e.g. constant
-      maps).
+    * ``content_fraction_adjusted = (1 + (content - position) / (1 - self_agreement)) / 2``,
+      clipped to [0, 1]: 1 = purely content-following, 0 = purely position-following. When a
+      fraction ``alpha`` of the tokens follows content and the rest position, content =
+      ``alpha + (1 - alpha) self`` and position = ``1 - alpha + alpha self``, so it is ``alpha``.
+      Maps that follow neither (content = position) give 0.5: read it with the two agreements.
+      It is continuous in the agreements, so noise moves it a little; the ratio of the excesses
+      over the self-agreement, ``c / (c + q)``, flips between 0 and 1 when both are noise. NaN
+      when the self-agreement is 1 (constant maps).
 
     Examples
     --------
@@ -96,16 +100,24 @@ def shift_test(labels_a: Any, labels_b: Any, shift: int) -> dict[str, float]:
     qa = np.bincount(a.ravel(), minlength=k) / a.size
     qb = np.bincount(b.ravel(), minlength=k) / b.size
     chance = float(qa @ qb)
-    c, q = max(content - self_agreement, 0.0), max(position - self_agreement, 0.0)
     return {
         "content": content,
         "position": position,
         "self_agreement": self_agreement,
         "chance": chance,
         "content_fraction": content / (content + position) if content + position > 0 else float("nan"),
-        "content_fraction_adjusted": c / (c + q) if c + q > 0 else float("nan"),
+        "content_fraction_adjusted": float(_content_fraction(np.float64(content), np.float64(position),
+                                                             np.float64(self_agreement))),
         "n_tokens": int(a[..., s:].size),
     }
+
+
+def _content_fraction(content, position, self_agreement):
+    """``(1 + (content - position) / (1 - self)) / 2`` in [0, 1], NaN where ``self`` is 1."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = 1.0 - np.asarray(self_agreement, np.float64)
+        d = (np.asarray(content, np.float64) - position) / np.where(spread > 0, spread, np.nan)
+    return np.clip((1.0 + d) / 2.0, 0.0, 1.0)
 
 
 def _per_image(a: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
@@ -162,9 +174,7 @@ def shift_curve(pairs: Mapping[int, tuple[Any, Any]], weights: np.ndarray | None
         for s in shifts:
             a, b = (_as_labels(x) for x in pairs[s])
             content, position, self_ = (weights @ _per_image(a, b, s) / weights.sum(1, keepdims=True)).T
-            c, q = np.maximum(content - self_, 0.0), np.maximum(position - self_, 0.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                fractions.append(np.where(c + q > 0, c / np.where(c + q > 0, c + q, 1.0), np.nan))
+            fractions.append(_content_fraction(content, position, self_))
         fractions = np.stack(fractions, axis=1)
         finite = np.isfinite(fractions)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -114,6 +114,22 @@ def debiased_linear_cka(X, Y, device=None) -> float:
     return float(hxy / den) if den > 0 else float("nan")
 
 
+def debiased_linear_cka_replicates(X, Y, weights: np.ndarray, device=None) -> np.ndarray:
+    """:func:`debiased_linear_cka` of resampling replicates: replicate ``b`` keeps the rows with
+    ``weights[b, i] == 1`` (0/1 weights, a subset: repeated rows would bias the unbiased HSIC);
+    NaN for a replicate of fewer than 4 rows."""
+    w = np.asarray(weights)
+    if not np.isin(w, (0, 1)).all():
+        raise ValueError("debiased CKA replicates need 0/1 weights (subsets of the rows)")
+    X, Y = _pair(X, Y, min_n=4, device=device)
+    out = np.full(len(w), np.nan)
+    for b, keep in enumerate(w.astype(bool)):
+        if keep.sum() >= 4:
+            idx = torch.as_tensor(np.flatnonzero(keep), device=X.device)
+            out[b] = debiased_linear_cka(X[idx], Y[idx])
+    return out
+
+
 def _svd_basis(X: torch.Tensor, var_kept: float, max_dims: int) -> torch.Tensor:
     U, s, _ = torch.linalg.svd(X, full_matrices=False)
     s = to_numpy(s)

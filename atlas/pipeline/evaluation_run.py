@@ -43,7 +43,7 @@ from ..measures.knn import channel_removal_curve, knn_probe, patch_labels, varia
 from ..measures.pseudomasks import pseudo_masks, score_pseudo_masks
 from ..measures.registry import REGISTRY
 from ..measures.segmentation import MaskCounts, evaluate_label_maps, mask_counts, score_images
-from ..measures.similarity import linear_cka_replicates, make_variants, similarity_matrix
+from ..measures.similarity import debiased_linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
 from ..measures.uncertainty import Uncertainty, factor, resampling_units, row_fields, unit_half_samples
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
@@ -382,7 +382,9 @@ class EvaluationRun:
         s, q = self.split.folds["support"], self.split.folds["query"]
         figures.setdefault("curves", []).append(payloads.knn_curve(
             {k: u.value for k, u in per_k.items()}, KNN_KS, b, {k: u.interval((0.0, 1.0)) for k, u in per_k.items()}))
-        figures["curves"].append(payloads.variance_curve(variance_spectrum(patches.reshape(-1, patches.shape[-1])), b))
+        # the spectrum the removal ranks channels by: the labelled support patches
+        support = to_numpy(patches[s])[to_numpy(plabels[s]) >= 0]
+        figures["curves"].append(payloads.variance_curve(variance_spectrum(support), b))
         scored = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
                                        n_classes=n_cls, device=self.device, weights=w_query)
         curve, reps = scored if w_query is not None else (scored, {})
@@ -426,8 +428,10 @@ class EvaluationRun:
 
     def cka_scores(self, emb: dict[str, np.ndarray]) -> dict[str, Uncertainty]:
         """The stored CKA numbers of variant embeddings, with intervals from halves of the images'
-        resampling units (the first images of the dataset: groups or frame blocks)."""
-        mats = similarity_matrix(emb, ("linear_cka",), device=self.device)["linear_cka"]
+        resampling units (the first images of the dataset: groups or frame blocks). Debiased CKA:
+        with 16 images of hundreds of dimensions, plain linear CKA of unrelated embeddings is
+        about 0.96 (the bias of few images in many dimensions), debiased CKA about 0."""
+        mats = similarity_matrix(emb, ("debiased_cka",), device=self.device)["debiased_cka"]
         idx = {v: i for i, v in enumerate(emb)}
         n = len(emb["full"])
         units = self.resampling["similarity"][0]  # the variants are made of the first images
@@ -438,7 +442,8 @@ class EvaluationRun:
         for name, (a, b) in CKA_PAIRS.items():
             out[name] = self._unseeded(
                 float(mats[idx[a], idx[b]]),
-                None if weights is None else linear_cka_replicates(emb[a], emb[b], weights, device=self.device), weights)
+                None if weights is None else debiased_linear_cka_replicates(emb[a], emb[b], weights, device=self.device),
+                weights)
         return out
 
     def _similarity_possible(self, reps) -> bool:

@@ -70,6 +70,7 @@ def shift_curve(curve: dict[str, Any], b: int, r: str) -> dict[str, Any]:
             "x": [int(s) for s in curve["shifts"]],
             "series": {"content": [float(v) for v in curve["content"]],
                        "position": [float(v) for v in curve["position"]],
+                       "self_agreement": [float(v) for v in curve["self_agreement"]],
                        "content_fraction": [float(v) for v in curve["content_fraction_adjusted"]]}}
 
 

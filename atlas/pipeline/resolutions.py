@@ -6,7 +6,7 @@ model's pretrained input size from its timm config), then rounded to whole patch
 resolution (leaderboard, comparisons, the model page's default); each other one is a run of its
 own with the same images, weights, measures and pictures, stored beside it
 (:func:`run_id`). An entry a model cannot take is skipped for that model with its reason on the
-build report: fewer than 2 patches a side, or an input size already run under another entry.
+build report: fewer than 3 patches a side, or an input size already run under another entry.
 
 Example
 -------
@@ -15,7 +15,7 @@ Example
 [('224', (224, 224), 'vit-s'), ('330', (336, 336), 'vit-s--336x336')]
 >>> [s.reason for s in skipped]  # doctest: +NORMALIZE_WHITESPACE
 ['native is 224 x 224 px for 16 px patches, the input size of resolution 224: run once',
- '20 px rounds to 16 x 16 px: fewer than 2 patches of 16 px a side']
+ '20 px rounds to 16 x 16 px: fewer than 3 patches of 16 px a side']
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..config import resolution_label, resolution_size
 from ..inputs.geometry import snap_to_patch_multiple
 from ..records import SkippedItem, run_id
 
-MIN_PATCHES = 2  # a grid of one patch a side has no position to speak of
+MIN_PATCHES = 3  # the border measures compare a grid's outer ring with its interior, which 2 x 2 lacks
 
 
 @dataclass(frozen=True)

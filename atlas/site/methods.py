@@ -33,7 +33,7 @@ SECTION_TITLES = {
 #: How the resolution axis ([images] resolutions) runs, for Methods.
 RESOLUTION_AXIS = {
     "resolution axis": "every model runs at each size on the same images with the same weights; \"native\" is the "
-                       "model's pretrained input size from its timm config; a size below 2 patches a side, or one that "
+                       "model's pretrained input size from its timm config; a size below 3 patches a side, or one that "
                        "rounds to a size already run, is skipped for that model (build report)",
     "position embeddings at each size": "learned absolute embeddings are resampled by timm from the weights' own grid "
                                         "(bicubic, antialiased: resample_abs_pos_embed, as timm loads pretrained "
@@ -175,7 +175,8 @@ def _references(on: Any) -> dict[str, str] | str:
         "position-only": "each token replaced by the mean over images of the tokens at its position (position "
                          "kept, content removed), clustered and measured like the model's tokens",
         "blank-input probe and shift test": "relative by construction: 0 = chance / grid-following, "
-                                            "1 = identical maps / content-following (planted tests)",
+                                            "1 = identical maps / content-following (planted tests); the "
+                                            "shift test's 0.5 = an even mix, or maps that follow neither",
     }
 
 
@@ -246,14 +247,19 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
                            + ("Hungarian matching (surplus clusters count as wrong)"
                               if ev.get("over_clustering") == "hungarian" else "majority rule"),
         "k-NN patch probe": "patch label = majority of its pixels (patches mostly ignore are skipped); cosine "
-                            f"k-NN with k in {ev.get('knn_ks')}, support -> query; mIoU over query patches",
+                            f"k-NN with k in {ev.get('knn_ks')}, support -> query, one unweighted vote per "
+                            "neighbour (ties: larger summed similarity; neighbours tied at the k-th similarity "
+                            "share the remaining votes); mIoU over query patches. DINO's k-NN classifier weights "
+                            "votes by exp(similarity / 0.07) instead",
         "high-variance channel removal": "k-NN (k = 10) after dropping the top-m variance channels of the support "
                                          f"set, m in {ev.get('removal_ms')}; controls: z-scoring, PCA whitening",
         "similarity under masking": f"first {ev.get('similarity_images')} images in five variants "
                                     f"({', '.join(ev.get('variants') or [])}); foreground classes: "
                                     f"{', '.join(ev.get('foreground') or [])}; embedding = CLS token (mean of patch "
                                     "tokens when the model has none) of the last block; linear CKA, debiased linear "
-                                    "CKA, SVCCA (99% variance); no better or worse direction, so not on the leaderboard",
+                                    "CKA, SVCCA (99% variance) in the figure; the numbers with intervals are "
+                                    "debiased CKA (with this few images plain linear CKA of unrelated embeddings is "
+                                    "near 1); no better or worse direction, so not on the leaderboard",
         "pseudo-masks (DatUS²-style)": "per image, spectral grouping of the last block's key affinity, connected "
                                        "components, segments under 3 patches dropped; mean-pooled tokens per segment; "
                                        "k-means (K = classes) over all segments; scored over all pixels of the test "
@@ -282,7 +288,11 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
                      "so its ceiling is 1 by construction and not shown",
         "differences from STEGO's evaluation": "no CRF and no flip averaging; the geometry above; images limited "
                                                "by max_images / image_list; matching on the test images of this "
-                                               "split, not the full split",
+                                               "split, not the full split; clusters are assigned per patch and "
+                                               "the cluster map upsampled (nearest), where STEGO upsamples the "
+                                               "features (bilinear) and assigns each pixel; over-clustering is "
+                                               "this atlas's rule (STEGO's code counts only pixels of the first "
+                                               "K clusters)",
     }
 
 
@@ -315,10 +325,17 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
         "geometry": f"frames resized whole to {h} x {w} px (short side {p.get('short_side')}, rounded to whole "
                     "patches per model), the model's position embeddings resampled to that grid (timm); masks "
                     "nearest-neighbour; J and F scored at that size",
-        "metrics": "per object (those of the first mask), J = region IoU and F = boundary F-measure with "
-                   "DAVIS's tolerance of 0.008 x the image diagonal, each averaged over the scored frames "
-                   "(frames after the first that have a mask); J&F = (J + F) / 2; pooled over the objects of "
-                   "the test sequences",
+        "metrics": "per object (those of the first mask), J = region IoU and F = DAVIS's boundary F-measure "
+                   "(its boundary map, half a pixel towards the origin, the image's edge no boundary; "
+                   "tolerance 0.008 x the image diagonal), each averaged over the scored frames "
+                   + ("(frames after the first and before the last, as DAVIS 2017's evaluation; void pixels "
+                      "count as background, as there)" if p.get("dataset") == "davis" else
+                      "(every frame after the first that has a mask; DAVIS 2017's evaluation also leaves out "
+                      "the last frame of a sequence)")
+                   + "; J&F = (J + F) / 2; pooled over the objects of the test sequences",
+        "differences from DINO's evaluation": "J and F are scored at the frames' patch-rounded size above, "
+                                              "against masks resampled to it (nearest); DINO argmaxes at "
+                                              "480 px and DAVIS scores at the annotations' own size",
         "splits": f"sequences: selection {len(selection)} ({', '.join(selection)}; only choose each model's "
                   f"leaderboard block and representation), test {p.get('test')} (every reported number)"
                   + ("; the clips come from one drive, so neighbouring clips are not independent" if camvid else ""),
