@@ -180,3 +180,26 @@ def test_resolution_page_references_carry_their_intervals(tmp_path: Path):
     assert "position-only tokens: 0.970 (no interval)" in page
     csv = next(docs.rglob("resolution*.csv")).read_text(encoding="utf-8")
     assert csv.splitlines()[0].endswith("reference,reference_value,reference_lo,reference_hi")
+
+
+def test_a_measure_of_one_block_beside_other_sizes_draws_its_intervals_as_error_bars():
+    """CKA and the pseudo-masks are taken at the last block only. With the resolution axis the
+    layer sweep draws a line per size, and a band through one point has no width: each point's
+    interval is an error bar instead (the demo's pages showed CKA without its interval)."""
+    from types import SimpleNamespace
+
+    from atlas.site.figures import layer_sweep_figure
+
+    def row(value, lo, hi):
+        return SimpleNamespace(block=11, rel_depth=1.0, representation="tokens", k=None, value=value, lo=lo, hi=hi)
+
+    fig = layer_sweep_figure([row(0.84, 0.62, 1.0)], "Debiased CKA", "m",
+                             other_sizes=[("320 px", [row(0.91, 0.7, 0.99)])], main_size="224 px")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 2 and not [t for t in fig.data if t.fill == "toself"]
+    for t, (v, lo, hi) in zip(lines, [(0.84, 0.62, 1.0), (0.91, 0.7, 0.99)]):
+        assert t.error_y.array == pytest.approx((hi - v,)) and t.error_y.arrayminus == pytest.approx((v - lo,))
+    several = [SimpleNamespace(**{**vars(row(0.5, 0.4, 0.6)), "block": b, "rel_depth": b / 12}) for b in (5, 11)]
+    fig = layer_sweep_figure(several, "x", "m", other_sizes=[("320 px", several)], main_size="224 px")
+    assert [t for t in fig.data if t.fill == "toself"] and all(t.error_y.array is None for t in fig.data
+                                                              if t.mode == "lines+markers")  # the control: bands

@@ -315,7 +315,10 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
         colour = rep_colour(rep, reps)
         xs = [round(p.rel_depth, 6) for p in pts]
         with_band = [p for p in pts if getattr(p, "lo", None) is not None and getattr(p, "hi", None) is not None]
-        if with_band:
+        # a band through one point has no width: one point's interval is an error bar (a measure of the
+        # last block only, e.g. CKA or pseudo-masks, with the resolution axis's lines beside it)
+        bars = {**_bar_errors(pts), "color": colour} if len(with_band) == 1 else None
+        if len(with_band) > 1:
             traces.append(_band([round(p.rel_depth, 6) for p in with_band], [p.lo for p in with_band],
                                 [p.hi for p in with_band], colour, name, _t(f"{name} · {band}")))
         traces.append(
@@ -328,6 +331,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                 legendgroup=name,
                 line={"color": colour, "dash": DASHES[klist.index(k) % len(DASHES)], "width": 2 if zi == 0 else 1.2},
                 marker={"symbol": SIZE_MARKERS[zi % len(SIZE_MARKERS)]},
+                error_y=bars,
                 hovertemplate=(
                     f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
                     f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>"
