@@ -114,19 +114,35 @@ def debiased_linear_cka(X, Y, device=None) -> float:
     return float(hxy / den) if den > 0 else float("nan")
 
 
+def _unbiased_hsic_of_grams(K: torch.Tensor, L: torch.Tensor) -> float:
+    """n(n-3) * HSIC_u of two (n, n) Gram matrices (:func:`_unbiased_hsic_terms` from the Grams)."""
+    n = len(K)
+    K, L = K - torch.diag(torch.diag(K)), L - torch.diag(torch.diag(L))
+    k1, l1 = K.sum(dim=1), L.sum(dim=1)
+    return float((K * L).sum() + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1))
+
+
 def debiased_linear_cka_replicates(X, Y, weights: np.ndarray, device=None) -> np.ndarray:
     """:func:`debiased_linear_cka` of resampling replicates: replicate ``b`` keeps the rows with
     ``weights[b, i] == 1`` (0/1 weights, a subset: repeated rows would bias the unbiased HSIC);
-    NaN for a replicate of fewer than 4 rows."""
+    NaN for a replicate of fewer than 4 rows. From the (n, n) Gram matrices: a replicate's are
+    sub-blocks, centred on its own rows (as :func:`debiased_linear_cka` of the subset centres)."""
     w = np.asarray(weights)
     if not np.isin(w, (0, 1)).all():
         raise ValueError("debiased CKA replicates need 0/1 weights (subsets of the rows)")
     X, Y = _pair(X, Y, min_n=4, device=device)
+    K, L = X @ X.T, Y @ Y.T
     out = np.full(len(w), np.nan)
     for b, keep in enumerate(w.astype(bool)):
-        if keep.sum() >= 4:
-            idx = torch.as_tensor(np.flatnonzero(keep), device=X.device)
-            out[b] = debiased_linear_cka(X[idx], Y[idx])
+        m = int(keep.sum())
+        if m < 4:
+            continue
+        idx = torch.as_tensor(np.flatnonzero(keep), device=K.device)
+        centre = torch.eye(m, dtype=K.dtype, device=K.device) - 1.0 / m
+        Ks, Ls = centre @ K[idx][:, idx] @ centre, centre @ L[idx][:, idx] @ centre
+        hxx, hyy = _unbiased_hsic_of_grams(Ks, Ks), _unbiased_hsic_of_grams(Ls, Ls)
+        if hxx > 0 and hyy > 0:
+            out[b] = _unbiased_hsic_of_grams(Ks, Ls) / np.sqrt(hxx * hyy)
     return out
 
 
