@@ -301,7 +301,8 @@ def test_davis_layout_with_palette_masks_and_image_sets(tmp_path):
     # DAVIS 2017's evaluation: void (255) is background, neither the first nor the last frame is scored
     assert np.array_equal(seq.masks(), masks) and seq.objects == [1, 2] and seq.frame_step == 1
     assert seq.scored == list(range(1, len(masks) - 1))
-    folder = load_videos("folder", write_videos(tmp_path / "folder", sequences=1))  # the control: every frame after the first
+    # the control: the folder format scores every frame after the first
+    folder = load_videos("folder", write_videos(tmp_path / "folder", sequences=1))
     assert folder.sequences[0].scored == list(range(1, len(masks)))
 
 
