@@ -165,6 +165,18 @@ def test_max_train_tokens_fits_on_subsample_but_labels_all():
     assert adjusted_rand_score(truth, km.labels_) == pytest.approx(1.0)
 
 
+def test_nan_outside_the_fitting_sample_is_refused():
+    """The fit checks its sample; every other row is checked as it is assigned (a NaN row got a
+    label and a NaN inertia before)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 8)).astype(np.float32)
+    km = JointKMeans(3, seed=0, max_train_tokens=100).fit(X)  # the control: finite rows fit
+    assert km.labels_.shape == (5000,)
+    X[4321] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        JointKMeans(3, seed=0, max_train_tokens=100).fit(X)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fewer_distinct_points_than_clusters_warns_and_keeps_empty_clusters_last(backend):
     pts = np.eye(4, dtype=np.float32)[:3]

@@ -542,17 +542,20 @@ def test_unsafe_checkpoint_is_refused_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "out" / "state" / "models").exists()
 
 
-def test_non_finite_features_stop_with_one_line(tmp_path, capsys):
-    """A checkpoint whose weights give NaN features (planted: a NaN position embedding)."""
+@pytest.mark.parametrize("pos_embed", [float("nan"), 1e6])
+def test_non_finite_features_stop_with_one_line(tmp_path, capsys, pos_embed):
+    """A checkpoint whose weights give NaN features (planted: a NaN position embedding), or finite
+    float32 features that float16, in which features are kept, cannot hold."""
     state = timm.create_model("vit_small_patch16_224", num_classes=0, img_size=64, **TINY).state_dict()
-    state["pos_embed"][:] = float("nan")
+    state["pos_embed"][:] = pos_embed
     path = tmp_path / "nan.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     config = project(tmp_path)
     text = config.read_text().replace('weights = "random"', f'weights = "checkpoint"\ncheckpoint = {_toml(str(path))}')
     config.write_text(text.replace('training = "random"', 'training = "contrastive"'))
     assert run_cli(config) == 2
-    assert "NaN or infinite" in error_line(capsys)
+    line = error_line(capsys)
+    assert "NaN or infinite values as float16" in line and "65504" in line
     assert not list((tmp_path / "cache").rglob("*.safetensors"))
 
 

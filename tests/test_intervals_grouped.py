@@ -87,6 +87,49 @@ def test_autocorrelated_frames_are_covered_at_the_nominal_rate(lengths, phi):
     assert cov["random halves"] < 0.8, cov  # the old resampling: intervals far too narrow
 
 
+def test_few_units_are_covered_at_the_nominal_rate_with_the_t_quantile():
+    """Planted: independent sequences of 5 frames, 4 or 6 of them (the demo's test sets have 4-6
+    units). The variance of U units is known to U - 1 degrees of freedom: the t quantile covers
+    the true mean (0) at about 95%; the normal quantile, the control, covered 85% at 4 units."""
+    from atlas.measures.uncertainty import jackknife
+
+    rng = np.random.default_rng(0)
+    for n_units in (4, 6):
+        units = np.repeat(np.arange(n_units), 5)
+        hits = {"t": 0, "normal": 0}
+        for r in range(600):
+            x = np.repeat(rng.normal(size=n_units), 5) + 0.3 * rng.normal(size=units.size)
+            w = unit_half_samples(units, 100, r)
+            r_over_d, df = jackknife(w)
+            assert df == n_units - 1
+            for kind, dof in (("t", df), ("normal", None)):
+                u = Uncertainty(0.95)
+                u.add(float(x.mean()), (w @ x) / w.sum(axis=1), r_over_d, dof)
+                lo, hi = u.interval()
+                hits[kind] += lo <= 0.0 <= hi
+        assert 0.92 <= hits["t"] / 600 <= 0.985, (n_units, hits)
+        assert hits["normal"] / 600 < (0.89 if n_units == 4 else 0.93), (n_units, hits)
+
+
+def test_too_few_units_or_undefined_replicates_give_no_interval():
+    from atlas.measures.uncertainty import jackknife
+
+    w = unit_half_samples(np.repeat([0, 1], 5), 20, 0)  # 2 units: each half is one unit
+    u = Uncertainty(0.95)
+    u.add(0.5, np.array([0.4, 0.6] * 10), *jackknife(w))
+    assert np.isnan(u.interval()).all()
+    u = Uncertainty(0.95)  # more than 1 in 10 replicates undefined: the defined ones are a selection
+    u.add(0.5, np.array([0.4, 0.6] * 8 + [np.nan] * 4), 1.0, 9)
+    assert np.isnan(u.interval()).all()
+    u = Uncertainty(0.95)
+    u.add(0.5, np.array([0.4, 0.6] * 9 + [np.nan] * 2), 1.0, 9)  # 1 in 10: an interval
+    assert np.isfinite(u.interval()).all()
+    u = Uncertainty(0.95)  # one seed's value undefined: no spread to speak of, not a spread of 0
+    u.add(0.5)
+    u.add(float("nan"))
+    assert u.seed_spread is None
+
+
 def evaluation(tmp_path, n_seq: int, frames_per_seq: int, extra: str = "") -> EvaluationRun:
     write_dataset(tmp_path, n_seq, frames_per_seq)
     cfg = parse_config(CONFIG.format(root=tmp_path).replace("[uncertainty]", extra + "[uncertainty]"))

@@ -124,7 +124,10 @@ def test_leave_one_out_similarity_matches_recomputation():
     for i in (0, 5):
         direct = similarity_structure(np.delete(feats, i, axis=0))
         for key in ("positional_effect", "locality_d1", "locality_slope"):
-            assert out["replicates"][key][i] == pytest.approx(direct[key], abs=2e-3)
+            # the gap is at most 2.9e-4 here; the full-data value itself is up to 1.8e-3 from the
+            # left-out one, so a tolerance that wide would pass replicates stuck at the value
+            assert out["replicates"][key][i] == pytest.approx(direct[key], abs=5e-4)
+            assert out["replicates"][key][i] != pytest.approx(out[key], abs=1e-7)
 
 
 def test_seed_variance_widens_the_interval():

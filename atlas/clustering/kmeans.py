@@ -371,6 +371,7 @@ def _assign(X, centers, chunk: int, normalize: bool, device=None):
     c_sq = (c * c).sum(1)
     labels = torch.empty(m, dtype=torch.int64, device=dev)
     sqd = torch.empty(m, dtype=torch.float32, device=dev)
+    finite = torch.ones((), dtype=torch.bool, device=dev)
     for s in range(0, m, chunk):
         e = min(s + chunk, m)
         xb = x[s:e].to(device=dev, dtype=torch.float32)  # a view for float32 input on dev
@@ -384,9 +385,12 @@ def _assign(X, centers, chunk: int, normalize: bool, device=None):
             x_sq = norm * norm
         d += c_sq[None, :]
         lab = torch.argmin(d, dim=1)  # first minimum on ties
+        finite &= torch.isfinite(norm).all()  # rows outside the fitting sample are checked here
         labels[s:e] = lab
         # rounding can make it slightly negative
         sqd[s:e] = (d.gather(1, lab[:, None])[:, 0] + x_sq).clamp_(min=0.0)
+    if not bool(finite):  # one check at the end: no host round trip per chunk
+        raise ValueError("the features hold NaN or infinite values (a row outside the centroids' fitting sample)")
     return to_numpy(labels).astype(np.int32), to_numpy(sqd)
 
 

@@ -251,7 +251,8 @@ class FeatureStream:
                 if not bool(torch.isfinite(t).all()):  # as the cache refuses them: they would break every analysis
                     bad = next(img.name for j, img in enumerate(batch) if not bool(torch.isfinite(t[j]).all()))
                     raise NonFiniteFeatures(f"{self.loaded.spec.display_name}: {bad}: block {pair[0]} {pair[1]} "
-                                            "holds NaN or infinite values; check the weights")
+                                            "holds NaN or infinite values as float16, in which features are kept "
+                                            "(NaN from the weights, or values beyond +-65504); check the weights")
                 if pair not in out:
                     out[pair] = torch.empty((len(images), *t.shape[1:]), dtype=torch.float16, device=self.keep_device)
                 out[pair][start:start + len(batch)].copy_(t)

@@ -1,5 +1,6 @@
-"""Joint PCA-RGB maps of patch features: the picture of DINOv2's and DINOv3's Figure 1, with every
-recipe choice fixed and stated.
+"""Joint PCA-RGB maps of patch features, after the pictures of DINOv2's Figure 1 (the recipe differs
+from DINOv2's and DINOv3's released notebooks, see :data:`RECIPE`), with every choice fixed and
+stated.
 
 **All patches** (``mode="all"``): one PCA fitted jointly on the patch features of every image
 (the same joint philosophy as the clusters: a colour means the same direction in every image),
@@ -66,6 +67,14 @@ RECIPE = {
                                        "patch ring scores lower than the rest; patches with a score > 0 are "
                                        "foreground; a second joint PCA on the foreground patches gives the colours; "
                                        "background is black",
+    "differences from the published recipes": "DINOv2's paper fits the second PCA on 3-4 images of one category, "
+                                              "here on all atlas images; DINOv2's notebook thresholds a fixed, "
+                                              "uncentred projection at 0.05 and cleans the mask morphologically, "
+                                              "here the centred first component at 0 (at the joint mean: when the "
+                                              "foreground is a minority of patches, background patches near the "
+                                              "mean pass); DINOv3's notebook separates the foreground with a "
+                                              "trained classifier and whitens the three components; none of that "
+                                              "is done here",
     "variance share": "explained variance of the first three joint components / total variance (all patches); "
                       "interval: random halves of the images with the components held fixed",
 }

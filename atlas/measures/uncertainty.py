@@ -11,7 +11,11 @@ The resampling is the delete-d jackknife (Shao & Wu 1989): random halves of the 
 (``d = N - floor(N / 2)`` left out, ``resamples`` of them), and leave-one-out (``d = 1``) for the
 measures that are means over *pairs* of images. Its variance estimate is
 ``v = (r / d) * mean_b (theta_b - mean theta)^2`` with ``r = N - d`` images kept, and the interval
-is ``value ± z * sqrt(v)``. Unlike the bootstrap it never counts an image twice, which matters for
+is ``value ± t * sqrt(v)``, ``t`` the quantile of Student's t with ``U - 1`` degrees of freedom
+(``U`` resampling units: images, groups or frame blocks; :func:`jackknife`). The variance of ``U``
+units is known to ``U - 1`` degrees of freedom: with a normal quantile, 4 units covered the true
+mean in 85% of repetitions of a planted test at 95%, the t quantile in 95%. Fewer than 3 units
+give no interval. Unlike the bootstrap it never counts an image twice, which matters for
 the chance-corrected scores (adjusted mutual information, the normalised conditional entropy):
 duplicated images look like extra agreement, and in a planted test percentile intervals of the
 bootstrap covered the true AMI in 18% of repetitions where random halves covered it in 97%.
@@ -38,9 +42,9 @@ Example
 >>> w.shape, w.sum(axis=1).tolist()
 ((4, 5), [2.0, 2.0, 2.0, 2.0])
 >>> u = Uncertainty(level=0.95)
->>> u.add(0.5, np.array([0.45, 0.55, 0.5, 0.5]), factor(w))
+>>> u.add(0.5, np.array([0.45, 0.55, 0.5, 0.5]), *jackknife(w))
 >>> [round(x, 3) for x in u.interval()]
-[0.443, 0.557]
+[0.42, 0.58]
 """
 
 from __future__ import annotations
@@ -48,12 +52,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, t
 
 from ..inputs.splits import frame_order
 
 __all__ = ["MIN_RESAMPLE_GROUPS", "half_samples", "resampling_units", "unit_half_samples", "factor",
-           "Uncertainty"]
+           "jackknife", "leave_one_out", "Uncertainty"]
 
 #: Groups needed to resample whole groups; with fewer, contiguous blocks of frames within the groups.
 MIN_RESAMPLE_GROUPS = 10
@@ -144,12 +148,32 @@ def factor(weights: np.ndarray) -> float:
     return kept / (w.shape[1] - kept)
 
 
+def jackknife(weights: np.ndarray | None) -> tuple[float, int | None]:
+    """``(r / d, degrees of freedom)`` of delete-d jackknife weights, the arguments of
+    :meth:`Uncertainty.add` after the replicates: :func:`factor`, and ``U - 1`` for the ``U``
+    resampling units (images of one unit are kept and left out together, so their columns of the
+    weights are equal). ``(1.0, None)`` without weights.
+
+    >>> jackknife(unit_half_samples([0, 0, 1, 1, 2, 2, 3, 3], 50, seed=0))
+    (1.0, 3)
+    """
+    if weights is None:
+        return 1.0, None
+    w = np.asarray(weights, dtype=np.float64)
+    return factor(w), int(np.unique(w.T, axis=0).shape[0]) - 1
+
+
+def leave_one_out(n: int) -> tuple[float, int]:
+    """``(r / d, degrees of freedom)`` of the leave-one-out jackknife over ``n`` images."""
+    return n - 1.0, n - 1
+
+
 class Uncertainty:
     """Collects one number's value and resampling replicates over k-means seeds; gives its interval.
 
     >>> u = Uncertainty(level=0.9)
-    >>> u.add(0.50, np.array([0.45, 0.5, 0.55]), 1.0)   # seed 0: value + replicates
-    >>> u.add(0.52, np.array([0.5, 0.52, 0.56]), 1.0)   # seed 1
+    >>> u.add(0.50, np.array([0.45, 0.5, 0.55]), 1.0, 9)   # seed 0: value + replicates (10 units)
+    >>> u.add(0.52, np.array([0.5, 0.52, 0.56]), 1.0, 9)   # seed 1
     >>> u.value, round(u.seed_spread, 3), u.interval()[0] < 0.5 < u.interval()[1]
     (0.5, 0.02, True)
     """
@@ -163,15 +187,22 @@ class Uncertainty:
         self.centre = centre
         self.points: list[float] = []
         self.variances: list[float] = []
+        self.dfs: list[int] = []
 
-    def add(self, point: float, replicates: np.ndarray | None = None, r_over_d: float = 1.0) -> None:
-        """One seed's value and (optionally) its delete-d jackknife replicates with ``r / d``."""
+    def add(self, point: float, replicates: np.ndarray | None = None, r_over_d: float = 1.0,
+            df: int | None = None) -> None:
+        """One seed's value and (optionally) its delete-d jackknife replicates with ``r / d`` and the
+        degrees of freedom of their variance (:func:`jackknife`; None: a normal quantile). A seed
+        whose replicates are undefined in more than 1 in 10 gives no variance: the defined ones
+        would be a selected part of the halves."""
         self.points.append(float(point))
         if replicates is not None:
             theta = np.asarray(replicates, dtype=np.float64).ravel()
-            theta = theta[np.isfinite(theta)]
-            if len(theta) >= 2:
-                self.variances.append(float(r_over_d * ((theta - theta.mean()) ** 2).mean()))
+            finite = theta[np.isfinite(theta)]
+            if len(finite) >= 2 and len(finite) >= 0.9 * len(theta):
+                self.variances.append(float(r_over_d * ((finite - finite.mean()) ** 2).mean()))
+                if df is not None:
+                    self.dfs.append(int(df))
 
     @property
     def value(self) -> float:
@@ -196,11 +227,14 @@ class Uncertainty:
     def seed_spread(self) -> float | None:
         """max - min of the values over seeds (None with one seed or none finite)."""
         finite = [p for p in self.points if np.isfinite(p)]
-        return float(max(finite) - min(finite)) if len(self.points) > 1 and finite else None
+        return float(max(finite) - min(finite)) if len(finite) > 1 else None
 
     def interval(self, bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float]:
-        """``value ± z * se``, ``se^2`` = mean resampling variance + variance of the value over seeds,
-        clipped to the measure's possible ``bounds`` (a normal interval of a ratio can cross them).
+        """``value ± q * se``, ``se^2`` = mean resampling variance + variance of the value over seeds,
+        clipped to the measure's possible ``bounds`` (a symmetric interval of a ratio can cross them).
+        ``q``: Student's t quantile with the resampling's degrees of freedom (``U - 1`` for ``U``
+        units; the normal quantile when they were not given); NaN (no interval) below 2, i.e. fewer
+        than 3 units.
 
         With ``centre="mean"`` the seed term is still one seed's variance, not that over the number
         of seeds: at the default 3 seeds it is estimated from 2 degrees of freedom, and the smaller
@@ -209,8 +243,12 @@ class Uncertainty:
         finite = [p for p in self.points if np.isfinite(p)]
         if not self.variances or not np.isfinite(self.value):
             return float("nan"), float("nan")
+        df = min(self.dfs) if self.dfs else None
+        if df is not None and df < 2:
+            return float("nan"), float("nan")
         var = float(np.mean(self.variances)) + (float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0)
-        half = float(norm.ppf(0.5 + self.level / 2) * np.sqrt(var))
+        quantile = norm.ppf(0.5 + self.level / 2) if df is None else t.ppf(0.5 + self.level / 2, df)
+        half = float(quantile * np.sqrt(var))
         lo, hi = self.value - half, self.value + half
         return (lo if bounds[0] is None else max(lo, bounds[0]), hi if bounds[1] is None else min(hi, bounds[1]))
 

@@ -45,7 +45,7 @@ from ..measures.registry import REGISTRY
 from ..measures.segmentation import MaskCounts, evaluate_label_maps, mask_counts, score_images
 from ..measures.similarity import debiased_linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
-from ..measures.uncertainty import Uncertainty, factor, resampling_units, row_fields, unit_half_samples
+from ..measures.uncertainty import Uncertainty, jackknife, resampling_units, row_fields, unit_half_samples
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_baselines import evaluation_baselines
@@ -75,10 +75,6 @@ class Scored:
     baselines: list[Baseline] = field(default_factory=list)
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     passes: dict[str, Any] = field(default_factory=dict)  # passes of its own through the model (build report)
-
-
-def _factor(weights: np.ndarray | None) -> float:
-    return 1.0 if weights is None else factor(weights)
 
 
 def dataset_options(cfg) -> dict:
@@ -220,7 +216,7 @@ class EvaluationRun:
         """A number no k-means seed changes (k-NN, CKA, pseudo-masks): its value and its replicates
         under the replicate ``weights`` (None: no interval)."""
         u = self._uncertainty()
-        u.add(value, replicates, _factor(weights))
+        u.add(value, replicates, *jackknife(weights))
         return u
 
     @property
@@ -327,7 +323,7 @@ class EvaluationRun:
                 ev = evaluate_label_maps(labels, masks, k, n_cls, ignore, counts=self.counts_at(masks, labels))
                 test = score_images(ev["per_image"], rule, self.test, w_test, ev["unassigned"])
                 for n, key in zip(names, keys):
-                    unc[n].add(test[key], test.get("replicates", {}).get(key), _factor(w_test))
+                    unc[n].add(test[key], test.get("replicates", {}).get(key), *jackknife(w_test))
                 if j == 0:
                     sel = score_images(ev["per_image"], rule, self.split.folds["selection"], None, ev["unassigned"])
                     selection = {n: sel[key] for n, key in zip(names, keys)}

@@ -38,7 +38,7 @@ from ..measures.shift import shift_curve
 from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
 from ..measures.tensors import is_tensor, load_linalg, upload_features
-from ..measures.uncertainty import Uncertainty, factor, half_samples, row_fields
+from ..measures.uncertainty import Uncertainty, half_samples, jackknife, leave_one_out, row_fields
 from ..records import ClusterRun, MeasureRow, ModelResult, map_key
 from . import payloads
 from .inputs import SHIFTS, shift_sets
@@ -407,18 +407,17 @@ class ModelRun:
         rows = []
         for name, value in values.items():
             u = Uncertainty(self.cfg.uncertainty.level)
-            u.add(value, replicates.get(name), self._factor(name))
+            u.add(value, replicates.get(name), *self._jackknife(name))
             rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth), representation="attention",
                                    measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)))
         return rows
 
-    def _factor(self, name: str) -> float:
-        """``r / d`` of the resampling behind a measure's replicates."""
+    def _jackknife(self, name: str) -> tuple[float, int | None]:
+        """``(r / d, degrees of freedom)`` of the resampling behind a measure's replicates."""
         m = REGISTRY[name]
         if m.interval == "leave-one-out":
-            return len(self.images) - 1.0
-        key = {"blank labels": "probe", "shift pairs": "shift"}.get(m.inputs, "images")
-        return factor(self._weights[key]) if self._weights[key] is not None else 1.0
+            return leave_one_out(len(self.images))
+        return jackknife(self._weights[{"blank labels": "probe", "shift pairs": "shift"}.get(m.inputs, "images")])
 
     def measure(self, patches, prefix, clustered, b: int, r: str, extra: dict, figures: dict, show: bool):
         """Every positional measure of one (block, representation) with its interval: resampling
@@ -439,7 +438,7 @@ class ModelRun:
             reps.update(probe_reps)
             for name, v in values.items():
                 uncertainty.setdefault(name, Uncertainty(self.cfg.uncertainty.level)).add(
-                    v, reps.get(name), self._factor(name))
+                    v, reps.get(name), *self._jackknife(name))
         return uncertainty, results
 
     def probe_measures(self, km: JointKMeans, b: int, r: str, extra: dict, figures: dict | None,

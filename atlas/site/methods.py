@@ -84,7 +84,8 @@ def _extraction(r: dict[str, Any]) -> dict[str, str]:
                          "(timm fc_norm) have model.norm = identity: there it equals tokens",
         "queries / keys / values": "exactly the tensors the block's attention multiplies (after q/k norm and rotary "
                                    "position embedding where the model has them), heads concatenated: one vector per token",
-        "prefix tokens": "CLS and register tokens are stored apart from the patch grid and used only by the prefix-norm measure",
+        "prefix tokens": "CLS and register tokens are stored apart from the patch grid; used by the prefix-norm "
+                         "measure and, as queries, by the attention pictures and measures",
         "layers (measures)": json.dumps(r.get("layers")),
         "layers (gallery)": json.dumps(r.get("gallery_layers")),
         "relative depth": "(b + 1) / depth; relative depth d selects block round(d * depth) - 1",
@@ -110,7 +111,8 @@ def _pictures(r: dict[str, Any]) -> dict[str, str]:
                              "gallery's attention picture is the first prefix token's head mean",
         "attention, computation": "softmax over all tokens of (q_p * head_dim^-1/2) . k_t (+ the block's relative "
                                   "position bias where its attention adds one), from the extracted queries and keys "
-                                  "(after q/k norm and rotary embedding), heads split from the concatenated vector",
+                                  "(after q/k norm and rotary embedding, read as stored: float16), heads split from "
+                                  "the concatenated vector",
         "attention, normalisation": str(r.get("attention_normalisation", "")),
         "attention, colour": "each picture divided by its own most attended patch (0 = none, 1 = the most), then "
                              "Plotly's Inferno scale; the numbers (entropy, ring and high-norm shares) are on the "
@@ -126,12 +128,13 @@ def _clustering(r: dict[str, Any]) -> dict[str, str]:
         "L2-normalise before clustering": str(r.get("normalize")),
         "K": ", ".join(map(str, r.get("ks") or [])),
         "iterations": str(r.get("n_iter")),
-        "training tokens": (f"centroids fitted on a seeded uniform sample of at most {train} tokens per cluster "
-                            "(K x that many), drawn from all images jointly; every token is then assigned to its "
+        "training tokens": (f"centroids fitted on a seeded uniform sample of K x {train} tokens ({train} per cluster "
+                            "on average), drawn from all images jointly; every token is then assigned to its "
                             "nearest centroid" if train else "every token"),
         "cluster order": "clusters sorted by size; colours aligned across blocks (deep to shallow chain), "
                          "representations (to tokens at the deepest gallery block) and models (to the first model of "
-                         "a comparison) by Hungarian matching of the co-occurrence matrix",
+                         "a comparison) by Hungarian matching of the co-occurrence matrix; not across K or input "
+                         "sizes: a colour at another K or size is another cluster",
         "K for the measures": str(r.get("k")),
     }
 
@@ -149,7 +152,9 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
         "level": f"{level_percent(r.get('level', 0.95))} intervals",
         "resampling": (f"delete-d jackknife over images (Shao & Wu 1989): {r['resamples']} random halves; every "
                        "measure is recomputed from per-image sums of the half (same code as the value); variance "
-                       "(r / d) · mean (theta_half - mean)^2, interval value ± z·se. Random halves, not the "
+                       "(r / d) · mean (theta_half - mean)^2, interval value ± t·se with t Student's quantile at "
+                       "U - 1 degrees of freedom (U resampling units: images, groups or frame blocks), no interval "
+                       "with fewer than 3 units or with more than 1 in 10 replicates undefined. Random halves, not the "
                        "bootstrap: duplicated images inflate chance-corrected scores (AMI, NCE) and bootstrap "
                        "percentile intervals missed the true AMI in a planted test"
                        if r.get("resamples") else "off (no intervals)"),
@@ -160,9 +165,16 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                          "resampling variance, and the seeds' spread (max - min) is reported beside the interval",
         "what is resampled": "the atlas images (cluster counts, norms, outliers, prefix tokens); the position "
                              "probe's held-out images (the probes are not refitted); the blank-input probe "
-                             "images; the shift-test images",
+                             "images; the shift-test images. The k-means centroids stay those fitted on all images "
+                             "(the clustering's randomness enters through the seeds); atlas images are resampled "
+                             "one by one, also when a manifest gives them groups",
         "jackknife": "positional effect and locality are means over pairs of images: leave-one-image-out "
-                     "jackknife (dataset mean for centring held fixed), normal interval value ± z·se",
+                     "jackknife (dataset mean for centring held fixed), interval value ± t·se at N - 1 degrees "
+                     "of freedom",
+        "comparing intervals": "the ▼ / ≈ flags and the leaderboards' tiers compare intervals by overlap. Two "
+                               "non-overlapping 95% intervals of independent numbers differ at about p < 0.006, "
+                               "a stricter test than 5%; overlap does not show that two numbers are equal. Tiers "
+                               "are numbered densely (1=, 1=, 2) and each row is compared with its tier's first",
     }
 
 
@@ -266,7 +278,8 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
                                        "images (unassigned pixels count as wrong), coverage reported",
         "intervals": f"{level_percent(ev.get('level', 0.95))} intervals from {ev.get('resamples')} delete-d "
                      "jackknife replicates that each keep a random half of the resampling units (the matching redone "
-                     f"in every replicate) and {ev.get('seeds')} k-means seeds (their variance added); the seeds' own "
+                     "in every replicate, its mIoU over the classes present in that half) and "
+                     f"{ev.get('seeds')} k-means seeds (their variance added); the seeds' own "
                      "spread is reported. The k-NN curves (mIoU against k, channel removal) carry the k-NN number's "
                      "intervals: the same query-image replicates, the support set fixed. "
                      "Frames of one group are not independent, so the units are the groups when there are at "

@@ -1,7 +1,8 @@
 """The one qualitative palette used for cluster colours everywhere on the site.
 
 Cluster ``i`` (after canonical ordering and alignment) is always drawn in ``palette(k)[i]``, and
-``palette(k)`` is a prefix of ``palette(k + 1)``, so a cluster keeps its colour whatever K is shown.
+``palette(k)`` is a prefix of ``palette(k + 1)``, so cluster id ``i`` has one colour whatever K is
+shown (the clusterings at two K are not aligned, so id ``i`` need not be the same cluster).
 
 Colours come from published colour-vision-deficiency (CVD) friendly qualitative schemes, in this
 order (largest clusters get the safest colours):
