@@ -91,35 +91,24 @@ def linear_cka_replicates(X, Y, weights: np.ndarray, device=None) -> np.ndarray:
     return to_numpy(torch.cat(out)) if out else np.empty(0)
 
 
-def _unbiased_hsic_terms(X: torch.Tensor, Y: torch.Tensor) -> float:
-    """n(n-3) * HSIC_u for linear kernels, in feature space (no n x n Gram matrix needed)."""
-    n = len(X)
-    rx = (X * X).sum(dim=1)  # diag of K
-    ry = (Y * Y).sum(dim=1)
-    # tr(K̃L̃) = ||XᵀY||² - Σ rx ry ; 1ᵀK̃1 = ||Σx||² - Σ rx ; 1ᵀK̃L̃1 = (K̃1)·(L̃1)
-    tr = torch.linalg.matrix_norm(X.T @ Y) ** 2 - rx @ ry
-    kx1 = X @ X.sum(dim=0) - rx
-    ly1 = Y @ Y.sum(dim=0) - ry
-    s_k, s_l = kx1.sum(), ly1.sum()
-    return float(tr + s_k * s_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (kx1 @ ly1))
+def _unbiased_hsic_of_grams(K: torch.Tensor, L: torch.Tensor) -> float:
+    """n(n-3) * HSIC_u of two (n, n) Gram matrices (the module docstring's formula)."""
+    n = len(K)
+    K, L = K - torch.diag(torch.diag(K)), L - torch.diag(torch.diag(L))
+    k1, l1 = K.sum(dim=1), L.sum(dim=1)
+    return float((K * L).sum() + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1))
+
+
+def _debiased_cka_of_grams(K: torch.Tensor, L: torch.Tensor) -> float:
+    """Debiased linear CKA of two (n, n) Gram matrices (NaN when either self-HSIC is not positive)."""
+    hxx, hyy = _unbiased_hsic_of_grams(K, K), _unbiased_hsic_of_grams(L, L)
+    return _unbiased_hsic_of_grams(K, L) / float(np.sqrt(hxx * hyy)) if hxx > 0 and hyy > 0 else float("nan")
 
 
 def debiased_linear_cka(X, Y, device=None) -> float:
     """Linear CKA with unbiased HSIC estimates (can be slightly negative; needs n >= 4)."""
     X, Y = _pair(X, Y, min_n=4, device=device)
-    hxy = _unbiased_hsic_terms(X, Y)
-    hxx = _unbiased_hsic_terms(X, X)
-    hyy = _unbiased_hsic_terms(Y, Y)
-    den = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
-    return float(hxy / den) if den > 0 else float("nan")
-
-
-def _unbiased_hsic_of_grams(K: torch.Tensor, L: torch.Tensor) -> float:
-    """n(n-3) * HSIC_u of two (n, n) Gram matrices (:func:`_unbiased_hsic_terms` from the Grams)."""
-    n = len(K)
-    K, L = K - torch.diag(torch.diag(K)), L - torch.diag(torch.diag(L))
-    k1, l1 = K.sum(dim=1), L.sum(dim=1)
-    return float((K * L).sum() + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1))
+    return _debiased_cka_of_grams(X @ X.T, Y @ Y.T)
 
 
 def debiased_linear_cka_replicates(X, Y, weights: np.ndarray, device=None) -> np.ndarray:
@@ -135,14 +124,10 @@ def debiased_linear_cka_replicates(X, Y, weights: np.ndarray, device=None) -> np
     out = np.full(len(w), np.nan)
     for b, keep in enumerate(w.astype(bool)):
         m = int(keep.sum())
-        if m < 4:
-            continue
-        idx = torch.as_tensor(np.flatnonzero(keep), device=K.device)
-        centre = torch.eye(m, dtype=K.dtype, device=K.device) - 1.0 / m
-        Ks, Ls = centre @ K[idx][:, idx] @ centre, centre @ L[idx][:, idx] @ centre
-        hxx, hyy = _unbiased_hsic_of_grams(Ks, Ks), _unbiased_hsic_of_grams(Ls, Ls)
-        if hxx > 0 and hyy > 0:
-            out[b] = _unbiased_hsic_of_grams(Ks, Ls) / np.sqrt(hxx * hyy)
+        if m >= 4:
+            idx = torch.as_tensor(np.flatnonzero(keep), device=K.device)
+            centre = torch.eye(m, dtype=K.dtype, device=K.device) - 1.0 / m
+            out[b] = _debiased_cka_of_grams(centre @ K[idx][:, idx] @ centre, centre @ L[idx][:, idx] @ centre)
     return out
 
 
