@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from atlas.config import load_config  # noqa: E402
 from atlas.pipeline.state import load_stored_atlas  # noqa: E402
 from atlas.records import attention_key  # noqa: E402
-from atlas.site.maps import encode_view, pack_sprite, smallest_png  # noqa: E402
+from atlas.site.maps import encode_view, pack_sprite, png_bytes, smallest_png  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -178,7 +178,7 @@ def compare_encoders(views: list[tuple[str, np.ndarray, str]], title: str) -> No
         if not sheets:
             continue
         print(f"  {kind}: {len(sheets)} views")
-        encoders = {name: functools.partial(_png, level=level, strategy=strategy)
+        encoders = {name: functools.partial(png_bytes, level=level, strategy=strategy)
                     for name, (level, strategy) in ENCODERS.items()}
         encoders["site: smaller of run-length and level 6"] = smallest_png
         for name, encode_png in encoders.items():
@@ -187,12 +187,6 @@ def compare_encoders(views: list[tuple[str, np.ndarray, str]], title: str) -> No
                 total += len(encode_png(sheet))
             ms = 1e3 * (time.perf_counter() - t0) / len(sheets)
             print(f"    {name:42s} {total / 1e3:10.1f} kB  {ms:8.1f} ms per view")
-
-
-def _png(img: Image.Image, level: int, strategy: int | None) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=level, **({} if strategy is None else {"compress_type": strategy}))
-    return buf.getvalue()
 
 
 def main() -> None:

@@ -199,6 +199,13 @@ def attention_levels(maps) -> np.ndarray:
 PNG_ENCODINGS = ((zlib.Z_RLE, 9), (zlib.Z_DEFAULT_STRATEGY, 6))
 
 
+def png_bytes(img: Image.Image, level: int, strategy: int | None = None) -> bytes:
+    """``img`` as PNG bytes at zlib ``level`` with zlib ``strategy`` (None: Pillow's choice)."""
+    buf = BytesIO()
+    img.save(buf, format="PNG", compress_level=level, **({} if strategy is None else {"compress_type": strategy}))
+    return buf.getvalue()
+
+
 def smallest_png(img: Image.Image) -> bytes:
     """``img`` as PNG bytes: the smaller of the :data:`PNG_ENCODINGS` (the first on a tie).
 
@@ -207,13 +214,7 @@ def smallest_png(img: Image.Image) -> bytes:
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n", np.asarray(Image.open(BytesIO(data))).shape
     (True, (4, 8))
     """
-    best = b""
-    for strategy, level in PNG_ENCODINGS:
-        buf = BytesIO()
-        img.save(buf, format="PNG", compress_level=level, compress_type=strategy)
-        if not best or buf.tell() < len(best):
-            best = buf.getvalue()
-    return best
+    return min((png_bytes(img, level, strategy) for strategy, level in PNG_ENCODINGS), key=len)
 
 
 def encode_view(stack: np.ndarray, kind: str) -> bytes:
