@@ -157,8 +157,12 @@ class VideoSequence:
     def scored(self) -> list[int]:
         """Indices of the frames after the first (and before the last, unless ``scores_last``) that
         have a mask: the scored frames."""
-        end = len(self.mask_paths) - (not self.scores_last)
-        return [t for t, p in enumerate(self.mask_paths[:end]) if t > 0 and p is not None]
+        return _scored(self.mask_paths, self.scores_last)
+
+
+def _scored(mask_paths: list[Path | None], scores_last: bool) -> list[int]:
+    end = len(mask_paths) - (not scores_last)
+    return [t for t, p in enumerate(mask_paths[:end]) if t > 0 and p is not None]
 
 
 @dataclass
@@ -216,7 +220,7 @@ def _sequence(name: str, frame_paths: list[Path], mask_paths: list[Path | None],
         raise _Unusable(f"{len(frame_paths)} frame: nothing to propagate to")
     if mask_paths[0] is None:
         raise _Unusable(f"the first frame {frame_paths[0].name} has no mask")
-    if not VideoSequence(name, [], mask_paths, [], scores_last=scores_last).scored:
+    if not _scored(mask_paths, scores_last):
         raise _Unusable("no frame after the first has a mask: nothing to score" if scores_last else
                         "no frame between the first and the last has a mask: nothing to score (DAVIS scores "
                         "neither)")

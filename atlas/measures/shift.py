@@ -106,8 +106,7 @@ def shift_test(labels_a: Any, labels_b: Any, shift: int) -> dict[str, float]:
         "self_agreement": self_agreement,
         "chance": chance,
         "content_fraction": content / (content + position) if content + position > 0 else float("nan"),
-        "content_fraction_adjusted": float(_content_fraction(np.float64(content), np.float64(position),
-                                                             np.float64(self_agreement))),
+        "content_fraction_adjusted": float(_content_fraction(content, position, self_agreement)),
         "n_tokens": int(a[..., s:].size),
     }
 
