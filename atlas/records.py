@@ -203,7 +203,10 @@ class MeasureRow:
     ``lo`` / ``hi``: the interval (bootstrap over images, pooled over k-means seeds, or jackknife;
     the registry says which); ``seed_spread``: max - min of the value over k-means seeds (None for
     measures that do not depend on the clustering). ``reference``: "" for the model's own number;
-    in ``ModelResult.references`` the name of the reference token set.
+    in ``ModelResult.references`` the name of the reference token set. ``versus``: for a number
+    with baselines (``ModelResult.baselines`` of its measure), ``{baseline name: [lo, hi]}``, the
+    interval of the number minus that baseline from the replicates both share (the same images
+    and halves, :func:`atlas.measures.uncertainty.paired_difference`); None without them.
     """
 
     block: int
@@ -216,6 +219,7 @@ class MeasureRow:
     hi: float | None = None
     seed_spread: float | None = None
     reference: str = ""
+    versus: dict[str, list[float]] | None = None
 
 
 @dataclass

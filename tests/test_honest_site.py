@@ -36,7 +36,7 @@ def _evaluation_record(split_kind: str, groups: int) -> dict:
 
 FALLBACK = _evaluation_record("contiguous blocks", 2)
 GROUPED = _evaluation_record("groups", 6)
-LEGEND = "below a baseline: the model's whole interval lies under the interval of a simple baseline"
+LEGEND = "below a baseline: the interval of the model's number minus a simple baseline's"
 
 
 def _render(tmp_path: Path, splits: dict = GROUPED, variant: str = "", bands: bool = False) -> dict[str, str]:

@@ -187,6 +187,15 @@ def test_identity_features_track_the_moving_squares(planted):
     assert jf > 0.85 and rows[1, "tokens", "propagation_j"] > 0.9, (jf, rows[1, "tokens", "propagation_j"])
     assert baselines["propagation_jf", "zero motion"] < 0.4  # the squares move: copying the first mask fails
     assert baselines["propagation_jf", "ceiling"] > 0.95  # patch-aligned squares: the grid loses nothing
+    # the paired difference from each baseline (the same test sequences and halves) holds the difference of
+    # the values; identity features clear zero motion by it
+    data = json.loads((planted / "models" / "identity.json").read_text())
+    row = next(r for r in data["measures"] if (r["block"], r["representation"], r["measure"]) == (1, "tokens",
+                                                                                                  "propagation_jf"))
+    assert set(row["versus"]) == {"zero motion", "colour", "position", "ceiling"}
+    for name, (lo, hi) in row["versus"].items():
+        assert lo <= jf - baselines["propagation_jf", name] <= hi, name
+    assert row["versus"]["zero motion"][0] > 0.3
 
 
 def test_position_features_track_nothing_that_moves(planted):

@@ -13,7 +13,10 @@ from types import SimpleNamespace
 from test_hostile_inputs import project, run_cli
 from test_stream import EVALUATION, _labelled
 
+import numpy as np
+
 from atlas.config import parse_config
+from atlas.measures.uncertainty import Uncertainty, half_samples, jackknife
 from atlas.pipeline import evaluation_run
 from atlas.pipeline.shared_baselines import shared_baselines
 from atlas.pipeline.state import StateStore
@@ -36,9 +39,16 @@ def _loaded(patch: int = 16, size=(96, 96), name: str = "m"):
 def test_one_computation_per_geometry_protocol_and_settings(tmp_path, caplog):
     store, calls = StateStore(tmp_path / "state"), []
 
+    chance = Uncertainty()
+    replicates = np.random.default_rng(0).uniform(0.1, 0.15, 20)
+    replicates[3] = np.nan  # an undefined replicate goes through JSON too
+    chance.add(0.125, replicates, *jackknife(half_samples(8, 20, seed=0)))
+    assert np.isfinite(chance.interval()).all()
+
     def compute():
         calls.append(1)
-        return [Baseline(measure="seg_miou", name="chance", value=0.125, lo=0.1, hi=0.15)], {"per": [0.5, float("nan")]}
+        return ([Baseline(measure="seg_miou", name="chance", value=0.125, lo=0.1, hi=0.15)], {"per": [0.5, float("nan")]},
+                {"seg_miou": {"chance": chance}})
 
     cfg, other_seed = parse_config(PATCH8), parse_config("[atlas]\nseed = 1\n" + PATCH8)
     first = shared_baselines(store, "evaluation", "data", cfg, _loaded(name="a"), compute)
@@ -46,6 +56,11 @@ def test_one_computation_per_geometry_protocol_and_settings(tmp_path, caplog):
         again = shared_baselines(store, "evaluation", "data", cfg, _loaded(name="b"), compute)
     assert len(calls) == 1 and "b: evaluation baselines at evaluation-96x96-p16 reused" in caplog.text
     assert again[0] == first[0] and json.dumps(again[1]) == json.dumps(first[1])
+    for got in (first, again):  # the replicates the models' paired differences need, as computed
+        u = got[2]["seg_miou"]["chance"]
+        np.testing.assert_array_equal(u.replicates[0], chance.replicates[0])
+        assert (u.points, u.factors, u.given_dfs, u.interval()) == (chance.points, chance.factors, chance.given_dfs,
+                                                                    chance.interval())
 
     # a damaged file: one warning, moved aside, computed and stored again
     folder = tmp_path / "state" / "baselines" / "evaluation-96x96-p16"
@@ -78,12 +93,20 @@ def test_baselines_that_cannot_be_stored_are_still_the_models(tmp_path, monkeypa
     monkeypatch.setattr(store, "save_baselines", full)
     record = [Baseline(measure="seg_miou", name="chance", value=0.25)]
     with caplog.at_level(logging.WARNING, logger="atlas.pipeline.shared_baselines"):
-        got = shared_baselines(store, "evaluation", "data", parse_config(PATCH8), _loaded(), lambda: (record, None))
-    assert got == (record, None) and "computed but not stored" in caplog.text
+        got = shared_baselines(store, "evaluation", "data", parse_config(PATCH8), _loaded(), lambda: (record, None, {}))
+    assert got == (record, None, {}) and "computed but not stored" in caplog.text
+
+
+def _result(root: Path, slug: str) -> dict:
+    return json.loads((root / "out" / "state" / "models" / slug / "result.json").read_text())
 
 
 def _baselines(root: Path, slug: str) -> list:
-    return json.loads((root / "out" / "state" / "models" / slug / "result.json").read_text())["baselines"]
+    return _result(root, slug)["baselines"]
+
+
+def _differences(root: Path, slug: str) -> dict:
+    return {(m["block"], m["representation"], m["measure"], m["k"]): m["versus"] for m in _result(root, slug)["measures"]}
 
 
 def _config(root: Path, models: list[str], extra_models: str = "") -> Path:
@@ -117,6 +140,15 @@ def test_a_model_of_a_known_geometry_reads_the_baselines_it_would_compute(tmp_pa
     assert run_cli(_config(alone, ["Tiny B"]), "--no-site") == 0
     assert calls == [16, 8, 16]
     assert _baselines(shared, "tiny-b") == _baselines(alone, "tiny-b") == _baselines(shared, "tiny-a")
+    # the paired differences from stored baselines are those from computed ones
+    paired = _differences(shared, "tiny-b")
+    assert paired == _differences(alone, "tiny-b")
+    assert {n for v in paired.values() if v for n in v} >= {"chance", "colour", "position"}
+    values = {(m["block"], m["representation"], m["measure"], m["k"]): m["value"] for m in _result(shared, "tiny-b")["measures"]}
+    base = {(b["measure"], b["name"]): b["value"] for b in _baselines(shared, "tiny-b")}
+    for key, differences in paired.items():  # each interval holds the difference of the two values
+        for name, (lo, hi) in (differences or {}).items():
+            assert lo - 1e-12 <= values[key] - base[key[2], name] <= hi + 1e-12, (key, name)
     assert _baselines(shared, "tiny-p8") != _baselines(shared, "tiny-b")  # a 12 x 12 grid, not 6 x 6
     assert {b["name"] for b in _baselines(shared, "tiny-b")} >= {"chance", "colour", "position", "ceiling"}
 

@@ -56,9 +56,11 @@ def _colour_embedding(images) -> np.ndarray:
     return np.asarray(rows)
 
 
-def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_query, seeds) -> list[Baseline]:
+def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_query, seeds
+                         ) -> tuple[list[Baseline], dict[str, dict[str, Uncertainty]]]:
     """Every evaluation measure's baselines for the grid of ``loaded`` (the model in the evaluation
-    geometry, :class:`atlas.features.backbones.LoadedBackbone`); ``protocol`` is the
+    geometry, :class:`atlas.features.backbones.LoadedBackbone`), and their uncertainties by measure
+    and name (the replicates a model's paired differences need); ``protocol`` is the
     :class:`EvaluationRun`."""
     cfg, ds = protocol.cfg, protocol.dataset
     n, grid = len(images), loaded.grid
@@ -70,11 +72,16 @@ def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_que
                     "position": {"": position_features(n, grid)},
                     "colour + position": colour_position_variants(photos, grid, raw)}
     out: list[Baseline] = []
+    paired: dict[str, dict[str, Uncertainty]] = {}
+
+    def add(measure: str, name: str, u: Uncertainty, variant: str = "") -> None:
+        out.append(_baseline(measure, name, u, variant))
+        paired.setdefault(measure, {})[name] = u
 
     def segmentation(name, labels_for, seeds_used):
         for measure, (u, _, _) in protocol.segmentation(labels_for, masks, seeds_used, w_test).items():
             if measure != "seg_coverage":
-                out.append(_baseline(measure, name, u))
+                add(measure, name, u)
 
     def strongest(name, scored: dict[str, dict[str, tuple[Uncertainty, float]]]) -> dict[str, str]:
         """``scored``: variant -> {measure: (test uncertainty, selection value)}; each measure's
@@ -86,7 +93,7 @@ def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_que
             by = by if by in first else measure
             v = _best({var: s[by][1] for var, s in scored.items()}) if len(scored) > 1 else next(iter(scored))
             chosen[measure] = v
-            out.append(_baseline(measure, name, scored[v][measure][0], v))
+            add(measure, name, scored[v][measure][0], v)
         return chosen
 
     segmentation("chance", lambda k, s: random_labels(n, grid, k, s), seeds)
@@ -118,18 +125,19 @@ def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_que
             scores = protocol.pseudo_mask_scores(feats, feats, masks, w_test)
         except ValueError:  # too few segments for K: no baseline rather than a wrong one
             continue
-        out.append(_baseline("pseudomask_miou", name, scores["pseudomask_miou"], var))
+        add("pseudomask_miou", name, scores["pseudomask_miou"], var)
     for name, labels in (("chance", random_labels(n, grid, n_cls, cfg.atlas.seed)), ("ceiling", ceiling)):
         labels = list(labels)
         ev = evaluate_label_maps(labels, masks, n_cls, n_cls, ds.ignore_index, counts=protocol.counts_at(masks, labels))
         test = score_images(ev["per_image"], "hungarian", protocol.test, w_test, ev["unassigned"])
         u = Uncertainty(cfg.uncertainty.level)
         u.add(test["miou"], test.get("replicates", {}).get("miou"), *jackknife(w_test))
-        out.append(_baseline("pseudomask_miou", name, u))
+        add("pseudomask_miou", name, u)
 
     variants = protocol.variant_images(loaded.policy, masks) if ds.foreground else {"full": []}
     if len(variants["full"]) >= 4:
         emb = {v: _colour_embedding(imgs) for v, imgs in variants.items()}
-        out += [_baseline(m, "colour", u) for m, u in protocol.cka_scores(emb).items()]
+        for m, u in protocol.cka_scores(emb).items():
+            add(m, "colour", u)
     order = {b: i for i, b in enumerate(BASELINES)}
-    return sorted(out, key=lambda b: (b.measure, order[b.name]))
+    return sorted(out, key=lambda b: (b.measure, order[b.name])), paired

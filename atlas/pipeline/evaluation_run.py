@@ -45,7 +45,8 @@ from ..measures.registry import REGISTRY
 from ..measures.segmentation import MaskCounts, evaluate_label_maps, mask_counts, score_images
 from ..measures.similarity import debiased_linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
-from ..measures.uncertainty import Uncertainty, jackknife, resampling_units, row_fields, unit_half_samples
+from ..measures.uncertainty import (Uncertainty, jackknife, resampling_units, row_fields, unit_half_samples,
+                                    versus)
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_baselines import evaluation_baselines
@@ -297,10 +298,16 @@ class EvaluationRun:
         out = Scored(rows=st.rows + st.tail_rows, selected=dict(st.selected))
         out.selected.update(self._select(st.choice))
         loaded = st.features.loaded
-        out.baselines, _ = shared_baselines(
-            self.baseline_store, "evaluation", self.key, self.cfg, loaded,
-            lambda: (evaluation_baselines(self, loaded, st.images, st.masks, st.plabels, st.w_test, st.w_query,
-                                          st.seeds), None))
+
+        def compute():
+            baselines, paired = evaluation_baselines(self, loaded, st.images, st.masks, st.plabels, st.w_test,
+                                                     st.w_query, st.seeds)
+            return baselines, None, paired
+
+        out.baselines, _, paired = shared_baselines(self.baseline_store, "evaluation", self.key, self.cfg, loaded,
+                                                    compute)
+        for row, u in st.uncertain:  # each number minus each baseline, on the replicates both share
+            row.versus = versus(u, paired.get(row.measure, {}))
         self._counts = None  # the model's masks are not needed any more
         return out
 
@@ -484,7 +491,10 @@ class Scoring:
     choice: dict = field(default_factory=dict)  # measure -> {(b, r, k): selection value}
     selected: dict = field(default_factory=dict)
     figures: dict = field(default_factory=lambda: {"heatmaps": [], "curves": []})
+    uncertain: list = field(default_factory=list)  # (row, its Uncertainty): for the paired differences
 
     def add(self, b, r, name, u: Uncertainty, k=None, tail: bool = False) -> None:
-        (self.tail_rows if tail else self.rows).append(MeasureRow(block=b, rel_depth=rel_depth(b, self.depth), representation=r, measure=name,
-                                    k=k, **row_fields(u, REGISTRY[name].value_range)))
+        row = MeasureRow(block=b, rel_depth=rel_depth(b, self.depth), representation=r, measure=name, k=k,
+                         **row_fields(u, REGISTRY[name].value_range))
+        (self.tail_rows if tail else self.rows).append(row)
+        self.uncertain.append((row, u))

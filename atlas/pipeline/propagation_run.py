@@ -42,7 +42,7 @@ from ..inputs.videos import IGNORE, VideoDataset, load_videos
 from ..measures.baselines import patch_colours, patch_majority, position_features, zscore
 from ..measures.propagation import object_scores, propagate_labels
 from ..measures.registry import REGISTRY
-from ..measures.uncertainty import Uncertainty, jackknife, row_fields, unit_half_samples
+from ..measures.uncertainty import Uncertainty, jackknife, row_fields, unit_half_samples, versus
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_run import Scored
@@ -251,11 +251,13 @@ class PropagationRun:
         return out, pooled(self.selection)["j_and_f"], [float((j.mean() + f.mean()) / 2) for j, f in per_seq]
 
     def finish(self, st: "Propagating", figures: dict) -> Scored:
+        uncertain = []  # (row, its Uncertainty): for the paired differences from the baselines
         for (b, r), per_seq in self._propagate_pairs(st).items():
             summary, selection, st.per_sequence[(b, r)] = self._summary(per_seq)
             for name, u in summary.items():
                 st.rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, st.depth), representation=r, measure=name,
                                           k=None, **row_fields(u, REGISTRY[name].value_range)))
+                uncertain.append((st.rows[-1], u))
             st.choice[(b, r)] = selection
         out = Scored(rows=list(st.rows), passes={"propagation": st.passes})
         finite = {key: v for key, v in st.choice.items() if np.isfinite(v)}
@@ -265,9 +267,11 @@ class PropagationRun:
                 out.selected[name] = {"block": b, "representation": r, "k": None, "selection_value": float(value),
                                       "selected_by": "propagation_jf", "selection_sequences": len(self.selection)}
         loaded = st.features.loaded
-        baselines, per_seq_baselines = shared_baselines(
+        baselines, per_seq_baselines, paired = shared_baselines(
             self.baseline_store, "propagation", self.key, self.cfg, loaded, lambda: self.baselines(st))
         out.baselines = baselines
+        for row, u in uncertain:  # each number minus each baseline, on the sequence halves both share
+            row.versus = versus(u, paired.get(row.measure, {}))
         if finite:
             names = [s.name for s in self.dataset.sequences]
             figures.setdefault("curves", []).append(payloads.propagation_sequences(
@@ -275,8 +279,10 @@ class PropagationRun:
                 {name: [v[i] for i in self.test] for name, v in per_seq_baselines.items()}, b, r))
         return out
 
-    def baselines(self, st: "Propagating") -> tuple[list[Baseline], dict[str, list[float]]]:
-        """Every baseline of the three measures at this model's grid, and each one's J&F per sequence."""
+    def baselines(self, st: "Propagating"
+                  ) -> tuple[list[Baseline], dict[str, list[float]], dict[str, dict[str, Uncertainty]]]:
+        """Every baseline of the three measures at this model's grid, each one's J&F per sequence,
+        and their uncertainties by measure and name (for the models' paired differences)."""
         loaded = st.features.loaded
         grid = loaded.grid
         photos = [np.asarray(loaded.policy.apply(f.load())) for f in st.frames]
@@ -299,12 +305,14 @@ class PropagationRun:
             return self._propagate(bumps, st, s, n_frames=b - a)
 
         predictors = {"zero motion": zero_motion, "colour": colour_of, "position": position, "ceiling": ceiling}
-        out, per_sequence = [], {}
+        out, per_sequence, paired = [], {}, {}
         for name in BASELINES:
             summary, _, per_sequence[name] = self._summary(self._scores(st, predictors[name]))
             out += [Baseline(measure=m, name=name, **row_fields(u, REGISTRY[m].value_range),
                              grid=[*grid, loaded.card.patch_size]) for m, u in summary.items()]
-        return out, per_sequence
+            for m, u in summary.items():
+                paired.setdefault(m, {})[name] = u
+        return out, per_sequence, paired
 
 
 @dataclass

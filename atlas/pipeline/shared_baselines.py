@@ -19,6 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..measures.uncertainty import Uncertainty
 from ..records import Baseline, to_json
 from .state import MODEL_STATE_VERSION, code_fingerprint, digest
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from .state import StateStore
 
 log = logging.getLogger(__name__)
+
+#: Baselines' uncertainties by measure and baseline name.
+Paired = dict[str, dict[str, Uncertainty]]
 
 
 def geometry_id(protocol: str, loaded: "LoadedBackbone") -> str:
@@ -45,22 +49,25 @@ def baselines_key(cfg: "AtlasConfig", protocol_key: str, loaded: "LoadedBackbone
 
 
 def shared_baselines(store: "StateStore | None", protocol: str, protocol_key: str, cfg: "AtlasConfig",
-                     loaded: "LoadedBackbone", compute: Callable[[], tuple[list[Baseline], Any]]
-                     ) -> tuple[list[Baseline], Any]:
-    """``compute()``'s (baselines, JSON-able extra) of ``protocol`` (``"evaluation"``,
-    ``"propagation"``) for ``loaded``, read from ``store`` when a model of the same geometry stored
-    them (under :func:`baselines_key`), otherwise computed and stored there. Both ways give the
-    same records: the computed ones go through JSON as the stored ones do."""
+                     loaded: "LoadedBackbone", compute: Callable[[], tuple[list[Baseline], Any, Paired]]
+                     ) -> tuple[list[Baseline], Any, Paired]:
+    """``compute()``'s (baselines, JSON-able extra, their uncertainties ``{measure: {name:
+    Uncertainty}}``) of ``protocol`` (``"evaluation"``, ``"propagation"``) for ``loaded``, read
+    from ``store`` when a model of the same geometry stored them (under :func:`baselines_key`),
+    otherwise computed and stored there. Both ways give the same records: the computed ones go
+    through JSON as the stored ones do. The uncertainties keep the baselines' replicates, from
+    which each model's rows get their paired differences (:func:`atlas.measures.uncertainty.versus`)."""
     if store is not None:
         geometry, key = geometry_id(protocol, loaded), baselines_key(cfg, protocol_key, loaded)
         data = store.load_baselines(geometry, key)
         if data is not None:
             log.info("%s: %s baselines at %s reused (computed for an earlier model of this geometry)",
                      loaded.card.display_name, protocol, geometry)
-            return [Baseline(**b) for b in data["baselines"]], data["extra"]
+            return _read(data)
     t0 = time.perf_counter()
-    baselines, extra = compute()
-    data = json.loads(json.dumps({"baselines": to_json(baselines), "extra": extra}))
+    baselines, extra, paired = compute()
+    data = json.loads(json.dumps({"baselines": to_json(baselines), "extra": extra,
+                                  "paired": {m: {n: u.state() for n, u in by.items()} for m, by in paired.items()}}))
     if store is not None:
         try:
             store.save_baselines(geometry, key, data)
@@ -69,4 +76,9 @@ def shared_baselines(store: "StateStore | None", protocol: str, protocol_key: st
         except OSError as exc:  # a full disk, say: this model has its baselines; later ones compute theirs
             log.warning("%s: %s baselines at %s computed but not stored (%s); other models of this geometry "
                         "compute them again", loaded.card.display_name, protocol, geometry, exc)
-    return [Baseline(**b) for b in data["baselines"]], data["extra"]
+    return _read(data)
+
+
+def _read(data: dict) -> tuple[list[Baseline], Any, Paired]:
+    paired = {m: {n: Uncertainty.from_state(u) for n, u in by.items()} for m, by in data.get("paired", {}).items()}
+    return [Baseline(**b) for b in data["baselines"]], data["extra"], paired

@@ -8,12 +8,15 @@ The flag rule (every model-page evaluation cell and every leaderboard cell):
 
 * only the simple baselines count (chance, constant, zero motion, colour, position, colour + position), never
   the ceiling, and only for measures where higher is better;
-* a value's interval is ``[lo, hi]``; without an interval it is the value itself;
-* **below a baseline** (▼): the model's interval lies wholly under a simple baseline's
-  (model ``hi`` < baseline ``lo``): the baseline beats it;
-* **not above a baseline** (≈): otherwise, the model's interval reaches into or under a simple
-  baseline's (model ``lo`` <= baseline ``hi``): the model does not clear it;
-* unmarked: the model's ``lo`` is above every simple baseline's ``hi``.
+* each comparison is the interval ``[lo, hi]`` of the model's number *minus* the baseline's:
+  the paired difference the record carries (``MeasureRow.versus``: model and baseline are scored on
+  the same images and the same replicate halves, so what the images do to both cancels), or, for
+  a record without it, the difference of the two intervals (model ``lo`` - baseline ``hi``, model
+  ``hi`` - baseline ``lo``: the old overlap rule); without intervals, the difference of the values;
+* **below a baseline** (▼): a difference lies wholly under 0: the baseline beats the model;
+* **not above a baseline** (≈): otherwise, a difference reaches 0 (``lo <= 0``): the model does not
+  clear that baseline;
+* unmarked: every difference is above 0.
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ SIMPLE_BASELINES = ("chance", "constant", "zero motion", "colour", "position", "
 FLAG_MARKS = {"below": "▼", "not above": "≈"}
 FLAG_WORDS = {"below": "below a baseline", "not above": "not above a baseline"}
 FLAG_LEGEND = (
-    ("below", "below a baseline: the model's whole interval lies under the interval of a simple baseline "
-              "(chance, constant, zero motion, colour, position or colour + position), which beats it"),
-    ("not above", "not above a baseline: the model's interval overlaps a simple baseline's interval (or lies "
-                  "at or under its value), so the number does not clear that baseline"),
+    ("below", "below a baseline: the interval of the model's number minus a simple baseline's (chance, "
+              "constant, zero motion, colour, position or colour + position) lies wholly under 0: the baseline "
+              "beats it"),
+    ("not above", "not above a baseline: the interval of the model's number minus a simple baseline's "
+                  "reaches 0, so the number does not clear that baseline"),
 )
-FLAG_RULE = ("Unmarked numbers clear every simple baseline: the lower end of their interval is above the upper "
-             "end of each baseline's. The ceiling does not count.")
+FLAG_RULE = ("Unmarked numbers clear every simple baseline: the interval of the difference from each baseline "
+             "lies above 0. Differences are paired: model and baseline are scored on the same images and the "
+             "same resampling halves, so the images' shared difficulty cancels (hover a mark for the "
+             "difference). The ceiling does not count.")
 
 #: Words for the parts of a baseline variant id (atlas.measures.baselines: COLOUR_VARIANTS and
 #: COLOUR_POSITION_VARIANTS, e.g. "lab+plain").
@@ -200,32 +206,54 @@ def simple_baselines(baselines: Iterable[Any], measure: str) -> list[Any]:
     return [b for b in baselines if b.measure == measure and b.name in SIMPLE_BASELINES and _bounds(b)]
 
 
+def difference(row: Any, b: Any) -> tuple[float, float, bool]:
+    """``(lo, hi, paired)``: the interval of ``row``'s number minus baseline ``b``'s. Paired (the
+    record's ``versus``) where the row carries it for ``b``, otherwise from the two intervals
+    (which is the overlap rule: ``hi < 0`` iff the intervals are disjoint with the model under).
+
+    >>> from types import SimpleNamespace as R
+    >>> b = R(name="colour", value=0.50, lo=0.40, hi=0.60)
+    >>> difference(R(value=0.55, lo=0.45, hi=0.65), b)
+    (-0.15000000000000002, 0.25, False)
+    >>> difference(R(value=0.55, lo=0.45, hi=0.65, versus={"colour": [0.02, 0.08]}), b)
+    (0.02, 0.08, True)
+    """
+    d = (getattr(row, "versus", None) or {}).get(b.name)
+    if d and _finite(d[0]) is not None and _finite(d[1]) is not None:
+        return float(d[0]), float(d[1]), True
+    (lo, hi), (blo, bhi) = _bounds(row), _bounds(b)
+    return lo - bhi, hi - blo, False
+
+
 def baseline_flag(row: Any, baselines: Sequence[Any], info: dict[str, dict[str, Any]] | None = None) -> dict | None:
     """The flag of a model's number against the simple baselines of its measure (module docstring),
     or None when it clears them all (or has nothing to be compared with).
 
-    Returns ``{"kind", "mark", "words", "title", "baseline"}``; ``title`` says in words which baseline.
+    Returns ``{"kind", "mark", "words", "title", "baseline"}``; ``title`` says in words which
+    baseline, its score and the difference.
     """
     if row is None:
         return None
     measure = getattr(row, "measure", "")
     if info is not None and (info.get(measure) or {}).get("direction", "quality") != "quality":
         return None
-    mine = _bounds(row)
     simple = simple_baselines(baselines, measure)
-    if mine is None or not simple:
+    if _bounds(row) is None or not simple:
         return None
-    lo, hi = mine
-    below = [b for b in simple if hi < _bounds(b)[0]]
+    gaps = {b.name: difference(row, b) for b in simple}
+    below = [b for b in simple if gaps[b.name][1] < 0]
     if below:
-        kind, b = "below", max(below, key=lambda b: _bounds(b)[0])
+        kind, b = "below", min(below, key=lambda b: gaps[b.name][1])
     else:
-        near = [b for b in simple if lo <= _bounds(b)[1]]
+        near = [b for b in simple if gaps[b.name][0] <= 0]
         if not near:
             return None
-        kind, b = "not above", max(near, key=lambda b: _bounds(b)[1])
+        kind, b = "not above", min(near, key=lambda b: gaps[b.name][0])
     shown = with_interval(b.value, b.lo, b.hi, digits=3)
-    title = f"{FLAG_WORDS[kind]}: {baseline_label(b)} scores {shown}".replace("|", "/")  # Markdown tables
+    lo, hi, paired = gaps[b.name]
+    gap = (f"; the paired difference is {with_interval(float(row.value) - float(b.value), lo, hi, digits=3)}"
+           if paired else "")
+    title = f"{FLAG_WORDS[kind]}: {baseline_label(b)} scores {shown}{gap}".replace("|", "/")  # Markdown tables
     return {"kind": kind, "mark": FLAG_MARKS[kind], "words": FLAG_WORDS[kind], "title": title,
             "baseline": b.name}
 

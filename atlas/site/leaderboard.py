@@ -174,7 +174,8 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                                                "block": row.block, "rel_depth": row.rel_depth,
                                                "representation": row.representation, "k": row.k,
                                                "rule": selection_rule(info, pick),
-                                               "selection_value": num(pick.get("selection_value"))}
+                                               "selection_value": num(pick.get("selection_value")),
+                                               "minus_baselines": row.versus}
             flag = baseline_flag(row, m.baselines, info)
             if row is not None:
                 chosen_json[slug][name]["flag"] = flag and flag["kind"]

@@ -171,10 +171,18 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
         "jackknife": "positional effect and locality are means over pairs of images: leave-one-image-out "
                      "jackknife (dataset mean for centring held fixed), interval value ± t·se at N - 1 degrees "
                      "of freedom",
-        "comparing intervals": "the ▼ / ≈ flags and the leaderboards' tiers compare intervals by overlap. Two "
-                               "non-overlapping 95% intervals of independent numbers differ at about p < 0.006, "
-                               "a stricter test than 5%; overlap does not show that two numbers are equal. Tiers "
-                               "are numbered densely (1=, 1=, 2) and each row is compared with its tier's first",
+        "comparing with baselines": "the ▼ / ≈ flags read the interval of the model's number minus the "
+                                    "baseline's, from the replicates both share: model and baseline are scored on "
+                                    "the same images and the same resampling halves, and for clustered numbers "
+                                    "seed i of the model is paired with seed i of the baseline (a baseline with "
+                                    "one seed with every seed), so the variance is that of the difference. "
+                                    "▼ when it lies under 0, ≈ when it reaches 0 (not shown to differ at the "
+                                    "interval's level, which does not show the two are equal)",
+        "comparing models": "the leaderboards' tiers compare intervals by overlap: models are not paired "
+                            "replicate by replicate. Two non-overlapping 95% intervals of independent numbers "
+                            "differ at about p < 0.006, a stricter test than 5%; overlap does not show that two "
+                            "numbers are equal. Tiers are numbered densely (1=, 1=, 2) and each row is compared "
+                            "with its tier's first",
     }
 
 

@@ -110,28 +110,31 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
     columns = sorted((n for n in present if (info.get(n) or {}).get("summary")), key=lambda n: info[n]["summary"])
     summary = []
     for m in members:
-        values, intervals, flags = {}, {}, {}
+        values, intervals, flags, differences = {}, {}, {}, {}
         for name in columns:
             r = nearest(measure_series(m, name, c.representations, c.k), 1.0)
             values[name] = num(r.value) if r is not None else None
             intervals[name] = [num(r.lo), num(r.hi)] if r is not None else [None, None]
+            differences[name] = r.versus if r is not None else None
             flag = baseline_flag(r, m.baselines, info)  # as on the model pages and the leaderboard
             flags[name] = flag and flag["kind"]
         summary.append({"model": m.card.slug, "label": labels[m.card.slug], "params": m.card.params,
                         "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values,
-                        "intervals": intervals, "flags": flags})
+                        "intervals": intervals, "flags": flags, "versus": differences})
     return {"depths": list(SCALING_DEPTHS), "measures": list(dict.fromkeys(p["measure"] for p in points)),
             "summary_measures": columns, "summary": summary, "points": points}
 
 
-def summary_flag(results: AtlasResults, model: str, name: str, value: Any, interval: list[Any]) -> dict | None:
+def summary_flag(results: AtlasResults, model: str, name: str, value: Any, interval: list[Any],
+                 versus: dict | None = None) -> dict | None:
     """The mark of a family-summary number against its model's simple baselines
-    (:func:`.honesty.baseline_flag`, the rule of the model pages and the leaderboard)."""
+    (:func:`.honesty.baseline_flag`, the rule of the model pages and the leaderboard; ``versus``:
+    the row's paired differences)."""
     m = next((m for m in results.models if m.card.slug == model), None)
     if m is None or value is None:
         return None
     lo, hi = (list(interval or []) + [None, None])[:2]
-    row = SimpleNamespace(measure=name, value=value, lo=lo, hi=hi)
+    row = SimpleNamespace(measure=name, value=value, lo=lo, hi=hi, versus=versus)
     return baseline_flag(row, m.baselines, results.measure_info)
 
 
@@ -153,7 +156,8 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
              "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
              "cells": [{"text": with_interval(v, *s["intervals"][n], digits=3, missing="—"),
                         "value": None if fmt3(v) == "—" else repr(float(v)),
-                        "flag": summary_flag(results, s["model"], n, v, s["intervals"][n])}
+                        "flag": summary_flag(results, s["model"], n, v, s["intervals"][n],
+                                             (s.get("versus") or {}).get(n))}
                        for n, v in ((n, s["values"][n]) for n in data["summary_measures"])]}
             for s in data["summary"]]
     flagged = any(cell["flag"] for r in rows for cell in r["cells"])

@@ -1,0 +1,109 @@
+"""A model against a baseline by the interval of their difference, paired replicate by replicate
+(atlas.measures.uncertainty.paired_difference; the flags of atlas.site.honesty).
+
+Planted: images differ a lot in difficulty, which moves the model's and the baseline's numbers
+together, and the model is a little better on every image. The two intervals overlap (the overlap
+rule says "not above"), the paired difference does not reach 0. Control: no difference at all,
+and the paired interval covers 0 at about its level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_honest_site import _eval_row
+
+from atlas.measures.uncertainty import Uncertainty, half_samples, jackknife, paired_difference, versus
+from atlas.records import Baseline
+from atlas.site.honesty import baseline_flag
+from atlas.site import render_site
+from conftest import make_synthetic_results
+
+
+def scored(per_image: np.ndarray, weights: np.ndarray, level: float = 0.95) -> Uncertainty:
+    """The mean over images and its replicates under ``weights``, as the measures compute them."""
+    u = Uncertainty(level, centre="mean")
+    u.add(float(per_image.mean()), weights @ per_image / weights.sum(axis=1), *jackknife(weights))
+    return u
+
+
+def shared_difficulty(gap: float, seed: int, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    hard = rng.normal(0.5, 0.15, n)  # how hard each image is, for both
+    return hard + gap + rng.normal(0, 0.01, n), hard + rng.normal(0, 0.01, n)
+
+
+def test_shared_difficulty_cancels_in_the_paired_difference():
+    w = half_samples(24, 200, seed=0)
+    model, base = (scored(x, w) for x in shared_difficulty(0.03, seed=1))
+    (lo, hi), (_, bhi) = model.interval(), base.interval()
+    assert lo < bhi  # the intervals overlap: the overlap rule cannot tell them apart
+    d = paired_difference(model, base)
+    assert d.value == pytest.approx(model.value - base.value)
+    dlo, dhi = d.interval()
+    assert 0 < dlo < 0.03 < dhi  # the paired difference clears 0 and covers the planted gap
+    assert dhi - dlo < 0.25 * (hi - lo)
+    # it is the interval of the per-image differences, computed directly
+    direct = scored(shared_difficulty(0.03, seed=1)[0] - shared_difficulty(0.03, seed=1)[1], w)
+    assert d.interval() == pytest.approx(direct.interval())
+    assert versus(model, {"colour": base}) == {"colour": pytest.approx([dlo, dhi])}
+
+
+def test_no_difference_covers_zero_at_the_level():
+    """Control: the same expected score; the paired 95% interval covers 0 in about 95% of draws."""
+    w = half_samples(24, 100, seed=0)
+    covered = [np.prod(paired_difference(*(scored(x, w) for x in shared_difficulty(0.0, seed=s))).interval()) <= 0
+               for s in range(300)]
+    assert 0.91 <= np.mean(covered) <= 0.99
+
+
+def test_seeds_pair_by_position_and_add_their_variances():
+    w = half_samples(10, 50, seed=0)
+    reps = np.random.default_rng(0).normal(0.5, 0.02, (3, 50))
+    model = Uncertainty(centre="mean")
+    for s, p in enumerate((0.50, 0.56, 0.53)):
+        model.add(p, reps[s] + p, *jackknife(w))
+    base = Uncertainty(centre="mean")  # one seed (chance, constant): paired with every seed of the model
+    base.add(0.40, reps[0] * 0 + 0.40, *jackknife(w))
+    d = paired_difference(model, base)
+    assert d.value == pytest.approx(model.value - 0.40) and d.points == pytest.approx([0.10, 0.16, 0.13])
+    assert d.interval() == pytest.approx(np.subtract(model.interval(), 0.40))  # a constant moves the interval
+    three = Uncertainty(centre="mean")
+    for p in (0.40, 0.46, 0.43):
+        three.add(p, reps[0] * 0 + p, *jackknife(w))
+    assert np.var(paired_difference(model, three).points, ddof=1) == pytest.approx(
+        np.var(model.points, ddof=1) + np.var(three.points, ddof=1) - 2 * np.cov(model.points, three.points)[0, 1])
+    two = Uncertainty(centre="mean")
+    two.add(0.4, reps[0], *jackknife(w))
+    two.add(0.4, reps[1], *jackknife(w))
+    with pytest.raises(ValueError, match="cannot pair 3 seeds with 2"):
+        paired_difference(model, two)
+    other = Uncertainty()
+    other.add(0.4, reps[0][:20], *jackknife(w[:20]))
+    with pytest.raises(ValueError, match="different resamplings"):
+        paired_difference(other, base)
+    assert versus(model, {"other": other}) is None  # what cannot be paired is left out, not guessed
+
+
+@pytest.mark.parametrize("paired, kind", [(None, "not above"), ([0.01, 0.07], None), ([-0.07, -0.01], "below"),
+                                          ([-0.01, 0.05], "not above")])
+def test_flags_read_the_paired_difference(paired, kind):
+    row = Baseline("seg_miou", "", 0.55, 0.45, 0.65)  # any record with value / lo / hi
+    row.versus = None if paired is None else {"colour": paired}
+    flag = baseline_flag(row, [Baseline("seg_miou", "colour", 0.51, 0.41, 0.61)])
+    assert (flag and flag["kind"]) == kind
+    if flag and paired:
+        assert f"the paired difference is 0.040 [{paired[0]:.3f}, {paired[1]:.3f}]" in flag["title"]
+
+
+def test_model_page_clears_a_baseline_its_interval_overlaps(tmp_path):
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    m = results.models[0]
+    m.baselines.append(Baseline("seg_miou", "colour", 0.54, 0.49, 0.59))  # overlaps 0.55 [0.52, 0.58]
+    rows = [r for r in m.measures if r.measure == "seg_miou"]
+    for r in rows:  # the difference from every simple baseline, paired: all above 0
+        r.versus = {b.name: [r.value - b.value - 0.01, r.value - b.value + 0.01] for b in m.baselines
+                    if b.measure == "seg_miou"}
+    render_site(results, docs)
+    assert "atlas-flag" not in _eval_row((docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"),
+                                         "Cluster mIoU vs human masks")
