@@ -199,7 +199,23 @@ def test_a_measure_of_one_block_beside_other_sizes_draws_its_intervals_as_error_
     assert len(lines) == 2 and not [t for t in fig.data if t.fill == "toself"]
     for t, (v, lo, hi) in zip(lines, [(0.84, 0.62, 1.0), (0.91, 0.7, 0.99)]):
         assert t.error_y.array == pytest.approx((hi - v,)) and t.error_y.arrayminus == pytest.approx((v - lo,))
+    # side by side, not one bar over the other; the hover says the true depth
+    assert lines[0].x[0] < 1.0 < lines[1].x[0] and lines[1].x[0] - lines[0].x[0] < 0.03
+    assert all(t.customdata[0][2] == 1.0 and "customdata[2]" in t.hovertemplate for t in lines)
     several = [SimpleNamespace(**{**vars(row(0.5, 0.4, 0.6)), "block": b, "rel_depth": b / 12}) for b in (5, 11)]
     fig = layer_sweep_figure(several, "x", "m", other_sizes=[("320 px", several)], main_size="224 px")
     assert [t for t in fig.data if t.fill == "toself"] and all(t.error_y.array is None for t in fig.data
                                                               if t.mode == "lines+markers")  # the control: bands
+    assert all(t.x == pytest.approx((5 / 12, 11 / 12)) for t in fig.data if t.mode == "lines+markers")  # no dodge
+
+
+def test_coinciding_curves_stay_told_apart():
+    """The shift test's content and position lines coincide for maps that follow neither: each series
+    has its own dash and marker, so the one drawn last does not hide the other."""
+    from atlas.site.figures import curve_figure
+
+    same = [0.2, 0.2, 0.2]
+    fig = curve_figure({"id": "shift-tokens", "x": [1, 2, 3], "series": {"content": same, "position": same}}, "m")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 2 and lines[0].y == lines[1].y
+    assert lines[0].line.dash != lines[1].line.dash and lines[0].marker.symbol != lines[1].marker.symbol

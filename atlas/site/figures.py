@@ -216,6 +216,8 @@ def _label_rep(rep: str, k: int | None, several_k: bool) -> str:
 REP_COLOURS = {"tokens": "#0072B2", "keys": "#E69F00", "queries": "#009E73", "values": "#CC79A7",
                "tokens_normed": "#D55E00", "attention": "#56B4E9"}  # attention: the CLS's, from queries and keys
 #: Reference lines of the positional measures (same colour as their representation).
+#: Relative depth between series of one point drawn side by side (:func:`layer_sweep_figure`).
+SIDE_BY_SIDE = 0.012
 REFERENCE_DASH = {"content-only": "dot", "position-only": "dashdot"}
 #: Markers of the resolutions of the axis in a layer sweep (the main one first).
 SIZE_MARKERS = ("circle", "square", "diamond", "triangle-up", "x")
@@ -308,12 +310,16 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
     reps = list(dict.fromkeys(rep for rep, _, _ in series))  # the model's own order
     klist = sorted({k for _, k, _ in series}, key=lambda v: (v is None, v or 0))
     band = f"{level_percent(level)} interval"
-    for (rep, k, zi), pts in sorted(series.items(), key=lambda kv: (kv[0][2], reps.index(kv[0][0]),
-                                                                     klist.index(kv[0][1]))):
+    ordered = sorted(series.items(), key=lambda kv: (kv[0][2], reps.index(kv[0][0]), klist.index(kv[0][1])))
+    # series of one point (a last-block measure at each size) side by side, so that no error bar
+    # hides another; the hover gives the true depth
+    alone = [key for key, pts in ordered if len(pts) == 1]
+    dodge = {key: (i - (len(alone) - 1) / 2) * SIDE_BY_SIDE for i, key in enumerate(alone)}
+    for (rep, k, zi), pts in ordered:
         pts = sorted(pts, key=lambda r: (r.rel_depth, r.block))
         name = _label_rep(rep, k, several_k) + (f" · {sizes[zi]}" if other_sizes else "")
         colour = rep_colour(rep, reps)
-        xs = [round(p.rel_depth, 6) for p in pts]
+        xs = [round(p.rel_depth + dodge.get((rep, k, zi), 0.0), 6) for p in pts]
         with_band = [p for p in pts if getattr(p, "lo", None) is not None and getattr(p, "hi", None) is not None]
         # a band through one point has no width: one point's interval is an error bar (a measure of the
         # last block only, e.g. CKA or pseudo-masks, with the resolution axis's lines beside it)
@@ -325,7 +331,8 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
             go.Scatter(
                 x=xs,
                 y=[p.value for p in pts],
-                customdata=[[p.block, _interval_text(getattr(p, "lo", None), getattr(p, "hi", None))] for p in pts],
+                customdata=[[p.block, _interval_text(getattr(p, "lo", None), getattr(p, "hi", None)), p.rel_depth]
+                            for p in pts],
                 mode="lines+markers",
                 name=_t(name),
                 legendgroup=name,
@@ -333,7 +340,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                 marker={"symbol": SIZE_MARKERS[zi % len(SIZE_MARKERS)]},
                 error_y=bars,
                 hovertemplate=(
-                    f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
+                    f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{customdata[2]:.2f}}"
                     f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>"
                 ),
             )
@@ -552,8 +559,10 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
                 mode="markers" if categorical else "lines+markers",
                 name=_t(name),
                 legendgroup=_t(name),
-                line={"color": colour},
-                marker={"size": 9} if categorical else None,
+                # a dash and a marker per series: where two series coincide (the shift test's lines
+                # of maps that follow neither content nor position) both stay visible
+                line={"color": colour, "dash": DASHES[i % len(DASHES)]},
+                marker={"size": 9 if categorical else 7, "symbol": SIZE_MARKERS[i % len(SIZE_MARKERS)]},
                 hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}%{{customdata}}<extra></extra>",
             )
         )

@@ -213,8 +213,9 @@ def difference(row: Any, b: Any) -> tuple[float, float, bool]:
 
     >>> from types import SimpleNamespace as R
     >>> b = R(name="colour", value=0.50, lo=0.40, hi=0.60)
-    >>> difference(R(value=0.55, lo=0.45, hi=0.65), b)
-    (-0.15000000000000002, 0.25, False)
+    >>> lo, hi, paired = difference(R(value=0.55, lo=0.45, hi=0.65), b)  # the intervals overlap
+    >>> round(lo, 3), round(hi, 3), paired
+    (-0.15, 0.25, False)
     >>> difference(R(value=0.55, lo=0.45, hi=0.65, versus={"colour": [0.02, 0.08]}), b)
     (0.02, 0.08, True)
     """
