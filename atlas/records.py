@@ -204,9 +204,10 @@ class MeasureRow:
     the registry says which); ``seed_spread``: max - min of the value over k-means seeds (None for
     measures that do not depend on the clustering). ``reference``: "" for the model's own number;
     in ``ModelResult.references`` the name of the reference token set. ``versus``: for a number
-    with baselines (``ModelResult.baselines`` of its measure), ``{baseline name: [lo, hi]}``, the
-    interval of the number minus that baseline from the replicates both share (the same images
-    and halves, :func:`atlas.measures.uncertainty.paired_difference`); None without them.
+    with baselines (``ModelResult.baselines`` of its measure), ``{baseline name: {"value", "lo",
+    "hi", "se", "df"}}``: the number minus that baseline, from the replicates both share (the same
+    images and halves, :func:`atlas.measures.uncertainty.paired_difference`), its interval and the
+    standard error and degrees of freedom behind it; None without them.
     """
 
     block: int
@@ -219,7 +220,7 @@ class MeasureRow:
     hi: float | None = None
     seed_spread: float | None = None
     reference: str = ""
-    versus: dict[str, list[float]] | None = None
+    versus: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_honest_site import _eval_row
 
-from atlas.measures.uncertainty import Uncertainty, half_samples, jackknife, paired_difference, versus
+from atlas.measures.uncertainty import Uncertainty, half_samples, jackknife, paired_difference, quantile, versus
 from atlas.records import Baseline
 from atlas.site.honesty import baseline_flag
 from atlas.site import render_site
@@ -45,7 +45,9 @@ def test_shared_difficulty_cancels_in_the_paired_difference():
     # it is the interval of the per-image differences, computed directly
     direct = scored(shared_difficulty(0.03, seed=1)[0] - shared_difficulty(0.03, seed=1)[1], w)
     assert d.interval() == pytest.approx(direct.interval())
-    assert versus(model, {"colour": base}) == {"colour": pytest.approx([dlo, dhi])}
+    got = versus(model, {"colour": base})["colour"]
+    assert (got["lo"], got["hi"], got["value"]) == pytest.approx((dlo, dhi, d.value))
+    assert got["lo"] == pytest.approx(got["value"] - quantile(0.95, got["df"]) * got["se"])
 
 
 def test_no_difference_covers_zero_at_the_level():
@@ -84,15 +86,68 @@ def test_seeds_pair_by_position_and_add_their_variances():
     assert versus(model, {"other": other}) is None  # what cannot be paired is left out, not guessed
 
 
-@pytest.mark.parametrize("paired, kind", [(None, "not above"), ([0.01, 0.07], None), ([-0.07, -0.01], "below"),
-                                          ([-0.01, 0.05], "not above")])
+def _paired(value: float, se: float, df: int = 30) -> dict:
+    half = quantile(0.95, df) * se
+    return {"value": value, "lo": value - half, "hi": value + half, "se": se, "df": df}
+
+
+@pytest.mark.parametrize("paired, kind", [(None, "not above"), (_paired(0.04, 0.01), None),
+                                          (_paired(-0.04, 0.01), "below"), (_paired(0.02, 0.015), "not above")])
 def test_flags_read_the_paired_difference(paired, kind):
     row = Baseline("seg_miou", "", 0.55, 0.45, 0.65)  # any record with value / lo / hi
     row.versus = None if paired is None else {"colour": paired}
     flag = baseline_flag(row, [Baseline("seg_miou", "colour", 0.51, 0.41, 0.61)])
     assert (flag and flag["kind"]) == kind
     if flag and paired:
-        assert f"the paired difference is 0.040 [{paired[0]:.3f}, {paired[1]:.3f}]" in flag["title"]
+        assert f"the paired difference is {paired['value']:.3f} [{paired['lo']:.3f}" in flag["title"]
+
+
+def test_below_is_widened_for_the_number_of_baselines():
+    """A difference just under 0 at 95% is ▼ against one baseline; among five simple baselines the
+    interval ▼ reads is at 99% (Bonferroni), and it reaches 0: ≈, not ▼."""
+    close = _paired(-0.025, 0.01)  # 95% upper end -0.0046; 99% upper end +0.0025
+    row = Baseline("seg_miou", "", 0.50, 0.40, 0.60)
+    row.versus = {"colour": close}
+    one = [Baseline("seg_miou", "colour", 0.525, 0.43, 0.62)]
+    assert baseline_flag(row, one)["kind"] == "below"
+    five = one + [Baseline("seg_miou", n, 0.2, 0.1, 0.3) for n in ("chance", "constant", "position",
+                                                                   "colour + position")]
+    row.versus.update({b.name: _paired(0.3, 0.01) for b in five[1:]})
+    assert baseline_flag(row, five)["kind"] == "not above"
+    far = _paired(-0.05, 0.01)  # under 0 at 99% too
+    row.versus["colour"] = far
+    assert baseline_flag(row, five)["kind"] == "below"
+
+
+def test_seeds_undefined_on_either_side_are_left_out():
+    w = half_samples(10, 50, seed=0)
+    reps = np.random.default_rng(1).normal(0.0, 0.02, (3, 50))
+    a, b = Uncertainty(centre="mean"), Uncertainty(centre="mean")
+    for p, q, r in ((0.5, 0.3, reps[0]), (np.nan, 0.9, reps[1]), (0.7, 0.5, reps[2])):
+        a.add(p, r + p, *jackknife(w))
+        b.add(q, r * 0.5 + q, *jackknife(w))
+    d = paired_difference(a, b)
+    assert d.value == pytest.approx(0.2) and d.points == pytest.approx([0.2, 0.2])  # not 0.6 - 0.567
+    lo, hi = d.interval()
+    assert lo < d.value < hi
+
+
+def test_replicates_undefined_on_each_side_keep_the_difference_its_interval():
+    """8% undefined replicates on each side (each keeps its interval) and on different halves: 16%
+    undefined differences. The difference keeps its interval from the replicates both define."""
+    w = half_samples(12, 50, seed=0)
+    rng = np.random.default_rng(2)
+    ra, rb = rng.normal(0.6, 0.02, 50), rng.normal(0.5, 0.02, 50)
+    ra[:4], rb[4:8] = np.nan, np.nan
+    a, b = Uncertainty(), Uncertainty()
+    a.add(0.6, ra, *jackknife(w))
+    b.add(0.5, rb, *jackknife(w))
+    assert np.isfinite(a.interval()).all() and np.isfinite(b.interval()).all()
+    assert np.isfinite(paired_difference(a, b).interval()).all()
+    rb[8:12] = np.nan  # 16% on one side: that side has no interval, nor has the difference
+    b2 = Uncertainty()
+    b2.add(0.5, rb, *jackknife(w))
+    assert not np.isfinite(paired_difference(a, b2).interval()).any()
 
 
 def test_model_page_clears_a_baseline_its_interval_overlaps(tmp_path):
@@ -102,8 +157,7 @@ def test_model_page_clears_a_baseline_its_interval_overlaps(tmp_path):
     m.baselines.append(Baseline("seg_miou", "colour", 0.54, 0.49, 0.59))  # overlaps 0.55 [0.52, 0.58]
     rows = [r for r in m.measures if r.measure == "seg_miou"]
     for r in rows:  # the difference from every simple baseline, paired: all above 0
-        r.versus = {b.name: [r.value - b.value - 0.01, r.value - b.value + 0.01] for b in m.baselines
-                    if b.measure == "seg_miou"}
+        r.versus = {b.name: _paired(r.value - b.value, 0.004) for b in m.baselines if b.measure == "seg_miou"}
     render_site(results, docs)
     assert "atlas-flag" not in _eval_row((docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"),
                                          "Cluster mIoU vs human masks")

@@ -56,6 +56,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -63,8 +64,10 @@ from scipy.stats import norm, t
 
 from ..inputs.splits import frame_order
 
+log = logging.getLogger(__name__)
+
 __all__ = ["MIN_RESAMPLE_GROUPS", "half_samples", "resampling_units", "unit_half_samples", "factor",
-           "jackknife", "leave_one_out", "Uncertainty", "paired_difference", "versus"]
+           "jackknife", "leave_one_out", "Uncertainty", "quantile", "paired_difference", "versus"]
 
 #: Groups needed to resample whole groups; with fewer, contiguous blocks of frames within the groups.
 MIN_RESAMPLE_GROUPS = 10
@@ -254,17 +257,22 @@ class Uncertainty:
         of seeds: at the default 3 seeds it is estimated from 2 degrees of freedom, and the smaller
         term then under-covers where seeds vary more than images (README, Numbers and their
         company); with many seeds the interval is conservative."""
-        finite = [p for p in self.points if np.isfinite(p)]
-        if not self.variances or not np.isfinite(self.value):
+        se, df = self.spread()
+        if not np.isfinite(se):
             return float("nan"), float("nan")
-        df = min(self.dfs) if self.dfs else None
-        if df is not None and df < 2:
-            return float("nan"), float("nan")
-        var = float(np.mean(self.variances)) + (float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0)
-        quantile = norm.ppf(0.5 + self.level / 2) if df is None else t.ppf(0.5 + self.level / 2, df)
-        half = float(quantile * np.sqrt(var))
+        half = float(quantile(self.level, df) * se)
         lo, hi = self.value - half, self.value + half
         return (lo if bounds[0] is None else max(lo, bounds[0]), hi if bounds[1] is None else min(hi, bounds[1]))
+
+    def spread(self) -> tuple[float, int | None]:
+        """``(se, degrees of freedom)`` behind :meth:`interval` (``se`` NaN where it gives none; df
+        None: the normal quantile)."""
+        finite = [p for p in self.points if np.isfinite(p)]
+        df = min(self.dfs) if self.dfs else None
+        if not self.variances or not np.isfinite(self.value) or (df is not None and df < 2):
+            return float("nan"), df
+        var = float(np.mean(self.variances)) + (float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0)
+        return float(np.sqrt(var)), df
 
 
     def state(self) -> dict:
@@ -281,6 +289,15 @@ class Uncertainty:
         return u
 
 
+def quantile(level: float, df: int | None) -> float:
+    """The two-sided ``level`` quantile of Student's t at ``df`` degrees of freedom (None: normal).
+
+    >>> round(quantile(0.95, None), 3), round(quantile(0.95, 4), 3)
+    (1.96, 2.776)
+    """
+    return float(norm.ppf(0.5 + level / 2) if df is None else t.ppf(0.5 + level / 2, df))
+
+
 def paired_difference(a: Uncertainty, b: Uncertainty) -> Uncertainty:
     """``a - b`` with its interval, for two numbers scored on the same images with the same replicate
     weights (a model and a baseline of one protocol): each replicate's difference, so the variance
@@ -290,7 +307,11 @@ def paired_difference(a: Uncertainty, b: Uncertainty) -> Uncertainty:
 
     Seeds pair by position; a number of one seed (a baseline the clustering does not touch) pairs
     with every seed of the other. The variance over seeds is then that of the differences: the sum
-    of both numbers' seed variances, as the seeds of two clusterings are independent.
+    of both numbers' seed variances, as the seeds of two clusterings are independent. A seed where
+    either value is undefined is left out of the difference. Replicates undefined on one side are
+    left out of the difference's variance when each side alone keeps its interval (at most 1 in 10
+    undefined, :meth:`Uncertainty.add`): two sides at 8% each must not leave the difference without
+    one.
 
     >>> w = half_samples(6, 4, seed=0)
     >>> a, b = Uncertainty(), Uncertainty()
@@ -312,23 +333,33 @@ def paired_difference(a: Uncertainty, b: Uncertainty) -> Uncertainty:
         ra, rb = a.replicates[ia], b.replicates[ib]
         if ra is not None and rb is not None and ra.shape != rb.shape:
             raise ValueError(f"replicates of different resamplings ({ra.size} and {rb.size}) cannot be paired")
+        point = a.points[ia] - b.points[ib]
+        if not np.isfinite(point):
+            continue
         reps = None if ra is None or rb is None else ra - rb
-        d.add(a.points[ia] - b.points[ib], reps, a.factors[ia], a.given_dfs[ia])
+        if reps is not None and all(np.isfinite(r).mean() >= 0.9 for r in (ra, rb)):
+            reps = reps[np.isfinite(reps)]
+        d.add(point, reps, a.factors[ia], a.given_dfs[ia])
     return d
 
 
-def versus(u: Uncertainty, baselines: dict[str, Uncertainty]) -> dict[str, list[float | None]] | None:
-    """``{baseline: [lo, hi]}``: the interval of ``u`` minus each baseline (:func:`paired_difference`),
-    None where none has an interval. A record carries it beside the number (``MeasureRow.versus``);
-    the site's flags read it (:func:`atlas.site.honesty.baseline_flag`)."""
+def versus(u: Uncertainty, baselines: dict[str, Uncertainty]) -> dict[str, dict[str, Any]] | None:
+    """``{baseline: {"value", "lo", "hi", "se", "df"}}``: ``u`` minus each baseline
+    (:func:`paired_difference`), its interval at ``u``'s level, and the ``se`` and degrees of
+    freedom behind it (an interval at another level: ``value ± quantile(level, df) * se``, as the
+    site's flags take one for several baselines at once). None where none has an interval. A record
+    carries it beside the number (``MeasureRow.versus``); the site's flags read it
+    (:func:`atlas.site.honesty.baseline_flag`)."""
     out = {}
     for name, b in baselines.items():
         try:
-            lo, hi = paired_difference(u, b).interval()
-        except ValueError:
+            d = paired_difference(u, b)
+        except ValueError as exc:  # not one resampling: no pairing (and no guess)
+            log.warning("no paired difference from the %s baseline: %s", name, exc)
             continue
+        (lo, hi), (se, df) = d.interval(), d.spread()
         if np.isfinite(lo) and np.isfinite(hi):
-            out[name] = [float(lo), float(hi)]
+            out[name] = {"value": float(d.value), "lo": float(lo), "hi": float(hi), "se": se, "df": df}
     return out or None
 
 

@@ -11,11 +11,15 @@ The flag rule (every model-page evaluation cell and every leaderboard cell):
 * each comparison is the interval ``[lo, hi]`` of the model's number *minus* the baseline's:
   the paired difference the record carries (``MeasureRow.versus``: model and baseline are scored on
   the same images and the same replicate halves, so what the images do to both cancels), or, for
-  a record without it, the difference of the two intervals (model ``lo`` - baseline ``hi``, model
-  ``hi`` - baseline ``lo``: the old overlap rule); without intervals, the difference of the values;
-* **below a baseline** (▼): a difference lies wholly under 0: the baseline beats the model;
+  a number without it (no interval on one side), the difference of the two intervals (model
+  ``lo`` - baseline ``hi``, model ``hi`` - baseline ``lo``: the overlap rule); without intervals,
+  the difference of the values;
+* **below a baseline** (▼): a difference lies wholly under 0. A number meets up to five simple
+  baselines, so for ▼ a paired difference's interval is widened to level ``1 - (1 - level) / m``
+  for the ``m`` baselines (Bonferroni): a model equal to every baseline gets a ▼ in at most
+  ``1 - level`` of its numbers, not in ``m`` times that;
 * **not above a baseline** (≈): otherwise, a difference reaches 0 (``lo <= 0``): the model does not
-  clear that baseline;
+  clear that baseline (clearing all of them needs each one cleared: no widening);
 * unmarked: every difference is above 0.
 """
 
@@ -26,6 +30,7 @@ import re
 from typing import Any, Iterable, Sequence
 
 from ..formatting import with_interval
+from ..measures.uncertainty import quantile
 
 #: The baselines a model must clear (the ceiling is an upper reference, not a competitor).
 SIMPLE_BASELINES = ("chance", "constant", "zero motion", "colour", "position", "colour + position")
@@ -34,15 +39,16 @@ FLAG_MARKS = {"below": "▼", "not above": "≈"}
 FLAG_WORDS = {"below": "below a baseline", "not above": "not above a baseline"}
 FLAG_LEGEND = (
     ("below", "below a baseline: the interval of the model's number minus a simple baseline's (chance, "
-              "constant, zero motion, colour, position or colour + position) lies wholly under 0: the baseline "
-              "beats it"),
+              "constant, zero motion, colour, position or colour + position) lies wholly under 0, widened for "
+              "the number of baselines: the baseline beats it"),
     ("not above", "not above a baseline: the interval of the model's number minus a simple baseline's "
                   "reaches 0, so the number does not clear that baseline"),
 )
 FLAG_RULE = ("Unmarked numbers clear every simple baseline: the interval of the difference from each baseline "
-             "lies above 0. Differences are paired: model and baseline are scored on the same images and the "
-             "same resampling halves, so the images' shared difficulty cancels (hover a mark for the "
-             "difference). The ceiling does not count.")
+             "lies above 0. Where both numbers have intervals the difference is paired: model and baseline are "
+             "scored on the same images and the same resampling halves, so the images' shared difficulty "
+             "cancels (hover a mark for it); otherwise the two intervals must not overlap. The ceiling does "
+             "not count.")
 
 #: Words for the parts of a baseline variant id (atlas.measures.baselines: COLOUR_VARIANTS and
 #: COLOUR_POSITION_VARIANTS, e.g. "lab+plain").
@@ -206,32 +212,43 @@ def simple_baselines(baselines: Iterable[Any], measure: str) -> list[Any]:
     return [b for b in baselines if b.measure == measure and b.name in SIMPLE_BASELINES and _bounds(b)]
 
 
-def difference(row: Any, b: Any) -> tuple[float, float, bool]:
-    """``(lo, hi, paired)``: the interval of ``row``'s number minus baseline ``b``'s. Paired (the
-    record's ``versus``) where the row carries it for ``b``, otherwise from the two intervals
-    (which is the overlap rule: ``hi < 0`` iff the intervals are disjoint with the model under).
+def difference(row: Any, b: Any, level: float = 0.95, family: int = 1) -> dict[str, Any]:
+    """``row``'s number minus baseline ``b``'s: ``{"lo", "hi", "below_hi", "paired", "value"}``.
+
+    Paired (the record's ``versus``) where the row carries it for ``b``: its interval, and
+    ``below_hi`` the upper end at level ``1 - (1 - level) / family`` (Bonferroni over the ``family``
+    of baselines a ▼ may come from). Otherwise from the two intervals, which is the overlap rule
+    (``hi < 0`` iff the intervals are disjoint with the model under; ``below_hi`` = ``hi``).
 
     >>> from types import SimpleNamespace as R
     >>> b = R(name="colour", value=0.50, lo=0.40, hi=0.60)
-    >>> lo, hi, paired = difference(R(value=0.55, lo=0.45, hi=0.65), b)  # the intervals overlap
-    >>> round(lo, 3), round(hi, 3), paired
+    >>> d = difference(R(value=0.55, lo=0.45, hi=0.65), b)  # the intervals overlap
+    >>> round(d["lo"], 3), round(d["hi"], 3), d["paired"]
     (-0.15, 0.25, False)
-    >>> difference(R(value=0.55, lo=0.45, hi=0.65, versus={"colour": [0.02, 0.08]}), b)
-    (0.02, 0.08, True)
+    >>> paired = {"colour": {"value": 0.05, "lo": 0.02, "hi": 0.08, "se": 0.0153, "df": 30}}
+    >>> d = difference(R(value=0.55, lo=0.45, hi=0.65, versus=paired), b, family=5)
+    >>> d["lo"], d["hi"], round(d["below_hi"], 3), d["paired"]
+    (0.02, 0.08, 0.092, True)
     """
     d = (getattr(row, "versus", None) or {}).get(b.name)
-    if d and _finite(d[0]) is not None and _finite(d[1]) is not None:
-        return float(d[0]), float(d[1]), True
+    if isinstance(d, dict) and all(_finite(d.get(x)) is not None for x in ("value", "lo", "hi", "se")):
+        df = d.get("df")
+        widened = float(d["value"]) + quantile(1 - (1 - level) / max(1, family), df) * float(d["se"])
+        return {"lo": float(d["lo"]), "hi": float(d["hi"]), "below_hi": widened, "paired": True,
+                "value": float(d["value"])}
     (lo, hi), (blo, bhi) = _bounds(row), _bounds(b)
-    return lo - bhi, hi - blo, False
+    return {"lo": lo - bhi, "hi": hi - blo, "below_hi": hi - blo, "paired": False,
+            "value": float(row.value) - float(b.value)}
 
 
-def baseline_flag(row: Any, baselines: Sequence[Any], info: dict[str, dict[str, Any]] | None = None) -> dict | None:
+def baseline_flag(row: Any, baselines: Sequence[Any], info: dict[str, dict[str, Any]] | None = None,
+                  level: float = 0.95) -> dict | None:
     """The flag of a model's number against the simple baselines of its measure (module docstring),
-    or None when it clears them all (or has nothing to be compared with).
+    or None when it clears them all (or has nothing to be compared with). ``level``: the build's
+    interval level (``AtlasResults.interval_level``).
 
     Returns ``{"kind", "mark", "words", "title", "baseline"}``; ``title`` says in words which
-    baseline, its score and the difference.
+    baseline, its score and, where paired, the difference.
     """
     if row is None:
         return None
@@ -241,19 +258,18 @@ def baseline_flag(row: Any, baselines: Sequence[Any], info: dict[str, dict[str, 
     simple = simple_baselines(baselines, measure)
     if _bounds(row) is None or not simple:
         return None
-    gaps = {b.name: difference(row, b) for b in simple}
-    below = [b for b in simple if gaps[b.name][1] < 0]
+    gaps = [difference(row, b, level, family=len(simple)) for b in simple]
+    below = [i for i, g in enumerate(gaps) if g["below_hi"] < 0]
     if below:
-        kind, b = "below", min(below, key=lambda b: gaps[b.name][1])
+        kind, i = "below", min(below, key=lambda i: gaps[i]["below_hi"])
     else:
-        near = [b for b in simple if gaps[b.name][0] <= 0]
+        near = [i for i, g in enumerate(gaps) if g["lo"] <= 0]
         if not near:
             return None
-        kind, b = "not above", min(near, key=lambda b: gaps[b.name][0])
+        kind, i = "not above", min(near, key=lambda i: gaps[i]["lo"])
+    b, g = simple[i], gaps[i]
     shown = with_interval(b.value, b.lo, b.hi, digits=3)
-    lo, hi, paired = gaps[b.name]
-    gap = (f"; the paired difference is {with_interval(float(row.value) - float(b.value), lo, hi, digits=3)}"
-           if paired else "")
+    gap = f"; the paired difference is {with_interval(g['value'], g['lo'], g['hi'], digits=3)}" if g["paired"] else ""
     title = f"{FLAG_WORDS[kind]}: {baseline_label(b)} scores {shown}{gap}".replace("|", "/")  # Markdown tables
     return {"kind": kind, "mark": FLAG_MARKS[kind], "words": FLAG_WORDS[kind], "title": title,
             "baseline": b.name}

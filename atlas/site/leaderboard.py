@@ -176,7 +176,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                                                "rule": selection_rule(info, pick),
                                                "selection_value": num(pick.get("selection_value")),
                                                "minus_baselines": row.versus}
-            flag = baseline_flag(row, m.baselines, info)
+            flag = baseline_flag(row, m.baselines, info, results.interval_level)
             if row is not None:
                 chosen_json[slug][name]["flag"] = flag and flag["kind"]
             cells.append(cell(row, f"block {row.block} {row.representation}" if row else "", flag))

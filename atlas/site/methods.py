@@ -176,8 +176,12 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                                     "the same images and the same resampling halves, and for clustered numbers "
                                     "seed i of the model is paired with seed i of the baseline (a baseline with "
                                     "one seed with every seed), so the variance is that of the difference. "
-                                    "▼ when it lies under 0, ≈ when it reaches 0 (not shown to differ at the "
-                                    "interval's level, which does not show the two are equal)",
+                                    "≈ when it reaches 0 (not shown to differ at the interval's level, which "
+                                    "does not show the two are equal); ▼ when it lies under 0 at level "
+                                    "1 - (1 - level) / m for the m simple baselines of the number (Bonferroni: a "
+                                    "model equal to every baseline is marked ▼ in at most 1 - level of its "
+                                    "numbers). A number without an interval, or a baseline without one, is "
+                                    "compared by the overlap of the two intervals (or by the values)",
         "comparing models": "the leaderboards' tiers compare intervals by overlap: models are not paired "
                             "replicate by replicate. Two non-overlapping 95% intervals of independent numbers "
                             "differ at about p < 0.006, a stricter test than 5%; overlap does not show that two "

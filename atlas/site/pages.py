@@ -185,7 +185,7 @@ def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
     for n in names:
         row = chosen(m, n)
         rows.append({"title": measure_title(info, n), "value": interval_text(row),
-                     "flag": baseline_flag(row, m.baselines, info),
+                     "flag": baseline_flag(row, m.baselines, info, results.interval_level),
                      "where": f"block {row.block} {row.representation}",
                      "baselines": [_baseline_text(by.get((n, b)), labels[b] == b) for b in cols]})
     split = split_sentence(results.methods) if any(uses_split(info, n) for n in names) else ""

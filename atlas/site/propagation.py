@@ -48,7 +48,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         picked = [chosen(m, n) for n in MEASURES]
         where = picked[0] and f"block {picked[0].block} {picked[0].representation}"
         rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
-                     "cells": [cell(r, "", baseline_flag(r, m.baselines, info)) for r in picked],
+                     "cells": [cell(r, "", baseline_flag(r, m.baselines, info, results.interval_level)) for r in picked],
                      "where": where or "—",
                      "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi) or (None, None, None)})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))

@@ -116,7 +116,7 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
             values[name] = num(r.value) if r is not None else None
             intervals[name] = [num(r.lo), num(r.hi)] if r is not None else [None, None]
             differences[name] = r.versus if r is not None else None
-            flag = baseline_flag(r, m.baselines, info)  # as on the model pages and the leaderboard
+            flag = baseline_flag(r, m.baselines, info, results.interval_level)  # as on the model pages and the leaderboard
             flags[name] = flag and flag["kind"]
         summary.append({"model": m.card.slug, "label": labels[m.card.slug], "params": m.card.params,
                         "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values,
@@ -135,7 +135,7 @@ def summary_flag(results: AtlasResults, model: str, name: str, value: Any, inter
         return None
     lo, hi = (list(interval or []) + [None, None])[:2]
     row = SimpleNamespace(measure=name, value=value, lo=lo, hi=hi, versus=versus)
-    return baseline_flag(row, m.baselines, results.measure_info)
+    return baseline_flag(row, m.baselines, results.measure_info, results.interval_level)
 
 
 def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_slug: str,
