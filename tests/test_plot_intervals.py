@@ -219,3 +219,4 @@ def test_coinciding_curves_stay_told_apart():
     lines = [t for t in fig.data if t.mode == "lines+markers"]
     assert len(lines) == 2 and lines[0].y == lines[1].y
     assert lines[0].line.dash != lines[1].line.dash and lines[0].marker.symbol != lines[1].marker.symbol
+    assert lines[0].line.width > lines[1].line.width  # the one drawn first shows around the one over it

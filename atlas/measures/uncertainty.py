@@ -274,7 +274,6 @@ class Uncertainty:
         var = float(np.mean(self.variances)) + (float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0)
         return float(np.sqrt(var)), df
 
-
     def state(self) -> dict:
         """JSON-able state (the shared baseline store keeps baselines' uncertainties with them):
         :meth:`from_state` gives an equal object."""

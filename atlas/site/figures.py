@@ -559,9 +559,9 @@ def curve_figure(payload: dict[str, Any], model_label: str, baselines: Sequence[
                 mode="markers" if categorical else "lines+markers",
                 name=_t(name),
                 legendgroup=_t(name),
-                # a dash and a marker per series: where two series coincide (the shift test's lines
-                # of maps that follow neither content nor position) both stay visible
-                line={"color": colour, "dash": DASHES[i % len(DASHES)]},
+                # a dash, a marker and a narrower line per series: where two series coincide (the
+                # shift test's lines of maps that follow neither content nor position) both stay visible
+                line={"color": colour, "dash": DASHES[i % len(DASHES)], "width": max(1.2, 3.0 - 0.6 * i)},
                 marker={"size": 9 if categorical else 7, "symbol": SIZE_MARKERS[i % len(SIZE_MARKERS)]},
                 hovertemplate=f"<b>{_t(name)}</b><br>%{{x}}: %{{y:.4g}}%{{customdata}}<extra></extra>",
             )
@@ -862,7 +862,7 @@ def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix:
                 mode="lines+markers",
                 name=_t(name),
                 legendgroup=name,
-                line={"color": colour, "dash": DASHES[i % len(DASHES)]},
+                line={"color": colour, "dash": DASHES[i % len(DASHES)], "width": max(1.2, 3.0 - 0.6 * i)},
                 hovertemplate=(
                     f"<b>%{{customdata[0]}}</b><br>%{{customdata[1]}} parameters"
                     f"<br>block %{{customdata[2]}} (rel. depth %{{customdata[3]:.2f}}, matched to {target:.2f})"
