@@ -113,7 +113,8 @@ def test_below_is_widened_for_the_number_of_baselines():
     five = one + [Baseline("seg_miou", n, 0.2, 0.1, 0.3) for n in ("chance", "constant", "position",
                                                                    "colour + position")]
     row.versus.update({b.name: _paired(0.3, 0.01) for b in five[1:]})
-    assert baseline_flag(row, five)["kind"] == "not above"
+    flag = baseline_flag(row, five)
+    assert flag["kind"] == "not above" and "under 0 but not at the 99% level that ▼ reads for 5 baselines" in flag["title"]
     far = _paired(-0.05, 0.01)  # under 0 at 99% too
     row.versus["colour"] = far
     assert baseline_flag(row, five)["kind"] == "below"

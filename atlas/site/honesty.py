@@ -29,7 +29,7 @@ import math
 import re
 from typing import Any, Iterable, Sequence
 
-from ..formatting import with_interval
+from ..formatting import level_percent, with_interval
 from ..measures.uncertainty import quantile
 
 #: The baselines a model must clear (the ceiling is an upper reference, not a competitor).
@@ -270,6 +270,9 @@ def baseline_flag(row: Any, baselines: Sequence[Any], info: dict[str, dict[str, 
     b, g = simple[i], gaps[i]
     shown = with_interval(b.value, b.lo, b.hi, digits=3)
     gap = f"; the paired difference is {with_interval(g['value'], g['lo'], g['hi'], digits=3)}" if g["paired"] else ""
+    if g["paired"] and kind == "not above" and g["hi"] < 0:  # under 0, but not at the level ▼ reads
+        gap += (f", under 0 but not at the {level_percent(1 - (1 - level) / len(simple))} level that ▼ reads "
+                f"for {len(simple)} baselines")
     title = f"{FLAG_WORDS[kind]}: {baseline_label(b)} scores {shown}{gap}".replace("|", "/")  # Markdown tables
     return {"kind": kind, "mark": FLAG_MARKS[kind], "words": FLAG_WORDS[kind], "title": title,
             "baseline": b.name}
