@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from test_honest_site import _eval_row
 
-from atlas.measures.uncertainty import Uncertainty, half_samples, jackknife, paired_difference, quantile, versus
+from atlas.measures.uncertainty import (Uncertainty, half_samples, jackknife, paired_difference, quantile,
+                                        resampling_id, versus)
 from atlas.records import Baseline
 from atlas.site.honesty import baseline_flag
 from atlas.site import render_site
@@ -84,6 +85,25 @@ def test_seeds_pair_by_position_and_add_their_variances():
     with pytest.raises(ValueError, match="different resamplings"):
         paired_difference(other, base)
     assert versus(model, {"other": other}) is None  # what cannot be paired is left out, not guessed
+
+
+def test_replicates_of_other_weights_are_not_paired(caplog):
+    """As many replicates, but of other halves (another seed of the weights): refused, with a log
+    line, where the records name their weights (:func:`resampling_id`)."""
+    w, other = half_samples(12, 40, seed=0), half_samples(12, 40, seed=1)
+    reps = np.random.default_rng(0).normal(0.5, 0.02, 40)
+    a, b = Uncertainty(), Uncertainty()
+    a.add(0.5, reps, *jackknife(w), resampling_id(w))
+    b.add(0.4, reps - 0.1, *jackknife(other), resampling_id(other))
+    with pytest.raises(ValueError, match="different resamplings"):
+        paired_difference(a, b)
+    with caplog.at_level("WARNING", logger="atlas.measures.uncertainty"):
+        assert versus(a, {"colour": b}) is None
+    assert "no paired difference from the colour baseline" in caplog.text
+    same = Uncertainty()
+    same.add(0.4, reps - 0.1, *jackknife(w), resampling_id(w))
+    assert paired_difference(a, same).interval() == pytest.approx((0.1, 0.1))
+    assert Uncertainty.from_state(same.state()).resamplings == [resampling_id(w)]
 
 
 def _paired(value: float, se: float, df: int = 30) -> dict:

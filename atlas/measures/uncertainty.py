@@ -56,6 +56,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -67,7 +68,7 @@ from ..inputs.splits import frame_order
 log = logging.getLogger(__name__)
 
 __all__ = ["MIN_RESAMPLE_GROUPS", "half_samples", "resampling_units", "unit_half_samples", "factor",
-           "jackknife", "leave_one_out", "Uncertainty", "quantile", "paired_difference", "versus"]
+           "jackknife", "leave_one_out", "Uncertainty", "resampling_id", "quantile", "paired_difference", "versus"]
 
 #: Groups needed to resample whole groups; with fewer, contiguous blocks of frames within the groups.
 MIN_RESAMPLE_GROUPS = 10
@@ -202,18 +203,22 @@ class Uncertainty:
         self.replicates: list[np.ndarray | None] = []
         self.factors: list[float] = []
         self.given_dfs: list[int | None] = []
+        self.resamplings: list[str | None] = []
 
     def add(self, point: float, replicates: np.ndarray | None = None, r_over_d: float = 1.0,
-            df: int | None = None) -> None:
+            df: int | None = None, resampling: str | None = None) -> None:
         """One seed's value and (optionally) its delete-d jackknife replicates with ``r / d`` and the
         degrees of freedom of their variance (:func:`jackknife`; None: a normal quantile). A seed
         whose replicates are undefined in more than 1 in 10 gives no variance: the defined ones
-        would be a selected part of the halves."""
+        would be a selected part of the halves. ``resampling``: :func:`resampling_id` of the
+        weights, for numbers that are paired with others (:func:`paired_difference` refuses
+        replicates of two resamplings)."""
         self.points.append(float(point))
         theta = None if replicates is None else np.asarray(replicates, dtype=np.float64).ravel()
         self.replicates.append(theta)
         self.factors.append(float(r_over_d))
         self.given_dfs.append(None if df is None else int(df))
+        self.resamplings.append(resampling)
         if theta is not None:
             finite = theta[np.isfinite(theta)]
             if len(finite) >= 2 and len(finite) >= 0.9 * len(theta):
@@ -278,14 +283,30 @@ class Uncertainty:
         """JSON-able state (the shared baseline store keeps baselines' uncertainties with them):
         :meth:`from_state` gives an equal object."""
         return {"level": self.level, "centre": self.centre, "points": self.points, "factors": self.factors,
-                "dfs": self.given_dfs, "replicates": [None if r is None else r.tolist() for r in self.replicates]}
+                "dfs": self.given_dfs, "resamplings": self.resamplings,
+                "replicates": [None if r is None else r.tolist() for r in self.replicates]}
 
     @classmethod
     def from_state(cls, state: dict) -> "Uncertainty":
         u = cls(state["level"], state["centre"])
-        for point, reps, f, df in zip(state["points"], state["replicates"], state["factors"], state["dfs"]):
-            u.add(point, None if reps is None else np.asarray(reps, dtype=np.float64), f, df)
+        for point, reps, f, df, rs in zip(state["points"], state["replicates"], state["factors"], state["dfs"],
+                                          state["resamplings"]):
+            u.add(point, None if reps is None else np.asarray(reps, dtype=np.float64), f, df, rs)
         return u
+
+
+def resampling_id(weights: np.ndarray | None) -> str | None:
+    """A short digest of replicate weights (None without): two numbers' replicates pair up only
+    under the same weights.
+
+    >>> resampling_id(half_samples(6, 4, 0)) == resampling_id(half_samples(6, 4, 0)) != resampling_id(half_samples(6, 4, 1))
+    True
+    """
+    if weights is None:
+        return None
+    w = np.asarray(weights)
+    bits = np.packbits(w != 0)  # 0/1 weights: one bit each
+    return hashlib.blake2b(repr(w.shape).encode() + bits.tobytes(), digest_size=8).hexdigest()
 
 
 def quantile(level: float, df: int | None) -> float:
@@ -330,15 +351,17 @@ def paired_difference(a: Uncertainty, b: Uncertainty) -> Uncertainty:
     for i in range(n):
         ia, ib = i % na, i % nb
         ra, rb = a.replicates[ia], b.replicates[ib]
-        if ra is not None and rb is not None and ra.shape != rb.shape:
-            raise ValueError(f"replicates of different resamplings ({ra.size} and {rb.size}) cannot be paired")
+        ids = (a.resamplings[ia], b.resamplings[ib])
+        if ra is not None and rb is not None and (ra.shape != rb.shape or (None not in ids and ids[0] != ids[1])):
+            raise ValueError(f"replicates of different resamplings ({ra.size} and {rb.size} replicates, weights "
+                             f"{ids[0]} and {ids[1]}) cannot be paired")
         point = a.points[ia] - b.points[ib]
         if not np.isfinite(point):
             continue
         reps = None if ra is None or rb is None else ra - rb
         if reps is not None and all(np.isfinite(r).mean() >= 0.9 for r in (ra, rb)):
             reps = reps[np.isfinite(reps)]
-        d.add(point, reps, a.factors[ia], a.given_dfs[ia])
+        d.add(point, reps, a.factors[ia], a.given_dfs[ia], ids[0])
     return d
 
 

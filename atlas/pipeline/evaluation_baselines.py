@@ -27,7 +27,7 @@ from ..measures.baselines import (COLOUR_VARIANTS, colour_position_variants, pat
                                   position_features, random_labels, zscore)
 from ..measures.registry import REGISTRY
 from ..measures.segmentation import evaluate_label_maps, score_images
-from ..measures.uncertainty import Uncertainty, jackknife, row_fields
+from ..measures.uncertainty import Uncertainty, jackknife, resampling_id, row_fields
 from ..records import Baseline
 from .model_run import kmeans_settings
 
@@ -131,7 +131,7 @@ def evaluation_baselines(protocol, loaded, images, masks, plabels, w_test, w_que
         ev = evaluate_label_maps(labels, masks, n_cls, n_cls, ds.ignore_index, counts=protocol.counts_at(masks, labels))
         test = score_images(ev["per_image"], "hungarian", protocol.test, w_test, ev["unassigned"])
         u = Uncertainty(cfg.uncertainty.level)
-        u.add(test["miou"], test.get("replicates", {}).get("miou"), *jackknife(w_test))
+        u.add(test["miou"], test.get("replicates", {}).get("miou"), *jackknife(w_test), resampling_id(w_test))
         add("pseudomask_miou", name, u)
 
     variants = protocol.variant_images(loaded.policy, masks) if ds.foreground else {"full": []}

@@ -45,8 +45,8 @@ from ..measures.registry import REGISTRY
 from ..measures.segmentation import MaskCounts, evaluate_label_maps, mask_counts, score_images
 from ..measures.similarity import debiased_linear_cka_replicates, make_variants, similarity_matrix
 from ..measures.tensors import to_numpy
-from ..measures.uncertainty import (Uncertainty, jackknife, resampling_units, row_fields, unit_half_samples,
-                                    versus)
+from ..measures.uncertainty import (Uncertainty, jackknife, resampling_id, resampling_units, row_fields,
+                                    unit_half_samples, versus)
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_baselines import evaluation_baselines
@@ -217,7 +217,7 @@ class EvaluationRun:
         """A number no k-means seed changes (k-NN, CKA, pseudo-masks): its value and its replicates
         under the replicate ``weights`` (None: no interval)."""
         u = self._uncertainty()
-        u.add(value, replicates, *jackknife(weights))
+        u.add(value, replicates, *jackknife(weights), resampling_id(weights))
         return u
 
     @property
@@ -330,7 +330,8 @@ class EvaluationRun:
                 ev = evaluate_label_maps(labels, masks, k, n_cls, ignore, counts=self.counts_at(masks, labels))
                 test = score_images(ev["per_image"], rule, self.test, w_test, ev["unassigned"])
                 for n, key in zip(names, keys):
-                    unc[n].add(test[key], test.get("replicates", {}).get(key), *jackknife(w_test))
+                    unc[n].add(test[key], test.get("replicates", {}).get(key), *jackknife(w_test),
+                               resampling_id(w_test))
                 if j == 0:
                     sel = score_images(ev["per_image"], rule, self.split.folds["selection"], None, ev["unassigned"])
                     selection = {n: sel[key] for n, key in zip(names, keys)}

@@ -42,7 +42,7 @@ from ..inputs.videos import IGNORE, VideoDataset, load_videos
 from ..measures.baselines import patch_colours, patch_majority, position_features, zscore
 from ..measures.propagation import object_scores, propagate_labels
 from ..measures.registry import REGISTRY
-from ..measures.uncertainty import Uncertainty, jackknife, row_fields, unit_half_samples, versus
+from ..measures.uncertainty import Uncertainty, jackknife, resampling_id, row_fields, unit_half_samples, versus
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
 from .evaluation_run import Scored
@@ -246,7 +246,8 @@ class PropagationRun:
         out = {}
         for name, key in MEASURES.items():
             u = Uncertainty(self.cfg.uncertainty.level, centre="mean")
-            u.add(test[key], None if reps is None else np.array([r[key] for r in reps]), *jackknife(self.weights))
+            u.add(test[key], None if reps is None else np.array([r[key] for r in reps]), *jackknife(self.weights),
+                  resampling_id(self.weights))
             out[name] = u
         return out, pooled(self.selection)["j_and_f"], [float((j.mean() + f.mean()) / 2) for j, f in per_seq]
 
