@@ -1,4 +1,4 @@
-"""DatUS²-style pseudo-masks on planted piecewise-constant keys, with known scores."""
+"""DatUS²-inspired pseudo-masks on planted piecewise-constant keys, with known scores."""
 
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ blank-input probe), :mod:`.locality` (positional effect and locality beyond posi
 :mod:`.summary` computes all of those that need one (block, representation) at once.
 Against human masks: :mod:`.segmentation` (STEGO-matched mIoU), :mod:`.knn` (k-NN patch probe,
 high-variance channel removal), :mod:`.similarity` (CKA / SVCCA under masking),
-:mod:`.pseudomasks` (DatUS²-style pseudo-masks), :mod:`.propagation` (video label propagation,
-DAVIS J and F; not yet wired into the build).
+:mod:`.pseudomasks` (DatUS²-inspired pseudo-masks), :mod:`.propagation` (video label propagation,
+DAVIS J and F).
 Every stored number is described once in :mod:`.registry`.
 """

@@ -1,4 +1,12 @@
-"""DatUS²-style pseudo-masks (Kumar et al. 2024): per-image segments -> dataset pseudo-classes.
+"""DatUS²-inspired pseudo-masks (Kumar et al. 2024): per-image segments -> dataset pseudo-classes.
+
+The outline is DatUS²'s (segments from the last block's key affinity, then k-means over the segments
+of the whole dataset); the steps are simpler, and the Methods page lists each difference from the
+authors' code (github.com/SonalKumar95/DatUS): Louvain on a 0/1 graph of positive key dot products
+there, spectral clustering of a kNN cosine graph here; 8- vs 4-connected components, > 5 vs >= 3
+patches; the CLS token of the re-encoded segment crop there, pooled patch tokens here (no second
+forward pass); PCA before k-means there; unassigned pixels left out of the score there, counted as
+wrong here (coverage reported). Scores are not comparable with the paper's.
 
 Definitions (quoted on the Methods page):
 

@@ -282,14 +282,14 @@ REGISTRY: dict[str, Measure] = {
         "human masks", knn_probe, 10, "evaluation", "quality", (0.0, 1.0), leaderboard=3, summary=6,
     ),
     "pseudomask_miou": Measure(
-        "DatUS²-style pseudo-mask mIoU (all pixels)",
+        "DatUS²-inspired pseudo-mask mIoU (all pixels)",
         "Per image, spectral grouping of the last block's key affinity into segments; k-means over the "
         "segments' mean tokens; Hungarian-matched mIoU over all pixels (unassigned pixels count as wrong).",
         "mIoU of Hungarian-matched segment clusters, unassigned pixels counted as errors",
         "human masks", score_pseudo_masks, "miou", "evaluation", "quality", (0.0, 1.0), leaderboard=5,
     ),
     "pseudomask_coverage": Measure(
-        "DatUS²-style pseudo-mask coverage",
+        "DatUS²-inspired pseudo-mask coverage",
         "Share of labelled pixels that the pseudo-masks assign to a segment.",
         "assigned labelled pixels / labelled pixels",
         "human masks", score_pseudo_masks, "coverage", "evaluation", "none", (0.0, 1.0),

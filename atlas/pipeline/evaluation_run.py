@@ -22,7 +22,7 @@ Per model:
   with z-scoring and PCA-whitening controls.
 * Representation similarity under masking: CLS (or mean-pooled) embeddings of full / foreground
   only / background only / centre-occluded / random-occluded images; linear CKA, debiased CKA, SVCCA.
-* DatUS²-style pseudo-masks from the last block's key affinity, scored over all pixels.
+* DatUS²-inspired pseudo-masks from the last block's key affinity, scored over all pixels.
 """
 
 from __future__ import annotations
@@ -397,7 +397,7 @@ class EvaluationRun:
         figures["curves"].append(payloads.removal_curve(curve, 10, b, intervals))
 
     def pseudo_mask_scores(self, keys, tokens, masks, w_test) -> dict[str, Uncertainty]:
-        """DatUS²-style pseudo-mask mIoU and coverage on the test images (empty when too few segments)."""
+        """DatUS²-inspired pseudo-mask mIoU and coverage on the test images (empty when too few segments)."""
         n_cls, ignore, seed = self.dataset.n_classes, self.dataset.ignore_index, self.cfg.atlas.seed
         pm = pseudo_masks(keys, n_cls, features=tokens, seed=seed)  # ValueError: too few segments for K
         ev = score_pseudo_masks(pm.labels, masks, n_cls, n_cls, ignore, counts=self.counts_at(masks, pm.labels))
