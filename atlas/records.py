@@ -283,7 +283,8 @@ class ModelResult:
     # evaluation baselines of this model's grid
     baselines: list[Baseline] = field(default_factory=list)
     # leaderboard choices: {measure: {"block", "representation", "k", "selection_value", "selected_by" (the
-    # measure maximised), "selection_images"}} or {..., "fixed_by_method": True}; the site words the rule
+    # measure maximised), "selection_images"}} or {..., "fixed_by_method": True}; the site words the rule.
+    # "uncertainty": the chosen number's Uncertainty.state() (its replicates), for paired model comparisons
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     # how the features went through the analyses (atlas.features.stream): {"passes", "pairs",
     # "feature_bytes", "budget_bytes" (None: no limit), "on_demand", "cache"}

@@ -16,6 +16,7 @@ from atlas.inputs.geometry import ResizePolicy
 from atlas.inputs.splits import grouped_split
 from atlas.measures.baselines import patch_majority, position_features
 from atlas.measures.knn import knn_probe
+from atlas.measures.uncertainty import Uncertainty
 from atlas.pipeline import BuildError
 from atlas.pipeline.evaluation_run import EvaluationRun
 from atlas.pipeline.model_run import kmeans_settings
@@ -142,6 +143,10 @@ def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
     assert selected["seg_miou"]["representation"] == "tokens" and selected["seg_miou"]["selected_by"] == "seg_miou"
     assert selected["seg_miou"]["selection_images"] > 0
     assert selected["seg_pixel_accuracy"]["block"] == selected["seg_miou"]["block"]  # one choice for both
+    for name in ("seg_miou", "knn_miou_k10"):  # the chosen number keeps its replicates (paired ranks)
+        kept = Uncertainty.from_state(selected[name]["uncertainty"])
+        assert kept.value == rows[name].value and kept.interval((0.0, 1.0)) == (rows[name].lo, rows[name].hi)
+    assert len(selected["seg_miou"]["uncertainty"]["points"]) == protocol.cfg.uncertainty.seeds == 2
     names = {b.name for b in baselines.values()}
     assert names == {"chance", "constant", "colour", "position", "colour + position", "ceiling"}
 

@@ -226,11 +226,11 @@ def test_meta_description_carries_the_random_init_label(tmp_path):
     assert description("models/dino-vit-s16.md") == ""  # a pretrained model keeps the site's
 
 
-# ---- ranks in tiers: intervals that overlap are not told apart (the guide's "How to read")
+# ---- ranks in tiers: without replicates to pair, intervals that overlap are not told apart (the guide's "How to read")
 
 OVERLAPPING = [(0.410, 0.310, 0.510), (0.400, 0.300, 0.500), (0.390, 0.290, 0.490)]
 TWO_TIERS = [(0.41, 0.40, 0.42), (0.30, 0.29, 0.31), (0.299, 0.28, 0.30)]
-RANK_SENTENCE = "rows whose intervals overlap the interval of their tier's first row share its rank"
+RANK_SENTENCE = "a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two apart"
 
 
 def test_rank_tiers_share_overlapping_intervals():

@@ -171,6 +171,31 @@ def test_replicates_undefined_on_each_side_keep_the_difference_its_interval():
     assert not np.isfinite(paired_difference(a, b2).interval()).any()
 
 
+def test_leaderboard_tiers_read_the_paired_difference():
+    """Two models on the same images, one a little better on every image: the intervals overlap (one
+    tier by overlap), the paired difference does not reach 0 (two tiers). Control: no difference,
+    one tier; replicates of other weights: the overlap rule."""
+    from atlas.site.leaderboard import rank_tiers, tier_gaps
+
+    w = half_samples(24, 200, seed=0)
+    better, worse = (scored(x, w) for x in shared_difficulty(0.03, seed=1))
+    rows = [(u.value, *u.interval()) for u in (better, worse)]
+    assert rows[1][2] > rows[0][1]  # the intervals overlap
+    assert rank_tiers(rows) == [(1, True), (1, True)]
+    tiers = rank_tiers(rows, [better, worse])
+    assert tiers == [(1, False), (2, False)]
+    (gap,) = [g for g in tier_gaps(tiers, [better, worse]) if g]
+    assert gap[0] == 0 and 0 < gap[1]["lo"] < 0.03 < gap[1]["hi"]  # the better one minus this one
+    same = [scored(x, w) for x in shared_difficulty(0.0, seed=1)]
+    assert np.prod(paired_difference(*same).interval()) <= 0  # this draw's difference covers 0
+    assert rank_tiers([(u.value, *u.interval()) for u in same], same) == [(1, True), (1, True)]
+    other = Uncertainty(0.95, centre="mean")
+    x = shared_difficulty(0.03, seed=1)[1]
+    other.add(float(x.mean()), half_samples(24, 200, seed=9) @ x / 12, *jackknife(w), "other weights")
+    better.resamplings = ["these weights"]
+    assert rank_tiers(rows, [better, other]) == [(1, True), (1, True)]  # not paired: the intervals overlap
+
+
 def test_model_page_clears_a_baseline_its_interval_overlaps(tmp_path):
     docs = tmp_path / "site_src"
     results = make_synthetic_results(docs, comparisons=False)

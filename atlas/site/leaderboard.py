@@ -14,6 +14,7 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..formatting import fixed, level_percent, with_interval
+from ..measures.uncertainty import Uncertainty, paired_difference
 from ..records import AtlasResults, MeasureRow, ModelResult
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
@@ -29,8 +30,10 @@ from .wording import measure_title
 LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
                      "chance, colour, position and the ceiling.")
 #: The legend's sentence on the Rank column (:func:`rank_tiers`).
-RANK_WORDS = ("rows whose intervals overlap the interval of their tier's first row share its rank (\"2=\"), "
-              "since this atlas does not tell such numbers apart.")
+RANK_WORDS = ("a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two "
+              "apart: the interval of their paired difference (the same test images and halves) reaches 0, or, "
+              "where the two cannot be paired, their intervals overlap. Under each rank: this model minus the "
+              "model it was compared with (its tier's first row, or the previous tier's), paired, with its interval.")
 BASELINE_ORDER = ("chance", "constant", "zero motion", "colour", "position", "colour + position", "ceiling")
 
 
@@ -103,13 +106,33 @@ def chosen(m: ModelResult, name: str) -> MeasureRow | None:
                  and r.representation == pick["representation"] and (pick.get("k") is None or r.k == pick["k"])), None)
 
 
-def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]]
-               ) -> list[tuple[int, bool] | None]:
+def paired_gap(a: Uncertainty | None, b: Uncertainty | None) -> dict[str, float] | None:
+    """``a - b`` from the replicates both numbers share (:func:`paired_difference`): ``{"value",
+    "lo", "hi"}`` at their interval level, or None where they cannot be paired (one without
+    replicates, another resampling, no finite interval)."""
+    if a is None or b is None:
+        return None
+    try:
+        d = paired_difference(a, b)
+    except ValueError:  # not one resampling: no pairing
+        return None
+    lo, hi = d.interval()
+    if not (math.isfinite(d.value) and math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return {"value": float(d.value), "lo": float(lo), "hi": float(hi)}
+
+
+def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
+               uncertainties: Sequence[Uncertainty | None] | None = None) -> list[tuple[int, bool] | None]:
     """Ranks as tiers, for ``(value, lo, hi)`` rows already sorted best first: ``(tier, shared)`` per
-    row, None for a row without a value. A row whose interval overlaps the interval of its tier's
-    first row joins that tier (the atlas does not tell such numbers apart); any other row starts the
-    next tier. A row without an interval starts a tier of its own and nothing joins it. ``shared``:
-    the tier holds more than one row.
+    row, None for a row without a value. A row joins the tier of the tier's first row when the atlas
+    does not tell the two apart; any other row starts the next tier. ``shared``: the tier holds more
+    than one row.
+
+    Told apart: where both rows have ``uncertainties`` that pair (the same images and halves,
+    :func:`paired_gap`), when the interval of their paired difference lies above 0; otherwise when
+    their intervals do not overlap. A row without an interval starts a tier of its own and nothing
+    joins it.
 
     >>> rank_tiers([(0.41, 0.31, 0.51), (0.40, 0.30, 0.50), (0.39, 0.29, 0.49)])
     [(1, True), (1, True), (1, True)]
@@ -120,24 +143,74 @@ def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]]
     def number(x: float | None) -> bool:
         return x is not None and math.isfinite(float(x))
 
+    uncertainties = list(uncertainties) if uncertainties is not None else [None] * len(rows)
     tiers: list[int | None] = []
-    tier, first = 0, None  # the current tier and its first row's interval (None: no interval)
-    for value, lo, hi in rows:
+    tier, first = 0, None  # the current tier and its first row's index (None: it has no interval)
+    for i, (value, lo, hi) in enumerate(rows):
         if not number(value):
             tiers.append(None)
             continue
         interval = (float(lo), float(hi)) if number(lo) and number(hi) else None
-        if not (tier and first and interval and interval[0] <= first[1] and first[0] <= interval[1]):
-            tier, first = tier + 1, interval
+        joins = False
+        if tier and first is not None and interval is not None:
+            gap = paired_gap(uncertainties[first], uncertainties[i])
+            if gap is not None:
+                joins = gap["lo"] <= 0.0
+            else:
+                f_lo, f_hi = float(rows[first][1]), float(rows[first][2])
+                joins = interval[0] <= f_hi and f_lo <= interval[1]
+        if not joins:
+            tier, first = tier + 1, (i if interval is not None else None)
         tiers.append(tier)
     return [None if t is None else (t, tiers.count(t) > 1) for t in tiers]
 
 
-def rank_cell(tier: tuple[int, bool] | None) -> dict[str, Any]:
-    """The Rank column's cell of a :func:`rank_tiers` entry: ``2=`` for a shared tier, "—" without one."""
+def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[Uncertainty | None]
+              ) -> list[tuple[int, dict[str, float]] | None]:
+    """What placed each ranked row (:func:`rank_tiers`): ``(index of the row it was compared with,
+    paired difference that row minus this one)``. A row of a shared tier is compared with its tier's
+    first row, a tier's first row with the previous tier's first; None for the top row and where
+    the two do not pair (their intervals were compared instead)."""
+    firsts: dict[int, int] = {}
+    for i, t in enumerate(tiers):
+        if t is not None:
+            firsts.setdefault(t[0], i)
+    out: list[tuple[int, dict[str, float]] | None] = []
+    for i, t in enumerate(tiers):
+        j = None if t is None else firsts[t[0]] if firsts[t[0]] != i else firsts.get(t[0] - 1)
+        gap = None if j is None else paired_gap(uncertainties[j], uncertainties[i])
+        out.append(None if gap is None else (j, gap))
+    return out
+
+
+def rank_cell(tier: tuple[int, bool] | None, gap: tuple[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The Rank column's cell of a :func:`rank_tiers` entry: ``2=`` for a shared tier, "—" without one;
+    ``gap``: ``(label, paired difference that model minus this one)`` (:func:`tier_gaps`), shown as
+    this one minus that model under the rank.
+
+    >>> rank_cell((2, True), ("DINO S/16", {"value": 0.012, "lo": -0.004, "hi": 0.028}))["where"]
+    '−0.012 [−0.028, 0.004] vs DINO S/16'
+    """
     if tier is None:
         return {"text": "—", "ci": "", "where": "", "value": None}
-    return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": "", "where": "", "value": str(tier[0])}
+    where = ""
+    if gap is not None:
+        label, d = gap  # that model minus this one, shown as this one minus that
+        where = f"{signed(-d['value'])} [{signed(-d['hi'], plus='')}, {signed(-d['lo'], plus='')}] vs {label}"
+    return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": "", "where": where, "value": str(tier[0])}
+
+
+def signed(x: float, plus: str = "+") -> str:
+    """``+0.012`` / ``−0.012`` (a true minus sign; ``plus`` before positives)."""
+    text = fixed(x, 3)
+    return text.replace("-", "−") if text.startswith("-") else plus + text
+
+
+def chosen_uncertainty(m: ModelResult, name: str) -> Uncertainty | None:
+    """The uncertainty the build kept for the model's chosen number of ``name`` (its replicates,
+    for paired comparisons between models), or None where the record holds none."""
+    state = (m.selected.get(name) or {}).get("uncertainty")
+    return Uncertainty.from_state(state) if state else None
 
 
 def interval_text(row: Any) -> str:
@@ -161,12 +234,13 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     info = results.measure_info
     names = leaderboard_measures(results)
     stem = posixpath.splitext(page)[0]
-    rows, csv_rows, chosen_json, ranked = [], [], {}, {}
+    rows, csv_rows, chosen_json, ranked, kept = [], [], {}, {}, {}
     for m in results.models:
         slug = m.card.slug
         cells, chosen_json[slug] = [], {}
         first = chosen(m, names[0])
         ranked[slug] = (first.value, first.lo, first.hi) if first is not None else (None, None, None)
+        kept[slug] = chosen_uncertainty(m, names[0]) if first is not None else None
         for name in names:
             row = chosen(m, name)
             pick = m.selected.get(name, {})
@@ -189,11 +263,18 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                      "family": m.card.family, "training": m.card.training, "params": m.card.params,
                      "params_text": f"{m.card.params / 1e6:.1f} M", "cells": cells})
     # Ranked by the first measure, best first (models without it last, in atlas order), in tiers of
-    # overlapping intervals (:func:`rank_tiers`).
+    # numbers the atlas does not tell apart (:func:`rank_tiers`).
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
-    tiers = dict(zip((r["slug"] for r in rows), rank_tiers([ranked[r["slug"]] for r in rows])))
-    for r in rows:
-        r["rank"] = rank_cell(tiers[r["slug"]])
+    order = [r["slug"] for r in rows]
+    ordered_tiers = rank_tiers([ranked[s] for s in order], [kept[s] for s in order])
+    gaps = tier_gaps(ordered_tiers, [kept[s] for s in order])
+    tiers = dict(zip(order, ordered_tiers))
+    for r, gap in zip(rows, gaps):
+        r["rank"] = rank_cell(tiers[r["slug"]], gap and (labels[order[gap[0]]], gap[1]))
+        if gap is not None:
+            d = gap[1]  # that model minus this one; the JSON, as the page, gives this one minus that
+            chosen_json[r["slug"]][names[0]]["minus_compared"] = {"model": order[gap[0]], "value": -d["value"],
+                                                                   "lo": -d["hi"], "hi": -d["lo"]}
     for line in csv_rows:  # the tier number on each model's row of the ranked measure
         if line[5] == names[0] and tiers.get(line[0]):
             line[-1] = tiers[line[0]][0]

@@ -182,11 +182,17 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                                     "model equal to every baseline is marked ▼ in at most 1 - level of its "
                                     "numbers). A number without an interval, or a baseline without one, is "
                                     "compared by the overlap of the two intervals (or by the values)",
-        "comparing models": "the leaderboards' tiers compare intervals by overlap: models are not paired "
-                            "replicate by replicate. Two non-overlapping 95% intervals of independent numbers "
-                            "differ at about p < 0.006, a stricter test than 5%; overlap does not show that two "
-                            "numbers are equal. Tiers are numbered densely (1=, 1=, 2) and each row is compared "
-                            "with its tier's first",
+        "comparing models": "the leaderboards' tiers compare two models by the interval of their paired "
+                            "difference: both are scored on the same test images (sequences) and halves, and "
+                            "each model's chosen number keeps its replicates; k-means seeds pair by position "
+                            "and their variances add. Each comparison is at the interval level, not widened for "
+                            "the number of models. Where two numbers cannot be paired (no replicates, other "
+                            "halves) their intervals are compared by overlap, a stricter test (two "
+                            "non-overlapping 95% intervals of independent numbers differ at about p < 0.006). "
+                            "A shared rank does not show that two numbers are equal. Tiers are numbered densely "
+                            "(1=, 1=, 2); each row is compared with its tier's first, so two rows of adjacent "
+                            "tiers need not differ from each other. The resolution page compares input sizes "
+                            "by overlap",
     }
 
 

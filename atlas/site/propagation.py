@@ -16,8 +16,8 @@ from .data import csv_text, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import (BASELINE_ORDER, RANK_WORDS, baselines_by_grid, cell, chosen, rank_cell, rank_tiers,
-                          selection_rule)
+from .leaderboard import (BASELINE_ORDER, RANK_WORDS, baselines_by_grid, cell, chosen, chosen_uncertainty, rank_cell,
+                          rank_tiers, selection_rule, tier_gaps)
 from .methods import propagation_words
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
@@ -50,10 +50,13 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
                      "cells": [cell(r, "", baseline_flag(r, m.baselines, info, results.interval_level)) for r in picked],
                      "where": where or "—",
-                     "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi) or (None, None, None)})
+                     "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi) or (None, None, None),
+                     "uncertainty": chosen_uncertainty(m, MEASURES[0]) if picked[0] is not None else None})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
-    for r, tier in zip(rows, rank_tiers([r["interval"] for r in rows])):  # J&F, in tiers of overlapping intervals
-        r["rank"] = rank_cell(tier)
+    kept = [r["uncertainty"] for r in rows]  # J&F, in tiers of numbers the atlas does not tell apart
+    tiers = rank_tiers([r["interval"] for r in rows], kept)
+    for r, tier, gap in zip(rows, tiers, tier_gaps(tiers, kept)):
+        r["rank"] = rank_cell(tier, gap and (rows[gap[0]]["label"], gap[1]))
 
     tables = [{"grid": grid, "models": [labels[slug] for slug in t["models"]],
                "rows": [{"label": name, "cells": [cell(t["by"].get((n, name))) for n in MEASURES]}
