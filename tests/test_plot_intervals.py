@@ -220,3 +220,16 @@ def test_coinciding_curves_stay_told_apart():
     assert len(lines) == 2 and lines[0].y == lines[1].y
     assert lines[0].line.dash != lines[1].line.dash and lines[0].marker.symbol != lines[1].marker.symbol
     assert lines[0].line.width > lines[1].line.width  # the one drawn first shows around the one over it
+
+
+def test_baseline_lines_draw_their_intervals_as_bands():
+    """A baseline with an interval is a line and a band from lo to hi, toggled together; one without
+    an interval is the line alone."""
+    from atlas.records import Baseline
+    from atlas.site.figures import baseline_lines
+
+    band, line = baseline_lines([Baseline("seg_miou", "colour", 0.30, 0.26, 0.35)], "Cluster mIoU", x=(0.2, 1.0))
+    bare = baseline_lines([Baseline("seg_miou", "chance", 0.10)], "Cluster mIoU")
+    assert band.fill == "toself" and min(band.y) == 0.26 and max(band.y) == 0.35 and set(band.x) == {0.2, 1.0}
+    assert list(line.y) == [0.30, 0.30] and band.legendgroup == line.legendgroup and not band.showlegend
+    assert [t.fill for t in bare] == [None] and list(bare[0].y) == [0.10, 0.10]

@@ -595,17 +595,20 @@ def baseline_lines(baselines: Sequence[Any], measure: str, *, suffix: str = "", 
                    about: str = "", x: Sequence[float] = (0.0, 1.0)) -> list[go.Scatter]:
     """The evaluation baselines (``Baseline`` records) as horizontal lines across ``x``, a grey level
     and a dash per baseline (:data:`BASELINE_STYLE`), each named ``<baseline> baseline<suffix>``,
-    its interval in the hover. ``colour`` replaces the grey (comparisons: one colour per patch
-    grid); ``about`` is a hover line (the models the baseline belongs to). A baseline without a
-    finite value draws nothing."""
+    its interval a faint band of its colour (toggled with its line) and in the hover. ``colour``
+    replaces the grey (comparisons: one colour per patch grid); ``about`` is a hover line (the
+    models the baseline belongs to). A baseline without a finite value draws nothing."""
     traces = []
     for b in baselines:
         if not _has_value(b):
             continue
         grey, dash = BASELINE_STYLE.get(b.name, ("#757575", "dash"))
         name = f"{baseline_label(b)} baseline{suffix}"
+        lo, hi = getattr(b, "lo", None), getattr(b, "hi", None)
+        if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+            traces.append(_band(list(x), [lo, lo], [hi, hi], colour or grey, _t(name), _t(name), alpha=0.1))
         traces.append(go.Scatter(
-            x=list(x), y=[b.value, b.value], mode="lines", name=_t(name),
+            x=list(x), y=[b.value, b.value], mode="lines", name=_t(name), legendgroup=_t(name),
             line={"color": colour or grey, "dash": dash, "width": 1.5},
             hovertemplate=f"<b>{_t(name)}</b>{'<br>' + _t(about) if about else ''}<br>{_t(measure)} = {b.value:.4g}"
                           f"{_t(_interval_text(b.lo, b.hi))}<extra></extra>"))
