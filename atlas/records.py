@@ -283,9 +283,13 @@ class ModelResult:
     # evaluation baselines of this model's grid
     baselines: list[Baseline] = field(default_factory=list)
     # leaderboard choices: {measure: {"block", "representation", "k", "selection_value", "selected_by" (the
-    # measure maximised), "selection_images"}} or {..., "fixed_by_method": True}; the site words the rule.
-    # "uncertainty": the chosen number's Uncertainty.state() (its replicates), for paired model comparisons
+    # measure maximised), "selection_images"}} or {..., "fixed_by_method": True}; the site words the rule
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # {row_id: Uncertainty.state()}: the replicates of the numbers compared across records, paired
+    # replicate by replicate (the same images and halves): each leaderboard choice (chosen_row) and
+    # each measure's deepest tokens row (deepest_tokens_row: the resolution page). Not every row's:
+    # a few hundred numbers each.
+    uncertainties: dict[str, dict[str, Any]] = field(default_factory=dict)
     # how the features went through the analyses (atlas.features.stream): {"passes", "pairs",
     # "feature_bytes", "budget_bytes" (None: no limit), "on_demand", "cache"}
     passes: dict[str, Any] = field(default_factory=dict)
@@ -293,6 +297,39 @@ class ModelResult:
     # PCA-RGB pictures and prefix-token attention maps of the gallery blocks (picture_key,
     # attention_key); aligned like the cluster colours
     pictures: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
+
+
+def row_id(row: MeasureRow) -> str:
+    """One number's id in its model's record: ``seg_miou/11/tokens/8`` (measure, block,
+    representation, K)."""
+    return f"{row.measure}/{row.block}/{row.representation}/{row.k}"
+
+
+def chosen_row(m: ModelResult, name: str) -> MeasureRow | None:
+    """The model's row of ``name`` at the (block, representation, K) chosen for the leaderboard
+    (``ModelResult.selected``), or None."""
+    pick = m.selected.get(name)
+    if not pick:
+        return None
+    return next((r for r in m.measures if r.measure == name and r.block == pick["block"]
+                 and r.representation == pick["representation"] and (pick.get("k") is None or r.k == pick["k"])), None)
+
+
+def deepest_tokens_row(m: ModelResult, name: str) -> MeasureRow | None:
+    """The model's number of ``name`` by a rule chosen on no data, the same at every input size: the
+    deepest block that has it, representation ``tokens``, the smallest K (the resolution page)."""
+    rows = [r for r in m.measures if r.measure == name and r.representation == "tokens"]
+    if not rows:
+        return None
+    deepest = max(r.block for r in rows)
+    return min((r for r in rows if r.block == deepest), key=lambda r: (r.k is None, r.k or 0))
+
+
+def compared_rows(m: ModelResult) -> list[MeasureRow]:
+    """The rows whose replicates the record keeps (``ModelResult.uncertainties``)."""
+    names = dict.fromkeys(r.measure for r in m.measures)
+    rows = [chosen_row(m, n) for n in m.selected] + [deepest_tokens_row(m, n) for n in names]
+    return [r for r in rows if r is not None]
 
 
 @dataclass

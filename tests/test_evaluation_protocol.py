@@ -100,7 +100,7 @@ def _score(protocol, features_of, figures=None):
     scored = protocol.finish(scoring, {} if figures is None else figures)  # (on the CPU: features stay numpy arrays)
     rows = {r.measure: r for r in scored.rows}
     baselines = {(b.measure, b.name): b for b in scored.baselines}
-    return rows, baselines, scored.selected
+    return rows, baselines, scored.selected, {(r.measure, r.block, r.representation, r.k): u for r, u in scored.uncertain}
 
 
 def test_splits_are_grouped_and_disjoint(protocol):
@@ -134,7 +134,7 @@ def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
     truth = patch_majority(_masks(protocol), grid)
     rng = np.random.default_rng(6)
     feats = lambda imgs: (np.eye(3)[np.maximum(truth, 0)] + 0.8 * rng.normal(size=(*truth.shape, 3))).astype(np.float32)  # noqa: E731
-    rows, baselines, selected = _score(protocol, feats)
+    rows, baselines, selected, uncertain = _score(protocol, feats)
     for r in rows.values():
         assert r.lo is not None and r.lo <= r.value <= r.hi, r
     for b in baselines.values():
@@ -143,10 +143,11 @@ def test_every_number_has_an_interval_and_the_selection_is_held_out(protocol):
     assert selected["seg_miou"]["representation"] == "tokens" and selected["seg_miou"]["selected_by"] == "seg_miou"
     assert selected["seg_miou"]["selection_images"] > 0
     assert selected["seg_pixel_accuracy"]["block"] == selected["seg_miou"]["block"]  # one choice for both
-    for name in ("seg_miou", "knn_miou_k10"):  # the chosen number keeps its replicates (paired ranks)
-        kept = Uncertainty.from_state(selected[name]["uncertainty"])
-        assert kept.value == rows[name].value and kept.interval((0.0, 1.0)) == (rows[name].lo, rows[name].hi)
-    assert len(selected["seg_miou"]["uncertainty"]["points"]) == protocol.cfg.uncertainty.seeds == 2
+    for name in ("seg_miou", "knn_miou_k10"):  # each row hands its uncertainty on (the record keeps the chosen ones')
+        r = rows[name]
+        kept = Uncertainty.from_state(uncertain[name, r.block, r.representation, r.k].state())
+        assert kept.value == r.value and kept.interval((0.0, 1.0)) == (r.lo, r.hi)
+    assert len(uncertain["seg_miou", rows["seg_miou"].block, "tokens", rows["seg_miou"].k].points) == 2  # seeds
     names = {b.name for b in baselines.values()}
     assert names == {"chance", "constant", "colour", "position", "colour + position", "ceiling"}
 
@@ -181,7 +182,7 @@ def test_each_mask_is_counted_once_per_model_for_all_its_label_maps(protocol, mo
     calls, real = [], evaluation_run.mask_counts
     monkeypatch.setattr(evaluation_run, "mask_counts", lambda *a: calls.append(a[1]) or real(*a))
     rng = np.random.default_rng(7)
-    rows, baselines, _ = _score(protocol, lambda imgs: rng.normal(size=(len(imgs), 8, 8, 4)).astype(np.float32))
+    rows, baselines = _score(protocol, lambda imgs: rng.normal(size=(len(imgs), 8, 8, 4)).astype(np.float32))[:2]
     assert len(baselines) > 10 and "seg_miou" in rows
     assert calls == [(SIZE // PATCH,) * 2] * len(protocol.samples)
     assert protocol._counts is None

@@ -196,6 +196,24 @@ def test_leaderboard_tiers_read_the_paired_difference():
     assert rank_tiers(rows, [better, other]) == [(1, True), (1, True)]  # not paired: the intervals overlap
 
 
+def test_a_change_of_input_size_reads_the_paired_difference():
+    """The same images at two sizes, every image a little higher at the second: the intervals overlap,
+    the paired change does not reach 0. Records without replicates fall back to overlap."""
+    from types import SimpleNamespace
+
+    from atlas.records import MeasureRow, row_id
+    from atlas.site.resolution import size_change
+
+    w = half_samples(24, 200, seed=0)
+    high, low = (scored(x, w) for x in shared_difficulty(0.03, seed=1))
+    rows = [MeasureRow(11, 1.0, "tokens", "positional_nce", u.value, None, *u.interval()) for u in (low, high)]
+    records = [SimpleNamespace(uncertainties={row_id(r): u.state()}) for r, u in zip(rows, (low, high))]
+    d = size_change(records[0], rows[0], records[1], rows[1])
+    assert d["paired"] and d["apart"] and 0 < d["lo"] < 0.03 < d["hi"]
+    bare = SimpleNamespace(uncertainties={})
+    assert size_change(bare, rows[0], bare, rows[1])["apart"] is False  # by overlap: not told apart
+
+
 def test_model_page_clears_a_baseline_its_interval_overlaps(tmp_path):
     docs = tmp_path / "site_src"
     results = make_synthetic_results(docs, comparisons=False)

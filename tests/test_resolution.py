@@ -167,7 +167,7 @@ def test_site_shows_the_axis(built):
     config, _ = built
     docs = config.parent / "docs"
     page = (docs / "compare" / "resolution.md").read_text()
-    assert "Planted" in page and "Clears the interval" in page
+    assert "Planted" in page and "Told apart" in page and "(paired)" in page
     assert "64 px → 96 px (100 asked)" in page and "64 px → native, 224 px" in page  # each change names its sizes
     model = (docs / "models" / "planted.md").read_text()
     manifest = json.loads(model.split('<script type="application/json" id="gallery-data">')[1].split("</script>")[0])
@@ -183,6 +183,24 @@ def test_site_shows_the_axis(built):
     assert {"b1-keys-k4.png", "b1-tokens-pca.png", "b1-tokens-pca-fg.png", "b1-attention-mean-t0.png"} <= other
     assert not any("-attention-heads-" in f or "-t1." in f or "keys-pca" in f or "queries-pca" in f for f in other)
     assert "the PCA pictures are of tokens only" in (docs / "models" / "rope.md").read_text()
+
+
+def test_each_size_keeps_the_replicates_its_changes_are_paired_on(built):
+    """The resolution page's numbers (the deepest block's tokens) keep their replicates at every size,
+    under one resampling of the same images, so each change has the interval of its paired difference."""
+    from atlas.records import deepest_tokens_row, row_id
+    from atlas.site.leaderboard import kept_uncertainty
+    from atlas.site.resolution import size_change
+
+    _, results = built
+    runs = _runs(results, "planted")
+    main, other = runs[64], runs[224]
+    a, b = (deepest_tokens_row(m, "positional_nce") for m in (main, other))
+    assert row_id(a) in main.uncertainties and row_id(b) in other.uncertainties
+    kept = kept_uncertainty(main, a)
+    assert kept.value == a.value and kept.interval((0.0, 1.0)) == (a.lo, a.hi)
+    d = size_change(main, a, other, b)
+    assert d["paired"] and d["value"] == pytest.approx(b.value - a.value) and d["lo"] <= d["value"] <= d["hi"]
 
 
 def test_rebuild_reuses_every_resolution(built):

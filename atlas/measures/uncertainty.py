@@ -42,7 +42,7 @@ replicates' differences, where whatever makes an image hard for both cancels (in
 with shared image difficulty the paired interval is 0.15 times as wide as the model's own, and
 with no difference it covers 0 in 96% of 300 draws at 95%; ``tests/test_paired_differences.py``).
 Two models on one leaderboard are compared the same way: each keeps the uncertainty of its chosen
-number (:func:`atlas.pipeline.evaluation_run.keep_chosen_uncertainty`).
+number (``ModelResult.uncertainties``).
 
 Example
 -------

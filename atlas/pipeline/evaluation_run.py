@@ -76,18 +76,8 @@ class Scored:
     baselines: list[Baseline] = field(default_factory=list)
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     passes: dict[str, Any] = field(default_factory=dict)  # passes of its own through the model (build report)
-
-
-def keep_chosen_uncertainty(selected: dict[str, dict[str, Any]], uncertain) -> None:
-    """Each chosen row's uncertainty, its replicates included, in its ``selected`` entry
-    (``"uncertainty"``: :meth:`Uncertainty.state`): models share the test images and halves, so the
-    leaderboard compares two models by the interval of their paired difference. Only the chosen
-    rows keep their replicates (a few hundred numbers per measure), not every block's."""
-    for row, u in uncertain:
-        pick = selected.get(row.measure)
-        if pick and (pick["block"], pick["representation"]) == (row.block, row.representation) \
-                and pick.get("k") in (None, row.k):
-            pick["uncertainty"] = u.state()
+    # each row's uncertainty: the record keeps those of the rows compared across records (ModelResult.uncertainties)
+    uncertain: list[tuple[MeasureRow, Uncertainty]] = field(default_factory=list)
 
 
 def dataset_options(cfg) -> dict:
@@ -320,7 +310,7 @@ class EvaluationRun:
                                                     compute)
         for row, u in st.uncertain:  # each number minus each baseline, on the replicates both share
             row.versus = versus(u, paired.get(row.measure, {}))
-        keep_chosen_uncertainty(out.selected, st.uncertain)
+        out.uncertain = st.uncertain
         self._counts = None  # the model's masks are not needed any more
         return out
 

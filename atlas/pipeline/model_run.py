@@ -38,8 +38,8 @@ from ..measures.shift import shift_curve
 from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
 from ..measures.tensors import is_tensor, load_linalg, upload_features
-from ..measures.uncertainty import Uncertainty, half_samples, jackknife, leave_one_out, row_fields
-from ..records import ClusterRun, MeasureRow, ModelResult, map_key
+from ..measures.uncertainty import Uncertainty, half_samples, jackknife, leave_one_out, resampling_id, row_fields
+from ..records import ClusterRun, MeasureRow, ModelResult, compared_rows, map_key, row_id
 from . import payloads
 from .inputs import SHIFTS, shift_sets
 from .pictures import ATTENTION_INPUTS, align_pictures, attention_measures, attention_pictures, block_attention, fit_pictures
@@ -259,6 +259,7 @@ class ModelRun:
         if self.analysis_device is not None:
             load_linalg(self.analysis_device)  # not in two threads at once (torch's lazy loading races)
         runs, label_maps, measures, references = [], {}, [], []
+        uncertain: list[tuple[MeasureRow, Uncertainty]] = []  # every row's uncertainty, until the record keeps some
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         for i, chunk in enumerate(chunks):
             t0 = time.perf_counter()
@@ -277,6 +278,7 @@ class ModelRun:
             references += out[3]
             for kind in figures:
                 figures[kind] += out[4][kind]
+            uncertain += out[5]
             timings["cluster_analyse_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for evaluation, scoring in zip(self.evaluations, scorings):
@@ -302,14 +304,19 @@ class ModelRun:
             measures += scored.rows
             baselines += scored.baselines
             selected.update(scored.selected)
+            uncertain += scored.uncertain
             self.passes.update(scored.passes)
         if scorings:  # scoring each chunk's pairs and finishing (folds, baselines, selection)
             timings["evaluation_s"] = round(evaluation_s + time.perf_counter() - t0, 2)
         card = dataclasses.replace(card, precision=self.cfg.features.precision)
-        return ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
-                           measures=measures, figures=figures, timings=timings, references=references,
-                           baselines=baselines, selected=selected, pictures=pictures,
-                           label_maps={k: v.astype(np.int16) for k, v in label_maps.items()}, passes=self.passes)
+        result = ModelResult(card=card, blocks=self.gallery_blocks, representations=self.reps, ks=self.ks, runs=runs,
+                             measures=measures, figures=figures, timings=timings, references=references,
+                             baselines=baselines, selected=selected, pictures=pictures,
+                             label_maps={k: v.astype(np.int16) for k, v in label_maps.items()}, passes=self.passes)
+        kept = {row_id(r) for r in compared_rows(result)}  # the numbers other records are compared with
+        result.uncertainties = dict(sorted(((row_id(row), u.state()) for row, u in uncertain if row_id(row) in kept),
+                                           key=lambda kv: kv[0]))
+        return result
 
     def evaluation_features(self, evaluation) -> "ModelRun":
         """The features ``evaluation`` reads: this run's, or the same weights in the evaluation's
@@ -330,6 +337,7 @@ class ModelRun:
         label_maps: dict[str, np.ndarray] = {}
         measures: list[MeasureRow] = []
         references: list[MeasureRow] = []
+        uncertain: list[tuple[MeasureRow, Uncertainty]] = []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         last_gallery = self.gallery_blocks[-1] if self.gallery_blocks else -1
         # (block, representation) pairs are independent: several at a time use the cores (numpy,
@@ -339,18 +347,19 @@ class ModelRun:
             done = pool.map(lambda pair: self.analyse_pair(*pair, extra, last_gallery), pairs)
             for out in tqdm(done, total=len(pairs), desc=f"{self.loaded.card.display_name}: cluster + measure",
                             disable=not self.progress, leave=False):
-                pair_runs, pair_maps, pair_measures, pair_refs, pair_figures = out
+                pair_runs, pair_maps, pair_measures, pair_refs, pair_figures, pair_uncertain = out
+                uncertain += pair_uncertain
                 runs += pair_runs
                 label_maps.update(pair_maps)
                 measures += pair_measures
                 references += pair_refs
                 for kind in figures:
                     figures[kind] += pair_figures[kind]
-        return runs, label_maps, measures, references, figures
+        return runs, label_maps, measures, references, figures, uncertain
 
     def analyse_pair(self, b: int, r: str, extra: dict, last_gallery: int):
         depth = self.loaded.card.depth
-        runs, label_maps, measures, references = [], {}, [], []
+        runs, label_maps, measures, references, uncertain = [], {}, [], [], []
         figures: dict[str, list] = {"heatmaps": [], "curves": []}
         # on a GPU: there once (kept from extraction, or copied), for every measure of the pair
         patches, prefix = self.features(self.images, b, r)
@@ -368,7 +377,9 @@ class ModelRun:
         if b in self.gallery_blocks:  # both PCA recipes; aligned across blocks in run()
             self._pca_fits.update(fit_pictures(patches, b, r, device=self.analysis_device))
         if r == "queries" and all(x in self.reps for x in ATTENTION_INPUTS):  # once per block
-            measures += self.attention(b, prefix)
+            for row, u in self.attention(b, prefix):
+                measures.append(row)
+                uncertain.append((row, u))
         if b in self.sweep:
             row = dict(block=b, rel_depth=rel_depth(b, depth), representation=r)
             uncertainty, results = self.measure(patches, prefix, fitted[self.k_measures], b, r, extra, figures,
@@ -377,6 +388,7 @@ class ModelRun:
                 k = self.k_measures if REGISTRY[name].depends_on_k else None
                 measures.append(MeasureRow(**row, measure=name, k=k,  # seed spread only of k-dependent measures
                                            **row_fields(u, REGISTRY[name].value_range, seed_spread=bool(k))))
+                uncertain.append((measures[-1], u))
             if b == last_gallery and r in ("tokens", "keys"):
                 figures["heatmaps"] += payloads.measure_maps(results, b, r)
                 figures["curves"].append(payloads.locality_curve(results["similarity_structure"], b, r))
@@ -389,12 +401,13 @@ class ModelRun:
                     references += [MeasureRow(**row, measure=m, value=float(v),
                                                k=self.k_measures if REGISTRY[m].depends_on_k else None, reference=name)
                                    for m, v in values.items()]
-        return runs, label_maps, measures, references, figures
+        return runs, label_maps, measures, references, figures, uncertain
 
-    def attention(self, b: int, q_prefix) -> list[MeasureRow]:
+    def attention(self, b: int, q_prefix) -> list[tuple[MeasureRow, Uncertainty]]:
         """The prefix tokens' attention of block ``b`` from its prefix queries (already read by the
         queries pair) and its keys (:meth:`features`): its maps (gallery blocks) and the CLS measures with their
-        intervals (sweep blocks, representation ``"attention"``); nothing without prefix tokens."""
+        intervals (sweep blocks, representation ``"attention"``), each row with its uncertainty; nothing
+        without prefix tokens."""
         attn = block_attention(self, b, q_prefix, device=self.analysis_device)
         if attn is None:
             return []
@@ -407,9 +420,9 @@ class ModelRun:
         rows = []
         for name, value in values.items():
             u = Uncertainty(self.cfg.uncertainty.level)
-            u.add(value, replicates.get(name), *self._jackknife(name))
-            rows.append(MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth), representation="attention",
-                                   measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)))
+            u.add(value, replicates.get(name), *self._jackknife(name), self._resampling(name))
+            rows.append((MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth), representation="attention",
+                                    measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)), u))
         return rows
 
     def _jackknife(self, name: str) -> tuple[float, int | None]:
@@ -417,7 +430,19 @@ class ModelRun:
         m = REGISTRY[name]
         if m.interval == "leave-one-out":
             return leave_one_out(len(self.images))
-        return jackknife(self._weights[{"blank labels": "probe", "shift pairs": "shift"}.get(m.inputs, "images")])
+        return jackknife(self._weights[self._resampled(name)])
+
+    def _resampling(self, name: str) -> str | None:
+        """The id of the resampling behind a measure's replicates: two numbers pair up under one
+        (:func:`atlas.measures.uncertainty.paired_difference`), such as a model's at two input sizes."""
+        if REGISTRY[name].interval == "leave-one-out":
+            return f"leave-one-out of {len(self.images)}"
+        return resampling_id(self._weights[self._resampled(name)])
+
+    @staticmethod
+    def _resampled(name: str) -> str:
+        """Which image set's weights resample a measure (``self._weights``)."""
+        return {"blank labels": "probe", "shift pairs": "shift"}.get(REGISTRY[name].inputs, "images")
 
     def measure(self, patches, prefix, clustered, b: int, r: str, extra: dict, figures: dict, show: bool):
         """Every positional measure of one (block, representation) with its interval: resampling
@@ -438,7 +463,7 @@ class ModelRun:
             reps.update(probe_reps)
             for name, v in values.items():
                 uncertainty.setdefault(name, Uncertainty(self.cfg.uncertainty.level)).add(
-                    v, reps.get(name), *self._jackknife(name))
+                    v, reps.get(name), *self._jackknife(name), self._resampling(name))
         return uncertainty, results
 
     def probe_measures(self, km: JointKMeans, b: int, r: str, extra: dict, figures: dict | None,

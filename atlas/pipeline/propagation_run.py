@@ -45,7 +45,7 @@ from ..measures.registry import REGISTRY
 from ..measures.uncertainty import Uncertainty, jackknife, resampling_id, row_fields, unit_half_samples, versus
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
 from . import BuildError, payloads
-from .evaluation_run import Scored, keep_chosen_uncertainty
+from .evaluation_run import Scored
 from .shared_baselines import shared_baselines
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ class PropagationRun:
         out.baselines = baselines
         for row, u in uncertain:  # each number minus each baseline, on the sequence halves both share
             row.versus = versus(u, paired.get(row.measure, {}))
-        keep_chosen_uncertainty(out.selected, uncertain)
+        out.uncertain = uncertain
         if finite:
             names = [s.name for s in self.dataset.sequences]
             figures.setdefault("curves", []).append(payloads.propagation_sequences(

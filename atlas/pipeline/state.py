@@ -217,7 +217,8 @@ def _model_from_dict(d: dict, label_maps: dict[str, np.ndarray], pictures: dict[
         runs=[ClusterRun(**r) for r in d["runs"]], measures=[MeasureRow(**m) for m in d["measures"]],
         figures=d["figures"], timings=d["timings"],
         references=[MeasureRow(**m) for m in d["references"]], baselines=[Baseline(**b) for b in d["baselines"]],
-        selected=d["selected"], passes=d.get("passes", {}), label_maps=label_maps, pictures=pictures,
+        selected=d["selected"], uncertainties=d.get("uncertainties", {}), passes=d.get("passes", {}),
+        label_maps=label_maps, pictures=pictures,
     )
 
 

@@ -15,7 +15,7 @@ from jinja2 import Environment
 from ..config import slugify
 from ..formatting import fixed, level_percent, with_interval
 from ..measures.uncertainty import Uncertainty, paired_difference
-from ..records import AtlasResults, MeasureRow, ModelResult
+from ..records import AtlasResults, MeasureRow, ModelResult, chosen_row, row_id
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import (FLAG_RULE, baseline_flag, baseline_label, comparison_baseline_note, definition_with_split,
@@ -95,15 +95,6 @@ def leaderboard_page(results: AtlasResults) -> str:
         return ""
     taken = {comparison_page(c) for c in results.comparisons}
     return LEADERBOARD_PAGE if LEADERBOARD_PAGE not in taken else LEADERBOARD_PAGE[:-3] + "-leaderboard.md"
-
-
-def chosen(m: ModelResult, name: str) -> MeasureRow | None:
-    """The model's row of ``name`` at the (block, representation, K) chosen for the leaderboard."""
-    pick = m.selected.get(name)
-    if not pick:
-        return None
-    return next((r for r in m.measures if r.measure == name and r.block == pick["block"]
-                 and r.representation == pick["representation"] and (pick.get("k") is None or r.k == pick["k"])), None)
 
 
 def paired_gap(a: Uncertainty | None, b: Uncertainty | None) -> dict[str, float] | None:
@@ -206,10 +197,10 @@ def signed(x: float, plus: str = "+") -> str:
     return text.replace("-", "−") if text.startswith("-") else plus + text
 
 
-def chosen_uncertainty(m: ModelResult, name: str) -> Uncertainty | None:
-    """The uncertainty the build kept for the model's chosen number of ``name`` (its replicates,
-    for paired comparisons between models), or None where the record holds none."""
-    state = (m.selected.get(name) or {}).get("uncertainty")
+def kept_uncertainty(m: ModelResult, row: MeasureRow | None) -> Uncertainty | None:
+    """The uncertainty the model's record kept for ``row`` (its replicates, for paired comparisons
+    across records: ``ModelResult.uncertainties``), or None where it holds none."""
+    state = None if row is None else m.uncertainties.get(row_id(row))
     return Uncertainty.from_state(state) if state else None
 
 
@@ -238,11 +229,11 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     for m in results.models:
         slug = m.card.slug
         cells, chosen_json[slug] = [], {}
-        first = chosen(m, names[0])
+        first = chosen_row(m, names[0])
         ranked[slug] = (first.value, first.lo, first.hi) if first is not None else (None, None, None)
-        kept[slug] = chosen_uncertainty(m, names[0]) if first is not None else None
+        kept[slug] = kept_uncertainty(m, first)
         for name in names:
-            row = chosen(m, name)
+            row = chosen_row(m, name)
             pick = m.selected.get(name, {})
             chosen_json[slug][name] = row and {"value": num(row.value), "lo": num(row.lo), "hi": num(row.hi),
                                                "block": row.block, "rel_depth": row.rel_depth,

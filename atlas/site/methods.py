@@ -191,8 +191,8 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                             "non-overlapping 95% intervals of independent numbers differ at about p < 0.006). "
                             "A shared rank does not show that two numbers are equal. Tiers are numbered densely "
                             "(1=, 1=, 2); each row is compared with its tier's first, so two rows of adjacent "
-                            "tiers need not differ from each other. The resolution page compares input sizes "
-                            "by overlap",
+                            "tiers need not differ from each other. The resolution page pairs a model's two "
+                            "input sizes the same way (the same images and halves at both)",
     }
 
 

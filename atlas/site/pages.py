@@ -24,7 +24,8 @@ from jinja2 import Environment
 from ..config import slugify
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..formatting import level_percent, with_interval
-from ..records import RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, precision_label
+from ..records import (RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, chosen_row,
+                       precision_label)
 from .changes import PreviousVersion, changes
 from .citation import (ATLAS_ABSTRACT, ATLAS_DOWNLOADS, citation_cff, citation_note, dataset_jsonld,
                        page_citation, versioned_cite_key, zenodo_json)
@@ -167,10 +168,10 @@ def _baseline_text(b: Any, with_variant: bool) -> str:
 
 def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
     """The model's leaderboard numbers beside the baselines of its grid (None without evaluation)."""
-    from .leaderboard import BASELINE_ORDER, chosen, interval_text, leaderboard_measures
+    from .leaderboard import BASELINE_ORDER, interval_text, leaderboard_measures
 
     info = results.measure_info
-    names = [n for n in leaderboard_measures(results) if chosen(m, n) is not None]
+    names = [n for n in leaderboard_measures(results) if chosen_row(m, n) is not None]
     if not names:
         return None
     by = {(b.measure, b.name): b for b in m.baselines}
@@ -183,7 +184,7 @@ def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
         labels[b] = named.pop() if len(named) == 1 else b
     rows = []
     for n in names:
-        row = chosen(m, n)
+        row = chosen_row(m, n)
         rows.append({"title": measure_title(info, n), "value": interval_text(row),
                      "flag": baseline_flag(row, m.baselines, info, results.interval_level),
                      "where": f"block {row.block} {row.representation}",

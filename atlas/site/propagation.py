@@ -11,12 +11,12 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..formatting import fixed, level_percent
-from ..records import AtlasResults
+from ..records import AtlasResults, chosen_row
 from .data import csv_text, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import (BASELINE_ORDER, RANK_WORDS, baselines_by_grid, cell, chosen, chosen_uncertainty, rank_cell,
+from .leaderboard import (BASELINE_ORDER, RANK_WORDS, baselines_by_grid, cell, kept_uncertainty, rank_cell,
                           rank_tiers, selection_rule, tier_gaps)
 from .methods import propagation_words
 from .citation import versioned_cite_key
@@ -45,13 +45,13 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
     models = [m for m in results.models if any(r.measure == MEASURES[0] for r in m.measures)]
     rows = []
     for m in models:
-        picked = [chosen(m, n) for n in MEASURES]
+        picked = [chosen_row(m, n) for n in MEASURES]
         where = picked[0] and f"block {picked[0].block} {picked[0].representation}"
         rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
                      "cells": [cell(r, "", baseline_flag(r, m.baselines, info, results.interval_level)) for r in picked],
                      "where": where or "—",
                      "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi) or (None, None, None),
-                     "uncertainty": chosen_uncertainty(m, MEASURES[0]) if picked[0] is not None else None})
+                     "uncertainty": kept_uncertainty(m, picked[0])})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
     kept = [r["uncertainty"] for r in rows]  # J&F, in tiers of numbers the atlas does not tell apart
     tiers = rank_tiers([r["interval"] for r in rows], kept)

@@ -16,12 +16,12 @@ from typing import Any
 from jinja2 import Environment
 
 from ..config import slugify
-from ..formatting import level_percent, with_interval
-from ..records import AtlasResults, ModelCard, ModelResult
+from ..formatting import fixed, level_percent, with_interval
+from ..records import AtlasResults, ModelCard, ModelResult, deepest_tokens_row
 from .data import csv_text, num
 from .figures import against_size_figure, figure
 from .honesty import simple_baselines
-from .leaderboard import cell
+from .leaderboard import cell, kept_uncertainty, paired_gap
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
 from .wording import measure_title
@@ -29,13 +29,13 @@ from .wording import measure_title
 RESOLUTION_PAGE = "compare/resolution.md"
 RESOLUTION_TITLE = "Resolution"
 RESOLUTION_BLURB = ("each model's positional, boundary, high-norm and evaluation measures at every input size of the "
-                    "build, with intervals and references, and whether each change clears its interval.")
+                    "build, with intervals and references, and whether each change is told apart from no change.")
 #: The measures the page follows across resolution, by what they show.
 MEASURES = (("positional", ("positional_nce", "position_r2", "positional_effect")),
             ("boundary", ("border_ami", "border_norm_ratio")),
             ("high-norm tokens", ("outlier_fraction", "outlier_fraction_border")),
             ("evaluation", ("seg_miou", "knn_miou_k10", "pseudomask_miou")))
-REPRESENTATION = "tokens"
+REPRESENTATION = "tokens"  # the rule's representation (atlas.records.deepest_tokens_row), for the captions
 #: How timm resamples learned absolute position embeddings when it loads weights for another grid.
 RESAMPLING = "bicubic interpolation with antialiasing (timm's resample_abs_pos_embed, as it loads pretrained weights)"
 
@@ -88,15 +88,6 @@ def resolution_rows(results: AtlasResults, slug: str) -> list[tuple[str, str]]:
             for i, (_, m) in enumerate(runs)]
 
 
-def fixed_row(m: ModelResult, name: str):
-    """The model's number of ``name`` by the page's rule (module docstring), or None."""
-    rows = [r for r in m.measures if r.measure == name and r.representation == REPRESENTATION]
-    if not rows:
-        return None
-    deepest = max(r.block for r in rows)
-    return min((r for r in rows if r.block == deepest), key=lambda r: (r.k is None, r.k or 0))
-
-
 def reference_of(m: ModelResult, row) -> tuple[str, Any] | None:
     """The reference a number stands beside: for a positional measure, the same measure on
     position-only tokens of the same grid; for an evaluation, its best simple baseline."""
@@ -120,11 +111,24 @@ def reference_text(ref) -> str:
     return text if "[" in text or text == "—" else f"{text} (no interval)"
 
 
-def clears(a, b) -> bool | None:
-    """Whether two numbers' intervals are disjoint (None: one has no interval)."""
-    if a is None or b is None or None in (a.lo, a.hi, b.lo, b.hi):
-        return None
-    return a.hi < b.lo or b.hi < a.lo
+def size_change(main: ModelResult, a, other: ModelResult, b) -> dict[str, Any]:
+    """Row ``b`` (at another input size) minus row ``a`` (at the main one): ``{"value", "lo", "hi",
+    "apart", "paired"}``. Paired where both records keep the rows' replicates (the same images and
+    halves at both sizes, :func:`.leaderboard.paired_gap`): the difference's interval, apart when it
+    does not reach 0. Otherwise apart when the two intervals do not overlap (``lo`` / ``hi`` None;
+    ``apart`` None where one has no interval).
+
+    >>> from types import SimpleNamespace as S
+    >>> m = S(uncertainties={})
+    >>> row = lambda v, lo, hi: S(measure="x", block=1, representation="tokens", k=None, value=v, lo=lo, hi=hi)
+    >>> size_change(m, row(0.5, 0.4, 0.6), m, row(0.8, 0.7, 0.9))
+    {'value': 0.30000000000000004, 'lo': None, 'hi': None, 'apart': True, 'paired': False}
+    """
+    gap = paired_gap(kept_uncertainty(other, b), kept_uncertainty(main, a))
+    if gap is not None:
+        return {**gap, "apart": gap["lo"] > 0 or gap["hi"] < 0, "paired": True}
+    apart = None if None in (a.lo, a.hi, b.lo, b.hi) else (a.hi < b.lo or b.hi < a.lo)
+    return {"value": b.value - a.value, "lo": None, "hi": None, "apart": apart, "paired": False}
 
 
 def resolution_page(results: AtlasResults, taken: set[str] = frozenset()) -> str:
@@ -157,7 +161,7 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
             continue
         rows = []
         for name in names:
-            picked = [fixed_row(m, name) for m in runs]
+            picked = [deepest_tokens_row(m, name) for m in runs]
             if all(p is None for p in picked):
                 continue
             refs = [reference_of(m, p) for m, p in zip(runs, picked)]
@@ -177,12 +181,14 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
             for m, p in zip(runs[1:], picked[1:]):
                 if p is None or picked[0] is None:
                     continue
-                delta = p.value - picked[0].value
-                clear = clears(picked[0], p)
+                d = size_change(runs[0], picked[0], m, p)
+                delta = d["value"]
+                interval = f" [{fixed(d['lo'], 3)}, {fixed(d['hi'], 3)}]" if d["paired"] else ""
                 summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
                                 "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
-                                "delta": f"{delta:+.3f}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
-                                "clears": {True: "yes", False: "no", None: "no interval"}[clear],
+                                "delta": f"{delta:+.3f}{interval}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
+                                "apart": "no interval" if d["apart"] is None else
+                                         f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'})",
                                 "value": repr(float(delta))})
         heads = [resolution_words(m.card) for m in runs]
         models.append({"label": labels[main.card.slug], "md_href": rel(model_page(main), page),
@@ -209,7 +215,7 @@ def _measure_figure(results: AtlasResults, name: str, labels: dict[str, str], st
     series = {}
     for main in results.models:
         runs = sorted((m for _, m in results.runs_of(main.card.slug)), key=lambda m: m.card.input_size[0])
-        pts = [(m.card.input_size[0], m.card.input_size[0] // m.card.patch_size, fixed_row(m, name)) for m in runs]
+        pts = [(m.card.input_size[0], m.card.input_size[0] // m.card.patch_size, deepest_tokens_row(m, name)) for m in runs]
         pts = [p for p in pts if p[2] is not None]
         if len(pts) >= 2:
             series[labels[main.card.slug]] = pts

@@ -30,10 +30,10 @@ import gzip
 import io
 from typing import Any
 
-from ..records import AtlasResults
+from ..records import AtlasResults, chosen_row
 from .data import MODEL_CSV_COLUMNS, csv_text, model_rows, num
 from .honesty import split_kind, uses_split
-from .leaderboard import chosen, leaderboard_measures
+from .leaderboard import leaderboard_measures
 from .wording import measure_section
 
 PARQUET_FILE = "atlas-results.parquet"
@@ -57,7 +57,7 @@ def results_table(results: AtlasResults) -> list[dict[str, Any]]:
     main = {id(m) for m in results.models}
     for m in [*results.models, *results.resolution_runs]:
         picks = {(r.measure, r.block, r.representation, r.k) for name in ranked
-                 if (r := chosen(m, name)) is not None} if id(m) in main else set()  # the leaderboard: main only
+                 if (r := chosen_row(m, name)) is not None} if id(m) in main else set()  # the leaderboard: main only
         facts = {"model": m.card.slug, "family": m.card.family, "training": m.card.training,
                  "weights": m.card.weights_source, "input_size": "x".join(map(str, m.card.input_size)),
                  "resolution": "" if id(m) in main else m.card.resolution}
