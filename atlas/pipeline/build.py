@@ -47,7 +47,7 @@ from .inputs import load_images, photos
 from .methods import methods_record
 from .model_run import ModelRun
 from .propagation_run import PropagationRun
-from .resolutions import ResolutionRun, model_resolutions
+from .resolutions import ResolutionRun, align_to_main, model_resolutions
 from .state import code_fingerprint, digest, model_key, state_store
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,12 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     stored results are current, otherwise computed and stored (extraction, clustering, measures,
     evaluation)."""
     identity = weights_identity(spec, inputs.cfg.atlas.seed)  # may hash a checkpoint: once per model
-    return [_stored_run(inputs, spec, run, identity) or _compute_run(inputs, spec, run, identity, progress)
-            for run in inputs.resolutions[spec.slug][0]]
+    done: list[ComputedRun] = []
+    for run in inputs.resolutions[spec.slug][0]:
+        main = done[0].result if done and not run.main else None  # the other sizes take the main run's colours
+        done.append(_stored_run(inputs, spec, run, identity) or _compute_run(inputs, spec, run, identity, progress,
+                                                                             main))
+    return done
 
 
 def stored_model(inputs: BuildInputs, spec: Backbone) -> list[ComputedRun] | None:
@@ -196,9 +200,10 @@ def _stored_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, weights
 
 
 def _compute_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, identity: str | None,
-                 progress: bool) -> ComputedRun:
+                 progress: bool, main: ModelResult | None = None) -> ComputedRun:
     """``run`` computed and stored, its stored results not current for ``identity`` (the weights
-    known without a load): they may be for the weights the load finds."""
+    known without a load): they may be for the weights the load finds. ``main``: the model's main
+    run, whose colours a run at another size takes (:func:`align_to_main`)."""
     cfg = inputs.cfg
     try:
         loaded = load_backbone(spec, run.requested, seed=cfg.atlas.seed)
@@ -214,6 +219,8 @@ def _compute_run(inputs: BuildInputs, spec: Backbone, run: ResolutionRun, identi
     with threadpool_limits(1, user_api="blas"):
         result = ModelRun(cfg, loaded, inputs.images, inputs.cache, inputs.device, progress,
                           inputs.evaluations(run)).run()
+    if main is not None:
+        align_to_main(result, main)
     inputs.store.save_model(key, result, run.run_id)
     return ComputedRun(run, key, result, False)
 

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..clustering.align import align_to_reference, apply_mapping, colour_chains
 from ..config import resolution_label, resolution_size
 from ..inputs.geometry import snap_to_patch_multiple
-from ..records import SkippedItem, run_id
+from ..records import ModelResult, SkippedItem, map_key, run_id
 
 MIN_PATCHES = 3  # the border measures compare a grid's outer ring with its interior, which 2 x 2 lacks
 
@@ -40,6 +43,7 @@ class ResolutionRun:
     size: tuple[int, int]
     run_id: str
     main: bool
+    main_size: tuple[int, int] | None = None  # another size's run: the main run's size (its colours follow it)
 
 
 def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
@@ -64,5 +68,32 @@ def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
             skipped.append(SkippedItem(what, f"{named} for {patch} px patches, the input size of resolution "
                                              f"{same.label}: run once"))
             continue
-        runs.append(ResolutionRun(label, requested, size, run_id(slug, size, i == 0), main=i == 0))
+        runs.append(ResolutionRun(label, requested, size, run_id(slug, size, i == 0), main=i == 0,
+                                  main_size=runs[0].size if i and runs else None))
     return runs, skipped
+
+
+def align_to_main(result: ModelResult, main: ModelResult) -> None:
+    """Same colour = same region across input sizes too: per K, every label map of ``result`` (a run
+    at another size) renumbered by one mapping, the one that gives its colour chain's root (the
+    tokens' deepest gallery block, :func:`atlas.clustering.align.colour_chains`) the ids of the main
+    run's clusters it overlaps most (counted on the two grids' common grid). One mapping per K keeps
+    the run's own alignment across blocks and representations. The clusters' sizes follow."""
+    chains = colour_chains(result.blocks, result.representations)
+    if not chains or not chains[0][2]:
+        return
+    root_rep, _, deep_first = chains[0]
+    for k in result.ks:
+        root = map_key(deep_first[0], root_rep, k)
+        if root not in result.label_maps or root not in main.label_maps:
+            continue
+        mapping = align_to_reference(main.label_maps[root], result.label_maps[root], k, k)
+        for b in result.blocks:
+            for r in result.representations:
+                key = map_key(b, r, k)
+                if key in result.label_maps:
+                    result.label_maps[key] = apply_mapping(result.label_maps[key], mapping).astype(np.int16)
+        for run in result.runs:
+            if run.k == k and map_key(run.block, run.representation, k) in result.label_maps:
+                run.sizes = [int(x) for x in np.bincount(result.label_maps[map_key(run.block, run.representation, k)]
+                                                         .ravel(), minlength=k)]

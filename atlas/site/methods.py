@@ -132,9 +132,11 @@ def _clustering(r: dict[str, Any]) -> dict[str, str]:
                             "on average), drawn from all images jointly; every token is then assigned to its "
                             "nearest centroid" if train else "every token"),
         "cluster order": "clusters sorted by size; colours aligned across blocks (deep to shallow chain), "
-                         "representations (to tokens at the deepest gallery block) and models (to the first model of "
-                         "a comparison) by Hungarian matching of the co-occurrence matrix; not across K or input "
-                         "sizes: a colour at another K or size is another cluster",
+                         "representations (to tokens at the deepest gallery block), models (to the first model of "
+                         "a comparison) and input sizes (one renumbering per K for all of a size's maps: its "
+                         "tokens' deepest gallery block to the main size's, counted on the two grids' common "
+                         "grid) by Hungarian matching of the co-occurrence matrix; not across K: a colour at "
+                         "another K is another cluster",
         "K for the measures": str(r.get("k")),
     }
 
