@@ -223,13 +223,15 @@ def test_coinciding_curves_stay_told_apart():
 
 
 def test_baseline_lines_draw_their_intervals_as_bands():
-    """A baseline with an interval is a line and a band from lo to hi, toggled together; one without
-    an interval is the line alone."""
+    """A baseline with an interval is a line and a band from lo to hi, toggled together, the band
+    behind the models' traces; one without an interval is the line alone."""
     from atlas.records import Baseline
-    from atlas.site.figures import baseline_lines
+    from atlas.site.figures import baseline_lines, behind_and_over
 
     band, line = baseline_lines([Baseline("seg_miou", "colour", 0.30, 0.26, 0.35)], "Cluster mIoU", x=(0.2, 1.0))
     bare = baseline_lines([Baseline("seg_miou", "chance", 0.10)], "Cluster mIoU")
     assert band.fill == "toself" and min(band.y) == 0.26 and max(band.y) == 0.35 and set(band.x) == {0.2, 1.0}
     assert list(line.y) == [0.30, 0.30] and band.legendgroup == line.legendgroup and not band.showlegend
     assert [t.fill for t in bare] == [None] and list(bare[0].y) == [0.10, 0.10]
+    model = object()  # a model's traces: the baseline's band behind them, its line over them
+    assert behind_and_over([model], [band, line]) == [band, model, line]

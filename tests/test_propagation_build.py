@@ -230,7 +230,7 @@ def test_page_report_and_leaderboard_show_propagation(planted):
     jf = {s: ranks[s]["chosen"]["propagation_jf"]["value"] for s in ranks}
     assert gap["model"] == "identity" and gap["lo"] <= gap["value"] <= gap["hi"] < -0.3
     assert gap["value"] == pytest.approx(jf["position"] - jf["identity"])
-    assert "vs Identity" in page and "vs Identity" in board
+    assert "this model minus Identity (paired)" in page and "this model minus Identity (paired)" in board
 
 
 def test_shuffled_features_drop_to_the_position_baseline(tmp_path, planted):

@@ -357,7 +357,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                     line={"color": colour, "dash": dash, "width": 1},
                     hovertemplate=f"<b>{_t(name)} · {_t(ref)} reference</b><br>rel. depth %{{x:.2f}}"
                                   f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"))
-    traces += baseline_lines(baselines, measure)
+    traces = behind_and_over(traces, baseline_lines(baselines, measure))
     every = [p for pts in series.values() for p in pts]
     shown = [p.value for p in every] + [v for p in every for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
     shown += [x.value for x in references] + [b.value for b in baselines]
@@ -615,6 +615,13 @@ def baseline_lines(baselines: Sequence[Any], measure: str, *, suffix: str = "", 
     return traces
 
 
+def behind_and_over(traces: list, baselines: list) -> list:
+    """``traces`` with the baselines' interval bands drawn behind them (a grey band over a model's
+    coloured band would hide its colour) and the baselines' lines over them."""
+    bands = [t for t in baselines if t.fill == "toself"]
+    return bands + list(traces) + [t for t in baselines if t.fill != "toself"]
+
+
 def baseline_bars(baselines: Sequence[Any], measure: str, *, suffix: str = "", name: str = "baselines",
                   outline: str | None = None, about: str = "", horizontal: bool = False) -> list[go.Bar]:
     """The evaluation baselines as one trace of grey bars (one per baseline) with their intervals as
@@ -759,7 +766,8 @@ def comparison_measure_figure(
                                    f"depth %{{x:.2f}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>")))
     groups, _ = _grid_groups(baselines, models, labels)
     for g in groups:
-        traces += baseline_lines(g["baselines"], measure, suffix=g["suffix"], colour=g["colour"], about=g["about"])
+        traces = behind_and_over(traces, baseline_lines(g["baselines"], measure, suffix=g["suffix"], colour=g["colour"],
+                                                        about=g["about"]))
     shown = [r["value"] for r in rows] + [r.get(x) for r in rows for x in ("lo", "hi")]
     shown += [b.value for g in groups for b in g["baselines"]] + [r["value"] for r in references]
     return _layout(traces, f"{measure} — {title_suffix}", DEPTH_AXIS, measure,
@@ -896,7 +904,8 @@ def scaling_figure(points: Iterable[dict[str, Any]], measure: str, title_suffix:
         sizes = [int(p["params"]) for p in order if p.get("model", p["label"]) in g["models"]]
         lo, hi = min(sizes), max(sizes)
         span = (lo, hi) if lo < hi else (lo / 1.15, hi * 1.15)
-        traces += baseline_lines(g["baselines"], measure, suffix=g["suffix"], about=g["about"], x=span)
+        traces = behind_and_over(traces, baseline_lines(g["baselines"], measure, suffix=g["suffix"], about=g["about"],
+                                                        x=span))
         shown += [b.value for b in g["baselines"]]
     ticks = _size_ticks(points)
     lines = max((t.count("<br>") + 1 for t in ticks["ticktext"]), default=1)

@@ -32,8 +32,9 @@ LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chose
 #: The legend's sentence on the Rank column (:func:`rank_tiers`).
 RANK_WORDS = ("a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two "
               "apart: the interval of their paired difference (the same test images and halves) reaches 0, or, "
-              "where the two cannot be paired, their intervals overlap. Under each rank: this model minus the "
-              "model it was compared with (its tier's first row, or the previous tier's), paired, with its interval.")
+              "where the two cannot be paired, their intervals overlap. Under each rank, Δ: this model minus the "
+              "model it was compared with (its tier's first row, or the previous tier's first; hover the cell for "
+              "its name), paired, with its interval.")
 BASELINE_ORDER = ("chance", "constant", "zero motion", "colour", "position", "colour + position", "ceiling")
 
 
@@ -177,18 +178,21 @@ def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[
 def rank_cell(tier: tuple[int, bool] | None, gap: tuple[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """The Rank column's cell of a :func:`rank_tiers` entry: ``2=`` for a shared tier, "—" without one;
     ``gap``: ``(label, paired difference that model minus this one)`` (:func:`tier_gaps`), shown as
-    this one minus that model under the rank.
+    this one minus that model under the rank, the model named in the cell's title (labels are long).
 
-    >>> rank_cell((2, True), ("DINO S/16", {"value": 0.012, "lo": -0.004, "hi": 0.028}))["where"]
-    '−0.012 [−0.028, 0.004] vs DINO S/16'
+    >>> cell = rank_cell((2, True), ("DINO S/16", {"value": 0.012, "lo": -0.004, "hi": 0.028}))
+    >>> cell["ci"], cell["title"]
+    ('Δ −0.012 [−0.028, 0.004]', 'this model minus DINO S/16 (paired)')
     """
     if tier is None:
         return {"text": "—", "ci": "", "where": "", "value": None}
-    where = ""
+    ci = title = ""
     if gap is not None:
         label, d = gap  # that model minus this one, shown as this one minus that
-        where = f"{signed(-d['value'])} [{signed(-d['hi'], plus='')}, {signed(-d['lo'], plus='')}] vs {label}"
-    return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": "", "where": where, "value": str(tier[0])}
+        ci = f"Δ {signed(-d['value'])} [{signed(-d['hi'], plus='')}, {signed(-d['lo'], plus='')}]"
+        title = f"this model minus {label} (paired)"
+    return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": ci, "where": "", "value": str(tier[0]),
+            "title": title}
 
 
 def signed(x: float, plus: str = "+") -> str:
