@@ -288,8 +288,8 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                        other_sizes: Sequence[tuple[str, Sequence[Any]]] = (), main_size: str = "") -> go.Figure:
     """One measure across depth: x = relative depth, one line per representation (and K), its
     interval as a band; the positional references as thin lines of the same colour; the
-    evaluation baselines as grey horizontal lines. A measure taken at a single block is drawn as
-    bars instead (:func:`single_block_figure`). ``other_sizes``: the model's rows at the other
+    evaluation baselines as grey horizontal lines, their intervals as faint bands. A measure taken
+    at a single block is drawn as bars instead (:func:`single_block_figure`). ``other_sizes``: the model's rows at the other
     resolutions of the axis, ``(label, rows)``: one more line (and band) per representation and
     resolution, in the representation's colour with its own marker; ``main_size`` labels the main one.
 
