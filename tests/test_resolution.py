@@ -207,8 +207,10 @@ def test_other_sizes_take_the_main_sizes_colours(built):
     """A run at another size renumbers its clusters to the main run's (one mapping per K): re-aligning
     its root map to the main's changes nothing, the planted position pattern keeps its colours across
     sizes (patches agree on the common grid well above the 1 in 4 of chance: 0.46 at 96 px, where
-    a 4 x 4 and a 6 x 6 grid cut the pattern differently), and the cluster sizes follow."""
+    a 4 x 4 and a 6 x 6 grid cut the pattern differently), and the cluster sizes follow. The PCA
+    pictures' channels are reordered and flipped to the main size's likewise."""
     from atlas.clustering.align import align_to_reference, common_grid, resample_labels
+    from atlas.pipeline.resolutions import align_picture_channels
 
     _, results = built
     runs = _runs(results, "planted")
@@ -222,6 +224,43 @@ def test_other_sizes_take_the_main_sizes_colours(built):
         assert agree > 0.4, (size, agree)
         run = next(r for r in other.runs if (r.block, r.representation, r.k) == (1, "tokens", 4))
         assert run.sizes == np.bincount(other.label_maps[key].ravel(), minlength=4).tolist()
+        for view in ("b1-tokens-pca", "b1-tokens-pca-fg"):  # the PCA colours follow the main size's too
+            order, flip = align_picture_channels(main.pictures[view], other.pictures[view])
+            assert order.tolist() == [0, 1, 2] and not flip.any(), (size, view)
+
+
+def test_a_renumbered_recoloured_size_gets_the_main_sizes_colours_back():
+    """Planted: another size's maps are the main's on twice the grid, their cluster ids permuted and
+    their PCA channels reordered and flipped (the background of the foreground recipe black). After
+    :func:`align_to_main` they are the main's again, every block and representation by one mapping."""
+    from atlas.pipeline.resolutions import align_to_main
+    from atlas.records import ClusterRun, ModelResult
+
+    rng = np.random.default_rng(0)
+    up = lambda a: np.repeat(np.repeat(a, 2, axis=1), 2, axis=2)  # noqa: E731  (N, h, w, ...) on twice the grid
+    card = None  # the alignment reads maps, pictures and runs only
+    maps = {f"b{b}-{r}-k4": rng.integers(0, 4, size=(3, 5, 5)).astype(np.int16) for b in (0, 1) for r in ("tokens", "keys")}
+    pics = {f"b{b}-{r}-{v}": rng.integers(1, 256, size=(3, 5, 5, 3)).astype(np.uint8)
+            for b in (0, 1) for r in ("tokens", "keys") for v in ("pca", "pca-fg")}
+    for key in [k for k in pics if k.endswith("-fg")]:
+        pics[key][:, 0] = 0  # background rows: black
+    main = ModelResult(card=card, blocks=[0, 1], representations=["tokens", "keys"], ks=[4], label_maps=maps,
+                       pictures=pics)
+    perm = np.array([2, 0, 3, 1])
+    other_pics = {}
+    for key, pic in pics.items():
+        changed = 255 - pic[..., [1, 2, 0]]
+        changed[pic.max(axis=-1) == 0] = 0
+        other_pics[key] = up(changed)
+    other = ModelResult(card=card, blocks=[0, 1], representations=["tokens", "keys"], ks=[4],
+                        label_maps={k: up(perm[m]).astype(np.int16) for k, m in maps.items()}, pictures=other_pics,
+                        runs=[ClusterRun(b, 1.0, r, 4, [0, 0, 0, 0], 0.0) for b in (0, 1) for r in ("tokens", "keys")])
+    align_to_main(other, main)
+    for key, m in maps.items():
+        assert np.array_equal(other.label_maps[key], up(m)), key
+    for key, pic in pics.items():
+        assert np.array_equal(other.pictures[key], up(pic)), key
+    assert other.runs[0].sizes == np.bincount(up(maps["b0-tokens-k4"]).ravel(), minlength=4).tolist()
 
 
 def test_rebuild_reuses_every_resolution(built):

@@ -63,6 +63,10 @@ RECIPE = {
     "alignment across blocks": "from the deepest gallery block to the shallowest, each block's components are "
                                "reordered (Hungarian matching of |correlation| of score maps over the same "
                                "patches) and flipped (negative correlation) to follow the deeper neighbour",
+    "alignment across input sizes": "a size's pictures take the main size's colours: one reordering and "
+                                    "flipping of the colour channels for all of them, matched as above on the "
+                                    "colours of the deepest gallery block's tokens (the other size resampled to "
+                                    "the main grid, nearest; patches coloured in both)",
     "foreground mode (DINOv2 recipe)": "first joint PCA on all patches; its first component oriented so the outer "
                                        "patch ring scores lower than the rest; patches with a score > 0 are "
                                        "foreground; a second joint PCA on the foreground patches gives the colours; "

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..clustering.align import align_to_reference, apply_mapping, colour_chains
+from ..clustering.align import align_to_reference, apply_mapping, colour_chains, resample_labels
 from ..config import resolution_label, resolution_size
 from ..inputs.geometry import snap_to_patch_multiple
-from ..records import ModelResult, SkippedItem, map_key, run_id
+from ..measures.pca import align_components
+from ..records import PCA_VIEWS, ModelResult, SkippedItem, map_key, picture_key, run_id
 
 MIN_PATCHES = 3  # the border measures compare a grid's outer ring with its interior, which 2 x 2 lacks
 
@@ -78,11 +79,22 @@ def align_to_main(result: ModelResult, main: ModelResult) -> None:
     at another size) renumbered by one mapping, the one that gives its colour chain's root (the
     tokens' deepest gallery block, :func:`atlas.clustering.align.colour_chains`) the ids of the main
     run's clusters it overlaps most (counted on the two grids' common grid). One mapping per K keeps
-    the run's own alignment across blocks and representations. The clusters' sizes follow."""
+    the run's own alignment across blocks and representations. The clusters' sizes follow. The
+    PCA pictures likewise: per view, one reordering and flipping of the colour channels for all of
+    the run's pictures (:func:`align_picture_channels`)."""
     chains = colour_chains(result.blocks, result.representations)
     if not chains or not chains[0][2]:
         return
     root_rep, _, deep_first = chains[0]
+    for view in PCA_VIEWS:
+        root = picture_key(deep_first[0], root_rep, view)
+        if root in result.pictures and root in main.pictures:
+            order, flip = align_picture_channels(main.pictures[root], result.pictures[root])
+            for b in result.blocks:
+                for r in result.representations:
+                    key = picture_key(b, r, view)
+                    if key in result.pictures:
+                        result.pictures[key] = recoloured(result.pictures[key], order, flip)
     for k in result.ks:
         root = map_key(deep_first[0], root_rep, k)
         if root not in result.label_maps or root not in main.label_maps:
@@ -97,3 +109,37 @@ def align_to_main(result: ModelResult, main: ModelResult) -> None:
             if run.k == k and map_key(run.block, run.representation, k) in result.label_maps:
                 run.sizes = [int(x) for x in np.bincount(result.label_maps[map_key(run.block, run.representation, k)]
                                                          .ravel(), minlength=k)]
+
+
+def align_picture_channels(reference: np.ndarray, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The channel order and flips that make PCA pictures ``(N, h, w, 3)`` (uint8) follow the same
+    images' ``reference`` pictures on another grid (:func:`atlas.measures.pca.align_components` on
+    the colours, ``pictures`` resampled to the reference's grid, over patches coloured in both: the
+    foreground recipe leaves background black). A flipped component's colour is 255 minus it, as
+    :func:`atlas.measures.pca.apply_alignment` scales it. Returns ``(order, flip)``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.integers(1, 256, size=(2, 4, 4, 3)).astype(np.uint8)
+    >>> other = np.repeat(np.repeat(255 - ref[..., [2, 0, 1]], 2, axis=1), 2, axis=2)  # twice the grid
+    >>> order, flip = align_picture_channels(ref, other)
+    >>> order.tolist(), flip.tolist()
+    ([1, 2, 0], [True, True, True])
+    """
+    grid = reference.shape[1:3]
+    moved = resample_labels(np.moveaxis(pictures, -1, 1), grid)  # (N, 3, H, W), nearest
+    moved = np.moveaxis(moved, 1, -1)
+    both = (reference.max(axis=-1) > 0) & (moved.max(axis=-1) > 0)
+    if both.sum() < 3:
+        return np.arange(3), np.zeros(3, dtype=bool)
+    order, signs = align_components(reference[both].astype(np.float64), moved[both].astype(np.float64))
+    return order, signs < 0
+
+
+def recoloured(pictures: np.ndarray, order: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """PCA pictures with their channels reordered and flipped (:func:`align_picture_channels`);
+    black (background) patches stay black."""
+    out = pictures[..., order].copy()
+    coloured = pictures.max(axis=-1) > 0
+    for c in np.flatnonzero(flip):
+        out[..., c] = np.where(coloured, 255 - out[..., c], 0)
+    return out
