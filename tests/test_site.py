@@ -535,8 +535,14 @@ def test_leaderboard_page(built):
     # the models, then the baselines of their (shared) patch grid, as on the model pages
     assert names == ["DINO ViT-S/16", f"ViT-S/16 ({RANDOM_INIT_LABEL})", "chance baseline", "position baseline",
                      "ceiling baseline"]
-    bands = [t for t in specs["fig-measure-seg-miou"]["data"] if t.get("fill") == "toself"]
-    assert len(bands) == 2 and all(t.get("mode") == "lines" for t in bands)  # interval bands, no corner markers
+    data = specs["fig-measure-seg-miou"]["data"]
+    bands = [t for t in data if t.get("fill") == "toself"]
+    assert all(t.get("mode") == "lines" for t in bands)  # interval bands, no corner markers
+    # the models' bands, and each baseline's with an interval, behind every line
+    of_baselines = [t["legendgroup"] for t in bands if t["legendgroup"].endswith(" baseline")]
+    assert [t["legendgroup"] for t in bands if not t["legendgroup"].endswith(" baseline")] == names[:2]
+    assert sorted(of_baselines) == ["ceiling baseline", "chance baseline", "position baseline"]
+    assert all(t.get("fill") == "toself" for t in data[:len(of_baselines)])
     # downloads, cite box, nav and atlas.json
     rows = list(csv.DictReader(io.StringIO(_text(site / "compare/segmentation-quality.csv"))))
     best = {(r["model"], r["measure"]): r for r in rows}
