@@ -255,12 +255,19 @@ def test_a_renumbered_recoloured_size_gets_the_main_sizes_colours_back():
     other = ModelResult(card=card, blocks=[0, 1], representations=["tokens", "keys"], ks=[4],
                         label_maps={k: up(perm[m]).astype(np.int16) for k, m in maps.items()}, pictures=other_pics,
                         runs=[ClusterRun(b, 1.0, r, 4, [0, 0, 0, 0], 0.0) for b in (0, 1) for r in ("tokens", "keys")])
-    align_to_main(other, main)
+    assert align_to_main(other, main)
     for key, m in maps.items():
         assert np.array_equal(other.label_maps[key], up(m)), key
     for key, pic in pics.items():
         assert np.array_equal(other.pictures[key], up(pic)), key
     assert other.runs[0].sizes == np.bincount(up(maps["b0-tokens-k4"]).ravel(), minlength=4).tolist()
+    assert not align_to_main(other, main)  # aligned once, nothing to change (a reused run is checked so)
+    # another aspect ratio shows another crop of each image: its colours are left as they are
+    wide = ModelResult(card=card, blocks=[0, 1], representations=["tokens", "keys"], ks=[4],
+                       label_maps={k: perm[np.concatenate([m, m[:, :, :2]], axis=2)].astype(np.int16)
+                                   for k, m in maps.items()})
+    before = {k: v.copy() for k, v in wide.label_maps.items()}
+    assert not align_to_main(wide, main) and all(np.array_equal(wide.label_maps[k], v) for k, v in before.items())
 
 
 def test_rebuild_reuses_every_resolution(built):

@@ -63,7 +63,8 @@ RECIPE = {
     "alignment across blocks": "from the deepest gallery block to the shallowest, each block's components are "
                                "reordered (Hungarian matching of |correlation| of score maps over the same "
                                "patches) and flipped (negative correlation) to follow the deeper neighbour",
-    "alignment across input sizes": "a size's pictures take the main size's colours: one reordering and "
+    "alignment across input sizes": "a size of the main size's aspect ratio (another one crops another part "
+                                    "of each image) takes the main size's colours: one reordering and "
                                     "flipping of the colour channels for all of them, matched as above on the "
                                     "colours of the deepest gallery block's tokens (the other size resampled to "
                                     "the main grid, nearest; patches coloured in both)",

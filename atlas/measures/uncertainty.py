@@ -327,8 +327,9 @@ def paired_difference(a: Uncertainty, b: Uncertainty) -> Uncertainty:
     the two intervals by overlap cannot.
 
     Seeds pair by position; a number of one seed (a baseline the clustering does not touch) pairs
-    with every seed of the other. The variance over seeds is then that of the differences: the sum
-    of both numbers' seed variances, as the seeds of two clusterings are independent. A seed where
+    with every seed of the other. The variance over seeds is then that of the per-seed differences
+    (two models clustered with the same seed share its k-means training sample, so their seeds are
+    not independent; the differences' variance holds whatever they share). A seed where
     either value is undefined is left out of the difference. Replicates undefined on one side are
     left out of the difference's variance when each side alone keeps its interval (at most 1 in 10
     undefined, :meth:`Uncertainty.add`): two sides at 8% each must not leave the difference without

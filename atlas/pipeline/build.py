@@ -173,8 +173,12 @@ def compute_model(inputs: BuildInputs, spec: Backbone, progress: bool = False) -
     done: list[ComputedRun] = []
     for run in inputs.resolutions[spec.slug][0]:
         main = done[0].result if done and not run.main else None  # the other sizes take the main run's colours
-        done.append(_stored_run(inputs, spec, run, identity) or _compute_run(inputs, spec, run, identity, progress,
-                                                                             main))
+        stored = _stored_run(inputs, spec, run, identity)
+        if stored is not None and main is not None and not done[0].reused and align_to_main(stored.result, main):
+            # the main run was recomputed (a setting only it depends on) with other cluster ids
+            log.info("%s at %s: colours realigned to the recomputed main size", spec.display_name, run.label)
+            inputs.store.save_model(stored.key, stored.result, run.run_id)
+        done.append(stored or _compute_run(inputs, spec, run, identity, progress, main))
     return done
 
 

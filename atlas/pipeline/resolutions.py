@@ -74,22 +74,30 @@ def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
     return runs, skipped
 
 
-def align_to_main(result: ModelResult, main: ModelResult) -> None:
+def align_to_main(result: ModelResult, main: ModelResult) -> bool:
     """Same colour = same region across input sizes too: per K, every label map of ``result`` (a run
     at another size) renumbered by one mapping, the one that gives its colour chain's root (the
     tokens' deepest gallery block, :func:`atlas.clustering.align.colour_chains`) the ids of the main
     run's clusters it overlaps most (counted on the two grids' common grid). One mapping per K keeps
     the run's own alignment across blocks and representations. The clusters' sizes follow. The
     PCA pictures likewise: per view, one reordering and flipping of the colour channels for all of
-    the run's pictures (:func:`align_picture_channels`)."""
+    the run's pictures (:func:`align_picture_channels`).
+
+    Only between sizes of one aspect ratio: images are resized to cover the size and centre-cropped,
+    so another aspect ratio shows another part of each image, and a patch of one grid is not the
+    same region in the other (such a size keeps its own colours; Methods says so). Returns whether
+    anything changed (an aligned run realigned changes nothing)."""
     chains = colour_chains(result.blocks, result.representations)
     if not chains or not chains[0][2]:
-        return
+        return False
     root_rep, _, deep_first = chains[0]
+    changed = False
     for view in PCA_VIEWS:
         root = picture_key(deep_first[0], root_rep, view)
-        if root in result.pictures and root in main.pictures:
+        if root in result.pictures and root in main.pictures \
+                and same_view(main.pictures[root].shape[1:3], result.pictures[root].shape[1:3]):
             order, flip = align_picture_channels(main.pictures[root], result.pictures[root])
+            changed |= bool(flip.any() or (order != np.arange(len(order))).any())
             for b in result.blocks:
                 for r in result.representations:
                     key = picture_key(b, r, view)
@@ -97,9 +105,11 @@ def align_to_main(result: ModelResult, main: ModelResult) -> None:
                         result.pictures[key] = recoloured(result.pictures[key], order, flip)
     for k in result.ks:
         root = map_key(deep_first[0], root_rep, k)
-        if root not in result.label_maps or root not in main.label_maps:
+        if root not in result.label_maps or root not in main.label_maps \
+                or not same_view(main.label_maps[root].shape[1:], result.label_maps[root].shape[1:]):
             continue
         mapping = align_to_reference(main.label_maps[root], result.label_maps[root], k, k)
+        changed |= bool((mapping != np.arange(len(mapping))).any())
         for b in result.blocks:
             for r in result.representations:
                 key = map_key(b, r, k)
@@ -109,6 +119,17 @@ def align_to_main(result: ModelResult, main: ModelResult) -> None:
             if run.k == k and map_key(run.block, run.representation, k) in result.label_maps:
                 run.sizes = [int(x) for x in np.bincount(result.label_maps[map_key(run.block, run.representation, k)]
                                                          .ravel(), minlength=k)]
+    return changed
+
+
+def same_view(grid: tuple[int, int], other: tuple[int, int], tolerance: float = 0.02) -> bool:
+    """Whether two patch grids ``(rows, columns)`` show the same part of an image: the same aspect
+    ratio, up to the rounding of sizes to whole patches.
+
+    >>> same_view((14, 14), (20, 20)), same_view((14, 19), (20, 27)), same_view((14, 14), (14, 20))
+    (True, True, False)
+    """
+    return abs(grid[0] * other[1] / (grid[1] * other[0]) - 1.0) <= tolerance
 
 
 def align_picture_channels(reference: np.ndarray, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -133,9 +133,10 @@ def _clustering(r: dict[str, Any]) -> dict[str, str]:
                             "nearest centroid" if train else "every token"),
         "cluster order": "clusters sorted by size; colours aligned across blocks (deep to shallow chain), "
                          "representations (to tokens at the deepest gallery block), models (to the first model of "
-                         "a comparison) and input sizes (one renumbering per K for all of a size's maps: its "
-                         "tokens' deepest gallery block to the main size's, counted on the two grids' common "
-                         "grid) by Hungarian matching of the co-occurrence matrix; not across K: a colour at "
+                         "a comparison) and input sizes of the main size's aspect ratio (one renumbering per K "
+                         "for all of a size's maps: its tokens' deepest gallery block to the main size's, counted "
+                         "on the two grids' common grid; another aspect ratio crops another part of each image "
+                         "and keeps its own colours) by Hungarian matching of the co-occurrence matrix; not across K: a colour at "
                          "another K is another cluster",
         "K for the measures": str(r.get("k")),
     }
@@ -187,7 +188,8 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
         "comparing models": "the leaderboards' tiers compare two models by the interval of their paired "
                             "difference: both are scored on the same test images (sequences) and halves, and "
                             "each model's chosen number keeps its replicates; k-means seeds pair by position "
-                            "and their variances add. Each comparison is at the interval level, not widened for "
+                            "(the same seed for both) and the seed term is the variance of the per-seed "
+                            "differences. Each comparison is at the interval level, not widened for "
                             "the number of models. Where two numbers cannot be paired (no replicates, other "
                             "halves) their intervals are compared by overlap, a stricter test (two "
                             "non-overlapping 95% intervals of independent numbers differ at about p < 0.006). "

@@ -16,12 +16,12 @@ from typing import Any
 from jinja2 import Environment
 
 from ..config import slugify
-from ..formatting import fixed, level_percent, with_interval
+from ..formatting import level_percent, with_interval
 from ..records import AtlasResults, ModelCard, ModelResult, deepest_tokens_row
 from .data import csv_text, num
 from .figures import against_size_figure, figure
 from .honesty import simple_baselines
-from .leaderboard import cell, kept_uncertainty, paired_gap
+from .leaderboard import cell, kept_uncertainty, paired_gap, signed
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
 from .wording import measure_title
@@ -34,7 +34,7 @@ RESOLUTION_BLURB = ("each model's positional, boundary, high-norm and evaluation
 MEASURES = (("positional", ("positional_nce", "position_r2", "positional_effect")),
             ("boundary", ("border_ami", "border_norm_ratio")),
             ("high-norm tokens", ("outlier_fraction", "outlier_fraction_border")),
-            ("evaluation", ("seg_miou", "knn_miou_k10", "pseudomask_miou")))
+            ("evaluation", ("seg_miou", "knn_miou_k10")))  # pseudo-masks: keys of the last block only
 REPRESENTATION = "tokens"  # the rule's representation (atlas.records.deepest_tokens_row), for the captions
 #: How timm resamples learned absolute position embeddings when it loads weights for another grid.
 RESAMPLING = "bicubic interpolation with antialiasing (timm's resample_abs_pos_embed, as it loads pretrained weights)"
@@ -183,10 +183,10 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
                     continue
                 d = size_change(runs[0], picked[0], m, p)
                 delta = d["value"]
-                interval = f" [{fixed(d['lo'], 3)}, {fixed(d['hi'], 3)}]" if d["paired"] else ""
+                interval = f" [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]" if d["paired"] else ""
                 summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
                                 "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
-                                "delta": f"{delta:+.3f}{interval}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
+                                "delta": f"{signed(delta)}{interval}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
                                 "apart": "no interval" if d["apart"] is None else
                                          f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'})",
                                 "value": repr(float(delta))})
