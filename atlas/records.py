@@ -299,6 +299,14 @@ class ModelResult:
     pictures: dict[str, np.ndarray] = field(default_factory=dict, metadata=_ARRAYS)
 
 
+def recount_sizes(runs: list[ClusterRun], label_maps: dict[str, np.ndarray]) -> None:
+    """Each run's ``sizes`` counted again in the ids of its label maps (after they were renumbered)."""
+    for run in runs:
+        key = map_key(run.block, run.representation, run.k)
+        if key in label_maps:
+            run.sizes = [int(x) for x in np.bincount(label_maps[key].ravel(), minlength=run.k)]
+
+
 def row_id(row: MeasureRow) -> str:
     """One number's id in its model's record: ``seg_miou/11/tokens/8`` (measure, block,
     representation, K)."""

@@ -185,7 +185,7 @@ def test_leaderboard_tiers_read_the_paired_difference():
     tiers = rank_tiers(rows, [better, worse])
     assert tiers == [(1, False), (2, False)]
     (gap,) = [g for g in tier_gaps(tiers, [better, worse]) if g]
-    assert gap[0] == 0 and 0 < gap[1]["lo"] < 0.03 < gap[1]["hi"]  # the better one minus this one
+    assert gap[0] == 0 and gap[1]["lo"] < -0.03 < gap[1]["hi"] < 0  # this one minus the better one
     same = [scored(x, w) for x in shared_difficulty(0.0, seed=1)]
     assert np.prod(paired_difference(*same).interval()) <= 0  # this draw's difference covers 0
     assert rank_tiers([(u.value, *u.interval()) for u in same], same) == [(1, True), (1, True)]

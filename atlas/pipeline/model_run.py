@@ -39,7 +39,7 @@ from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
 from ..measures.tensors import is_tensor, load_linalg, upload_features
 from ..measures.uncertainty import Uncertainty, half_samples, jackknife, leave_one_out, resampling_id, row_fields
-from ..records import ClusterRun, MeasureRow, ModelResult, compared_rows, map_key, row_id
+from ..records import ClusterRun, MeasureRow, ModelResult, compared_rows, map_key, recount_sizes, row_id
 from . import payloads
 from .inputs import SHIFTS, shift_sets
 from .pictures import ATTENTION_INPUTS, align_pictures, attention_measures, attention_pictures, block_attention, fit_pictures
@@ -294,9 +294,7 @@ class ModelRun:
         runs.sort(key=lambda r: (r.block, r.representation, r.k))
         self.align(label_maps)
         pictures = {**align_pictures(self._pca_fits, self.gallery_blocks, self.reps), **self._attention_maps}
-        for run in runs:  # sizes in aligned ids
-            run.sizes = [int(x) for x in np.bincount(label_maps[map_key(run.block, run.representation, run.k)].ravel(),
-                                                     minlength=run.k)]
+        recount_sizes(runs, label_maps)  # sizes in aligned ids
         baselines, selected = [], {}
         t0 = time.perf_counter()
         for evaluation, scoring in zip(self.evaluations, scorings):

@@ -28,7 +28,7 @@ from ..clustering.align import align_to_reference, apply_mapping, colour_chains,
 from ..config import resolution_label, resolution_size
 from ..inputs.geometry import snap_to_patch_multiple
 from ..measures.pca import align_components
-from ..records import PCA_VIEWS, ModelResult, SkippedItem, map_key, picture_key, run_id
+from ..records import PCA_VIEWS, ModelResult, SkippedItem, map_key, picture_key, recount_sizes, run_id
 
 MIN_PATCHES = 3  # the border measures compare a grid's outer ring with its interior, which 2 x 2 lacks
 
@@ -44,7 +44,6 @@ class ResolutionRun:
     size: tuple[int, int]
     run_id: str
     main: bool
-    main_size: tuple[int, int] | None = None  # another size's run: the main run's size (its colours follow it)
 
 
 def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
@@ -69,8 +68,7 @@ def model_resolutions(entries: list, name: str, slug: str, *, patch: int,
             skipped.append(SkippedItem(what, f"{named} for {patch} px patches, the input size of resolution "
                                              f"{same.label}: run once"))
             continue
-        runs.append(ResolutionRun(label, requested, size, run_id(slug, size, i == 0), main=i == 0,
-                                  main_size=runs[0].size if i and runs else None))
+        runs.append(ResolutionRun(label, requested, size, run_id(slug, size, i == 0), main=i == 0))
     return runs, skipped
 
 
@@ -115,10 +113,7 @@ def align_to_main(result: ModelResult, main: ModelResult) -> bool:
                 key = map_key(b, r, k)
                 if key in result.label_maps:
                     result.label_maps[key] = apply_mapping(result.label_maps[key], mapping).astype(np.int16)
-        for run in result.runs:
-            if run.k == k and map_key(run.block, run.representation, k) in result.label_maps:
-                run.sizes = [int(x) for x in np.bincount(result.label_maps[map_key(run.block, run.representation, k)]
-                                                         .ravel(), minlength=k)]
+        recount_sizes([run for run in result.runs if run.k == k], result.label_maps)
     return changed
 
 

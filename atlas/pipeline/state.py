@@ -112,8 +112,7 @@ def model_key(cfg: AtlasConfig, spec: "Backbone", weights_hash: str, images: "li
     return digest({
         "v": MODEL_STATE_VERSION, "atlas": __version__, "code": code_fingerprint(), "weights": weights_hash,
         "spec": spec.model_dump(exclude={"opt_in"}), "timm": _timm_version(), "images": [i.content_hash for i in images],
-        "resolution": [run.label, list(run.requested), list(run.size), run.main,
-                       run.main_size and list(run.main_size)], "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
+        "resolution": [run.label, list(run.requested), list(run.size), run.main], "features": cfg.features.model_dump(exclude=_NOT_IN_RESULTS),
         "clustering": cfg.clustering.model_dump(), "analyses": cfg.analyses.model_dump(), "seed": cfg.atlas.seed,
         "uncertainty": cfg.uncertainty.model_dump(),
         "evaluation": eval_key,

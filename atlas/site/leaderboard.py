@@ -160,7 +160,7 @@ def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
 def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[Uncertainty | None]
               ) -> list[tuple[int, dict[str, float]] | None]:
     """What placed each ranked row (:func:`rank_tiers`): ``(index of the row it was compared with,
-    paired difference that row minus this one)``. A row of a shared tier is compared with its tier's
+    paired difference this row minus that one)``. A row of a shared tier is compared with its tier's
     first row, a tier's first row with the previous tier's first; None for the top row and where
     the two do not pair (their intervals were compared instead)."""
     firsts: dict[int, int] = {}
@@ -170,17 +170,17 @@ def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[
     out: list[tuple[int, dict[str, float]] | None] = []
     for i, t in enumerate(tiers):
         j = None if t is None else firsts[t[0]] if firsts[t[0]] != i else firsts.get(t[0] - 1)
-        gap = None if j is None else paired_gap(uncertainties[j], uncertainties[i])
+        gap = None if j is None else paired_gap(uncertainties[i], uncertainties[j])
         out.append(None if gap is None else (j, gap))
     return out
 
 
 def rank_cell(tier: tuple[int, bool] | None, gap: tuple[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """The Rank column's cell of a :func:`rank_tiers` entry: ``2=`` for a shared tier, "—" without one;
-    ``gap``: ``(label, paired difference that model minus this one)`` (:func:`tier_gaps`), shown as
-    this one minus that model under the rank, the model named in the cell's title (labels are long).
+    ``gap``: ``(label, paired difference this model minus that one)`` (:func:`tier_gaps`), shown
+    under the rank, the model named in the cell's title (labels are long).
 
-    >>> cell = rank_cell((2, True), ("DINO S/16", {"value": 0.012, "lo": -0.004, "hi": 0.028}))
+    >>> cell = rank_cell((2, True), ("DINO S/16", {"value": -0.012, "lo": -0.028, "hi": 0.004}))
     >>> cell["ci"], cell["title"]
     ('Δ −0.012 [−0.028, 0.004]', 'this model minus DINO S/16 (paired)')
     """
@@ -188,8 +188,8 @@ def rank_cell(tier: tuple[int, bool] | None, gap: tuple[str, dict[str, float]] |
         return {"text": "—", "ci": "", "where": "", "value": None}
     ci = title = ""
     if gap is not None:
-        label, d = gap  # that model minus this one, shown as this one minus that
-        ci = f"Δ {signed(-d['value'])} [{signed(-d['hi'], plus='')}, {signed(-d['lo'], plus='')}]"
+        label, d = gap
+        ci = f"Δ {signed(d['value'])} [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]"
         title = f"this model minus {label} (paired)"
     return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": ci, "where": "", "value": str(tier[0]),
             "title": title}
@@ -267,9 +267,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     for r, gap in zip(rows, gaps):
         r["rank"] = rank_cell(tiers[r["slug"]], gap and (labels[order[gap[0]]], gap[1]))
         if gap is not None:
-            d = gap[1]  # that model minus this one; the JSON, as the page, gives this one minus that
-            chosen_json[r["slug"]][names[0]]["minus_compared"] = {"model": order[gap[0]], "value": -d["value"],
-                                                                   "lo": -d["hi"], "hi": -d["lo"]}
+            chosen_json[r["slug"]][names[0]]["minus_compared"] = {"model": order[gap[0]], **gap[1]}
     for line in csv_rows:  # the tier number on each model's row of the ranked measure
         if line[5] == names[0] and tiers.get(line[0]):
             line[-1] = tiers[line[0]][0]
