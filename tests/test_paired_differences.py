@@ -196,6 +196,35 @@ def test_leaderboard_tiers_read_the_paired_difference():
     assert rank_tiers(rows, [better, other]) == [(1, True), (1, True)]  # not paired: the intervals overlap
 
 
+def test_ranks_of_equal_models_hold_family_wise():
+    """Ten models of equal skill on the same images: the ranking splits the column (a rank other than
+    "1=") in at most about 1 draw in 20, while the highest minus the lowest at 95% alone clears 0 in
+    most draws (the order picks the pair). A model planted better on every image is still told apart,
+    and the others stay one tier."""
+    from atlas.site.leaderboard import rank_tiers, tier_gaps
+
+    w = half_samples(24, 200, seed=0)
+
+    def draw(seed: int, planted: float = 0.0) -> list[Uncertainty]:
+        rng = np.random.default_rng(seed)
+        hard = rng.normal(0.5, 0.15, 24)  # how hard each image is, for all ten
+        us = [scored(hard + rng.normal(0, 0.02, 24) + (planted if i == 0 else 0.0), w) for i in range(10)]
+        return sorted(us, key=lambda u: -u.value)
+
+    draws, splits, extremes = 60, 0, 0
+    for seed in range(draws):
+        us = draw(seed)
+        splits += any(t[0] > 1 for t in rank_tiers([(u.value, *u.interval()) for u in us], us))
+        extremes += paired_difference(us[0], us[-1]).interval()[0] > 0
+    assert splits <= 0.1 * draws and extremes >= 0.4 * draws, (splits, extremes)
+    us = draw(0, planted=0.05)
+    tiers = rank_tiers([(u.value, *u.interval()) for u in us], us)
+    assert tiers == [(1, False)] + [(2, True)] * 9
+    gap = tier_gaps(tiers, us)[1][1]  # the runner-up minus the planted one, at 1 - 5% / 45
+    plain = paired_difference(us[1], us[0]).interval()
+    assert gap["hi"] < 0 and gap["hi"] - gap["lo"] > 1.5 * (plain[1] - plain[0])
+
+
 def test_a_change_of_input_size_reads_the_paired_difference():
     """The same images at two sizes, every image a little higher at the second: the intervals overlap,
     the paired change does not reach 0. Records without replicates fall back to overlap."""

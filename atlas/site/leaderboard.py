@@ -14,7 +14,7 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..formatting import fixed, level_percent, with_interval
-from ..measures.uncertainty import Uncertainty, paired_difference
+from ..measures.uncertainty import Uncertainty, paired_difference, quantile
 from ..records import AtlasResults, MeasureRow, ModelResult, chosen_row, row_id
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
@@ -29,12 +29,19 @@ from .wording import measure_title
 #: One sentence for the home page's list of comparisons.
 LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
                      "chance, colour, position and the ceiling.")
-#: The legend's sentence on the Rank column (:func:`rank_tiers`).
-RANK_WORDS = ("a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two "
-              "apart: the interval of their paired difference (the same test images and halves) reaches 0, or, "
-              "where the two cannot be paired, their intervals overlap. Under each rank, Δ: this model minus the "
-              "model it was compared with (its tier's first row, or the previous tier's first; hover the cell for "
-              "its name), paired, with its interval.")
+def rank_words(level: float, ranked: int) -> str:
+    """The legend's sentence on the Rank column (:func:`rank_tiers`) of ``ranked`` numbers."""
+    pairs = max(1, ranked * (ranked - 1) // 2)
+    each = level_percent(round(pair_level(level, ranked), 6))
+    return (f"a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two apart "
+            f"at {level_percent(level)} family-wise: the interval of their paired difference (the same test images "
+            f"and halves) reaches 0, or, where the two cannot be paired, their intervals overlap, each at {each} "
+            f"(Bonferroni over the column's {pairs} pair{'s' if pairs != 1 else ''} of models, since the order "
+            f"decides which pairs are compared). Under each rank, Δ: this model minus the model it was compared "
+            f"with (its tier's first row, or the previous tier's first; hover the cell for its name), paired, with "
+            f"its {each} interval.")
+
+
 BASELINE_ORDER = ("chance", "constant", "zero motion", "colour", "position", "colour + position", "ceiling")
 
 
@@ -98,33 +105,63 @@ def leaderboard_page(results: AtlasResults) -> str:
     return LEADERBOARD_PAGE if LEADERBOARD_PAGE not in taken else LEADERBOARD_PAGE[:-3] + "-leaderboard.md"
 
 
-def paired_gap(a: Uncertainty | None, b: Uncertainty | None) -> dict[str, float] | None:
+def pair_level(level: float, ranked: int) -> float:
+    """The level of each comparison behind a ranking of ``ranked`` numbers, so that its tiers hold
+    at ``level`` family-wise: Bonferroni over all ``ranked (ranked - 1) / 2`` pairs. Not over the
+    ``ranked - 1`` comparisons made: they are chosen by the sorted numbers (the last compares the
+    highest with the lowest). With 25 models of equal skill, ``ranked - 1`` still splits a column in
+    about 1 draw in 4, all pairs in fewer than 1 in 20 (``tests/test_paired_differences.py``).
+
+    >>> round(pair_level(0.95, 4), 5), pair_level(0.95, 2), pair_level(0.95, 1)
+    (0.99167, 0.95, 0.95)
+    """
+    return 1.0 - (1.0 - level) / max(1, ranked * (ranked - 1) // 2)
+
+
+def paired_gap(a: Uncertainty | None, b: Uncertainty | None, level: float | None = None) -> dict[str, float] | None:
     """``a - b`` from the replicates both numbers share (:func:`paired_difference`): ``{"value",
-    "lo", "hi"}`` at their interval level, or None where they cannot be paired (one without
-    replicates, another resampling, no finite interval)."""
+    "lo", "hi"}`` at ``level`` (None: their own interval level), or None where they cannot be
+    paired (one without replicates, another resampling, no finite interval)."""
     if a is None or b is None:
         return None
     try:
         d = paired_difference(a, b)
     except ValueError:  # not one resampling: no pairing
         return None
-    lo, hi = d.interval()
-    if not (math.isfinite(d.value) and math.isfinite(lo) and math.isfinite(hi)):
+    se, df = d.spread()
+    half = quantile(d.level if level is None else level, df) * se
+    if not (math.isfinite(d.value) and math.isfinite(half)):
         return None
-    return {"value": float(d.value), "lo": float(lo), "hi": float(hi)}
+    return {"value": float(d.value), "lo": float(d.value - half), "hi": float(d.value + half)}
+
+
+def widened(row: tuple[float, float, float], u: Uncertainty | None, row_level: float, level: float
+            ) -> tuple[float, float]:
+    """A ranked row's ``(value, lo, hi)`` at ``row_level`` as an interval at ``level``: from its
+    kept uncertainty where there is one, else its half-widths scaled by the normal quantiles."""
+    if u is not None:
+        se, df = u.spread()
+        if math.isfinite(se):
+            half = quantile(level, df) * se
+            return u.value - half, u.value + half
+    value, lo, hi = (float(x) for x in row)
+    scale = quantile(level, None) / quantile(row_level, None)
+    return value - (value - lo) * scale, value + (hi - value) * scale
 
 
 def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
-               uncertainties: Sequence[Uncertainty | None] | None = None) -> list[tuple[int, bool] | None]:
+               uncertainties: Sequence[Uncertainty | None] | None = None, level: float = 0.95
+               ) -> list[tuple[int, bool] | None]:
     """Ranks as tiers, for ``(value, lo, hi)`` rows already sorted best first: ``(tier, shared)`` per
     row, None for a row without a value. A row joins the tier of the tier's first row when the atlas
     does not tell the two apart; any other row starts the next tier. ``shared``: the tier holds more
     than one row.
 
-    Told apart: where both rows have ``uncertainties`` that pair (the same images and halves,
-    :func:`paired_gap`), when the interval of their paired difference lies above 0; otherwise when
-    their intervals do not overlap. A row without an interval starts a tier of its own and nothing
-    joins it.
+    Told apart, at ``level`` (the rows' interval level) family-wise over the ranking: where both
+    rows have ``uncertainties`` that pair (the same images and halves, :func:`paired_gap`), when the
+    interval of their paired difference lies above 0; otherwise when their intervals do not
+    overlap; each interval at :func:`pair_level`. A row without an interval starts a tier of its own
+    and nothing joins it.
 
     >>> rank_tiers([(0.41, 0.31, 0.51), (0.40, 0.30, 0.50), (0.39, 0.29, 0.49)])
     [(1, True), (1, True), (1, True)]
@@ -136,6 +173,7 @@ def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
         return x is not None and math.isfinite(float(x))
 
     uncertainties = list(uncertainties) if uncertainties is not None else [None] * len(rows)
+    each = pair_level(level, sum(number(r[0]) for r in rows))
     tiers: list[int | None] = []
     tier, first = 0, None  # the current tier and its first row's index (None: it has no interval)
     for i, (value, lo, hi) in enumerate(rows):
@@ -145,24 +183,26 @@ def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
         interval = (float(lo), float(hi)) if number(lo) and number(hi) else None
         joins = False
         if tier and first is not None and interval is not None:
-            gap = paired_gap(uncertainties[first], uncertainties[i])
+            gap = paired_gap(uncertainties[first], uncertainties[i], each)
             if gap is not None:
                 joins = gap["lo"] <= 0.0
             else:
-                f_lo, f_hi = float(rows[first][1]), float(rows[first][2])
-                joins = interval[0] <= f_hi and f_lo <= interval[1]
+                (f_lo, f_hi), (lo_i, hi_i) = (widened(rows[j], uncertainties[j], level, each) for j in (first, i))
+                joins = lo_i <= f_hi and f_lo <= hi_i
         if not joins:
             tier, first = tier + 1, (i if interval is not None else None)
         tiers.append(tier)
     return [None if t is None else (t, tiers.count(t) > 1) for t in tiers]
 
 
-def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[Uncertainty | None]
-              ) -> list[tuple[int, dict[str, float]] | None]:
-    """What placed each ranked row (:func:`rank_tiers`): ``(index of the row it was compared with,
-    paired difference this row minus that one)``. A row of a shared tier is compared with its tier's
-    first row, a tier's first row with the previous tier's first; None for the top row and where
-    the two do not pair (their intervals were compared instead)."""
+def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[Uncertainty | None],
+              level: float = 0.95) -> list[tuple[int, dict[str, float]] | None]:
+    """What placed each ranked row (:func:`rank_tiers` at ``level``): ``(index of the row it was
+    compared with, paired difference this row minus that one)``, its interval at :func:`pair_level`.
+    A row of a shared tier is compared with its tier's first row, a tier's first row with the
+    previous tier's first; None for the top row and where the two do not pair (their intervals were
+    compared instead)."""
+    each = pair_level(level, sum(t is not None for t in tiers))
     firsts: dict[int, int] = {}
     for i, t in enumerate(tiers):
         if t is not None:
@@ -170,7 +210,7 @@ def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[
     out: list[tuple[int, dict[str, float]] | None] = []
     for i, t in enumerate(tiers):
         j = None if t is None else firsts[t[0]] if firsts[t[0]] != i else firsts.get(t[0] - 1)
-        gap = None if j is None else paired_gap(uncertainties[i], uncertainties[j])
+        gap = None if j is None else paired_gap(uncertainties[i], uncertainties[j], each)
         out.append(None if gap is None else (j, gap))
     return out
 
@@ -261,13 +301,15 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     # numbers the atlas does not tell apart (:func:`rank_tiers`).
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
     order = [r["slug"] for r in rows]
-    ordered_tiers = rank_tiers([ranked[s] for s in order], [kept[s] for s in order])
-    gaps = tier_gaps(ordered_tiers, [kept[s] for s in order])
+    level = results.interval_level
+    ordered_tiers = rank_tiers([ranked[s] for s in order], [kept[s] for s in order], level)
+    gaps = tier_gaps(ordered_tiers, [kept[s] for s in order], level)
     tiers = dict(zip(order, ordered_tiers))
     for r, gap in zip(rows, gaps):
         r["rank"] = rank_cell(tiers[r["slug"]], gap and (labels[order[gap[0]]], gap[1]))
         if gap is not None:
-            chosen_json[r["slug"]][names[0]]["minus_compared"] = {"model": order[gap[0]], **gap[1]}
+            chosen_json[r["slug"]][names[0]]["minus_compared"] = {
+                "model": order[gap[0]], **gap[1], "level": pair_level(level, sum(t is not None for t in ordered_tiers))}
     for line in csv_rows:  # the tier number on each model's row of the ranked measure
         if line[5] == names[0] and tiers.get(line[0]):
             line[-1] = tiers[line[0]][0]
@@ -358,7 +400,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                    "description": definition_with_split(info, n, results.methods),
                    "head": breakable(measure_title(info, n)), "rule": "; ".join(rules[n])} for n in names],
         rows=rows,
-        rank_words=RANK_WORDS,
+        rank_words=rank_words(level, sum(t is not None for t in ordered_tiers)),
         flag_legend=flag_legend(),
         flag_rule=FLAG_RULE,
         baseline_tables=baseline_tables,

@@ -189,14 +189,18 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                             "difference: both are scored on the same test images (sequences) and halves, and "
                             "each model's chosen number keeps its replicates; k-means seeds pair by position "
                             "(the same seed for both) and the seed term is the variance of the per-seed "
-                            "differences. Each comparison is at the interval level, not widened for "
-                            "the number of models. Where two numbers cannot be paired (no replicates, other "
-                            "halves) their intervals are compared by overlap, a stricter test (two "
-                            "non-overlapping 95% intervals of independent numbers differ at about p < 0.006). "
+                            "differences. A column of n models is ranked at the interval level family-wise: "
+                            "each comparison is at 1 - (1 - level) / (n (n - 1) / 2), Bonferroni over all pairs "
+                            "of models, not only over the n - 1 comparisons made, because the sorted numbers "
+                            "choose which pairs those are (with 25 models of equal skill, widening for n - 1 "
+                            "comparisons still splits a column in about 1 draw in 4). Where two numbers cannot "
+                            "be paired (no replicates, other halves) their intervals at that level are compared "
+                            "by overlap, a stricter test. "
                             "A shared rank does not show that two numbers are equal. Tiers are numbered densely "
                             "(1=, 1=, 2); each row is compared with its tier's first, so two rows of adjacent "
                             "tiers need not differ from each other. The resolution page pairs a model's two "
-                            "input sizes the same way (the same images and halves at both)",
+                            "input sizes the same way (the same images and halves at both), one unadjusted test "
+                            "per row",
     }
 
 

@@ -16,8 +16,8 @@ from .data import csv_text, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import (BASELINE_ORDER, RANK_WORDS, baselines_by_grid, cell, kept_uncertainty, rank_cell,
-                          rank_tiers, selection_rule, tier_gaps)
+from .leaderboard import (BASELINE_ORDER, baselines_by_grid, cell, kept_uncertainty, rank_cell, rank_tiers,
+                          rank_words, selection_rule, tier_gaps)
 from .methods import propagation_words
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
@@ -54,8 +54,8 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
                      "uncertainty": kept_uncertainty(m, picked[0])})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
     kept = [r["uncertainty"] for r in rows]  # J&F, in tiers of numbers the atlas does not tell apart
-    tiers = rank_tiers([r["interval"] for r in rows], kept)
-    for r, tier, gap in zip(rows, tiers, tier_gaps(tiers, kept)):
+    tiers = rank_tiers([r["interval"] for r in rows], kept, results.interval_level)
+    for r, tier, gap in zip(rows, tiers, tier_gaps(tiers, kept, results.interval_level)):
         r["rank"] = rank_cell(tier, gap and (rows[gap[0]]["label"], gap[1]))
 
     tables = [{"grid": grid, "models": [labels[slug] for slug in t["models"]],
@@ -119,7 +119,8 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         page: env.get_template("propagation.md.j2").render(
             **common, page=page, title=PROPAGATION_TITLE, cite_key=versioned_cite_key(results, page),
             measures=[{"name": n, "title": measure_title(info, n)} for n in MEASURES],
-            rows=rows, rank_words=RANK_WORDS, tables=tables, figs=figs, rule="; ".join(rules),
+            rows=rows, rank_words=rank_words(results.interval_level, sum(t is not None for t in tiers)),
+            tables=tables, figs=figs, rule="; ".join(rules),
             level=results.interval_level,
             flag_legend=flag_legend(), flag_rule=FLAG_RULE,
             sequence_rows=sequence_rows, sequence_heads=sequence_heads,
