@@ -418,13 +418,13 @@ def _figures(rng, card: ModelCard, grid: tuple[int, int], gallery: list[int], re
         results = {"positional_clustering": {"dominant_freq": 1 / (1 + np.exp(-field())), "dominant": dom},
                    "boundary_artifacts": {"norm_map": 40 + 5 * field(),
                                           "outlier_count_map": rng.poisson(0.5, grid)}}
-        figures["heatmaps"] += payloads.measure_maps(results, last, r)
+        figures["heatmaps"] += payloads.measure_maps(results, last, r, k_measures)
         dist = np.arange(1, max(grid))
         within = np.exp(-dist / 4) * 0.6 + 0.1
         figures["curves"].append(payloads.locality_curve(
             {"distances": dist, "within": within, "across": within * 0.7, "beyond": within * 0.3}, last, r))
         probes = ["constant-black", "constant-white", "constant-grey"]
-        figures["heatmaps"] += payloads.blank_maps(lab(3), probes, last, r)
+        figures["heatmaps"] += payloads.blank_maps(lab(3), probes, last, r, k_measures)
         shifts = {"shifts": list(SHIFTS), "content": list(rng.uniform(0.3, 0.9, len(SHIFTS))),
                   "position": list(rng.uniform(0.1, 0.6, len(SHIFTS))),
                   "content_fraction_adjusted": list(rng.uniform(0.2, 0.8, len(SHIFTS)))}
@@ -432,7 +432,8 @@ def _figures(rng, card: ModelCard, grid: tuple[int, int], gallery: list[int], re
         shifts["self_agreement"] = [0.8 * min(c, p) for c, p in zip(shifts["content"], shifts["position"])]
         if r == "tokens":
             names = image_names[:2]
-            figures["heatmaps"] += payloads.shift_pair_maps(lab(len(names)), lab(len(names)), names, 2, last, r)
+            figures["heatmaps"] += payloads.shift_pair_maps(lab(len(names)), lab(len(names)), names, 2, last, r,
+                                                            k_measures)
         figures["curves"].append(payloads.shift_curve(shifts, last, r))
     if evaluation and "tokens" in reps:
         knn = dict(zip(KNN_KS, np.sort(rng.uniform(0.2, 0.5, len(KNN_KS)))))

@@ -208,13 +208,23 @@ def test_other_sizes_take_the_main_sizes_colours(built):
     its root map to the main's changes nothing, the planted position pattern keeps its colours across
     sizes (patches agree on the common grid well above the 1 in 4 of chance: 0.46 at 96 px, where
     a 4 x 4 and a 6 x 6 grid cut the pattern differently), and the cluster sizes follow. The PCA
-    pictures' channels are reordered and flipped to the main size's likewise."""
+    pictures' channels are reordered and flipped to the main size's likewise. The dominant-cluster
+    map speaks the gallery's ids at every size: at each position without a tie it names the cluster
+    most frequent there in the (aligned) label maps."""
     from atlas.clustering.align import align_to_reference, common_grid, resample_labels
     from atlas.pipeline.resolutions import align_picture_channels
 
     _, results = built
     runs = _runs(results, "planted")
     main = runs[64]
+    for size, run in runs.items():
+        dominant = next(p for p in run.figures["heatmaps"] if p["kind"] == "dominant" and p["representation"] == "keys")
+        assert dominant["k"] == 4  # keys: aligned to the tokens' colours (the tokens' deepest map keeps its ids)
+        maps = run.label_maps[f"b{dominant['block']}-keys-k4"]
+        counts = np.stack([(maps == c).sum(axis=0) for c in range(4)])  # (4, h, w)
+        untied = (counts == counts.max(axis=0)).sum(axis=0) == 1
+        assert untied.mean() > 0.5, size
+        assert np.array_equal(np.asarray(dominant["labels"])[untied], counts.argmax(axis=0)[untied]), size
     for size in (96, 224):
         other = runs[size]
         key = "b1-tokens-k4"
@@ -244,8 +254,21 @@ def test_a_renumbered_recoloured_size_gets_the_main_sizes_colours_back():
             for b in (0, 1) for r in ("tokens", "keys") for v in ("pca", "pca-fg")}
     for key in [k for k in pics if k.endswith("-fg")]:
         pics[key][:, 0] = 0  # background rows: black
+    blank = rng.integers(0, 4, size=(5, 5))  # a blank-probe map and a dominant-cluster map of block 1 at K = 4
+    dominant = rng.integers(0, 4, size=(5, 5))
+    freq = rng.random((5, 5)).round(4)
+
+    def heatmaps(ids, grid):
+        return [{"kind": "blank", "z": grid(ids(blank)).tolist(), "labels": grid(ids(blank)).tolist(), "block": 1,
+                 "representation": "keys", "k": 4},
+                {"kind": "dominant", "z": grid(freq).tolist(), "labels": grid(ids(dominant)).tolist(), "block": 1,
+                 "representation": "tokens", "k": 4}]
+
+    def twice(a):
+        return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+
     main = ModelResult(card=card, blocks=[0, 1], representations=["tokens", "keys"], ks=[4], label_maps=maps,
-                       pictures=pics)
+                       pictures=pics, figures={"heatmaps": heatmaps(lambda a: a, twice)})
     perm = np.array([2, 0, 3, 1])
     other_pics = {}
     for key, pic in pics.items():
@@ -254,10 +277,12 @@ def test_a_renumbered_recoloured_size_gets_the_main_sizes_colours_back():
         other_pics[key] = up(changed)
     other = ModelResult(card=card, blocks=[0, 1], representations=["tokens", "keys"], ks=[4],
                         label_maps={k: up(perm[m]).astype(np.int16) for k, m in maps.items()}, pictures=other_pics,
-                        runs=[ClusterRun(b, 1.0, r, 4, [0, 0, 0, 0], 0.0) for b in (0, 1) for r in ("tokens", "keys")])
+                        runs=[ClusterRun(b, 1.0, r, 4, [0, 0, 0, 0], 0.0) for b in (0, 1) for r in ("tokens", "keys")],
+                        figures={"heatmaps": heatmaps(lambda a: perm[a], twice)})
     assert align_to_main(other, main)
     for key, m in maps.items():
         assert np.array_equal(other.label_maps[key], up(m)), key
+    assert other.figures["heatmaps"] == main.figures["heatmaps"]  # the maps of cluster ids beside the gallery too
     for key, pic in pics.items():
         assert np.array_equal(other.pictures[key], up(pic)), key
     assert other.runs[0].sizes == np.bincount(up(maps["b0-tokens-k4"]).ravel(), minlength=4).tolist()

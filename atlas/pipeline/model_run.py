@@ -292,7 +292,8 @@ class ModelRun:
                      "; ".join(d for run in runs_streamed for d in run.stream.on_demand[:3]))
         timings = {k: round(v, 2) for k, v in timings.items()}
         runs.sort(key=lambda r: (r.block, r.representation, r.k))
-        self.align(label_maps)
+        # the maps of cluster ids beside the gallery's take its colours (the same fits, renumbered alike)
+        payloads.renumber_cluster_ids(figures["heatmaps"], self.align(label_maps))
         pictures = {**align_pictures(self._pca_fits, self.gallery_blocks, self.reps), **self._attention_maps}
         recount_sizes(runs, label_maps)  # sizes in aligned ids
         baselines, selected = [], {}
@@ -388,7 +389,7 @@ class ModelRun:
                                            **row_fields(u, REGISTRY[name].value_range, seed_spread=bool(k))))
                 uncertain.append((measures[-1], u))
             if b == last_gallery and r in ("tokens", "keys"):
-                figures["heatmaps"] += payloads.measure_maps(results, b, r)
+                figures["heatmaps"] += payloads.measure_maps(results, b, r, self.k_measures)
                 figures["curves"].append(payloads.locality_curve(results["similarity_structure"], b, r))
             if self.cfg.analyses.references:
                 for name in REFERENCES:
@@ -479,7 +480,8 @@ class ModelRun:
                     if "replicates" in res:
                         reps[name] = res["replicates"][m.result_key]
             if show and r in ("tokens", "keys"):
-                figures["heatmaps"] += payloads.blank_maps(labels[:3], [img.name for img in extra["probe"][:3]], b, r)
+                figures["heatmaps"] += payloads.blank_maps(labels[:3], [img.name for img in extra["probe"][:3]], b, r,
+                                                           self.k_measures)
         if "shift0" in extra:
             base = predict_features(km, self.features(extra["shift0"], b, r)[0])
             moved = {s: predict_features(km, self.features(extra[f"shift{s}"], b, r)[0]) for s in SHIFTS}
@@ -490,20 +492,26 @@ class ModelRun:
                 reps["shift_content_fraction"] = curve["replicates"][key]
             if show and r == "tokens":
                 names = [img.name.rsplit("@", 1)[0] for img in extra["shift0"][:2]]
-                figures["heatmaps"] += payloads.shift_pair_maps(base[:2], moved[2][:2], names, 2, b, r)
+                figures["heatmaps"] += payloads.shift_pair_maps(base[:2], moved[2][:2], names, 2, b, r,
+                                                                self.k_measures)
             if show and r in ("tokens", "keys"):
                 figures["curves"].append(payloads.shift_curve(curve, b, r))
         return out, reps
 
-    def align(self, label_maps: dict[str, np.ndarray]) -> None:
+    def align(self, label_maps: dict[str, np.ndarray]) -> dict[tuple[int, str, int], np.ndarray]:
         """Same colour = same region: per K, the gallery's label maps aligned along
         :func:`atlas.clustering.align.colour_chains` (deep to shallow, every representation's chain
-        from the tokens' deepest block) with :func:`atlas.clustering.align.align_chain`."""
+        from the tokens' deepest block) with :func:`atlas.clustering.align.align_chain`. Returns the
+        mapping applied to each map, by ``(block, representation, k)`` (the chains' anchors keep
+        their ids)."""
+        mappings = {}
         for k in self.ks:
             for r, anchor, blocks in colour_chains(self.gallery_blocks, self.reps):
-                keys = [map_key(b, r, k) for b in blocks if map_key(b, r, k) in label_maps]  # tokens_normed: last only
+                present = [b for b in blocks if map_key(b, r, k) in label_maps]  # tokens_normed: last only
                 head = [map_key(*anchor, k)] if anchor else []
-                chain = [label_maps[key] for key in head + keys]
-                for key, mapping in zip(head + keys, align_chain(chain, [k] * len(chain))):
-                    if key not in head:
-                        label_maps[key] = apply_mapping(label_maps[key], mapping)
+                chain = [label_maps[key] for key in head + [map_key(b, r, k) for b in present]]
+                # the anchor (another representation's map, aligned already) keeps its ids
+                for b, mapping in zip(present, align_chain(chain, [k] * len(chain))[len(head):]):
+                    label_maps[map_key(b, r, k)] = apply_mapping(label_maps[map_key(b, r, k)], mapping)
+                    mappings[(b, r, k)] = mapping
+        return mappings

@@ -25,13 +25,14 @@ def _cluster_map(id_: str, kind: str, labels: np.ndarray, b: int, r: str, image:
             "representation": r, "image": image, **ids}
 
 
-def measure_maps(results: dict[str, dict], b: int, r: str) -> list[dict[str, Any]]:
+def measure_maps(results: dict[str, dict], b: int, r: str, k: int | None = None) -> list[dict[str, Any]]:
     """Per-position maps of :func:`atlas.measures.summary.summarise`'s full results: the dominant
-    cluster's win frequency, the mean token norm and the high-norm outlier count."""
+    cluster's win frequency (its cluster ids those of the clustering at ``k``), the mean token norm
+    and the high-norm outlier count."""
     pc, ba = results["positional_clustering"], results["boundary_artifacts"]
     return [
         {"id": f"dominant-{r}", "kind": "dominant", "z": np.round(np.asarray(pc["dominant_freq"], dtype=float), 4).tolist(),
-         "labels": np.asarray(pc["dominant"]).tolist(), "block": b, "representation": r},
+         "labels": np.asarray(pc["dominant"]).tolist(), "block": b, "representation": r, "k": k},
         {"id": f"norm-{r}", "kind": "norm", "z": np.round(np.asarray(ba["norm_map"], dtype=float), 4).tolist(),
          "block": b, "representation": r},
         {"id": f"outliers-{r}", "kind": "outliers", "z": np.asarray(ba["outlier_count_map"]).astype(int).tolist(),
@@ -47,21 +48,48 @@ def locality_curve(loc: dict[str, Any], b: int, r: str) -> dict[str, Any]:
                        "beyond": _finite(loc["beyond"])}}
 
 
-def blank_maps(labels: np.ndarray, names: list[str], b: int, r: str) -> list[dict[str, Any]]:
-    """Cluster maps of blank-input probes under the joint centroids."""
-    return [_cluster_map(f"blank-{name}-{r}", "blank", lab, b, r, name) for name, lab in zip(names, labels)]
+def blank_maps(labels: np.ndarray, names: list[str], b: int, r: str, k: int | None = None) -> list[dict[str, Any]]:
+    """Cluster maps of blank-input probes under the joint centroids (fitted at ``k``)."""
+    return [_cluster_map(f"blank-{name}-{r}", "blank", lab, b, r, name, k=k) for name, lab in zip(names, labels)]
 
 
-def shift_pair_maps(base: np.ndarray, moved: np.ndarray, names: list[str], shift: int, b: int, r: str) -> list[dict]:
-    """Cluster maps of shift-test pairs: content moves ``shift`` patches left from crop a to crop b;
-    clusters that move with it follow content, clusters that stay put follow the grid."""
+def shift_pair_maps(base: np.ndarray, moved: np.ndarray, names: list[str], shift: int, b: int, r: str,
+                    k: int | None = None) -> list[dict]:
+    """Cluster maps of shift-test pairs under the joint centroids (fitted at ``k``): content moves
+    ``shift`` patches left from crop a to crop b; clusters that move with it follow content,
+    clusters that stay put follow the grid."""
     out = []
     for name, la, lb in zip(names, base, moved):
         for crop, lab in (("a", la), ("b", lb)):
             moved_by = shift if crop == "b" else 0
             out.append(_cluster_map(f"shift-pair-{slugify(name)}-{crop}", "shift-pair", lab, b, r,
-                                    f"{name}@shift{moved_by}", photo=name, crop=crop, moved_by=moved_by))
+                                    f"{name}@shift{moved_by}", photo=name, crop=crop, moved_by=moved_by, k=k))
     return out
+
+
+#: The payload kinds whose ``labels`` are joint cluster ids of the clustering at their ``k``.
+CLUSTER_ID_KINDS = ("dominant", "blank", "shift-pair")
+
+
+def renumber_cluster_ids(heatmaps: list[dict[str, Any]], mappings: dict[tuple[int, str, int], np.ndarray]) -> None:
+    """Same colour = same cluster in these maps too: each payload of :data:`CLUSTER_ID_KINDS` with
+    its ids renumbered, in place, by the mapping that renumbered the gallery's label map of its
+    ``(block, representation, k)`` (``new id = mapping[old id]``); a payload without one is left as
+    it is.
+
+    >>> maps = blank_maps(np.array([[[0, 1], [1, 2]]]), ["grey"], 11, "keys", k=3)
+    >>> renumber_cluster_ids(maps, {(11, "keys", 3): np.array([2, 0, 1])})
+    >>> maps[0]["z"], maps[0]["labels"]
+    ([[2, 0], [0, 1]], [[2, 0], [0, 1]])
+    """
+    for payload in heatmaps:
+        key = (payload.get("block"), payload.get("representation"), payload.get("k"))
+        if payload.get("kind") not in CLUSTER_ID_KINDS or key not in mappings:
+            continue
+        mapping = np.asarray(mappings[key])
+        if payload["z"] == payload["labels"]:  # a cluster map: its colours are the ids
+            payload["z"] = mapping[np.asarray(payload["z"])].tolist()
+        payload["labels"] = mapping[np.asarray(payload["labels"])].tolist()
 
 
 def shift_curve(curve: dict[str, Any], b: int, r: str) -> dict[str, Any]:

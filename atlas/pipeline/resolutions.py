@@ -29,6 +29,7 @@ from ..config import resolution_label, resolution_size
 from ..inputs.geometry import snap_to_patch_multiple
 from ..measures.pca import align_components
 from ..records import PCA_VIEWS, ModelResult, SkippedItem, map_key, picture_key, recount_sizes, run_id
+from .payloads import renumber_cluster_ids
 
 MIN_PATCHES = 3  # the border measures compare a grid's outer ring with its interior, which 2 x 2 lacks
 
@@ -77,7 +78,8 @@ def align_to_main(result: ModelResult, main: ModelResult) -> bool:
     at another size) renumbered by one mapping, the one that gives its colour chain's root (the
     tokens' deepest gallery block, :func:`atlas.clustering.align.colour_chains`) the ids of the main
     run's clusters it overlaps most (counted on the two grids' common grid). One mapping per K keeps
-    the run's own alignment across blocks and representations. The clusters' sizes follow. The
+    the run's own alignment across blocks and representations. The clusters' sizes follow, and so do
+the maps of cluster ids beside the gallery (dominant cluster, blank probes, shift pairs). The
     PCA pictures likewise: per view, one reordering and flipping of the colour channels for all of
     the run's pictures (:func:`align_picture_channels`).
 
@@ -113,6 +115,8 @@ def align_to_main(result: ModelResult, main: ModelResult) -> bool:
                 key = map_key(b, r, k)
                 if key in result.label_maps:
                     result.label_maps[key] = apply_mapping(result.label_maps[key], mapping).astype(np.int16)
+        renumber_cluster_ids(result.figures.get("heatmaps", []),
+                             {(b, r, k): mapping for b in result.blocks for r in result.representations})
         recount_sizes([run for run in result.runs if run.k == k], result.label_maps)
     return changed
 

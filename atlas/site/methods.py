@@ -137,7 +137,9 @@ def _clustering(r: dict[str, Any]) -> dict[str, str]:
                          "for all of a size's maps: its tokens' deepest gallery block to the main size's, counted "
                          "on the two grids' common grid; another aspect ratio crops another part of each image "
                          "and keeps its own colours) by Hungarian matching of the co-occurrence matrix; not across K: a colour at "
-                         "another K is another cluster",
+                         "another K is another cluster. The maps of cluster ids beside the gallery (dominant "
+                         "cluster, blank-input probes, shift-test pairs; K for the measures) are renumbered with "
+                         "the gallery's map of their block and representation",
         "K for the measures": str(r.get("k")),
     }
 
@@ -165,10 +167,14 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                          "positional measures (their figures show that seed's clustering) and the mean over seeds for "
                          "the evaluation against human masks (the seed is not chosen with the block); for measures "
                          "that depend on the clustering the variance of the value over seeds is added to the "
-                         "resampling variance, and the seeds' spread (max - min) is reported beside the interval",
+                         "resampling variance (for one seed's value, t then at the Welch-Satterthwaite degrees of "
+                         "freedom of the sum: U - 1 and seeds - 1), and the seeds' spread (max - min) is reported "
+                         "beside the interval",
         "what is resampled": "the atlas images (cluster counts, norms, outliers, prefix tokens); the position "
                              "probe's held-out images (the probes are not refitted); the blank-input probe "
-                             "images; the shift-test images. The k-means centroids stay those fitted on all images "
+                             "images (a fixed, designed set of constant and noise inputs, not a sample: their "
+                             "interval says how much the number depends on which probe, not how it would vary "
+                             "over other inputs); the shift-test images. The k-means centroids stay those fitted on all images "
                              "(the clustering's randomness enters through the seeds); atlas images are resampled "
                              "one by one, also when a manifest gives them groups",
         "jackknife": "positional effect and locality are means over pairs of images: leave-one-image-out "
