@@ -207,7 +207,11 @@ class MeasureRow:
     with baselines (``ModelResult.baselines`` of its measure), ``{baseline name: {"value", "lo",
     "hi", "se", "df"}}``: the number minus that baseline, from the replicates both share (the same
     images and halves, :func:`atlas.measures.uncertainty.paired_difference`), its interval and the
-    standard error and degrees of freedom behind it; None without them.
+    standard error and degrees of freedom behind it; None without them. ``se`` / ``df``: the
+    standard error and degrees of freedom behind ``lo`` / ``hi`` (``df`` None: the normal
+    quantile), so that the site and readers can give the interval at another level (``value ±
+    quantile(level, df) * se``, clipped to the measure's range), e.g. widened for a choice; None
+    where there is no interval.
     """
 
     block: int
@@ -221,6 +225,8 @@ class MeasureRow:
     seed_spread: float | None = None
     reference: str = ""
     versus: dict[str, dict[str, Any]] | None = None
+    se: float | None = None
+    df: float | None = None
 
 
 @dataclass
@@ -242,6 +248,8 @@ class Baseline:
     seed_spread: float | None = None
     variant: str = ""
     grid: list[int] | None = None  # (rows, columns, patch px) when not the model's own grid (label propagation)
+    se: float | None = None  # behind lo / hi, as MeasureRow's
+    df: float | None = None
 
 
 @dataclass

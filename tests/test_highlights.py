@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from atlas.formatting import fixed
 from atlas.measures.registry import measure_info
 from atlas.site.highlights import make_highlights
@@ -48,3 +50,55 @@ def test_a_chosen_value_says_what_it_was_chosen_from_and_stands_beside_its_refer
     assert "0.50" not in text.split("references:")[1]  # not the other cell's reference
     alone = per_model[models[1].card.slug][0].text
     assert "largest of" not in alone and "references" not in alone  # one value, no stored reference
+
+
+def _rows(rng, n: int, truth: float, se: float, block0: int = 0) -> list[MeasureRow]:
+    """``n`` numbers of one true value, each off by its own error of standard error ``se`` (df 20)."""
+    from scipy.stats import t
+
+    half = t.ppf(0.975, 20) * se
+    return [MeasureRow(block0 + i, 1.0, "tokens", "position_r2", v, lo=v - half, hi=v + half, se=se, df=20.0)
+            for i, v in enumerate(truth + se * rng.standard_t(20, n))]
+
+
+def test_the_largest_of_many_values_gets_an_interval_widened_for_that_choice():
+    """Planted: 24 values of one true 0.5. The largest one's own 95% interval misses 0.5 in most
+    draws; widened for the choice among 24 (Bonferroni) it misses in at most 1 draw in 20. The
+    sentence gives the widened interval and says so."""
+    from atlas.site.highlights import widened
+
+    rng = np.random.default_rng(0)
+    plain = wide = 0
+    draws = 200
+    for _ in range(draws):
+        top = max(_rows(rng, 24, 0.5, 0.02), key=lambda r: r.value)
+        plain += not (top.lo <= 0.5 <= top.hi)
+        lo, hi = widened(top, 0.95, 24)
+        wide += not (lo <= 0.5 <= hi)
+    assert plain > 0.5 * draws and wide <= 0.05 * draws, (plain, wide)
+    models = _models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)])
+    models[0].measures = _rows(rng, 24, 0.5, 0.02)
+    top = max(models[0].measures, key=lambda r: r.value)
+    _, per_model = make_highlights(models, measure_info())
+    text = per_model[models[0].card.slug][0].text
+    lo, hi = widened(top, 0.95, 24, (None, 1.0))
+    assert f"{fixed(top.value)} [{fixed(lo)}, {fixed(hi)}]" in text, text
+    assert "the largest of its 24 values in this model, the interval widened for that choice (each at 99.7917%)" \
+        in text, text
+
+
+def test_highest_in_this_atlas_needs_the_widened_intervals_apart():
+    """Two models of 24 values each: 0.60 against 0.50 (se 0.01) is told apart with every value's
+    interval widened for the choice among all 48; 0.535 against 0.50 clears the plain intervals of the
+    top values but not the widened ones, and no "highest" is claimed."""
+    rng = np.random.default_rng(1)
+    for gap, claimed in ((0.10, True), (0.035, False)):
+        models = _models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)])[:2]
+        models[0].measures = _rows(rng, 24, 0.5 + gap, 0.01)
+        models[1].measures = _rows(rng, 24, 0.5, 0.01)
+        tops = [max(m.measures, key=lambda r: r.value) for m in models]
+        assert tops[0].lo > tops[1].hi, (gap, tops[0].lo, tops[1].hi)  # the plain intervals of the tops are apart
+        clear, _ = make_highlights(models, measure_info())
+        assert bool(clear) == claimed, (gap, [h.text for h in clear])
+        if claimed:
+            assert "all widened for the choice among the atlas's 48 values (95% together)" in clear[0].text

@@ -12,7 +12,7 @@ import atlas.inputs.datasets as datasets
 from atlas.clustering.align import resample_labels
 from atlas.measures.segmentation import upsample_labels
 from atlas.measures.tensors import resolve_device
-from atlas.measures.uncertainty import Uncertainty, row_fields
+from atlas.measures.uncertainty import Uncertainty, quantile, row_fields
 
 
 def _old_mask_for_size(mask, size):  # inputs.datasets.mask_for_size before (float arithmetic)
@@ -71,7 +71,15 @@ def test_row_fields_is_the_old_rows():
         finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
         old = dict(value=u.value, lo=finite(lo), hi=finite(hi), seed_spread=u.seed_spread if len(u.points) > 1 else None)
         new = row_fields(u, bounds)
-        assert new.keys() == old.keys() and all(new[k] == old[k] or (new[k] != new[k] and old[k] != old[k]) for k in old)
+        assert new.keys() == old.keys() | {"se", "df"}
+        assert all(new[k] == old[k] or (new[k] != new[k] and old[k] != old[k]) for k in old)
+        se, df = u.spread()  # the se and df behind the interval, where it has one
+        if old["lo"] is None:
+            assert new["se"] is None and new["df"] is None
+        else:
+            assert new["se"] == se and new["df"] == df
+            q = quantile(0.9, df)
+            assert (max(u.value - q * se, 0.0), min(u.value + q * se, 1.0)) == pytest.approx((new["lo"], new["hi"]))
         assert row_fields(u, bounds, seed_spread=False)["seed_spread"] is None
     assert row_fields(two, bounds)["seed_spread"] == pytest.approx(0.02) and row_fields(one, bounds)["hi"] == 1.0
 

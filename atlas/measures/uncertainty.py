@@ -423,10 +423,14 @@ def versus(u: Uncertainty, baselines: dict[str, Uncertainty]) -> dict[str, dict[
 def row_fields(u: Uncertainty, bounds: tuple[float | None, float | None] = (None, None),
                seed_spread: bool = True) -> dict:
     """The one uncertainty-to-row helper: ``value``, ``lo``, ``hi`` (interval clipped to ``bounds``;
-    None where not finite) and ``seed_spread`` (None unless ``seed_spread``) of a record row."""
+    None where not finite), ``seed_spread`` (None unless ``seed_spread``) and the ``se`` / ``df``
+    behind the interval (:meth:`Uncertainty.spread`; None without an interval) of a record row."""
     lo, hi = u.interval(bounds)
+    se, df = u.spread()
+    whole = np.isfinite(lo) and np.isfinite(hi)
     return dict(value=u.value, lo=_finite_or_none(lo), hi=_finite_or_none(hi),
-                seed_spread=u.seed_spread if seed_spread else None)
+                seed_spread=u.seed_spread if seed_spread else None,
+                se=_finite_or_none(se) if whole else None, df=float(df) if whole and df is not None else None)
 
 
 def _finite_or_none(v: float) -> float | None:

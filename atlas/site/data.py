@@ -62,7 +62,7 @@ def num(v: Any) -> Any:
 
 #: Columns of a model page's CSV (each row a number of :func:`model_rows`).
 MODEL_CSV_COLUMNS = ["model", "section", "measure", "block", "rel_depth", "representation", "k", "cluster",
-                     "value", "lo", "hi", "seed_spread", "reference", "baseline"]
+                     "value", "lo", "hi", "se", "df", "seed_spread", "reference", "baseline"]
 
 
 def model_rows(m: ModelResult, info: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,22 +71,21 @@ def model_rows(m: ModelResult, info: dict[str, dict[str, Any]]) -> list[dict[str
     inertia, cluster sizes. The atlas-wide table (:mod:`.table`) is made of these rows."""
     rows = []
 
-    def row(section, measure, block, rel_depth, rep, k, cluster, value, lo, hi, spread, reference, baseline):
+    def row(section, measure, block, rel_depth, rep, k, cluster, value, number=None, reference="", baseline=""):
+        lo, hi, se, df, spread = (num(getattr(number, f, None)) for f in ("lo", "hi", "se", "df", "seed_spread"))
         rows.append(dict(zip(MODEL_CSV_COLUMNS, [m.card.slug, section, measure, block, rel_depth, rep, k, cluster,
-                                                 value, lo, hi, spread, reference, baseline])))
+                                                 value, lo, hi, se, df, spread, reference, baseline])))
 
     for r in [*m.measures, *m.references]:
         row(measure_section(info, r.measure), r.measure, r.block, r.rel_depth, r.representation, r.k, None,
-            num(r.value), num(r.lo), num(r.hi), num(r.seed_spread), r.reference, "")
+            num(r.value), r, r.reference)
     for b in m.baselines:
-        row(measure_section(info, b.measure), b.measure, None, None, None, None, None, num(b.value), num(b.lo),
-            num(b.hi), num(b.seed_spread), "", b.name)
+        row(measure_section(info, b.measure), b.measure, None, None, None, None, None, num(b.value), b,
+            baseline=b.name)
     for run in m.runs:
-        row("clusters", "inertia", run.block, run.rel_depth, run.representation, run.k, None, num(run.inertia),
-            None, None, None, "", "")
+        row("clusters", "inertia", run.block, run.rel_depth, run.representation, run.k, None, num(run.inertia))
         for cid, size in enumerate(run.sizes):
-            row("clusters", "cluster_size", run.block, run.rel_depth, run.representation, run.k, cid, int(size),
-                None, None, None, "", "")
+            row("clusters", "cluster_size", run.block, run.rel_depth, run.representation, run.k, cid, int(size))
     return rows
 
 

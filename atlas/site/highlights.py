@@ -2,11 +2,14 @@
 registry marks for highlights, written by the site from the stored numbers at every render
 (never hand-written, never stored: rewording one recomputes nothing).
 
-A model is called "highest in this atlas" only when its interval lies entirely above the interval
-of every other model's highest value (intervals that overlap call for no ranking). The value is
-chosen as the largest of the model's values, on the numbers it reports: the sentence says how many
-it was chosen from (the interval is that value's own, not widened for the choice) and gives the
-positional references at that block beside it."""
+The value is chosen as the largest of the model's values, on the numbers it reports, so its own
+interval would be too narrow for it (the largest of many values is the likeliest to be high by
+chance): the sentence says how many it was chosen from and gives the interval widened for that
+choice, Bonferroni over the model's values (:func:`widened`; records without the standard error
+behind their intervals, stored before it was, give the plain interval and say so), with the
+positional references at that block beside it. A model is called "highest in this atlas" only when
+that interval, widened over the values of every model, lies entirely above every other model's
+values' intervals widened alike."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 
 from ..config import slugify
 from ..formatting import level_percent, with_interval
+from ..measures.uncertainty import quantile
 from ..records import RANDOM_INIT_LABEL, MeasureRow, ModelResult
 
 
@@ -41,8 +45,32 @@ def _with_interval(row: MeasureRow) -> str:
     return with_interval(row.value, row.lo, row.hi)
 
 
-def _chosen(n: int) -> str:
-    return f"; the largest of its {n} values in this model (the interval not widened for that choice)" if n > 1 else ""
+def widened(row: MeasureRow, level: float, family: int, bounds=None) -> tuple[float | None, float | None]:
+    """``row``'s interval at ``1 - (1 - level) / family`` (Bonferroni over ``family`` values), from
+    the ``se`` / ``df`` behind it, clipped to ``bounds``; its plain ``(lo, hi)`` where the record
+    has no standard error or ``family`` is 1.
+
+    >>> row = MeasureRow(11, 1.0, "tokens", "position_r2", 0.5, lo=0.4, hi=0.6, se=0.051, df=None)
+    >>> [round(x, 3) for x in widened(row, 0.95, 10)]
+    [0.357, 0.643]
+    """
+    if family <= 1 or row.se is None or row.lo is None or row.hi is None:
+        return row.lo, row.hi
+    half = quantile(1.0 - (1.0 - level) / family, row.df) * row.se
+    lo, hi = row.value - half, row.value + half
+    if bounds:
+        lo = lo if bounds[0] is None else max(lo, bounds[0])
+        hi = hi if bounds[1] is None else min(hi, bounds[1])
+    return lo, hi
+
+
+def _chosen(n: int, row: MeasureRow, level: float) -> str:
+    if n <= 1:
+        return ""
+    if row.se is None:
+        return f"; the largest of its {n} values in this model (the interval not widened for that choice)"
+    each = level_percent(round(1.0 - (1.0 - level) / n, 6))
+    return f"; the largest of its {n} values in this model, the interval widened for that choice (each at {each})"
 
 
 def _references(m: ModelResult, row: MeasureRow) -> str:
@@ -63,29 +91,36 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
     marked = [k for k, v in info.items() if (v or {}).get("highlight")]
     for measure in sorted(marked, key=lambda k: info[k]["highlight"]):
         text = info[measure].get("title") or measure
-        best, counts = {}, {}
+        bounds = info[measure].get("bounds")
+        best, values = {}, {}
         for m in models:
             rows = [r for r in m.measures if r.measure == measure and np.isfinite(r.value)]
             if rows:
                 best[m.card.slug] = (max(rows, key=lambda r: (r.value, -r.block)), m)
-                counts[m.card.slug] = len(rows)
+                values[m.card.slug] = rows
         if not best:
             continue
+        # "highest in this atlas": the top value, chosen among every model's values, clears all of the
+        # others' values, every interval widened for that choice (plain intervals in records without se)
+        every = sum(len(rows) for rows in values.values())
         top_slug = max(best, key=lambda s: best[s][0].value)
-        top = best[top_slug][0]
-        others = [row for slug, (row, _) in best.items() if slug != top_slug]
-        clear = bool(others) and top.lo is not None and all(r.hi is not None and top.lo > r.hi for r in others)
+        top_lo = widened(best[top_slug][0], level, every, bounds)[0]
+        others = [widened(r, level, every, bounds)[1] for slug, rows in values.items() if slug != top_slug for r in rows]
+        clear = bool(others) and top_lo is not None and all(hi is not None and top_lo > hi for hi in others)
         for slug, (row, m) in best.items():
             tag = f" ({RANDOM_INIT_LABEL})" if m.card.is_random_init else ""  # the label, verbatim
             flag = ", highest in this atlas" if slug == top_slug and clear else ""
-            sentence = (f"Block {row.block} {row.representation}: {text} {_with_interval(row)}{flag}{tag}"
-                        f"{_chosen(counts[slug])}{_references(m, row)}.")
+            shown = with_interval(row.value, *widened(row, level, len(values[slug]), bounds))
+            sentence = (f"Block {row.block} {row.representation}: {text} {shown}{flag}{tag}"
+                        f"{_chosen(len(values[slug]), row, level)}{_references(m, row)}.")
             anchor = f"fig-measure-{slugify(measure)}"
             per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor))
             if flag:
+                interval = with_interval(row.value, *widened(row, level, every, bounds))
                 atlas_wide.append(Highlight(text=f"{m.card.display_name}, block {row.block} {row.representation}: "
-                                                 f"{text} {_with_interval(row)}, highest in this atlas, its "
-                                                 f"{level_percent(level)} interval above every other model's largest"
+                                                 f"{text} {interval}, highest in this atlas: its interval lies above "
+                                                 f"every other model's values' intervals, all widened for the choice "
+                                                 f"among the atlas's {every} values ({level_percent(level)} together)"
                                                  f"{tag}.",
                                             model=slug, anchor=anchor))
     return atlas_wide, per_model

@@ -9,8 +9,9 @@ it as well (``tests/test_table.py``).
 
 Columns (:data:`COLUMNS`): ``model`` (slug), ``family``, ``training``, ``weights`` (pretrained /
 checkpoint / random), ``section``, ``measure``, ``block``, ``rel_depth``, ``representation``,
-``k``, ``cluster`` (cluster sizes), ``value``, ``lo`` and ``hi`` (the interval), ``interval_level``,
-``seed_spread``, ``reference`` (a positional reference: content-only, position-only), ``baseline``
+``k``, ``cluster`` (cluster sizes), ``value``, ``lo`` and ``hi`` (the interval), ``se`` and ``df`` (the
+standard error and degrees of freedom behind it: the interval at another level is ``value ±
+t(level, df) * se``, the normal quantile where ``df`` is empty), ``interval_level``, ``seed_spread``, ``reference`` (a positional reference: content-only, position-only), ``baseline``
 (an evaluation baseline's name), ``leaderboard`` (the row the leaderboard shows for the model),
 ``comparison`` (a comparison's slug, for the numbers a comparison computes itself),
 ``split`` (the support / query split of the evaluation measures that use one), ``seeds``
@@ -43,7 +44,7 @@ COLUMNS = ["model", "family", "training", "weights", *MODEL_CSV_COLUMNS[1:], "in
            "comparison", "split", "seeds", "config_hash", "version", "input_size", "resolution"]
 
 _INTEGERS = {"block", "k", "cluster", "seeds"}
-_FLOATS = {"rel_depth", "value", "lo", "hi", "interval_level", "seed_spread"}
+_FLOATS = {"rel_depth", "value", "lo", "hi", "se", "df", "interval_level", "seed_spread"}
 
 
 def results_table(results: AtlasResults) -> list[dict[str, Any]]:
@@ -73,6 +74,7 @@ def results_table(results: AtlasResults) -> list[dict[str, Any]]:
                          "measure": r["measure"], "block": r.get("block"), "rel_depth": num(r.get("rel_depth")),
                          "representation": r.get("representation"), "k": r.get("k", c.k or None), "cluster": None,
                          "value": num(r["value"]), "lo": num(r.get("lo")), "hi": num(r.get("hi")),
+                         "se": num(r.get("se")), "df": num(r.get("df")),
                          "seed_spread": num(r.get("seed_spread")), "reference": "", "baseline": "",
                          "leaderboard": False, "comparison": c.slug,
                          "input_size": "x".join(map(str, m.card.input_size)) if m else "", "resolution": ""})
