@@ -29,9 +29,17 @@ from .wording import measure_title
 #: One sentence for the home page's list of comparisons.
 LEADERBOARD_BLURB = ("every model on each evaluation measure, at the block chosen on held-out images, beside "
                      "chance, colour, position and the ceiling.")
+
+
 def rank_words(level: float, ranked: int) -> str:
-    """The legend's sentence on the Rank column (:func:`rank_tiers`) of ``ranked`` numbers."""
-    pairs = max(1, ranked * (ranked - 1) // 2)
+    """The legend's sentence on the Rank column (:func:`rank_tiers`) of ``ranked`` numbers.
+
+    >>> rank_words(0.95, 1)
+    'one model has this number: nothing to rank it against.'
+    """
+    if ranked < 2:
+        return "one model has this number: nothing to rank it against."
+    pairs = ranked * (ranked - 1) // 2
     each = level_percent(round(pair_level(level, ranked), 6))
     return (f"a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two apart "
             f"at {level_percent(level)} family-wise: the interval of their paired difference (the same test images "
