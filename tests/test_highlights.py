@@ -22,6 +22,7 @@ def test_highest_only_when_intervals_do_not_overlap():
     clear, per_model = make_highlights(_models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)]), measure_info())
     assert len(clear) == 1 and "highest in this atlas" in clear[0].text and clear[0].model == "dino-vit-s16"
     assert "0.80 [0.75, 0.85]" in clear[0].text
+    assert "not widened for the choice (records stored without the standard errors" in clear[0].text
     overlap, per_model = make_highlights(_models([(0.8, 0.6, 0.9), (0.7, 0.65, 0.75), (0.1, 0.0, 0.2)]), measure_info())
     assert overlap == []
     assert not any("highest" in h.text for hs in per_model.values() for h in hs)

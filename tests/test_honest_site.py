@@ -247,6 +247,25 @@ def test_rank_tiers_share_overlapping_intervals():
     assert rank_tiers([]) == []
 
 
+def test_rank_tiers_widen_intervals_for_the_ranking_at_their_own_degrees_of_freedom():
+    """Three ranked rows, 3 pairs: each comparison at 1 - 5% / 3. Two rows whose 95% t intervals (df 4)
+    do not overlap are not told apart once both are widened to that level at df 4; the normal
+    quantiles' ratio (what rows without se / df fall back to) would widen too little and split them.
+    The legend names the level and the number of pairs."""
+    from scipy.stats import t
+
+    from atlas.site.leaderboard import rank_tiers, rank_words
+
+    half = t.ppf(0.975, 4) * 0.04
+    rows = [(v, v - half, v + half, 0.04, 4.0) for v in (0.65, 0.35, -0.9)]
+    assert rows[0][1] > rows[1][2]  # the 95% intervals are apart
+    assert rank_tiers(rows) == [(1, True), (1, True), (2, False)]
+    assert rank_tiers([r[:3] for r in rows]) == [(1, False), (2, False), (3, False)]  # normal scaling: too narrow
+    words = rank_words(0.95, 4)
+    assert "at 95% family-wise" in words and "each at 99.1667%" in words and "6 pairs of models" in words
+    assert rank_words(0.95, 1) == "one model has this number: nothing to rank it against."
+
+
 def _plant(model, measure: str, value: float, lo: float, hi: float, k: int | None = 8) -> None:
     """``model``'s number of ``measure`` at its chosen (block 11, keys), replaced by the given one."""
     import dataclasses

@@ -230,7 +230,9 @@ def test_page_report_and_leaderboard_show_propagation(planted):
     jf = {s: ranks[s]["chosen"]["propagation_jf"]["value"] for s in ranks}
     assert gap["model"] == "identity" and gap["lo"] <= gap["value"] <= gap["hi"] < -0.3
     assert gap["value"] == pytest.approx(jf["position"] - jf["identity"])
-    assert "this model minus Identity (paired)" in page and "this model minus Identity (paired)" in board
+    assert gap["level"] == 0.95  # two models: one pair, nothing to widen for
+    assert "this model minus Identity (paired; 95% interval)" in page
+    assert "this model minus Identity (paired; 95% interval)" in board
 
 
 def test_shuffled_features_drop_to_the_position_baseline(tmp_path, planted):

@@ -79,7 +79,7 @@ def align_to_main(result: ModelResult, main: ModelResult) -> bool:
     tokens' deepest gallery block, :func:`atlas.clustering.align.colour_chains`) the ids of the main
     run's clusters it overlaps most (counted on the two grids' common grid). One mapping per K keeps
     the run's own alignment across blocks and representations. The clusters' sizes follow, and so do
-the maps of cluster ids beside the gallery (dominant cluster, blank probes, shift pairs). The
+    the maps of cluster ids beside the gallery (dominant cluster, blank probes, shift pairs). The
     PCA pictures likewise: per view, one reordering and flipping of the colour channels for all of
     the run's pictures (:func:`align_picture_channels`).
 

@@ -117,10 +117,12 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
             per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor))
             if flag:
                 interval = with_interval(row.value, *widened(row, level, every, bounds))
+                how = (f"all widened for the choice among the atlas's {every} values ({level_percent(level)} together)"
+                       if all(r.se is not None for rows in values.values() for r in rows) else
+                       f"{level_percent(level)} intervals, not widened for the choice (records stored without the "
+                       f"standard errors behind them)")
                 atlas_wide.append(Highlight(text=f"{m.card.display_name}, block {row.block} {row.representation}: "
                                                  f"{text} {interval}, highest in this atlas: its interval lies above "
-                                                 f"every other model's values' intervals, all widened for the choice "
-                                                 f"among the atlas's {every} values ({level_percent(level)} together)"
-                                                 f"{tag}.",
+                                                 f"every other model's values' intervals, {how}{tag}.",
                                             model=slug, anchor=anchor))
     return atlas_wide, per_model

@@ -38,7 +38,7 @@ def rank_words(level: float, ranked: int) -> str:
     'one model has this number: nothing to rank it against.'
     """
     if ranked < 2:
-        return "one model has this number: nothing to rank it against."
+        return "one model has this number: nothing to rank it against." if ranked else ""
     pairs = ranked * (ranked - 1) // 2
     each = level_percent(round(pair_level(level, ranked), 6))
     return (f"a row shares the rank of its tier's first row (\"2=\") when this atlas does not tell the two apart "
@@ -117,8 +117,9 @@ def pair_level(level: float, ranked: int) -> float:
     """The level of each comparison behind a ranking of ``ranked`` numbers, so that its tiers hold
     at ``level`` family-wise: Bonferroni over all ``ranked (ranked - 1) / 2`` pairs. Not over the
     ``ranked - 1`` comparisons made: they are chosen by the sorted numbers (the last compares the
-    highest with the lowest). With 25 models of equal skill, ``ranked - 1`` still splits a column in
-    about 1 draw in 4, all pairs in fewer than 1 in 20 (``tests/test_paired_differences.py``).
+    highest with the lowest). In a simulation of 25 models of equal skill, ``ranked - 1`` still
+    split a column in about 1 draw in 4, all pairs in 3 to 4 in 100; ``tests/test_paired_differences.py``
+    checks 10 such models.
 
     >>> round(pair_level(0.95, 4), 5), pair_level(0.95, 2), pair_level(0.95, 1)
     (0.99167, 0.95, 0.95)
@@ -143,25 +144,35 @@ def paired_gap(a: Uncertainty | None, b: Uncertainty | None, level: float | None
     return {"value": float(d.value), "lo": float(d.value - half), "hi": float(d.value + half)}
 
 
-def widened(row: tuple[float, float, float], u: Uncertainty | None, row_level: float, level: float
+def widened(row: Sequence[float | None], u: Uncertainty | None, row_level: float, level: float
             ) -> tuple[float, float]:
-    """A ranked row's ``(value, lo, hi)`` at ``row_level`` as an interval at ``level``: from its
-    kept uncertainty where there is one, else its half-widths scaled by the normal quantiles."""
+    """A ranked row ``(value, lo, hi[, se, df])`` (its interval at ``row_level``) as an interval at
+    ``level``: from its kept uncertainty where there is one, else from the ``se`` / ``df`` its
+    record keeps (:class:`atlas.records.MeasureRow`), else (records stored before they were) its
+    half-widths scaled by the normal quantiles, which widens a Student t interval too little.
+
+    >>> [round(x, 3) for x in widened((0.5, 0.4, 0.6, 0.04, 4.0), None, 0.95, 0.995)]
+    [0.276, 0.724]
+    """
     if u is not None:
         se, df = u.spread()
         if math.isfinite(se):
             half = quantile(level, df) * se
             return u.value - half, u.value + half
-    value, lo, hi = (float(x) for x in row)
+    value, lo, hi = (float(x) for x in row[:3])
+    se, df = (tuple(row[3:5]) + (None, None))[:2]
+    if se is not None and math.isfinite(float(se)):
+        half = quantile(level, df) * float(se)
+        return value - half, value + half
     scale = quantile(level, None) / quantile(row_level, None)
     return value - (value - lo) * scale, value + (hi - value) * scale
 
 
-def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
+def rank_tiers(rows: Sequence[Sequence[float | None]],
                uncertainties: Sequence[Uncertainty | None] | None = None, level: float = 0.95
                ) -> list[tuple[int, bool] | None]:
-    """Ranks as tiers, for ``(value, lo, hi)`` rows already sorted best first: ``(tier, shared)`` per
-    row, None for a row without a value. A row joins the tier of the tier's first row when the atlas
+    """Ranks as tiers, for ``(value, lo, hi[, se, df])`` rows already sorted best first: ``(tier,
+    shared)`` per row, None for a row without a value. A row joins the tier of the tier's first row when the atlas
     does not tell the two apart; any other row starts the next tier. ``shared``: the tier holds more
     than one row.
 
@@ -184,7 +195,7 @@ def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
     each = pair_level(level, sum(number(r[0]) for r in rows))
     tiers: list[int | None] = []
     tier, first = 0, None  # the current tier and its first row's index (None: it has no interval)
-    for i, (value, lo, hi) in enumerate(rows):
+    for i, (value, lo, hi, *_) in enumerate(rows):
         if not number(value):
             tiers.append(None)
             continue
@@ -206,7 +217,8 @@ def rank_tiers(rows: Sequence[tuple[float | None, float | None, float | None]],
 def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[Uncertainty | None],
               level: float = 0.95) -> list[tuple[int, dict[str, float]] | None]:
     """What placed each ranked row (:func:`rank_tiers` at ``level``): ``(index of the row it was
-    compared with, paired difference this row minus that one)``, its interval at :func:`pair_level`.
+    compared with, paired difference this row minus that one)``, its interval at :func:`pair_level`
+    (its ``level``).
     A row of a shared tier is compared with its tier's first row, a tier's first row with the
     previous tier's first; None for the top row and where the two do not pair (their intervals were
     compared instead)."""
@@ -219,6 +231,8 @@ def tier_gaps(tiers: Sequence[tuple[int, bool] | None], uncertainties: Sequence[
     for i, t in enumerate(tiers):
         j = None if t is None else firsts[t[0]] if firsts[t[0]] != i else firsts.get(t[0] - 1)
         gap = None if j is None else paired_gap(uncertainties[i], uncertainties[j], each)
+        if gap is not None:
+            gap["level"] = each
         out.append(None if gap is None else (j, gap))
     return out
 
@@ -238,7 +252,8 @@ def rank_cell(tier: tuple[int, bool] | None, gap: tuple[str, dict[str, float]] |
     if gap is not None:
         label, d = gap
         ci = f"Δ {signed(d['value'])} [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]"
-        title = f"this model minus {label} (paired)"
+        title = f"this model minus {label} (paired" + (
+            f"; {level_percent(round(d['level'], 6))} interval)" if "level" in d else ")")
     return {"text": f"{tier[0]}{'=' if tier[1] else ''}", "ci": ci, "where": "", "value": str(tier[0]),
             "title": title}
 
@@ -282,7 +297,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         slug = m.card.slug
         cells, chosen_json[slug] = [], {}
         first = chosen_row(m, names[0])
-        ranked[slug] = (first.value, first.lo, first.hi) if first is not None else (None, None, None)
+        ranked[slug] = (first.value, first.lo, first.hi, first.se, first.df) if first is not None else (None,) * 5
         kept[slug] = kept_uncertainty(m, first)
         for name in names:
             row = chosen_row(m, name)
@@ -316,8 +331,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
     for r, gap in zip(rows, gaps):
         r["rank"] = rank_cell(tiers[r["slug"]], gap and (labels[order[gap[0]]], gap[1]))
         if gap is not None:
-            chosen_json[r["slug"]][names[0]]["minus_compared"] = {
-                "model": order[gap[0]], **gap[1], "level": pair_level(level, sum(t is not None for t in ordered_tiers))}
+            chosen_json[r["slug"]][names[0]]["minus_compared"] = {"model": order[gap[0]], **gap[1]}
     for line in csv_rows:  # the tier number on each model's row of the ranked measure
         if line[5] == names[0] and tiers.get(line[0]):
             line[-1] = tiers[line[0]][0]

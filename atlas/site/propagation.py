@@ -50,7 +50,8 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
                      "cells": [cell(r, "", baseline_flag(r, m.baselines, info, results.interval_level)) for r in picked],
                      "where": where or "—",
-                     "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi) or (None, None, None),
+                     "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi, picked[0].se,
+                                                picked[0].df) or (None,) * 5,
                      "uncertainty": kept_uncertainty(m, picked[0])})
     rows.sort(key=lambda r: (r["cells"][0]["value"] is None, -float(r["cells"][0]["value"] or 0.0)))
     kept = [r["uncertainty"] for r in rows]  # J&F, in tiers of numbers the atlas does not tell apart
