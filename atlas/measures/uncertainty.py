@@ -267,9 +267,7 @@ class Uncertainty:
         se, df = self.spread()
         if not np.isfinite(se):
             return float("nan"), float("nan")
-        half = float(quantile(self.level, df) * se)
-        lo, hi = self.value - half, self.value + half
-        return (lo if bounds[0] is None else max(lo, bounds[0]), hi if bounds[1] is None else min(hi, bounds[1]))
+        return interval_at(self.value, se, df, self.level, bounds)
 
     def spread(self) -> tuple[float, float | None]:
         """``(se, degrees of freedom)`` behind :meth:`interval` (``se`` NaN where it gives none; df
@@ -314,6 +312,29 @@ class Uncertainty:
                                           state["resamplings"]):
             u.add(point, None if reps is None else np.asarray(reps, dtype=np.float64), f, df, rs)
         return u
+
+
+def interval_at(value: float, se: float, df: float | None, level: float,
+                bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float]:
+    """``value ± quantile(level, df) * se``, clipped to ``bounds``: an interval at any level from
+    the standard error and degrees of freedom behind another (:meth:`Uncertainty.spread`, or the
+    ``se`` / ``df`` a record row keeps).
+
+    >>> [round(x, 3) for x in interval_at(0.5, 0.04, 4.0, 0.995)], interval_at(0.9, 0.1, None, 0.95, (0.0, 1.0))[1]
+    ([0.276, 0.724], 1.0)
+    """
+    half = float(quantile(level, df) * se)
+    lo, hi = value - half, value + half
+    return (lo if bounds[0] is None else max(lo, bounds[0]), hi if bounds[1] is None else min(hi, bounds[1]))
+
+
+def bonferroni(level: float, family: int) -> float:
+    """The level of each of ``family`` intervals (or tests) so that all hold together at ``level``.
+
+    >>> round(bonferroni(0.95, 6), 5), bonferroni(0.95, 1), bonferroni(0.95, 0)
+    (0.99167, 0.95, 0.95)
+    """
+    return 1.0 - (1.0 - level) / max(1, family)
 
 
 def satterthwaite(terms: list[tuple[float, float | None]]) -> float | None:

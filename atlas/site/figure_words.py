@@ -43,15 +43,15 @@ SCORE_CURVES = frozenset({"knn-k", "channel-removal", "propagation-sequences"})
 
 #: One entry per payload kind of :mod:`atlas.pipeline.payloads`.
 FIGURES: dict[str, FigureWords] = {
-    "dominant": FigureWords(_MAP + "how often each position's dominant cluster{at_k} wins", zlabel="win frequency",
-                            colorscale="Viridis"),
+    "dominant": FigureWords(_MAP + "how often each position's dominant cluster{k_in_brackets} wins",
+                            zlabel="win frequency", colorscale="Viridis"),
     "norm": FigureWords(_MAP + "token norm averaged over images", zlabel="mean L2 norm", colorscale="Magma"),
     "outliers": FigureWords(_MAP + "high-norm outlier tokens per position", zlabel="outlier count",
                             colorscale="Magma"),
-    "blank": FigureWords("Blank-input probe ({image}), block {block} {representation}: cluster map{gallery_k}",
+    "blank": FigureWords("Blank-input probe ({image}), block {block} {representation}: cluster map{k_after_comma}",
                          zlabel="cluster"),
     "shift-pair": FigureWords("Shift test pair, {photo}, crop {crop}{moved}: block {block} {representation} "
-                              "clusters{gallery_k}",
+                              "clusters{k_after_comma}",
                               zlabel="cluster"),
     "locality": FigureWords(_MAP + "similarity vs distance, within vs across images", xaxis="distance (patches)",
                             yaxis="mean cosine similarity", bounds=(-1.0, 1.0),
@@ -91,8 +91,8 @@ def dressed(payload: dict[str, Any]) -> dict[str, Any]:
         return dict(payload)
     k = payload.get("k")
     fields = {"moved": f" (content moved {payload['moved_by']} patches left)" if payload.get("moved_by") else "",
-              "at_k": f" (K = {k})" if k else "",
-              "gallery_k": f", K = {k}" if k else "", **payload}
+              "k_in_brackets": f" (K = {k})" if k else "",
+              "k_after_comma": f", K = {k}" if k else "", **payload}
     title = words.title.format(**fields)
     if payload.get("kind") in SCORE_CURVES and not (payload.get("lo") and payload.get("hi")):
         title += NO_INTERVAL

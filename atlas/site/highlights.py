@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import slugify
 from ..formatting import level_percent, with_interval
-from ..measures.uncertainty import quantile
+from ..measures.uncertainty import bonferroni, interval_at
 from ..records import RANDOM_INIT_LABEL, MeasureRow, ModelResult
 
 
@@ -56,12 +56,7 @@ def widened(row: MeasureRow, level: float, family: int, bounds=None) -> tuple[fl
     """
     if family <= 1 or row.se is None or row.lo is None or row.hi is None:
         return row.lo, row.hi
-    half = quantile(1.0 - (1.0 - level) / family, row.df) * row.se
-    lo, hi = row.value - half, row.value + half
-    if bounds:
-        lo = lo if bounds[0] is None else max(lo, bounds[0])
-        hi = hi if bounds[1] is None else min(hi, bounds[1])
-    return lo, hi
+    return interval_at(row.value, row.se, row.df, bonferroni(level, family), tuple(bounds or (None, None)))
 
 
 def _chosen(n: int, row: MeasureRow, level: float) -> str:
@@ -69,7 +64,7 @@ def _chosen(n: int, row: MeasureRow, level: float) -> str:
         return ""
     if row.se is None:
         return f"; the largest of its {n} values in this model (the interval not widened for that choice)"
-    each = level_percent(round(1.0 - (1.0 - level) / n, 6))
+    each = level_percent(round(bonferroni(level, n), 6))
     return f"; the largest of its {n} values in this model, the interval widened for that choice (each at {each})"
 
 

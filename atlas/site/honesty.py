@@ -30,7 +30,7 @@ import re
 from typing import Any, Iterable, Sequence
 
 from ..formatting import level_percent, with_interval
-from ..measures.uncertainty import quantile
+from ..measures.uncertainty import bonferroni, interval_at
 
 #: The baselines a model must clear (the ceiling is an upper reference, not a competitor).
 SIMPLE_BASELINES = ("chance", "constant", "zero motion", "colour", "position", "colour + position")
@@ -233,7 +233,7 @@ def difference(row: Any, b: Any, level: float = 0.95, family: int = 1) -> dict[s
     d = (getattr(row, "versus", None) or {}).get(b.name)
     if isinstance(d, dict) and all(_finite(d.get(x)) is not None for x in ("value", "lo", "hi", "se")):
         df = d.get("df")
-        widened = float(d["value"]) + quantile(1 - (1 - level) / max(1, family), df) * float(d["se"])
+        widened = interval_at(float(d["value"]), float(d["se"]), df, bonferroni(level, family))[1]
         return {"lo": float(d["lo"]), "hi": float(d["hi"]), "below_hi": widened, "paired": True,
                 "value": float(d["value"])}
     (lo, hi), (blo, bhi) = _bounds(row), _bounds(b)

@@ -14,7 +14,7 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..formatting import fixed, level_percent, with_interval
-from ..measures.uncertainty import Uncertainty, paired_difference, quantile
+from ..measures.uncertainty import Uncertainty, bonferroni, interval_at, paired_difference, quantile
 from ..records import AtlasResults, MeasureRow, ModelResult, chosen_row, row_id
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
@@ -124,7 +124,7 @@ def pair_level(level: float, ranked: int) -> float:
     >>> round(pair_level(0.95, 4), 5), pair_level(0.95, 2), pair_level(0.95, 1)
     (0.99167, 0.95, 0.95)
     """
-    return 1.0 - (1.0 - level) / max(1, ranked * (ranked - 1) // 2)
+    return bonferroni(level, ranked * (ranked - 1) // 2)
 
 
 def paired_gap(a: Uncertainty | None, b: Uncertainty | None, level: float | None = None) -> dict[str, float] | None:
@@ -138,10 +138,10 @@ def paired_gap(a: Uncertainty | None, b: Uncertainty | None, level: float | None
     except ValueError:  # not one resampling: no pairing
         return None
     se, df = d.spread()
-    half = quantile(d.level if level is None else level, df) * se
-    if not (math.isfinite(d.value) and math.isfinite(half)):
+    lo, hi = interval_at(d.value, se, df, d.level if level is None else level)
+    if not (math.isfinite(d.value) and math.isfinite(lo) and math.isfinite(hi)):
         return None
-    return {"value": float(d.value), "lo": float(d.value - half), "hi": float(d.value + half)}
+    return {"value": float(d.value), "lo": float(lo), "hi": float(hi)}
 
 
 def widened(row: Sequence[float | None], u: Uncertainty | None, row_level: float, level: float
@@ -157,13 +157,11 @@ def widened(row: Sequence[float | None], u: Uncertainty | None, row_level: float
     if u is not None:
         se, df = u.spread()
         if math.isfinite(se):
-            half = quantile(level, df) * se
-            return u.value - half, u.value + half
+            return interval_at(u.value, se, df, level)
     value, lo, hi = (float(x) for x in row[:3])
     se, df = (tuple(row[3:5]) + (None, None))[:2]
     if se is not None and math.isfinite(float(se)):
-        half = quantile(level, df) * float(se)
-        return value - half, value + half
+        return interval_at(value, float(se), df, level)
     scale = quantile(level, None) / quantile(row_level, None)
     return value - (value - lo) * scale, value + (hi - value) * scale
 
