@@ -169,6 +169,9 @@ def test_site_shows_the_axis(built):
     page = (docs / "compare" / "resolution.md").read_text()
     assert "Planted" in page and "Told apart" in page and "(paired)" in page
     assert "64 px → 96 px (100 asked)" in page and "64 px → native, 224 px" in page  # each change names its sizes
+    # the model's changes are one family: the Δ cell's title names the Bonferroni level over them
+    rows = [r for r in page.split("<tr>") if r.startswith("<td><a") and ">Planted</a>" in r]
+    assert rows and all(f"Bonferroni over this model&#39;s {len(rows)} changes" in r for r in rows), rows[:1]
     model = (docs / "models" / "planted.md").read_text()
     manifest = json.loads(model.split('<script type="application/json" id="gallery-data">')[1].split("</script>")[0])
     axis = next(a for a in manifest["axes"] if a["name"] == "resolution")

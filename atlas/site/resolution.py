@@ -17,11 +17,12 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..formatting import level_percent, with_interval
+from ..measures.uncertainty import bonferroni
 from ..records import AtlasResults, ModelCard, ModelResult, deepest_tokens_row
 from .data import csv_text, num
 from .figures import against_size_figure, figure
 from .honesty import simple_baselines
-from .leaderboard import cell, kept_uncertainty, paired_gap, signed
+from .leaderboard import cell, kept_uncertainty, paired_gap, signed, widened
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
 from .wording import measure_title
@@ -111,23 +112,37 @@ def reference_text(ref) -> str:
     return text if "[" in text or text == "—" else f"{text} (no interval)"
 
 
-def size_change(main: ModelResult, a, other: ModelResult, b) -> dict[str, Any]:
+def size_change(main: ModelResult, a, other: ModelResult, b, level: float | None = None,
+                row_level: float = 0.95) -> dict[str, Any]:
     """Row ``b`` (at another input size) minus row ``a`` (at the main one): ``{"value", "lo", "hi",
-    "apart", "paired"}``. Paired where both records keep the rows' replicates (the same images and
-    halves at both sizes, :func:`.leaderboard.paired_gap`): the difference's interval, apart when it
-    does not reach 0. Otherwise apart when the two intervals do not overlap (``lo`` / ``hi`` None;
-    ``apart`` None where one has no interval).
+    "apart", "paired"}``, told apart at ``level`` (None: the rows' own ``row_level``). Paired where
+    both records keep the rows' replicates (the same images and halves at both sizes,
+    :func:`.leaderboard.paired_gap`): the difference's interval at ``level``, apart when it does not
+    reach 0. Otherwise apart when the two intervals, each widened to ``level``
+    (:func:`.leaderboard.widened`), do not overlap (``lo`` / ``hi`` None; ``apart`` None where one
+    has no interval).
 
     >>> from types import SimpleNamespace as S
     >>> m = S(uncertainties={})
-    >>> row = lambda v, lo, hi: S(measure="x", block=1, representation="tokens", k=None, value=v, lo=lo, hi=hi)
+    >>> row = lambda v, lo, hi: S(measure="x", block=1, representation="tokens", k=None, value=v, lo=lo, hi=hi,
+    ...                           se=0.05, df=None)
     >>> size_change(m, row(0.5, 0.4, 0.6), m, row(0.8, 0.7, 0.9))
     {'value': 0.30000000000000004, 'lo': None, 'hi': None, 'apart': True, 'paired': False}
+    >>> size_change(m, row(0.5, 0.4, 0.6), m, row(0.8, 0.7, 0.9), level=0.9999)["apart"]  # each at ±3.9 se
+    False
     """
-    gap = paired_gap(kept_uncertainty(other, b), kept_uncertainty(main, a))
+    ua, ub = kept_uncertainty(main, a), kept_uncertainty(other, b)
+    gap = paired_gap(ub, ua, level)
     if gap is not None:
         return {**gap, "apart": gap["lo"] > 0 or gap["hi"] < 0, "paired": True}
-    apart = None if None in (a.lo, a.hi, b.lo, b.hi) else (a.hi < b.lo or b.hi < a.lo)
+    if None in (a.lo, a.hi, b.lo, b.hi):
+        apart = None
+    else:
+        (a_lo, a_hi), (b_lo, b_hi) = (
+            (r.lo, r.hi) if level is None else
+            widened((r.value, r.lo, r.hi, getattr(r, "se", None), getattr(r, "df", None)), u, row_level, level)
+            for r, u in ((a, ua), (b, ub)))
+        apart = a_hi < b_lo or b_hi < a_lo
     return {"value": b.value - a.value, "lo": None, "hi": None, "apart": apart, "paired": False}
 
 
@@ -159,7 +174,7 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
         runs = [m for _, m in results.runs_of(main.card.slug)]
         if len(runs) < 2:
             continue
-        rows = []
+        rows, changes = [], []
         for name in names:
             picked = [deepest_tokens_row(m, name) for m in runs]
             if all(p is None for p in picked):
@@ -178,18 +193,24 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
                                      name, p.block, p.representation, p.k, num(p.value), num(p.lo), num(p.hi),
                                      ref[0] if ref else "", num(ref[1].value) if ref else None,
                                      num(ref[1].lo) if ref else None, num(ref[1].hi) if ref else None])
-            for m, p in zip(runs[1:], picked[1:]):
-                if p is None or picked[0] is None:
-                    continue
-                d = size_change(runs[0], picked[0], m, p)
-                delta = d["value"]
-                interval = f" [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]" if d["paired"] else ""
-                summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
-                                "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
-                                "delta": f"{signed(delta)}{interval}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
-                                "apart": "no interval" if d["apart"] is None else
-                                         f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'})",
-                                "value": repr(float(delta))})
+            changes += [(name, picked[0], m, p) for m, p in zip(runs[1:], picked[1:])
+                        if p is not None and picked[0] is not None]
+        # the model's changes are one family: each is told apart at the Bonferroni level over them,
+        # so that "yes" anywhere in the model's rows holds at the page's level
+        each = bonferroni(results.interval_level, len(changes))
+        for name, a, m, p in changes:
+            d = size_change(runs[0], a, m, p, each, results.interval_level)
+            delta = d["value"]
+            interval = f" [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]" if d["paired"] else ""
+            summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
+                            "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
+                            "delta": f"{signed(delta)}{interval}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
+                            "apart": "no interval" if d["apart"] is None else
+                                     f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'})",
+                            "title": f"{'paired difference, ' if d['paired'] else 'each interval at '}"
+                                     f"{level_percent(round(each, 6))}: Bonferroni over this model's "
+                                     f"{len(changes)} change{'s' if len(changes) != 1 else ''}",
+                            "value": repr(float(delta))})
         heads = [resolution_words(m.card) for m in runs]
         models.append({"label": labels[main.card.slug], "md_href": rel(model_page(main), page),
                        "heads": heads, "rows": rows,
