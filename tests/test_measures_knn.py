@@ -127,6 +127,41 @@ def test_controls_are_scale_invariant():
     assert a["none"][0][5] != pytest.approx(b["none"][0][5], abs=1e-3)  # raw cosine is not
 
 
+@pytest.mark.parametrize("rows", [30, 400])  # fewer rows than channels (rank-deficient), and more
+def test_controls_match_sklearn(rows):
+    """The controls are fitted on the device from the support set's float64 moments: ``zscore`` is
+    sklearn's StandardScaler, ``pca_whiten`` sklearn's whitened PCA (components of numerically zero
+    variance dropped) up to the components' signs and order, which no cosine depends on: the
+    cosine similarities of query to support rows agree. The variances rank as numpy's."""
+    import torch
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from atlas.measures.knn import _control, _moments
+
+    rng = np.random.default_rng(rows)
+    mix = rng.normal(size=(48, 48)) * np.logspace(0, -3, 48)[:, None]  # correlated, very unequal scales
+    S, Q = ((5.0 + rng.normal(size=(n, 48)) @ mix).astype(np.float32) for n in (rows, 50))
+    keep = torch.arange(3, 48)  # the top channels dropped, as the curve does
+
+    def cosines(s, q):
+        s, q = (np.asarray(x, dtype=np.float64) for x in (s, q))
+        s, q = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (s, q))
+        return q @ s.T
+
+    mean, var, cov = _moments(torch.from_numpy(S))
+    assert np.allclose(var.numpy(), S.astype(np.float64).var(axis=0), rtol=1e-10)
+    z = _control(torch.from_numpy(S), torch.from_numpy(Q), keep, "zscore", mean, var, cov)
+    scaler = StandardScaler().fit(S[:, 3:].astype(np.float64))
+    assert np.allclose(z[1].numpy(), scaler.transform(Q[:, 3:]), atol=1e-5)
+    w = _control(torch.from_numpy(S), torch.from_numpy(Q), keep, "pca_whiten", mean, var, cov)
+    pca = PCA(svd_solver="full").fit(S[:, 3:].astype(np.float64))
+    comps = pca.explained_variance_ > 1e-9 * pca.explained_variance_[0]
+    assert w[0].shape[1] == comps.sum() == min(rows - 1, 45)
+    proj = lambda X: (X[:, 3:] - pca.mean_) @ pca.components_[comps].T / np.sqrt(pca.explained_variance_[comps])  # noqa: E731
+    assert np.abs(cosines(*(x.numpy() for x in w)) - cosines(proj(S), proj(Q))).max() < 1e-4
+
+
 def test_validation_messages():
     with pytest.raises(ValueError, match="unknown controls"):
         channel_removal_curve(np.zeros((4, 2)), np.zeros(4, int), np.zeros((4, 2)), np.zeros(4, int), controls=("pca",))

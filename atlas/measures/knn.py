@@ -23,8 +23,9 @@ Definitions (quoted on the Methods page):
   a matter of scale rather than of which channels are kept.
 
 The probe (normalisation, similarities, top-k, votes) runs in torch on ``device``
-(:mod:`.tensors`; None: where the features are, numpy on the CPU); labels, confusion counts and
-the controls' fits (on the support set) stay on the host.
+(:mod:`.tensors`; None: where the features are, numpy on the CPU), and so do the channel removal's
+variances and its controls' fits (float64, on the support set); labels and confusion counts stay
+on the host.
 
 Example
 -------
@@ -41,7 +42,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 
 from ..inputs.datasets import IGNORE_INDEX
 from .tensors import as_tensor, is_tensor, resolve_device, to_numpy
@@ -267,26 +267,61 @@ def replicate_miou(pred: np.ndarray, true: np.ndarray, query_labels: np.ndarray,
     return miou_from_confusion(np.tensordot(weights, per_image, axes=(1, 0)))
 
 
-def variance_spectrum(features: np.ndarray) -> np.ndarray:
-    """Per-channel variances of ``(..., C)`` features, sorted in decreasing order."""
-    x = np.asarray(features, dtype=np.float64)
+def variance_spectrum(features, labels: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel variances of ``(..., C)`` features (with ``labels``: of the labelled rows only,
+    as :func:`knn_probe` keeps them), sorted in decreasing order. In float64, where the features
+    are (a tensor on a GPU stays there; the C values come back).
+
+    >>> variance_spectrum(np.array([[0.0, 1.0], [2.0, 1.0]])).tolist()
+    [1.0, 0.0]
+    """
+    x = as_tensor(_flat(features, labels, "features")[0] if labels is not None else features)
     x = x.reshape(-1, x.shape[-1])
-    return np.sort(x.var(axis=0))[::-1]
+    _, var, _ = _moments(x, covariance=False)
+    return np.sort(to_numpy(var))[::-1]
 
 
-def _control(S: np.ndarray, Q: np.ndarray, control: str):
+def _moments(x: torch.Tensor, covariance: bool = True, chunk: int = 8192
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Mean, variance (ddof 0) and covariance (None without ``covariance``) of the rows of ``x``
+    (n, C), in float64 on ``x``'s device; centred before the products, ``chunk`` rows of float64 at a
+    time (no float64 copy of the whole set)."""
+    n, c = x.shape
+    mean = x.sum(dim=0, dtype=torch.float64) / max(n, 1)
+    cov = torch.zeros((c, c) if covariance else (c,), dtype=torch.float64, device=x.device)
+    for start in range(0, n, chunk):
+        centred = x[start:start + chunk].double() - mean
+        cov += centred.T @ centred if covariance else (centred * centred).sum(dim=0)
+    cov /= max(n, 1)
+    return mean, (torch.diagonal(cov) if covariance else cov).clone(), (cov if covariance else None)
+
+
+def _control(S: torch.Tensor, Q: torch.Tensor, keep: torch.Tensor, control: str, mean: torch.Tensor,
+             var: torch.Tensor, cov: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Support and query rows on the ``keep`` channels under ``control``, fitted on the support set
+    (its float64 ``mean``, ``var`` and ``cov``, :func:`_moments`): float32, on their device."""
     if control == "none":
-        return S, Q
+        return S[:, keep], Q[:, keep]
+    mu = mean[keep]
     if control == "zscore":
-        mu, sd = S.mean(0), S.std(0)
-        sd = np.where(sd > 1e-12, sd, 1.0)
-        return (S - mu) / sd, (Q - mu) / sd
-    # pca_whiten: drop numerically empty directions before whitening (n may be < C)
-    pca = PCA(svd_solver="full").fit(S.astype(np.float64))
-    keep = pca.explained_variance_ > 1e-9 * pca.explained_variance_[0]
-    comps, var = pca.components_[keep], pca.explained_variance_[keep]
-    proj = lambda X: ((X - pca.mean_) @ comps.T) / np.sqrt(var)  # noqa: E731
-    return proj(S), proj(Q)
+        sd = var[keep].sqrt()
+        sd = torch.where(sd > 1e-12, sd, torch.ones_like(sd))
+        scale = lambda X: ((X[:, keep].double() - mu) / sd).float()  # noqa: E731
+        return scale(S), scale(Q)
+    # pca_whiten: the eigenvectors of the support covariance, numerically empty directions dropped
+    # (there may be fewer rows than channels), each component to unit variance. The cosine k-NN on
+    # the result does not depend on the eigenvectors' signs or on a rotation within a tied eigenvalue
+    lam, vec = torch.linalg.eigh(cov[keep][:, keep])
+    lam, vec = lam.flip(0), vec.flip(1)
+    kept = lam > 1e-9 * lam[0]
+    whiten = vec[:, kept] / lam[kept].sqrt()
+
+    def project(X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        out = torch.empty((len(X), whiten.shape[1]), dtype=torch.float32, device=X.device)
+        for start in range(0, len(X), chunk):
+            out[start:start + chunk] = ((X[start:start + chunk][:, keep].double() - mu) @ whiten).float()
+        return out
+    return project(S), project(Q)
 
 
 def channel_removal_curve(
@@ -304,8 +339,9 @@ def channel_removal_curve(
     """k-NN mIoU after dropping the top-``m`` variance channels, under each control.
 
     Variances are computed on the labelled support patches only. ``m`` values that would leave
-    no channel are skipped. The controls are fitted on the host (float64); every k-NN probe runs
-    on ``device`` (None: where the features are; numpy: the CPU). ``weights`` (B, n_query_images):
+    no channel are skipped. The variances and the controls' fits (mean, variance, covariance and
+    its eigendecomposition) are float64, and they and every k-NN probe run on ``device`` (None:
+    where the features are; numpy: the CPU): nothing but labels and predictions goes to the host. ``weights`` (B, n_query_images):
     resampling replicates of the query images, as in :func:`knn_probe` (the support set, the
     variance ranking and the controls' fits stay those of the full support set).
 
@@ -323,10 +359,11 @@ def channel_removal_curve(
     dev = resolve_device(device, support_feats, query_feats)
     S, ys = _flat(support_feats, support_labels, "support")
     Q, yq = _flat(query_feats, query_labels, "query")
-    S, Q = to_numpy(S), to_numpy(Q)
+    S, Q = as_tensor(S, dev, torch.float32), as_tensor(Q, dev, torch.float32)
     if n_classes is None:
         n_classes = int(max(ys.max(), yq.max())) + 1
-    order = np.argsort(-S.astype(np.float64).var(axis=0), kind="stable")
+    mean, var, cov = _moments(S, covariance="pca_whiten" in controls)
+    order = torch.sort(-var, stable=True).indices  # the highest-variance channel first
     out: dict[str, dict[int, dict[int, float]]] = {}
     reps: dict[str, dict[int, dict[int, np.ndarray]]] = {}
     for control in controls:
@@ -334,8 +371,8 @@ def channel_removal_curve(
         for m in sorted({int(m) for m in ms}):
             if m >= S.shape[1]:
                 continue
-            keep = np.sort(order[m:])
-            s, q = _control(S[:, keep], Q[:, keep], control)
+            keep = torch.sort(order[m:]).values
+            s, q = _control(S, Q, keep, control, mean, var, cov)
             preds = knn_predict(s, ys, q, ks, n_classes, device=dev)
             out[control][m] = {k: miou_from_labels(p, yq, n_classes) for k, p in preds.items()}
             if weights is not None:

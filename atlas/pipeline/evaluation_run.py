@@ -390,8 +390,7 @@ class EvaluationRun:
         figures.setdefault("curves", []).append(payloads.knn_curve(
             {k: u.value for k, u in per_k.items()}, KNN_KS, b, {k: u.interval((0.0, 1.0)) for k, u in per_k.items()}))
         # the spectrum the removal ranks channels by: the labelled support patches
-        support = to_numpy(patches[s])[to_numpy(plabels[s]) >= 0]
-        figures["curves"].append(payloads.variance_curve(variance_spectrum(support), b))
+        figures["curves"].append(payloads.variance_curve(variance_spectrum(patches[s], plabels[s]), b))
         scored = channel_removal_curve(patches[s], plabels[s], patches[q], plabels[q], ks=(10,), ms=REMOVAL_MS,
                                        n_classes=n_cls, device=self.device, weights=w_query)
         curve, reps = scored if w_query is not None else (scored, {})
