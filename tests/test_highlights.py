@@ -103,3 +103,45 @@ def test_highest_in_this_atlas_needs_the_widened_intervals_apart():
         assert bool(clear) == claimed, (gap, [h.text for h in clear])
         if claimed:
             assert "all widened for the choice among the atlas's 48 values (95% together)" in clear[0].text
+
+
+def test_a_peak_that_holds_no_effect_is_listed_apart():
+    """A model's peak whose widened interval holds its content-only reference (or, without one, the
+    measure's chance level) is no finding: ``notable`` False, and the model page lists it under a
+    collapsed note, not among the highlights. A peak clear of it stays a highlight; the sentence
+    names the K of a K-dependent measure."""
+    models = _models([(0.8, 0.75, 0.85), (0.5, 0.45, 0.55), (0.1, 0.0, 0.2)])
+    first, second = models[0], models[1]
+    first.references = [MeasureRow(11, 1.0, "tokens", "position_r2", 0.79, reference="content-only")]
+    second.references = [MeasureRow(11, 1.0, "tokens", "position_r2", 0.05, reference="content-only")]
+    blank = [MeasureRow(3, 0.3, "keys", "blank_position_score", v, k=8, lo=v - 0.05, hi=v + 0.05, se=0.025)
+             for v in (0.01, 0.4)]
+    first.measures.append(blank[0])  # holds 0, the probe's chance level
+    second.measures.append(blank[1])
+    _, per_model = make_highlights(models, measure_info())
+    by = {slug: {h.anchor: h for h in hs} for slug, hs in per_model.items()}
+    assert not by[first.card.slug]["fig-measure-position-r2"].notable  # 0.79 inside [0.75, 0.85]
+    assert by[second.card.slug]["fig-measure-position-r2"].notable  # 0.05 below [0.45, 0.55]
+    assert not by[first.card.slug]["fig-measure-blank-position-score"].notable
+    assert by[second.card.slug]["fig-measure-blank-position-score"].notable
+    assert by[second.card.slug]["fig-measure-blank-position-score"].text.startswith("Block 3 keys, K = 8: ")
+    assert by[second.card.slug]["fig-measure-position-r2"].text.startswith("Block 11 tokens: ")  # no K
+
+
+def test_model_page_lists_peaks_without_a_finding_apart(tmp_path):
+    from atlas.site import render_site
+
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    results.measure_info = measure_info()
+    m = results.models[0]
+    m.measures += [MeasureRow(5, 0.5, "keys", "position_r2", 0.30, lo=0.20, hi=0.40, se=0.05),
+                   MeasureRow(5, 0.5, "keys", "border_ami", 0.30, k=8, lo=0.20, hi=0.40, se=0.05)]
+    m.references += [MeasureRow(5, 0.5, "keys", "position_r2", 0.29, reference="content-only"),
+                     MeasureRow(5, 0.5, "keys", "border_ami", 0.01, k=8, reference="content-only")]
+    render_site(results, docs)
+    page = (docs / "models" / f"{m.card.slug}.md").read_text()
+    highlights = page.split("## Highlights")[1].split("!!! info")[0]
+    listed, quiet = highlights.split("not told apart from no effect")
+    assert "Position decodability" not in listed and "Position decodability" in quiet
+    assert "Block 5 keys, K = 8: Boundary: AMI" in listed and "Boundary" not in quiet

@@ -220,6 +220,25 @@ def test_summarise_returns_plain_floats_matching_registry():
     assert "prefix_norm_ratio" not in summarise(labels, feats)
 
 
+def test_position_free_measures_are_exactly_those_a_within_image_shuffle_leaves_unchanged():
+    """The registry's ``position_free`` measures (no content-only reference: it would equal them) are
+    unchanged when every image's tokens and labels are shuffled over its positions, on planted
+    features with a strong position effect and a high-norm token; every other measure of a pair
+    changes there."""
+    from atlas.pipeline.model_run import reference_tokens
+
+    feats = planted(2.0)
+    feats[:, 0, 0] *= 40.0  # one high-norm token per image, in a corner
+    labels = cluster(feats)
+    shuffled = reference_tokens(feats, "content-only", seed=3)
+    order = reference_tokens(np.arange(feats[..., :1].size, dtype=float).reshape(*feats.shape[:3], 1),
+                             "content-only", seed=3)[..., 0].astype(int)  # the same shuffle, as indices
+    moved = labels.reshape(-1)[order.reshape(-1)].reshape(labels.shape)
+    a, b = summarise(labels, feats), summarise(moved, shuffled)
+    same = {n for n in a if abs(a[n] - b[n]) <= 1e-6 * max(1.0, abs(a[n]))}
+    assert same == {n for n, m in REGISTRY.items() if m.position_free}, same
+
+
 def test_summarise_full_results_equal_the_public_functions():
     """summarise validates the features once and calls the measures' cores; its full results
     (which the pages draw maps and curves from) must be what each public function returns."""

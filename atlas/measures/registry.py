@@ -75,6 +75,12 @@ class Measure:
     # delete-d jackknife: "random halves" (of the images, or of their groups), "leave-one-out" (images), or
     # "sequence halves" (random halves of the test sequences: label propagation)
     interval: str = "random halves"
+    # the value is a statistic of the set of tokens, not of where each sits (within-image shuffles
+    # leave it unchanged): its content-only reference would equal it by construction, so it has none
+    position_free: bool = False
+    # the value that means no effect where no content-only reference stands for it (a chance-corrected
+    # score's 0); None: none stated
+    no_effect: float | None = None
 
     @property
     def depends_on_k(self) -> bool:
@@ -164,7 +170,7 @@ REGISTRY: dict[str, Measure] = {
         "Share of patch tokens whose norm lies more than 5 robust standard deviations above the median "
         "(the high-norm tokens of 'Vision Transformers Need Registers').",
         "mean [ (||f|| - median) / (1.4826 MAD) > 5 ] over all patch tokens",
-        "features", boundary_artifacts, "outlier_fraction", "positional", "bias", (0.0, 1.0),
+        "features", boundary_artifacts, "outlier_fraction", "positional", "bias", (0.0, 1.0), position_free=True,
     ),
     "outlier_fraction_border": Measure(
         "High-norm outlier tokens on the outer ring (fraction)",
@@ -185,7 +191,7 @@ REGISTRY: dict[str, Measure] = {
         "a few directions (a foreground split, position, high-norm tokens) dominate the features.",
         "sum of the top-3 eigenvalues of the joint patch covariance / its trace; replicates: random "
         "halves of the images with the components held fixed",
-        "features", pca_variance_share, "share", "positional", "none", (0.0, 1.0),
+        "features", pca_variance_share, "share", "positional", "none", (0.0, 1.0), position_free=True,
     ),
     "attention_entropy": Measure(
         "CLS attention entropy (normalised, mean over heads)",
@@ -218,7 +224,7 @@ REGISTRY: dict[str, Measure] = {
         "the joint centroids: on such inputs any repeated map can only come from position.",
         "(A - A0) / (1 - A0), A = mean_p max_k #{i: c(i,p)=k} / M, A0 = A after within-image shuffles",
         "blank labels", blank_input_structure, "position_score", "positional", "bias", (None, 1.0),
-        highlight=5,
+        highlight=5, no_effect=0.0,
     ),
     "blank_autocorrelation": Measure(
         "Blank-input probe: spatial autocorrelation of cluster maps",
@@ -369,6 +375,10 @@ def measure_info() -> dict[str, dict[str, Any]]:
             "range": _range_text(*m.value_range), "bounds": list(m.value_range), "depends_on_k": m.depends_on_k,
         }
         info["interval"] = m.interval
+        if m.position_free:
+            info["position_free"] = True
+        if m.no_effect is not None:
+            info["no_effect"] = m.no_effect
         for field in ("leaderboard", "highlight", "summary", "selected_by"):
             if getattr(m, field) is not None:
                 info[field] = getattr(m, field)

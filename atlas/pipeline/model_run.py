@@ -399,7 +399,8 @@ class ModelRun:
                     del ref
                     references += [MeasureRow(**row, measure=m, value=float(v),
                                                k=self.k_measures if REGISTRY[m].depends_on_k else None, reference=name)
-                                   for m, v in values.items()]
+                                   for m, v in values.items()
+                                   if not (name == "content-only" and REGISTRY[m].position_free)]
         return runs, label_maps, measures, references, figures, uncertain
 
     def attention(self, b: int, q_prefix) -> list[tuple[MeasureRow, Uncertainty]]:

@@ -9,7 +9,10 @@ choice, Bonferroni over the model's values (:func:`widened`; records without the
 behind their intervals, stored before it was, give the plain interval and say so), with the
 positional references at that block beside it. A model is called "highest in this atlas" only when
 that interval, widened over the values of every model, lies entirely above every other model's
-values' intervals widened alike."""
+values' intervals widened alike. A model's highlight whose widened interval holds no effect (its
+content-only reference, the same measure on its tokens shuffled over positions, else the measure's
+chance level, ``no_effect`` in the registry) is not notable: the page lists it apart, as no
+finding."""
 
 from __future__ import annotations
 
@@ -32,13 +35,16 @@ class Highlight:
     ``fig-sizes``, ``fig-measure-<slug of measure name>``, or ``fig-<payload id>`` for
     ``ModelResult.figures`` payloads; comparison pages use ``gallery`` and
     ``fig-measure-<slug>``, scaling comparisons also ``family-summary`` and
-    ``fig-scaling-<slug>``. The text is plain text (escaped on the site).
+    ``fig-scaling-<slug>``. The text is plain text (escaped on the site). ``notable``: a model's
+    highlight whose widened interval holds no effect (its content-only reference, what no position
+    information scores, else the measure's chance level) is no finding; the page lists it apart.
     """
 
     text: str
     model: str = ""
     comparison: str = ""
     anchor: str = ""
+    notable: bool = True  # False: not told apart from no effect (its content-only reference or chance)
 
 
 def _with_interval(row: MeasureRow) -> str:
@@ -68,11 +74,16 @@ def _chosen(n: int, row: MeasureRow, level: float) -> str:
     return f"; the largest of its {n} values in this model, the interval widened for that choice (each at {each})"
 
 
-def _references(m: ModelResult, row: MeasureRow) -> str:
-    """The positional references (content-only, position-only tokens) of ``row``'s cell, if stored."""
-    refs = sorted((r for r in m.references if (r.measure, r.block, r.representation, r.k)
+def _cell_references(m: ModelResult, row: MeasureRow) -> list[MeasureRow]:
+    """The positional references (content-only, position-only tokens) stored for ``row``'s cell."""
+    return sorted((r for r in m.references if (r.measure, r.block, r.representation, r.k)
                    == (row.measure, row.block, row.representation, row.k) and np.isfinite(r.value)),
                   key=lambda r: r.reference)
+
+
+def _references(m: ModelResult, row: MeasureRow) -> str:
+    """The references of ``row``'s cell in words, if stored."""
+    refs = _cell_references(m, row)
     return "; references: " + ", ".join(f"{r.reference} {_with_interval(r)}" for r in refs) if refs else ""
 
 
@@ -105,11 +116,16 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
         for slug, (row, m) in best.items():
             tag = f" ({RANDOM_INIT_LABEL})" if m.card.is_random_init else ""  # the label, verbatim
             flag = ", highest in this atlas" if slug == top_slug and clear else ""
-            shown = with_interval(row.value, *widened(row, level, len(values[slug]), bounds))
-            sentence = (f"Block {row.block} {row.representation}: {text} {shown}{flag}{tag}"
+            lo, hi = widened(row, level, len(values[slug]), bounds)
+            where = f"Block {row.block} {row.representation}" + (f", K = {row.k}" if row.k is not None else "")
+            sentence = (f"{where}: {text} {with_interval(row.value, lo, hi)}{flag}{tag}"
                         f"{_chosen(len(values[slug]), row, level)}{_references(m, row)}.")
+            # no effect: the content-only reference of the cell, else the measure's own (a chance level)
+            null = next((r.value for r in _cell_references(m, row) if r.reference == "content-only"),
+                        info[measure].get("no_effect"))
+            notable = null is None or lo is None or hi is None or not lo <= null <= hi
             anchor = f"fig-measure-{slugify(measure)}"
-            per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor))
+            per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor, notable=notable))
             if flag:
                 interval = with_interval(row.value, *widened(row, level, every, bounds))
                 how = (f"all widened for the choice among the atlas's {every} values ({level_percent(level)} together)"
