@@ -322,7 +322,7 @@ def build_atlas(cfg: AtlasConfig, *, models: list[str] | None = None, progress: 
         models=[built[b.slug] for b in backbones if b.slug in built], comparisons=comparisons,
         resolution_runs=other_sizes, resolutions=[resolution_label(e) for e in cfg.images.requested_resolutions()],
         methods=methods_record(cfg, inputs.evaluation.methods() if inputs.evaluation else None,
-                               inputs.propagation.methods() if inputs.propagation else None),
+                               inputs.propagation.methods() if inputs.propagation else None, len(images)),
         timings=timings,
         site_url=cfg.atlas.site_url, description=cfg.atlas.description, interval_level=cfg.uncertainty.level,
         licence=cfg.atlas.licence, doi=cfg.atlas.doi,

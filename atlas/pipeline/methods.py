@@ -16,9 +16,12 @@ from .inputs import SHIFT_IMAGES, SHIFTS
 from .pictures import ATTENTION_IMAGES
 
 
-def methods_record(cfg: AtlasConfig, eval_methods: dict | None, propagation_methods: dict | None = None) -> dict:
+def methods_record(cfg: AtlasConfig, eval_methods: dict | None, propagation_methods: dict | None = None,
+                   n_images: int | None = None) -> dict:
     """The Methods record of a build of ``cfg``; ``eval_methods`` / ``propagation_methods``: the
-    evaluations' own sections (``EvaluationRun.methods``, ``PropagationRun.methods``), or None."""
+    evaluations' own sections (``EvaluationRun.methods``, ``PropagationRun.methods``), or None;
+    ``n_images``: the atlas's images (the shift test and the head grids take the first few of them)."""
+    first = (lambda cap: cap) if n_images is None else (lambda cap: min(cap, n_images))
     f, c, u = cfg.features, cfg.clustering, cfg.uncertainty
     methods = {
         "extraction": {"layers": f.layers, "gallery_layers": f.gallery_layers, "precision": f.precision,
@@ -28,10 +31,10 @@ def methods_record(cfg: AtlasConfig, eval_methods: dict | None, propagation_meth
                                    for e in cfg.images.requested_resolutions()],
                    "seed": cfg.atlas.seed},
         "pictures": {"pca": dict(PCA_RECIPE), "attention_normalisation": ATTENTION_NORMALISATION,
-                     "attention_images": ATTENTION_IMAGES},
+                     "attention_images": first(ATTENTION_IMAGES)},
         "clustering": {"normalize": c.normalize, "ks": list(c.ks), "n_iter": c.n_iter,
                        "train_tokens_per_cluster": c.train_tokens_per_cluster or None, "k": cfg.analyses.k},
-        "shift": {"shifts": list(SHIFTS), "images": SHIFT_IMAGES},
+        "shift": {"shifts": list(SHIFTS), "images": first(SHIFT_IMAGES)},
         "uncertainty": {"level": u.level, "resamples": u.resamples, "seeds": u.seeds, "seed": cfg.atlas.seed},
         "references": bool(cfg.analyses.references),
     }

@@ -933,6 +933,18 @@ def figure(fig: go.Figure, page_slug: str, anchor: str, title: str, caption: str
     }
 
 
+def has_values(values: Sequence[Any]) -> bool:
+    """Whether any of ``values`` is a finite number (a measure undefined everywhere gets no plot)."""
+    return any(v is not None and math.isfinite(float(v)) for v in values)
+
+
+def undefined_measure(anchor: str, name: str, info: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:
+    """In place of a measure's plot (the ``ui.figure`` macro): the measure has no finite value
+    ``where`` (e.g. "at any block of this model"); its definition says when it is undefined."""
+    return {"anchor": anchor, "title": measure_title(info, name), "raw": name,
+            "undefined": f"undefined {where}.", "caption": measure_definition(info, name)}
+
+
 def measure_figure(fig: go.Figure, page_slug: str, anchor: str, name: str, info: dict[str, dict[str, Any]],
                    note: str = "") -> dict[str, Any]:
     """:func:`figure` of one measure, titled and explained from ``measure_info``."""

@@ -14,7 +14,8 @@ from jinja2 import Environment
 
 from ..config import slugify
 from ..formatting import fixed, level_percent, with_interval
-from ..measures.uncertainty import Uncertainty, bonferroni, interval_at, paired_difference, quantile
+from ..measures.uncertainty import (MIN_RESAMPLE_GROUPS, Uncertainty, bonferroni, interval_at, paired_difference,
+                                    quantile)
 from ..records import AtlasResults, MeasureRow, ModelResult, chosen_row, row_id
 from .data import LEADERBOARD_TITLE, csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
@@ -421,6 +422,8 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                    "head": breakable(measure_title(info, n)), "rule": "; ".join(rules[n])} for n in names],
         rows=rows,
         rank_words=rank_words(level, sum(t is not None for t in ordered_tiers)),
+        test_units=((results.methods.get("evaluation") or {}).get("resampling") or {}).get("test"),
+        few_units=MIN_RESAMPLE_GROUPS,
         flag_legend=flag_legend(),
         flag_rule=FLAG_RULE,
         baseline_tables=baseline_tables,

@@ -164,6 +164,12 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                        "bootstrap: duplicated images inflate chance-corrected scores (AMI, NCE) and bootstrap "
                        "percentile intervals missed the true AMI in a planted test"
                        if r.get("resamples") else "off (no intervals)"),
+        "range of an interval": "an interval is clipped to its measure's range (an AMI or a share never above "
+                                "1, a share, ratio or enrichment never below 0; the registry's range, on each "
+                                "measure's entry below): a bound at the end of the range may be a "
+                                "clipped one, and the interval is then not symmetric about the value. The "
+                                "records keep the se and degrees of freedom, from which the unclipped interval "
+                                "is value ± t·se. [1.00, 1.00] at a range end: the replicates agreed to the digits shown",
         "k-means seeds": f"{seeds}: seeds {seed}..{seed + seeds - 1}; the value shown is seed {seed}'s for the "
                          "positional measures (their figures show that seed's clustering) and the mean over seeds for "
                          "the evaluation against human masks (the seed is not chosen with the block); for measures "
@@ -217,7 +223,9 @@ def _references(on: Any) -> dict[str, str] | str:
         return "off"
     return {
         "content-only": "each image's tokens shuffled over its own positions (content kept, position removed), "
-                        "clustered and measured like the model's tokens",
+                        "clustered and measured like the model's tokens; none for the measures a shuffle within "
+                        "an image cannot change (statistics of the set of tokens, so marked in their entries "
+                        "below), whose reference would equal the value by construction",
         "position-only": "each token replaced by the mean over images of the tokens at its position (position "
                          "kept, content removed), clustered and measured like the model's tokens",
         "blank-input probe and shift test": "relative by construction: 0 = chance / grid-following, "
@@ -318,8 +326,9 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
                                           "by the CLS token of its masked crop passed through the model again "
                                           "(here the mean of its patch tokens, no second pass), reduces them with "
                                           "PCA before k-means, and leaves unassigned pixels out of the score (here "
-                                          "they count as wrong). The numbers are not comparable with DatUS²'s; "
-                                          "the 6 SUIM classes are DatUS²'s",
+                                          "they count as wrong). The numbers are not comparable with DatUS²'s"
+                                          + ("; the 6 SUIM classes are DatUS²'s" if str(ev.get("dataset")).lower() == "suim"
+                                             else ""),
         "intervals": f"{level_percent(ev.get('level', 0.95))} intervals from {ev.get('resamples')} delete-d "
                      "jackknife replicates that each keep a random half of the resampling units (the matching redone "
                      "in every replicate, its mIoU over the classes present in that half) and "
@@ -379,9 +388,10 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
                     "enters at the patch grid (nearest)",
         "temperature": f"{p.get('temperature'):g} (DINO's; DINOv3's notebook uses 0.2, which spreads the weights over "
                        "the top-k neighbours more evenly: numbers at the two temperatures are not comparable)",
-        "geometry": f"frames resized whole to {h} x {w} px (short side {p.get('short_side')}, rounded to whole "
-                    "patches per model), the model's position embeddings resampled to that grid (timm); masks "
-                    "nearest-neighbour; J and F scored at that size",
+        "geometry": f"frames resized whole to short side {p.get('short_side')} ({h} x {w} px), then rounded to "
+                    "whole patches per model (each patch grid heads its baseline table on the label propagation "
+                    "page), the model's position embeddings resampled to that grid (timm); masks "
+                    "nearest-neighbour; J and F scored at the rounded size",
         "metrics": "per object (those of the first mask), J = region IoU and F = DAVIS's boundary F-measure "
                    "(its boundary map, half a pixel towards the origin, the image's edge no boundary; "
                    "tolerance 0.008 x the image diagonal), each averaged over the scored frames "

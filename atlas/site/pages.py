@@ -33,7 +33,7 @@ from .data import (LEADERBOARD_TITLE, atlas_index, clean, csv_text, dumps, flatt
                    num)
 from .figure_words import dressed
 from .figures import (REFERENCE_DASH, baseline_groups, cluster_size_figure, comparison_measure_figure, curve_figure,
-                      figure, heatmap_figure, layer_sweep_figure, measure_figure)
+                      figure, has_values, heatmap_figure, layer_sweep_figure, measure_figure, undefined_measure)
 from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .highlights import Highlight, make_highlights
 from .honesty import (CURVE_BAND_NOTE, CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, CURVE_FIXED, FLAG_RULE,
@@ -127,6 +127,10 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
 
     for name in sorted(by_measure):
         anchor = anchor_for(f"fig-measure-{slugify(name)}")
+        if not has_values([r.value for r in by_measure[name]]
+                          + [r.value for _, other in other_sizes for r in other.measures if r.measure == name]):
+            out[measure_section(info, name)].append(undefined_measure(anchor, name, info, "at every block of this model"))
+            continue
         fig = layer_sweep_figure(by_measure[name], measure_title(info, name), label,
                                  references=[r for r in m.references if r.measure == name],
                                  baselines=[b for b in m.baselines if b.measure == name], level=level,
@@ -303,6 +307,10 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
     for name in sorted({r["measure"] for r in rows}):
         mine = [r for r in rows if r["measure"] == name]
         refs = [r for r in positional if r["measure"] == name]
+        if not has_values([r["value"] for r in mine]):
+            figs.append(undefined_measure(f"fig-measure-{slugify(name)}", name, info,
+                                          "at every block of every model of this comparison"))
+            continue
         groups = comparison_baselines(results, c, name)
         fig = comparison_measure_figure(mine, measure_title(info, name), labels, c.title,
                                         bounds=(info.get(name) or {}).get("bounds"), baselines=groups, references=refs)
@@ -373,7 +381,7 @@ def highlight(h: Any, page: str, results: AtlasResults) -> dict[str, Any]:
     if target:
         href = rel(target, page) if target != page else ""
         href = href + (f"#{h.anchor}" if h.anchor else "")
-    return {"text": h.text, "href": href}
+    return {"text": h.text, "href": href, "notable": getattr(h, "notable", True)}
 
 
 def protocol(results: AtlasResults) -> list[tuple[str, str]]:
@@ -439,6 +447,7 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             cite_key=versioned_cite_key(results, page),
             description=(f"{results.description or ATLAS_ABSTRACT} {random_note(random)}" if random else ""),
             model_rows=[{"label": labels[m.card.slug], "href": model_page(m), "card": m.card} for m in results.models],
+            random_models=random,
             protocol=protocol(results),
             overview=overview_matrix(results, page, labels, maps),
             highlights=[highlight(h, page, results) for h in highlights],
@@ -482,6 +491,7 @@ def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict
                  **{f: str((info.get(n) or {}).get(f, "")) for f in fields},
                  "definition": definition_with_split(info, n, results.methods),
                  "depends_on_k": bool((info.get(n) or {}).get("depends_on_k")),
+                 "position_free": bool((info.get(n) or {}).get("position_free")),
                  "direction_text": DIRECTIONS.get((info.get(n) or {}).get("direction", ""), "")}
                 for n in sorted(present, key=lambda n: (order.get(n, len(order)), n))]
     return {

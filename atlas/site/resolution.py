@@ -42,11 +42,19 @@ RESAMPLING = "bicubic interpolation with antialiasing (timm's resample_abs_pos_e
 
 
 def resolution_words(card: ModelCard) -> str:
-    """The gallery's label of one resolution: ``native · 518 × 518 px · 37 × 37 patches``."""
+    """The gallery's label of one resolution: ``native · 518 × 518 px · 37 × 37 patches``; a size
+    rounded to whole patches says what was asked for.
+
+    >>> from types import SimpleNamespace as S
+    >>> resolution_words(S(input_size=[322, 322], patch_size=14, resolution="320"))
+    '322 × 322 px · 23 × 23 patches (320 px asked)'
+    """
     h, w = card.input_size
     size = f"{h} × {w} px · {h // card.patch_size} × {w // card.patch_size} patches"
     label = card.resolution
-    return f"{label} · {size}" if label and label != str(h) and label != f"{h}x{w}" else size
+    if not label or label in (str(h), f"{h}x{w}"):
+        return size
+    return f"native · {size}" if label == "native" else f"{size} ({label.replace('x', ' × ')} px asked)"
 
 
 def position_handling(card: ModelCard) -> str:
@@ -204,7 +212,7 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
             interval = f" [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]" if d["paired"] else ""
             summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
                             "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
-                            "delta": f"{signed(delta)}{interval}", "sign": "↑" if delta > 0 else "↓" if delta < 0 else "=",
+                            "delta": f"{signed(delta)}{interval}", "sign": "↑" if round(delta, 3) > 0 else "↓" if round(delta, 3) < 0 else "≈",
                             "apart": "no interval" if d["apart"] is None else
                                      f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'})",
                             "title": f"{'paired difference, ' if d['paired'] else 'each interval at '}"

@@ -11,7 +11,7 @@ from ..config import slugify
 from ..formatting import fixed, level_percent, with_interval
 from ..records import AtlasResults, ComparisonResult, MeasureRow, ModelResult
 from .data import num
-from .figures import baseline_groups, measure_figure, scaling_figure
+from .figures import baseline_groups, has_values, measure_figure, scaling_figure, undefined_measure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note
 from .honesty import legend as flag_legend
 from .markup import breakable
@@ -146,6 +146,10 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
     figs = []
     for name in data["measures"]:
         points = [p for p in data["points"] if p["measure"] == name]
+        if not has_values([p.get("value") for p in points]):
+            figs.append(undefined_measure(f"fig-scaling-{slugify(name)}", name, info,
+                                          "at every depth of every model of this family"))
+            continue
         drawn = [by_slug[s] for s in dict.fromkeys(p["model"] for p in points) if s in by_slug]
         groups = baseline_groups(drawn, name)
         fig = scaling_figure(points, measure_title(info, name), c.title,
