@@ -164,9 +164,9 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                        "bootstrap: duplicated images inflate chance-corrected scores (AMI, NCE) and bootstrap "
                        "percentile intervals missed the true AMI in a planted test"
                        if r.get("resamples") else "off (no intervals)"),
-        "range of an interval": "an interval is clipped to its measure's range (an AMI or a share never above "
-                                "1, a share, ratio or enrichment never below 0; the registry's range, on each "
-                                "measure's entry below): a bound at the end of the range may be a "
+        "range of an interval": "an interval is clipped to its measure's range (an AMI never above 1; a share "
+                                "within [0, 1]; a ratio or enrichment never below 0; each measure's range is on "
+                                "its entry below): a bound at the end of the range may be a "
                                 "clipped one, and the interval is then not symmetric about the value. The "
                                 "records keep the se and degrees of freedom, from which the unclipped interval "
                                 "is value ± t·se. [1.00, 1.00] at a range end: the replicates agreed to the digits shown",
