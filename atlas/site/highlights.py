@@ -81,9 +81,8 @@ def _cell_references(m: ModelResult, row: MeasureRow) -> list[MeasureRow]:
                   key=lambda r: r.reference)
 
 
-def _references(m: ModelResult, row: MeasureRow) -> str:
-    """The references of ``row``'s cell in words, if stored."""
-    refs = _cell_references(m, row)
+def _references(refs: list[MeasureRow]) -> str:
+    """A cell's references (:func:`_cell_references`) in words."""
     return "; references: " + ", ".join(f"{r.reference} {_with_interval(r)}" for r in refs) if refs else ""
 
 
@@ -118,11 +117,11 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
             flag = ", highest in this atlas" if slug == top_slug and clear else ""
             lo, hi = widened(row, level, len(values[slug]), bounds)
             where = f"Block {row.block} {row.representation}" + (f", K = {row.k}" if row.k is not None else "")
+            refs = _cell_references(m, row)
             sentence = (f"{where}: {text} {with_interval(row.value, lo, hi)}{flag}{tag}"
-                        f"{_chosen(len(values[slug]), row, level)}{_references(m, row)}.")
+                        f"{_chosen(len(values[slug]), row, level)}{_references(refs)}.")
             # no effect: the content-only reference of the cell, else the measure's own (a chance level)
-            null = next((r.value for r in _cell_references(m, row) if r.reference == "content-only"),
-                        info[measure].get("no_effect"))
+            null = next((r.value for r in refs if r.reference == "content-only"), info[measure].get("no_effect"))
             notable = null is None or lo is None or hi is None or not lo <= null <= hi
             anchor = f"fig-measure-{slugify(measure)}"
             per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor, notable=notable))

@@ -367,7 +367,7 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
 # --------------------------------------------------------------------------- atlas-wide pages
 
 
-def highlight(h: Any, page: str, results: AtlasResults) -> dict[str, Any]:
+def highlight(h: Highlight, page: str, results: AtlasResults) -> dict[str, Any]:
     """A highlight sentence with the link to its figure, as seen from ``page``."""
     if h.model:
         m = next((m for m in results.models if m.card.slug == h.model), None)
@@ -381,7 +381,7 @@ def highlight(h: Any, page: str, results: AtlasResults) -> dict[str, Any]:
     if target:
         href = rel(target, page) if target != page else ""
         href = href + (f"#{h.anchor}" if h.anchor else "")
-    return {"text": h.text, "href": href, "notable": getattr(h, "notable", True)}
+    return {"text": h.text, "href": href, "notable": h.notable}
 
 
 def protocol(results: AtlasResults) -> list[tuple[str, str]]:

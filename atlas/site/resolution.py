@@ -148,7 +148,7 @@ def size_change(main: ModelResult, a, other: ModelResult, b, level: float | None
     else:
         (a_lo, a_hi), (b_lo, b_hi) = (
             (r.lo, r.hi) if level is None else
-            widened((r.value, r.lo, r.hi, getattr(r, "se", None), getattr(r, "df", None)), u, row_level, level)
+            widened((r.value, r.lo, r.hi, r.se, r.df), u, row_level, level)
             for r, u in ((a, ua), (b, ub)))
         apart = a_hi < b_lo or b_hi < a_lo
     return {"value": b.value - a.value, "lo": None, "hi": None, "apart": apart, "paired": False}

@@ -9,9 +9,10 @@ it as well (``tests/test_table.py``).
 
 Columns (:data:`COLUMNS`): ``model`` (slug), ``family``, ``training``, ``weights`` (pretrained /
 checkpoint / random), ``section``, ``measure``, ``block``, ``rel_depth``, ``representation``,
-``k``, ``cluster`` (cluster sizes), ``value``, ``lo`` and ``hi`` (the interval), ``se`` and ``df`` (the
-standard error and degrees of freedom behind it: the interval at another level is ``value ±
-t(level, df) * se``, the normal quantile where ``df`` is empty), ``interval_level``, ``seed_spread``, ``reference`` (a positional reference: content-only, position-only), ``baseline``
+``k``, ``cluster`` (cluster sizes), ``value``, ``lo`` and ``hi`` (the interval), ``se`` and ``df``
+(the standard error and degrees of freedom behind it: the interval at another level is ``value ±
+t(level, df) * se``, the normal quantile where ``df`` is empty), ``interval_level``,
+``seed_spread``, ``reference`` (a positional reference: content-only, position-only), ``baseline``
 (an evaluation baseline's name), ``leaderboard`` (the row the leaderboard shows for the model),
 ``comparison`` (a comparison's slug, for the numbers a comparison computes itself),
 ``split`` (the support / query split of the evaluation measures that use one), ``seeds``
