@@ -44,7 +44,6 @@ from ..measures.pseudomasks import pseudo_masks, score_pseudo_masks
 from ..measures.registry import REGISTRY
 from ..measures.segmentation import MaskCounts, evaluate_label_maps, mask_counts, score_images
 from ..measures.similarity import debiased_linear_cka_replicates, make_variants, similarity_matrix
-from ..measures.tensors import to_numpy
 from ..measures.uncertainty import (Uncertainty, jackknife, resampling_id, resampling_units, row_fields,
                                     unit_half_samples, versus)
 from ..records import Baseline, DatasetCredit, MeasureRow, SkippedItem
@@ -278,7 +277,7 @@ class EvaluationRun:
                 st.add(b, r, "knn_miou_k10", u)
                 st.choice.setdefault("knn_miou_k10", {})[(b, r, None)] = selection
                 if b == st.last and r == "tokens":
-                    self._last_block_figures(st.figures, to_numpy(feats), st.plabels, self.dataset.n_classes, b, per_k,
+                    self._last_block_figures(st.figures, feats, st.plabels, self.dataset.n_classes, b, per_k,
                                              st.w_query)
         last_pairs = {(st.last, r) for r in ("keys", "tokens")} & set(st.pairs)
         if not st.last_done and last_pairs <= st.done:
