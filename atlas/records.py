@@ -196,8 +196,8 @@ class MeasureRow:
     """One number of a measure: long format, one row per (block, representation, measure).
 
     ``measure`` is a key of the measure registry (:mod:`atlas.measures.registry`), whose entry
-    (copied into ``AtlasResults.measure_info``) gives its title, definition, page section and
-    direction. Each distinct ``measure`` becomes one layer-sweep plot (x = relative depth, one
+    (copied into ``AtlasResults.measure_info``) says how it is computed and on which page section
+    it goes; the site's words for it (:mod:`atlas.site.measure_words`) give its title and definition. Each distinct ``measure`` becomes one layer-sweep plot (x = relative depth, one
     line per representation, and per K when rows carry several).
 
     ``lo`` / ``hi``: the interval (bootstrap over images, pooled over k-means seeds, or jackknife;
@@ -412,13 +412,14 @@ class AtlasResults:
     kmeans_seeds: int | None = None  # k-means seeds of every k-dependent number ([uncertainty] seeds; None: not recorded)
     datasets: list[DatasetCredit] = field(default_factory=list)  # evaluation datasets (Images page)
     overview_image: str = ""  # image of the Home overview matrix ("" = the first image)
-    # Readable facts of measures, by raw ``MeasureRow.measure`` name, from the measure registry:
-    # ``{"title", "definition", "formula", "section", "direction", "range", "leaderboard"}``
-    # (every key optional). ``section`` places the plot on the model page ("clusters",
-    # "positional", "evaluation"; default "clusters"); ``direction`` is "bias" (higher = more
-    # positional / artifact bias), "quality" (higher = better against human masks), "lower"
-    # (lower = better) or "none"; ``leaderboard`` is the column order on the leaderboard (absent:
-    # not on it). CSV/JSON downloads and figure anchors keep the raw name.
+    # How each measure was computed, by raw ``MeasureRow.measure`` name, from the measure registry
+    # (:func:`atlas.measures.registry.measure_info`): ``{"inputs", "function", "section", "range",
+    # "bounds", "depends_on_k", "interval", "ranked", "position_free", "selected_by"}``, ids and
+    # numbers. ``section`` places the plot on the model page ("clusters", "positional",
+    # "evaluation"; default "clusters"). The site lays its words over them at render
+    # (:func:`atlas.site.measure_words.with_words`: title, definition, formula, direction, orders);
+    # a record of an older build may carry words of its own, which the site's replace. CSV/JSON
+    # downloads and figure anchors keep the raw name.
     measure_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     # bytes of each model's stored results (label maps, pictures, numbers), by run id (the model's
     # slug at the main resolution, ``slug--HxW`` at the others: :func:`run_id`)

@@ -374,7 +374,7 @@ def _measures(rng, card: ModelCard, sweep: list[int], gallery: list[int], reps: 
                                    measure=name, **_row_value(rng, name, phase[name], 1.0)))
     for name, m in REGISTRY.items():
         by = m.selected_by or name
-        if m.leaderboard is None or by not in choice or name not in choice:
+        if not m.ranked or by not in choice or name not in choice:
             continue
         cands = {key: v for key, v in choice[by].items() if key in choice[name]}
         (b, r, k), value = max(cands.items(), key=lambda kv: (kv[1], -kv[0][0]))

@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 
 from atlas.site import build_site, render_site
+from atlas.site.measure_words import WORDS
 from conftest import make_synthetic_results
+
+SEG = WORDS["seg_miou"].title
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/atlas-shots")
@@ -414,7 +417,7 @@ def test_figure_permalink_is_citable(server, browser):
     fig.locator(".atlas-cite-link").click()
     assert page.url.endswith("/models/dino-vit-s16.html#fig-measure-seg-miou")
     _, view_entry = _bibtex_entries(page)
-    assert "Cluster mIoU vs human masks" in view_entry.fields["title"]
+    assert SEG in view_entry.fields["title"]
     assert _urls(view_entry) == [page.url, page.url]
     assert view_entry.fields["howpublished"].endswith("\\#fig-measure-seg-miou}")  # '#' escaped for LaTeX
     assert errors == []

@@ -18,7 +18,11 @@ from atlas.site import render_site
 from atlas.site.figures import PALETTE, baseline_groups, comparison_measure_figure, figure, figure_html
 from atlas.site.honesty import comparison_baseline_note
 from atlas.site.pages import comparison_baselines, comparison_rows
+from atlas.site.measure_words import WORDS
 from conftest import make_synthetic_results
+
+SEG_TITLE = WORDS["seg_miou"].title
+PSEUDO = WORDS["pseudomask_miou"].title
 
 SEG = "seg_miou"
 #: The synthetic DINO and random models' seg_miou baselines (tests/conftest.py): 14 x 14 patches of 16 px.
@@ -111,9 +115,9 @@ def test_every_plot_is_labelled(site):
             label = re.search(r' role="figure" aria-label="([^"]+)"', div)
             assert label and html.unescape(label.group(1)).endswith(f" — {subject}"), (page, div)
     comp = (site / "compare/ssl-vs-random.md").read_text(encoding="utf-8")
-    assert 'aria-label="Cluster mIoU vs human masks — SSL vs random init"' in comp
+    assert f'aria-label="{SEG_TITLE} — SSL vs random init"' in comp
     model = (site / "models/dino-vit-s16.md").read_text(encoding="utf-8")
-    assert 'aria-label="Pseudo-mask mIoU at block 11 — DINO ViT-S/16"' in model
+    assert f'aria-label="{PSEUDO} at block 11 — DINO ViT-S/16"' in model
     assert 'aria-label="Cluster sizes per block — DINO ViT-S/16"' in model
 
 

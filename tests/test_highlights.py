@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from atlas.formatting import fixed
-from atlas.measures.registry import measure_info
+from atlas.measures.registry import measure_info as stored_info
 from atlas.site.highlights import make_highlights
+from atlas.site.measure_words import with_words
 from atlas.records import MeasureRow, ModelResult
 from conftest import make_synthetic_results
+
+
+def measure_info() -> dict:
+    """What the site reads: the registry's records with the site's words."""
+    return with_words(stored_info())
 
 
 def _models(values: list[tuple[float, float, float]]) -> list[ModelResult]:

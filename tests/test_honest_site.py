@@ -17,7 +17,10 @@ from atlas.measures.registry import measure_info
 from atlas.pipeline import payloads
 from atlas.records import RANDOM_INIT_LABEL, Baseline
 from atlas.site import render_site
+from atlas.site.measure_words import WORDS
 from conftest import make_synthetic_results
+
+SEG = WORDS["seg_miou"].title
 
 
 def _evaluation_record(split_kind: str, groups: int) -> dict:
@@ -91,14 +94,14 @@ def _figure(page: str, anchor: str) -> str:
 
 def test_beaten_cell_marked_on_model_page_with_legend(tmp_path):
     pages = _render(tmp_path)
-    row = _eval_row(pages["dino"], "Cluster mIoU vs human masks")
+    row = _eval_row(pages["dino"], SEG)
     assert 'class="atlas-flag atlas-flag--below"' in row and "▼" in row
     assert "below a baseline: colour + position scores 0.700 [0.680, 0.720]" in row
     assert LEGEND in html.unescape(pages["dino"]) and "not above a baseline" in pages["dino"]
     # control: the k-NN value 0.50 is clearly above every simple baseline of its measure
     assert "atlas-flag" not in _eval_row(pages["dino"], "k-NN patch probe mIoU (k = 10)")
     # control: the random model's seg_miou 0.283 [0.253, 0.313] clears position 0.21 [0.18, 0.24]
-    assert "atlas-flag" not in _eval_row(pages["random"], "Cluster mIoU vs human masks")
+    assert "atlas-flag" not in _eval_row(pages["random"], SEG)
 
 
 def test_beaten_cell_marked_on_leaderboard(tmp_path):
@@ -116,7 +119,7 @@ def test_overlapping_interval_marked_not_above(tmp_path):
     results = make_synthetic_results(docs, comparisons=False)
     results.models[0].baselines.append(Baseline("seg_miou", "colour", 0.56, 0.50, 0.62))  # overlaps 0.55 [0.52, 0.58]
     render_site(results, docs)
-    row = _eval_row((docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"), "Cluster mIoU vs human masks")
+    row = _eval_row((docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"), SEG)
     assert "atlas-flag--not-above" in row and "≈" in row and "not above a baseline: colour scores" in row
 
 
@@ -201,7 +204,7 @@ def test_changes_page_labels_a_random_init_model(tmp_path):
     index = {"models": [{"slug": m.card.slug} for m in results.models]}
     render_site(results, docs, previous=PreviousVersion("1", previous, index, "0" * 64))
     page = (docs / "changes.md").read_text(encoding="utf-8")
-    rows = [line for line in page.splitlines() if line.startswith("| ") and "Cluster mIoU" in line]
+    rows = [line for line in page.splitlines() if line.startswith("| ") and SEG in line]
     random_rows = [line for line in rows if line.startswith("| vit-s16-random")]
     assert random_rows and all(RANDOM_INIT_LABEL in line for line in random_rows)
     assert all(RANDOM_INIT_LABEL not in line for line in rows if line.startswith("| dino-vit-s16"))
@@ -299,7 +302,7 @@ def test_leaderboard_shows_shared_ranks(tmp_path, planted, shown):
     labels = [m.card.display_name for m in results.models]
     ranks = _rank_column(page, "leaderboard-table")
     assert [next(v for k, v in ranks.items() if k.startswith(label)) for label in labels] == shown
-    assert RANK_SENTENCE in page and "Rank: by Cluster mIoU vs human masks, best first" in page
+    assert RANK_SENTENCE in page and f"Rank: by {SEG}, best first" in page
     # the downloads carry the tier number (the words, "=", are the page's)
     board = [r for r in csv.DictReader(io.StringIO((docs / "compare/segmentation-quality.csv").read_text()))
              if r["measure"] == "seg_miou" and not r["baseline"]]

@@ -17,7 +17,10 @@ from atlas.measures.uncertainty import (Uncertainty, half_samples, jackknife, pa
 from atlas.records import Baseline
 from atlas.site.honesty import baseline_flag
 from atlas.site import render_site
+from atlas.site.measure_words import WORDS
 from conftest import make_synthetic_results
+
+SEG = WORDS["seg_miou"].title
 
 
 def scored(per_image: np.ndarray, weights: np.ndarray, level: float = 0.95) -> Uncertainty:
@@ -291,4 +294,4 @@ def test_model_page_clears_a_baseline_its_interval_overlaps(tmp_path):
         r.versus = {b.name: _paired(r.value - b.value, 0.004) for b in m.baselines if b.measure == "seg_miou"}
     render_site(results, docs)
     assert "atlas-flag" not in _eval_row((docs / "models/dino-vit-s16.md").read_text(encoding="utf-8"),
-                                         "Cluster mIoU vs human masks")
+                                         SEG)

@@ -1,39 +1,69 @@
-"""The measure registry: every stored number described once, completely and consistently."""
+"""The measure registry and the site's words for it: every stored number described once,
+completely and consistently, with its words outside the code fingerprint."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
 from atlas.measures.registry import REGISTRY, measure_info
+from atlas.pipeline.state import _PACKAGE, package_fingerprint
+from atlas.site.measure_words import WORDS, with_words
 
 
 @pytest.mark.parametrize("key", sorted(REGISTRY))
 def test_entry_is_complete(key):
-    m = REGISTRY[key]
-    assert m.title and m.definition and m.formula, key
-    assert len(m.definition) > len(m.title), key  # a sentence, not a repeat of the title
+    m, w = REGISTRY[key], WORDS[key]
+    assert w.title and w.definition and w.formula, key
+    assert len(w.definition) > len(w.title), key  # a sentence, not a repeat of the title
     assert callable(m.function) and m.function_name.startswith("atlas.measures."), key
     assert m.section in ("positional", "evaluation")
-    assert m.direction in ("bias", "content", "quality", "none")
+    assert w.direction in ("bias", "content", "quality", "none")
     lo, hi = m.value_range
     assert lo is None or hi is None or lo < hi
-    assert (m.inputs in ("human masks", "video masks")) == (m.section == "evaluation"), key
+    assert m.selected_by is None or m.selected_by in REGISTRY, key
+
+
+def test_every_measure_has_words_and_no_words_lack_a_measure():
+    assert list(WORDS) == list(REGISTRY)
 
 
 def test_orders_are_unique():
     for field in ("leaderboard", "highlight", "summary"):
-        ranks = [getattr(m, field) for m in REGISTRY.values() if getattr(m, field) is not None]
+        ranks = [getattr(w, field) for w in WORDS.values() if getattr(w, field) is not None]
         assert len(ranks) == len(set(ranks)), field
-    # only measures with a "better" direction may be ranked on the leaderboard
-    assert all(m.direction == "quality" for m in REGISTRY.values() if m.leaderboard is not None)
+    # the leaderboard's columns are the measures the evaluation selects a block for, each with a "better"
+    assert {k for k, w in WORDS.items() if w.leaderboard is not None} == {k for k, m in REGISTRY.items() if m.ranked}
+    assert all(WORDS[k].direction == "quality" for k, m in REGISTRY.items() if m.ranked)
 
 
-def test_measure_info_mirrors_the_registry():
+def test_measure_info_holds_ids_and_numbers_and_the_site_adds_the_words():
     info = measure_info()
     assert list(info) == list(REGISTRY)
     for key, m in REGISTRY.items():
-        assert info[key]["title"] == m.title and info[key]["section"] == m.section
-        assert info[key]["depends_on_k"] == m.depends_on_k
-        assert ("leaderboard" in info[key]) == (m.leaderboard is not None)
+        assert info[key]["section"] == m.section and info[key]["depends_on_k"] == m.depends_on_k
+        assert info[key].get("ranked", False) == m.ranked
+        # no sentence in the records: every string is an id, a function path or a range
+        assert not [v for v in info[key].values() if isinstance(v, str) and len(v.split()) >= 3], key
     assert info["outlier_fraction"]["range"] == "[0, 1]"
     assert info["locality_slope"]["range"] == "(−∞, ∞)"
+    shown = with_words(info)
+    for key, w in WORDS.items():
+        assert shown[key]["title"] == w.title and shown[key]["section"] == REGISTRY[key].section
+        assert ("leaderboard" in shown[key]) == (w.leaderboard is not None)
+
+
+def test_rewording_a_measure_keeps_every_stored_result_valid(tmp_path):
+    """The code fingerprint (in every model's key) covers the registry's computation, not the words."""
+    package = tmp_path / "atlas"
+    shutil.copytree(_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = package_fingerprint(package)
+    words = package / "site" / "measure_words.py"
+    text = words.read_text()
+    words.write_text(text.replace(WORDS["positional_nce"].title, "Positional clustering, reworded"))
+    assert words.read_text() != text and package_fingerprint(package) == before
+    registry = package / "measures" / "registry.py"
+    text = registry.read_text()
+    registry.write_text(text.replace('"nce", (None, 1.0)', '"nce", (0.0, 1.0)'))
+    assert registry.read_text() != text and package_fingerprint(package) != before  # a changed value range changes the stored intervals

@@ -15,7 +15,10 @@ import yaml
 
 from atlas.records import RANDOM_INIT_LABEL
 from atlas.site import build_site, page_weight, render_site
+from atlas.site.measure_words import WORDS
 from conftest import make_synthetic_results
+
+SEG = WORDS["seg_miou"].title
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_MODEL_PAGE = 2 * 1024 * 1024
@@ -82,8 +85,9 @@ def test_untrusted_strings_are_escaped(tmp_path):
     results = make_synthetic_results(docs, display_names={"dino": EVIL})
     results.images[1].credit = '<img src=x onerror="alert(2)">'
     results.comparisons[0].title = "Cmp <b>bold</b> & co"
-    results.measure_info["seg_miou"] = {"title": EVIL, "definition": '<img src=x onerror="alert(3)">',
-                                        "section": "evaluation", "leaderboard": 1}
+    # a measure the site has no words for shows what its record holds (an older build's words)
+    results.measure_info["mIoU vs human masks"] = {"title": EVIL, "definition": '<img src=x onerror="alert(3)">',
+                                                   "section": "evaluation", "leaderboard": 1}
     _, site = _build(tmp_path, results)
     for html_file in site.rglob("*.html"):
         text = _text(html_file)
@@ -92,6 +96,8 @@ def test_untrusted_strings_are_escaped(tmp_path):
         assert "<b>bold</b>" not in text, html_file
     page = _text(site / "models/dino-vit-s16.html")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    board = _text(site / "compare/segmentation-quality.html")  # the record's title, as a column head
+    assert re.search(r"<th[^>]*>[^<]*&lt;script&gt;alert\(1\)&lt;/script&gt;", board)
 
 
 def test_config_text_shown_verbatim(built):
@@ -421,12 +427,12 @@ def test_measure_titles_replace_raw_names(built):
                     re.S).group(0)
     caption = re.search(r"<figcaption>(.*?)</figcaption>", fig, re.S).group(1)
     assert title in caption and "<code>positional_nce</code>" in caption
-    assert 'class="atlas-figdesc">How much of the clustering is explained by patch position alone.' in caption
+    assert 'class="atlas-figdesc">' + WORDS["positional_nce"].definition in html.unescape(caption)
     # without measure_info: the raw name, no description
     raw = specs["fig-measure-cluster-size-entropy"]
     assert raw["layout"]["yaxis"]["title"]["text"] == "cluster size entropy"
     comp = _specs(site, "compare/ssl-vs-random.html")
-    assert comp["fig-measure-seg-miou"]["layout"]["yaxis"]["title"]["text"] == "Cluster mIoU vs human masks"
+    assert comp["fig-measure-seg-miou"]["layout"]["yaxis"]["title"]["text"].replace("<br>", " ") == SEG  # long titles wrap
     # downloads keep raw names
     measures = {r["measure"] for r in csv.DictReader(io.StringIO(_text(site / "models/dino-vit-s16.csv")))}
     assert {"positional_nce", "seg_miou", "knn_miou_k10"} <= measures
@@ -483,7 +489,7 @@ def test_scaling_page(built):
     table = re.search(r'id="family-summary".*?<table>(.*?)</table>', page, re.S).group(1)
     head = re.findall(r"<th[^>]*>(.*?)</th>", table)
     assert head == ["Model", "Params", "Depth", "Patch", "Positional clustering (chance-corrected NCE)",
-                    "Cluster mIoU vs human masks", "k-NN patch probe mIoU (k = 10)"]
+                    SEG, "k-NN patch probe mIoU (k = 10)"]
     rows = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
             for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
     assert rows == [
@@ -507,7 +513,7 @@ def test_leaderboard_page(built):
     table = re.search(r'<div class="atlas-sortable" id="leaderboard-table">\s*<table>(.*?)</table>', page, re.S).group(1)
     head = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
     assert head[:5] == ["Model", "Rank", "Family", "Training", "Params"]
-    assert head[5:7] == ["Cluster mIoU vs human masks", "k-NN patch probe mIoU (k = 10)"]  # preferred first
+    assert head[5:7] == [SEG, "k-NN patch probe mIoU (k = 10)"]  # preferred first
     body = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
     links = [re.search(r'<a href="([^"]+)">([^<]+)</a>', tr).groups() for tr in body]
     # ranked by the first measure, models without it last; every model linked, labels kept
@@ -523,10 +529,10 @@ def test_leaderboard_page(built):
     # ranks in tiers: 0.550 [0.520, 0.580] and 0.283 [0.253, 0.313] do not overlap; no rank without the number
     assert [re.findall(r"<td[^>]*>(.*?)</td>", tr)[1] for tr in body] == ["1", "2", "—"]
     assert body[2].count("<td>—</td>") == len(head) - 4  # the rank and every measure
-    assert "best Cluster mIoU vs human masks on the 2 selection images" in page  # worded by the site
+    assert f"best {SEG} on the 2 selection images" in page  # worded by the site
     baselines = re.search(r'<div class="atlas-sortable atlas-baselines">\s*<table>(.*?)</table>', page, re.S).group(1)
     assert [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<tr><td>(.*?)</td>", baselines)] == [
-        "chance", "position", "ceiling"]
+        "chance", "colour", "position", "ceiling"]  # colour: the pseudo-mask column's
     assert '0.210<span class="atlas-ci">[0.180, 0.240]</span>' in baselines and ">0.330<" in baselines
     # one overlaid layer sweep per evaluation measure, tokens where available
     specs = _specs(site, "compare/segmentation-quality.html")
@@ -551,7 +557,7 @@ def test_leaderboard_page(built):
     assert best["dino-vit-s16", "seg_miou"]["block"] == "11"
     assert best["dino-vit-s16", "seg_miou"]["representation"] == "keys"
     assert not any(r["model"] == "mae-vit-b16" for r in rows)
-    assert {r["baseline"] for r in rows if not r["model"]} == {"chance", "position", "ceiling"}
+    assert {r["baseline"] for r in rows if not r["model"]} == {"chance", "colour", "position", "ceiling"}
     data = json.loads(_text(site / "compare/segmentation-quality.json"))
     assert data["models"][1]["chosen"]["seg_miou"] is None
     assert 'id="cite-this-page"' in page

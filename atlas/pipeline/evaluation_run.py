@@ -371,7 +371,7 @@ class EvaluationRun:
         selected = {}
         for name, m in REGISTRY.items():
             by = m.selected_by or name
-            if m.leaderboard is None or by not in choice or name not in choice:
+            if not m.ranked or by not in choice or name not in choice:
                 continue
             candidates = {key: v for key, v in choice[by].items() if np.isfinite(v) and key in choice[name]}
             if not candidates:

@@ -3,8 +3,9 @@ the code that ran, so the Methods page cannot drift from what was computed. The 
 (:mod:`atlas.site.methods`): rewording the page needs no build, only a render.
 
 The definitions the measure modules state beside their code (the PCA picture recipe, the
-attention maps' normalisation) travel with it, as the measure registry's travel in
-``AtlasResults.measure_info``.
+attention maps' normalisation) travel with it. The measures' own words do not: the records carry
+how each was computed (``AtlasResults.measure_info``), the site words it
+(:mod:`atlas.site.measure_words`).
 """
 
 from __future__ import annotations

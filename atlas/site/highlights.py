@@ -1,5 +1,5 @@
 """Highlight sentences: each model's most extreme (block, representation) on the measures the
-registry marks for highlights, written by the site from the stored numbers at every render
+site's words mark for highlights (:mod:`.measure_words`), written by the site from the stored numbers at every render
 (never hand-written, never stored: rewording one recomputes nothing).
 
 The value is chosen as the largest of the model's values, on the numbers it reports, so its own
@@ -11,7 +11,7 @@ positional references at that block beside it. A model is called "highest in thi
 that interval, widened over the values of every model, lies entirely above every other model's
 values' intervals widened alike. A model's highlight whose widened interval holds no effect (its
 content-only reference, the same measure on its tokens shuffled over positions, else the measure's
-chance level, ``no_effect`` in the registry) is not notable: the page lists it apart, as no
+chance level, ``no_effect`` in :mod:`.measure_words`) is not notable: the page lists it apart, as no
 finding."""
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def _references(refs: list[MeasureRow]) -> str:
 def make_highlights(models: list[ModelResult], info: dict[str, dict], level: float = 0.95,
                     ) -> tuple[list[Highlight], dict[str, list[Highlight]]]:
     """Atlas-wide highlights (the highest model per measure, when its interval clears the others)
-    and each model's own, by model slug, on the measures ``info`` (``AtlasResults.measure_info``,
-    from the measure registry) marks for highlights, in its order."""
+    and each model's own, by model slug, on the measures ``info`` (``AtlasResults.measure_info``
+    with the site's words, :func:`.measure_words.with_words`) marks for highlights, in its order."""
     per_model: dict[str, list[Highlight]] = {}
     atlas_wide: list[Highlight] = []
     marked = [k for k, v in info.items() if (v or {}).get("highlight")]

@@ -1,4 +1,4 @@
-"""The segmentation-quality leaderboard: every model on each measure the registry ranks, at the block
+"""The segmentation-quality leaderboard: every model on each measure the evaluation ranks, at the block
 and representation the pipeline chose for it on held-out selection images, with its interval,
 beside the baselines of every patch grid in the atlas; the similarity-under-masking numbers (no
 better or worse direction) in a table of their own."""

@@ -43,6 +43,7 @@ from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
 from .markup import fence, jinja_env, printable, random_note
+from .measure_words import with_words
 from .mkdocs import CITE_FILE, NAV_FILE
 from .methods import methods_sections, policy_sentence
 from .overview import overview_matrix
@@ -480,7 +481,7 @@ def method_section(name: str, value: Any) -> dict[str, Any]:
 
 
 def methods_files(results: AtlasResults, env: Environment, common: dict) -> dict[str, str]:
-    """Methods: the build's method records, then every measure of this build as the registry defines it."""
+    """Methods: the build's method records, then every measure of this build, defined."""
     page = "methods.md"
     info = results.measure_info
     sections = methods_sections(results.methods)
@@ -747,6 +748,7 @@ def render_site(results: AtlasResults, docs_dir: Path, previous: PreviousVersion
     ``previous`` (a published version, :func:`.changes.read_previous`) a Changes page compares
     this version with it.
     """
+    results = dataclasses.replace(results, measure_info=with_words(results.measure_info))  # the site's words
     docs_dir = Path(docs_dir)
     docs_dir.mkdir(parents=True, exist_ok=True)
     remove_orphaned_temporaries(docs_dir.rglob(f"{TEMP_PREFIX}*"))  # left by a killed render

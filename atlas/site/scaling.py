@@ -1,5 +1,5 @@
 """Scaling pages: each measure at matched relative depths against parameter count, and the family
-summary table (the measures the registry marks for it, at relative depth 1.0)."""
+summary table (the measures :mod:`.measure_words` marks for it, at relative depth 1.0)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""How models and measures are named on the site (from the records' ``measure_info``, which the
-measure registry fills: nothing is guessed from a measure's name)."""
+"""How models and measures are named on the site (from the records' ``measure_info`` with the
+site's words, :mod:`.measure_words`: nothing is guessed from a measure's name)."""
 
 from __future__ import annotations
 
