@@ -212,10 +212,20 @@ def test_a_save_cut_short_by_a_full_disk_never_reads_as_stored(built, tmp_path, 
     assert all(np.array_equal(got.label_maps[k], v) for k, v in changed.label_maps.items())
 
 
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
 def test_rewording_a_sentence_keeps_stored_results(tmp_path):
     """The code fingerprint covers computation only: a changed sentence in the modules that write
-    words (highlights, Methods) or in the site keeps it; a changed line of a measure does not."""
+    words (highlights, Methods, the measures' titles and definitions) or in the site keeps it, and
+    so does a reworded docstring or comment of a measure; a changed line of a measure, or a changed
+    value range in the registry, does not."""
+    from atlas.measures import locality
     from atlas.pipeline import state
+    from atlas.site.measure_words import WORDS
 
     package = tmp_path / "atlas"
     shutil.copytree(Path(state.__file__).resolve().parents[1], package,
@@ -225,9 +235,16 @@ def test_rewording_a_sentence_keeps_stored_results(tmp_path):
     for words in ("pipeline/methods.py", "site/methods.py", "site/highlights.py", "site/wording.py",
                   "site/figure_words.py", "pipeline/executors.py"):  # (executors: how jobs run, not what)
         (package / words).write_text((package / words).read_text() + "\n# reworded\n")
+    _edit(package / "site" / "measure_words.py", WORDS["locality_d1"].title, "Locality, reworded")
+    measure = package / "measures" / "locality.py"
+    _edit(measure, locality.similarity_structure.__doc__.split("\n")[0], "Reworded, over\n    two lines.")
+    _edit(measure, "\nimport", "\n# a new comment\n\nimport")
     assert state.package_fingerprint(package) == before
-    (package / "measures" / "locality.py").write_text((package / "measures" / "locality.py").read_text() + "\nX = 1\n")
-    assert state.package_fingerprint(package) != before
+    _edit(package / "measures" / "registry.py", '"locality_d1", (-2.0, 2.0)', '"locality_d1", (-1.0, 1.0)')
+    registry_changed = state.package_fingerprint(package)
+    assert registry_changed != before  # a changed value range changes the stored intervals
+    measure.write_text(measure.read_text() + "\nX = 1\n")
+    assert state.package_fingerprint(package) != registry_changed
 
 
 def test_the_model_key_follows_timm_but_not_the_opt_in_flag(monkeypatch):
