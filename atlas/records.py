@@ -197,7 +197,8 @@ class MeasureRow:
 
     ``measure`` is a key of the measure registry (:mod:`atlas.measures.registry`), whose entry
     (copied into ``AtlasResults.measure_info``) says how it is computed and on which page section
-    it goes; the site's words for it (:mod:`atlas.site.measure_words`) give its title and definition. Each distinct ``measure`` becomes one layer-sweep plot (x = relative depth, one
+    it goes; the site's words for it (:mod:`atlas.site.measure_words`) give its title and
+    definition. Each distinct ``measure`` becomes one layer-sweep plot (x = relative depth, one
     line per representation, and per K when rows carry several).
 
     ``lo`` / ``hi``: the interval (bootstrap over images, pooled over k-means seeds, or jackknife;

@@ -328,3 +328,20 @@ def test_propagation_page_shows_shared_ranks(tmp_path):
     assert list(ranks.values()) == ["1=", "1=", "2"]
     assert ranks["MAE ViT-B/16"] == "2"
     assert RANK_SENTENCE in page and "Rank: by Label propagation J&F (DAVIS protocol), best first" in page
+
+
+@pytest.mark.parametrize("dataset, said", [("camvid", True), ("davis", False)])
+def test_propagation_page_says_when_its_units_come_from_one_drive(tmp_path, dataset, said):
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    results.methods["propagation"] = {  # as PropagationRun.methods() records it
+        "dataset": dataset, "sequences": 8, "frames": [5] * 8, "frame_step": 1, "clip_length": 5,
+        "temperature": 0.2, "n_context": 7, "top_k": 5, "radius": 12, "size": [224, 288], "short_side": 224,
+        "selection": ["a", "b"], "test": 6, "level": 0.95, "resamples": 200, "intervals": True}
+    for m in results.models:
+        _plant(m, "propagation_jf", 0.5, 0.4, 0.6, k=None)
+    render_site(results, docs)
+    page = html.unescape((docs / "compare/label-propagation.md").read_text(encoding="utf-8"))
+    assert "rest on 6 test sequences, the resampling units" in page
+    assert ("clips come from one drive" in page) == said
+    assert ("read the ranks as indicative" in page) == said

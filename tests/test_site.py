@@ -432,7 +432,8 @@ def test_measure_titles_replace_raw_names(built):
     raw = specs["fig-measure-cluster-size-entropy"]
     assert raw["layout"]["yaxis"]["title"]["text"] == "cluster size entropy"
     comp = _specs(site, "compare/ssl-vs-random.html")
-    assert comp["fig-measure-seg-miou"]["layout"]["yaxis"]["title"]["text"].replace("<br>", " ") == SEG  # long titles wrap
+    axis = comp["fig-measure-seg-miou"]["layout"]["yaxis"]["title"]["text"]
+    assert axis.replace("<br>", " ") == SEG  # long titles wrap
     # downloads keep raw names
     measures = {r["measure"] for r in csv.DictReader(io.StringIO(_text(site / "models/dino-vit-s16.csv")))}
     assert {"positional_nce", "seg_miou", "knn_miou_k10"} <= measures

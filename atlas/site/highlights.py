@@ -1,6 +1,6 @@
 """Highlight sentences: each model's most extreme (block, representation) on the measures the
-site's words mark for highlights (:mod:`.measure_words`), written by the site from the stored numbers at every render
-(never hand-written, never stored: rewording one recomputes nothing).
+site's words mark for highlights (:mod:`.measure_words`), written by the site from the stored
+numbers at every render (never hand-written, never stored: rewording one recomputes nothing).
 
 The value is chosen as the largest of the model's values, on the numbers it reports, so its own
 interval would be too narrow for it (the largest of many values is the likeliest to be high by
@@ -11,8 +11,8 @@ positional references at that block beside it. A model is called "highest in thi
 that interval, widened over the values of every model, lies entirely above every other model's
 values' intervals widened alike. A model's highlight whose widened interval holds no effect (its
 content-only reference, the same measure on its tokens shuffled over positions, else the measure's
-chance level, ``no_effect`` in :mod:`.measure_words`) is not notable: the page lists it apart, as no
-finding."""
+chance level, ``no_effect`` in :mod:`.measure_words`) is not notable: the page lists it apart, as
+no finding."""
 
 from __future__ import annotations
 

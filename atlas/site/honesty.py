@@ -125,7 +125,7 @@ def split_note(methods: Any, info: dict[str, dict[str, Any]], name: str) -> str:
 
 
 def definition_with_split(info: dict[str, dict[str, Any]], name: str, methods: Any) -> str:
-    """The definition of ``name`` (:mod:`.measure_words`) followed by the split sentence where it applies."""
+    """The definition of ``name`` (:mod:`.measure_words`), then the split sentence where it applies."""
     text = str((info.get(name) or {}).get("definition") or "")
     return " ".join(t for t in (text, split_note(methods, info, name)) if t)
 

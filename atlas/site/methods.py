@@ -362,9 +362,19 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def one_drive(p: dict[str, Any]) -> bool:
+    """Whether the label propagation's sequences (its record ``p``) are clips of one drive (CamVid's),
+    so that neighbouring ones are not independent units.
+
+    >>> one_drive({"dataset": "camvid"}), one_drive({"dataset": "davis"}), one_drive({})
+    (True, False, False)
+    """
+    return p.get("dataset") == "camvid"
+
+
 def propagation_words(p: dict[str, Any]) -> dict[str, str]:
     """The label-propagation section in words (also the Label propagation page's protocol lines)."""
-    frames, step, camvid = p.get("frames") or [0], p.get("frame_step", 1), p.get("dataset") == "camvid"
+    frames, step, camvid = p.get("frames") or [0], p.get("frame_step", 1), one_drive(p)
     spacing = ("consecutive video frames" if step == 1 else
                f"frames {step} video frames apart (only labelled frames exist)")
     if camvid:

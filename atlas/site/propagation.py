@@ -18,7 +18,7 @@ from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_wo
 from .honesty import legend as flag_legend
 from .leaderboard import (BASELINE_ORDER, baselines_by_grid, cell, kept_uncertainty, rank_cell, rank_tiers,
                           rank_words, selection_rule, tier_gaps)
-from .methods import propagation_words
+from .methods import one_drive, propagation_words
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
 from .wording import measure_title
@@ -122,7 +122,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
             measures=[{"name": n, "title": measure_title(info, n)} for n in MEASURES],
             rows=rows, rank_words=rank_words(results.interval_level, sum(t is not None for t in tiers)),
             test_sequences=(results.methods.get("propagation") or {}).get("test"),
-            one_drive=(results.methods.get("propagation") or {}).get("dataset") == "camvid",
+            one_drive=one_drive(results.methods.get("propagation") or {}),
             tables=tables, figs=figs, rule="; ".join(rules),
             level=results.interval_level,
             flag_legend=flag_legend(), flag_rule=FLAG_RULE,
