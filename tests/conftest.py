@@ -204,7 +204,7 @@ def make_synthetic_results(docs: Path | None = None, *, display_names: dict[str,
         timings={"total": 12.5, "render": 0.7},
         kmeans_seeds=3,
         # the registry's measures: their stored facts (the site adds its words, atlas.site.measure_words);
-        # the raw names: what a record from a build without those words holds
+        # the raw names: measures the site has no words for (shown by their record's own, if any)
         measure_info={
             "positional_nce": {"section": "positional", "bounds": [None, 1.0]},
             "position decodability (R²)": {"section": "positional", "direction": "bias"},

@@ -31,7 +31,7 @@ def test_orders_are_unique():
     for field in ("leaderboard", "highlight", "summary"):
         ranks = [getattr(w, field) for w in WORDS.values() if getattr(w, field) is not None]
         assert len(ranks) == len(set(ranks)), field
-    # the leaderboard's columns are the measures the evaluation selects a block for, each with a "better"
+    # the leaderboard's columns: the measures the evaluation selects a block for, each with a "better" direction
     assert {k for k, w in WORDS.items() if w.leaderboard is not None} == {k for k, m in REGISTRY.items() if m.ranked}
     assert all(WORDS[k].direction == "quality" for k, m in REGISTRY.items() if m.ranked)
 

@@ -7,7 +7,7 @@ interval is clipped to it), how its interval is resampled, and whether the evalu
 and numbers. What the site says about a measure -- title, definition, formula, which way is
 "more", its place on the leaderboard, the highlights and the scaling summary -- is the site's
 (:mod:`atlas.site.measure_words`), so rewording it changes pages at the next ``--render-only`` and
-leaves every stored result valid: only this module's computation is in the code fingerprint.
+leaves every stored result valid: the site is outside the code fingerprint.
 
 Adding a measure: one :data:`REGISTRY` entry, its function, its words in
 :data:`atlas.site.measure_words.WORDS`, its planted-effect test.
