@@ -8,6 +8,7 @@ from PIL import Image
 
 from atlas.inputs.geometry import ResizePolicy, shift_windows, snap_to_patch_multiple, to_tensor
 from atlas.measures.shift import shift_test
+from atlas.site.methods import policy_sentence
 
 
 def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -49,12 +50,12 @@ def test_resize_policy_centre_crop_and_identity():
     assert set(map(tuple, np.asarray(flat).reshape(-1, 3).tolist())) == {(10, 20, 30)}
 
 
-def test_resize_policy_grid_describe_and_validation():
+def test_resize_policy_grid_key_and_validation():
     policy = ResizePolicy(224, 448)
     assert policy.size == (224, 448) and policy.grid(16) == (14, 28)
-    text = policy.describe(16)
-    assert "224 × 448" in text and "14 × 28" in text and "16-pixel" in text and text.count(".") == 1
-    assert policy.describe().endswith("224 × 448.")
+    assert policy.key != ResizePolicy(448, 224).key and policy.key == ResizePolicy(224, 448).key
+    text = policy_sentence({"resolutions": [[224, 448]]})  # the site's words for it
+    assert "covers 224 × 448 pixels (height × width) and then centre-cropped to exactly 224 × 448." in text
     with pytest.raises(ValueError, match="not a multiple of patch 10"):
         policy.grid(10)
     with pytest.raises(ValueError, match="height must be a positive int"):

@@ -56,7 +56,7 @@ class ExtractionStats:
 def preprocessing_key(loaded: LoadedBackbone) -> str:
     """Everything about the input pipeline that changes the pixels the model sees."""
     card = loaded.card
-    text = f"{loaded.policy.describe()}|input={card.input_size}|mean={card.mean}|std={card.std}"
+    text = f"{loaded.policy.key}|input={card.input_size}|mean={card.mean}|std={card.std}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

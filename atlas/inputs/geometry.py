@@ -30,6 +30,8 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ResizePolicy", "shift_windows", "sn
 # Same values as timm.data.IMAGENET_DEFAULT_MEAN / _STD (not imported: timm is heavy).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: How :meth:`ResizePolicy.apply` makes its pixels, as an id (in every feature cache key).
+RESIZE_METHOD = "cover-bicubic-antialias+centre-crop"
 
 
 def _check_positive_int(value: object, what: str) -> None:
@@ -116,17 +118,16 @@ class ResizePolicy:
         """
         return np.asarray(self.apply(Image.fromarray(np.asarray(mask).astype(np.int32)), Image.Resampling.NEAREST))
 
-    def describe(self, patch: int | None = None) -> str:
-        """One sentence for the site, with the exact numbers."""
-        text = (
-            f"Every image is resized with antialiased bicubic resampling, keeping its aspect ratio, "
-            f"to the smallest size that covers {self.height} × {self.width} pixels (height × width) "
-            f"and then centre-cropped to exactly {self.height} × {self.width}"
-        )
-        if patch is None:
-            return text + "."
-        rows, cols = self.grid(patch)
-        return text + f", a {rows} × {cols} grid of {patch}-pixel patches."
+    @property
+    def key(self) -> str:
+        """What identifies the pixels this policy makes (the feature cache's preprocessing key; the
+        site words it, :func:`atlas.site.methods.policy_sentence`). Change :data:`RESIZE_METHOD`
+        when :meth:`apply` changes.
+
+        >>> ResizePolicy(224, 448).key
+        'cover-bicubic-antialias+centre-crop|224x448'
+        """
+        return f"{RESIZE_METHOD}|{self.height}x{self.width}"
 
 
 def shift_windows(img: Image.Image, policy: ResizePolicy, patch: int, shifts: Sequence[int]) -> dict[int, Image.Image]:

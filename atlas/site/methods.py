@@ -21,7 +21,6 @@ from typing import Any
 
 from ..config import resolution_label, resolution_size
 from ..formatting import level_percent
-from ..inputs.geometry import ResizePolicy
 
 #: The section titles, in page order, by record key.
 SECTION_TITLES = {
@@ -61,7 +60,10 @@ def policy_sentence(images: dict[str, Any]) -> str:
     if not requested:
         return ""
     if len(requested) == 1 and requested[0] != "native":
-        text = ResizePolicy(*resolution_size(requested[0])).describe()
+        h, w = resolution_size(requested[0])
+        text = (f"Every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
+                f"smallest size that covers {h} × {w} pixels (height × width) and then centre-cropped to exactly "
+                f"{h} × {w}.")
     else:
         listed = ", ".join(resolution_label(e) for e in requested)
         text = ("Every model runs at its native pretrained input size ([images] resolutions = native): "
