@@ -55,7 +55,7 @@ def test_resize_policy_grid_key_and_validation():
     assert policy.size == (224, 448) and policy.grid(16) == (14, 28)
     assert policy.key != ResizePolicy(448, 224).key and policy.key == ResizePolicy(224, 448).key
     text = policy_sentence({"resolutions": [[224, 448]]})  # the site's words for it
-    assert "covers 224 × 448 pixels (height × width) and then centre-cropped to exactly 224 × 448." in text
+    assert "covers 224 × 448 pixels (height × width), then centre-cropped to exactly 224 × 448." in text
     with pytest.raises(ValueError, match="not a multiple of patch 10"):
         policy.grid(10)
     with pytest.raises(ValueError, match="height must be a positive int"):

@@ -59,19 +59,19 @@ def policy_sentence(images: dict[str, Any]) -> str:
     requested = images.get("resolutions") or []
     if not requested:
         return ""
+    # what ResizePolicy.apply does (its id: atlas.inputs.geometry.RESIZE_METHOD)
+    resized = ("image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the smallest "
+               "size that covers {size}, then centre-cropped to {crop}.")
     if len(requested) == 1 and requested[0] != "native":
         h, w = resolution_size(requested[0])
-        text = (f"Every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
-                f"smallest size that covers {h} × {w} pixels (height × width) and then centre-cropped to exactly "
-                f"{h} × {w}.")
+        text = "Every " + resized.format(size=f"{h} × {w} pixels (height × width)", crop=f"exactly {h} × {w}")
     else:
         listed = ", ".join(resolution_label(e) for e in requested)
         text = ("Every model runs at its native pretrained input size ([images] resolutions = native): "
                 if len(requested) == 1 else
                 f"Every model runs at {len(requested)} input sizes ([images] resolutions = {listed}; the first "
                 "is the main one); at each, ")
-        text += ("every image is resized with antialiased bicubic resampling, keeping its aspect ratio, to the "
-                 "smallest size that covers it, then centre-cropped to it.")
+        text += "every " + resized.format(size="it", crop="it")
     return text + (" The size is then rounded per model to the nearest multiple of its patch size (halves round up; "
                    "e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
 
