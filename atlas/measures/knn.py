@@ -342,8 +342,9 @@ def channel_removal_curve(
     no channel are skipped. The variances and the controls' fits (mean, variance, covariance and
     its eigendecomposition) are float64, and they and every k-NN probe run on ``device`` (None:
     where the features are; numpy: the CPU): nothing but labels and predictions goes to the host.
-    ``weights`` (B, n_query_images): resampling replicates of the query images, as in :func:`knn_probe` (the support set, the
-    variance ranking and the controls' fits stay those of the full support set).
+    ``weights`` (B, n_query_images): resampling replicates of the query images, as in
+    :func:`knn_probe` (the support set, the variance ranking and the controls' fits stay those of
+    the full support set).
 
     Returns
     -------
