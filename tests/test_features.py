@@ -93,6 +93,35 @@ def test_cached_features_follow_the_extraction_code_and_libraries(tmp_path, load
     assert extract.extraction_fingerprint() == before
 
 
+def test_cached_features_follow_the_resize_and_decoding_code(tmp_path):
+    """The pixels a model sees come from the image decoding and the resize as well: a changed line
+    there gives new cache keys, a reworded docstring or comment does not."""
+    import shutil
+    from pathlib import Path
+
+    import atlas
+    from atlas.features.extract import extraction_fingerprint
+
+    fingerprint = extraction_fingerprint.__wrapped__  # uncached: the copy changes under one path
+    package = tmp_path / "atlas"
+    shutil.copytree(Path(atlas.__file__).resolve().parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = fingerprint(package)
+    assert before == extraction_fingerprint()
+    geometry = package / "inputs" / "geometry.py"
+    text = geometry.read_text()
+    geometry.write_text(text.replace('"""What identifies the pixels', '"""Reworded: what identifies the pixels', 1)
+                        + "\n# a comment\n")
+    assert geometry.read_text() != text and fingerprint(package) == before
+    assert "= Image.Resampling.BICUBIC" in text
+    geometry.write_text(text.replace("= Image.Resampling.BICUBIC", "= Image.Resampling.BILINEAR", 1))
+    assert fingerprint(package) != before
+    geometry.write_text(text)
+    images = package / "inputs" / "images.py"
+    images.write_text(images.read_text() + "\nX = 1\n")
+    assert fingerprint(package) != before
+
+
 def test_atomic_write_and_corrupt_entries(tmp_path, monkeypatch):
     import atlas.features.cache as cache_mod
 

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import block_representations
+from ..fingerprint import source_fingerprint
 from ..inputs.geometry import to_tensor
 from ..inputs.images import AtlasImage
 from ..measures.tensors import resolve_device
@@ -60,18 +61,23 @@ def preprocessing_key(loaded: LoadedBackbone) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=1)
-def extraction_fingerprint() -> str:
-    """The code and libraries that make a cached entry: this package's modules (loading, hooks,
-    the forward pass) and the timm and torch versions. A change to any of them gives new keys, so
-    the opt-in cache never hands a recomputed model the features of the old code."""
+#: The modules that make the pixels a model sees and run it: decoding (``inputs/images.py``), the
+#: resize and normalisation (``inputs/geometry.py``) and this subpackage (loading, hooks, the pass).
+_EXTRACTION_SOURCES = ("inputs/images.py", "inputs/geometry.py",
+                       *(f"features/{p.name}" for p in Path(__file__).parent.glob("*.py")))
+
+
+@functools.lru_cache(maxsize=2)
+def extraction_fingerprint(package: Path | None = None) -> str:
+    """The code and libraries that make a cached entry: :data:`_EXTRACTION_SOURCES` of ``package``
+    (this package when None) as what runs (:func:`atlas.fingerprint.source_fingerprint`) and the
+    timm and torch versions. A change to any of them gives new keys, so the opt-in cache never
+    hands a recomputed model the features of the old code; a reworded docstring or comment keeps
+    the cache."""
     import timm
 
-    h = hashlib.sha256(f"timm={timm.__version__}|torch={torch.__version__}".encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return source_fingerprint(package or Path(__file__).resolve().parents[1], _EXTRACTION_SOURCES,
+                              seed=f"timm={timm.__version__}|torch={torch.__version__}")
 
 
 def _entry_key(loaded: LoadedBackbone, image: AtlasImage, pre: str, precision: str) -> str:

@@ -30,7 +30,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ResizePolicy", "shift_windows", "sn
 # Same values as timm.data.IMAGENET_DEFAULT_MEAN / _STD (not imported: timm is heavy).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: How :meth:`ResizePolicy.apply` makes its pixels, as an id (in every feature cache key).
+#: How :meth:`ResizePolicy.apply` makes its pixels, as a readable id (in every feature cache key).
 RESIZE_METHOD = "cover-bicubic-antialias+centre-crop"
 
 
@@ -120,9 +120,10 @@ class ResizePolicy:
 
     @property
     def key(self) -> str:
-        """What identifies the pixels this policy makes (the feature cache's preprocessing key; the
-        site words it, :func:`atlas.site.methods.policy_sentence`). Change :data:`RESIZE_METHOD`
-        when :meth:`apply` changes.
+        """What identifies the pixels this policy makes, in the feature cache's preprocessing key
+        (the site words it, :func:`atlas.site.methods.policy_sentence`). A change to :meth:`apply`
+        needs no new id here: this module's code is in the cache key too
+        (:func:`atlas.features.extract.extraction_fingerprint`).
 
         >>> ResizePolicy(224, 448).key
         'cover-bicubic-antialias+centre-crop|224x448'

@@ -27,7 +27,6 @@ A folder of an earlier format (a manifest without checksums) is simply not curre
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import io
@@ -45,6 +44,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import AtlasConfig
+from ..fingerprint import source_fingerprint
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..records import (AtlasResults, Baseline, ClusterRun, ComparisonResult, DatasetCredit, ImageInfo,
                        MeasureRow, ModelCard, ModelResult, SkippedItem, run_id, to_json)
@@ -89,41 +89,17 @@ def code_fingerprint() -> str:
 
     The site layer (``atlas/site``), the command line and the modules that only write words of a
     build (:data:`NOT_COMPUTATION`) are left out: pages and sentences are made afresh from stored
-    results on every build. The rest is hashed as what runs (:func:`_runnable`), so a reworded
-    docstring or comment keeps every stored result.
+    results on every build. The rest is hashed as what runs (:func:`atlas.fingerprint.runnable`),
+    so a reworded docstring or comment keeps every stored result.
     """
     return package_fingerprint(_PACKAGE)
 
 
 def package_fingerprint(package: Path) -> str:
     """:func:`code_fingerprint` of the package folder ``package``."""
-    h = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        rel = path.relative_to(package)
-        if rel.parts[0] == "site" or rel.as_posix() in NOT_COMPUTATION:
-            continue
-        h.update(str(rel).encode())
-        h.update(_runnable(path.read_bytes()).encode())
-    return h.hexdigest()[:16]
-
-
-def _runnable(source: bytes) -> str:
-    r"""The syntax tree of ``source`` without docstrings and line numbers (comments never reach
-    the tree): what the interpreter runs. A changed string the code uses (a key, a format) still
-    changes it, and so may another Python, whose trees can differ. The package takes 0.25 s.
-
-    >>> old = b'def f():\n    "Old words."\n    return 1  # why'
-    >>> _runnable(old) == _runnable(b'def f():\n    "New words."\n\n    return 1')
-    True
-    >>> _runnable(old) == _runnable(b'def f():\n    "Old words."\n    return 2')
-    False
-    """
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and ast.get_docstring(node, clean=False) is not None):
-            node.body[0] = ast.Expr(ast.Constant(""))  # still a statement: a body of a docstring alone stays one
-    return ast.dump(tree)
+    computing = [path.relative_to(package) for path in package.rglob("*.py")]
+    return source_fingerprint(package, [rel for rel in computing
+                                        if rel.parts[0] != "site" and rel.as_posix() not in NOT_COMPUTATION])
 
 
 def model_key(cfg: AtlasConfig, spec: "Backbone", weights_hash: str, images: "list[AtlasImage]", eval_key: str,
