@@ -15,7 +15,7 @@ import pytest
 
 from atlas.records import Baseline, MeasureRow
 from atlas.site import render_site
-from atlas.site.figures import PALETTE, baseline_groups, comparison_measure_figure, figure, figure_html
+from atlas.site.figures import BASELINE_STYLE, GRID_SHADES, PALETTE, baseline_groups, comparison_measure_figure, figure, figure_html
 from atlas.site.honesty import comparison_baseline_note
 from atlas.site.pages import comparison_baselines, comparison_rows
 from atlas.site.measure_words import WORDS
@@ -159,22 +159,28 @@ def test_each_grid_draws_its_own_baselines():
     spec = fig.to_plotly_json()
     lines = _baselines(spec["data"])
     dino, rand = " · 14 × 14 patches of 16 px", " · 14 × 14 patches of 14 px"
+    first, second = GRID_SHADES[:2]
     assert {n: (t["y"], t["line"]["color"]) for n, t in lines.items()} == {
-        f"chance baseline{dino}": ([0.05, 0.05], PALETTE[0]),
-        f"position baseline{dino}": ([0.21, 0.21], PALETTE[0]),
-        f"ceiling baseline{dino}": ([0.62, 0.62], PALETTE[0]),
-        f"chance baseline{rand}": ([0.07, 0.07], PALETTE[1]),
-        f"position baseline{rand}": ([0.26, 0.26], PALETTE[1]),
-        f"colour + position (CIELAB, plain coordinates) baseline{rand}": ([0.31, 0.31], PALETTE[1])}
-    # each in the colour of its model's line, named in the legend, its interval and models in the hover
+        f"chance baseline{dino}": ([0.05, 0.05], first),
+        f"position baseline{dino}": ([0.21, 0.21], first),
+        f"ceiling baseline{dino}": ([0.62, 0.62], first),
+        f"chance baseline{rand}": ([0.07, 0.07], second),
+        f"position baseline{rand}": ([0.26, 0.26], second),
+        f"colour + position (CIELAB, plain coordinates) baseline{rand}": ([0.31, 0.31], second)}
+    # each grid in a shade of its own that is no model's colour, named in the legend, its interval and
+    # models in the hover
     models = {t["name"]: t["line"]["color"] for t in spec["data"] if t.get("mode") == "lines+markers"}
     assert models == {"DINO ViT-S/16": PALETTE[0], "ViT-S/16": PALETTE[1]}
+    assert not set(GRID_SHADES) & set(PALETTE)
     assert all(t.get("showlegend", True) for t in lines.values())
     assert "[0.22, 0.3]" in lines[f"position baseline{rand}"]["hovertemplate"]
     assert "14 × 14 patches of 14 px: ViT-S/16" in lines[f"position baseline{rand}"]["hovertemplate"]
     assert "[0.18, 0.24]" in lines[f"position baseline{dino}"]["hovertemplate"]
-    # the dash says which baseline, as on the model pages
+    # the dash says which baseline, as on the model pages, and no two baselines share one
     assert lines[f"position baseline{dino}"]["line"]["dash"] == lines[f"position baseline{rand}"]["line"]["dash"]
+    dashes = [dash for _, dash in BASELINE_STYLE.values()]
+    assert len(set(dashes)) == len(dashes)
+    assert lines[f"chance baseline{rand}"]["line"]["dash"] != lines[f"position baseline{rand}"]["line"]["dash"]
 
 
 def test_a_model_without_baselines_gets_none():
@@ -224,7 +230,7 @@ def test_single_block_comparison_bars_carry_baselines_and_intervals():
     assert rand["y"] == ["colour baseline · 14 × 14 patches of<br>14\u00a0px"] and list(rand["x"]) == [0.2]
     assert dino["error_x"]["array"] == [pytest.approx(0.02)] and dino["error_x"]["arrayminus"] == [pytest.approx(0.02)]
     assert rand["error_x"]["array"] == [pytest.approx(0.04)] and rand["error_x"]["arrayminus"] == [pytest.approx(0.03)]
-    assert (dino["marker"]["line"]["color"], rand["marker"]["line"]["color"]) == (PALETTE[0], PALETTE[1])
+    assert (dino["marker"]["line"]["color"], rand["marker"]["line"]["color"]) == GRID_SHADES[:2]
     assert dino["showlegend"] and rand["showlegend"]
     # one grid for every model: as on the model page (grey bars, no legend)
     same = make_synthetic_results()

@@ -126,4 +126,6 @@ def test_local_build_cites_the_software_version_unchanged():
     assert cite["key"] == "ssl-vit-atlas-methods" and cite["version"] == ""
     assert f"version      = {{{results.atlas_version}}}" in cite["bibtex"]
     assert citation_note(results).startswith(f"Atlas version {results.atlas_version}, built ")
+    results.code_hash = "0123456789abcdef"  # the code that computed the numbers, which the version does not pin
+    assert ", code 0123456789abcdef" in citation_note(results)
     assert yaml.safe_load(citation_cff(results))["version"] == results.atlas_version

@@ -71,13 +71,14 @@ def _render(tmp_path: Path, splits: dict = GROUPED, variant: str = "", bands: bo
 
 
 def _eval_row(page: str, title: str) -> str:
-    return next(line for line in page.splitlines() if line.startswith(f"| {title} |"))
+    """The model page's evaluation-table row of the measure ``title``."""
+    return next(line for line in page.splitlines() if line.startswith(f"<tr><td>{html.escape(title)}</td>"))
 
 
 def _leaderboard_cells(page: str, label: str) -> list[str]:
     table = re.search(r'id="leaderboard-table">\s*<table>(.*?)</table>', page, re.S).group(1)
     row = next(tr for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S) if f">{label}</a>" in tr)
-    return re.findall(r"<td[^>]*>.*?</td>", row)[5:]  # the measure columns (seg_miou, k-NN, ...)
+    return re.findall(r"<td[^>]*>.*?</td>", row)[2:-3]  # the measure columns (seg_miou, k-NN, ...)
 
 
 def _traces(pages: dict[str, str], anchor: str) -> list[dict]:
@@ -96,6 +97,7 @@ def test_beaten_cell_marked_on_model_page_with_legend(tmp_path):
     pages = _render(tmp_path)
     row = _eval_row(pages["dino"], SEG)
     assert 'class="atlas-flag atlas-flag--below"' in row and "▼" in row
+    assert '<span class="atlas-where">block 11 keys</span>' in row  # where it was taken, in its cell
     assert "below a baseline: colour + position scores 0.700 [0.680, 0.720]" in row
     assert LEGEND in html.unescape(pages["dino"]) and "not above a baseline" in pages["dino"]
     # control: the k-NN value 0.50 is clearly above every simple baseline of its measure

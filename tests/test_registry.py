@@ -17,7 +17,7 @@ def test_entry_is_complete(key):
     assert len(w.definition) > len(w.title), key  # a sentence, not a repeat of the title
     assert callable(m.function) and m.function_name.startswith("atlas.measures."), key
     assert m.section in ("positional", "evaluation")
-    assert w.direction in ("bias", "content", "quality", "none")
+    assert w.direction in ("bias", "locality", "content", "quality", "none")
     lo, hi = m.value_range
     assert lo is None or hi is None or lo < hi
     assert m.selected_by is None or m.selected_by in REGISTRY, key

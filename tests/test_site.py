@@ -78,6 +78,11 @@ def test_random_init_label_everywhere(built):
     assert f"ViT-S/16 ({RANDOM_INIT_LABEL})" in heads
     # a pretrained model's page does not carry it in its title
     assert RANDOM_INIT_LABEL not in re.search(r"<h1.*?</h1>", _text(site / "models/dino-vit-s16.html")).group(0)
+    # the random model's card says how its weights were made; a pretrained model's has no such row
+    assert "random-init recipe" in page and "torch.manual_seed(0), then timm" in page
+    assert "random-init recipe" not in _text(site / "models/dino-vit-s16.html")
+    # a build with some pretrained models speaks of self-supervised ones
+    assert "what self-supervised Vision Transformers represent" in " ".join(home.split())
 
 
 def test_untrusted_strings_are_escaped(tmp_path):
@@ -491,16 +496,19 @@ def test_scaling_page(built):
     head = re.findall(r"<th[^>]*>(.*?)</th>", table)
     assert head == ["Model", "Params", "Depth", "Patch", "Positional clustering (chance-corrected NCE)",
                     SEG, "k-NN patch probe mIoU (k = 10)"]
-    rows = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+    rows = [[" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
             for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
+    # each number with its interval and where it was taken (the last block: not the leaderboard's)
     assert rows == [
-        ["DINO ViT-S/16", "22.0 M", "12", "16 px", "0.200 [0.160, 0.240]", "0.500 [0.470, 0.530]", "0.500"],
+        ["DINO ViT-S/16", "22.0 M", "12", "16 px", "0.200 [0.160, 0.240] block 11 tokens",
+         "0.500 [0.470, 0.530] block 11 tokens", "0.500 block 11 tokens"],
         ["MAE ViT-B/16", "86.0 M", "12", "16 px", "—", "—", "—"],
         # marked as on the model pages: the seg_miou interval overlaps the position baseline's (≈), the
         # k-NN value lies under it (▼)
-        [f"ViT-S/16 ({RANDOM_INIT_LABEL})", "150.0 M", "12", "16 px", "0.400 [0.360, 0.440]",
-         "0.233 [0.203, 0.263] ≈", "0.300 ▼"],
+        [f"ViT-S/16 ({RANDOM_INIT_LABEL})", "150.0 M", "12", "16 px", "0.400 [0.360, 0.440] block 11 tokens",
+         "0.233 ≈ [0.203, 0.263] block 11 tokens", "0.300 ▼ block 11 tokens"],
     ]
+    assert "not at the block the leaderboard chooses" in " ".join(page.split())
     data = json.loads(_text(site / "compare/vit-scaling.json"))
     assert data["scaling"]["depths"] == [0.25, 0.5, 0.75, 1.0]
     assert {p["measure"] for p in data["scaling"]["points"]} >= {"positional_nce", "seg_miou"}
@@ -513,8 +521,9 @@ def test_leaderboard_page(built):
     page = _text(site / "compare/segmentation-quality.html")
     table = re.search(r'<div class="atlas-sortable" id="leaderboard-table">\s*<table>(.*?)</table>', page, re.S).group(1)
     head = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
-    assert head[:5] == ["Model", "Rank", "Family", "Training", "Params"]
-    assert head[5:7] == [SEG, "k-NN patch probe mIoU (k = 10)"]  # preferred first
+    # the numbers first, beside the model; what the model is after them
+    assert head[:2] == ["Model", "Rank"] and head[-3:] == ["Family", "Training", "Params"]
+    assert head[2:4] == [SEG, "k-NN patch probe mIoU (k = 10)"]  # preferred first
     body = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
     links = [re.search(r'<a href="([^"]+)">([^<]+)</a>', tr).groups() for tr in body]
     # ranked by the first measure, models without it last; every model linked, labels kept
@@ -652,6 +661,17 @@ def test_provenance_on_every_page(built):
         banner = re.search(r'<aside class="md-banner">(.*?)</aside>', _text(html_file), re.S)
         assert banner and RANDOM_INIT_LABEL in banner.group(1) and "1 of 3 models" in banner.group(1), html_file
         assert "(ViT-S/16)" in banner.group(1)
+
+
+def test_home_of_an_all_random_build_says_what_it_shows(tmp_path):
+    """Every model random: the home page does not claim to show what self-supervised ViTs represent."""
+    results = make_synthetic_results(tmp_path / "site_src")
+    results.models = [m for m in results.models if m.card.is_random_init]
+    results.comparisons = []
+    _, site = _build(tmp_path, results)
+    home = " ".join(_text(site / "index.html").split())
+    assert "what randomly initialised Vision Transformer architectures represent" in home
+    assert "what self-supervised Vision Transformers represent" not in home
 
 
 def test_no_provenance_banner_without_random_models(tmp_path):

@@ -190,7 +190,7 @@ class EvaluationRun:
             "fold_groups": self.split.fold_groups,
             "over_clustering": ev.over_clustering,
             "knn_ks": list(KNN_KS), "removal_ms": list(REMOVAL_MS),
-            "similarity_images": SIMILARITY_IMAGES, "variants": list(VARIANTS),
+            "similarity_images": min(SIMILARITY_IMAGES, len(self.samples)), "variants": list(VARIANTS),
             "foreground": [ds.class_names[i] for i in ds.foreground],
             "level": unc.level, "resamples": unc.resamples, "seeds": unc.seeds,
             "resampling": {what: {**rule, "images": len(units)} for what, (units, rule) in self.resampling.items()},

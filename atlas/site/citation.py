@@ -120,6 +120,8 @@ def citation_note(results: AtlasResults) -> str:
     if results.published_version:
         version += f" (SSL ViT Atlas software {results.atlas_version})"
     note = f"{version}, built {results.build_date}, config sha256 {results.config_hash}"
+    if results.code_hash:  # the software version alone does not pin the code that computed the numbers
+        note += f", code {results.code_hash}"
     if any(m.card.is_random_init for m in results.models):
         note += f". Includes randomly initialised models ({RANDOM_INIT_LABEL})"
     return note

@@ -221,11 +221,15 @@ SIDE_BY_SIDE = 0.012
 REFERENCE_DASH = {"content-only": "dot", "position-only": "dashdot"}
 #: Markers of the resolutions of the axis in a layer sweep (the main one first).
 SIZE_MARKERS = ("circle", "square", "diamond", "triangle-up", "x")
-#: Evaluation baselines: grey levels, and a dash per baseline.
-BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "dot"), "zero motion": ("#78909C", "dot"),
-                  "colour": ("#8D6E63", "dash"),
-                  "position": ("#546E7A", "dash"), "colour + position": ("#37474F", "longdash"),
+#: Evaluation baselines: a grey level and a dash of its own per baseline (the dash alone says which
+#: baseline where a comparison shades each patch grid's baselines alike, :data:`GRID_SHADES`).
+BASELINE_STYLE = {"chance": ("#9E9E9E", "dot"), "constant": ("#BDBDBD", "longdashdot"),
+                  "zero motion": ("#78909C", "6px,2px,1px,2px,1px,2px"), "colour": ("#8D6E63", "dash"),
+                  "position": ("#546E7A", "dashdot"), "colour + position": ("#37474F", "longdash"),
                   "ceiling": ("#212121", "solid")}
+#: The baselines of each patch grid in a comparison of several grids: neutral shades, none of them a
+#: model's colour (:data:`PALETTE`), so no baseline reads as one model's.
+GRID_SHADES = ("#37474F", "#A1887F", "#90A4AE", "#616161", "#BCAAA4", "#CFD8DC")
 
 
 #: The x axis of every plot across depth, as Methods defines relative depth.
@@ -596,7 +600,7 @@ def baseline_lines(baselines: Sequence[Any], measure: str, *, suffix: str = "", 
     """The evaluation baselines (``Baseline`` records) as horizontal lines across ``x``, a grey level
     and a dash per baseline (:data:`BASELINE_STYLE`), each named ``<baseline> baseline<suffix>``,
     its interval a faint band of its colour (toggled with its line) and in the hover. ``colour``
-    replaces the grey (comparisons: one colour per patch grid); ``about`` is a hover line (the
+    replaces the grey (comparisons: one shade per patch grid); ``about`` is a hover line (the
     models the baseline belongs to). A baseline without a finite value draws nothing."""
     traces = []
     for b in baselines:
@@ -689,7 +693,7 @@ def _grid_groups(groups: Sequence[dict[str, Any]], models: Sequence[str],
         words = g["grid"] if grids.count(g["grid"]) == 1 else f"{g['grid']}, {_few(names)}"
         g["suffix"] = "" if plain else f" · {words}"
         g["about"] = "" if plain else f"{g['grid']}: {_few(names)}"
-        g["colour"] = None if plain or len(drawn) == 1 else PALETTE[models.index(g["models"][0]) % len(PALETTE)]
+        g["colour"] = None if plain or len(drawn) == 1 else GRID_SHADES[drawn.index(g) % len(GRID_SHADES)]
     return drawn, not plain
 
 
@@ -709,8 +713,9 @@ def comparison_measure_figure(
     the lines they stand beside.
     ``baselines``: :func:`baseline_groups` of the measure, drawn as on the model pages (grey lines,
     or bars, with their intervals in the hover / as error bars). When the drawn models do not all
-    share one grid's baselines, each grid's are named by the grid in the legend (and drawn in the
-    colour of its first model when there are several grids); a model without baselines gets none.
+    share one grid's baselines, each grid's are named by the grid in the legend (and drawn in a
+    shade of their own, :data:`GRID_SHADES`, when there are several grids); a model without
+    baselines gets none.
     """
     rows = list(rows)
     if rows and len({(r["model"], r["representation"]) for r in rows}) == len(rows):

@@ -42,7 +42,8 @@ FLAG_LEGEND = (
               "constant, zero motion, colour, position or colour + position) lies wholly under 0, widened for "
               "the number of baselines: the baseline beats it"),
     ("not above", "not above a baseline: the interval of the model's number minus a simple baseline's "
-                  "reaches 0, so the number does not clear that baseline"),
+                  "reaches 0, or lies under 0 only until it is widened for the number of baselines as ▼ "
+                  "needs, so the number does not clear that baseline"),
 )
 FLAG_RULE = ("Unmarked numbers clear every simple baseline: the interval of the difference from each baseline "
              "lies above 0. Where both numbers have intervals the difference is paired: model and baseline are "
@@ -53,7 +54,7 @@ FLAG_RULE = ("Unmarked numbers clear every simple baseline: the interval of the 
 #: Words for the parts of a baseline variant id (atlas.measures.baselines: COLOUR_VARIANTS and
 #: COLOUR_POSITION_VARIANTS, e.g. "lab+plain").
 VARIANT_WORDS = {"lab": "CIELAB", "rgb": "RGB", "plain": "plain coordinates",
-                 "normalised": "per-block-normalised coordinates"}
+                 "normalised": "normalised coordinates"}
 
 #: Measures scored on the k-NN support / query split (by id, and by the registry's function name),
 #: and the model-page curves drawn from it.
@@ -137,7 +138,7 @@ def variant_words(variant: str) -> str:
     """``"lab+plain"`` -> ``"CIELAB, plain coordinates"`` (unknown parts as they are).
 
     >>> variant_words("rgb+normalised"), variant_words("")
-    ('RGB, per-block-normalised coordinates', '')
+    ('RGB, normalised coordinates', '')
     """
     parts = [p for p in re.split(r"[+,/ ]+", str(variant or "").strip()) if p]
     return ", ".join(VARIANT_WORDS.get(p.lower(), p) for p in parts)
@@ -163,9 +164,9 @@ def grid_words(card: Any, grid: Any = None) -> str:
 #: Captions of comparison plots that draw the baselines (atlas.site.figures.comparison_measure_figure).
 COMPARISON_BASELINE_NOTE = ("In grey: the baselines of these models' patch grid, as on the model pages; hover for "
                             "their intervals.")
-COMPARISON_GRIDS_NOTE = ("The models have different patch grids, so each grid has its own baselines: drawn in the "
-                         "colour of the first model on that grid and named by the grid in the legend; hover for "
-                         "their intervals and models.")
+COMPARISON_GRIDS_NOTE = ("The models have different patch grids, so each grid has its own baselines: grey lines, "
+                         "one shade per grid, named by the grid in the legend; the dash says which baseline; hover "
+                         "for their intervals and models.")
 COMPARISON_PARTIAL_NOTE = ("Baselines are drawn only for the models whose records hold them (the legend names their "
                            "grid; hover for their intervals and models).")
 

@@ -24,10 +24,11 @@ from typing import Any, Literal
 
 __all__ = ["MeasureWords", "WORDS", "with_words"]
 
-#: ``bias``: higher = more positional / artifact bias; ``content``: higher = more content-following
-#: (less positional bias); ``quality``: higher = closer to human masks; ``none``: no better or worse
-#: (a slope, a norm ratio of prefix tokens).
-Direction = Literal["bias", "content", "quality", "none"]
+#: ``bias``: higher = more positional / artifact bias; ``locality``: higher = neighbouring tokens more
+#: alike than their positions explain; ``content``: higher = more content-following (less positional
+#: bias); ``quality``: higher = closer to human masks; ``none``: no better or worse (a slope, a norm
+#: ratio of prefix tokens).
+Direction = Literal["bias", "locality", "content", "quality", "none"]
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,10 @@ WORDS: dict[str, MeasureWords] = {
         "different images: what the image content adds to what the grid position explains.",
         "within(1) - across(1); within(d) = mean over pairs at Chebyshev distance d of u(i,p).u(i,q), "
         "across(d) = same with i != j",
-        "bias",
+        "locality",
     ),
     "locality_slope": MeasureWords(
-        "Locality decay with distance (slope)",
+        "Locality decay with distance (slope per patch)",
         "How fast the locality beyond position decays with distance, per patch (negative = local).",
         "least-squares slope of within(d) - across(d) over d = 1..4",
         "none",

@@ -349,9 +349,14 @@ def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
                        "the first k-means seed; the value shown is on the test images, the mean over the k-means "
                        "seeds (not the seed that made the choice, which would favour it). Pseudo-masks use the last "
                        "gallery block's keys by definition",
-        "baselines": "chance (random cluster ids; k-NN: random features), constant (one cluster), colour (mean "
-                     "CIELAB per patch), position (Gaussian bumps of 1.5 patches at every grid position), colour + "
-                     "position, all through the same protocol, images, split, grid and K; ceiling = the ground "
+        "baselines": "chance (random cluster ids; k-NN: random features), constant (one cluster), colour (the "
+                     "mean colour of each patch, z-scored; RGB or CIELAB, whichever scores better on the selection "
+                     "images), position (Gaussian bumps of 1.5 patches at every grid position), colour + position "
+                     "(the best on the selection images of four variants: RGB or CIELAB, with plain coordinates, "
+                     "i.e. the patch colour in its range beside the patch centre's (y, x) as fractions of the grid, "
+                     "or normalised ones, i.e. the z-scored colour and the position bumps, each part L2-normalised "
+                     "so that both weigh alike under cosine similarity; each table names the variant it reports), "
+                     "all through the same protocol, images, split, grid and K; ceiling = the ground "
                      "truth reduced to the patch grid (majority class per patch). k-NN is scored on patch labels, "
                      "so its ceiling is 1 by construction and not shown",
         "differences from STEGO's evaluation": "no CRF and no flip averaging; the geometry above; images limited "

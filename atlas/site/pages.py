@@ -66,6 +66,7 @@ STALE_FILES = ("assets/js/plotly.min.js",)  # the full bundle earlier versions c
 
 DIRECTIONS = {
     "bias": "higher = more positional or artifact bias",
+    "locality": "higher = neighbouring tokens more alike than their positions explain (locality bias)",
     "content": "higher = more content-following (less positional bias)",
     "quality": "higher = closer to the human masks",
     "none": "no better or worse direction",
@@ -75,7 +76,15 @@ DIRECTIONS = {
 # --------------------------------------------------------------------------- model pages
 
 
-def card_rows(card: ModelCard) -> list[tuple[str, str]]:
+def card_rows(card: ModelCard, seed: int | None = None) -> list[tuple[str, str]]:
+    """The model card's rows; a random-init model's also says how its weights were made (``seed``:
+    the build's, ``AtlasResults.seed``), so that they can be made again."""
+    recipe = ([("random-init recipe", f"torch.manual_seed({seed}), then timm's own initialisation of "
+                f"{card.timm_name} (no pretrained weights are loaded: the name picks the architecture, its tag the "
+                "input size and normalisation) at "
+                "the pretraining input size, resampled to each input size as pretrained weights are; torch "
+                "and timm versions in the Build report")]
+              if card.is_random_init and seed is not None else [])
     return [
         ("timm name", card.timm_name),
         ("family", card.family),
@@ -99,6 +108,7 @@ def card_rows(card: ModelCard) -> list[tuple[str, str]]:
             "" if card.precision == "fp32" else ": approximate, see Methods")),
         ("weights source", card.weights_source),
         ("weights provenance", card.provenance),
+        *recipe,
     ]
 
 
@@ -161,19 +171,11 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
     return out
 
 
-def _baseline_text(b: Any, with_variant: bool) -> str:
-    """A baseline's value and interval ("—" without it), and its variant in words when asked."""
-    from .leaderboard import interval_text
-
-    if b is None:
-        return "—"
-    words = variant_words(getattr(b, "variant", "") or "") if with_variant else ""
-    return interval_text(b) + (f" ({words})" if words else "")
-
-
 def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
-    """The model's leaderboard numbers beside the baselines of its grid (None without evaluation)."""
-    from .leaderboard import BASELINE_ORDER, interval_text, leaderboard_measures
+    """The model's leaderboard numbers beside the baselines of its grid (None without evaluation),
+    as the leaderboard's cells (:func:`.leaderboard.cell`): the value, its interval on a line of its
+    own, and where it was taken (a baseline: its variant, when its column head cannot name it)."""
+    from .leaderboard import BASELINE_ORDER, cell, leaderboard_measures
 
     info = results.measure_info
     names = [n for n in leaderboard_measures(results) if chosen_row(m, n) is not None]
@@ -190,10 +192,11 @@ def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
     rows = []
     for n in names:
         row = chosen_row(m, n)
-        rows.append({"title": measure_title(info, n), "value": interval_text(row),
-                     "flag": baseline_flag(row, m.baselines, info, results.interval_level),
-                     "where": f"block {row.block} {row.representation}",
-                     "baselines": [_baseline_text(by.get((n, b)), labels[b] == b) for b in cols]})
+        rows.append({"title": measure_title(info, n),
+                     "value": cell(row, f"block {row.block} {row.representation}",
+                                   baseline_flag(row, m.baselines, info, results.interval_level)),
+                     "baselines": [cell(by.get((n, b)), variant_words(getattr(by.get((n, b)), "variant", "") or "")
+                                        if labels[b] == b else "") for b in cols]})
     split = split_sentence(results.methods) if any(uses_split(info, n) for n in names) else ""
     return {"columns": [labels[b] for b in cols], "rows": rows, "legend": flag_legend(), "rule": FLAG_RULE,
             "split": split}
@@ -237,7 +240,7 @@ def model_files(results: AtlasResults, m: ModelResult, env: Environment, common:
         cite_key=versioned_cite_key(results, page),
         # the page's <meta name="description">, which otherwise is the site's, without the label
         description=random_note([label] if m.card.is_random_init else []),
-        card_rows=card_rows(m.card) + resolution_rows(results, m.card.slug),
+        card_rows=card_rows(m.card, results.seed) + resolution_rows(results, m.card.slug),
         highlights=[highlight(h, page, results) for h in highlights],
         gallery=model_gallery(results, m, page, maps),
         attention=attention_gallery(results, m, page, maps),

@@ -8,22 +8,19 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..config import slugify
-from ..formatting import fixed, level_percent, with_interval
+from ..formatting import level_percent
 from ..records import AtlasResults, ComparisonResult, MeasureRow, ModelResult
 from .data import num
 from .figures import baseline_groups, has_values, measure_figure, scaling_figure, undefined_measure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note
 from .honesty import legend as flag_legend
+from .leaderboard import cell
 from .markup import breakable
 from .paths import html_url, model_page, rel
 from .wording import measure_title
 
 #: Matched relative depths of the size plots.
 SCALING_DEPTHS = (0.25, 0.5, 0.75, 1.0)
-
-
-def fmt3(v: Any) -> str:
-    return fixed(v, 3, missing="—")
 
 
 def measure_series(m: ModelResult, name: str, reps: Iterable[str], k: int | None) -> list[MeasureRow]:
@@ -110,9 +107,10 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
     columns = sorted((n for n in present if (info.get(n) or {}).get("summary")), key=lambda n: info[n]["summary"])
     summary = []
     for m in members:
-        values, intervals, flags, differences = {}, {}, {}, {}
+        values, intervals, flags, differences, taken = {}, {}, {}, {}, {}
         for name in columns:
             r = nearest(measure_series(m, name, c.representations, c.k), 1.0)
+            taken[name] = {"block": r.block, "representation": r.representation} if r is not None else None
             values[name] = num(r.value) if r is not None else None
             intervals[name] = [num(r.lo), num(r.hi)] if r is not None else [None, None]
             differences[name] = r.versus if r is not None else None
@@ -120,7 +118,7 @@ def scaling(results: AtlasResults, c: ComparisonResult, labels: dict[str, str]) 
             flags[name] = flag and flag["kind"]
         summary.append({"model": m.card.slug, "label": labels[m.card.slug], "params": m.card.params,
                         "depth": m.card.depth, "patch_size": m.card.patch_size, "values": values,
-                        "intervals": intervals, "flags": flags, "versus": differences})
+                        "intervals": intervals, "flags": flags, "versus": differences, "taken": taken})
     return {"depths": list(SCALING_DEPTHS), "measures": list(dict.fromkeys(p["measure"] for p in points)),
             "summary_measures": columns, "summary": summary, "points": points}
 
@@ -136,6 +134,11 @@ def summary_flag(results: AtlasResults, model: str, name: str, value: Any, inter
     lo, hi = (list(interval or []) + [None, None])[:2]
     row = SimpleNamespace(measure=name, value=value, lo=lo, hi=hi, versus=versus)
     return baseline_flag(row, m.baselines, results.measure_info, results.interval_level)
+
+
+def _where(taken: dict[str, Any] | None) -> str:
+    """Where a family-summary number was taken, in the leaderboard's words ("block 11 tokens")."""
+    return f"block {taken['block']} {taken['representation']}" if taken else ""
 
 
 def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_slug: str,
@@ -158,10 +161,9 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
                                     scaling_note(points, groups, results.interval_level)))
     rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],
              "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
-             "cells": [{"text": with_interval(v, *s["intervals"][n], digits=3, missing="—"),
-                        "value": None if fmt3(v) == "—" else repr(float(v)),
-                        "flag": summary_flag(results, s["model"], n, v, s["intervals"][n],
-                                             (s.get("versus") or {}).get(n))}
+             "cells": [cell(SimpleNamespace(value=v, lo=s["intervals"][n][0], hi=s["intervals"][n][1]),
+                            _where((s.get("taken") or {}).get(n)),
+                            summary_flag(results, s["model"], n, v, s["intervals"][n], (s.get("versus") or {}).get(n)))
                        for n, v in ((n, s["values"][n]) for n in data["summary_measures"])]}
             for s in data["summary"]]
     flagged = any(cell["flag"] for r in rows for cell in r["cells"])
