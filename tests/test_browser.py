@@ -334,6 +334,19 @@ def test_leaderboard_sorts(server, browser):
     page.close()
 
 
+def test_model_evaluation_table_is_not_sortable(server, browser):
+    """Its rows are unlike measures: a click on a column head leaves their order as it is."""
+    page, errors = _open(browser, f"{server}/models/dino-vit-s16.html")
+    rows = page.locator("#evaluation-table tbody tr td:first-child")
+    before = rows.all_inner_texts()
+    assert len(before) >= 2
+    page.locator("#evaluation-table th", has_text="This model").click()
+    assert rows.all_inner_texts() == before
+    assert page.locator("#evaluation-table th[aria-sort]").count() == 0
+    assert errors == []
+    page.close()
+
+
 def _bibtex_entries(page) -> list:
     """Every BibTeX entry the page shows (page and view), parsed by a real BibTeX parser."""
     database = pytest.importorskip("pybtex.database")

@@ -171,6 +171,14 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
     return out
 
 
+def _baseline_cell(b: Any, name_variant: bool) -> dict[str, Any]:
+    """A baseline's table cell (:func:`.leaderboard.cell`), its variant in words where the cell
+    must name it (its column head does not)."""
+    from .leaderboard import cell
+
+    return cell(b, variant_words(getattr(b, "variant", "") or "") if b is not None and name_variant else "")
+
+
 def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
     """The model's leaderboard numbers beside the baselines of its grid (None without evaluation),
     as the leaderboard's cells (:func:`.leaderboard.cell`): the value, its interval on a line of its
@@ -195,8 +203,7 @@ def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
         rows.append({"title": measure_title(info, n),
                      "value": cell(row, f"block {row.block} {row.representation}",
                                    baseline_flag(row, m.baselines, info, results.interval_level)),
-                     "baselines": [cell(by.get((n, b)), variant_words(getattr(by.get((n, b)), "variant", "") or "")
-                                        if labels[b] == b else "") for b in cols]})
+                     "baselines": [_baseline_cell(by.get((n, b)), labels[b] == b) for b in cols]})
     split = split_sentence(results.methods) if any(uses_split(info, n) for n in names) else ""
     return {"columns": [labels[b] for b in cols], "rows": rows, "legend": flag_legend(), "rule": FLAG_RULE,
             "split": split}

@@ -1025,7 +1025,8 @@
     initEmbed();
     document.querySelectorAll(".atlas-gallery").forEach(initGallery);
     document.querySelectorAll(".atlas-overview-block").forEach(initOverview);
-    document.querySelectorAll(".atlas-sortable table").forEach(initSortable);
+    // data-static: a table of unlike rows (one measure each), which no column can order
+    document.querySelectorAll(".atlas-sortable:not([data-static]) table").forEach(initSortable);
     lazyPlots();
     exportButtons();
     citeLinks();
