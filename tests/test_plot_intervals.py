@@ -209,6 +209,28 @@ def test_a_measure_of_one_block_beside_other_sizes_draws_its_intervals_as_error_
     assert all(t.x == pytest.approx((5 / 12, 11 / 12)) for t in fig.data if t.mode == "lines+markers")  # no dodge
 
 
+def test_other_sizes_do_not_borrow_the_main_sizes_baselines():
+    """With the resolution axis a layer sweep draws every size's curves but only the main size's
+    baselines and references (another size has another patch grid): the legend says whose they are;
+    without other sizes it names none."""
+    from types import SimpleNamespace
+
+    from atlas.records import Baseline
+    from atlas.site.figures import layer_sweep_figure
+
+    rows = [SimpleNamespace(block=b, rel_depth=(b + 1) / 12, representation="tokens", k=None, value=0.5, lo=0.4,
+                            hi=0.6) for b in (5, 11)]
+    refs = [SimpleNamespace(**{**vars(r), "reference": "content-only"}) for r in rows]
+    chance = [Baseline("seg_miou", "chance", 0.05, 0.04, 0.06)]
+    fig = layer_sweep_figure(rows, "x", "m", references=refs, baselines=chance,
+                             other_sizes=[("320 px", rows)], main_size="224 px")
+    names = {t.name for t in fig.data}
+    assert {"chance baseline · 224 px", "content-only reference · 224 px"} <= names
+    assert "chance baseline" not in names
+    alone = {t.name for t in layer_sweep_figure(rows, "x", "m", references=refs, baselines=chance).data}
+    assert {"chance baseline", "content-only reference"} <= alone
+
+
 def test_coinciding_curves_stay_told_apart():
     """The shift test's content and position lines coincide for maps that follow neither: each series
     has its own dash and marker, so the one drawn last does not hide the other."""

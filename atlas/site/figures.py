@@ -295,7 +295,9 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
     evaluation baselines as grey horizontal lines, their intervals as faint bands. A measure taken
     at a single block is drawn as bars instead (:func:`single_block_figure`). ``other_sizes``: the model's rows at the other
     resolutions of the axis, ``(label, rows)``: one more line (and band) per representation and
-    resolution, in the representation's colour with its own marker; ``main_size`` labels the main one.
+    resolution, in the representation's colour with its own marker; ``main_size`` labels the main one,
+    and then the references and baselines too: they are the main size's (another size has its own
+    patch grid, hence its own baselines, on the Resolution page).
 
     ``measure`` is the text shown (the measure's readable title, or its raw name); ``bounds`` its
     value range (``measure_info[...]["bounds"]``), for an honest y axis (:func:`value_axis`).
@@ -310,6 +312,7 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
         for r in size_rows:
             series[(r.representation, r.k, zi)].append(r)
     sizes = [main_size] + [size for size, _ in other_sizes]
+    at_main = f" · {main_size}" if other_sizes and main_size else ""  # references and baselines: the main size's
     traces = []
     reps = list(dict.fromkeys(rep for rep, _, _ in series))  # the model's own order
     klist = sorted({k for _, k, _ in series}, key=lambda v: (v is None, v or 0))
@@ -357,11 +360,11 @@ def layer_sweep_figure(rows: Sequence[Any], measure: str, model_label: str, refe
                 first = not any(t.legendgroup == ref for t in traces)
                 traces.append(go.Scatter(
                     x=[round(p.rel_depth, 6) for p in ref_pts], y=[p.value for p in ref_pts], mode="lines",
-                    name=_t(f"{ref} reference"), legendgroup=ref, showlegend=first,
+                    name=_t(f"{ref} reference{at_main}"), legendgroup=ref, showlegend=first,
                     line={"color": colour, "dash": dash, "width": 1},
                     hovertemplate=f"<b>{_t(name)} · {_t(ref)} reference</b><br>rel. depth %{{x:.2f}}"
                                   f"<br>{_t(measure)} = %{{y:.4g}}<extra></extra>"))
-    traces = behind_and_over(traces, baseline_lines(baselines, measure))
+    traces = behind_and_over(traces, baseline_lines(baselines, measure, suffix=at_main))
     every = [p for pts in series.values() for p in pts]
     shown = [p.value for p in every] + [v for p in every for v in (getattr(p, "lo", None), getattr(p, "hi", None))]
     shown += [x.value for x in references] + [b.value for b in baselines]
