@@ -133,6 +133,47 @@ def test_aria_label_is_escaped():
     assert 'aria-label="plain words"' in figure_html(fig, "d", "f", label="plain words")
 
 
+def test_comparisons_keep_measures_taken_at_their_own_k():
+    """The evaluation clusters at K = classes, not at a comparison's K: its rows are kept (the
+    architectures page lost every mask evaluation); a measure taken at the comparison's K and others
+    shows that K only; the CLS-attention rows join a comparison of models, not one of representations."""
+    results = make_synthetic_results()
+    m = results.models[0]
+    for r in m.measures:
+        if r.measure == SEG:
+            r.k = 11
+    m.measures.append(MeasureRow(11, 1.0, "attention", "attention_entropy", 0.6, lo=0.55, hi=0.65))
+    models = results.comparisons[0]
+    rows = comparison_rows(results, models)
+    mine = [r for r in rows if r["model"] == m.card.slug]
+    assert {r["measure"] for r in mine} >= {SEG, "positional_nce", "attention_entropy"}
+    sizes = [r for r in mine if r["measure"] == "cluster size entropy"]  # at K = 4 and 8: K = 8 only
+    assert sizes and len(sizes) == len({(r["block"], r["representation"]) for r in sizes})
+    reps = dataclasses.replace(models, kind="representations", representations=["tokens", "keys"])
+    assert "attention_entropy" not in {r["measure"] for r in comparison_rows(results, reps)}
+    assert SEG in {r["measure"] for r in comparison_rows(results, reps)}
+
+
+def test_one_models_representations_take_their_model_page_colours():
+    """A comparison of one model's representations colours each as its model page does (one colour
+    for all, told apart by dash alone, was hard to read); a comparison of models keeps a colour per
+    model (test_each_grid_draws_its_own_baselines)."""
+    from atlas.site.figures import rep_colour
+
+    results = make_synthetic_results()
+    one = dataclasses.replace(results.comparisons[0], kind="representations", models=["dino-vit-s16"],
+                              representations=["tokens", "keys"])
+    rows = [r for r in comparison_rows(results, one) if r["measure"] == "positional_nce"]
+    refs = [r for r in comparison_rows(results, one, references=True) if r["measure"] == "positional_nce"]
+    fig = comparison_measure_figure(rows, "NCE", {"dino-vit-s16": "DINO"}, one.title, references=refs)
+    lines = {t.name: t.line for t in fig.data if t.mode == "lines+markers"}
+    assert {n: (line.color, line.dash) for n, line in lines.items()} == {
+        "DINO · tokens": (rep_colour("tokens"), "solid"), "DINO · keys": (rep_colour("keys"), "solid")}
+    assert rep_colour("tokens") != rep_colour("keys")
+    assert {t.line.color for t in fig.data if t.legendgroup == "content-only"} == {rep_colour("tokens"),
+                                                                                   rep_colour("keys")}
+
+
 def _two_grids():
     """The random model on 14 x 14 patches of 14 px (196 px input), with baselines of its own."""
     results = make_synthetic_results()

@@ -663,6 +663,22 @@ def test_provenance_on_every_page(built):
         assert "(ViT-S/16)" in banner.group(1)
 
 
+def test_comparison_names_models_whose_blocks_barely_change_the_tokens(built, tmp_path):
+    """Random-init LayerScale (median |γ| 1e-5) makes a model's comparison curves flat: the
+    comparison page says so and names it (its model page did; the comparison did not)."""
+    _, site = built
+    page = " ".join(_text(site / "compare/ssl-vs-random.html").split())
+    note = re.search(r"Blocks that barely change the tokens.*?</div>", page).group(0)
+    assert f"ViT-S/16 ({RANDOM_INIT_LABEL})" in note and "1e-05" in note and "DINO ViT-S/16" not in note
+    assert "random init starts γ this small" in note
+    # control: the same build with learned γ has no such note
+    results = make_synthetic_results(tmp_path / "site_src")
+    for m in results.models:
+        m.card.layer_scale = None if m.card.layer_scale is None else 0.3
+    _, plain = _build(tmp_path, results)
+    assert "Blocks that barely change the tokens" not in _text(plain / "compare/ssl-vs-random.html")
+
+
 def test_home_of_an_all_random_build_says_what_it_shows(tmp_path):
     """Every model random: the home page does not claim to show what self-supervised ViTs represent."""
     results = make_synthetic_results(tmp_path / "site_src")

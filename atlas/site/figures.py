@@ -706,8 +706,9 @@ def comparison_measure_figure(
     references: Iterable[dict[str, Any]] = (),
 ) -> go.Figure:
     """One measure across depth overlaid across models: colour = model, dash = representation,
-    intervals as bands. When every model has the measure at one block only, one bar per model (and
-    representation) with its interval.
+    intervals as bands; a comparison of one model's representations colours them as its model
+    page does (:func:`rep_colour`, solid lines). When every model has the measure at one block
+    only, one bar per model (and representation) with its interval.
 
     ``labels`` maps model slug -> display label (random-init models carry their label).
     ``references``: rows like ``rows`` with a ``reference`` ("content-only", "position-only"): the
@@ -728,6 +729,11 @@ def comparison_measure_figure(
     series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         series[(r["model"], r["representation"])].append(r)
+    one_model = len(models) == 1
+
+    def colour_of(m: str, rep: str) -> str:
+        return rep_colour(rep, reps) if one_model else PALETTE[models.index(m) % len(PALETTE)]
+
     traces = []
     for m in models:
         for rep in reps:
@@ -735,7 +741,7 @@ def comparison_measure_figure(
             if not pts:
                 continue
             name = labels.get(m, m) + (f" · {rep}" if len(reps) > 1 else "")
-            colour = PALETTE[models.index(m) % len(PALETTE)]
+            colour = colour_of(m, rep)
             banded = [p for p in pts if p.get("lo") is not None and p.get("hi") is not None]
             if banded:
                 traces.append(_band([round(float(p["rel_depth"]), 6) for p in banded], [p["lo"] for p in banded],
@@ -748,7 +754,7 @@ def comparison_measure_figure(
                     mode="lines+markers",
                     name=_t(name),
                     legendgroup=name,
-                    line={"color": colour, "dash": DASHES[reps.index(rep) % len(DASHES)]},
+                    line={"color": colour, "dash": "solid" if one_model else DASHES[reps.index(rep) % len(DASHES)]},
                     hovertemplate=(
                         f"<b>{_t(name)}</b><br>block %{{customdata[0]}} · rel. depth %{{x:.2f}}"
                         f"<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>"
@@ -768,7 +774,7 @@ def comparison_measure_figure(
                 traces.append(go.Scatter(
                     x=[round(float(p["rel_depth"]), 6) for p in pts], y=[p["value"] for p in pts], mode="lines",
                     name=_t(f"{ref} references"), legendgroup=ref, showlegend=first, visible="legendonly",
-                    line={"color": PALETTE[models.index(m) % len(PALETTE)], "dash": dash, "width": 1},
+                    line={"color": colour_of(m, rep), "dash": dash, "width": 1},
                     customdata=[[p.get("block", ""), _interval_text(p.get("lo"), p.get("hi"))] for p in pts],
                     hovertemplate=(f"<b>{_t(name)} · {_t(ref)} reference</b><br>block %{{customdata[0]}} · rel. "
                                    f"depth %{{x:.2f}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>")))
@@ -792,13 +798,15 @@ def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str,
     """One horizontal bar per model (and representation) with its interval, then the baselines: the
     models' names, long as they are, stay level and readable on the y axis, first model on top."""
     models = list(dict.fromkeys(r["model"] for r in rows))
-    several = len({r["representation"] for r in rows}) > 1
+    reps = list(dict.fromkeys(r["representation"] for r in rows))
+    several = len(reps) > 1
     names = [_model_tick(labels.get(r["model"], r["model"]) + (f" · {r['representation']}" if several else ""),
                          BAR_LABEL_WIDTH) for r in rows]
     items = [SimpleNamespace(value=r["value"], lo=r.get("lo"), hi=r.get("hi")) for r in rows]
     trace = go.Bar(
         y=names, x=[r["value"] for r in rows], error_x=_bar_errors(items), orientation="h", showlegend=False,
-        marker={"color": [PALETTE[models.index(r["model"]) % len(PALETTE)] for r in rows]},
+        marker={"color": [rep_colour(r["representation"], reps) if len(models) == 1
+                          else PALETTE[models.index(r["model"]) % len(PALETTE)] for r in rows]},
         customdata=[[r.get("block", ""), _interval_text(r.get("lo"), r.get("hi"))] for r in rows],
         hovertemplate=f"<b>%{{y}}</b><br>block %{{customdata[0]}}<br>{_t(measure)} = %{{x:.4g}}%{{customdata[1]}}"
                       "<extra></extra>")

@@ -53,7 +53,7 @@ from .resolution import (RESOLUTION_BLURB, RESOLUTION_TITLE, resolution_files, r
                          size_label)
 from .scaling import SCALING_DEPTHS, scaling, scaling_view
 from .table import results_table, table_files
-from .wording import SECTIONS, measure_section, measure_title, model_label, model_notes
+from .wording import SECTIONS, measure_section, measure_title, model_label, model_notes, near_identity_blocks
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ STATIC_DIRS = ("assets", "guide")
 #: plotly.js, cartesian bundle: loaded by atlas.js only on pages with plots (see its SOURCE.txt)
 PLOTLY_BUNDLE = STATIC_SRC / "assets" / "js" / "vendor" / "plotly-cartesian.min.js"
 STALE_FILES = ("assets/js/plotly.min.js",)  # the full bundle earlier versions copied in
+
+#: The representation of the rows of the CLS-attention measures (``Measure.inputs == "attention"``).
+ATTENTION_ROWS = "attention"
 
 DIRECTIONS = {
     "bias": "higher = more positional or artifact bias",
@@ -289,13 +292,19 @@ def comparison_rows(results: AtlasResults, c: ComparisonResult, references: bool
         m = by_slug.get(slug)
         if m is None:
             continue
+        # a measure taken at the comparison's K shows that K; one taken at its own K only (the
+        # evaluation's K = classes) shows that one
+        at_k = {x.measure for x in m.measures if x.k == c.k}
         for r in m.references if references else m.measures:
-            if c.representations and r.representation not in c.representations:
+            # the attention measures (one per block, no representation) belong beside the models,
+            # not in a comparison of representations
+            if (c.representations and r.representation not in c.representations
+                    and not (r.representation == ATTENTION_ROWS and c.kind != "representations")):
                 continue
-            if r.k is not None and c.k and r.k != c.k and any(x.k == c.k for x in m.measures):
+            if r.k is not None and c.k and r.k != c.k and r.measure in at_k:
                 continue
             rows.append({"model": slug, "representation": r.representation, "measure": r.measure,
-                         "rel_depth": r.rel_depth, "block": r.block, "value": r.value, "lo": r.lo, "hi": r.hi,
+                         "rel_depth": r.rel_depth, "block": r.block, "k": r.k, "value": r.value, "lo": r.lo, "hi": r.hi,
                          **({"reference": r.reference} if references else {})})
     return rows
 
@@ -342,9 +351,9 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
                                for col in p.get("columns", [])]) for p in c.panels]
     files = {
         f"compare/{slug}.csv": csv_text(
-            ["model", "representation", "measure", "block", "rel_depth", "value", "lo", "hi"],
-            ([r["model"], r["representation"], r["measure"], r.get("block"), float(r["rel_depth"]), num(r["value"]),
-              num(r.get("lo")), num(r.get("hi"))] for r in rows)),
+            ["model", "representation", "measure", "block", "rel_depth", "k", "value", "lo", "hi"],
+            ([r["model"], r["representation"], r["measure"], r.get("block"), float(r["rel_depth"]), r.get("k"),
+              num(r["value"]), num(r.get("lo")), num(r.get("hi"))] for r in rows)),
         f"compare/{slug}.json": dumps({
             "atlas_version": results.atlas_version, "config_hash": results.config_hash,
             "comparison": {k: v for k, v in clean(c).items() if k not in ("panels", "measures")},
@@ -366,6 +375,9 @@ def comparison_files(results: AtlasResults, c: ComparisonResult, env: Environmen
         cite_key=versioned_cite_key(results, page),
         models=models,
         random_models=[labels[m.card.slug] for m in results.models if m.card.is_random_init and m.card.slug in c.models],
+        near_identity=[{"label": labels[m.card.slug], "gamma": m.card.layer_scale, "random": m.card.is_random_init}
+                       for m in results.models if m.card.slug in c.models and near_identity_blocks(m.card)],
+        other_k=sorted({r["k"] for r in rows if r.get("k") is not None and r["k"] != c.k}),
         gallery=comparison_gallery(results, c, page, labels, maps),
         figs=figs,
         scaling=data and scaling_view(data, results, page, f"compare-{slug}", c),

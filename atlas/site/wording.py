@@ -36,6 +36,12 @@ def measure_section(info: dict[str, dict[str, Any]], name: str) -> str:
     return section if section in SECTIONS else "clusters"
 
 
+def near_identity_blocks(card: ModelCard) -> bool:
+    """Whether LayerScale makes every block of this model add almost nothing to the residual stream
+    (median |γ| below 1e-3, as random init starts DINOv2 / DINOv3): flat lines across depth."""
+    return card.layer_scale is not None and card.layer_scale < 1e-3
+
+
 def model_notes(card: ModelCard) -> list[tuple[str, str]]:
     """What a reader would otherwise take for a bug in this model's plots, from facts the build
     recorded about the architecture: (title, text) pairs."""
@@ -43,7 +49,7 @@ def model_notes(card: ModelCard) -> list[tuple[str, str]]:
     if card.layer_scale is not None:
         text = (f"Every block scales its attention and MLP outputs by per-channel LayerScale factors γ "
                 f"(median |γ| = {card.layer_scale:.2g} in these weights).")
-        if card.layer_scale < 1e-3:
+        if near_identity_blocks(card):
             text += (" At this size each block adds almost nothing to the residual stream, so tokens, and every "
                      "measure of them, barely change from block to block: flat lines across depth are what this "
                      "model computes, not a plotting error.")
