@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from test_intervals_grouped import evaluation
@@ -53,6 +54,17 @@ def test_the_record_of_a_build_with_both_evaluations_holds_ids_and_numbers(tmp_p
     assert any(p.startswith("Evaluation against human masks/splits") for p in worded)
     assert any(p.startswith("Label propagation (video)/protocol") for p in worded)
     assert "contiguous frame blocks" in words.methods_sections(record)["Evaluation against human masks"]["splits"]
+    # what a reader needs to redo it: the probe inputs, the k-means stopping rule and starts, and how
+    # few distinct halves a few units have (5 units: 10, however many of the 200 halves are drawn)
+    from atlas.inputs.probes import PROBE_NAMES
+
+    assert record["probes"] == {"inputs": list(PROBE_NAMES)}
+    assert (record["clustering"]["tol"], record["clustering"]["n_init"]) == (1e-4, 1)
+    page = words.methods_sections(record)
+    assert "constant-mean" in page["Blank-input probe"]["inputs"]
+    assert "stopping once one lowers the objective by less than 0.0001" in page["Joint clustering"]["iterations"]
+    units = record["evaluation"]["resampling"]["test"]["units"]
+    assert f"{math.comb(units, units // 2)} distinct halves" in page["Evaluation against human masks"]["intervals"]
 
 
 def test_a_reworded_methods_page_takes_a_render_not_a_build(built, tmp_path, monkeypatch):  # noqa: F811

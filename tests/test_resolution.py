@@ -163,6 +163,21 @@ def test_skipped_sizes_are_on_the_build_report(built):
     assert "resolution 20 of Planted" in report
 
 
+def test_build_report_covers_every_size(built):
+    """The model totals count every size's run: so do the report's steps and stored sizes (they
+    gave the main size's alone)."""
+    import json
+
+    config, results = built
+    report = json.loads((config.parent / "docs" / "build-report.json").read_text())
+    runs = {rid for m in results.models for rid, _ in results.runs_of(m.card.slug)}
+    assert any("--" in rid for rid in runs)
+    assert set(report["timings"]["models"]) == runs == set(report["features"])
+    assert all(report["timings"]["models"][rid] for rid in runs)
+    text = (config.parent / "docs" / "build-report.md").read_text()
+    assert "| Planted at 96 × 96 px |" in text
+
+
 def test_site_shows_the_axis(built):
     config, _ = built
     docs = config.parent / "docs"

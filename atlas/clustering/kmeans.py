@@ -27,7 +27,10 @@ import numpy as np
 
 from ..measures.tensors import as_tensor, is_tensor, resolve_device, to_numpy
 
-__all__ = ["JointKMeans", "cluster_features", "predict_features"]
+__all__ = ["JointKMeans", "cluster_features", "predict_features", "TOL"]
+
+#: Lloyd stops once an iteration lowers the objective by less than this share (the atlas's setting).
+TOL = 1e-4
 
 _BACKENDS = ("auto", "faiss", "torch", "sklearn")
 
@@ -115,7 +118,7 @@ class JointKMeans:
         normalize: bool = True,
         seed: int = 0,
         n_iter: int = 30,
-        tol: float = 1e-4,
+        tol: float = TOL,
         n_init: int = 3,
         backend: str = "auto",
         max_train_tokens: int | None = None,

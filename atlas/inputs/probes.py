@@ -14,7 +14,11 @@ from PIL import Image
 from .geometry import IMAGENET_MEAN, IMAGENET_STD, _check_positive_int
 from .images import AtlasImage, memory_image
 
-__all__ = ["probe_images"]
+__all__ = ["PROBE_NAMES", "probe_images"]
+
+#: The blank-input probe's inputs, in :func:`probe_images`' order.
+PROBE_NAMES = ("constant-black", "constant-white", "constant-grey", "constant-mean", "constant-red",
+               "constant-green", "constant-blue", "noise-uniform", "noise-gaussian")
 
 
 def probe_images(
@@ -44,6 +48,8 @@ def probe_images(
     >>> probes = probe_images((32, 48), seed=0)
     >>> probes[0].name, probes[0].load().size
     ('constant-black', (48, 32))
+    >>> tuple(p.name for p in probes) == PROBE_NAMES
+    True
     """
     if len(size) != 2:
         raise ValueError(f"size must be (height, width), got {size!r}")

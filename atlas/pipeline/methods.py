@@ -10,7 +10,9 @@ how each was computed (``AtlasResults.measure_info``), the site words it
 
 from __future__ import annotations
 
+from ..clustering.kmeans import TOL as KMEANS_TOL
 from ..config import AtlasConfig
+from ..inputs.probes import PROBE_NAMES
 from ..measures.attention import NORMALISATION as ATTENTION_NORMALISATION
 from ..measures.pca import RECIPE as PCA_RECIPE
 from .inputs import SHIFT_IMAGES, SHIFTS
@@ -33,9 +35,11 @@ def methods_record(cfg: AtlasConfig, eval_methods: dict | None, propagation_meth
                    "seed": cfg.atlas.seed},
         "pictures": {"pca": dict(PCA_RECIPE), "attention_normalisation": ATTENTION_NORMALISATION,
                      "attention_images": first(ATTENTION_IMAGES)},
-        "clustering": {"normalize": c.normalize, "ks": list(c.ks), "n_iter": c.n_iter,
-                       "train_tokens_per_cluster": c.train_tokens_per_cluster or None, "k": cfg.analyses.k},
+        "clustering": {"normalize": c.normalize, "ks": list(c.ks), "n_iter": c.n_iter, "tol": KMEANS_TOL,
+                       "n_init": c.n_init, "train_tokens_per_cluster": c.train_tokens_per_cluster or None,
+                       "k": cfg.analyses.k},
         "shift": {"shifts": list(SHIFTS), "images": first(SHIFT_IMAGES)},
+        "probes": {"inputs": list(PROBE_NAMES)},
         "uncertainty": {"level": u.level, "resamples": u.resamples, "seeds": u.seeds, "seed": cfg.atlas.seed},
         "references": bool(cfg.analyses.references),
     }

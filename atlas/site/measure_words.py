@@ -168,7 +168,8 @@ WORDS: dict[str, MeasureWords] = {
     "cls_high_norm_enrichment": MeasureWords(
         "CLS attention on high-norm tokens (enrichment)",
         "The share of the CLS token's patch attention on the block's high-norm patch tokens (the "
-        "boundary measure's outliers: norm above median + 5 MAD) over their share of patches: 1 = chance, "
+        "boundary measure's outliers: norm above median + 5 × 1.4826 MAD, five robust standard deviations) "
+        "over their share of patches: 1 = chance, "
         "above 1 = the CLS reads the artifact tokens (as in 'Vision Transformers Need Registers'). "
         "Undefined (blank) when the block has no high-norm token.",
         "mean_i sum_{p in S_i} a_i(p) / sum_p a_i(p), divided by mean_i |S_i| / (h w)",

@@ -17,6 +17,7 @@ label-propagation protocol).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from ..config import resolution_label, resolution_size
@@ -25,7 +26,7 @@ from ..formatting import level_percent
 #: The section titles, in page order, by record key.
 SECTION_TITLES = {
     "extraction": "Extraction", "images": "Images", "pictures": "Pictures", "clustering": "Joint clustering",
-    "shift": "Shift test", "uncertainty": "Uncertainty", "references": "References",
+    "shift": "Shift test", "probes": "Blank-input probe", "uncertainty": "Uncertainty", "references": "References",
     "evaluation": "Evaluation against human masks", "propagation": "Label propagation (video)",
 }
 
@@ -126,10 +127,14 @@ def _pictures(r: dict[str, Any]) -> dict[str, str]:
 def _clustering(r: dict[str, Any]) -> dict[str, str]:
     train = r.get("train_tokens_per_cluster")
     return {
-        "algorithm": "k-means (Lloyd, k-means++ init) over the patch features of all images jointly",
+        "algorithm": "k-means (Lloyd, greedy k-means++ init) over the patch features of all images jointly; "
+                     "Lloyd runs in faiss on the CPU and in torch on a GPU (each model's device is in the Build "
+                     "report): a clustering is reproduced exactly on the same backend and device only",
         "L2-normalise before clustering": str(r.get("normalize")),
         "K": ", ".join(map(str, r.get("ks") or [])),
-        "iterations": str(r.get("n_iter")),
+        "iterations": (f"at most {r.get('n_iter')}" + (f", stopping once one lowers the objective by less than "
+                                                        f"{r['tol']:g} of it" if r.get("tol") else "")),
+        **({"k-means++ starts": f"{r['n_init']} (best objective kept)"} if r.get("n_init") else {}),
         "training tokens": (f"centroids fitted on a seeded uniform sample of K x {train} tokens ({train} per cluster "
                             "on average), drawn from all images jointly; every token is then assigned to its "
                             "nearest centroid" if train else "every token"),
@@ -153,11 +158,24 @@ def _shift(r: dict[str, Any]) -> dict[str, str]:
                       "window s starts s patches right of window 0; both assigned to the same centroids"}
 
 
+def _probes(r: dict[str, Any]) -> dict[str, str]:
+    names = r.get("inputs") or []
+    return {"inputs": f"{len(names)} content-free images at each model's input size: " + ", ".join(names),
+            "what they are": "constant colours (constant-mean is the normalisation mean, an all-zero input to "
+                             "the model up to rounding); noise-uniform: independent uniform 0-255 per pixel and "
+                             "channel; noise-gaussian: per-channel Gaussian with the normalisation's mean and std "
+                             "(a near standard-normal input), each from its own stream of the atlas seed",
+            "scoring": "assigned to the joint centroids of the atlas images' clustering; any map they share can "
+                       "only come from position (blank-input measures)"}
+
+
 def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
     seed, seeds = r.get("seed", 0), r.get("seeds", 1)
     return {
         "level": f"{level_percent(r.get('level', 0.95))} intervals",
-        "resampling": (f"delete-d jackknife over images (Shao & Wu 1989): {r['resamples']} random halves; every "
+        "resampling": (f"delete-d jackknife over images (Shao & Wu 1989): {r['resamples']} random halves (drawn "
+                       "with repeats: U units have C(U, floor(U/2)) distinct halves, given beside each evaluation's "
+                       "units); every "
                        "measure is recomputed from per-image sums of the half (same code as the value); variance "
                        "(r / d) · mean (theta_half - mean)^2, interval value ± t·se with t Student's quantile at "
                        "U - 1 degrees of freedom (U resampling units: images, groups or frame blocks; for one seed's "
@@ -254,19 +272,33 @@ def split_rule(ev: dict[str, Any]) -> str:
 def units_rule(rule: dict[str, Any]) -> str:
     """The resampling units of an image set (``atlas.measures.uncertainty.resampling_units``' rule).
 
+    A few units have few distinct halves (:func:`distinct_halves`): the random halves then repeat,
+    and the count says how many differ.
+
     >>> units_rule({"unit": "frame blocks", "units": 4, "groups": 2})
     '4 contiguous blocks of frames (2 groups, too few to resample whole; frames in name order, numbers in names as \
-numbers)'
+numbers; 6 distinct halves)'
     >>> units_rule({"unit": "groups", "units": 12, "groups": 12}), units_rule({"unit": "images", "units": 5})
-    ('12 groups', 'images')
+    ('12 groups (924 distinct halves)', 'images')
     """
     unit, n, g = rule.get("unit"), rule.get("units", 0), rule.get("groups", 0)
     if unit == "images":
         return "images"
     if unit == "groups":
-        return f"{n} groups"
+        return f"{n} groups ({distinct_halves(n)})"
     return (f"{n} contiguous blocks of frames ({g} group{'s' if g != 1 else ''}, too few to resample whole; "
-            "frames in name order, numbers in names as numbers)")
+            f"frames in name order, numbers in names as numbers; {distinct_halves(n)})")
+
+
+def distinct_halves(units: int) -> str:
+    """How many distinct halves ``units`` resampling units have (each half keeps ``floor(U / 2)``
+    of them, :func:`atlas.measures.uncertainty.half_samples`), in words.
+
+    >>> distinct_halves(5), distinct_halves(40)
+    ('10 distinct halves', 'more than 10^6 distinct halves')
+    """
+    count = math.comb(int(units), int(units) // 2) if units and units > 1 else 0
+    return f"{count} distinct halves" if count <= 10**6 else "more than 10^6 distinct halves"
 
 
 def evaluation_words(ev: dict[str, Any]) -> dict[str, Any]:
@@ -424,8 +456,8 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
                   f"leaderboard block and representation), test {p.get('test')} (every reported number)"
                   + ("; the clips come from one drive, so neighbouring clips are not independent" if camvid else ""),
         "intervals": (f"{level_percent(p.get('level', 0.95))} intervals from {p.get('resamples')} random halves "
-                      "of the test "
-                      "sequences (delete-d jackknife); deterministic, so no seeds"
+                      f"of the {p.get('test')} test sequences ({distinct_halves(p.get('test') or 0)}; delete-d "
+                      "jackknife); deterministic, so no seeds"
                       if p.get("intervals") else "none (intervals off, or fewer than 2 test sequences)"),
         "baselines": "through the same scoring: zero motion (the first mask copied to every frame), colour "
                      "(z-scored per-patch mean RGB) and position (Gaussian bumps of 1.5 patches at every grid "
@@ -435,7 +467,7 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
 
 
 _WORDS = {"extraction": _extraction, "images": _images, "pictures": _pictures, "clustering": _clustering,
-          "shift": _shift, "uncertainty": _uncertainty, "references": _references, "evaluation": evaluation_words,
+          "shift": _shift, "probes": _probes, "uncertainty": _uncertainty, "references": _references, "evaluation": evaluation_words,
           "propagation": propagation_words}
 
 

@@ -561,8 +561,11 @@ def images_files(results: AtlasResults, env: Environment, common: dict, maps: di
 
 def build_report_files(results: AtlasResults, env: Environment, common: dict, labels: dict[str, str]) -> dict[str, str]:
     page = "build-report.md"
+    # every run of the resolution axis, by its run id (the slug at the main size, slug--HxW at the
+    # others): the atlas's model totals count them all
+    runs = [(rid, m) for main in results.models for rid, m in results.runs_of(main.card.slug)]
     timing_rows = [["atlas", k, num(v)] for k, v in results.timings.items()]
-    timing_rows += [[m.card.slug, k, num(v)] for m in results.models for k, v in m.timings.items()]
+    timing_rows += [[rid, k, num(v)] for rid, m in runs for k, v in m.timings.items()]
     return {
         "build-report.csv": csv_text(["scope", "step", "seconds"], timing_rows),
         "build-report.json": dumps({
@@ -573,9 +576,8 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
                         "weights_source": m.card.weights_source, "provenance": m.card.provenance}
                        for m in results.models],
             "images": results.images, "skipped": results.skipped,
-            "timings": {"atlas": results.timings, "models": {m.card.slug: m.timings for m in results.models}},
-            "features": {m.card.slug: {**m.passes, "stored_bytes": results.stored_bytes.get(m.card.slug)}
-                         for m in results.models},
+            "timings": {"atlas": results.timings, "models": {rid: m.timings for rid, m in runs}},
+            "features": {rid: {**m.passes, "stored_bytes": results.stored_bytes.get(rid)} for rid, m in runs},
         }),
         page: env.get_template("build.md.j2").render(
             **common,
@@ -584,8 +586,9 @@ def build_report_files(results: AtlasResults, env: Environment, common: dict, la
             cite_key=versioned_cite_key(results, page),
             labels=labels,
             timing_rows=timing_rows,
-            feature_rows=[(m, m.passes, results.stored_bytes.get(m.card.slug), m.card.slug in results.reused_models)
-                          for m in results.models],
+            feature_rows=[(m, m.passes, results.stored_bytes.get(rid), rid in results.reused_models,
+                           "" if rid == m.card.slug else " × ".join(map(str, m.card.input_size)) + " px")
+                          for rid, m in runs],
             fence=fence(results.config_text),
             data={"csv": "build-report.csv", "json": "build-report.json"},
         ),
