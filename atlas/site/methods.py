@@ -73,8 +73,8 @@ def policy_sentence(images: dict[str, Any]) -> str:
                 f"Every model runs at {len(requested)} input sizes ([images] resolutions = {listed}; the first "
                 "is the main one); at each, ")
         text += "every " + resized.format(size="it", crop="it")
-    return text + (" The size is then rounded per model to the nearest multiple of its patch size (halves round up; "
-                   "e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
+    return text + (" That size is first rounded per model to the nearest multiple of its patch size (halves round "
+                   "up; e.g. 224 for /16 and /14 patches), so every image of a model shares one patch grid.")
 
 
 def _extraction(r: dict[str, Any]) -> dict[str, str]:
@@ -103,7 +103,10 @@ def _extraction(r: dict[str, Any]) -> dict[str, str]:
 
 
 def _images(r: dict[str, Any]) -> dict[str, str]:
-    return {"resolution policy": policy_sentence(r), "seed": str(r.get("seed")),
+    return {"resolution policy": policy_sentence(r),
+            "seed": f"{r.get('seed')}: the atlas seed, from which every random choice derives (random-init "
+                    "weights, the blank probes' noise, the k-means seeds, the splits, the resampling halves, the "
+                    "chance baseline)",
             **(RESOLUTION_AXIS if len(r.get("resolutions") or []) > 1 else {})}
 
 
