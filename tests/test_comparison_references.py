@@ -15,7 +15,8 @@ import pytest
 
 from atlas.records import Baseline, MeasureRow
 from atlas.site import render_site
-from atlas.site.figures import BASELINE_STYLE, GRID_SHADES, PALETTE, baseline_groups, comparison_measure_figure, figure, figure_html
+from atlas.site.figures import (BASELINE_STYLE, GRID_SHADES, PALETTE, baseline_groups, comparison_measure_figure,
+                                figure, figure_html)
 from atlas.site.honesty import comparison_baseline_note
 from atlas.site.pages import comparison_baselines, comparison_rows
 from atlas.site.measure_words import WORDS

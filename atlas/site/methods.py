@@ -137,7 +137,8 @@ def _clustering(r: dict[str, Any]) -> dict[str, str]:
         "K": ", ".join(map(str, r.get("ks") or [])),
         "iterations": (f"at most {r.get('n_iter')}" + (f", stopping once one lowers the objective by less than "
                                                         f"{r['tol']:g} of it" if r.get("tol") else "")),
-        **({"k-means++ starts": f"{r['n_init']} (best objective kept)"} if r.get("n_init") else {}),
+        **({"k-means++ starts": f"{r['n_init']}" + (" (the best objective kept)" if r["n_init"] > 1 else "")}
+           if r.get("n_init") else {}),
         "training tokens": (f"centroids fitted on a seeded uniform sample of K x {train} tokens ({train} per cluster "
                             "on average), drawn from all images jointly; every token is then assigned to its "
                             "nearest centroid" if train else "every token"),
@@ -470,8 +471,8 @@ def propagation_words(p: dict[str, Any]) -> dict[str, str]:
 
 
 _WORDS = {"extraction": _extraction, "images": _images, "pictures": _pictures, "clustering": _clustering,
-          "shift": _shift, "probes": _probes, "uncertainty": _uncertainty, "references": _references, "evaluation": evaluation_words,
-          "propagation": propagation_words}
+          "shift": _shift, "probes": _probes, "uncertainty": _uncertainty, "references": _references,
+          "evaluation": evaluation_words, "propagation": propagation_words}
 
 
 def methods_sections(record: dict[str, Any]) -> dict[str, Any]:
