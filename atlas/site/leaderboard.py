@@ -284,6 +284,25 @@ def cell(row: Any, where: str = "", flag: dict | None = None) -> dict[str, Any]:
     return {"text": fixed(row.value, 3), "ci": ci, "where": where, "value": repr(float(row.value)), "flag": flag}
 
 
+def taken_at(row: Any) -> str:
+    """Where a number was taken, in a cell's words: ``block 11 tokens`` ("" without a row)."""
+    return f"block {row.block} {row.representation}" if row is not None else ""
+
+
+def shared_variant_label(baselines: Sequence[Any]) -> str:
+    """The label of one baseline across measures (:func:`.honesty.baseline_label`, its variant
+    named) when every measure's has the same variant, so a row or column head can name it; "" when
+    the variants differ (each cell then names its own, :func:`baseline_cell`)."""
+    named = {baseline_label(b) for b in baselines}
+    return named.pop() if len(named) == 1 else ""
+
+
+def baseline_cell(b: Any, name_variant: bool) -> dict[str, Any]:
+    """A baseline's :func:`cell`, its variant in words under the value where ``name_variant`` (its
+    row or column head does not name it)."""
+    return cell(b, variant_words(getattr(b, "variant", "") or "") if b is not None and name_variant else "")
+
+
 def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
                       common: dict[str, Any], propagation: str = "") -> dict[str, str]:
     """The leaderboard page and its CSV / JSON, ``{docs-dir path: text}``; ``propagation``: the
@@ -310,7 +329,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
             flag = baseline_flag(row, m.baselines, info, results.interval_level)
             if row is not None:
                 chosen_json[slug][name]["flag"] = flag and flag["kind"]
-            cells.append(cell(row, f"block {row.block} {row.representation}" if row else "", flag))
+            cells.append(cell(row, taken_at(row), flag))
             if row is None:
                 continue
             csv_rows.append([slug, labels[slug], m.card.family, m.card.training, m.card.params, name,
@@ -345,12 +364,9 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         for bname in [b for b in BASELINE_ORDER if any(k[1] == b and k[0] in names for k in by)]:
             # its variant (colour + position: colour space, coordinates) in the row label when one
             # variant serves every measure, else under each value
-            named = {baseline_label(by[(n, bname)]) for n in present if (n, bname) in by}
-            one = named.pop() if len(named) == 1 else ""
-            table["rows"].append({"label": one or bname, "cells": [
-                cell(by.get((name, bname)), "" if one or (name, bname) not in by
-                     else variant_words(getattr(by[(name, bname)], "variant", "") or ""))
-                for name in present]})
+            one = shared_variant_label([by[(n, bname)] for n in present if (n, bname) in by])
+            table["rows"].append({"label": one or bname,
+                                  "cells": [baseline_cell(by.get((name, bname)), not one) for name in present]})
             for name in present:
                 b = by.get((name, bname))
                 if b:

@@ -37,8 +37,8 @@ from .figures import (REFERENCE_DASH, baseline_groups, cluster_size_figure, comp
 from .gallery import attention_gallery, comparison_gallery, model_gallery
 from .highlights import Highlight, make_highlights
 from .honesty import (CURVE_BAND_NOTE, CURVE_BASELINE_MEASURE, CURVE_BASELINE_NOTE, CURVE_FIXED, FLAG_RULE,
-                      SPLIT_CURVES, baseline_flag, baseline_label, comparison_baseline_note, definition_with_split,
-                      simple_baselines, split_note, split_sentence, uses_split, variant_words)
+                      SPLIT_CURVES, baseline_flag, comparison_baseline_note, definition_with_split,
+                      simple_baselines, split_note, split_sentence, uses_split)
 from .honesty import legend as flag_legend
 from .leaderboard import LEADERBOARD_BLURB, leaderboard_files, leaderboard_page
 from .maps import write_maps
@@ -174,19 +174,11 @@ def model_sections(m: ModelResult, label: str, info: dict[str, dict[str, Any]],
     return out
 
 
-def _baseline_cell(b: Any, name_variant: bool) -> dict[str, Any]:
-    """A baseline's table cell (:func:`.leaderboard.cell`), its variant in words where the cell
-    must name it (its column head does not)."""
-    from .leaderboard import cell
-
-    return cell(b, variant_words(getattr(b, "variant", "") or "") if b is not None and name_variant else "")
-
-
 def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | None:
     """The model's leaderboard numbers beside the baselines of its grid (None without evaluation),
     as the leaderboard's cells (:func:`.leaderboard.cell`): the value, its interval on a line of its
     own, and where it was taken (a baseline: its variant, when its column head cannot name it)."""
-    from .leaderboard import BASELINE_ORDER, cell, leaderboard_measures
+    from .leaderboard import BASELINE_ORDER, baseline_cell, cell, leaderboard_measures, shared_variant_label, taken_at
 
     info = results.measure_info
     names = [n for n in leaderboard_measures(results) if chosen_row(m, n) is not None]
@@ -196,17 +188,13 @@ def evaluation_table(results: AtlasResults, m: ModelResult) -> dict[str, Any] | 
     cols = [b for b in BASELINE_ORDER if any((n, b) in by for n in names)]
     # a baseline's variant (colour + position: which colour space and coordinates) in its column
     # head when one variant serves every measure, else beside each of its values
-    labels = {}
-    for b in cols:
-        named = {baseline_label(by[(n, b)]) for n in names if (n, b) in by}
-        labels[b] = named.pop() if len(named) == 1 else b
+    labels = {b: shared_variant_label([by[(n, b)] for n in names if (n, b) in by]) or b for b in cols}
     rows = []
     for n in names:
         row = chosen_row(m, n)
         rows.append({"title": measure_title(info, n),
-                     "value": cell(row, f"block {row.block} {row.representation}",
-                                   baseline_flag(row, m.baselines, info, results.interval_level)),
-                     "baselines": [_baseline_cell(by.get((n, b)), labels[b] == b) for b in cols]})
+                     "value": cell(row, taken_at(row), baseline_flag(row, m.baselines, info, results.interval_level)),
+                     "baselines": [baseline_cell(by.get((n, b)), labels[b] == b) for b in cols]})
     split = split_sentence(results.methods) if any(uses_split(info, n) for n in names) else ""
     return {"columns": [labels[b] for b in cols], "rows": rows, "legend": flag_legend(), "rule": FLAG_RULE,
             "split": split}

@@ -14,7 +14,7 @@ from .data import num
 from .figures import baseline_groups, has_values, measure_figure, scaling_figure, undefined_measure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note
 from .honesty import legend as flag_legend
-from .leaderboard import cell
+from .leaderboard import cell, taken_at
 from .markup import breakable
 from .paths import html_url, model_page, rel
 from .wording import measure_title
@@ -136,11 +136,6 @@ def summary_flag(results: AtlasResults, model: str, name: str, value: Any, inter
     return baseline_flag(row, m.baselines, results.measure_info, results.interval_level)
 
 
-def _where(taken: dict[str, Any] | None) -> str:
-    """Where a family-summary number was taken, in the leaderboard's words ("block 11 tokens")."""
-    return f"block {taken['block']} {taken['representation']}" if taken else ""
-
-
 def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_slug: str,
                   c: ComparisonResult) -> dict[str, Any]:
     info = results.measure_info
@@ -162,9 +157,10 @@ def scaling_view(data: dict[str, Any], results: AtlasResults, page: str, page_sl
     rows = [{"label": s["label"], "href": rel(html_url(pages[s["model"]]), page), "params": s["params"],
              "params_text": f"{s['params'] / 1e6:.1f} M", "depth": s["depth"], "patch": s["patch_size"],
              "cells": [cell(SimpleNamespace(value=v, lo=s["intervals"][n][0], hi=s["intervals"][n][1]),
-                            _where((s.get("taken") or {}).get(n)),
+                            taken_at(SimpleNamespace(**t) if t else None),
                             summary_flag(results, s["model"], n, v, s["intervals"][n], (s.get("versus") or {}).get(n)))
-                       for n, v in ((n, s["values"][n]) for n in data["summary_measures"])]}
+                       for n, v, t in ((n, s["values"][n], (s.get("taken") or {}).get(n))
+                                       for n in data["summary_measures"])]}
             for s in data["summary"]]
     flagged = any(cell["flag"] for r in rows for cell in r["cells"])
     return {"head": [breakable(measure_title(info, n)) for n in data["summary_measures"]], "rows": rows,
