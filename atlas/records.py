@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 RANDOM_INIT_LABEL = "random init — architecture baseline"
+#: The ``representation`` of the CLS-attention measures' rows (one per block, of no representation).
+ATTENTION_ROWS = "attention"
 _ARRAYS = {"arrays": True}  # field metadata: numpy arrays, stored in .npz files, not in JSON
 
 

@@ -39,7 +39,8 @@ from ..measures.summary import summarise
 from ..measures.summary import replicates as summary_replicates
 from ..measures.tensors import is_tensor, load_linalg, upload_features
 from ..measures.uncertainty import Uncertainty, half_samples, jackknife, leave_one_out, resampling_id, row_fields
-from ..records import ClusterRun, MeasureRow, ModelResult, compared_rows, map_key, recount_sizes, row_id
+from ..records import (ATTENTION_ROWS, ClusterRun, MeasureRow, ModelResult, compared_rows, map_key, recount_sizes,
+                       row_id)
 from . import payloads
 from .inputs import SHIFTS, shift_sets
 from .pictures import ATTENTION_INPUTS, align_pictures, attention_measures, attention_pictures, block_attention, fit_pictures
@@ -421,8 +422,8 @@ class ModelRun:
         for name, value in values.items():
             u = Uncertainty(self.cfg.uncertainty.level)
             u.add(value, replicates.get(name), *self._jackknife(name), self._resampling(name))
-            rows.append((MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth), representation="attention",
-                                    measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)), u))
+            rows.append((MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth),
+                                    representation=ATTENTION_ROWS, measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)), u))
         return rows
 
     def _jackknife(self, name: str) -> tuple[float, int | None]:

@@ -24,8 +24,8 @@ from jinja2 import Environment
 from ..config import slugify
 from ..files import TEMP_PREFIX, atomic_write, remove_orphaned_temporaries
 from ..formatting import level_percent, with_interval
-from ..records import (RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult, chosen_row,
-                       precision_label)
+from ..records import (ATTENTION_ROWS, RANDOM_INIT_LABEL, AtlasResults, ComparisonResult, ModelCard, ModelResult,
+                       chosen_row, precision_label)
 from .changes import PreviousVersion, changes
 from .citation import (ATLAS_ABSTRACT, ATLAS_DOWNLOADS, citation_cff, citation_note, dataset_jsonld,
                        page_citation, versioned_cite_key, zenodo_json)
@@ -63,9 +63,6 @@ STATIC_DIRS = ("assets", "guide")
 #: plotly.js, cartesian bundle: loaded by atlas.js only on pages with plots (see its SOURCE.txt)
 PLOTLY_BUNDLE = STATIC_SRC / "assets" / "js" / "vendor" / "plotly-cartesian.min.js"
 STALE_FILES = ("assets/js/plotly.min.js",)  # the full bundle earlier versions copied in
-
-#: The representation of the rows of the CLS-attention measures (``Measure.inputs == "attention"``).
-ATTENTION_ROWS = "attention"
 
 DIRECTIONS = {
     "bias": "higher = more positional or artifact bias",
