@@ -117,14 +117,33 @@ def _draw_all_plots(page) -> int:
     return n
 
 
+# Every image of the page, made eager and awaited until it has loaded or failed. A gallery draws its
+# photos only once its sprites have arrived, so on a loaded machine they can appear after a first
+# look; and Chromium reports a deferred lazy image as `complete` before it has loaded. So the images
+# are awaited through `decode()` (it settles only on load or failure), again while the set changes.
+_BROKEN_IMAGES = """async () => {
+    const settle = i => Promise.race([i.decode().catch(() => null), new Promise(r => setTimeout(r, 15000))]);
+    let seen = null;
+    for (let round = 0; round < 5; round++) {
+        const images = [...document.images];
+        const now = images.map(i => i.src).join('\\n');
+        if (now === seen) break;
+        seen = now;
+        images.forEach(i => { i.loading = 'eager'; });
+        await Promise.all(images.map(settle));
+    }
+    return [...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.src);
+}"""
+
+
 def _check_page(page, errors: list[str], name: str) -> None:
-    # Scroll through the page so lazy images load, then make the rest eager to be sure.
+    # Scroll through the page so lazy images load; wait for every gallery's first drawing.
     height = page.evaluate("document.body.scrollHeight")
     for y in range(0, height + 900, 700):
         page.evaluate(f"window.scrollTo(0, {y})")
-    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
-    page.wait_for_function("[...document.images].every(i => i.complete)", timeout=15000)
-    broken = page.evaluate("[...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
+    page.wait_for_function("[...document.querySelectorAll('.atlas-gallery[data-manifest]')]"
+                           ".every(g => g.hasAttribute('data-drawn'))", timeout=20000)
+    broken = page.evaluate(_BROKEN_IMAGES)
     assert broken == [], f"{name}: images that did not load: {broken}"
     specs = page.evaluate("document.querySelectorAll('.atlas-plot-target').length")
     assert _draw_all_plots(page) == specs
