@@ -12,7 +12,8 @@ from test_evaluation_protocol import CONFIG, PATCH, SIZE, StubRun
 from atlas.clustering.kmeans import cluster_features
 from atlas.config import parse_config
 from atlas.pipeline.evaluation_run import EvaluationRun
-from atlas.pipeline.model_run import kmeans_seeds, kmeans_settings
+from atlas.pipeline.evaluation_run import evaluation_seeds
+from atlas.pipeline.model_run import kmeans_settings
 from atlas.records import Baseline
 
 GRID = (SIZE // PATCH,) * 2
@@ -82,7 +83,7 @@ def _segment(protocol, feats):
     masks = [np.asarray(m) for m in protocol._masks]
     cfg = protocol.cfg
     return protocol.segmentation(lambda k, s: cluster_features(feats, k, **kmeans_settings(cfg, k, s))[0],
-                                 masks, kmeans_seeds(cfg), None)
+                                 masks, evaluation_seeds(cfg), None)
 
 
 def _baselines(protocol):

@@ -134,6 +134,18 @@ def test_a_peak_that_holds_no_effect_is_listed_apart():
     assert by[second.card.slug]["fig-measure-position-r2"].text.startswith("Block 11 tokens: ")  # no K
 
 
+def test_a_peak_without_an_interval_is_no_finding():
+    """A peak far from its content-only reference but without an interval (fewer than 3 units)
+    has nothing that tells it apart from no effect: listed apart. The same value with its interval
+    (the control) is a highlight."""
+    for lo, hi, notable in ((None, None, False), (0.45, 0.55, True)):
+        models = _models([(0.8, 0.75, 0.85), (0.5, lo, hi), (0.1, 0.0, 0.2)])
+        models[1].references = [MeasureRow(11, 1.0, "tokens", "position_r2", 0.05, reference="content-only")]
+        _, per_model = make_highlights(models, measure_info())
+        peak = {h.anchor: h for h in per_model[models[1].card.slug]}["fig-measure-position-r2"]
+        assert peak.notable is notable, (lo, hi)
+
+
 def test_model_page_lists_peaks_without_a_finding_apart(tmp_path):
     from atlas.site import render_site
 

@@ -165,22 +165,43 @@ def test_stego_methods_say_the_position_embeddings_are_resampled(tmp_path):
 
 
 def test_the_reported_value_is_the_mean_over_seeds_not_seed_0(tmp_path):
-    """Seed 0's clustering is perfect, seed 1's is noise: the row shows their mean."""
+    """Seed 0 only chooses: its clustering is perfect, seeds 1 and 2 are noise. The row shows their
+    mean and the selection value is seed 0's; one seed (a labelling no seed changes) does both."""
     run = evaluation(tmp_path, 10, 4)
     masks = [np.asarray(m) for m in run._masks]
     rng = np.random.default_rng(0)
-    noise = [rng.integers(0, 3, m.shape) for m in masks]
-    labels = {0: masks, 1: noise}
-    seg = run.segmentation(lambda k, seed: labels[seed], masks, [0, 1], run._weights(run.resampling["test"][0], 0))
-    per_seed = []
-    for seed in (0, 1):
+    labels = {0: masks, 1: [rng.integers(0, 3, m.shape) for m in masks], 2: [rng.integers(0, 3, m.shape) for m in masks]}
+    w = run._weights(run.resampling["test"][0], 0)
+    seg = run.segmentation(lambda k, seed: labels[seed], masks, [0, 1, 2], w)
+    test, selection = [], []
+    for seed in (0, 1, 2):
         ev = evaluate_label_maps(labels[seed], masks, 3, 3, run.dataset.ignore_index)
-        per_seed.append(score_images(ev["per_image"], "hungarian", run.test, None, ev["unassigned"])["miou"])
-    u = seg["seg_miou"][0]
-    assert per_seed[0] == pytest.approx(1.0) and per_seed[1] < 0.6
-    assert u.value == pytest.approx(np.mean(per_seed)) and u.seed_spread == pytest.approx(per_seed[0] - per_seed[1])
+        test.append(score_images(ev["per_image"], "hungarian", run.test, None, ev["unassigned"])["miou"])
+        selection.append(score_images(ev["per_image"], "hungarian", run.split.folds["selection"], None,
+                                      ev["unassigned"])["miou"])
+    u, _, chosen_on = seg["seg_miou"]
+    assert test[0] == pytest.approx(1.0) and max(test[1:]) < 0.6
+    assert len(u.points) == 2 and u.value == pytest.approx(np.mean(test[1:]))
+    assert u.seed_spread == pytest.approx(abs(test[1] - test[2]))
+    assert chosen_on == pytest.approx(selection[0]) == pytest.approx(1.0)
     lo, hi = u.interval()
     assert lo < u.value < hi
+    one = run.segmentation(lambda k, seed: labels[1], masks, [0], w)["seg_miou"]
+    assert one[0].points == [pytest.approx(test[1])] and one[2] == pytest.approx(selection[1])
+
+
+def test_the_evaluation_chooses_with_a_seed_it_does_not_report(tmp_path):
+    """Through the model's protocol: the seeds are the atlas seed, then the configured seeds after it
+    (the Methods record says so)."""
+    from atlas.pipeline.evaluation_run import evaluation_seeds
+
+    run = evaluation(tmp_path, 10, 4)
+    m = run.methods()
+    assert evaluation_seeds(run.cfg) == [run.cfg.atlas.seed + j for j in range(run.cfg.uncertainty.seeds + 1)]
+    assert m["selection_seed"] == run.cfg.atlas.seed and m["reported_seeds"] == evaluation_seeds(run.cfg)[1:]
+    words = evaluation_words(m)
+    assert f"mean over the k-means seeds {m['reported_seeds'][0]}..{m['reported_seeds'][-1]}, not over the choosing " \
+        "seed" in words["leaderboard"]
 
 
 def test_frame_order_compares_frame_numbers_as_numbers():

@@ -195,11 +195,12 @@ def test_intervals_stay_inside_the_possible_range():
     assert u.interval((0.0, 1.0))[1] == u.interval()[1]
 
 
-@pytest.mark.parametrize("seeds, low, high", [(3, 0.93, 0.98), (10, 0.985, 1.0)])
+@pytest.mark.parametrize("seeds, low, high", [(3, 0.94, 0.995), (10, 0.94, 0.99)])
 def test_the_mean_over_seeds_is_covered_where_seeds_vary_more_than_images(seeds, low, high):
-    """centre="mean" adds one seed's variance (README, Numbers and their company): planted values
-    (image error sd 0.01 shared by the seeds, seed error sd 0.03) are covered at least at the
-    nominal rate with the default 3 seeds, and conservatively with 10."""
+    """centre="mean" adds the variance of a mean over seeds (README, Numbers and their company):
+    planted values (image error sd 0.01 shared by the seeds, seed error sd 0.03) are covered at
+    least at the nominal rate with the default 3 seeds (conservatively: the seeds' term is known to
+    2 degrees of freedom), and near it with 10 (the interval does not stay wide with more seeds)."""
     rng = np.random.default_rng(0)
     covered, runs = 0, 2000
     for _ in range(runs):
@@ -210,6 +211,29 @@ def test_the_mean_over_seeds_is_covered_where_seeds_vary_more_than_images(seeds,
         lo, hi = u.interval()
         covered += lo <= 0.0 <= hi
     assert low <= covered / runs <= high
+
+
+@pytest.mark.parametrize("level, most_missed", [(0.95, 0.05), (1 - 0.05 / 45, 0.004)])
+def test_the_mean_over_seeds_is_covered_at_a_ranking_level(level, most_missed):
+    """centre="mean" with the resampling's degrees of freedom (as the evaluation adds them), 3
+    seeds that vary 10x the images' standard error (many images, as in the zoo): at 95% and at the
+    level a ranking of 10 models takes each pair at (Bonferroni over 45 pairs), the truth falls
+    outside no more often than nominal (allowing for 3000 runs). With ``U - 1`` degrees of freedom
+    in place of Welch-Satterthwaite's it fell outside 7% and 3.5% of the time."""
+    from atlas.measures.uncertainty import jackknife
+
+    w = half_samples(24, 100, seed=0)
+    r_over_d, df = jackknife(w)
+    rng = np.random.default_rng(2)
+    missed, runs = 0, 3000
+    for _ in range(runs):
+        x = rng.normal(0.0, 0.1, 24)
+        u = Uncertainty(level, centre="mean")
+        for d in rng.normal(0.0, 10 * 0.1 / np.sqrt(24), 3):
+            u.add(x.mean() + d, w @ x / w.sum(axis=1) + d, r_over_d, df)
+        lo, hi = u.interval()
+        missed += not lo <= 0.0 <= hi
+    assert missed / runs <= most_missed, missed / runs
 
 
 def test_the_atlas_seed_is_covered_where_seeds_vary_far_more_than_images():

@@ -7,7 +7,8 @@ geometry with nearest-neighbour resampling, so scores are on the centre crop the
 
 Images are split once, by group (:mod:`atlas.inputs.splits`), into a *selection* fold that only
 chooses each model's leaderboard row, and *test* images (k-NN: support and query folds of them).
-Every reported number is on the test images: the mean over the k-means seeds, with an interval
+Every reported number is on the test images: the mean over the k-means seeds after the one that
+chose (:func:`evaluation_seeds`), with an interval
 (delete-d jackknife over the test images' groups, or contiguous frame blocks when there are too few
 groups: :func:`atlas.measures.uncertainty.resampling_units`; and the seeds) and beside the
 baselines of :mod:`.evaluation_baselines`.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import block_representations, rel_depth
+from ..config import AtlasConfig, block_representations, rel_depth
 from ..features.backbones import at_resolution
 from ..inputs.datasets import DATASET_CREDITS, DatasetError, load_dataset
 from ..inputs.images import AtlasImage, content_hash, memory_image
@@ -65,6 +66,20 @@ STEGO_SIZE = (320, 320)  # STEGO's evaluation: resize the short side to 320, cen
 CKA_PAIRS = {"cka_full_vs_foreground": ("full", "foreground_only"),
              "cka_full_vs_background": ("full", "background_only"),
              "cka_centre_vs_random_occlusion": ("centre_occluded", "random_occluded")}
+
+
+def evaluation_seeds(cfg: AtlasConfig) -> list[int]:
+    """The evaluation's k-means seeds: the atlas seed first, which only chooses each model's block,
+    representation and K (and each baseline's variant) on the selection images, then the
+    ``[uncertainty] seeds`` seeds after it, whose mean and interval on the test images are reported.
+    The choosing seed is not among them: its one clustering covers the test images too, so its test
+    value would carry the luck that won the choice.
+
+    >>> from types import SimpleNamespace as NS
+    >>> evaluation_seeds(NS(atlas=NS(seed=0), uncertainty=NS(seeds=3)))  # seed 0 chooses, 1-3 report
+    [0, 1, 2, 3]
+    """
+    return kmeans_seeds(cfg) + [cfg.atlas.seed + cfg.uncertainty.seeds]
 
 
 @dataclass
@@ -193,6 +208,7 @@ class EvaluationRun:
             "similarity_images": min(SIMILARITY_IMAGES, len(self.samples)), "variants": list(VARIANTS),
             "foreground": [ds.class_names[i] for i in ds.foreground],
             "level": unc.level, "resamples": unc.resamples, "seeds": unc.seeds,
+            "selection_seed": evaluation_seeds(self.cfg)[0], "reported_seeds": evaluation_seeds(self.cfg)[1:],
             "resampling": {what: {**rule, "images": len(units)} for what, (units, rule) in self.resampling.items()},
         }
 
@@ -249,7 +265,7 @@ class EvaluationRun:
                      plabels=np.stack([patch_labels(m, loaded.grid, self.dataset.ignore_index) for m in masks]),
                      w_test=self._weights(self.resampling["test"][0], 0),
                      w_query=self._weights(self.resampling["query"][0], 1),
-                     seeds=kmeans_seeds(self.cfg), last=blocks[-1],
+                     seeds=evaluation_seeds(self.cfg), last=blocks[-1],
                      pairs=block_representations(blocks, reps, loaded.card.depth))
         features.stream.add("evaluation images", st.images, st.pairs)
         if self._similarity_possible(reps):
@@ -317,8 +333,10 @@ class EvaluationRun:
 
     def segmentation(self, labels_for, masks, seeds, w_test) -> dict[str, tuple[Uncertainty, int, float]]:
         """Matched mIoU, pixel accuracy, coverage (K = classes) and over-clustering mIoU (K = 2 x
-        classes) on the test images, pooled over ``seeds``; ``labels_for(k, seed)`` gives the
-        (N, h, w) cluster ids. Returns ``{measure: (uncertainty, K, selection-fold value)}``."""
+        classes): the first of ``seeds`` gives the selection-fold value, the others the test
+        images' values, pooled (:func:`evaluation_seeds`; one seed does both: a labelling no seed
+        changes). ``labels_for(k, seed)`` gives the (N, h, w) cluster ids. Returns ``{measure:
+        (uncertainty, K, selection-fold value)}``."""
         n_cls, ignore = self.dataset.n_classes, self.dataset.ignore_index
         rule2 = self.cfg.evaluation.over_clustering
         result: dict[str, tuple[Uncertainty, int, float]] = {}
@@ -330,10 +348,11 @@ class EvaluationRun:
             for j, seed in enumerate(seeds):
                 labels = list(labels_for(k, seed))
                 ev = evaluate_label_maps(labels, masks, k, n_cls, ignore, counts=self.counts_at(masks, labels))
-                test = score_images(ev["per_image"], rule, self.test, w_test, ev["unassigned"])
-                for n, key in zip(names, keys):
-                    unc[n].add(test[key], test.get("replicates", {}).get(key), *jackknife(w_test),
-                               resampling_id(w_test))
+                if j > 0 or len(seeds) == 1:
+                    test = score_images(ev["per_image"], rule, self.test, w_test, ev["unassigned"])
+                    for n, key in zip(names, keys):
+                        unc[n].add(test[key], test.get("replicates", {}).get(key), *jackknife(w_test),
+                                   resampling_id(w_test))
                 if j == 0:
                     sel = score_images(ev["per_image"], rule, self.split.folds["selection"], None, ev["unassigned"])
                     selection = {n: sel[key] for n, key in zip(names, keys)}

@@ -37,7 +37,8 @@ class Highlight:
     ``fig-measure-<slug>``, scaling comparisons also ``family-summary`` and
     ``fig-scaling-<slug>``. The text is plain text (escaped on the site). ``notable``: a model's
     highlight whose widened interval holds no effect (its content-only reference, what no position
-    information scores, else the measure's chance level) is no finding; the page lists it apart.
+    information scores, else the measure's chance level), or that has no interval, is no finding;
+    the page lists it apart.
     """
 
     text: str
@@ -122,7 +123,8 @@ def make_highlights(models: list[ModelResult], info: dict[str, dict], level: flo
                         f"{_chosen(len(values[slug]), row, level)}{_references(refs)}.")
             # no effect: the content-only reference of the cell, else the measure's own (a chance level)
             null = next((r.value for r in refs if r.reference == "content-only"), info[measure].get("no_effect"))
-            notable = null is None or lo is None or hi is None or not lo <= null <= hi
+            # no interval (fewer than 3 units): nothing tells the peak apart from no effect either
+            notable = lo is not None and hi is not None and (null is None or not lo <= null <= hi)
             anchor = f"fig-measure-{slugify(measure)}"
             per_model.setdefault(slug, []).append(Highlight(text=sentence, model=slug, anchor=anchor, notable=notable))
             if flag:
