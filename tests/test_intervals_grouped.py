@@ -220,3 +220,19 @@ def test_frame_order_compares_frame_numbers_as_numbers():
         split = grouped_split(names, {"selection": 0.25, "support": 0.375, "query": 0.375}, r"^(clip)_")
         assert split.kind == "contiguous blocks"
         assert sorted(int(names[i].split("_")[1]) for i in split.folds["selection"]) == [1, 2, 3, 4, 5]
+
+
+def test_a_group_regex_that_misses_frames_is_logged(caplog):
+    """Frames the group key does not match become independent images in the split and the
+    intervals: the build says so in one line naming an example. A key that matches every name
+    (the control) logs nothing."""
+    from atlas.inputs.splits import grouped_split
+
+    names = [f"seq{g}_{i:03d}" for g in "abcd" for i in range(5)] + [f"clip{i}" for i in range(4)]
+    shares = {"selection": 0.25, "support": 0.375, "query": 0.375}
+    with caplog.at_level("WARNING", logger="atlas.inputs.splits"):
+        grouped_split(names[:20], shares, r"^(seq\w)_")
+        assert caplog.records == []
+        grouped_split(names, shares, r"^(seq\w)_")
+    assert len(caplog.records) == 1
+    assert "matches 20 of the 24 image names (e.g. 'clip0')" in caplog.records[0].getMessage()

@@ -24,6 +24,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -72,14 +73,23 @@ class Split:
         return {f: sorted({self.groups[i] for i in idx}) for f, idx in self.folds.items()}
 
 
+log = logging.getLogger(__name__)
+
+
 def _groups(names: list[str], group_regex: str | None) -> list[str]:
     if not group_regex:
         return list(names)
     pattern = re.compile(group_regex)
-    out = []
+    out, unmatched = [], 0
     for name in names:
         m = pattern.search(name)
         out.append(m.group(1) if m else name)
+        unmatched += m is None
+    if unmatched:  # frames taken for independent images: folds and intervals would trust them too much
+        log.warning("group_regex %r matches %d of the %d image names (e.g. %r): each of the others is a group "
+                    "of its own, split and resampled as an independent image; fix [evaluation] group_regex if "
+                    "they are frames of a sequence", group_regex, len(names) - unmatched, len(names),
+                    next(n for n in names if not pattern.search(n)))
     return out
 
 
