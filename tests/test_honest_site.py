@@ -329,7 +329,12 @@ def test_propagation_page_shows_shared_ranks(tmp_path):
     ranks = _rank_column(page, "propagation-table")
     assert list(ranks.values()) == ["1=", "1=", "2"]
     assert ranks["MAE ViT-B/16"] == "2"
-    assert RANK_SENTENCE in page and "Rank: by Label propagation J&F (DAVIS protocol), best first" in page
+    assert RANK_SENTENCE in page and "Rank: by Label propagation J&F (DINO's recipe), best first" in page
+    table = json.loads((docs / "compare/label-propagation.json").read_text(encoding="utf-8"))  # as shown
+    assert [(m["label"], m["rank"], m["rank_shared"]) for m in table["models"]] == [
+        (label, int(rank.rstrip("=")), rank.endswith("=")) for label, rank in ranks.items()]
+    assert sorted(m["values"]["propagation_jf"]["value"] for m in table["models"]) == pytest.approx([0.12, 0.39, 0.41])
+    assert "(label-propagation.json)" in page
 
 
 @pytest.mark.parametrize("dataset, said", [("camvid", True), ("davis", False)])
@@ -347,3 +352,20 @@ def test_propagation_page_says_when_its_units_come_from_one_drive(tmp_path, data
     assert "rest on 6 test sequences, the resampling units" in page
     assert ("clips come from one drive" in page) == said
     assert ("read the ranks as indicative" in page) == said
+    assert "- **Context**: the first frame and the 7 most recent ones; each patch keeps its top 5 affinities " \
+        "within 12 patches" in page
+
+
+@pytest.mark.parametrize("colour, said", [((0.90, 0.88, 0.92), True), ((0.01, 0.0, 0.02), False)])
+def test_leaderboard_says_when_no_model_clears_the_baselines(tmp_path, colour, said):
+    """Every model below its colour baseline: the ranks are no finding, and the page says so; the
+    same ranks above the baseline (the control) need no such sentence."""
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs, comparisons=False)
+    for m, (value, lo, hi) in zip(results.models, TWO_TIERS):
+        _plant(m, "seg_miou", value, lo, hi)
+        m.baselines = [b for b in m.baselines if b.measure != "seg_miou"] + [Baseline("seg_miou", "colour", *colour)]
+    render_site(results, docs)
+    page = " ".join(html.unescape((docs / "compare/segmentation-quality.md").read_text(encoding="utf-8")).split())
+    assert ("No model clears the simple baselines** on it" in page) == said
+    assert f"Rank: by {SEG}, best first" in page

@@ -1,4 +1,4 @@
-"""Label propagation (DINO's DAVIS protocol) and the DAVIS metrics J and F: hand-computed cases,
+"""Label propagation (DINO's recipe, made for DAVIS) and the DAVIS metrics J and F: hand-computed cases,
 an independent boundary matcher, and planted videos (identity features track, shuffled and
 position-only features do not)."""
 

@@ -182,11 +182,16 @@ def test_site_shows_the_axis(built):
     config, _ = built
     docs = config.parent / "docs"
     page = (docs / "compare" / "resolution.md").read_text()
-    assert "Planted" in page and "Told apart" in page and "(paired)" in page
+    assert "Planted" in page and "Told apart" in page and "(paired, at " in page
     assert "64 px → 96 px (100 asked)" in page and "64 px → native, 224 px" in page  # each change names its sizes
     # the model's changes are one family: the Δ cell's title names the Bonferroni level over them
     rows = [r for r in page.split("<tr>") if r.startswith("<td><a") and ">Planted</a>" in r]
     assert rows and all(f"Bonferroni over this model&#39;s {len(rows)} changes" in r for r in rows), rows[:1]
+    assert all(f", Bonferroni over {len(rows)} changes)</td>" in r for r in rows)  # the level in view, not only a title
+    changes = json.loads((docs / "compare" / "resolution.json").read_text())["changes"]  # the summary as shown
+    planted = [c for c in changes if c["model"] == "rope"]
+    assert len(planted) == len(rows) and all(c["paired"] and c["lo"] <= c["delta"] <= c["hi"] for c in planted)
+    assert [c["level"] for c in planted] == pytest.approx([1 - 0.05 / len(rows)] * len(rows))
     model = (docs / "models" / "planted.md").read_text()
     manifest = json.loads(model.split('<script type="application/json" id="gallery-data">')[1].split("</script>")[0])
     axis = next(a for a in manifest["axes"] if a["name"] == "resolution")

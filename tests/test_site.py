@@ -751,3 +751,18 @@ def test_comparison_column_without_maps_is_marked_not_computed(tmp_path):
                                     re.S).group(1))
     cells = manifest["views"]["0"]["cells"]
     assert cells[1] is None and cells[0] is not None and len(manifest["images"]) == len(results.images)
+
+
+def test_home_describes_a_comparison_its_config_leaves_undescribed(tmp_path):
+    """Home lists every comparison with a line: the config's description, else what its kind shows."""
+    from atlas.site import render_site
+    from atlas.site.pages import COMPARISON_BLURBS
+
+    docs = tmp_path / "site_src"
+    results = make_synthetic_results(docs)
+    models, scaling = results.comparisons
+    scaling.description = ""
+    render_site(results, docs)
+    home = (docs / "index.md").read_text(encoding="utf-8")
+    assert f"): {models.description}" in home  # the config's own words kept
+    assert "): " + COMPARISON_BLURBS["scaling"] in home

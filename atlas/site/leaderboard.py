@@ -275,6 +275,18 @@ def interval_text(row: Any) -> str:
     return with_interval(row.value, row.lo, row.hi, digits=3, missing="—")
 
 
+def none_clears(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether no ranked row clears the simple baselines on the ranking measure (every value in the
+    first column carries a flag, :func:`.honesty.baseline_flag`): the ranks then only order the
+    models among themselves, and the page says so.
+
+    >>> none_clears([{"cells": [{"value": "0.4", "flag": {"kind": "below"}}]}, {"cells": [{"value": None}]}])
+    True
+    """
+    shown = [r["cells"][0] for r in rows if r["cells"] and r["cells"][0].get("value") is not None]
+    return bool(shown) and all(c.get("flag") for c in shown)
+
+
 def cell(row: Any, where: str = "", flag: dict | None = None) -> dict[str, Any]:
     """A table cell: the value, its interval on a line of its own, where it was taken, sort key,
     and its mark against the simple baselines (:func:`.honesty.baseline_flag`; None: unmarked)."""
@@ -436,7 +448,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
         measures=[{"name": n, "title": measure_title(info, n),
                    "description": definition_with_split(info, n, results.methods),
                    "head": breakable(measure_title(info, n)), "rule": "; ".join(rules[n])} for n in names],
-        rows=rows,
+        rows=rows, none_clears=none_clears(rows),
         rank_words=rank_words(level, sum(t is not None for t in ordered_tiers)),
         test_units=((results.methods.get("evaluation") or {}).get("resampling") or {}).get("test"),
         few_units=MIN_RESAMPLE_GROUPS,

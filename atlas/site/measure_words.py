@@ -254,7 +254,7 @@ WORDS: dict[str, MeasureWords] = {
         "none",
     ),
     "propagation_jf": MeasureWords(
-        "Label propagation J&F (DAVIS protocol)",
+        "Label propagation J&F (DINO's recipe)",
         "Video object segmentation from the first frame's mask alone: each later frame's patches take the "
         "labels of their most similar patches in the first and the most recent frames (DINO's protocol: "
         "cosine similarity of L2-normalised patch features, softmax temperature, top-k neighbours within a "

@@ -142,7 +142,7 @@ def overview_matrix(results: AtlasResults, page: str, labels: dict[str, str], ma
                        if c else f"{labels[slug]}: no gallery block near rel. depth {target:.2f}",
             })
         row = {"index": len(rows_manifest), "label": labels[slug], "href": href, "random": m.card.is_random_init, "cells": row_cells if view else [],
-               "what": f"{m.card.params / 1e6:.0f} M params · K = {next(c for r in cells[slug].values() for c in r if c)['k']}"
+               "what": f"{m.card.params / 1e6:.1f} M params · K = {next(c for r in cells[slug].values() for c in r if c)['k']}"
                if cells[slug] else ""}
         if not groups or groups[-1]["family"] != m.card.family:
             groups.append({"family": m.card.family, "rows": []})

@@ -73,6 +73,14 @@ DIRECTIONS = {
 }
 
 
+#: What a comparison of each kind shows, where its config gives no description (the Home list).
+COMPARISON_BLURBS = {
+    "models": "the same images at matched relative depth, colours aligned across models.",
+    "representations": "one model's tokens, keys, queries and values side by side, block by block.",
+    "scaling": "one family at growing size: the same measures against parameters, at matched relative depth.",
+}
+
+
 # --------------------------------------------------------------------------- model pages
 
 
@@ -461,7 +469,8 @@ def home_files(results: AtlasResults, env: Environment, common: dict, labels: di
             highlights=[highlight(h, page, results) for h in highlights],
             jsonld=dataset_jsonld(results, page, results.title, (results.description or ATLAS_ABSTRACT) + " "
                                   + citation_note(results) + ".", ATLAS_DOWNLOADS),
-            comparisons=[{"title": c.title, "href": comparison_page(c), "description": c.description}
+            comparisons=[{"title": c.title, "href": comparison_page(c),
+                          "description": c.description or COMPARISON_BLURBS.get(c.kind, "")}
                          for c in results.comparisons]
             + [{"title": e["title"], "href": e["page"], "description": e["blurb"]} for e in evaluation],
             guide=guide,

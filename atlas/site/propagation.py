@@ -12,11 +12,11 @@ from jinja2 import Environment
 from ..config import slugify
 from ..formatting import fixed, level_percent
 from ..records import AtlasResults, chosen_row
-from .data import csv_text, num
+from .data import csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import (BASELINE_ORDER, baselines_by_grid, cell, kept_uncertainty, rank_cell, rank_tiers,
+from .leaderboard import (BASELINE_ORDER, baselines_by_grid, cell, kept_uncertainty, none_clears, rank_cell, rank_tiers,
                           rank_words, selection_rule, tier_gaps)
 from .methods import one_drive, propagation_words
 from .citation import versioned_cite_key
@@ -25,9 +25,21 @@ from .wording import measure_title
 
 PROPAGATION_PAGE = "compare/label-propagation.md"
 PROPAGATION_TITLE = "Label propagation"
-PROPAGATION_BLURB = ("video object segmentation from the first mask alone (DINO's DAVIS protocol), per block and "
+PROPAGATION_BLURB = ("video object segmentation from the first mask alone (DINO's recipe, made for DAVIS), per block and "
                      "representation, beside zero motion, colour, position and the ceiling.")
 MEASURES = ("propagation_jf", "propagation_j", "propagation_f")
+
+
+def context_words(p: dict[str, Any]) -> str:
+    """The frames and neighbours each frame's labels come from, from the propagation's Methods record.
+
+    >>> context_words({"n_context": 7, "top_k": 5, "radius": 12})
+    'the first frame and the 7 most recent ones; each patch keeps its top 5 affinities within 12 patches'
+    """
+    if not {"n_context", "top_k", "radius"} <= set(p):
+        return ""
+    return (f"the first frame and the {p['n_context']} most recent ones; each patch keeps its top {p['top_k']} "
+            f"affinities within {p['radius']} patches")
 
 
 def propagation_page(results: AtlasResults, taken: set[str] = frozenset()) -> str:
@@ -39,7 +51,8 @@ def propagation_page(results: AtlasResults, taken: set[str] = frozenset()) -> st
 
 def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
                       common: dict[str, Any]) -> dict[str, str]:
-    """The page and its CSV (per test sequence), ``{docs-dir path: text}``."""
+    """The page, its CSV (per test sequence) and its JSON (the table as shown: each model's chosen
+    pair, values, intervals and rank, and the baselines), ``{docs-dir path: text}``."""
     info = results.measure_info
     stem = posixpath.splitext(page)[0]
     models = [m for m in results.models if any(r.measure == MEASURES[0] for r in m.measures)]
@@ -47,7 +60,8 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
     for m in models:
         picked = [chosen_row(m, n) for n in MEASURES]
         where = picked[0] and f"block {picked[0].block} {picked[0].representation}"
-        rows.append({"label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
+        rows.append({"slug": m.card.slug, "picked": picked,
+                     "label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
                      "cells": [cell(r, "", baseline_flag(r, m.baselines, info, results.interval_level)) for r in picked],
                      "where": where or "—",
                      "interval": picked[0] and (picked[0].value, picked[0].lo, picked[0].hi, picked[0].se,
@@ -58,6 +72,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
     tiers = rank_tiers([r["interval"] for r in rows], kept, results.interval_level)
     for r, tier, gap in zip(rows, tiers, tier_gaps(tiers, kept, results.interval_level)):
         r["rank"] = rank_cell(tier, gap and (rows[gap[0]]["label"], gap[1]))
+        r["tier"] = tier
 
     tables = [{"grid": grid, "models": [labels[slug] for slug in t["models"]],
                "rows": [{"label": name, "cells": [cell(t["by"].get((n, name))) for n in MEASURES]}
@@ -114,13 +129,30 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
     rules = sorted({selection_rule(info, m.selected[MEASURES[0]]) for m in models if MEASURES[0] in m.selected})
     base = posixpath.basename(stem)
     methods = propagation_words(results.methods["propagation"]) if "propagation" in results.methods else {}
+    def numbers(r):
+        return r and {"value": r.value, "lo": r.lo, "hi": r.hi, "se": r.se, "df": r.df}
+
+    table = {
+        "atlas_version": results.atlas_version, "config_hash": results.config_hash,
+        "interval_level": results.interval_level, "ranked_by": MEASURES[0],
+        "measures": [{"name": n, "title": measure_title(info, n)} for n in MEASURES],
+        "models": [{"slug": r["slug"], "label": r["label"], "page": html_url(model_page(m)),
+                    "rank": (r["tier"] or (None,))[0], "rank_shared": bool(r["tier"] and r["tier"][1]),
+                    "chosen": r["picked"][0] and {"block": r["picked"][0].block,
+                                                  "representation": r["picked"][0].representation},
+                    "values": {n: numbers(p) for n, p in zip(MEASURES, r["picked"])}}
+                   for r in rows for m in models if m.card.slug == r["slug"]],
+        "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
+                             for b in t["by"].values()] for grid, t in baselines_by_grid(models, MEASURES).items()},
+    }
     return {
         f"{stem}.csv": csv_text(["model", "label", "sequence", "j_and_f", "block", "representation", "baseline"],
                                 csv_rows),
+        f"{stem}.json": dumps(table),
         page: env.get_template("propagation.md.j2").render(
             **common, page=page, title=PROPAGATION_TITLE, cite_key=versioned_cite_key(results, page),
             measures=[{"name": n, "title": measure_title(info, n)} for n in MEASURES],
-            rows=rows, rank_words=rank_words(results.interval_level, sum(t is not None for t in tiers)),
+            rows=rows, none_clears=none_clears(rows), rank_words=rank_words(results.interval_level, sum(t is not None for t in tiers)),
             test_sequences=(results.methods.get("propagation") or {}).get("test"),
             one_drive=one_drive(results.methods.get("propagation") or {}),
             tables=tables, figs=figs, rule="; ".join(rules),
@@ -129,6 +161,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
             sequence_rows=sequence_rows, sequence_heads=sequence_heads,
             dataset=methods.get("dataset", ""), protocol=methods.get("protocol", ""),
             temperature=methods.get("temperature", ""), splits=methods.get("splits", ""),
+            context=context_words(results.methods.get("propagation") or {}),
             random_models=[labels[m.card.slug] for m in models if m.card.is_random_init],
-            data={"csv": f"{base}.csv"}),
+            data={"csv": f"{base}.csv", "json": f"{base}.json"}),
     }

@@ -19,7 +19,7 @@ from ..config import slugify
 from ..formatting import level_percent, with_interval
 from ..measures.uncertainty import bonferroni
 from ..records import AtlasResults, ModelCard, ModelResult, deepest_tokens_row
-from .data import csv_text, num
+from .data import csv_text, dumps, num
 from .figures import against_size_figure, figure
 from .honesty import simple_baselines
 from .leaderboard import cell, kept_uncertainty, paired_gap, signed, widened
@@ -172,12 +172,13 @@ def size_label(card: ModelCard) -> str:
 
 def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], env: Environment,
                      common: dict[str, Any]) -> dict[str, str]:
-    """The page and its CSV, ``{docs-dir path: text}``."""
+    """The page, its CSV (every number at every size) and its JSON (the summary of changes as
+    shown), ``{docs-dir path: text}``."""
     info = results.measure_info
     stem = posixpath.splitext(page)[0]
     names = [n for _, group in MEASURES for n in group
              if any(r.measure == n for m in results.models for r in m.measures)]
-    models, summary, csv_rows = [], [], []
+    models, summary, csv_rows, change_rows = [], [], [], []
     for main in results.models:
         runs = [m for _, m in results.runs_of(main.card.slug)]
         if len(runs) < 2:
@@ -210,11 +211,17 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
             d = size_change(runs[0], a, m, p, each, results.interval_level)
             delta = d["value"]
             interval = f" [{signed(d['lo'], plus='')}, {signed(d['hi'], plus='')}]" if d["paired"] else ""
+            at = f"at {level_percent(round(each, 6))}" + (
+                f", Bonferroni over {len(changes)} changes" if len(changes) > 1 else "")
+            change_rows.append({"model": main.card.slug, "measure": name, "from": runs[0].card.resolution or "main",
+                                "to": m.card.resolution, "from_size": list(runs[0].card.input_size),
+                                "to_size": list(m.card.input_size), "delta": delta, "lo": d["lo"], "hi": d["hi"],
+                                "level": each, "paired": d["paired"], "told_apart": d["apart"]})
             summary.append({"model": labels[main.card.slug], "href": rel(html_url(model_page(main)), page),
                             "measure": measure_title(info, name), "change": f"{size_label(runs[0].card)} → {size_label(m.card)}",
                             "delta": f"{signed(delta)}{interval}", "sign": "↑" if round(delta, 3) > 0 else "↓" if round(delta, 3) < 0 else "≈",
                             "apart": "no interval" if d["apart"] is None else
-                                     f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'})",
+                                     f"{'yes' if d['apart'] else 'no'} ({'paired' if d['paired'] else 'by overlap'}, {at})",
                             "title": f"{'paired difference, ' if d['paired'] else 'each interval at '}"
                                      f"{level_percent(round(each, 6))}: Bonferroni over this model's "
                                      f"{len(changes)} change{'s' if len(changes) != 1 else ''}",
@@ -231,10 +238,12 @@ def resolution_files(results: AtlasResults, page: str, labels: dict[str, str], e
                                  "representation", "k", "value", "lo", "hi", "reference", "reference_value",
                                  "reference_lo", "reference_hi"],
                                 csv_rows),
+        f"{stem}.json": dumps({"atlas_version": results.atlas_version, "config_hash": results.config_hash,
+                               "interval_level": results.interval_level, "changes": change_rows}),
         page: env.get_template("resolution.md.j2").render(
             **common, page=page, title=RESOLUTION_TITLE, cite_key=versioned_cite_key(results, page), models=models, summary=summary,
             figs=figs, level=results.interval_level, resolutions=results.resolutions,
-            random_models=[m["label"] for m in models if m["random"]], data={"csv": f"{base}.csv"}),
+            random_models=[m["label"] for m in models if m["random"]], data={"csv": f"{base}.csv", "json": f"{base}.json"}),
     }
 
 
