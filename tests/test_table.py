@@ -118,3 +118,18 @@ def test_model_json_numbers_are_rows_of_the_table(rendered):
                                & (mine["reference"] == (r.get("reference") or ""))]
                 assert any(_same(v, r["value"]) and _same(lo, r.get("lo")) for v, lo in zip(hit["value"], hit["lo"])), (
                     m.card.slug, kind, r)
+
+
+def test_label_propagation_rows_carry_their_frames_size():
+    """A model's propagation numbers are on frames of their own size (their baselines' grid):
+    their rows say that size, the model's other rows its own input size."""
+    from atlas.records import Baseline, MeasureRow
+
+    results = make_synthetic_results()
+    m = results.models[0]
+    m.measures.append(MeasureRow(11, 1.0, "tokens", "propagation_jf", 0.5, lo=0.4, hi=0.6))
+    m.baselines.append(Baseline("propagation_jf", "zero motion", 0.6, 0.5, 0.7, grid=[14, 19, 16]))
+    rows = [r for r in results_table(results) if r["model"] == m.card.slug]
+    sizes = {(r["measure"], r["baseline"]): r["input_size"] for r in rows}
+    assert sizes[("propagation_jf", "")] == sizes[("propagation_jf", "zero motion")] == "224x304"
+    assert {s for (name, _), s in sizes.items() if name != "propagation_jf"} == {"x".join(map(str, m.card.input_size))}

@@ -17,7 +17,8 @@ t(level, df) * se``, the normal quantile where ``df`` is empty), ``interval_leve
 ``comparison`` (a comparison's slug, for the numbers a comparison computes itself),
 ``split`` (the support / query split of the evaluation measures that use one), ``seeds``
 (k-means seeds), ``config_hash``, ``version`` (the published version, else the atlas version),
-``input_size`` (``HxW`` px fed to the model) and ``resolution`` (``""`` at the main resolution; at
+``input_size`` (``HxW`` px fed to the model; for label propagation's rows, its frames' size rounded
+to whole patches) and ``resolution`` (``""`` at the main resolution; at
 the other resolutions of ``[images] resolutions``, the entry as configured, e.g. ``448`` or
 ``native``: one model's rows at every size, told apart by it).
 
@@ -63,10 +64,13 @@ def results_table(results: AtlasResults) -> list[dict[str, Any]]:
         facts = {"model": m.card.slug, "family": m.card.family, "training": m.card.training,
                  "weights": m.card.weights_source, "input_size": "x".join(map(str, m.card.input_size)),
                  "resolution": "" if id(m) in main else m.card.resolution}
+        # numbers on frames of their own size (label propagation): the size those frames were fed at
+        own = {b.measure: "x".join(str(g * b.grid[2]) for g in b.grid[:2]) for b in m.baselines if b.grid}
         for r in model_rows(m, info):
             picked = not r["reference"] and not r["baseline"] and (
                 (r["measure"], r["block"], r["representation"], r["k"]) in picks)
-            rows.append({**facts, **{c: r[c] for c in MODEL_CSV_COLUMNS[1:]}, "leaderboard": picked, "comparison": ""})
+            rows.append({**facts, **{c: r[c] for c in MODEL_CSV_COLUMNS[1:]}, "leaderboard": picked, "comparison": "",
+                         **({"input_size": own[r["measure"]]} if r["measure"] in own else {})})
     for c in results.comparisons:  # numbers a comparison computes itself (e.g. at its common K)
         for r in c.measures:
             m = models.get(r["model"])
