@@ -264,11 +264,9 @@ class Uncertainty:
         none were given); NaN (no interval) below 2 resampling degrees of freedom, i.e. fewer than
         3 units.
 
-        With ``centre="mean"`` the seed term is still one seed's variance, not that over the number
-        of seeds: at the default 3 seeds it is estimated from 2 degrees of freedom, and the smaller
-        term then under-covers where seeds vary more than images (README, Numbers and their
-        company); with many seeds the interval is conservative. Either centre takes the degrees of
-        freedom of the sum from Welch-Satterthwaite (:meth:`spread`)."""
+        The seeds' term is the variance of the reported value over seeds: one seed's variance for
+        ``centre="first"``, that over the number of seeds for ``centre="mean"``; at the default 3
+        seeds it is known to 2 degrees of freedom, which :meth:`spread` carries into the quantile."""
         se, df = self.spread()
         if not np.isfinite(se):
             return float("nan"), float("nan")
