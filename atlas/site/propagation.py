@@ -60,7 +60,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
     for m in models:
         picked = [chosen_row(m, n) for n in MEASURES]
         where = picked[0] and f"block {picked[0].block} {picked[0].representation}"
-        rows.append({"slug": m.card.slug, "picked": picked,
+        rows.append({"slug": m.card.slug, "picked": picked, "page": html_url(model_page(m)),
                      "label": labels[m.card.slug], "href": rel(html_url(model_page(m)), page),
                      "cells": [cell(r, "", baseline_flag(r, m.baselines, info, results.interval_level)) for r in picked],
                      "where": where or "—",
@@ -136,12 +136,11 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         "atlas_version": results.atlas_version, "config_hash": results.config_hash,
         "interval_level": results.interval_level, "ranked_by": MEASURES[0],
         "measures": [{"name": n, "title": measure_title(info, n)} for n in MEASURES],
-        "models": [{"slug": r["slug"], "label": r["label"], "page": html_url(model_page(m)),
+        "models": [{"slug": r["slug"], "label": r["label"], "page": r["page"],
                     "rank": (r["tier"] or (None,))[0], "rank_shared": bool(r["tier"] and r["tier"][1]),
                     "chosen": r["picked"][0] and {"block": r["picked"][0].block,
                                                   "representation": r["picked"][0].representation},
-                    "values": {n: numbers(p) for n, p in zip(MEASURES, r["picked"])}}
-                   for r in rows for m in models if m.card.slug == r["slug"]],
+                    "values": {n: numbers(p) for n, p in zip(MEASURES, r["picked"])}} for r in rows],
         "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
                              for b in t["by"].values()] for grid, t in baselines_by_grid(models, MEASURES).items()},
     }
@@ -152,7 +151,8 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         page: env.get_template("propagation.md.j2").render(
             **common, page=page, title=PROPAGATION_TITLE, cite_key=versioned_cite_key(results, page),
             measures=[{"name": n, "title": measure_title(info, n)} for n in MEASURES],
-            rows=rows, none_clears=none_clears(rows), rank_words=rank_words(results.interval_level, sum(t is not None for t in tiers)),
+            rows=rows, none_clears=none_clears(rows),
+            rank_words=rank_words(results.interval_level, sum(t is not None for t in tiers)),
             test_sequences=(results.methods.get("propagation") or {}).get("test"),
             one_drive=one_drive(results.methods.get("propagation") or {}),
             tables=tables, figs=figs, rule="; ".join(rules),
