@@ -423,7 +423,8 @@ class ModelRun:
             u = Uncertainty(self.cfg.uncertainty.level)
             u.add(value, replicates.get(name), *self._jackknife(name), self._resampling(name))
             rows.append((MeasureRow(block=b, rel_depth=rel_depth(b, self.loaded.card.depth),
-                                    representation=ATTENTION_ROWS, measure=name, **row_fields(u, REGISTRY[name].value_range, seed_spread=False)), u))
+                                    representation=ATTENTION_ROWS, measure=name,
+                                    **row_fields(u, REGISTRY[name].value_range, seed_spread=False)), u))
         return rows
 
     def _jackknife(self, name: str) -> tuple[float, int | None]:

@@ -89,6 +89,13 @@ def baselines_by_grid(models, measures=None) -> dict[str, dict[str, Any]]:
     return grids
 
 
+def baselines_json(grids: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """:func:`baselines_by_grid`'s groups as a page's JSON download gives them: per grid, each
+    baseline's measure, name, value and interval."""
+    return {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
+                   for b in group["by"].values()] for grid, group in grids.items()}
+
+
 def leaderboard_measures(results: AtlasResults) -> list[str]:
     """Measures of this build with a leaderboard column (``measure_info[...]["leaderboard"]``), in
     column order."""
@@ -436,8 +443,7 @@ def leaderboard_files(results: AtlasResults, page: str, labels: dict[str, str], 
                         "training": m.card.training, "params": m.card.params, "page": html_url(model_page(m)),
                         "rank": (tiers[m.card.slug] or (None,))[0],
                         "chosen": chosen_json[m.card.slug]} for m in results.models],
-            "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
-                                 for b in group["by"].values()] for grid, group in grids.items()},
+            "baselines": baselines_json(grids),
         }),
     }
     files[page] = env.get_template("leaderboard.md.j2").render(

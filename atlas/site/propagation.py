@@ -16,8 +16,8 @@ from .data import csv_text, dumps, num
 from .figures import baseline_groups, comparison_measure_figure, measure_figure
 from .honesty import FLAG_RULE, baseline_flag, comparison_baseline_note, grid_words
 from .honesty import legend as flag_legend
-from .leaderboard import (BASELINE_ORDER, baselines_by_grid, cell, kept_uncertainty, none_clears, rank_cell, rank_tiers,
-                          rank_words, selection_rule, tier_gaps)
+from .leaderboard import (BASELINE_ORDER, baselines_by_grid, baselines_json, cell, kept_uncertainty, none_clears,
+                          rank_cell, rank_tiers, rank_words, selection_rule, tier_gaps)
 from .methods import one_drive, propagation_words
 from .citation import versioned_cite_key
 from .paths import html_url, model_page, rel
@@ -74,10 +74,11 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
         r["rank"] = rank_cell(tier, gap and (rows[gap[0]]["label"], gap[1]))
         r["tier"] = tier
 
+    grids = baselines_by_grid(models, MEASURES)
     tables = [{"grid": grid, "models": [labels[slug] for slug in t["models"]],
                "rows": [{"label": name, "cells": [cell(t["by"].get((n, name))) for n in MEASURES]}
                         for name in BASELINE_ORDER if any((n, name) in t["by"] for n in MEASURES)]}
-              for grid, t in baselines_by_grid(models, MEASURES).items()]
+              for grid, t in grids.items()]
 
     # J&F per test sequence at each model's chosen pair (the model pages' per-sequence figure)
     sequences: list[str] = []
@@ -141,8 +142,7 @@ def propagation_files(results: AtlasResults, page: str, labels: dict[str, str], 
                     "chosen": r["picked"][0] and {"block": r["picked"][0].block,
                                                   "representation": r["picked"][0].representation},
                     "values": {n: numbers(p) for n, p in zip(MEASURES, r["picked"])}} for r in rows],
-        "baselines": {grid: [{"measure": b.measure, "name": b.name, "value": b.value, "lo": b.lo, "hi": b.hi}
-                             for b in t["by"].values()] for grid, t in baselines_by_grid(models, MEASURES).items()},
+        "baselines": baselines_json(grids),
     }
     return {
         f"{stem}.csv": csv_text(["model", "label", "sequence", "j_and_f", "block", "representation", "baseline"],
