@@ -269,6 +269,12 @@ def rep_colour(rep: str, order: Sequence[str] = ()) -> str:
     return extra[list(order).index(rep) % len(extra)] if rep in order else extra[0]
 
 
+def series_colour(model: str, rep: str, models: Sequence[str], reps: Sequence[str]) -> str:
+    """A comparison series' colour: its model's (:data:`PALETTE`, in ``models`` order); in a
+    comparison of one model's representations, the representation's, as on the model page."""
+    return rep_colour(rep, reps) if len(models) == 1 else PALETTE[list(models).index(model) % len(PALETTE)]
+
+
 def _rgba(hex_colour: str, alpha: float) -> str:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -730,10 +736,6 @@ def comparison_measure_figure(
     for r in rows:
         series[(r["model"], r["representation"])].append(r)
     one_model = len(models) == 1
-
-    def colour_of(m: str, rep: str) -> str:
-        return rep_colour(rep, reps) if one_model else PALETTE[models.index(m) % len(PALETTE)]
-
     traces = []
     for m in models:
         for rep in reps:
@@ -741,7 +743,7 @@ def comparison_measure_figure(
             if not pts:
                 continue
             name = labels.get(m, m) + (f" · {rep}" if len(reps) > 1 else "")
-            colour = colour_of(m, rep)
+            colour = series_colour(m, rep, models, reps)
             banded = [p for p in pts if p.get("lo") is not None and p.get("hi") is not None]
             if banded:
                 traces.append(_band([round(float(p["rel_depth"]), 6) for p in banded], [p["lo"] for p in banded],
@@ -774,7 +776,7 @@ def comparison_measure_figure(
                 traces.append(go.Scatter(
                     x=[round(float(p["rel_depth"]), 6) for p in pts], y=[p["value"] for p in pts], mode="lines",
                     name=_t(f"{ref} references"), legendgroup=ref, showlegend=first, visible="legendonly",
-                    line={"color": colour_of(m, rep), "dash": dash, "width": 1},
+                    line={"color": series_colour(m, rep, models, reps), "dash": dash, "width": 1},
                     customdata=[[p.get("block", ""), _interval_text(p.get("lo"), p.get("hi"))] for p in pts],
                     hovertemplate=(f"<b>{_t(name)} · {_t(ref)} reference</b><br>block %{{customdata[0]}} · rel. "
                                    f"depth %{{x:.2f}}<br>{_t(measure)} = %{{y:.4g}}%{{customdata[1]}}<extra></extra>")))
@@ -805,8 +807,7 @@ def _comparison_bars(rows: list[dict[str, Any]], measure: str, labels: dict[str,
     items = [SimpleNamespace(value=r["value"], lo=r.get("lo"), hi=r.get("hi")) for r in rows]
     trace = go.Bar(
         y=names, x=[r["value"] for r in rows], error_x=_bar_errors(items), orientation="h", showlegend=False,
-        marker={"color": [rep_colour(r["representation"], reps) if len(models) == 1
-                          else PALETTE[models.index(r["model"]) % len(PALETTE)] for r in rows]},
+        marker={"color": [series_colour(r["model"], r["representation"], models, reps) for r in rows]},
         customdata=[[r.get("block", ""), _interval_text(r.get("lo"), r.get("hi"))] for r in rows],
         hovertemplate=f"<b>%{{y}}</b><br>block %{{customdata[0]}}<br>{_t(measure)} = %{{x:.4g}}%{{customdata[1]}}"
                       "<extra></extra>")
