@@ -202,8 +202,8 @@ def _uncertainty(r: dict[str, Any]) -> dict[str, str]:
                                 "is value ± t·se. [1.00, 1.00] at a range end: the replicates agreed to the digits shown",
         "k-means seeds": f"{seeds}: seeds {seed}..{seed + seeds - 1}; the value shown is seed {seed}'s for the "
                          "positional measures (their figures show that seed's clustering). The evaluation against "
-                         f"human masks chooses its block with seed {seed} and reports the mean over seeds "
-                         f"{seed + 1}..{seed + seeds} (Evaluation, leaderboard). For measures that depend on the "
+                         f"human masks chooses its block with seed {seed} and reports the mean over the {seeds} "
+                         "seeds after it (Evaluation, leaderboard, names them). For measures that depend on the "
                          "clustering the variance over seeds is added to the resampling variance (as it is for one "
                          "seed's value, over the number of seeds for a mean), and t takes the Welch-Satterthwaite "
                          "degrees of freedom of the sum (U - 1 and seeds - 1) with the seeds' term at its 95% upper "
